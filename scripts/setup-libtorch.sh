@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs libtorch for tch 0.24 into a project-local virtualenv (.venv/), from the
+# torch==2.11.0 wheel on PyPI, and links it at .venv/libtorch where .cargo/config.toml
+# points LIBTORCH. Idempotent: does nothing when the right version is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION="2.11.0"
+VENV=".venv"
+LINK="$VENV/libtorch"
+
+die() { echo "ploutos setup: $*" >&2; exit 1; }
+
+installed_version() {
+    [ -f "$LINK/version.py" ] || return 1
+    sed -n "s/^__version__ = '\([^'+]*\).*'/\1/p" "$LINK/version.py"
+}
+
+if [ "$(installed_version 2>/dev/null || true)" = "$TORCH_VERSION" ] && [ -f "$LINK/lib/libtorch_cpu.so" ]; then
+    exit 0
+fi
+
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null 2>&1 \
+    || die "python3 not found; install Python 3.9+ with venv and pip (Debian: apt-get install python3 python3-venv python3-pip), then re-run make."
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
+    || die "$("$PYTHON" --version 2>&1) is too old: torch $TORCH_VERSION needs Python 3.9+."
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "ploutos setup: creating virtualenv $VENV (first time only)"
+    "$PYTHON" -m venv "$VENV" \
+        || die "could not create $VENV; install the venv module (Debian: apt-get install python3-venv) and re-run make."
+fi
+
+echo "ploutos setup: installing torch==$TORCH_VERSION into $VENV for libtorch (first time only, ~5 GB, a few minutes)"
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" \
+    || die "pip could not install torch==$TORCH_VERSION; check access to the Python package index, or set LIBTORCH to a libtorch $TORCH_VERSION folder."
+
+site=$("$VENV/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))') \
+    || die "torch installed but cannot be imported from $VENV; delete $VENV and re-run make."
+ln -sfn "$site" "$LINK"
+
+got=$(installed_version || true)
+[ "$got" = "$TORCH_VERSION" ] \
+    || die "found torch '$got' in $VENV but tch 0.24 needs $TORCH_VERSION; delete $VENV and re-run make."
+echo "ploutos setup: libtorch $TORCH_VERSION ready at $LINK"

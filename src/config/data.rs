@@ -1,0 +1,178 @@
+//! `data`: which tickers, from where, at which bar interval, split how.
+
+use super::{ConfigError, check};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Where bars come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// The built-in synthetic market (no download needed).
+    Synthetic,
+    /// One CSV file per ticker in `data.csv_dir` (`NVDA.csv`, ...).
+    Csv,
+}
+
+/// Bar length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Interval {
+    /// Daily bars.
+    #[serde(rename = "1d")]
+    Day,
+    /// Hourly bars of the US regular session (7 a day, as yfinance gives them).
+    #[serde(rename = "1h")]
+    Hour,
+}
+
+impl Interval {
+    /// Bars per regular trading day.
+    pub fn bars_per_day(self) -> usize {
+        match self {
+            Interval::Day => 1,
+            Interval::Hour => 7,
+        }
+    }
+
+    /// Bars per year for annualization (252 trading days).
+    pub fn bars_per_year(self) -> f64 {
+        252.0 * self.bars_per_day() as f64
+    }
+
+    /// `1d` or `1h`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Day => "1d",
+            Interval::Hour => "1h",
+        }
+    }
+}
+
+/// What to do with a timestamp some tickers have and others lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingBarPolicy {
+    /// Keep only timestamps every ticker has (default).
+    Drop,
+    /// Keep the union of timestamps; a missing bar repeats the previous close as a flat,
+    /// zero-volume bar.
+    ForwardFill,
+}
+
+/// Chronological train / validation / test split. Dates win over fractions when given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Last date (inclusive) of the training split (default: none, use `train_fraction`).
+    pub train_end: Option<NaiveDate>,
+    /// Last date (inclusive) of the validation split (default: none, use
+    /// `validation_fraction`).
+    pub validation_end: Option<NaiveDate>,
+    /// Share of bars in the training split when no date is given (default: 0.7).
+    pub train_fraction: f64,
+    /// Share of bars in the validation split when no date is given (default: 0.15).
+    pub validation_fraction: f64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self { train_end: None, validation_end: None, train_fraction: 0.7, validation_fraction: 0.15 }
+    }
+}
+
+/// The built-in synthetic market.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// Seed of the generator; same seed, same market (default: 7).
+    pub seed: u64,
+    /// Years of bars (default: 10).
+    pub years: f64,
+    /// First trading day (default: 2015-01-02).
+    pub start: NaiveDate,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            seed: 7,
+            years: 10.0,
+            start: NaiveDate::from_ymd_opt(2015, 1, 2).expect("valid date"),
+        }
+    }
+}
+
+/// Data selection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Tickers to trade (default: the seed's ten: NVDA TSLA AMD MSTR MSFT AAPL GOOGL META
+    /// SPY QQQ).
+    pub tickers: Vec<String>,
+    /// Data source (default: `synthetic`).
+    pub source: DataSource,
+    /// Folder of `<TICKER>.csv` files when `source` is `csv` (default: `data`).
+    pub csv_dir: String,
+    /// Bar interval, `1d` or `1h` (default: `1h`).
+    pub interval: Interval,
+    /// Missing-bar policy across tickers (default: `drop`).
+    pub missing_bars: MissingBarPolicy,
+    /// Train / validation / test split.
+    pub split: SplitConfig,
+    /// The synthetic market's parameters.
+    pub synthetic: SyntheticConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            tickers: ["NVDA", "TSLA", "AMD", "MSTR", "MSFT", "AAPL", "GOOGL", "META", "SPY", "QQQ"]
+                .map(String::from)
+                .to_vec(),
+            source: DataSource::Synthetic,
+            csv_dir: "data".to_string(),
+            interval: Interval::Hour,
+            missing_bars: MissingBarPolicy::Drop,
+            split: SplitConfig::default(),
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// Checks every field against its documented range.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] naming the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::count("data.tickers", self.tickers.len(), 1, 1024)?;
+        for t in &self.tickers {
+            let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.^=".contains(c));
+            if !ok {
+                return Err(check::out("data.tickers", format!("{t:?}"), "tickers must be non-empty ASCII symbols (letters, digits, - _ . ^ =)".into()));
+            }
+        }
+        let mut sorted = self.tickers.clone();
+        sorted.sort();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(check::out("data.tickers", format!("{:?}", w[0]), "tickers must be unique".into()));
+        }
+        let s = &self.split;
+        check::above("data.split.train_fraction", s.train_fraction, 0.0, 1.0)?;
+        check::within("data.split.validation_fraction", s.validation_fraction, 0.0, 1.0)?;
+        if s.train_fraction + s.validation_fraction > 1.0 {
+            return Err(check::out(
+                "data.split.validation_fraction",
+                s.validation_fraction,
+                format!("train_fraction + validation_fraction must be ≤ 1 (train_fraction = {})", s.train_fraction),
+            ));
+        }
+        if let (Some(a), Some(b)) = (s.train_end, s.validation_end) {
+            if b < a {
+                return Err(check::out("data.split.validation_end", b, format!("must be on or after data.split.train_end = {a}")));
+            }
+        }
+        check::above("data.synthetic.years", self.synthetic.years, 0.0, 100.0)?;
+        Ok(())
+    }
+}

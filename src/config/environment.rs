@@ -1,0 +1,264 @@
+//! `environment`: the simulated broker account — cash, order sizing, execution costs,
+//! market rules, reward and episodes.
+//!
+//! Defaults are the seed's figures where it gives them, and otherwise values sensible for
+//! hourly US large-cap equities at a zero-commission retail broker (Alpaca-like).
+
+use super::{ConfigError, check};
+use serde::{Deserialize, Serialize};
+
+/// Which price a decision at bar t's close fills at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillTiming {
+    /// At bar t+1's open: the default, and the only honest choice.
+    NextOpen,
+    /// At bar t's close, the price the agent just saw: optimistic, for comparison only.
+    Close,
+}
+
+/// How the env hands observations to the learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservationLayout {
+    /// Every env's observation row holds all tickers' features plus its portfolio state.
+    Materialized,
+    /// Every env's row holds its bar index plus its portfolio state; the learner gathers
+    /// the shared feature table itself (on its device).
+    Index,
+}
+
+/// Which reward the env pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardMode {
+    /// The seed's shaped reward: return, drawdown and Sharpe penalties, overtrading
+    /// penalty, performance bonus (weights below).
+    Seed,
+    /// 100 × ln(E_t / E_{t−1}).
+    LogReturn,
+    /// Moody & Saffell's differential Sharpe ratio with adaptation rate `dsr_eta`.
+    DifferentialSharpe,
+}
+
+/// How FINRA's Trading Activity Fee is charged on sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TafModel {
+    /// `taf_rate` × notional (the seed's 0.0145%).
+    Notional,
+    /// `taf_per_share` × shares, capped at `taf_max_per_trade` (FINRA's actual schedule).
+    PerShare,
+}
+
+/// Broker fees; all are charged on sells only, except the commission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeeConfig {
+    /// SEC Section 31 fee as a fraction of sell notional (default: 0.0000221 = 0.00221%).
+    pub sec_fee_rate: f64,
+    /// TAF model (default: `notional`).
+    pub taf_model: TafModel,
+    /// TAF as a fraction of sell notional when `taf_model` is `notional`
+    /// (default: 0.000145 = 0.0145%).
+    pub taf_rate: f64,
+    /// TAF in dollars per share sold when `taf_model` is `per_share` (default: 0.000166).
+    pub taf_per_share: f64,
+    /// Cap of the per-share TAF per trade, in dollars (default: 8.30).
+    pub taf_max_per_trade: f64,
+    /// Commission in dollars per executed order, buys and sells (default: 0).
+    pub commission_per_order: f64,
+}
+
+impl Default for FeeConfig {
+    fn default() -> Self {
+        Self {
+            sec_fee_rate: 0.0000221,
+            taf_model: TafModel::Notional,
+            taf_rate: 0.000145,
+            taf_per_share: 0.000166,
+            taf_max_per_trade: 8.30,
+            commission_per_order: 0.0,
+        }
+    }
+}
+
+/// The Pattern-Day-Trader rule (FINRA 4210).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PdtConfig {
+    /// Apply the rule (default: true).
+    pub enabled: bool,
+    /// Accounts with equity below this, in dollars, are limited (default: 25,000).
+    pub equity_threshold: f64,
+    /// Day trades allowed within `window_days` trading days (default: 3).
+    pub max_day_trades: u32,
+    /// Rolling window in trading days (default: 5).
+    pub window_days: u32,
+}
+
+impl Default for PdtConfig {
+    fn default() -> Self {
+        Self { enabled: true, equity_threshold: 25_000.0, max_day_trades: 3, window_days: 5 }
+    }
+}
+
+/// Reward mode and the weight of each of the seed's terms.
+///
+/// Seed mode: `r = return_weight·ΔE/E − [DD > drawdown_threshold]·drawdown_weight·DD
+/// + [S < 0]·sharpe_weight·S − [n > overtrade_threshold]·overtrade_weight·n
+/// + [ΔE/E > bonus_threshold]·bonus`, all × `reward_scaling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardConfig {
+    /// Reward mode (default: `seed`).
+    pub mode: RewardMode,
+    /// Weight of the step return in percent-points (default: 100).
+    pub return_weight: f64,
+    /// Drawdown (fraction of peak equity) above which the penalty applies (default: 0.10).
+    pub drawdown_threshold: f64,
+    /// Weight of the drawdown penalty (default: 10).
+    pub drawdown_weight: f64,
+    /// Weight of the negative-Sharpe penalty (default: 0.1).
+    pub sharpe_weight: f64,
+    /// Step returns in the rolling, non-annualized Sharpe ratio (default: 20).
+    pub sharpe_window: usize,
+    /// Orders per step above which the overtrading penalty applies (default: 1).
+    pub overtrade_threshold: u32,
+    /// Penalty per executed order when above the threshold (default: 0.01).
+    pub overtrade_weight: f64,
+    /// Step return above which the bonus is paid (default: 0.02).
+    pub bonus_threshold: f64,
+    /// Bonus paid (default: 0.5).
+    pub bonus: f64,
+    /// Adaptation rate of the differential Sharpe ratio's moving moments (default: 0.01).
+    pub dsr_eta: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            mode: RewardMode::Seed,
+            return_weight: 100.0,
+            drawdown_threshold: 0.10,
+            drawdown_weight: 10.0,
+            sharpe_weight: 0.1,
+            sharpe_window: 20,
+            overtrade_threshold: 1,
+            overtrade_weight: 0.01,
+            bonus_threshold: 0.02,
+            bonus: 0.5,
+            dsr_eta: 0.01,
+        }
+    }
+}
+
+/// The simulated account and market microstructure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Starting cash in dollars (default: 10,000, a retail account the PDT rule binds).
+    pub initial_cash: f64,
+    /// Fraction of current cash a buy spends (default: 0.2).
+    pub buy_pct: f64,
+    /// Cap of one position's value as a fraction of equity (default: 0.3).
+    pub max_position_pct: f64,
+    /// Allow fractional shares (default: true, as Alpaca); false rounds buys down to whole
+    /// shares.
+    pub fractional_shares: bool,
+    /// Fill price timing (default: `next_open`).
+    pub fill_timing: FillTiming,
+    /// Quoted bid/ask spread in basis points; half is paid per fill (default: 2).
+    pub spread_bps: f64,
+    /// Slippage per fill = this × atr_14 / close (default: 0.1).
+    pub slippage_atr_mult: f64,
+    /// Square-root market impact = this × ret_std_20 × sqrt(shares / mean volume of the
+    /// last 20 bars) (default: 0.5).
+    pub impact_coef: f64,
+    /// Broker fees.
+    pub fees: FeeConfig,
+    /// Pattern-Day-Trader rule.
+    pub pdt: PdtConfig,
+    /// Cap on executed orders per trading day; none = no cap (default: 4, the seed's).
+    pub max_trades_per_day: Option<u32>,
+    /// A position younger than this many bars cannot be sold; 0 disables (default: 1).
+    pub min_holding_bars: u32,
+    /// Reward mode and weights.
+    pub reward: RewardConfig,
+    /// Multiplier applied to every reward (default: 1).
+    pub reward_scaling: f64,
+    /// Bars per episode before truncation (default: 2000).
+    pub episode_length: usize,
+    /// An episode terminates when equity falls below this fraction of initial cash
+    /// (default: 0.5).
+    pub bankruptcy_pct: f64,
+    /// Observation layout (default: `materialized`).
+    pub observation_layout: ObservationLayout,
+}
+
+impl Default for EnvironmentConfig {
+    fn default() -> Self {
+        Self {
+            initial_cash: 10_000.0,
+            buy_pct: 0.2,
+            max_position_pct: 0.3,
+            fractional_shares: true,
+            fill_timing: FillTiming::NextOpen,
+            spread_bps: 2.0,
+            slippage_atr_mult: 0.1,
+            impact_coef: 0.5,
+            fees: FeeConfig::default(),
+            pdt: PdtConfig::default(),
+            max_trades_per_day: Some(4),
+            min_holding_bars: 1,
+            reward: RewardConfig::default(),
+            reward_scaling: 1.0,
+            episode_length: 2000,
+            bankruptcy_pct: 0.5,
+            observation_layout: ObservationLayout::Materialized,
+        }
+    }
+}
+
+impl EnvironmentConfig {
+    /// Checks every field against its documented range.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] naming the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::above("environment.initial_cash", self.initial_cash, 0.0, 1e15)?;
+        check::above("environment.buy_pct", self.buy_pct, 0.0, 1.0)?;
+        check::above("environment.max_position_pct", self.max_position_pct, 0.0, 1.0)?;
+        check::within("environment.spread_bps", self.spread_bps, 0.0, 10_000.0)?;
+        check::within("environment.slippage_atr_mult", self.slippage_atr_mult, 0.0, 100.0)?;
+        check::within("environment.impact_coef", self.impact_coef, 0.0, 100.0)?;
+        let f = &self.fees;
+        check::within("environment.fees.sec_fee_rate", f.sec_fee_rate, 0.0, 0.1)?;
+        check::within("environment.fees.taf_rate", f.taf_rate, 0.0, 0.1)?;
+        check::within("environment.fees.taf_per_share", f.taf_per_share, 0.0, 1.0)?;
+        check::within("environment.fees.taf_max_per_trade", f.taf_max_per_trade, 0.0, 1e6)?;
+        check::within("environment.fees.commission_per_order", f.commission_per_order, 0.0, 1e6)?;
+        check::within("environment.pdt.equity_threshold", self.pdt.equity_threshold, 0.0, 1e15)?;
+        check::count("environment.pdt.max_day_trades", self.pdt.max_day_trades as usize, 0, 1000)?;
+        check::count("environment.pdt.window_days", self.pdt.window_days as usize, 1, 64)?;
+        if let Some(n) = self.max_trades_per_day {
+            check::count("environment.max_trades_per_day", n as usize, 1, 100_000)?;
+        }
+        check::count("environment.min_holding_bars", self.min_holding_bars as usize, 0, 1_000_000)?;
+        let r = &self.reward;
+        check::within("environment.reward.return_weight", r.return_weight, -1e6, 1e6)?;
+        check::within("environment.reward.drawdown_threshold", r.drawdown_threshold, 0.0, 1.0)?;
+        check::within("environment.reward.drawdown_weight", r.drawdown_weight, 0.0, 1e6)?;
+        check::within("environment.reward.sharpe_weight", r.sharpe_weight, 0.0, 1e6)?;
+        check::count("environment.reward.sharpe_window", r.sharpe_window, 2, 10_000)?;
+        check::count("environment.reward.overtrade_threshold", r.overtrade_threshold as usize, 0, 100_000)?;
+        check::within("environment.reward.overtrade_weight", r.overtrade_weight, 0.0, 1e6)?;
+        check::within("environment.reward.bonus_threshold", r.bonus_threshold, -1.0, 100.0)?;
+        check::within("environment.reward.bonus", r.bonus, -1e6, 1e6)?;
+        check::above("environment.reward.dsr_eta", r.dsr_eta, 0.0, 1.0)?;
+        check::above("environment.reward_scaling", self.reward_scaling, 0.0, 1e6)?;
+        check::count("environment.episode_length", self.episode_length, 1, 100_000_000)?;
+        check::within("environment.bankruptcy_pct", self.bankruptcy_pct, 0.0, 1.0)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! Typed run configuration: RON files, `--set section.key=value` overrides and validation.
+//!
+//! A config file overrides only the fields it names; every other field takes the value of
+//! the struct's `Default` impl, which is the only source of defaults. Unknown keys are
+//! rejected (with the file, line and key path), and [`Config::validate`] rejects values
+//! outside their documented range, naming the key and the allowed range.
+
+mod data;
+mod environment;
+mod training;
+
+pub use data::{DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
+pub use environment::{
+    EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
+    RewardMode, TafModel,
+};
+pub use training::{Activation, BestMetric, LrSchedule, TrainingConfig};
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Errors from loading, overriding or validating a config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    /// The file is not valid RON, or names a key that does not exist.
+    #[error("{path}:{message}")]
+    Parse { path: String, message: String },
+    /// A `--set` override is malformed or names an unknown key.
+    #[error("--set {spec}: {message}")]
+    Override { spec: String, message: String },
+    /// A value is outside its allowed range.
+    #[error("config key `{key}` = {value} is out of range: {allowed}")]
+    OutOfRange { key: String, value: String, allowed: String },
+}
+
+/// The whole configuration of a run: what to learn with, what to simulate, on which data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PPO hyper-parameters, run name, device.
+    pub training: TrainingConfig,
+    /// The simulated broker: cash, sizing, costs, market rules, reward, episodes.
+    pub environment: EnvironmentConfig,
+    /// Tickers, data source, bar interval and train/validation/test split.
+    pub data: DataConfig,
+}
+
+impl Config {
+    /// Parses a RON document (`path` is only used in messages) without validating it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] with line and column for syntax errors and unknown keys.
+    pub fn from_ron_str(text: &str, path: &str) -> Result<Self, ConfigError> {
+        ron::from_str::<Config>(text).map_err(|spanned| {
+            // ron gives the position; serde_path_to_error gives the dotted key path.
+            let key = ron::Deserializer::from_str(text)
+                .ok()
+                .and_then(|mut de| serde_path_to_error::deserialize::<_, Config>(&mut de).err())
+                .map(|e| e.path().to_string())
+                .filter(|k| !k.is_empty() && k != ".");
+            ConfigError::Parse {
+                path: path.to_string(),
+                message: match key {
+                    Some(key) => format!("{spanned} (at `{key}`)"),
+                    None => spanned.to_string(),
+                },
+            }
+        })
+    }
+
+    /// Reads and parses a RON file, applies `overrides` (`section.key=value`) and validates.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`]: unreadable file, bad RON, unknown key, bad override, bad value.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let cfg = Self::from_ron_str(&text, &shown)?.with_overrides(overrides)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies `section.key=value` overrides. The value is read as JSON when it parses
+    /// (numbers, `true`, `[64,64]`, `null`) and as a plain string otherwise (`cuda`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Override`] naming the spec for a missing `=`, an unknown key or a
+    /// value of the wrong type.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let mut tree = serde_json::to_value(&self).map_err(|e| ConfigError::Override {
+            spec: String::new(),
+            message: e.to_string(),
+        })?;
+        for spec in overrides {
+            let err = |message: String| ConfigError::Override { spec: spec.clone(), message };
+            let (key, raw) = spec
+                .split_once('=')
+                .ok_or_else(|| err("expected section.key=value".to_string()))?;
+            let key = key.trim();
+            let mut slot = &mut tree;
+            let mut walked = String::new();
+            for part in key.split('.') {
+                let map = match slot {
+                    serde_json::Value::Object(map) => map,
+                    _ => return Err(err(format!("`{walked}` has no sub-keys"))),
+                };
+                if !map.contains_key(part) {
+                    let mut known: Vec<&str> = map.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    let at = if walked.is_empty() { "top level".to_string() } else { format!("`{walked}`") };
+                    return Err(err(format!(
+                        "unknown config key `{key}` (keys at {at}: {})",
+                        known.join(", ")
+                    )));
+                }
+                if !walked.is_empty() {
+                    walked.push('.');
+                }
+                walked.push_str(part);
+                slot = map.get_mut(part).expect("key checked above");
+            }
+            *slot = serde_json::from_str(raw.trim())
+                .unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
+        }
+        serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Override {
+                spec: overrides.join(" "),
+                message: format!("`{key}`: {}", e.into_inner()),
+            }
+        })
+    }
+
+    /// Checks every value against its documented range.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] for the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.training.validate()?;
+        self.environment.validate()?;
+        self.data.validate()?;
+        if self.training.batch_size > self.training.n_steps * self.training.n_envs {
+            return Err(ConfigError::OutOfRange {
+                key: "training.batch_size".into(),
+                value: self.training.batch_size.to_string(),
+                allowed: format!(
+                    "must be ≤ training.n_steps × training.n_envs = {}",
+                    self.training.n_steps * self.training.n_envs
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The config as pretty RON, as saved beside every model.
+    pub fn to_ron(&self) -> String {
+        let pretty = ron::ser::PrettyConfig::new().depth_limit(4).struct_names(false);
+        ron::ser::to_string_pretty(self, pretty).expect("a Config always serializes")
+    }
+}
+
+/// Range checks shared by the config sections.
+pub(crate) mod check {
+    use super::ConfigError;
+
+    /// `lo <= v <= hi`.
+    pub fn within(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+        if v.is_finite() && v >= lo && v <= hi {
+            Ok(())
+        } else {
+            Err(out(key, v, format!("must be in [{lo}, {hi}]")))
+        }
+    }
+
+    /// `lo < v <= hi`.
+    pub fn above(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+        if v.is_finite() && v > lo && v <= hi {
+            Ok(())
+        } else {
+            Err(out(key, v, format!("must be in ({lo}, {hi}]")))
+        }
+    }
+
+    /// `lo <= n <= hi` for counts.
+    pub fn count(key: &str, n: usize, lo: usize, hi: usize) -> Result<(), ConfigError> {
+        if n >= lo && n <= hi {
+            Ok(())
+        } else {
+            Err(out(key, n, format!("must be an integer in [{lo}, {hi}]")))
+        }
+    }
+
+    pub fn out(key: &str, v: impl std::fmt::Display, allowed: String) -> ConfigError {
+        ConfigError::OutOfRange { key: key.to_string(), value: v.to_string(), allowed }
+    }
+}
