@@ -14,15 +14,38 @@ pub enum DataSource {
     Csv,
 }
 
-/// Bar length.
+/// Bar length, written `"1d"` or `"1h"` (a string: RON identifiers cannot start with a digit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Interval {
     /// Daily bars.
-    #[serde(rename = "1d")]
     Day,
     /// Hourly bars of the US regular session (7 a day, as yfinance gives them).
-    #[serde(rename = "1h")]
     Hour,
+}
+
+impl TryFrom<String> for Interval {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Interval> for String {
+    fn from(i: Interval) -> String {
+        i.as_str().to_string()
+    }
+}
+
+impl std::str::FromStr for Interval {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "1d" => Ok(Interval::Day),
+            "1h" => Ok(Interval::Hour),
+            other => Err(format!("unknown interval {other:?}: expected \"1d\" or \"1h\"")),
+        }
+    }
 }
 
 impl Interval {

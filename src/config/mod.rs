@@ -23,7 +23,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Io { path: String, #[source] source: std::io::Error },
     /// The file is not valid RON, or names a key that does not exist.
     #[error("{path}:{message}")]

@@ -1,0 +1,157 @@
+//! The command line, as clap derive structs.
+
+use clap::{Args, Parser, Subcommand};
+use ploutos::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Realistic, massively parallel stock-trading simulations and a PPO learner.
+#[derive(Debug, Parser)]
+#[command(name = "ploutos", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses `std::env::args`; on `--help`/`--version` or a usage error prints clap's
+    /// message and returns the exit code (0, or 2 for bad arguments).
+    pub fn parse_args() -> Result<Self, ExitCode> {
+        Self::try_parse().map_err(|e| {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a PPO agent on the configured market (default: the built-in synthetic one).
+    Train(TrainArgs),
+    /// Run a model or a built-in/replayed policy over a period and write a report.
+    Backtest(BacktestArgs),
+    /// Compute the 55 raw features of one CSV file of bars.
+    Features(FeaturesArgs),
+    /// Write the built-in synthetic market as one CSV file per ticker.
+    GenerateData(GenerateDataArgs),
+    /// Measure env-steps per second (or training throughput with --train).
+    Bench(BenchArgs),
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// RON config file; keys it omits take their documented defaults
+    /// [default: config/default.ron when present, else the built-in defaults].
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config key, e.g. `--set training.gamma=0.99` or
+    /// `--set training.net_arch=[64,64]`; repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl CommonArgs {
+    /// Loads and validates the config with the overrides applied.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        super::load_config(self.config.as_deref(), &self.overrides)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Continue the run in this model folder (`models/<run>`) from its last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Model folder(s) to evaluate (`models/<run>/best`); repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub model: Vec<PathBuf>,
+    /// Built-in policy (`buy-and-hold`, `flat`, `random`) or a CSV of per-bar actions;
+    /// repeatable.
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Vec<String>,
+    /// Folder of `<TICKER>.csv` files instead of the config's data source; a replay covers
+    /// the whole files.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Which split to run on when no --data is given: train, validation, test or all.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// First date (inclusive), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last date (inclusive), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Sample actions from the policy instead of taking the most likely one.
+    #[arg(long)]
+    pub stochastic: bool,
+    /// Output folder (default: `reports/<name>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Input CSV of bars (`timestamp,open,high,low,close,volume`, yfinance or Alpaca headers).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output CSV: `timestamp` plus the 55 raw features, one row per input bar.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Bar interval: `1d` or `1h` (default: the config's `data.interval`).
+    #[arg(long, value_name = "1d|1h")]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDataArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output folder; one `<TICKER>.csv` per ticker.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Number of parallel envs; repeatable (default: 1 64 1024 4096 16384).
+    #[arg(long, value_name = "N")]
+    pub envs: Vec<usize>,
+    /// Observation layout: `materialized` or `index` (default: both).
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// Seconds measured per configuration.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Measure PPO training throughput (rollout + update) instead of the bare env.
+    #[arg(long)]
+    pub train: bool,
+    /// Hidden layers for --train, e.g. `64,64`.
+    #[arg(long, value_name = "W,W,...")]
+    pub net: Option<String>,
+    /// Steps per env per rollout for --train.
+    #[arg(long)]
+    pub n_steps: Option<usize>,
+    /// Minibatch size for --train.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Epochs per update for --train.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}

@@ -1,0 +1,175 @@
+//! Momentum features: RSI, stochastic oscillator, rate of change, Williams %R, TSI, the
+//! ultimate oscillator, CCI and MFI.
+//!
+//! `ta` 0.11.0 semantics: the RSI is Wilder smoothing (`α = 1/n`) seeded at bar 0 with a zero
+//! change (first value at bar `n-1`, not TA-Lib's SMA seed); the TSI chains two span EMAs,
+//! each seeded with its input's first defined value; the MFI compares typical prices
+//! computed exactly as `(h + l + c) / 3.0` so that rounding-level ties resolve as in the
+//! reference.
+
+use super::ema::{alpha_direct, ewm, ema_span};
+use super::window::{
+    div_or_nan, lagged, rolling_centered_sum, rolling_max, rolling_mean, rolling_min, rolling_sum,
+};
+use super::{Feature, RawFeatures, RawInput};
+
+/// Writes the eleven momentum features.
+pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
+    let (h, l, c) = (input.high, input.low, input.close);
+    out.col_mut(Feature::Rsi7).copy_from_slice(&rsi(c, 7));
+    out.col_mut(Feature::Rsi14).copy_from_slice(&rsi(c, 14));
+
+    let hh = rolling_max(h, 14);
+    let ll = rolling_min(l, 14);
+    let stoch_k: Vec<f64> = (0..c.len())
+        .map(|t| div_or_nan(100.0 * (c[t] - ll[t]), hh[t] - ll[t]))
+        .collect();
+    out.col_mut(Feature::StochD).copy_from_slice(&rolling_mean(&stoch_k, 3));
+    out.col_mut(Feature::StochK).copy_from_slice(&stoch_k);
+    for (t, w) in out.col_mut(Feature::WilliamsR).iter_mut().enumerate() {
+        *w = div_or_nan(-100.0 * (hh[t] - c[t]), hh[t] - ll[t]);
+    }
+
+    for (feature, n) in [(Feature::Roc10, 10), (Feature::Roc20, 20)] {
+        for (t, r) in out.col_mut(feature).iter_mut().enumerate() {
+            let past = lagged(c, t, n);
+            *r = div_or_nan(c[t] - past, past) * 100.0;
+        }
+    }
+
+    tsi(c, out.col_mut(Feature::Tsi));
+    ultimate_oscillator(input, out.col_mut(Feature::UltimateOsc));
+    cci(input, 20, out.col_mut(Feature::Cci20));
+    mfi(input, 14, out.col_mut(Feature::Mfi14));
+}
+
+/// Typical price `(h + l + c) / 3.0`, evaluated left to right then divided (not multiplied
+/// by 1/3), as pandas does.
+pub(super) fn typical_price(input: &RawInput) -> Vec<f64> {
+    (0..input.len()).map(|t| (input.high[t] + input.low[t] + input.close[t]) / 3.0).collect()
+}
+
+/// Wilder RSI with `ta`'s seed: a zero change at bar 0, `ewm(alpha = 1/n, adjust=False)` of
+/// gains and losses, shown from bar `n-1`; 100 when the average loss is 0.
+fn rsi(c: &[f64], n: usize) -> Vec<f64> {
+    let mut gain = vec![0.0; c.len()];
+    let mut loss = vec![0.0; c.len()];
+    for t in 1..c.len() {
+        let d = c[t] - c[t - 1];
+        if d > 0.0 {
+            gain[t] = d;
+        } else if d < 0.0 {
+            loss[t] = -d;
+        }
+    }
+    let alpha = alpha_direct(1.0 / n as f64);
+    let ag = ewm(&gain, alpha, n);
+    let al = ewm(&loss, alpha, n);
+    ag.iter()
+        .zip(&al)
+        .map(|(&g, &l)| {
+            if l.is_nan() || g.is_nan() {
+                f64::NAN
+            } else if l == 0.0 {
+                100.0
+            } else {
+                100.0 - 100.0 / (1.0 + g / l)
+            }
+        })
+        .collect()
+}
+
+/// True strength index (25, 13): `100 · E13(E25(d)) / E13(E25(|d|))`, `d = c_t - c_{t-1}`.
+fn tsi(c: &[f64], out: &mut [f64]) {
+    let d: Vec<f64> = (0..c.len()).map(|t| c[t] - lagged(c, t, 1)).collect();
+    let abs_d: Vec<f64> = d.iter().map(|v| v.abs()).collect();
+    let num = ema_span(&ema_span(&d, 25), 13);
+    let den = ema_span(&ema_span(&abs_d, 25), 13);
+    for ((o, a), b) in out.iter_mut().zip(&num).zip(&den) {
+        *o = div_or_nan(*a, *b) * 100.0;
+    }
+}
+
+/// Ultimate oscillator (7, 14, 28; weights 4, 2, 1) from bar 1's buying pressure and true
+/// range (`ta` fills bar 0's previous close with the series mean, so bar 0 is left out and
+/// the 28-bar average first appears at bar 28).
+fn ultimate_oscillator(input: &RawInput, out: &mut [f64]) {
+    let (h, l, c) = (input.high, input.low, input.close);
+    let mut bp = vec![f64::NAN; c.len()];
+    let mut tr = vec![f64::NAN; c.len()];
+    for t in 1..c.len() {
+        let low = l[t].min(c[t - 1]);
+        bp[t] = c[t] - low;
+        tr[t] = h[t].max(c[t - 1]) - low;
+    }
+    let avg = |n: usize| -> Vec<f64> {
+        let (b, r) = (rolling_sum(&bp, n), rolling_sum(&tr, n));
+        b.iter().zip(&r).map(|(b, r)| div_or_nan(*b, *r)).collect()
+    };
+    let (a7, a14, a28) = (avg(7), avg(14), avg(28));
+    for t in 0..c.len() {
+        out[t] = 100.0 * ((4.0 * a7[t]) + (2.0 * a14[t]) + a28[t]) / 7.0;
+    }
+}
+
+/// Commodity channel index: `(tp - SMA(tp)) / (0.015 · MD)`, MD the mean absolute
+/// deviation around the window mean.
+fn cci(input: &RawInput, n: usize, out: &mut [f64]) {
+    let tp = typical_price(input);
+    let mean = rolling_mean(&tp, n);
+    let mad = rolling_centered_sum(&tp, &mean, n, f64::abs);
+    for t in 0..tp.len() {
+        out[t] = div_or_nan(tp[t] - mean[t], 0.015 * (mad[t] / n as f64));
+    }
+}
+
+/// Money flow index: signed raw money flows `tp·v·s` (`s` from the exact typical-price
+/// comparison, 0 at bar 0), positive and negative sums over `n` bars.
+fn mfi(input: &RawInput, n: usize, out: &mut [f64]) {
+    let tp = typical_price(input);
+    let v = input.volume;
+    let mut pos = vec![0.0; tp.len()];
+    let mut neg = vec![0.0; tp.len()];
+    for t in 1..tp.len() {
+        if tp[t] > tp[t - 1] {
+            pos[t] = tp[t] * v[t];
+        } else if tp[t] < tp[t - 1] {
+            neg[t] = tp[t] * v[t];
+        }
+    }
+    let (p, q) = (rolling_sum(&pos, n), rolling_sum(&neg, n));
+    for t in 0..tp.len() {
+        // P/N = inf gives exactly 100 (N = 0 < P); P = N = 0 gives NaN: both as specified.
+        let m = 100.0 - 100.0 / (1.0 + p[t] / q[t]);
+        out[t] = if m.is_finite() { m } else { f64::NAN };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsi_is_100_without_losses_and_starts_at_n_minus_1() {
+        let c: Vec<f64> = (0..20).map(|i| 10.0 + i as f64).collect();
+        let r = rsi(&c, 7);
+        assert!(r[5].is_nan());
+        assert_eq!(r[6], 100.0);
+    }
+
+    #[test]
+    fn mfi_edge_cases() {
+        let n = 20;
+        let up: Vec<f64> = (0..n).map(|i| 10.0 + i as f64).collect();
+        let flat = vec![10.0; n];
+        let v = vec![5.0; n];
+        let day: Vec<u32> = (0..n as u32).collect();
+        let mut out = vec![f64::NAN; n];
+        let input = RawInput { open: &up, high: &up, low: &up, close: &up, volume: &v, day: &day };
+        mfi(&input, 14, &mut out);
+        assert_eq!(out[13], 100.0);
+        let input = RawInput { open: &flat, high: &flat, low: &flat, close: &flat, volume: &v, day: &day };
+        mfi(&input, 14, &mut out);
+        assert!(out[13].is_nan());
+    }
+}

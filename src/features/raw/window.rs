@@ -1,0 +1,154 @@
+//! Trailing-window helpers shared by the indicators: sums, means, extremes and two-pass
+//! moments over the last `w` bars.
+//!
+//! Each window is evaluated on its own (no running sum that is updated by adding the new bar
+//! and subtracting the old one), so no rounding error accumulates along the series and a
+//! value never depends on bars outside its window. The loops run "one lag at a time over all
+//! bars", which keeps the per-window summation order fixed (oldest bar first) while letting
+//! the compiler vectorise across bars: `O(n·w)` work, but cheap.
+//!
+//! Outputs have the input's length; bars `0..w-1` (incomplete windows) are `NaN`. A `NaN`
+//! inside a window makes a sum or moment `NaN`; the extremes skip it (inputs to them are
+//! prices, which are never `NaN`).
+
+/// Sum of `x` over bars `t-w+1..=t`.
+pub(crate) fn rolling_sum(x: &[f64], w: usize) -> Vec<f64> {
+    let mut out = vec![f64::NAN; x.len()];
+    if w == 0 || x.len() < w {
+        return out;
+    }
+    let dst = &mut out[w - 1..];
+    dst.fill(0.0);
+    let m = dst.len();
+    for lag in 0..w {
+        // Bar w-1+i of the output adds x[i + lag]: oldest bar first.
+        for (d, s) in dst.iter_mut().zip(&x[lag..lag + m]) {
+            *d += *s;
+        }
+    }
+    out
+}
+
+/// Mean of `x` over bars `t-w+1..=t` (sum divided by `w`).
+pub(crate) fn rolling_mean(x: &[f64], w: usize) -> Vec<f64> {
+    let mut out = rolling_sum(x, w);
+    let wf = w as f64;
+    out.iter_mut().for_each(|v| *v /= wf);
+    out
+}
+
+/// Largest `x` over bars `t-w+1..=t`.
+pub(crate) fn rolling_max(x: &[f64], w: usize) -> Vec<f64> {
+    rolling_fold(x, w, f64::NEG_INFINITY, f64::max)
+}
+
+/// Smallest `x` over bars `t-w+1..=t`.
+pub(crate) fn rolling_min(x: &[f64], w: usize) -> Vec<f64> {
+    rolling_fold(x, w, f64::INFINITY, f64::min)
+}
+
+fn rolling_fold(x: &[f64], w: usize, init: f64, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    let mut out = vec![f64::NAN; x.len()];
+    if w == 0 || x.len() < w {
+        return out;
+    }
+    let dst = &mut out[w - 1..];
+    dst.fill(init);
+    let m = dst.len();
+    for lag in 0..w {
+        for (d, s) in dst.iter_mut().zip(&x[lag..lag + m]) {
+            *d = f(*d, *s);
+        }
+    }
+    out
+}
+
+/// Sum over bars `t-w+1..=t` of `g(x_k, center_t)`, where `center` is a per-bar value
+/// (typically the window mean): the second pass of a two-pass moment.
+pub(crate) fn rolling_centered_sum(
+    x: &[f64],
+    center: &[f64],
+    w: usize,
+    g: impl Fn(f64) -> f64,
+) -> Vec<f64> {
+    let mut out = vec![f64::NAN; x.len()];
+    if w == 0 || x.len() < w {
+        return out;
+    }
+    let dst = &mut out[w - 1..];
+    let c = &center[w - 1..];
+    dst.fill(0.0);
+    let m = dst.len();
+    for lag in 0..w {
+        for ((d, s), c) in dst.iter_mut().zip(&x[lag..lag + m]).zip(c) {
+            *d += g(*s - *c);
+        }
+    }
+    out
+}
+
+/// Standard deviation over bars `t-w+1..=t`, two-pass (mean first, then squared deviations
+/// from it), with `ddof` delta degrees of freedom (0: population, 1: sample).
+pub(crate) fn rolling_std(x: &[f64], mean: &[f64], w: usize, ddof: usize) -> Vec<f64> {
+    let denom = w.saturating_sub(ddof) as f64;
+    let mut out = rolling_centered_sum(x, mean, w, |d| d * d);
+    out.iter_mut().for_each(|v| *v = (*v / denom).sqrt());
+    out
+}
+
+/// `x_t - x_{t-k}` style lag access: `x[t - k]`, or `NaN` before the series starts.
+pub(crate) fn lagged(x: &[f64], t: usize, k: usize) -> f64 {
+    if t >= k { x[t - k] } else { f64::NAN }
+}
+
+/// `a / b`, or `NaN` when `b` is zero (the contract's "empty on division by zero").
+pub(crate) fn div_or_nan(a: f64, b: f64) -> f64 {
+    if b == 0.0 { f64::NAN } else { a / b }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f64], w: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+        (0..x.len())
+            .map(|t| if t + 1 >= w { f(&x[t + 1 - w..=t]) } else { f64::NAN })
+            .collect()
+    }
+
+    fn same(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-12, "bar {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn rolling_helpers_match_naive_windows() {
+        let x: Vec<f64> = (0..50).map(|i| ((i * 37 % 11) as f64).sin() * 3.0 + i as f64).collect();
+        for w in [1, 3, 14, 50, 51] {
+            same(&rolling_sum(&x, w), &naive(&x, w, |s| s.iter().sum()));
+            same(&rolling_max(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MIN, f64::max)));
+            same(&rolling_min(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MAX, f64::min)));
+            let mean = rolling_mean(&x, w);
+            let sd = rolling_std(&x, &mean, w, 0);
+            same(
+                &sd,
+                &naive(&x, w, |s| {
+                    let m = s.iter().sum::<f64>() / s.len() as f64;
+                    (s.iter().map(|v| (v - m).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+                }),
+            );
+        }
+    }
+
+    #[test]
+    fn nan_propagates_and_division_by_zero_is_nan() {
+        let x = [1.0, f64::NAN, 3.0, 4.0];
+        let s = rolling_sum(&x, 2);
+        assert!(s[1].is_nan() && s[2].is_nan());
+        assert_eq!(s[3], 7.0);
+        assert!(div_or_nan(1.0, 0.0).is_nan());
+        assert!(lagged(&x, 0, 1).is_nan());
+    }
+}

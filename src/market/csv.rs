@@ -1,0 +1,254 @@
+//! CSV loader for one file per ticker, accepting the headers users actually have.
+//!
+//! Headers are matched case-insensitively, extra columns ignored:
+//!
+//! | field     | accepted names                                   |
+//! |-----------|--------------------------------------------------|
+//! | time      | `timestamp`, `datetime`, `date`, `time`, `t`     |
+//! | open      | `open`, `o`                                      |
+//! | high      | `high`, `h`                                      |
+//! | low       | `low`, `l`                                       |
+//! | close     | `close`, `c`                                     |
+//! | volume    | `volume`, `v`                                    |
+//!
+//! This covers yfinance exports (`Date`/`Datetime`, `Open`, `High`, `Low`, `Close`,
+//! `Adj Close`, `Volume`; `Adj Close` is ignored: the env trades the prices that printed),
+//! yfinance's three-row multi-index export (`Price,Close,...` / `Ticker,NVDA,...` /
+//! `Date,,,...`), Alpaca bar exports (`symbol,timestamp,open,high,low,close,volume,
+//! trade_count,vwap` or raw `t,o,h,l,c,v,n,vw`) and the plain
+//! `timestamp,open,high,low,close,volume` that [`super::write_csv_dir`] writes.
+//!
+//! Timestamps: `2021-03-15`, `2021-03-15 09:30`, `2021-03-15T09:30:00`, with optional
+//! fractional seconds and an optional offset (`Z`, `+00:00`, `-0400`, `-04`, ` UTC`). Without
+//! an offset a time is New York exchange time. Hourly files keep the exact instant. Daily
+//! files keep the date as written (whatever the time or offset after it) and store it as
+//! midnight New York, because a daily bar *is* a date: `2021-03-15T00:00:00Z` means the 15th,
+//! though it is the evening of the 14th in New York.
+
+use super::validate::{self, RawRow};
+use super::{BarSeries, DataError, calendar};
+use crate::config::Interval;
+use ::csv::{ReaderBuilder, StringRecord, Trim};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::path::Path;
+
+const TIME_NAMES: &[&str] = &["timestamp", "datetime", "date", "time", "t"];
+const FIELDS: [(&str, &[&str]); 5] = [
+    ("open", &["open", "o"]),
+    ("high", &["high", "h"]),
+    ("low", &["low", "l"]),
+    ("close", &["close", "c"]),
+    ("volume", &["volume", "v"]),
+];
+
+/// Loads and validates one ticker's CSV file; the ticker is the file stem.
+///
+/// # Errors
+/// [`DataError`] naming the file and line: unreadable file, malformed CSV, missing column,
+/// unparsable number or time, NaN/inf, non-positive price, negative volume, inconsistent
+/// high/low, unsorted or duplicate timestamps, fewer than [`crate::features::MIN_BARS`] bars.
+pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataError> {
+    read_csv_file(path, interval).map(|(series, _)| series)
+}
+
+/// [`load_csv_file`], also returning how many bars had high/low clamped within tolerance.
+pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, usize), DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = ReaderBuilder::new().has_headers(false).flexible(true).trim(Trim::All).from_reader(std::io::BufReader::new(file));
+    let csv_err = |e: ::csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        match e.into_kind() {
+            ::csv::ErrorKind::Io(io) => DataError::io(path, io),
+            kind => DataError::Csv { path: path.into(), line, message: format!("{kind:?}") },
+        }
+    };
+
+    let mut records = reader.records();
+    let header = match records.next() {
+        Some(r) => r.map_err(csv_err)?,
+        None => return Err(DataError::TooFewBars { path: path.into(), line: 0, bars: 0, min: crate::features::MIN_BARS }),
+    };
+    let header_line = header.position().map_or(1, |p| p.line());
+    let names: Vec<String> = header.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()).collect();
+    let found = header.iter().collect::<Vec<_>>().join(",");
+    let find = |aliases: &[&str]| aliases.iter().find_map(|a| names.iter().position(|n| n == a));
+
+    // yfinance multi-index export: the first header row starts with "Price" and the time
+    // column is the first one, named on a later "Date" row.
+    let multi_index = names.first().is_some_and(|n| n == "price");
+    let time_col = match find(TIME_NAMES) {
+        Some(c) => c,
+        None if multi_index => 0,
+        None => {
+            return Err(DataError::MissingColumn {
+                path: path.into(),
+                line: header_line,
+                column: "timestamp (or date, datetime)".into(),
+                found,
+            });
+        }
+    };
+    let mut cols = [0usize; 5];
+    for (slot, (name, aliases)) in cols.iter_mut().zip(FIELDS) {
+        *slot = find(aliases).ok_or_else(|| DataError::MissingColumn {
+            path: path.into(),
+            line: header_line,
+            column: name.into(),
+            found: found.clone(),
+        })?;
+    }
+
+    let mut rows: Vec<RawRow> = Vec::new();
+    let mut clamped = 0usize;
+    let mut last_line = header_line;
+    let mut record = StringRecord::new();
+    for (i, result) in records.enumerate() {
+        record.clone_from(&result.map_err(csv_err)?);
+        let line = record.position().map_or(header_line + 1 + i as u64, |p| p.line());
+        last_line = line;
+        if multi_index && rows.is_empty() {
+            let first = record.get(0).unwrap_or("").to_ascii_lowercase();
+            if first == "ticker" || ((first == "date" || first == "datetime") && record.iter().skip(1).all(str::is_empty)) {
+                continue;
+            }
+        }
+        if record.len() != names.len() {
+            return Err(DataError::Csv {
+                path: path.into(),
+                line,
+                message: format!("row has {} fields, header has {}", record.len(), names.len()),
+            });
+        }
+        let ts_text = record.get(time_col).unwrap_or("").to_string();
+        let ts = parse_timestamp(&ts_text, interval).map_err(|expected| DataError::Parse {
+            path: path.into(),
+            line,
+            column: header.get(time_col).unwrap_or("timestamp").to_string(),
+            value: ts_text.clone(),
+            expected: expected.into(),
+        })?;
+        let mut values = [0.0f64; 5];
+        for (v, &c) in values.iter_mut().zip(&cols) {
+            let text = record.get(c).unwrap_or("");
+            *v = text.parse::<f64>().map_err(|_| DataError::Parse {
+                path: path.into(),
+                line,
+                column: header.get(c).unwrap_or("").to_string(),
+                value: text.to_string(),
+                expected: "a number".into(),
+            })?;
+        }
+        let [open, high, low, close, volume] = values;
+        let mut row = RawRow { line, ts_text, ts, open, high, low, close, volume };
+        if validate::check_row(path, &mut row)? {
+            clamped += 1;
+        }
+        rows.push(row);
+    }
+    validate::check_order(path, &rows)?;
+    validate::check_len(path, &rows, last_line)?;
+
+    let ticker = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let timestamps: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+    let day = calendar::trading_days(&timestamps, interval);
+    let series = BarSeries {
+        ticker,
+        timestamps,
+        day,
+        open: rows.iter().map(|r| r.open).collect(),
+        high: rows.iter().map(|r| r.high).collect(),
+        low: rows.iter().map(|r| r.low).collect(),
+        close: rows.iter().map(|r| r.close).collect(),
+        volume: rows.iter().map(|r| r.volume).collect(),
+    };
+    Ok((series, clamped))
+}
+
+/// Parses a CSV timestamp to Unix seconds (see the module docs for accepted forms).
+///
+/// # Errors
+/// A short description of what was expected.
+pub fn parse_timestamp(text: &str, interval: Interval) -> Result<i64, &'static str> {
+    let s = text.trim();
+    match interval {
+        Interval::Day => {
+            // Daily bars are dates: keep the date as written, whatever follows it.
+            let date_part = s.get(..10).ok_or("a date (YYYY-MM-DD)")?;
+            let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map_err(|_| "a date (YYYY-MM-DD)")?;
+            if s.len() > 10 {
+                parse_instant(s).ok_or("a date or date-time (YYYY-MM-DD[ HH:MM[:SS][±HH:MM]])")?;
+            }
+            Ok(calendar::ny_midnight(date))
+        }
+        Interval::Hour => {
+            if s.len() <= 10 {
+                return Err("a date-time (an hourly file needs a time of day, not only a date)");
+            }
+            parse_instant(s).ok_or("a date-time (YYYY-MM-DD HH:MM[:SS][±HH:MM|Z])")
+        }
+    }
+}
+
+/// Parses a date-time with optional offset; no offset means New York local time.
+fn parse_instant(s: &str) -> Option<i64> {
+    let mut norm = s.to_string();
+    if norm.len() > 10 && norm.as_bytes()[10] == b' ' {
+        norm.replace_range(10..11, "T");
+    }
+    if let Some(stripped) = norm.strip_suffix(" UTC").or_else(|| norm.strip_suffix('Z')).or_else(|| norm.strip_suffix('z')) {
+        norm = format!("{}+00:00", stripped.trim_end());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z"] {
+        if let Ok(dt) = DateTime::parse_from_str(&norm, fmt) {
+            return Some(dt.timestamp());
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(local) = NaiveDateTime::parse_from_str(&norm, fmt) {
+            return calendar::ny_local_to_unix(local);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn hourly_timestamp_forms() {
+        let want = utc("2021-03-15T13:30:00Z");
+        for s in [
+            "2021-03-15 09:30:00-04:00",
+            "2021-03-15T09:30:00-04:00",
+            "2021-03-15T09:30:00-0400",
+            "2021-03-15T09:30:00-04",
+            "2021-03-15T13:30:00Z",
+            "2021-03-15 13:30:00+00:00",
+            "2021-03-15 13:30:00 UTC",
+            "2021-03-15T13:30:00.000000Z",
+            "2021-03-15 09:30:00",
+            "2021-03-15 09:30",
+            "2021-03-15T09:30",
+        ] {
+            assert_eq!(parse_timestamp(s, Interval::Hour), Ok(want), "{s}");
+        }
+        assert!(parse_timestamp("2021-03-15", Interval::Hour).is_err());
+        assert!(parse_timestamp("15/03/2021 09:30", Interval::Hour).is_err());
+        assert!(parse_timestamp("2021-03-15 25:30", Interval::Hour).is_err());
+    }
+
+    #[test]
+    fn daily_keeps_the_written_date() {
+        let want = calendar::ny_midnight(NaiveDate::from_ymd_opt(2021, 3, 15).unwrap());
+        for s in ["2021-03-15", "2021-03-15 00:00:00-04:00", "2021-03-15T00:00:00Z", "2021-03-15 00:00:00+00:00"] {
+            assert_eq!(parse_timestamp(s, Interval::Day), Ok(want), "{s}");
+        }
+        assert!(parse_timestamp("2021-13-15", Interval::Day).is_err());
+        assert!(parse_timestamp("2021-03-15 garbage", Interval::Day).is_err());
+    }
+}

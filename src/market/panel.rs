@@ -1,0 +1,417 @@
+//! [`Panel`]: several tickers' bars on one shared timeline, laid out for the env's speed.
+//!
+//! Layout: per-ticker contiguous `f64` columns (`open`, `high`, `low`, `close`, `volume`,
+//! each `[n_tickers, n_bars]` ticker-major) plus shared `timestamps` and `day` vectors. A
+//! step of the env reads one bar of every ticker; features scan one ticker's column; both get
+//! a plain slice.
+//!
+//! Alignment ([`Panel::align`]) follows `data.missing_bars`:
+//!
+//! - `drop`: keep only timestamps every ticker has. Each ticker's bars at other timestamps
+//!   are dropped and counted.
+//! - `forward_fill`: keep the union of timestamps from the first one at which every ticker
+//!   has started trading (earlier timestamps have nothing to fill from and are dropped and
+//!   counted). A missing bar repeats the previous close as a flat (`o = h = l = c`),
+//!   zero-volume bar, and is counted: the env sees no trading volume, so volume-capped
+//!   orders cannot fill on an invented bar.
+//!
+//! [`PanelReport`] carries the counts so the CLI can say how much was changed.
+
+use super::{Bar, BarSeries, calendar};
+use crate::config::{Interval, MissingBarPolicy};
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+use std::fmt;
+
+/// Window of the trailing mean volume the env uses for participation limits.
+pub const VOLUME_WINDOW: usize = 20;
+
+/// Aligned multi-ticker bars. See the module docs for layout and alignment.
+///
+/// Keeps true: every column has `n_tickers * n_bars` values; timestamps strictly increase;
+/// `day` is non-decreasing, starts at 0 and steps by at most 1; each bar is valid OHLC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    interval: Interval,
+    tickers: Vec<String>,
+    timestamps: Vec<i64>,
+    day: Vec<u32>,
+    // [n_tickers, n_bars]
+    open: Vec<f64>,
+    // [n_tickers, n_bars]
+    high: Vec<f64>,
+    // [n_tickers, n_bars]
+    low: Vec<f64>,
+    // [n_tickers, n_bars]
+    close: Vec<f64>,
+    // [n_tickers, n_bars]
+    volume: Vec<f64>,
+}
+
+/// Per-ticker counts of what loading and alignment changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickerReport {
+    /// Ticker.
+    pub ticker: String,
+    /// Bars read from the source.
+    pub bars_read: usize,
+    /// Bars removed by alignment (`drop` policy, or before every ticker started).
+    pub bars_dropped: usize,
+    /// Flat bars inserted by `forward_fill`.
+    pub bars_filled: usize,
+    /// Bars whose high/low was clamped within [`super::validate::OHLC_TOLERANCE`].
+    pub bars_clamped: usize,
+}
+
+/// What [`super::load_panel`] built and what it changed on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelReport {
+    /// `synthetic (seed N)` or the CSV folder.
+    pub source: String,
+    /// Bar interval.
+    pub interval: Interval,
+    /// Missing-bar policy applied.
+    pub policy: MissingBarPolicy,
+    /// Bars in the panel (per ticker).
+    pub bars: usize,
+    /// Trading days in the panel.
+    pub days: usize,
+    /// Distinct timestamps over all tickers before alignment.
+    pub union_timestamps: usize,
+    /// Timestamps of the union not kept in the panel.
+    pub dropped_timestamps: usize,
+    /// Per-ticker counts, in panel order.
+    pub tickers: Vec<TickerReport>,
+}
+
+impl PanelReport {
+    /// Bars dropped plus bars filled, over all tickers.
+    pub fn affected_bars(&self) -> usize {
+        self.tickers.iter().map(|t| t.bars_dropped + t.bars_filled).sum()
+    }
+}
+
+impl fmt::Display for PanelReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dropped: usize = self.tickers.iter().map(|t| t.bars_dropped).sum();
+        let filled: usize = self.tickers.iter().map(|t| t.bars_filled).sum();
+        let clamped: usize = self.tickers.iter().map(|t| t.bars_clamped).sum();
+        write!(
+            f,
+            "{} tickers × {} {} bars ({} trading days) from {}; missing bars ({:?}): {} timestamps dropped, {} bars dropped, {} bars filled; {} high/low clamped",
+            self.tickers.len(),
+            self.bars,
+            self.interval.as_str(),
+            self.days,
+            self.source,
+            self.policy,
+            self.dropped_timestamps,
+            dropped,
+            filled,
+            clamped
+        )
+    }
+}
+
+impl Panel {
+    /// Builds a panel from columns already on one timeline (used by the synthetic market).
+    ///
+    /// # Panics
+    /// If a column's length is not `tickers.len() * timestamps.len()`.
+    pub(crate) fn from_columns(interval: Interval, tickers: Vec<String>, timestamps: Vec<i64>, columns: [Vec<f64>; 5]) -> Self {
+        let n = tickers.len() * timestamps.len();
+        assert!(columns.iter().all(|c| c.len() == n), "Invariant: panel columns are [n_tickers, n_bars]");
+        let day = calendar::trading_days(&timestamps, interval);
+        let [open, high, low, close, volume] = columns;
+        Self { interval, tickers, timestamps, day, open, high, low, close, volume }
+    }
+
+    /// Aligns series onto one timeline under `policy` (see the module docs).
+    ///
+    /// The report's `source` is left empty for the caller to fill; `bars_clamped` is 0.
+    pub fn align(series: &[BarSeries], interval: Interval, policy: MissingBarPolicy) -> (Panel, PanelReport) {
+        let mut union: Vec<i64> = series.iter().flat_map(|s| s.timestamps.iter().copied()).collect();
+        union.sort_unstable();
+        union.dedup();
+
+        let keep: Vec<i64> = match policy {
+            MissingBarPolicy::Drop => {
+                let mut count = vec![0usize; union.len()];
+                for s in series {
+                    for ts in &s.timestamps {
+                        if let Ok(i) = union.binary_search(ts) {
+                            count[i] += 1;
+                        }
+                    }
+                }
+                union.iter().zip(&count).filter(|&(_, &c)| c == series.len()).map(|(&t, _)| t).collect()
+            }
+            MissingBarPolicy::ForwardFill => {
+                let start = series.iter().filter_map(|s| s.timestamps.first().copied()).max();
+                match start {
+                    Some(start) if series.iter().all(|s| !s.is_empty()) => union.iter().copied().filter(|&t| t >= start).collect(),
+                    _ => Vec::new(),
+                }
+            }
+        };
+
+        let n = keep.len();
+        let cap = n * series.len();
+        let mut cols: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cap));
+        let mut reports = Vec::with_capacity(series.len());
+        for s in series {
+            let mut j = 0usize; // cursor into s
+            let mut dropped = 0usize;
+            let mut filled = 0usize;
+            let mut prev_close = f64::NAN;
+            for &t in &keep {
+                while j < s.len() && s.timestamps[j] < t {
+                    dropped += 1;
+                    prev_close = s.close[j];
+                    j += 1;
+                }
+                if j < s.len() && s.timestamps[j] == t {
+                    let b = s.bar(j);
+                    for (c, v) in cols.iter_mut().zip([b.open, b.high, b.low, b.close, b.volume]) {
+                        c.push(v);
+                    }
+                    prev_close = b.close;
+                    j += 1;
+                } else {
+                    // Only forward_fill keeps a timestamp a ticker lacks, and only after the
+                    // ticker's first bar, so prev_close is set.
+                    debug_assert!(prev_close.is_finite(), "Invariant: forward fill has a previous close");
+                    for (c, v) in cols.iter_mut().zip([prev_close, prev_close, prev_close, prev_close, 0.0]) {
+                        c.push(v);
+                    }
+                    filled += 1;
+                }
+            }
+            dropped += s.len() - j;
+            reports.push(TickerReport {
+                ticker: s.ticker.clone(),
+                bars_read: s.len(),
+                bars_dropped: dropped,
+                bars_filled: filled,
+                bars_clamped: 0,
+            });
+        }
+        let panel = Panel::from_columns(interval, series.iter().map(|s| s.ticker.clone()).collect(), keep, cols);
+        let report = PanelReport {
+            source: String::new(),
+            interval,
+            policy,
+            bars: panel.n_bars(),
+            days: panel.n_days(),
+            union_timestamps: union.len(),
+            dropped_timestamps: union.len() - panel.n_bars(),
+            tickers: reports,
+        };
+        (panel, report)
+    }
+
+    /// Bar interval.
+    pub fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    /// Tickers, in column order.
+    pub fn tickers(&self) -> &[String] {
+        &self.tickers
+    }
+
+    /// Number of tickers.
+    pub fn n_tickers(&self) -> usize {
+        self.tickers.len()
+    }
+
+    /// Index of `ticker`, if present.
+    pub fn ticker_index(&self, ticker: &str) -> Option<usize> {
+        self.tickers.iter().position(|t| t == ticker)
+    }
+
+    /// Bars per ticker.
+    pub fn n_bars(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Trading days covered.
+    pub fn n_days(&self) -> usize {
+        self.day.last().map_or(0, |&d| d as usize + 1)
+    }
+
+    /// Bar open times, Unix seconds (UTC). `[n_bars]`
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+
+    /// Trading-day ordinal per bar. `[n_bars]`
+    pub fn day(&self) -> &[u32] {
+        &self.day
+    }
+
+    /// Bar `t`'s open time in New York.
+    ///
+    /// # Panics
+    /// If `t >= self.n_bars()`.
+    pub fn datetime(&self, t: usize) -> DateTime<Tz> {
+        calendar::ny_datetime(self.timestamps[t])
+    }
+
+    /// Bar `t`'s trading date (New York).
+    ///
+    /// # Panics
+    /// If `t >= self.n_bars()`.
+    pub fn date(&self, t: usize) -> NaiveDate {
+        calendar::ny_date(self.timestamps[t])
+    }
+
+    fn column<'a>(&self, col: &'a [f64], k: usize) -> &'a [f64] {
+        let n = self.n_bars();
+        &col[k * n..(k + 1) * n]
+    }
+
+    /// Ticker `k`'s opens. `[n_bars]`
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn open(&self, k: usize) -> &[f64] {
+        self.column(&self.open, k)
+    }
+
+    /// Ticker `k`'s highs. `[n_bars]`
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn high(&self, k: usize) -> &[f64] {
+        self.column(&self.high, k)
+    }
+
+    /// Ticker `k`'s lows. `[n_bars]`
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn low(&self, k: usize) -> &[f64] {
+        self.column(&self.low, k)
+    }
+
+    /// Ticker `k`'s closes. `[n_bars]`
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn close(&self, k: usize) -> &[f64] {
+        self.column(&self.close, k)
+    }
+
+    /// Ticker `k`'s volumes. `[n_bars]`
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn volume(&self, k: usize) -> &[f64] {
+        self.column(&self.volume, k)
+    }
+
+    /// Ticker `k`'s bar `t`.
+    ///
+    /// # Panics
+    /// If `k` or `t` is out of range.
+    pub fn bar(&self, k: usize, t: usize) -> Bar {
+        let i = k * self.n_bars() + t;
+        assert!(t < self.n_bars(), "bar index {t} out of range");
+        Bar {
+            timestamp: self.timestamps[t],
+            open: self.open[i],
+            high: self.high[i],
+            low: self.low[i],
+            close: self.close[i],
+            volume: self.volume[i],
+        }
+    }
+
+    /// Ticker `k` as a standalone series (copied), e.g. to compute its features.
+    ///
+    /// # Panics
+    /// If `k >= self.n_tickers()`.
+    pub fn series(&self, k: usize) -> BarSeries {
+        BarSeries {
+            ticker: self.tickers[k].clone(),
+            timestamps: self.timestamps.clone(),
+            day: self.day.clone(),
+            open: self.open(k).to_vec(),
+            high: self.high(k).to_vec(),
+            low: self.low(k).to_vec(),
+            close: self.close(k).to_vec(),
+            volume: self.volume(k).to_vec(),
+        }
+    }
+
+    /// Trailing mean volume over bars `t-window+1..=t`, per ticker. `[n_tickers, n_bars]`
+    ///
+    /// Never NaN: the first `window - 1` bars average the bars available so far (bar 0 is its
+    /// own volume), because every consumer needs a finite participation cap and the training
+    /// split skips those bars as warm-up anyway. Includes the current bar, so the env must
+    /// read it only after the bar is known to the agent's orders (at fill time).
+    /// Each mean is summed afresh, so values do not depend on how far into the series they
+    /// are (no running-sum drift).
+    ///
+    /// # Panics
+    /// If `window == 0`.
+    pub fn trailing_mean_volume(&self, window: usize) -> Vec<f64> {
+        assert!(window > 0, "window must be positive");
+        let n = self.n_bars();
+        let mut out = Vec::with_capacity(self.volume.len());
+        for k in 0..self.n_tickers() {
+            let v = self.volume(k);
+            for t in 0..n {
+                let lo = (t + 1).saturating_sub(window);
+                let w = &v[lo..=t];
+                out.push(w.iter().sum::<f64>() / w.len() as f64);
+            }
+        }
+        out
+    }
+
+    /// [`Self::trailing_mean_volume`] over [`VOLUME_WINDOW`] (20) bars. `[n_tickers, n_bars]`
+    pub fn mean_volume_20(&self) -> Vec<f64> {
+        self.trailing_mean_volume(VOLUME_WINDOW)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(ticker: &str, ts: &[i64]) -> BarSeries {
+        let bars: Vec<Bar> = ts
+            .iter()
+            .map(|&t| {
+                let p = 100.0 + t as f64;
+                Bar { timestamp: t, open: p, high: p + 1.0, low: p - 1.0, close: p + 0.5, volume: 10.0 * t as f64 }
+            })
+            .collect();
+        BarSeries::from_bars(ticker, Interval::Day, &bars)
+    }
+
+    #[test]
+    fn trailing_mean_volume_is_partial_then_full() {
+        let s = series("A", &(1..=25).collect::<Vec<_>>());
+        let (p, _) = Panel::align(&[s], Interval::Day, MissingBarPolicy::Drop);
+        let m = p.mean_volume_20();
+        assert_eq!(m[0], 10.0);
+        assert_eq!(m[1], 15.0);
+        // Bars 6..=25 → volumes 60..=250, mean 155.
+        assert_eq!(m[24], 155.0);
+    }
+
+    #[test]
+    fn accessors_slice_ticker_major_columns() {
+        let a = series("A", &[1, 2, 3]);
+        let b = series("B", &[1, 2, 3]);
+        let (p, _) = Panel::align(&[a.clone(), b], Interval::Day, MissingBarPolicy::Drop);
+        assert_eq!(p.n_tickers(), 2);
+        assert_eq!(p.close(1), &a.close[..]);
+        assert_eq!(p.bar(1, 2), a.bar(2));
+        assert_eq!(p.series(0).close, a.close);
+        assert_eq!(p.ticker_index("B"), Some(1));
+    }
+}
