@@ -1,0 +1,233 @@
+//! Statistical features of returns and closes: rolling moments of simple returns, z-score,
+//! lag-1 autocorrelation, the rescaled-range Hurst exponent and the Lo–MacKinlay variance
+//! ratio.
+//!
+//! Every moment is two-pass (window mean first, then powers of the deviations from it), so
+//! quiet, high-priced series keep their digits. `ret_std_20` is the sample std (ddof = 1),
+//! `zscore_20` uses the population std (ddof = 0, as the Bollinger bands); skewness and
+//! kurtosis are the bias-corrected G1/G2 of pandas (`kurt` is excess kurtosis);
+//! `autocorr_20` is the Pearson correlation of the last 20 pairs `(r_{t-1}, r_t)`, each side
+//! with its own mean.
+//!
+//! `hurst_100` and `variance_ratio` read the last 100 log returns (first value at bar 100).
+//! The R/S statistic of every chunk (start, size) is computed once and shared by the up to
+//! `100/size` windows that contain it as an aligned chunk, so the Hurst exponent costs
+//! `O(n · (10+20+25+50+100))` instead of `O(n · 100 · 5)`.
+
+use super::window::{div_or_nan, rolling_centered_sum, rolling_mean, rolling_std, rolling_sum};
+use super::{Feature, RawFeatures, RawInput};
+
+/// Returns window of the rolling return statistics.
+const RET_WINDOW: usize = 20;
+/// Log returns read by `hurst_100` and `variance_ratio`.
+const LONG_WINDOW: usize = 100;
+/// Chunk sizes of the R/S analysis (the divisors of 100 from 10 up).
+const HURST_CHUNKS: [usize; 5] = [10, 20, 25, 50, 100];
+/// Horizon of the variance ratio VR(q).
+const VR_Q: usize = 5;
+
+/// Writes the eight statistical features.
+pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
+    let c = input.close;
+    let len = c.len();
+    let ret: Vec<f64> =
+        (0..len).map(|t| if t == 0 { f64::NAN } else { c[t] / c[t - 1] - 1.0 }).collect();
+    return_moments(&ret, out);
+    autocorr(&ret, out.col_mut(Feature::Autocorr20));
+
+    let mean = rolling_mean(c, RET_WINDOW);
+    let sd = rolling_std(c, &mean, RET_WINDOW, 0);
+    for (t, z) in out.col_mut(Feature::Zscore20).iter_mut().enumerate() {
+        *z = div_or_nan(c[t] - mean[t], sd[t]);
+    }
+
+    let log_ret: Vec<f64> =
+        (0..len).map(|t| if t == 0 { f64::NAN } else { (c[t] / c[t - 1]).ln() }).collect();
+    hurst(&log_ret, out.col_mut(Feature::Hurst100));
+    variance_ratio(&log_ret, out.col_mut(Feature::VarianceRatio));
+}
+
+/// Mean, sample std, G1 skewness and G2 excess kurtosis of the last 20 simple returns.
+fn return_moments(r: &[f64], out: &mut RawFeatures) {
+    let w = RET_WINDOW;
+    let n = w as f64;
+    let len = r.len();
+    let mean = rolling_mean(r, w);
+    // Second pass: central moments 2, 3, 4 in one sweep over the lags.
+    let (mut s2, mut s3, mut s4) = (vec![f64::NAN; len], vec![f64::NAN; len], vec![f64::NAN; len]);
+    if len >= w {
+        let m = len - (w - 1);
+        let (d2, d3, d4) = (&mut s2[w - 1..], &mut s3[w - 1..], &mut s4[w - 1..]);
+        let mu = &mean[w - 1..];
+        d2.fill(0.0);
+        d3.fill(0.0);
+        d4.fill(0.0);
+        for lag in 0..w {
+            let x = &r[lag..lag + m];
+            for i in 0..m {
+                let d = x[i] - mu[i];
+                let sq = d * d;
+                d2[i] += sq;
+                d3[i] += sq * d;
+                d4[i] += sq * sq;
+            }
+        }
+    }
+    let [mean_col, std_col, skew_col, kurt_col] =
+        out.cols_mut([Feature::RetMean20, Feature::RetStd20, Feature::RetSkew20, Feature::RetKurt20]);
+    mean_col.copy_from_slice(&mean);
+    let g1 = (n * (n - 1.0)).sqrt() / (n - 2.0);
+    let g2 = (n - 1.0) / ((n - 2.0) * (n - 3.0));
+    for t in 0..len {
+        std_col[t] = (s2[t] / (n - 1.0)).sqrt();
+        let m2 = s2[t] / n;
+        let (m3, m4) = (s3[t] / n, s4[t] / n);
+        if m2 == 0.0 {
+            continue; // skew and kurtosis undefined: left NaN
+        }
+        skew_col[t] = g1 * m3 / m2.powf(1.5);
+        kurt_col[t] = g2 * ((n + 1.0) * (m4 / (m2 * m2) - 3.0) + 6.0);
+    }
+}
+
+/// Pearson correlation of `(r_{k-1}, r_k)` over the last 20 pairs (first at bar 21).
+fn autocorr(r: &[f64], out: &mut [f64]) {
+    let w = RET_WINDOW;
+    let len = r.len();
+    if len < w + 2 {
+        return;
+    }
+    let prev: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { r[t - 1] }).collect();
+    let (ma, mb) = (rolling_mean(&prev, w), rolling_mean(r, w));
+    let m = len - (w - 1);
+    let (mut sab, mut saa, mut sbb) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+    for lag in 0..w {
+        let (a, b) = (&prev[lag..lag + m], &r[lag..lag + m]);
+        for i in 0..m {
+            let da = a[i] - ma[w - 1 + i];
+            let db = b[i] - mb[w - 1 + i];
+            sab[i] += da * db;
+            saa[i] += da * da;
+            sbb[i] += db * db;
+        }
+    }
+    for i in 0..m {
+        out[w - 1 + i] = if saa[i] == 0.0 || sbb[i] == 0.0 {
+            f64::NAN
+        } else {
+            sab[i] / (saa[i] * sbb[i]).sqrt()
+        };
+    }
+}
+
+/// R/S statistic of every chunk `x[s..s+size]`: the range of the cumulative deviations
+/// from the chunk mean over the population std; `NaN` when the std is 0 (or the chunk holds
+/// a `NaN`). Index `s` is the chunk's first bar.
+fn chunk_rescaled_ranges(x: &[f64], size: usize) -> Vec<f64> {
+    if x.len() < size {
+        return Vec::new();
+    }
+    let m = x.len() - size + 1;
+    let sums = rolling_sum(x, size);
+    let mean: Vec<f64> = sums[size - 1..].iter().map(|s| s / size as f64).collect();
+    let mut cum = vec![0.0; m];
+    let mut hi = vec![f64::NEG_INFINITY; m];
+    let mut lo = vec![f64::INFINITY; m];
+    let mut ss = vec![0.0; m];
+    for k in 0..size {
+        let xs = &x[k..k + m];
+        for i in 0..m {
+            let d = xs[i] - mean[i];
+            cum[i] += d;
+            hi[i] = if cum[i] > hi[i] { cum[i] } else { hi[i] };
+            lo[i] = if cum[i] < lo[i] { cum[i] } else { lo[i] };
+            ss[i] += d * d;
+        }
+    }
+    (0..m)
+        .map(|i| {
+            let s = (ss[i] / size as f64).sqrt();
+            if s > 0.0 { (hi[i] - lo[i]) / s } else { f64::NAN }
+        })
+        .collect()
+}
+
+/// Rescaled-range Hurst exponent of the last 100 log returns: the least-squares slope of
+/// `ln(mean R/S)` on `ln(size)` over the chunk sizes that have a chunk with `S > 0`. At least
+/// two sizes are needed for a slope; otherwise `NaN`.
+fn hurst(x: &[f64], out: &mut [f64]) {
+    let len = x.len();
+    if len <= LONG_WINDOW {
+        return;
+    }
+    let rs: Vec<Vec<f64>> = HURST_CHUNKS.iter().map(|&s| chunk_rescaled_ranges(x, s)).collect();
+    let ln_size: Vec<f64> = HURST_CHUNKS.iter().map(|&s| (s as f64).ln()).collect();
+    for t in LONG_WINDOW..len {
+        let start = t + 1 - LONG_WINDOW;
+        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (ci, &size) in HURST_CHUNKS.iter().enumerate() {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for j in 0..LONG_WINDOW / size {
+                let v = rs[ci][start + j * size];
+                if !v.is_nan() {
+                    sum += v;
+                    count += 1;
+                }
+            }
+            let avg = sum / count as f64;
+            if count > 0 && avg > 0.0 {
+                let (px, py) = (ln_size[ci], avg.ln());
+                n += 1.0;
+                sx += px;
+                sy += py;
+                sxx += px * px;
+                sxy += px * py;
+            }
+        }
+        if n >= 2.0 {
+            // Slope of the least-squares line through the (ln size, ln R/S) points.
+            out[t] = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+        }
+    }
+}
+
+/// Lo–MacKinlay VR(5) of the last 100 log returns: the variance of the 96 overlapping 5-bar
+/// sums around `5·mean`, over 5 times the one-bar variance (both unbiased by their counts
+/// as FEATURES.md states).
+fn variance_ratio(x: &[f64], out: &mut [f64]) {
+    let w = LONG_WINDOW;
+    let n_sums = w - VR_Q + 1; // 96
+    let mean = rolling_mean(x, w);
+    let s1 = rolling_centered_sum(x, &mean, w, |d| d * d);
+    let y = rolling_sum(x, VR_Q);
+    let center: Vec<f64> = mean.iter().map(|m| VR_Q as f64 * m).collect();
+    let s5 = rolling_centered_sum(&y, &center, n_sums, |d| d * d);
+    for t in 0..x.len() {
+        let one_bar = s1[t] / (w - 1) as f64;
+        let q_bar = s5[t] / (VR_Q * n_sums) as f64;
+        out[t] = div_or_nan(q_bar, one_bar);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescaled_range_of_a_known_chunk() {
+        // x = [1, -1, 1, -1]: mean 0, cum = [1, 0, 1, 0], R = 1, S = 1.
+        let rs = chunk_rescaled_ranges(&[1.0, -1.0, 1.0, -1.0, 5.0, 5.0, 5.0, 5.0], 4);
+        assert!((rs[0] - 1.0).abs() < 1e-15);
+        assert!(rs[4].is_nan()); // constant chunk: S = 0
+    }
+
+    #[test]
+    fn variance_ratio_of_alternating_returns_is_one_fifth() {
+        let x: Vec<f64> = (0..150).map(|i| if i == 0 { f64::NAN } else if i % 2 == 0 { 0.01 } else { -0.01 }).collect();
+        let mut out = vec![f64::NAN; 150];
+        variance_ratio(&x, &mut out);
+        assert!(out[99].is_nan());
+        // 5-bar sums are ±0.01 like the returns: VR = (96/480) / (100/99) = 0.198.
+        assert!((out[100] - 0.198).abs() < 1e-12, "{}", out[100]);
+    }
+}
