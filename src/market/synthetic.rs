@@ -255,9 +255,11 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
         for d in 0..n_days {
             let m = market.vol_mult[d];
             let gap_idio = GAP_SHARE * p.idio_vol * day_scale * m * garch.vol() * g.student();
+            // The first bar opens at the starting price.
+            let gap = if d == 0 { 0.0 } else { p.beta * market.gap[d] + gap_idio };
             for (slot, (&vprof, &volprof)) in vol_profile.iter().zip(&volume_profile).enumerate() {
                 let t = d * bpd + slot;
-                let open = if slot == 0 { close * (p.beta * market.gap[d] + gap_idio).exp() } else { close };
+                let open = if slot == 0 { close * gap.exp() } else { close };
                 let z = g.student();
                 let idio_sigma = p.idio_vol * dt.sqrt() * m * vprof * garch.vol();
                 let r = p.beta * market.ret[t] + p.alpha * dt + idio_sigma * z;
