@@ -189,6 +189,15 @@ fn ragged_row_and_missing_file() {
     let err = r.unwrap_err();
     assert!(matches!(err, DataError::Csv { line: 8, .. }), "{err:?}");
     assert_message(&err, 8, "fields");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "BAD.csv", PLAIN, &hourly_rows(150));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(10).unwrap().0 + 1;
+    bytes.insert(at, 0xff);
+    std::fs::write(&path, bytes).unwrap();
+    let err = load_csv_file(&path, Interval::Hour).unwrap_err();
+    assert!(matches!(err, DataError::Csv { line: 12, .. }), "{err:?}");
+    assert_message(&err, 12, "invalid UTF-8");
     let err = load_csv_file(Path::new("/nonexistent/NOPE.csv"), Interval::Hour).unwrap_err();
     assert!(matches!(err, DataError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/NOPE.csv"));

@@ -115,7 +115,7 @@ fn stylized_facts() {
         let abs: Vec<f64> = r.iter().map(|x| x.abs()).collect();
         // Lag 7: one day apart, same session slot, so the intraday profile cancels out.
         let ac = autocorrelation(&abs, 7);
-        let c0 = correlation(&r, &returns[8]);
+        let c0 = correlation(r, &returns[8]);
         eprintln!("{}: kurtosis {kurt:.1}, acf(|r|, 7) {ac:.3}, corr with SPY {c0:.2}", p.tickers()[k]);
         assert!(ac > 0.05, "{}: autocorrelation of |r| at one day {ac}", p.tickers()[k]);
     }

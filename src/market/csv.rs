@@ -57,9 +57,13 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
     let mut reader = ReaderBuilder::new().has_headers(false).flexible(true).trim(Trim::All).from_reader(std::io::BufReader::new(file));
     let csv_err = |e: ::csv::Error| {
         let line = e.position().map_or(0, |p| p.line());
+        let message = match e.kind() {
+            ::csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+            _ => e.to_string(),
+        };
         match e.into_kind() {
             ::csv::ErrorKind::Io(io) => DataError::io(path, io),
-            kind => DataError::Csv { path: path.into(), line, message: format!("{kind:?}") },
+            _ => DataError::Csv { path: path.into(), line, message },
         }
     };
 
