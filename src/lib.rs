@@ -6,9 +6,14 @@
 //! learner (`ppo`) sits behind the default `learner` feature and the `ploutos` binary behind
 //! `cli`.
 
+pub mod bench;
 pub mod config;
+pub mod env;
+pub mod execution;
 pub mod features;
 pub mod market;
+pub mod reward;
+pub mod rules;
 
 /// Errors a user can cause with bad input (config, data, arguments): the CLI maps them to
 /// exit code 2 with a one-line message.

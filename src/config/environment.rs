@@ -166,6 +166,9 @@ pub struct EnvironmentConfig {
     /// Allow fractional shares (default: true, as Alpaca); false rounds buys down to whole
     /// shares.
     pub fractional_shares: bool,
+    /// Smallest buy in dollars; smaller buys are refused (default: 1, Alpaca's minimum for
+    /// fractional orders).
+    pub min_order_notional: f64,
     /// Fill price timing (default: `next_open`).
     pub fill_timing: FillTiming,
     /// Quoted bid/ask spread in basis points; half is paid per fill (default: 2).
@@ -181,7 +184,8 @@ pub struct EnvironmentConfig {
     pub pdt: PdtConfig,
     /// Cap on executed orders per trading day; none = no cap (default: 4, the seed's).
     pub max_trades_per_day: Option<u32>,
-    /// A position younger than this many bars cannot be sold; 0 disables (default: 1).
+    /// A position cannot be sold until this many bars after its latest buy filled; 0 or 1
+    /// disable the rule, since one decision is taken per bar (default: 2).
     pub min_holding_bars: u32,
     /// Reward mode and weights.
     pub reward: RewardConfig,
@@ -203,6 +207,7 @@ impl Default for EnvironmentConfig {
             buy_pct: 0.2,
             max_position_pct: 0.3,
             fractional_shares: true,
+            min_order_notional: 1.0,
             fill_timing: FillTiming::NextOpen,
             spread_bps: 2.0,
             slippage_atr_mult: 0.1,
@@ -210,7 +215,7 @@ impl Default for EnvironmentConfig {
             fees: FeeConfig::default(),
             pdt: PdtConfig::default(),
             max_trades_per_day: Some(4),
-            min_holding_bars: 1,
+            min_holding_bars: 2,
             reward: RewardConfig::default(),
             reward_scaling: 1.0,
             episode_length: 2000,
@@ -229,6 +234,7 @@ impl EnvironmentConfig {
         check::above("environment.initial_cash", self.initial_cash, 0.0, 1e15)?;
         check::above("environment.buy_pct", self.buy_pct, 0.0, 1.0)?;
         check::above("environment.max_position_pct", self.max_position_pct, 0.0, 1.0)?;
+        check::within("environment.min_order_notional", self.min_order_notional, 0.0, 1e12)?;
         check::within("environment.spread_bps", self.spread_bps, 0.0, 10_000.0)?;
         check::within("environment.slippage_atr_mult", self.slippage_atr_mult, 0.0, 100.0)?;
         check::within("environment.impact_coef", self.impact_coef, 0.0, 100.0)?;

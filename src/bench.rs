@@ -1,0 +1,73 @@
+//! Throughput measurement of the bare env, shared by `ploutos bench` and the criterion
+//! benches: env-steps per second with observation buffers filled and random actions, the
+//! same protocol as `shared/bench/numpy_env.py` (16 pre-drawn action batches, 3 timed
+//! runs, median).
+
+use crate::config::{EnvironmentConfig, ObservationLayout};
+use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvBench {
+    pub system: &'static str,
+    pub n_envs: usize,
+    pub n_tickers: usize,
+    pub layout: &'static str,
+    pub obs_dim: usize,
+    pub env_steps_per_sec: f64,
+    /// Observation bytes written per second.
+    pub obs_bytes_per_sec: f64,
+}
+
+/// Layout name as printed.
+pub fn layout_name(l: ObservationLayout) -> &'static str {
+    match l {
+        ObservationLayout::Materialized => "materialized",
+        ObservationLayout::Index => "index",
+    }
+}
+
+/// The NumPy baseline's market: 17,640 bars, 55 features per ticker.
+pub fn bench_market(n_tickers: usize) -> MarketData {
+    MarketData::random_walk(17_640, n_tickers, 55, 0)
+}
+
+/// Measures env-steps per second of `n_envs` envs for about `seconds`.
+///
+/// # Panics
+/// Never for valid configs: the bench market always fits the episode bounds.
+pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, threads: usize, seconds: f64) -> EnvBench {
+    let n_tickers = market.n_tickers();
+    let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
+    let mut env = TradingEnv::new(cfg, market, EnvOptions { n_envs, threads, bounds, trade_log: false })
+        .expect("bench market fits its bounds");
+    env.reset(0);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let pool: Vec<Vec<u8>> = (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..3u8)).collect()).collect();
+    for a in pool.iter().take(3) {
+        let _ = env.step(a);
+    }
+    let mut rates = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let (mut steps, t0) = (0usize, Instant::now());
+        while t0.elapsed().as_secs_f64() < seconds / 3.0 {
+            let _ = env.step(&pool[steps & 15]);
+            steps += 1;
+        }
+        rates.push((steps * n_envs) as f64 / t0.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[1];
+    EnvBench {
+        system: "ploutos",
+        n_envs,
+        n_tickers,
+        layout: layout_name(cfg.observation_layout),
+        obs_dim: env.obs_dim(),
+        env_steps_per_sec: rate,
+        obs_bytes_per_sec: rate * (env.obs_dim() * 4) as f64,
+    }
+}

@@ -1,0 +1,29 @@
+//! Mark-to-market: equity at the next bar's close, and the clock moves on.
+
+use crate::env::{EpisodeClock, MarketData, Portfolio, Positions, StepOutcome};
+use bevy_ecs::prelude::*;
+
+/// Marks every env at bar t+1's close and advances its clock to t+1.
+///
+/// Reads [`Positions`], [`MarketData`]; writes [`Portfolio`] (equity, previous equity,
+/// peak, returns window), [`EpisodeClock`], [`StepOutcome::step_return`]. Runs in
+/// [`crate::env::StepSystems::Account`]. Keeps equity = cash + Σ shares × close.
+pub fn mark_to_market(
+    market: Res<MarketData>,
+    mut envs: Query<(&mut Portfolio, &Positions, &mut EpisodeClock, &mut StepOutcome)>,
+) {
+    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut portfolio, positions, mut clock, mut outcome)| {
+        clock.bar += 1;
+        clock.steps += 1;
+        let closes = market.close_row(clock.bar as usize);
+        let p = &mut *portfolio;
+        p.prev_equity = p.equity;
+        p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
+        p.peak_equity = p.peak_equity.max(p.equity);
+        let r = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
+        let w = p.returns.len();
+        p.returns[p.n_returns % w] = r;
+        p.n_returns += 1;
+        outcome.step_return = r;
+    });
+}

@@ -1,0 +1,440 @@
+//! Components of one trading environment.
+//!
+//! Layout: **one entity per env**, every component in bevy's default table storage. An
+//! env's positions are always processed together and in ticker order (sells before buys,
+//! cash flowing from one fill to the next), so they live contiguously in one [`Positions`]
+//! component instead of one entity per ticker: a step touches one cache-friendly row per
+//! env, and `par_iter` splits the envs — the natural unit of independent work — across
+//! threads. Nothing is spawned or despawned while stepping (episodes reset in place), so
+//! archetypes never move and no command buffers are needed. Share counts are signed `f64`
+//! so short selling can come later as a rule, not a rewrite.
+
+use crate::config::EnvironmentConfig;
+use bevy_ecs::prelude::*;
+use rand_chacha::ChaCha8Rng;
+
+/// The env's index in the batch: its row in every batched buffer. Immutable, so two
+/// entities can never write the same row.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[component(immutable)]
+pub struct EnvId(u32);
+
+impl EnvId {
+    pub(crate) fn new(index: usize) -> Self {
+        Self(u32::try_from(index).expect("fewer than 2^32 envs"))
+    }
+
+    /// Row of this env in the batched buffers.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An order side the agent asked for, per ticker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Side {
+    #[default]
+    Hold,
+    Buy,
+    Sell,
+}
+
+/// Why an order was not executed. Built-in reasons first; rules added by users register
+/// theirs in [`RefusalReasons`] and get an index from [`Refusal::FIRST_CUSTOM`] on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal(pub u8);
+
+impl Refusal {
+    /// Action code outside {0, 1, 2}; treated as hold.
+    pub const INVALID_ACTION: Refusal = Refusal(0);
+    /// Sell with no position.
+    pub const NO_POSITION: Refusal = Refusal(1);
+    /// Sell of a position younger than `min_holding_bars`.
+    pub const HOLDING_PERIOD: Refusal = Refusal(2);
+    /// Sell that would exceed the Pattern-Day-Trader limit.
+    pub const PDT: Refusal = Refusal(3);
+    /// Order over the per-day cap on executed orders.
+    pub const TRADES_PER_DAY: Refusal = Refusal(4);
+    /// Buy with no cash left.
+    pub const CASH: Refusal = Refusal(5);
+    /// Buy of a ticker whose position already reaches `max_position_pct` of equity.
+    pub const POSITION_CAP: Refusal = Refusal(6);
+    /// Buy below the minimum order (`min_order_notional`, or zero whole shares).
+    pub const TOO_SMALL: Refusal = Refusal(7);
+    /// Order on a bar where the ticker traded no volume over the last 20 bars.
+    pub const NO_LIQUIDITY: Refusal = Refusal(8);
+    /// First index available to custom rules.
+    pub const FIRST_CUSTOM: u8 = 9;
+    /// Capacity of [`RefusalCounts`].
+    pub const MAX: usize = 16;
+    /// Names of the built-in reasons, in index order.
+    pub const BUILT_IN: [&'static str; 9] = [
+        "invalid_action",
+        "no_position",
+        "holding_period",
+        "pdt",
+        "trades_per_day",
+        "cash",
+        "position_cap",
+        "too_small",
+        "no_liquidity",
+    ];
+}
+
+/// Names of all refusal reasons, built-in and registered by custom rules.
+#[derive(Resource, Debug, Clone)]
+pub struct RefusalReasons {
+    names: Vec<String>,
+}
+
+impl Default for RefusalReasons {
+    fn default() -> Self {
+        Self { names: Refusal::BUILT_IN.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+impl RefusalReasons {
+    /// Registers a custom reason (idempotent by name) and returns its code.
+    ///
+    /// # Panics
+    /// When more than [`Refusal::MAX`] reasons exist: a programming error, not user input.
+    pub fn register(&mut self, name: &str) -> Refusal {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return Refusal(i as u8);
+        }
+        assert!(self.names.len() < Refusal::MAX, "at most {} refusal reasons", Refusal::MAX);
+        self.names.push(name.to_string());
+        Refusal((self.names.len() - 1) as u8)
+    }
+
+    /// All names, indexed by code.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// Count of refused orders per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefusalCounts(pub [u32; Refusal::MAX]);
+
+impl RefusalCounts {
+    #[inline]
+    pub fn add(&mut self, r: Refusal) {
+        self.0[r.0 as usize] += 1;
+    }
+
+    /// Total over all reasons.
+    pub fn total(&self) -> u32 {
+        self.0.iter().sum()
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, other: &RefusalCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// This step's orders as bit masks over tickers (bit k = ticker k, so at most
+/// [`MAX_TICKERS`] tickers). Written by `apply_actions`, narrowed by rules, consumed by
+/// execution. Masks keep the rules branch-light: random actions make per-ticker branches
+/// unpredictable, and a rule only visits the bits that are set.
+#[derive(Component, Debug, Clone, Default)]
+pub struct Orders {
+    /// Live buy orders.
+    pub buy: u64,
+    /// Live sell orders.
+    pub sell: u64,
+    /// Refusals of this step, by reason.
+    pub refused: RefusalCounts,
+}
+
+/// Most tickers one env can trade (the width of the order masks).
+pub const MAX_TICKERS: usize = 64;
+
+impl Orders {
+    /// Refuses the live orders in `mask` for `reason`.
+    #[inline]
+    pub fn refuse(&mut self, mask: u64, reason: Refusal) {
+        let hit = (self.buy | self.sell) & mask;
+        if hit != 0 {
+            self.buy &= !hit;
+            self.sell &= !hit;
+            self.refused.0[reason.0 as usize] += hit.count_ones();
+        }
+    }
+
+    /// Live order side of ticker `k`.
+    #[inline]
+    pub fn side(&self, k: usize) -> Side {
+        if self.buy >> k & 1 == 1 {
+            Side::Buy
+        } else if self.sell >> k & 1 == 1 {
+            Side::Sell
+        } else {
+            Side::Hold
+        }
+    }
+}
+
+/// Iterates the indices of the set bits of a mask, lowest first.
+#[inline]
+pub fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            None
+        } else {
+            let k = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            Some(k)
+        }
+    })
+}
+
+/// One ticker's holding.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Position {
+    /// Signed share count (long-only today: never negative).
+    pub shares: f64,
+    /// Average fill price paid, costs included; 0 when flat.
+    pub avg_cost: f64,
+    /// Fill bar of the buy that opened the position (trade duration).
+    pub opened_bar: u32,
+    /// Fill bar of the latest buy (minimum holding period).
+    pub last_buy_bar: u32,
+    /// Trading day of the latest buy (Pattern-Day-Trader rule).
+    pub last_buy_day: u32,
+}
+
+/// All positions of an env, indexed by ticker.
+#[derive(Component, Debug, Clone)]
+pub struct Positions(pub Box<[Position]>);
+
+/// Money, and the statistics of the current episode.
+#[derive(Component, Debug, Clone)]
+pub struct Portfolio {
+    pub cash: f64,
+    /// Equity marked at the current bar's close.
+    pub equity: f64,
+    /// Equity at the previous step's mark.
+    pub prev_equity: f64,
+    /// Highest equity of the episode.
+    pub peak_equity: f64,
+    pub initial_cash: f64,
+    /// Executed orders on trading day `trade_day`.
+    pub trades_today: u32,
+    pub trade_day: u32,
+    /// Orders executed this step.
+    pub executed_this_step: u32,
+    /// Last `sharpe_window` step returns (ring buffer).
+    pub returns: Box<[f64]>,
+    /// Returns pushed so far this episode (the ring holds `min(n, window)`).
+    pub n_returns: usize,
+    /// Differential-Sharpe moving moments A and B.
+    pub dsr_a: f64,
+    pub dsr_b: f64,
+    /// Sum of rewards this episode.
+    pub episode_reward: f64,
+}
+
+impl Portfolio {
+    pub(crate) fn new(cfg: &EnvironmentConfig) -> Self {
+        Self {
+            cash: cfg.initial_cash,
+            equity: cfg.initial_cash,
+            prev_equity: cfg.initial_cash,
+            peak_equity: cfg.initial_cash,
+            initial_cash: cfg.initial_cash,
+            trades_today: 0,
+            trade_day: u32::MAX,
+            executed_this_step: 0,
+            returns: vec![0.0; cfg.reward.sharpe_window].into_boxed_slice(),
+            n_returns: 0,
+            dsr_a: 0.0,
+            dsr_b: 0.0,
+            episode_reward: 0.0,
+        }
+    }
+
+    /// Back to the initial state, keeping the allocated ring buffer.
+    pub(crate) fn reset(&mut self) {
+        self.cash = self.initial_cash;
+        self.equity = self.initial_cash;
+        self.prev_equity = self.initial_cash;
+        self.peak_equity = self.initial_cash;
+        self.trades_today = 0;
+        self.trade_day = u32::MAX;
+        self.executed_this_step = 0;
+        self.returns.fill(0.0);
+        self.n_returns = 0;
+        self.dsr_a = 0.0;
+        self.dsr_b = 0.0;
+        self.episode_reward = 0.0;
+    }
+
+    /// Orders already executed on trading day `day`.
+    #[inline]
+    pub fn executed_on(&self, day: u32) -> u32 {
+        if self.trade_day == day { self.trades_today } else { 0 }
+    }
+
+    /// Drawdown from the episode's peak, as a fraction.
+    #[inline]
+    pub fn drawdown(&self) -> f64 {
+        if self.peak_equity > 0.0 { (self.peak_equity - self.equity) / self.peak_equity } else { 0.0 }
+    }
+}
+
+/// Costs paid, in dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CostTotals {
+    /// SEC fee + FINRA TAF + commissions.
+    pub fees: f64,
+    /// Half-spread paid on every fill.
+    pub spread: f64,
+    /// ATR-based slippage.
+    pub slippage: f64,
+    /// Square-root market impact.
+    pub impact: f64,
+}
+
+impl CostTotals {
+    /// Sum of all costs.
+    pub fn total(&self) -> f64 {
+        self.fees + self.spread + self.slippage + self.impact
+    }
+
+    pub fn merge(&mut self, o: &CostTotals) {
+        self.fees += o.fees;
+        self.spread += o.spread;
+        self.slippage += o.slippage;
+        self.impact += o.impact;
+    }
+}
+
+/// Lifetime totals of an env, across episodes (never reset): costs, refusals, trades.
+#[derive(Component, Debug, Clone, Default)]
+pub struct Ledger {
+    pub costs: CostTotals,
+    pub refused: RefusalCounts,
+    pub buys: u64,
+    pub sells: u64,
+    /// Closed round trips, and those with a positive realized P&L after costs.
+    pub closed_trades: u64,
+    pub winning_trades: u64,
+    /// Sum of closed trades' durations in bars.
+    pub trade_bars: u64,
+    /// Notional traded (fill price × shares), buys and sells.
+    pub turnover: f64,
+    pub episodes: u64,
+}
+
+/// Execution-cost parameters of this env (per env so that they can be randomized).
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
+    /// Half the quoted spread, as a fraction of price.
+    pub half_spread: f64,
+    pub slippage_atr_mult: f64,
+    pub impact_coef: f64,
+}
+
+impl CostModel {
+    pub(crate) fn from_config(cfg: &EnvironmentConfig) -> Self {
+        Self {
+            half_spread: cfg.spread_bps / 2e4,
+            slippage_atr_mult: cfg.slippage_atr_mult,
+            impact_coef: cfg.impact_coef,
+        }
+    }
+}
+
+/// Day trades of the last trading days, one slot per distinct day (ring buffer).
+#[derive(Component, Debug, Clone)]
+pub struct PdtState {
+    /// (trading day, day trades that day).
+    days: Box<[(u32, u32)]>,
+    next: usize,
+}
+
+impl PdtState {
+    pub(crate) fn new(window_days: u32) -> Self {
+        Self { days: vec![(u32::MAX, 0); window_days.max(1) as usize].into_boxed_slice(), next: 0 }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.days.fill((u32::MAX, 0));
+        self.next = 0;
+    }
+
+    /// Day trades on trading days `day - window + 1 ..= day`.
+    #[inline]
+    pub fn in_window(&self, day: u32, window: u32) -> u32 {
+        self.days
+            .iter()
+            .filter(|(d, _)| *d != u32::MAX && *d <= day && day - *d < window)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Records one day trade on `day`.
+    #[inline]
+    pub fn record(&mut self, day: u32) {
+        let last = (self.next + self.days.len() - 1) % self.days.len();
+        if self.days[last].0 == day {
+            self.days[last].1 += 1;
+        } else {
+            self.days[self.next] = (day, 1);
+            self.next = (self.next + 1) % self.days.len();
+        }
+    }
+}
+
+/// Where an env is in its episode.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpisodeClock {
+    /// First bar of the episode.
+    pub start_bar: u32,
+    /// Current bar t: the agent acts on its close.
+    pub bar: u32,
+    /// Steps taken this episode.
+    pub steps: u32,
+}
+
+/// The env's own random stream, derived from (seed, env index): envs never share one, so
+/// results do not depend on thread count or scheduling.
+#[derive(Component, Debug, Clone)]
+pub struct EnvRng(pub ChaCha8Rng);
+
+/// What this step produced for this env.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepOutcome {
+    pub step_return: f64,
+    pub reward: f64,
+    pub terminated: bool,
+    pub truncated: bool,
+}
+
+/// A trade as written to `trades.csv` by replays (only envs with a [`TradeLog`] record).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeRecord {
+    /// Fill bar.
+    pub bar: u32,
+    pub ticker: u16,
+    pub side: Side,
+    pub shares: f64,
+    pub reference_price: f64,
+    pub fill_price: f64,
+    /// Dollars paid to the half-spread, slippage and impact, and in fees.
+    pub spread: f64,
+    pub slippage: f64,
+    pub impact: f64,
+    pub fees: f64,
+    /// Cash right after this trade.
+    pub cash_after: f64,
+}
+
+/// Optional per-env trade log (replays and backtests).
+#[derive(Component, Debug, Clone, Default)]
+pub struct TradeLog(pub Vec<TradeRecord>);

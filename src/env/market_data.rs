@@ -1,0 +1,178 @@
+//! The market as the env sees it: flat, bar-major arrays shared by every env.
+//!
+//! Everything a step reads for bar t and ticker k sits at `t * n_tickers + k`, so one step
+//! of one env reads a few adjacent cache lines. The observation features of all tickers at
+//! bar t form one contiguous `f32` row, so materializing an observation is one `memcpy`.
+
+use bevy_ecs::prelude::*;
+
+/// Per-bar, per-ticker market arrays; built once, read by every env.
+#[derive(Resource, Debug, Clone)]
+pub struct MarketData {
+    n_bars: usize,
+    n_tickers: usize,
+    n_features: usize,
+    /// [n_bars, n_tickers]
+    pub(crate) open: Vec<f64>,
+    /// [n_bars, n_tickers]
+    pub(crate) close: Vec<f64>,
+    /// atr_14 / close at each bar: the slippage unit. [n_bars, n_tickers]
+    pub(crate) atr_frac: Vec<f64>,
+    /// ret_std_20 at each bar: the impact's volatility. [n_bars, n_tickers]
+    pub(crate) ret_std: Vec<f64>,
+    /// Mean volume of bars t-19..=t (fewer at the start). [n_bars, n_tickers]
+    pub(crate) mean_volume: Vec<f64>,
+    /// Trading-day ordinal of each bar. [n_bars]
+    pub(crate) day: Vec<u32>,
+    /// Observation features. [n_bars, n_tickers * n_features]
+    pub(crate) features: Vec<f32>,
+}
+
+/// A column that does not have `n_bars × n_tickers` entries.
+#[derive(Debug, thiserror::Error)]
+#[error("market data column `{column}` has {got} values, expected {expected}")]
+pub struct MarketDataError {
+    pub column: &'static str,
+    pub got: usize,
+    pub expected: usize,
+}
+
+/// The columns [`MarketData::new`] takes, all bar-major `[n_bars, n_tickers]` except `day`
+/// (`[n_bars]`) and `features` (`[n_bars, n_tickers * n_features]`).
+#[derive(Debug, Clone, Default)]
+pub struct MarketColumns {
+    pub open: Vec<f64>,
+    pub close: Vec<f64>,
+    pub atr_frac: Vec<f64>,
+    pub ret_std: Vec<f64>,
+    pub mean_volume: Vec<f64>,
+    pub day: Vec<u32>,
+    pub features: Vec<f32>,
+}
+
+impl MarketData {
+    /// Checks shapes. Non-finite slippage or impact inputs (feature warm-up) count as 0.
+    ///
+    /// # Errors
+    /// [`MarketDataError`] when a column has the wrong length.
+    pub fn new(
+        n_bars: usize,
+        n_tickers: usize,
+        n_features: usize,
+        mut c: MarketColumns,
+    ) -> Result<Self, MarketDataError> {
+        let cells = n_bars * n_tickers;
+        for (column, got, expected) in [
+            ("open", c.open.len(), cells),
+            ("close", c.close.len(), cells),
+            ("atr_frac", c.atr_frac.len(), cells),
+            ("ret_std", c.ret_std.len(), cells),
+            ("mean_volume", c.mean_volume.len(), cells),
+            ("day", c.day.len(), n_bars),
+            ("features", c.features.len(), cells * n_features),
+        ] {
+            if got != expected {
+                return Err(MarketDataError { column, got, expected });
+            }
+        }
+        for v in c.atr_frac.iter_mut().chain(c.ret_std.iter_mut()) {
+            if !v.is_finite() {
+                *v = 0.0;
+            }
+        }
+        for v in c.mean_volume.iter_mut() {
+            if !v.is_finite() {
+                *v = 0.0;
+            }
+        }
+        Ok(Self {
+            n_bars,
+            n_tickers,
+            n_features,
+            open: c.open,
+            close: c.close,
+            atr_frac: c.atr_frac,
+            ret_std: c.ret_std,
+            mean_volume: c.mean_volume,
+            day: c.day,
+            features: c.features,
+        })
+    }
+
+    /// A random-walk market for benchmarks and tests, with the statistics of the NumPy
+    /// baseline (`shared/bench/numpy_env.py`): Student-t(4) hourly returns of 0.4%, 7 bars a
+    /// day, ATR ≈ 0.6% of price, 20-bar return std ≈ 0.4%, mean volume 1e5..1e6.
+    pub fn random_walk(n_bars: usize, n_tickers: usize, n_features: usize, seed: u64) -> Self {
+        use rand::{Rng, SeedableRng};
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let t4 = StudentsT::new(0.0, 1.0, 4.0).expect("valid Student-t");
+        let cells = n_bars * n_tickers;
+        let mut c = MarketColumns { day: (0..n_bars as u32).map(|t| t / 7).collect(), ..Default::default() };
+        let mut price = vec![100.0; n_tickers];
+        for _ in 0..n_bars {
+            for p in price.iter_mut() {
+                let u: f64 = rng.random_range(1e-9..1.0 - 1e-9);
+                let r = t4.inverse_cdf(u) * 0.004;
+                let open = *p * (1.0 + rng.random_range(-0.0005..0.0005));
+                *p = open * r.exp();
+                c.open.push(open);
+                c.close.push(*p);
+                c.atr_frac.push((0.006 + rng.random_range(-0.002f64..0.002)).abs());
+                c.ret_std.push((0.004 + rng.random_range(-0.001f64..0.001)).abs());
+                c.mean_volume.push(rng.random_range(1e5..1e6));
+            }
+        }
+        c.features = (0..cells * n_features).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        Self::new(n_bars, n_tickers, n_features, c).expect("shapes built above")
+    }
+
+    pub fn n_bars(&self) -> usize {
+        self.n_bars
+    }
+
+    pub fn n_tickers(&self) -> usize {
+        self.n_tickers
+    }
+
+    /// Observation features per ticker.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    #[inline]
+    pub(crate) fn at(&self, bar: usize) -> usize {
+        bar * self.n_tickers
+    }
+
+    /// Opens of every ticker at `bar`.
+    #[inline]
+    pub fn open_row(&self, bar: usize) -> &[f64] {
+        &self.open[self.at(bar)..self.at(bar) + self.n_tickers]
+    }
+
+    /// Closes of every ticker at `bar`.
+    #[inline]
+    pub fn close_row(&self, bar: usize) -> &[f64] {
+        &self.close[self.at(bar)..self.at(bar) + self.n_tickers]
+    }
+
+    /// Trading day of `bar`.
+    #[inline]
+    pub fn day(&self, bar: usize) -> u32 {
+        self.day[bar]
+    }
+
+    /// Observation features of all tickers at `bar`: `[n_tickers * n_features]`.
+    #[inline]
+    pub fn feature_row(&self, bar: usize) -> &[f32] {
+        let w = self.n_tickers * self.n_features;
+        &self.features[bar * w..(bar + 1) * w]
+    }
+
+    /// The whole feature table `[n_bars, n_tickers * n_features]`, for learners that gather
+    /// observations themselves (index layout).
+    pub fn feature_table(&self) -> &[f32] {
+        &self.features
+    }
+}

@@ -1,0 +1,411 @@
+//! The trading environment: a headless bevy `App` in which every parallel env is an entity
+//! (portfolio, positions, execution-cost model, PDT state, episode clock, random stream)
+//! advanced by systems in a fixed order ([`StepSystems`]):
+//!
+//! `apply actions → market rules → execution → mark-to-market → reward → observation →
+//! episode end/reset`
+//!
+//! [`TradingEnv`] is the batched interface the learner, the backtester and `ploutos bench`
+//! drive: `reset(seed)` and `step(actions)` write into preallocated contiguous buffers
+//! ([`StepBuffers`]); nothing is allocated per step.
+//!
+//! # Execution contract
+//!
+//! These are the answers the docs owe (see also [`crate::execution`], [`crate::rules`],
+//! [`crate::reward`]):
+//!
+//! 1. **Order within a bar**: sells first, in ticker order (the config's `data.tickers`
+//!    order), then buys in ticker order.
+//! 2. **Cash for `buy_pct`**: the cash left after the previous fills of the same bar.
+//! 3. **Position cap**: `max_position_pct` × the equity right after the bar's sells,
+//!    marked at the reference prices; the position is valued at its reference price.
+//! 4. **Buy sizing**: notional N = min(buy_pct × cash, room); impact from the shares N buys
+//!    at the pre-impact price; shares = N / fill price, so a buy spends exactly N.
+//! 5. **Whole shares** (`fractional_shares: false`): floor(N / fill price); it then spends
+//!    shares × fill price.
+//! 6. **Add-on buys** keep the position's opening bar (trade duration) but restart its
+//!    holding clock and its PDT day (the latest buy counts).
+//! 7. **Trading day** = the bar's calendar date in New York (daily bars: each bar), as a
+//!    day ordinal from the market data. An order counts on the day of its **fill** bar.
+//! 8. **PDT equity**: the equity marked at the decision bar's close; "the last 5 trading
+//!    days" are the fill's day and the 4 trading days before it that have bars.
+//! 9. **Impact volume**: mean volume of bars t−19..=t (t = decision bar; fewer bars at the
+//!    very start of the data).
+//! 10. **Fees** on the fill notional (fill price × shares), not rounded.
+//! 11. **Times**: a trade is written at its fill bar's time; an equity row at the bar whose
+//!    close marks it.
+//! 12. **Spread, slippage, impact** are reported in dollars, against the reference price.
+//! 13. **`cash after`** is the cash right after that trade.
+//! 14. **Bankruptcy**: training episodes terminate below `bankruptcy_pct` × initial cash; a
+//!    replay (`ploutos backtest`) runs to the end of its period regardless.
+//!
+//! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
+//! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
+//! change from close t to close t+1.
+
+mod accounting;
+mod actions;
+mod buffers;
+mod components;
+mod market_data;
+pub mod observation;
+mod schedule;
+mod systems;
+
+pub use accounting::mark_to_market;
+pub use actions::{apply_actions, decode as decode_actions};
+pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers};
+pub use components::*;
+pub use market_data::{MarketColumns, MarketData, MarketDataError};
+pub use schedule::{EnvReset, EnvStep, StepSystems, batching};
+pub use systems::{end_episodes, env_rng, reset_envs, start_episode, write_observations};
+
+use crate::config::{EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig};
+use crate::execution::{ExecutionConfig, ExecutionPlugin};
+use crate::reward::{RewardPlugin, RewardSettings};
+use crate::rules::{RulesConfig, RulesPlugin};
+use bevy_app::{App, Plugin, PluginGroup, PluginGroupBuilder, TaskPoolOptions, TaskPoolPlugin};
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{Schedule, ScheduleLabel, SingleThreadedExecutor};
+use std::sync::Mutex;
+
+/// Settings of the core env systems (observation, episodes).
+#[derive(Resource, Debug, Clone)]
+pub struct EnvParams {
+    pub n_envs: usize,
+    pub n_tickers: usize,
+    pub obs_dim: usize,
+    pub layout: ObservationLayout,
+    pub pdt: PdtConfig,
+    pub max_trades_per_day: Option<u32>,
+    /// 1 when orders fill at the next bar, 0 at the same bar's close.
+    pub fill_offset: usize,
+    pub episode_length: usize,
+    pub bankruptcy_pct: f64,
+}
+
+/// Bars episodes may use: decisions at `first..last`, the last mark at `last`.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpisodeBounds {
+    pub first: u32,
+    pub last: u32,
+    /// Episodes start at a random bar (training) or always at `first` (backtests).
+    pub random_start: bool,
+}
+
+/// The seed of the next [`EnvReset`].
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct ResetSeed(pub u64);
+
+/// Bad arguments to [`TradingEnv::new`].
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("episode bounds {first}..={last} do not fit in {n_bars} bars (need first < last < n_bars)")]
+    Bounds { first: u32, last: u32, n_bars: usize },
+    #[error("n_envs must be at least 1")]
+    NoEnvs,
+    #[error("actions: expected {expected} codes (n_envs × n_tickers), got {got}")]
+    Actions { expected: usize, got: usize },
+}
+
+/// Shares the market arrays with every env.
+pub struct MarketDataPlugin {
+    market: Mutex<Option<MarketData>>,
+    bounds: EpisodeBounds,
+}
+
+impl MarketDataPlugin {
+    pub fn new(market: MarketData, bounds: EpisodeBounds) -> Self {
+        Self { market: Mutex::new(Some(market)), bounds }
+    }
+}
+
+impl Plugin for MarketDataPlugin {
+    fn build(&self, app: &mut App) {
+        let market = self.market.lock().expect("market mutex").take().expect("MarketDataPlugin is built once");
+        app.insert_resource(market).insert_resource(self.bounds);
+    }
+}
+
+/// Spawns the envs and wires the step order; the core systems (actions, mark-to-market,
+/// observation, episodes) live here.
+pub struct EnvPlugin {
+    pub config: EnvironmentConfig,
+    pub n_envs: usize,
+    pub n_tickers: usize,
+    pub n_features: usize,
+    pub trade_log: bool,
+}
+
+impl Plugin for EnvPlugin {
+    fn build(&self, app: &mut App) {
+        let cfg = &self.config;
+        let obs_dim = observation::obs_dim(cfg.observation_layout, self.n_tickers, self.n_features);
+        for label in [EnvStep.intern(), EnvReset.intern()] {
+            let mut schedule = Schedule::new(label);
+            // The phases are chained, so a multi-threaded executor would only add overhead;
+            // parallelism comes from `par_iter` inside each system.
+            schedule.set_executor(SingleThreadedExecutor::new());
+            app.add_schedule(schedule);
+        }
+        app.configure_sets(
+            EnvStep,
+            (
+                StepSystems::Act,
+                StepSystems::Rules,
+                StepSystems::Execute,
+                StepSystems::Account,
+                StepSystems::Reward,
+                StepSystems::Observe,
+                StepSystems::Episode,
+            )
+                .chain(),
+        )
+        .insert_resource(EnvParams {
+            n_envs: self.n_envs,
+            n_tickers: self.n_tickers,
+            obs_dim,
+            layout: cfg.observation_layout,
+            pdt: cfg.pdt.clone(),
+            max_trades_per_day: cfg.max_trades_per_day,
+            fill_offset: match cfg.fill_timing {
+                FillTiming::NextOpen => 1,
+                FillTiming::Close => 0,
+            },
+            episode_length: cfg.episode_length,
+            bankruptcy_pct: cfg.bankruptcy_pct,
+        })
+        .insert_resource(ActionBuffer(vec![0; self.n_envs * self.n_tickers]))
+        .insert_resource(StepBuffers::new(self.n_envs, obs_dim))
+        .insert_resource(ResetSeed::default())
+        .init_resource::<RefusalReasons>()
+        .add_systems(
+            EnvStep,
+            (
+                apply_actions.in_set(StepSystems::Act),
+                mark_to_market.in_set(StepSystems::Account),
+                write_observations.in_set(StepSystems::Observe),
+                end_episodes.in_set(StepSystems::Episode),
+            ),
+        )
+        .add_systems(EnvReset, reset_envs);
+
+        let n_tickers = self.n_tickers;
+        let world = app.world_mut();
+        world.spawn_batch((0..self.n_envs).map(move |i| {
+            (
+                EnvId::new(i),
+                Portfolio::new(cfg),
+                Positions(vec![Position::default(); n_tickers].into_boxed_slice()),
+                Orders::default(),
+                CostModel::from_config(cfg),
+                PdtState::new(cfg.pdt.window_days),
+                EpisodeClock { start_bar: 0, bar: 0, steps: 0 },
+                EnvRng(env_rng(0, i)),
+                StepOutcome::default(),
+                Ledger::default(),
+            )
+        }));
+        if self.trade_log {
+            let ids: Vec<Entity> = world.query_filtered::<Entity, With<EnvId>>().iter(world).collect();
+            for e in ids {
+                world.entity_mut(e).insert(TradeLog::default());
+            }
+        }
+    }
+}
+
+/// Everything an env needs: core, execution, rules, reward.
+pub struct PloutosPlugins {
+    pub config: EnvironmentConfig,
+    pub n_envs: usize,
+    pub n_tickers: usize,
+    pub n_features: usize,
+    pub trade_log: bool,
+}
+
+impl PluginGroup for PloutosPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        let cfg = self.config;
+        PluginGroupBuilder::start::<Self>()
+            .add(EnvPlugin {
+                config: cfg.clone(),
+                n_envs: self.n_envs,
+                n_tickers: self.n_tickers,
+                n_features: self.n_features,
+                trade_log: self.trade_log,
+            })
+            .add(RulesPlugin { config: RulesConfig::new(&cfg) })
+            .add(ExecutionPlugin { config: ExecutionConfig::new(&cfg) })
+            .add(RewardPlugin { settings: RewardSettings { reward: cfg.reward.clone(), scaling: cfg.reward_scaling } })
+    }
+}
+
+/// How to build a [`TradingEnv`].
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    pub n_envs: usize,
+    /// Worker threads of bevy's compute pool; 0 = all cores. The pool is process-wide and
+    /// fixed by the first env built in a process.
+    pub threads: usize,
+    pub bounds: EpisodeBounds,
+    /// Keep a [`TradeLog`] per env (replays and backtests).
+    pub trade_log: bool,
+}
+
+/// The batched env: `n_envs` independent trading accounts over one shared market.
+pub struct TradingEnv {
+    app: App,
+    n_envs: usize,
+    n_tickers: usize,
+    obs_dim: usize,
+}
+
+impl TradingEnv {
+    /// Builds the env with the built-in plugins.
+    ///
+    /// # Errors
+    /// [`EnvError`] for empty batches or bounds outside the market.
+    pub fn new(cfg: &EnvironmentConfig, market: MarketData, opts: EnvOptions) -> Result<Self, EnvError> {
+        Self::with_plugins(cfg, market, opts, |_| {})
+    }
+
+    /// Builds the env, then lets `extend` add plugins (custom market rules, fees...).
+    ///
+    /// # Errors
+    /// [`EnvError`] for empty batches or bounds outside the market.
+    pub fn with_plugins(
+        cfg: &EnvironmentConfig,
+        market: MarketData,
+        opts: EnvOptions,
+        extend: impl FnOnce(&mut App),
+    ) -> Result<Self, EnvError> {
+        let b = opts.bounds;
+        if !(b.first < b.last && (b.last as usize) < market.n_bars()) {
+            return Err(EnvError::Bounds { first: b.first, last: b.last, n_bars: market.n_bars() });
+        }
+        if opts.n_envs == 0 {
+            return Err(EnvError::NoEnvs);
+        }
+        let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
+        let mut pool = TaskPoolOptions::default();
+        // bevy gives the compute pool "what is left" after IO and async pools, which is a
+        // single thread on a 2-core machine; envs are the compute here, so claim them all.
+        pool.compute.min_threads = threads;
+        pool.compute.max_threads = threads;
+        let (n_tickers, n_features) = (market.n_tickers(), market.n_features());
+        let mut app = App::empty();
+        app.add_plugins(TaskPoolPlugin { task_pool_options: pool })
+            .add_plugins(MarketDataPlugin::new(market, b))
+            .add_plugins(PloutosPlugins {
+                config: cfg.clone(),
+                n_envs: opts.n_envs,
+                n_tickers,
+                n_features,
+                trade_log: opts.trade_log,
+            });
+        extend(&mut app);
+        app.finish();
+        app.cleanup();
+        let obs_dim = app.world().resource::<EnvParams>().obs_dim;
+        Ok(Self { app, n_envs: opts.n_envs, n_tickers, obs_dim })
+    }
+
+    /// Starts a new episode in every env; env i draws from stream (seed, i).
+    pub fn reset(&mut self, seed: u64) -> &StepBuffers {
+        self.app.world_mut().resource_mut::<ResetSeed>().0 = seed;
+        self.app.world_mut().run_schedule(EnvReset);
+        self.app.world().resource::<StepBuffers>()
+    }
+
+    /// Advances every env by one bar.
+    ///
+    /// # Errors
+    /// [`EnvError::Actions`] when `actions` is not `n_envs × n_tickers` long.
+    pub fn step(&mut self, actions: &[u8]) -> Result<&StepBuffers, EnvError> {
+        let expected = self.n_envs * self.n_tickers;
+        if actions.len() != expected {
+            return Err(EnvError::Actions { expected, got: actions.len() });
+        }
+        self.app.world_mut().resource_mut::<ActionBuffer>().0.copy_from_slice(actions);
+        self.app.world_mut().run_schedule(EnvStep);
+        Ok(self.app.world().resource::<StepBuffers>())
+    }
+
+    /// Outputs of the last step or reset.
+    pub fn buffers(&self) -> &StepBuffers {
+        self.app.world().resource::<StepBuffers>()
+    }
+
+    pub fn n_envs(&self) -> usize {
+        self.n_envs
+    }
+
+    pub fn n_tickers(&self) -> usize {
+        self.n_tickers
+    }
+
+    /// Observation width.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// The shared market.
+    pub fn market(&self) -> &MarketData {
+        self.app.world().resource::<MarketData>()
+    }
+
+    /// The bevy world, for inspection.
+    pub fn world(&self) -> &World {
+        self.app.world()
+    }
+
+    /// The bevy world, for tests and tools that edit env state.
+    pub fn world_mut(&mut self) -> &mut World {
+        self.app.world_mut()
+    }
+
+    /// Refusal reason names, indexed by code.
+    pub fn refusal_names(&self) -> Vec<String> {
+        self.app.world().resource::<RefusalReasons>().names().to_vec()
+    }
+
+    /// Lifetime totals over all envs.
+    pub fn totals(&mut self) -> EnvTotals {
+        let world = self.app.world_mut();
+        let mut t = EnvTotals::default();
+        for l in world.query::<&Ledger>().iter(world) {
+            t.costs.merge(&l.costs);
+            t.refused.merge(&l.refused);
+            t.buys += l.buys;
+            t.sells += l.sells;
+            t.closed_trades += l.closed_trades;
+            t.winning_trades += l.winning_trades;
+            t.trade_bars += l.trade_bars;
+            t.turnover += l.turnover;
+            t.episodes += l.episodes;
+        }
+        t
+    }
+
+    /// State of env `index`: its portfolio and positions.
+    pub fn env_state(&mut self, index: usize) -> Option<(Portfolio, Vec<Position>, EpisodeClock)> {
+        let world = self.app.world_mut();
+        world
+            .query::<(&EnvId, &Portfolio, &Positions, &EpisodeClock)>()
+            .iter(world)
+            .find(|(id, ..)| id.index() == index)
+            .map(|(_, p, pos, c)| (p.clone(), pos.0.to_vec(), *c))
+    }
+
+    /// Takes the trade log of env `index` (empty without `trade_log`).
+    pub fn take_trades(&mut self, index: usize) -> Vec<TradeRecord> {
+        let world = self.app.world_mut();
+        world
+            .query::<(&EnvId, &mut TradeLog)>()
+            .iter_mut(world)
+            .find(|(id, _)| id.index() == index)
+            .map(|(_, mut log)| std::mem::take(&mut log.0))
+            .unwrap_or_default()
+    }
+}

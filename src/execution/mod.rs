@@ -1,0 +1,272 @@
+//! Execution: orders that survived the market rules fill at the reference price with
+//! spread, slippage and impact, fees are charged, cash and positions change.
+//!
+//! Within one env and one bar: **sells first, in ticker order, then buys, in ticker
+//! order**. Each buy spends `buy_pct` of the cash left after the fills before it. The
+//! position cap uses the equity right after the bar's sells, marked at the reference
+//! prices: `room_k = max_position_pct × E_ref − shares_k × ref_k`, and a buy spends
+//! `min(buy_pct × cash, room_k)`. Buys under `min_order_notional` (or rounding to zero
+//! whole shares) are refused as `too_small`, with no cash as `cash`, with no room as
+//! `position_cap`, on a ticker with zero mean volume as `no_liquidity`.
+//!
+//! Reference price: bar t+1's open (`next_open`) or bar t's close (`close`). The fill bar
+//! is t+1 or t respectively; its trading day is the day an order counts on (daily cap,
+//! PDT) and its time is written to `trades.csv`.
+
+pub mod fees;
+pub mod fill;
+
+use crate::config::{EnvironmentConfig, FillTiming};
+use crate::env::{
+    CostModel, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position,
+    Positions, Refusal, Side, StepSystems, TradeLog, TradeRecord, bits,
+};
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use fees::{FeeModel, UsEquityFees};
+
+/// Execution settings shared by all envs.
+#[derive(Resource, Debug, Clone)]
+pub struct ExecutionConfig {
+    pub fill_timing: FillTiming,
+    pub buy_pct: f64,
+    pub max_position_pct: f64,
+    pub fractional_shares: bool,
+    pub min_order_notional: f64,
+    pub fees: UsEquityFees,
+}
+
+impl ExecutionConfig {
+    pub fn new(cfg: &EnvironmentConfig) -> Self {
+        Self {
+            fill_timing: cfg.fill_timing,
+            buy_pct: cfg.buy_pct,
+            max_position_pct: cfg.max_position_pct,
+            fractional_shares: cfg.fractional_shares,
+            min_order_notional: cfg.min_order_notional,
+            fees: UsEquityFees::new(&cfg.fees),
+        }
+    }
+
+    /// Fill bar of a decision taken at bar `t`.
+    #[inline]
+    pub fn fill_bar(&self, t: usize) -> usize {
+        match self.fill_timing {
+            FillTiming::NextOpen => t + 1,
+            FillTiming::Close => t,
+        }
+    }
+
+    /// Reference prices of every ticker for a decision at bar `t`.
+    #[inline]
+    pub fn reference_row<'m>(&self, market: &'m MarketData, t: usize) -> &'m [f64] {
+        match self.fill_timing {
+            FillTiming::NextOpen => market.open_row(t + 1),
+            FillTiming::Close => market.close_row(t),
+        }
+    }
+}
+
+/// Turns pending orders into fills and charges costs.
+pub struct ExecutionPlugin {
+    pub config: ExecutionConfig,
+}
+
+impl Plugin for ExecutionPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.config.clone())
+            .add_systems(crate::env::EnvStep, fill_orders.in_set(StepSystems::Execute));
+    }
+}
+
+/// Fills every env's live orders.
+///
+/// Reads [`Orders`], [`CostModel`], [`EpisodeClock`], [`MarketData`]; writes
+/// [`Portfolio`] cash and counters, [`Positions`], [`Ledger`], [`PdtState`] and
+/// [`TradeLog`] when present. Runs in [`StepSystems::Execute`]. Keeps cash ≥ 0 and shares
+/// ≥ 0.
+#[allow(clippy::type_complexity)]
+pub fn fill_orders(
+    market: Res<MarketData>,
+    config: Res<ExecutionConfig>,
+    mut envs: Query<(
+        &mut Orders,
+        &mut Positions,
+        &mut Portfolio,
+        &mut Ledger,
+        &mut PdtState,
+        &CostModel,
+        &EpisodeClock,
+        Option<&mut TradeLog>,
+    )>,
+) {
+    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
+        execute(
+            &mut orders,
+            &mut positions.0,
+            &mut portfolio,
+            &mut ledger,
+            &mut pdt,
+            cost,
+            &market,
+            &config,
+            clock.bar as usize,
+            log.map(|l| &mut l.into_inner().0),
+        );
+    });
+}
+
+/// Executes one env's orders for a decision at bar `t` (see the module docs for the
+/// order and sizing rules).
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    orders: &mut Orders,
+    positions: &mut [Position],
+    portfolio: &mut Portfolio,
+    ledger: &mut Ledger,
+    pdt: &mut PdtState,
+    cost: &CostModel,
+    market: &MarketData,
+    config: &ExecutionConfig,
+    t: usize,
+    mut log: Option<&mut Vec<TradeRecord>>,
+) {
+    let fill_bar = config.fill_bar(t);
+    let day = market.day(fill_bar);
+    if portfolio.trade_day != day {
+        portfolio.trade_day = day;
+        portfolio.trades_today = 0;
+    }
+    portfolio.executed_this_step = 0;
+    let refs = config.reference_row(market, t);
+    let base = market.at(t);
+
+    // Sells, in ticker order.
+    for k in bits(orders.sell) {
+        let pos = &mut positions[k];
+        let shares = pos.shares;
+        let mean_volume = market.mean_volume[base + k];
+        if mean_volume <= 0.0 && cost.impact_coef > 0.0 {
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            continue;
+        }
+        let slippage = cost.slippage_atr_mult * market.atr_frac[base + k];
+        let quote = fill::quote_sell(refs[k], shares, cost.half_spread, slippage, cost.impact_coef, market.ret_std[base + k], mean_volume);
+        let price = quote.sell_price();
+        let notional = shares * price;
+        let fees = config.fees.sell_fees(shares, notional);
+        portfolio.cash += notional - fees;
+        let pnl = (price - pos.avg_cost) * shares - fees;
+        if pos.last_buy_day == day {
+            pdt.record(day);
+        }
+        ledger.sells += 1;
+        ledger.closed_trades += 1;
+        ledger.winning_trades += u64::from(pnl > 0.0);
+        ledger.trade_bars += (fill_bar as u64).saturating_sub(u64::from(pos.opened_bar));
+        ledger.turnover += notional;
+        record_costs(ledger, &quote, shares, fees);
+        if let Some(log) = log.as_deref_mut() {
+            log.push(trade_record(fill_bar, k, Side::Sell, shares, &quote, price, fees, portfolio.cash));
+        }
+        *pos = Position::default();
+        portfolio.trades_today += 1;
+        portfolio.executed_this_step += 1;
+    }
+
+    // Buys, in ticker order, each from the cash the previous fills left.
+    if orders.buy == 0 {
+        return;
+    }
+    let equity_ref: f64 = portfolio.cash + positions.iter().zip(refs).map(|(p, r)| p.shares * r).sum::<f64>();
+    for k in bits(orders.buy) {
+        let reference = refs[k];
+        let room = config.max_position_pct * equity_ref - positions[k].shares * reference;
+        let cash = portfolio.cash;
+        if cash <= 0.0 {
+            orders.refuse(1 << k, Refusal::CASH);
+            continue;
+        }
+        if room <= 0.0 {
+            orders.refuse(1 << k, Refusal::POSITION_CAP);
+            continue;
+        }
+        let notional = (config.buy_pct * cash).min(room);
+        if notional < config.min_order_notional {
+            orders.refuse(1 << k, Refusal::TOO_SMALL);
+            continue;
+        }
+        let mean_volume = market.mean_volume[base + k];
+        if mean_volume <= 0.0 && cost.impact_coef > 0.0 {
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            continue;
+        }
+        let slippage = cost.slippage_atr_mult * market.atr_frac[base + k];
+        let (shares, quote) = fill::size_buy(
+            reference,
+            notional,
+            cost.half_spread,
+            slippage,
+            cost.impact_coef,
+            market.ret_std[base + k],
+            mean_volume,
+            config.fractional_shares,
+        );
+        if shares <= 0.0 {
+            orders.refuse(1 << k, Refusal::TOO_SMALL);
+            continue;
+        }
+        let price = quote.buy_price();
+        let spent = if config.fractional_shares { notional } else { shares * price };
+        let fees = config.fees.buy_fees(shares, spent);
+        if spent + fees > cash {
+            orders.refuse(1 << k, Refusal::CASH);
+            continue;
+        }
+        portfolio.cash = (cash - spent - fees).max(0.0);
+        let pos = &mut positions[k];
+        if pos.shares <= 0.0 {
+            pos.opened_bar = fill_bar as u32;
+            pos.avg_cost = 0.0;
+        }
+        pos.avg_cost = (pos.avg_cost * pos.shares + spent + fees) / (pos.shares + shares);
+        pos.shares += shares;
+        pos.last_buy_bar = fill_bar as u32;
+        pos.last_buy_day = day;
+        ledger.buys += 1;
+        ledger.turnover += spent;
+        record_costs(ledger, &quote, shares, fees);
+        if let Some(log) = log.as_deref_mut() {
+            log.push(trade_record(fill_bar, k, Side::Buy, shares, &quote, price, fees, portfolio.cash));
+        }
+        portfolio.trades_today += 1;
+        portfolio.executed_this_step += 1;
+    }
+}
+
+#[inline]
+fn record_costs(ledger: &mut Ledger, quote: &fill::FillQuote, shares: f64, fees: f64) {
+    let base = shares * quote.reference;
+    ledger.costs.spread += base * quote.half_spread;
+    ledger.costs.slippage += base * quote.slippage;
+    ledger.costs.impact += base * quote.impact;
+    ledger.costs.fees += fees;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trade_record(bar: usize, k: usize, side: Side, shares: f64, quote: &fill::FillQuote, price: f64, fees: f64, cash_after: f64) -> TradeRecord {
+    let base = shares * quote.reference;
+    TradeRecord {
+        bar: bar as u32,
+        ticker: k as u16,
+        side,
+        shares,
+        reference_price: quote.reference,
+        fill_price: price,
+        spread: base * quote.half_spread,
+        slippage: base * quote.slippage,
+        impact: base * quote.impact,
+        fees,
+        cash_after,
+    }
+}

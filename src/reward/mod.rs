@@ -1,0 +1,157 @@
+//! The reward paid after each step.
+//!
+//! `seed` (default), the seed's shaped reward, with E the equity marked at closes:
+//!
+//! ```text
+//! r = return_weight · ΔE/E_{t−1}                        step return, in % points
+//!   − [DD > drawdown_threshold] · drawdown_weight · DD  DD = (peak − E_t)/peak of the episode
+//!   + [S < 0] · sharpe_weight · S                       S = mean/std of the last sharpe_window
+//!                                                       step returns (population std, not
+//!                                                       annualized; 0 with < 2 returns or std 0)
+//!   − [n > overtrade_threshold] · overtrade_weight · n  n = orders executed this step
+//!   + [ΔE/E_{t−1} > bonus_threshold] · bonus
+//! all × reward_scaling
+//! ```
+//!
+//! `log_return`: `return_weight · ln(E_t/E_{t−1}) × reward_scaling`.
+//!
+//! `differential_sharpe` (Moody & Saffell 1998): with R the step return and moving moments
+//! A, B updated at rate η = `dsr_eta`, `D = (B·ΔA − ½·A·ΔB) / (B − A²)^{3/2}` using the
+//! moments before the update (0 while B − A² ≤ 0), × reward_scaling.
+
+use crate::config::{RewardConfig, RewardMode};
+use crate::env::{EnvStep, Portfolio, StepOutcome, StepSystems};
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+
+/// Reward settings shared by all envs.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct RewardSettings {
+    pub reward: RewardConfig,
+    pub scaling: f64,
+}
+
+/// Computes the step reward.
+pub struct RewardPlugin {
+    pub settings: RewardSettings,
+}
+
+impl Plugin for RewardPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.settings.clone())
+            .add_systems(EnvStep, compute_reward.in_set(StepSystems::Reward));
+    }
+}
+
+/// Writes [`StepOutcome::reward`] and adds it to the episode's sum.
+///
+/// Reads [`Portfolio`] (equity, peak, returns window, orders executed), [`RewardSettings`];
+/// writes [`StepOutcome`], [`Portfolio`] (DSR moments, episode reward). Runs in
+/// [`StepSystems::Reward`], after mark-to-market.
+pub fn compute_reward(settings: Res<RewardSettings>, mut envs: Query<(&mut Portfolio, &mut StepOutcome)>) {
+    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut portfolio, mut outcome)| {
+        let r = reward(&settings, &mut portfolio);
+        outcome.reward = r;
+        portfolio.episode_reward += r;
+    });
+}
+
+/// The reward of the step that `portfolio` has just been marked for.
+pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
+    let c = &settings.reward;
+    let step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
+    let r = match c.mode {
+        RewardMode::Seed => {
+            let mut r = c.return_weight * step_return;
+            let dd = p.drawdown();
+            if dd > c.drawdown_threshold {
+                r -= c.drawdown_weight * dd;
+            }
+            // Only a negative Sharpe ratio is penalized, and its sign is the mean's.
+            if c.sharpe_weight != 0.0 && window_mean(&p.returns, p.n_returns) < 0.0 {
+                r += c.sharpe_weight * rolling_sharpe(&p.returns, p.n_returns);
+            }
+            let n = p.executed_this_step;
+            if n > c.overtrade_threshold {
+                r -= c.overtrade_weight * f64::from(n);
+            }
+            if step_return > c.bonus_threshold {
+                r += c.bonus;
+            }
+            r
+        }
+        RewardMode::LogReturn => {
+            if p.prev_equity > 0.0 && p.equity > 0.0 { c.return_weight * (p.equity / p.prev_equity).ln() } else { 0.0 }
+        }
+        RewardMode::DifferentialSharpe => {
+            let (a, b) = (p.dsr_a, p.dsr_b);
+            let (da, db) = (step_return - a, step_return * step_return - b);
+            let var = b - a * a;
+            let d = if var > 0.0 { (b * da - 0.5 * a * db) / var.powf(1.5) } else { 0.0 };
+            p.dsr_a = a + c.dsr_eta * da;
+            p.dsr_b = b + c.dsr_eta * db;
+            d
+        }
+    };
+    r * settings.scaling
+}
+
+/// Mean of the last `min(n, window)` returns in the ring (0 with fewer than 2).
+fn window_mean(ring: &[f64], n: usize) -> f64 {
+    let k = n.min(ring.len());
+    if k < 2 { 0.0 } else { ring[..k].iter().sum::<f64>() / k as f64 }
+}
+
+/// mean / population std of the last `min(n, window)` returns in the ring.
+pub fn rolling_sharpe(ring: &[f64], n: usize) -> f64 {
+    let k = n.min(ring.len());
+    if k < 2 {
+        return 0.0;
+    }
+    // With fewer than `window` returns the ring is filled from index 0.
+    let xs = &ring[..k];
+    let mean = xs.iter().sum::<f64>() / k as f64;
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / k as f64;
+    if var > 0.0 { mean / var.sqrt() } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvironmentConfig;
+
+    fn portfolio(prev: f64, now: f64, peak: f64, executed: u32, rets: &[f64]) -> Portfolio {
+        let mut p = Portfolio::new(&EnvironmentConfig::default());
+        p.prev_equity = prev;
+        p.equity = now;
+        p.peak_equity = peak;
+        p.executed_this_step = executed;
+        for (i, r) in rets.iter().enumerate() {
+            p.returns[i] = *r;
+        }
+        p.n_returns = rets.len();
+        p
+    }
+
+    #[test]
+    fn seed_reward_terms_add_up() {
+        let s = RewardSettings { reward: RewardConfig::default(), scaling: 1.0 };
+        // +3% step, drawdown 20% from a peak of 12,875, 2 orders, returns window [-0.01, 0.03].
+        let mut p = portfolio(10_000.0, 10_300.0, 12_875.0, 2, &[-0.01, 0.03]);
+        let sharpe = (0.01) / 0.02; // mean 0.01, population std 0.02 → positive: no penalty
+        assert!(sharpe > 0.0);
+        let want = 100.0 * 0.03 - 10.0 * 0.2 - 0.01 * 2.0 + 0.5;
+        assert!((reward(&s, &mut p) - want).abs() < 1e-12);
+        // A losing window: Sharpe = mean/std = -0.02/0.01 = -2 → +0.1 × -2.
+        let mut p = portfolio(10_000.0, 9_900.0, 10_000.0, 0, &[-0.03, -0.01]);
+        let want = 100.0 * -0.01 + 0.1 * -2.0;
+        assert!((reward(&s, &mut p) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn log_return_mode() {
+        let s = RewardSettings { reward: RewardConfig { mode: RewardMode::LogReturn, ..RewardConfig::default() }, scaling: 2.0 };
+        let mut p = portfolio(100.0, 110.0, 110.0, 5, &[]);
+        assert!((reward(&s, &mut p) - 2.0 * 100.0 * (1.1f64).ln()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,33 @@
+//! Minimum holding period: a position cannot be sold until `min_holding_bars` bars after
+//! its latest buy filled. Age = fill bar of the sell − fill bar of the latest buy (an
+//! add-on buy restarts the clock).
+
+use super::RulesConfig;
+use crate::env::{EpisodeClock, Orders, Positions, Refusal, bits};
+use crate::execution::ExecutionConfig;
+use bevy_ecs::prelude::*;
+
+/// Refuses sells of positions younger than `min_holding_bars`.
+///
+/// Reads [`Positions`], [`EpisodeClock`], [`RulesConfig`]; writes [`Orders`]. Runs first
+/// in [`crate::env::StepSystems::Rules`].
+pub fn enforce_holding_period(
+    rules: Res<RulesConfig>,
+    exec: Res<ExecutionConfig>,
+    mut envs: Query<(&mut Orders, &Positions, &EpisodeClock)>,
+) {
+    let min = rules.min_holding_bars;
+    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut orders, positions, clock)| {
+        let fill_bar = exec.fill_bar(clock.bar as usize) as u32;
+        refuse_young_sells(&mut orders, &positions.0, fill_bar, min);
+    });
+}
+
+/// The rule for one env.
+pub fn refuse_young_sells(orders: &mut Orders, positions: &[crate::env::Position], fill_bar: u32, min_bars: u32) {
+    let mut young = 0u64;
+    for k in bits(orders.sell) {
+        young |= u64::from(fill_bar.saturating_sub(positions[k].last_buy_bar) < min_bars) << k;
+    }
+    orders.refuse(young, Refusal::HOLDING_PERIOD);
+}

@@ -1,0 +1,56 @@
+//! Market rules: systems in [`StepSystems::Rules`] that refuse orders before they fill.
+//!
+//! They run in this order, each seeing what the previous ones left: minimum holding
+//! period, Pattern-Day-Trader, trades per day, then any rule a user plugin adds (see
+//! `examples/custom_market_rule.rs`). A refused order is counted per reason in
+//! [`crate::env::Orders::refused`] and the env's [`crate::env::Ledger`]. Counts that
+//! depend on fills (day trades, orders per day) are those executed before this bar, plus
+//! the orders this bar that an earlier order of the same rule already let through.
+
+pub mod holding;
+pub mod pdt;
+pub mod trades_per_day;
+
+use crate::config::{EnvironmentConfig, PdtConfig};
+use crate::env::{EnvStep, StepSystems};
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+
+/// Settings of the built-in rules.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct RulesConfig {
+    pub min_holding_bars: u32,
+    pub pdt: PdtConfig,
+    pub max_trades_per_day: Option<u32>,
+}
+
+impl RulesConfig {
+    pub fn new(cfg: &EnvironmentConfig) -> Self {
+        Self { min_holding_bars: cfg.min_holding_bars, pdt: cfg.pdt.clone(), max_trades_per_day: cfg.max_trades_per_day }
+    }
+}
+
+/// Orders the three built-in rules inside [`StepSystems::Rules`].
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuiltInRules;
+
+/// The built-in market rules, each switchable in config.
+pub struct RulesPlugin {
+    pub config: RulesConfig,
+}
+
+impl Plugin for RulesPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.config.clone()).add_systems(
+            EnvStep,
+            (
+                holding::enforce_holding_period.run_if(|c: Res<RulesConfig>| c.min_holding_bars > 1),
+                pdt::enforce_pdt.run_if(|c: Res<RulesConfig>| c.pdt.enabled),
+                trades_per_day::enforce_trades_per_day.run_if(|c: Res<RulesConfig>| c.max_trades_per_day.is_some()),
+            )
+                .chain()
+                .in_set(BuiltInRules)
+                .in_set(StepSystems::Rules),
+        );
+    }
+}

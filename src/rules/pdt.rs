@@ -1,0 +1,64 @@
+//! Pattern-Day-Trader rule (FINRA 4210), for accounts under `equity_threshold`.
+//!
+//! A day trade is a sell that fills on the same trading day as the position's latest buy
+//! fill. While the equity marked at the decision bar's close is below the threshold, a
+//! sell that would make more than `max_day_trades` day trades within the last
+//! `window_days` trading days (the fill's day and the `window_days − 1` trading days
+//! before it, by trading-day ordinal) is refused. Sells that are not day trades are never
+//! refused by this rule.
+
+use super::RulesConfig;
+use crate::config::PdtConfig;
+use crate::env::{EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, bits};
+use crate::execution::ExecutionConfig;
+use bevy_ecs::prelude::*;
+
+/// Refuses day-trading sells over the limit.
+///
+/// Reads [`Positions`], [`Portfolio`], [`PdtState`], [`EpisodeClock`]; writes [`Orders`].
+/// Runs in [`crate::env::StepSystems::Rules`] after the holding period.
+pub fn enforce_pdt(
+    rules: Res<RulesConfig>,
+    exec: Res<ExecutionConfig>,
+    market: Res<MarketData>,
+    mut envs: Query<(&mut Orders, &Positions, &Portfolio, &PdtState, &EpisodeClock)>,
+) {
+    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut orders, positions, portfolio, pdt, clock)| {
+        let day = market.day(exec.fill_bar(clock.bar as usize));
+        refuse_day_trades(&mut orders, &positions.0, portfolio.equity, pdt, day, &rules.pdt);
+    });
+}
+
+/// The rule for one env whose orders fill on trading day `day`.
+pub fn refuse_day_trades(orders: &mut Orders, positions: &[Position], equity: f64, pdt: &PdtState, day: u32, cfg: &PdtConfig) {
+    if orders.sell == 0 || equity >= cfg.equity_threshold {
+        return;
+    }
+    let mut day_trades = 0u64;
+    for k in bits(orders.sell) {
+        day_trades |= u64::from(positions[k].last_buy_day == day) << k;
+    }
+    if day_trades == 0 {
+        return;
+    }
+    let mut count = pdt.in_window(day, cfg.window_days);
+    let mut refused = 0u64;
+    for k in bits(day_trades) {
+        {
+            if count + 1 > cfg.max_day_trades {
+                refused |= 1 << k;
+            } else {
+                count += 1;
+            }
+        }
+    }
+    orders.refuse(refused, Refusal::PDT);
+}
+
+/// Day trades the env may still make today (for the observation).
+pub fn day_trades_left(pdt: &PdtState, equity: f64, day: u32, cfg: &PdtConfig) -> u32 {
+    if !cfg.enabled || equity >= cfg.equity_threshold {
+        return cfg.max_day_trades;
+    }
+    cfg.max_day_trades.saturating_sub(pdt.in_window(day, cfg.window_days))
+}
