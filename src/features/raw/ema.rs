@@ -34,6 +34,10 @@ pub(crate) fn ewm(x: &[f64], alpha: f64, min_periods: usize) -> Vec<f64> {
     };
     let old_wt_factor = 1.0 - alpha;
     let new_wt = alpha;
+    // Between observations the weights are always (1-α, α); when they sum to exactly 1.0
+    // (the usual case) pandas' division is the identity and is skipped, which shortens the
+    // dependency chain of the recursion without changing a bit.
+    let unit_sum = old_wt_factor + new_wt == 1.0;
     let mut y = x[seed];
     let mut nobs = 1usize;
     let mut old_wt = 1.0f64;
@@ -47,7 +51,11 @@ pub(crate) fn ewm(x: &[f64], alpha: f64, min_periods: usize) -> Vec<f64> {
         old_wt *= old_wt_factor;
         if is_obs {
             if y != cur {
-                y = (old_wt * y + new_wt * cur) / (old_wt + new_wt);
+                y = if unit_sum && old_wt == old_wt_factor {
+                    old_wt * y + new_wt * cur
+                } else {
+                    (old_wt * y + new_wt * cur) / (old_wt + new_wt)
+                };
             }
             old_wt = 1.0;
         }

@@ -77,7 +77,14 @@ impl<'a> RawInput<'a> {
         volume: &'a [f64],
         day: &'a [u32],
     ) -> Result<Self, FeatureError> {
-        let input = Self { open, high, low, close, volume, day };
+        let input = Self {
+            open,
+            high,
+            low,
+            close,
+            volume,
+            day,
+        };
         input.validate()?;
         Ok(input)
     }
@@ -108,7 +115,11 @@ impl<'a> RawInput<'a> {
         ];
         for (column, got) in columns {
             if got != expected {
-                return Err(FeatureError::LengthMismatch { column, got, expected });
+                return Err(FeatureError::LengthMismatch {
+                    column,
+                    got,
+                    expected,
+                });
             }
         }
         if let Some(bar) = self.day.windows(2).position(|w| w[1] < w[0]) {
@@ -123,6 +134,7 @@ pub const N_FEATURES: usize = 55;
 
 /// The 55 feature names, in table order: trend, momentum, volatility, volume,
 /// support/resistance, statistical, price action.
+#[rustfmt::skip]
 pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     // trend
     "sma_10", "sma_20", "sma_50", "ema_10", "ema_20", "macd", "macd_signal", "macd_diff", "adx_14",
@@ -147,6 +159,7 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
 #[allow(missing_docs)] // each variant is the feature named in FEATURE_NAMES
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(usize)]
+#[rustfmt::skip]
 pub enum Feature {
     Sma10, Sma20, Sma50, Ema10, Ema20, Macd, MacdSignal, MacdDiff, Adx14,
     Rsi7, Rsi14, StochK, StochD, Roc10, Roc20, WilliamsR, Tsi, UltimateOsc, Cci20, Mfi14,
@@ -159,6 +172,7 @@ pub enum Feature {
 
 impl Feature {
     /// All features in table order.
+    #[rustfmt::skip]
     pub const ALL: [Feature; N_FEATURES] = {
         use Feature::*;
         [
@@ -185,7 +199,10 @@ impl Feature {
 
     /// Looks a feature up by name.
     pub fn from_name(name: &str) -> Option<Self> {
-        FEATURE_NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+        FEATURE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
     }
 
     /// The first bar at which the feature is defined on a long enough series (FEATURES.md's
@@ -259,7 +276,10 @@ pub struct RawFeatures {
 impl RawFeatures {
     /// A table of `n_bars` rows, all undefined.
     fn undefined(n_bars: usize) -> Self {
-        Self { n_bars, data: vec![f64::NAN; N_FEATURES * n_bars] }
+        Self {
+            n_bars,
+            data: vec![f64::NAN; N_FEATURES * n_bars],
+        }
     }
 
     /// Number of bars (rows).
@@ -296,7 +316,11 @@ impl RawFeatures {
     ///
     /// If `bar >= n_bars` or `feature` names no feature.
     pub fn get(&self, bar: usize, feature: impl FeatureKey) -> f64 {
-        assert!(bar < self.n_bars, "bar {bar} out of range (n_bars = {})", self.n_bars);
+        assert!(
+            bar < self.n_bars,
+            "bar {bar} out of range (n_bars = {})",
+            self.n_bars
+        );
         self.column(feature)[bar]
     }
 
@@ -390,7 +414,14 @@ mod tests {
             let x: Vec<f64> = (0..n).map(|i| 10.0 + i as f64).collect();
             let v = vec![100.0; n];
             let day: Vec<u32> = (0..n as u32).collect();
-            let input = RawInput { open: &x, high: &x, low: &x, close: &x, volume: &v, day: &day };
+            let input = RawInput {
+                open: &x,
+                high: &x,
+                low: &x,
+                close: &x,
+                volume: &v,
+                day: &day,
+            };
             let raw = compute_raw(&input);
             assert_eq!(raw.n_bars(), n);
             for f in Feature::ALL {
@@ -408,6 +439,9 @@ mod tests {
         let e = RawInput::new(&x, &x, &x, &x, &x, &day).unwrap_err();
         assert_eq!(e, FeatureError::DayDecreasing { bar: 1 });
         let e = RawInput::new(&x, &x[..1], &x, &x, &x, &[0, 1]).unwrap_err();
-        assert!(matches!(e, FeatureError::LengthMismatch { column: "high", .. }));
+        assert!(matches!(
+            e,
+            FeatureError::LengthMismatch { column: "high", .. }
+        ));
     }
 }

@@ -12,9 +12,12 @@
 //! `hurst_100` and `variance_ratio` read the last 100 log returns (first value at bar 100).
 //! The R/S statistic of every chunk (start, size) is computed once and shared by the up to
 //! `100/size` windows that contain it as an aligned chunk, so the Hurst exponent costs
-//! `O(n · (10+20+25+50+100))` instead of `O(n · 100 · 5)`.
+//! `O(n · (10+20+25+50+100))` instead of `O(n · 100 · 5)`. Their window means come from
+//! prefix sums of the log returns (`ln(c_t/c_0)`, small numbers); deviations from those
+//! means are still summed two-pass. `zscore_20` is written by `volatility.rs`, next to the
+//! Bollinger bands whose mean and std it shares.
 
-use super::window::{div_or_nan, rolling_centered_sum, rolling_mean, rolling_std, rolling_sum};
+use super::window::{div_or_nan, prefix_sums, rolling_centered_sum, rolling_mean, rolling_sum};
 use super::{Feature, RawFeatures, RawInput};
 
 /// Returns window of the rolling return statistics.
@@ -26,23 +29,32 @@ const HURST_CHUNKS: [usize; 5] = [10, 20, 25, 50, 100];
 /// Horizon of the variance ratio VR(q).
 const VR_Q: usize = 5;
 
-/// Writes the eight statistical features.
+/// Writes seven statistical features; `zscore_20` shares the Bollinger bands' mean and
+/// population std and is written with them (`volatility.rs`).
 pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     let c = input.close;
     let len = c.len();
-    let ret: Vec<f64> =
-        (0..len).map(|t| if t == 0 { f64::NAN } else { c[t] / c[t - 1] - 1.0 }).collect();
+    let ret: Vec<f64> = (0..len)
+        .map(|t| {
+            if t == 0 {
+                f64::NAN
+            } else {
+                c[t] / c[t - 1] - 1.0
+            }
+        })
+        .collect();
     return_moments(&ret, out);
     autocorr(&ret, out.col_mut(Feature::Autocorr20));
 
-    let mean = rolling_mean(c, RET_WINDOW);
-    let sd = rolling_std(c, &mean, RET_WINDOW, 0);
-    for (t, z) in out.col_mut(Feature::Zscore20).iter_mut().enumerate() {
-        *z = div_or_nan(c[t] - mean[t], sd[t]);
-    }
-
-    let log_ret: Vec<f64> =
-        (0..len).map(|t| if t == 0 { f64::NAN } else { (c[t] / c[t - 1]).ln() }).collect();
+    let log_ret: Vec<f64> = (0..len)
+        .map(|t| {
+            if t == 0 {
+                f64::NAN
+            } else {
+                (c[t] / c[t - 1]).ln()
+            }
+        })
+        .collect();
     hurst(&log_ret, out.col_mut(Feature::Hurst100));
     variance_ratio(&log_ret, out.col_mut(Feature::VarianceRatio));
 }
@@ -54,7 +66,11 @@ fn return_moments(r: &[f64], out: &mut RawFeatures) {
     let len = r.len();
     let mean = rolling_mean(r, w);
     // Second pass: central moments 2, 3, 4 in one sweep over the lags.
-    let (mut s2, mut s3, mut s4) = (vec![f64::NAN; len], vec![f64::NAN; len], vec![f64::NAN; len]);
+    let (mut s2, mut s3, mut s4) = (
+        vec![f64::NAN; len],
+        vec![f64::NAN; len],
+        vec![f64::NAN; len],
+    );
     if len >= w {
         let m = len - (w - 1);
         let (d2, d3, d4) = (&mut s2[w - 1..], &mut s3[w - 1..], &mut s4[w - 1..]);
@@ -73,8 +89,12 @@ fn return_moments(r: &[f64], out: &mut RawFeatures) {
             }
         }
     }
-    let [mean_col, std_col, skew_col, kurt_col] =
-        out.cols_mut([Feature::RetMean20, Feature::RetStd20, Feature::RetSkew20, Feature::RetKurt20]);
+    let [mean_col, std_col, skew_col, kurt_col] = out.cols_mut([
+        Feature::RetMean20,
+        Feature::RetStd20,
+        Feature::RetSkew20,
+        Feature::RetKurt20,
+    ]);
     mean_col.copy_from_slice(&mean);
     let g1 = (n * (n - 1.0)).sqrt() / (n - 2.0);
     let g2 = (n - 1.0) / ((n - 2.0) * (n - 3.0));
@@ -97,7 +117,9 @@ fn autocorr(r: &[f64], out: &mut [f64]) {
     if len < w + 2 {
         return;
     }
-    let prev: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { r[t - 1] }).collect();
+    let prev: Vec<f64> = (0..len)
+        .map(|t| if t == 0 { f64::NAN } else { r[t - 1] })
+        .collect();
     let (ma, mb) = (rolling_mean(&prev, w), rolling_mean(r, w));
     let m = len - (w - 1);
     let (mut sab, mut saa, mut sbb) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
@@ -120,50 +142,69 @@ fn autocorr(r: &[f64], out: &mut [f64]) {
     }
 }
 
-/// R/S statistic of every chunk `x[s..s+size]`: the range of the cumulative deviations
-/// from the chunk mean over the population std; `NaN` when the std is 0 (or the chunk holds
-/// a `NaN`). Index `s` is the chunk's first bar.
-fn chunk_rescaled_ranges(x: &[f64], size: usize) -> Vec<f64> {
-    if x.len() < size {
+/// R/S statistic of every chunk `r[s..s+size]`: the range of the cumulative deviations
+/// from the chunk mean over the population std; `NaN` when the std is 0. Index `s` is the
+/// chunk's first return; `prefix` holds the prefix sums of `r`.
+fn chunk_rescaled_ranges(r: &[f64], prefix: &[f64], size: usize) -> Vec<f64> {
+    const TILE: usize = 512;
+    if r.len() < size {
         return Vec::new();
     }
-    let m = x.len() - size + 1;
-    let sums = rolling_sum(x, size);
-    let mean: Vec<f64> = sums[size - 1..].iter().map(|s| s / size as f64).collect();
-    let mut cum = vec![0.0; m];
-    let mut hi = vec![f64::NEG_INFINITY; m];
-    let mut lo = vec![f64::INFINITY; m];
-    let mut ss = vec![0.0; m];
-    for k in 0..size {
-        let xs = &x[k..k + m];
-        for i in 0..m {
-            let d = xs[i] - mean[i];
-            cum[i] += d;
-            hi[i] = if cum[i] > hi[i] { cum[i] } else { hi[i] };
-            lo[i] = if cum[i] < lo[i] { cum[i] } else { lo[i] };
-            ss[i] += d * d;
+    let m = r.len() - size + 1;
+    let sz = size as f64;
+    let mut out = vec![f64::NAN; m];
+    let (mut cum, mut hi, mut lo, mut ss, mut mean) = (
+        [0.0; TILE],
+        [0.0; TILE],
+        [0.0; TILE],
+        [0.0; TILE],
+        [0.0; TILE],
+    );
+    for start in (0..m).step_by(TILE) {
+        let len = (start + TILE).min(m) - start;
+        for i in 0..len {
+            let s = start + i;
+            mean[i] = (prefix[s + size] - prefix[s]) / sz;
+            (cum[i], hi[i], lo[i], ss[i]) = (0.0, f64::NEG_INFINITY, f64::INFINITY, 0.0);
+        }
+        for k in 0..size {
+            let xs = &r[start + k..start + k + len];
+            for i in 0..len {
+                let d = xs[i] - mean[i];
+                let c = cum[i] + d;
+                cum[i] = c;
+                hi[i] = if c > hi[i] { c } else { hi[i] };
+                lo[i] = if c < lo[i] { c } else { lo[i] };
+                ss[i] += d * d;
+            }
+        }
+        for i in 0..len {
+            let sd = (ss[i] / sz).sqrt();
+            if sd > 0.0 {
+                out[start + i] = (hi[i] - lo[i]) / sd;
+            }
         }
     }
-    (0..m)
-        .map(|i| {
-            let s = (ss[i] / size as f64).sqrt();
-            if s > 0.0 { (hi[i] - lo[i]) / s } else { f64::NAN }
-        })
-        .collect()
+    out
 }
 
 /// Rescaled-range Hurst exponent of the last 100 log returns: the least-squares slope of
 /// `ln(mean R/S)` on `ln(size)` over the chunk sizes that have a chunk with `S > 0`. At least
 /// two sizes are needed for a slope; otherwise `NaN`.
-fn hurst(x: &[f64], out: &mut [f64]) {
-    let len = x.len();
+fn hurst(log_ret: &[f64], out: &mut [f64]) {
+    let len = log_ret.len();
     if len <= LONG_WINDOW {
         return;
     }
-    let rs: Vec<Vec<f64>> = HURST_CHUNKS.iter().map(|&s| chunk_rescaled_ranges(x, s)).collect();
+    let r = &log_ret[1..]; // r[k] is the return of bar k+1
+    let prefix = prefix_sums(r);
+    let rs: Vec<Vec<f64>> = HURST_CHUNKS
+        .iter()
+        .map(|&s| chunk_rescaled_ranges(r, &prefix, s))
+        .collect();
     let ln_size: Vec<f64> = HURST_CHUNKS.iter().map(|&s| (s as f64).ln()).collect();
-    for t in LONG_WINDOW..len {
-        let start = t + 1 - LONG_WINDOW;
+    for (t, o) in out.iter_mut().enumerate().take(len).skip(LONG_WINDOW) {
+        let start = t - LONG_WINDOW; // r index of bar t-99's return
         let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (ci, &size) in HURST_CHUNKS.iter().enumerate() {
             let (mut sum, mut count) = (0.0, 0usize);
@@ -186,7 +227,7 @@ fn hurst(x: &[f64], out: &mut [f64]) {
         }
         if n >= 2.0 {
             // Slope of the least-squares line through the (ln size, ln R/S) points.
-            out[t] = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+            *o = (n * sxy - sx * sy) / (n * sxx - sx * sx);
         }
     }
 }
@@ -197,7 +238,20 @@ fn hurst(x: &[f64], out: &mut [f64]) {
 fn variance_ratio(x: &[f64], out: &mut [f64]) {
     let w = LONG_WINDOW;
     let n_sums = w - VR_Q + 1; // 96
-    let mean = rolling_mean(x, w);
+    if x.len() <= w {
+        return;
+    }
+    // Window means from prefix sums of the returns of bars 1.. (bar 0 has none).
+    let prefix = prefix_sums(&x[1..]);
+    let mean: Vec<f64> = (0..x.len())
+        .map(|t| {
+            if t >= w {
+                (prefix[t] - prefix[t - w]) / w as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
     let s1 = rolling_centered_sum(x, &mean, w, |d| d * d);
     let y = rolling_sum(x, VR_Q);
     let center: Vec<f64> = mean.iter().map(|m| VR_Q as f64 * m).collect();
@@ -216,14 +270,25 @@ mod tests {
     #[test]
     fn rescaled_range_of_a_known_chunk() {
         // x = [1, -1, 1, -1]: mean 0, cum = [1, 0, 1, 0], R = 1, S = 1.
-        let rs = chunk_rescaled_ranges(&[1.0, -1.0, 1.0, -1.0, 5.0, 5.0, 5.0, 5.0], 4);
+        let r = [1.0, -1.0, 1.0, -1.0, 5.0, 5.0, 5.0, 5.0];
+        let rs = chunk_rescaled_ranges(&r, &prefix_sums(&r), 4);
         assert!((rs[0] - 1.0).abs() < 1e-15);
         assert!(rs[4].is_nan()); // constant chunk: S = 0
     }
 
     #[test]
     fn variance_ratio_of_alternating_returns_is_one_fifth() {
-        let x: Vec<f64> = (0..150).map(|i| if i == 0 { f64::NAN } else if i % 2 == 0 { 0.01 } else { -0.01 }).collect();
+        let x: Vec<f64> = (0..150)
+            .map(|i| {
+                if i == 0 {
+                    f64::NAN
+                } else if i % 2 == 0 {
+                    0.01
+                } else {
+                    -0.01
+                }
+            })
+            .collect();
         let mut out = vec![f64::NAN; 150];
         variance_ratio(&x, &mut out);
         assert!(out[99].is_nan());

@@ -6,12 +6,13 @@
 //! the mean of bars 0..=13's true ranges with bar 0's true range `h - l` (TA-Lib starts a bar
 //! later). The Keltner channel is Chester Keltner's original: 20-bar means of
 //! `(4h - 2l + c)/3` and `(-2h + 4l + c)/3`, no ATR. The ulcer index's running maximum uses a
-//! partial window at the start of the series.
+//! partial window at the start of the series. `zscore_20` is computed here too, from the
+//! Bollinger mean and std.
 
 use super::window::{div_or_nan, rolling_max, rolling_mean, rolling_std};
 use super::{Feature, RawFeatures, RawInput};
 
-/// Writes `bb_*`, `atr_14`, `kc_*` and `ulcer_index`.
+/// Writes `bb_*`, `atr_14`, `kc_*`, `ulcer_index` and `zscore_20`.
 pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     bollinger(input.close, 20, 2.0, out);
     atr(input, 14, out.col_mut(Feature::Atr14));
@@ -19,12 +20,18 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     ulcer_index(input.close, 14, out.col_mut(Feature::UlcerIndex));
 }
 
-/// Bollinger bands (20, 2) with the population std.
+/// Bollinger bands (20, 2) with the population std, and `zscore_20 = (c - mean)/sd` (a
+/// statistical feature, written here because it shares the bands' mean and std).
 fn bollinger(c: &[f64], n: usize, k: f64, out: &mut RawFeatures) {
     let mean = rolling_mean(c, n);
     let sd = rolling_std(c, &mean, n, 0);
-    let [hi, lo, width, pct] =
-        out.cols_mut([Feature::BbHigh, Feature::BbLow, Feature::BbWidth, Feature::BbPct]);
+    let [hi, lo, width, pct, z] = out.cols_mut([
+        Feature::BbHigh,
+        Feature::BbLow,
+        Feature::BbWidth,
+        Feature::BbPct,
+        Feature::Zscore20,
+    ]);
     for t in 0..c.len() {
         let h = mean[t] + k * sd[t];
         let l = mean[t] - k * sd[t];
@@ -32,13 +39,18 @@ fn bollinger(c: &[f64], n: usize, k: f64, out: &mut RawFeatures) {
         lo[t] = l;
         width[t] = div_or_nan(h - l, mean[t]) * 100.0;
         pct[t] = div_or_nan(c[t] - l, h - l);
+        z[t] = div_or_nan(c[t] - mean[t], sd[t]);
     }
 }
 
 /// True range of bar `t`: `h - l` at bar 0, `max(h, c1) - min(l, c1)` after.
 pub(super) fn true_range(input: &RawInput, t: usize) -> f64 {
     let (h, l, c) = (input.high, input.low, input.close);
-    if t == 0 { h[0] - l[0] } else { h[t].max(c[t - 1]) - l[t].min(c[t - 1]) }
+    if t == 0 {
+        h[0] - l[0]
+    } else {
+        h[t].max(c[t - 1]) - l[t].min(c[t - 1])
+    }
 }
 
 /// `ta`'s ATR: mean of the first `n` true ranges (bar 0 included) at bar `n-1`, then
@@ -51,19 +63,25 @@ fn atr(input: &RawInput, n: usize, out: &mut [f64]) {
     let nf = n as f64;
     let mut a = (0..n).map(|t| true_range(input, t)).sum::<f64>() / nf;
     out[n - 1] = a;
-    for t in n..len {
+    for (t, o) in out.iter_mut().enumerate().skip(n) {
         a = (a * (nf - 1.0) + true_range(input, t)) / nf;
-        out[t] = a;
+        *o = a;
     }
 }
 
 /// Original Keltner channel: 20-bar means of `(4h - 2l + c)/3` and `(-2h + 4l + c)/3`.
 fn keltner(input: &RawInput, n: usize, out: &mut RawFeatures) {
     let (h, l, c) = (input.high, input.low, input.close);
-    let up: Vec<f64> = (0..c.len()).map(|t| ((4.0 * h[t]) - (2.0 * l[t]) + c[t]) / 3.0).collect();
-    let dn: Vec<f64> = (0..c.len()).map(|t| ((-2.0 * h[t]) + (4.0 * l[t]) + c[t]) / 3.0).collect();
-    out.col_mut(Feature::KcHigh).copy_from_slice(&rolling_mean(&up, n));
-    out.col_mut(Feature::KcLow).copy_from_slice(&rolling_mean(&dn, n));
+    let up: Vec<f64> = (0..c.len())
+        .map(|t| ((4.0 * h[t]) - (2.0 * l[t]) + c[t]) / 3.0)
+        .collect();
+    let dn: Vec<f64> = (0..c.len())
+        .map(|t| ((-2.0 * h[t]) + (4.0 * l[t]) + c[t]) / 3.0)
+        .collect();
+    out.col_mut(Feature::KcHigh)
+        .copy_from_slice(&rolling_mean(&up, n));
+    out.col_mut(Feature::KcLow)
+        .copy_from_slice(&rolling_mean(&dn, n));
 }
 
 /// Ulcer index over `n` bars: root mean square of the percent drawdowns from the running

@@ -3,30 +3,58 @@
 //!
 //! Each window is evaluated on its own (no running sum that is updated by adding the new bar
 //! and subtracting the old one), so no rounding error accumulates along the series and a
-//! value never depends on bars outside its window. The loops run "one lag at a time over all
-//! bars", which keeps the per-window summation order fixed (oldest bar first) while letting
-//! the compiler vectorise across bars: `O(n·w)` work, but cheap.
+//! value never depends on bars outside its window. The loops run "one lag at a time over a
+//! tile of bars", which keeps the per-window summation order fixed (oldest bar first) while
+//! letting the compiler vectorise across bars and keeping the accumulators in L1: `O(n·w)`
+//! work, but cheap.
 //!
 //! Outputs have the input's length; bars `0..w-1` (incomplete windows) are `NaN`. A `NaN`
-//! inside a window makes a sum or moment `NaN`; the extremes skip it (inputs to them are
-//! prices, which are never `NaN`).
+//! inside a window makes a sum or moment `NaN`; the extremes are meant for prices, which are
+//! never `NaN`.
 
-/// Sum of `x` over bars `t-w+1..=t`.
-pub(crate) fn rolling_sum(x: &[f64], w: usize) -> Vec<f64> {
-    let mut out = vec![f64::NAN; x.len()];
-    if w == 0 || x.len() < w {
+/// Output bars processed together: the accumulators of one tile (4 KiB) stay in L1 while
+/// the lags sweep over them.
+const TILE: usize = 512;
+
+/// The shared kernel: for every full window ending at bar `t`, folds `step(acc, x_k,
+/// center_t)` over `k = t-w+1..=t` (oldest first) starting from `init`.
+///
+/// `center` must have `x`'s length; kernels that do not need it ignore the argument (and
+/// the optimiser drops the load).
+fn rolling_kernel(
+    x: &[f64],
+    center: &[f64],
+    w: usize,
+    init: f64,
+    step: impl Fn(f64, f64, f64) -> f64,
+) -> Vec<f64> {
+    let n = x.len();
+    let mut out = vec![f64::NAN; n];
+    if w == 0 || n < w {
         return out;
     }
+    debug_assert_eq!(center.len(), n, "Invariant: one center per bar");
+    let m = n - (w - 1);
     let dst = &mut out[w - 1..];
-    dst.fill(0.0);
-    let m = dst.len();
-    for lag in 0..w {
-        // Bar w-1+i of the output adds x[i + lag]: oldest bar first.
-        for (d, s) in dst.iter_mut().zip(&x[lag..lag + m]) {
-            *d += *s;
+    for start in (0..m).step_by(TILE) {
+        let end = (start + TILE).min(m);
+        let acc = &mut dst[start..end];
+        acc.fill(init);
+        let c = &center[w - 1 + start..w - 1 + end];
+        for lag in 0..w {
+            // Output bar w-1+i reads x[i + lag]: lag 0 is the oldest bar of its window.
+            let xs = &x[start + lag..end + lag];
+            for ((a, &v), &c) in acc.iter_mut().zip(xs).zip(c) {
+                *a = step(*a, v, c);
+            }
         }
     }
     out
+}
+
+/// Sum of `x` over bars `t-w+1..=t`.
+pub(crate) fn rolling_sum(x: &[f64], w: usize) -> Vec<f64> {
+    rolling_kernel(x, x, w, 0.0, |a, v, _| a + v)
 }
 
 /// Mean of `x` over bars `t-w+1..=t` (sum divided by `w`).
@@ -39,31 +67,21 @@ pub(crate) fn rolling_mean(x: &[f64], w: usize) -> Vec<f64> {
 
 /// Largest `x` over bars `t-w+1..=t`.
 pub(crate) fn rolling_max(x: &[f64], w: usize) -> Vec<f64> {
-    rolling_fold(x, w, f64::NEG_INFINITY, f64::max)
+    rolling_kernel(
+        x,
+        x,
+        w,
+        f64::NEG_INFINITY,
+        |a, v, _| if v > a { v } else { a },
+    )
 }
 
 /// Smallest `x` over bars `t-w+1..=t`.
 pub(crate) fn rolling_min(x: &[f64], w: usize) -> Vec<f64> {
-    rolling_fold(x, w, f64::INFINITY, f64::min)
+    rolling_kernel(x, x, w, f64::INFINITY, |a, v, _| if v < a { v } else { a })
 }
 
-fn rolling_fold(x: &[f64], w: usize, init: f64, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    let mut out = vec![f64::NAN; x.len()];
-    if w == 0 || x.len() < w {
-        return out;
-    }
-    let dst = &mut out[w - 1..];
-    dst.fill(init);
-    let m = dst.len();
-    for lag in 0..w {
-        for (d, s) in dst.iter_mut().zip(&x[lag..lag + m]) {
-            *d = f(*d, *s);
-        }
-    }
-    out
-}
-
-/// Sum over bars `t-w+1..=t` of `g(x_k, center_t)`, where `center` is a per-bar value
+/// Sum over bars `t-w+1..=t` of `g(x_k - center_t)`, where `center` is a per-bar value
 /// (typically the window mean): the second pass of a two-pass moment.
 pub(crate) fn rolling_centered_sum(
     x: &[f64],
@@ -71,20 +89,22 @@ pub(crate) fn rolling_centered_sum(
     w: usize,
     g: impl Fn(f64) -> f64,
 ) -> Vec<f64> {
-    let mut out = vec![f64::NAN; x.len()];
-    if w == 0 || x.len() < w {
-        return out;
+    rolling_kernel(x, center, w, 0.0, |a, v, c| a + g(v - c))
+}
+
+/// Prefix sums `P[k] = x_0 + … + x_{k-1}` (`P[0] = 0`), so that a window sum is
+/// `P[t+1] - P[t+1-w]` in `O(1)`. Only used where no reference digits are at stake (the
+/// log-return windows of `hurst_100` and `variance_ratio`, whose prefix is just
+/// `ln(c_t / c_0)`, so no large magnitudes build up).
+pub(crate) fn prefix_sums(x: &[f64]) -> Vec<f64> {
+    let mut p = Vec::with_capacity(x.len() + 1);
+    let mut s = 0.0;
+    p.push(s);
+    for v in x {
+        s += v;
+        p.push(s);
     }
-    let dst = &mut out[w - 1..];
-    let c = &center[w - 1..];
-    dst.fill(0.0);
-    let m = dst.len();
-    for lag in 0..w {
-        for ((d, s), c) in dst.iter_mut().zip(&x[lag..lag + m]).zip(c) {
-            *d += g(*s - *c);
-        }
-    }
-    out
+    p
 }
 
 /// Standard deviation over bars `t-w+1..=t`, two-pass (mean first, then squared deviations
@@ -112,24 +132,41 @@ mod tests {
 
     fn naive(x: &[f64], w: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
         (0..x.len())
-            .map(|t| if t + 1 >= w { f(&x[t + 1 - w..=t]) } else { f64::NAN })
+            .map(|t| {
+                if t + 1 >= w {
+                    f(&x[t + 1 - w..=t])
+                } else {
+                    f64::NAN
+                }
+            })
             .collect()
     }
 
     fn same(a: &[f64], b: &[f64]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-12, "bar {i}: {x} vs {y}");
+            assert!(
+                (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-12,
+                "bar {i}: {x} vs {y}"
+            );
         }
     }
 
     #[test]
     fn rolling_helpers_match_naive_windows() {
-        let x: Vec<f64> = (0..50).map(|i| ((i * 37 % 11) as f64).sin() * 3.0 + i as f64).collect();
+        let x: Vec<f64> = (0..50)
+            .map(|i| ((i * 37 % 11) as f64).sin() * 3.0 + i as f64)
+            .collect();
         for w in [1, 3, 14, 50, 51] {
             same(&rolling_sum(&x, w), &naive(&x, w, |s| s.iter().sum()));
-            same(&rolling_max(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MIN, f64::max)));
-            same(&rolling_min(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MAX, f64::min)));
+            same(
+                &rolling_max(&x, w),
+                &naive(&x, w, |s| s.iter().cloned().fold(f64::MIN, f64::max)),
+            );
+            same(
+                &rolling_min(&x, w),
+                &naive(&x, w, |s| s.iter().cloned().fold(f64::MAX, f64::min)),
+            );
             let mean = rolling_mean(&x, w);
             let sd = rolling_std(&x, &mean, w, 0);
             same(
@@ -140,6 +177,17 @@ mod tests {
                 }),
             );
         }
+    }
+
+    #[test]
+    fn tiles_do_not_change_results() {
+        let x: Vec<f64> = (0..3 * TILE + 17)
+            .map(|i| ((i * 7919) % 1000) as f64 / 7.0)
+            .collect();
+        same(&rolling_sum(&x, 20), &naive(&x, 20, |s| s.iter().sum()));
+        let p = prefix_sums(&x);
+        assert_eq!(p.len(), x.len() + 1);
+        assert!((p[x.len()] - x.iter().sum::<f64>()).abs() < 1e-9);
     }
 
     #[test]
