@@ -141,6 +141,10 @@ impl FeatureScaler {
     }
 
     /// Standardizes, clips and fills: the observation features of every bar.
+    ///
+    /// # Panics
+    ///
+    /// If `mean` or `std` hold fewer than 55 values (a hand-edited or foreign scaler).
     pub fn transform(&self, features: &ScaleFreeFeatures) -> ObservationFeatures {
         let n_bars = features.n_bars;
         let mut data = vec![0.0f32; n_bars * N_FEATURES];
