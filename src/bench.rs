@@ -42,7 +42,7 @@ pub fn bench_market(n_tickers: usize) -> MarketData {
 pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, threads: usize, seconds: f64) -> EnvBench {
     let n_tickers = market.n_tickers();
     let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
-    let mut env = TradingEnv::new(cfg, market, EnvOptions { n_envs, threads, bounds, trade_log: false })
+    let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })
         .expect("bench market fits its bounds");
     env.reset(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -70,4 +70,28 @@ pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, t
         env_steps_per_sec: rate,
         obs_bytes_per_sec: rate * (env.obs_dim() * 4) as f64,
     }
+}
+
+/// Write bandwidth of this machine in bytes per second: the median of 3 fills of a
+/// 256 MiB buffer split over `threads` threads (0 = all cores). This is the ceiling for
+/// materialized observations, which are written once per env-step.
+pub fn measure_write_bandwidth(threads: usize) -> f64 {
+    use rayon::prelude::*;
+    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+    let mut buf = vec![0f32; 64 << 20];
+    let mut run = |v: f32| {
+        let t0 = Instant::now();
+        match &pool {
+            Ok(pool) => pool.install(|| buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(v))),
+            Err(_) => buf.fill(v),
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        std::hint::black_box(&buf);
+        (buf.len() * 4) as f64 / secs
+    };
+    run(0.5);
+    let mut rates = [run(1.0), run(2.0), run(3.0)];
+    rates.sort_by(f64::total_cmp);
+    rates[1]
 }

@@ -6,12 +6,17 @@
 //! learner (`ppo`) sits behind the default `learner` feature and the `ploutos` binary behind
 //! `cli`.
 
+pub mod backtest;
 pub mod bench;
 pub mod config;
+pub mod dataset;
 pub mod env;
 pub mod execution;
 pub mod features;
+pub mod fsutil;
 pub mod market;
+pub mod metrics;
+#[cfg(feature = "learner")] pub mod ppo;
 pub mod reward;
 pub mod rules;
 

@@ -139,6 +139,10 @@ pub struct BenchArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Folder of the Python baselines (`numpy_env.py`, `sb3_ppo.py`)
+    /// [default: ../shared/bench or shared/bench when present].
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
     /// Measure PPO training throughput (rollout + update) instead of the bare env.
     #[arg(long)]
     pub train: bool,

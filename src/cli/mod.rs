@@ -1,11 +1,15 @@
 //! Argument parsing (clap) and dispatch to one module per subcommand.
 
 mod args;
+mod backtest;
+mod bench;
+mod features;
+mod generate_data;
+mod train;
 
 pub use args::Cli;
 use args::Command;
 
-use anyhow::Context;
 use ploutos::config::{Config, ConfigError};
 use std::path::Path;
 
@@ -17,7 +21,10 @@ pub struct BadArgument(pub String);
 /// True when the error was caused by the user's input and deserves exit code 2.
 pub fn is_user_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.is::<ConfigError>() || e.is::<BadArgument>() // TODO(market): || e.is::<ploutos::market::DataError>()
+        e.is::<ConfigError>()
+            || e.is::<BadArgument>()
+            || e.is::<ploutos::market::DataError>()
+            || e.is::<ploutos::backtest::PolicyError>()
     })
 }
 
@@ -43,29 +50,10 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(a) => {
-            let cfg = a.common.load()?;
-            tracing_init();
-            let _ = cfg;
-            Err(anyhow::anyhow!("training is not yet available in this build")).context("train")
-        }
-        Command::Backtest(a) => {
-            let _cfg = a.common.load()?;
-            Err(anyhow::anyhow!("backtesting is not yet available")).context("backtest")
-        }
-        Command::Features(a) => {
-            let _cfg = a.common.load()?;
-            Err(anyhow::anyhow!("features is not yet available")).context("features")
-        }
-        Command::GenerateData(a) => {
-            let _cfg = a.common.load()?;
-            Err(anyhow::anyhow!("generate-data is not yet available")).context("generate-data")
-        }
-        Command::Bench(a) => {
-            let _cfg = a.common.load()?;
-            Err(anyhow::anyhow!("bench is not yet available")).context("bench")
-        }
+        Command::Train(a) => train::run(a),
+        Command::Backtest(a) => backtest::run(a),
+        Command::Features(a) => features::run(a),
+        Command::GenerateData(a) => generate_data::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
-
-fn tracing_init() {}

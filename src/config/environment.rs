@@ -17,6 +17,17 @@ pub enum FillTiming {
     Close,
 }
 
+/// How a buy's notional is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuySizing {
+    /// `buy_pct` × the cash left (the seed's rule).
+    CashFraction,
+    /// The cash left split equally over the bar's remaining buys (equal-weight
+    /// buy-and-hold uses it to invest everything at its first bar).
+    EqualSplit,
+}
+
 /// How the env hands observations to the learner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +172,8 @@ pub struct EnvironmentConfig {
     pub initial_cash: f64,
     /// Fraction of current cash a buy spends (default: 0.2).
     pub buy_pct: f64,
+    /// How buys are sized (default: `cash_fraction`).
+    pub buy_sizing: BuySizing,
     /// Cap of one position's value as a fraction of equity (default: 0.3).
     pub max_position_pct: f64,
     /// Allow fractional shares (default: true, as Alpaca); false rounds buys down to whole
@@ -205,6 +218,7 @@ impl Default for EnvironmentConfig {
         Self {
             initial_cash: 10_000.0,
             buy_pct: 0.2,
+            buy_sizing: BuySizing::CashFraction,
             max_position_pct: 0.3,
             fractional_shares: true,
             min_order_notional: 1.0,

@@ -11,7 +11,7 @@ mod training;
 
 pub use data::{DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
-    EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
+    BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
     RewardMode, TafModel,
 };
 pub use training::{Activation, BestMetric, LrSchedule, TrainingConfig};

@@ -157,6 +157,24 @@ impl MarketData {
         &self.close[self.at(bar)..self.at(bar) + self.n_tickers]
     }
 
+    /// atr_14 / close of every ticker at `bar` (the slippage unit; 0 during warm-up).
+    #[inline]
+    pub fn atr_frac_row(&self, bar: usize) -> &[f64] {
+        &self.atr_frac[self.at(bar)..self.at(bar) + self.n_tickers]
+    }
+
+    /// ret_std_20 of every ticker at `bar` (the impact's volatility; 0 during warm-up).
+    #[inline]
+    pub fn ret_std_row(&self, bar: usize) -> &[f64] {
+        &self.ret_std[self.at(bar)..self.at(bar) + self.n_tickers]
+    }
+
+    /// Mean volume of bars `bar`−19..=`bar` of every ticker (the impact's volume).
+    #[inline]
+    pub fn mean_volume_row(&self, bar: usize) -> &[f64] {
+        &self.mean_volume[self.at(bar)..self.at(bar) + self.n_tickers]
+    }
+
     /// Trading day of `bar`.
     #[inline]
     pub fn day(&self, bar: usize) -> u32 {

@@ -82,6 +82,9 @@ pub struct EnvParams {
     pub fill_offset: usize,
     pub episode_length: usize,
     pub bankruptcy_pct: f64,
+    /// Reset finished episodes in place (training); off, a finished env keeps its final
+    /// state for inspection (replays, evaluation).
+    pub auto_reset: bool,
 }
 
 /// Bars episodes may use: decisions at `first..last`, the last mark at `last`.
@@ -135,6 +138,7 @@ pub struct EnvPlugin {
     pub n_tickers: usize,
     pub n_features: usize,
     pub trade_log: bool,
+    pub auto_reset: bool,
 }
 
 impl Plugin for EnvPlugin {
@@ -174,6 +178,7 @@ impl Plugin for EnvPlugin {
             },
             episode_length: cfg.episode_length,
             bankruptcy_pct: cfg.bankruptcy_pct,
+            auto_reset: self.auto_reset,
         })
         .insert_resource(ActionBuffer(vec![0; self.n_envs * self.n_tickers]))
         .insert_resource(StepBuffers::new(self.n_envs, obs_dim))
@@ -222,6 +227,7 @@ pub struct PloutosPlugins {
     pub n_tickers: usize,
     pub n_features: usize,
     pub trade_log: bool,
+    pub auto_reset: bool,
 }
 
 impl PluginGroup for PloutosPlugins {
@@ -234,6 +240,7 @@ impl PluginGroup for PloutosPlugins {
                 n_tickers: self.n_tickers,
                 n_features: self.n_features,
                 trade_log: self.trade_log,
+                auto_reset: self.auto_reset,
             })
             .add(RulesPlugin { config: RulesConfig::new(&cfg) })
             .add(ExecutionPlugin { config: ExecutionConfig::new(&cfg) })
@@ -251,6 +258,15 @@ pub struct EnvOptions {
     pub bounds: EpisodeBounds,
     /// Keep a [`TradeLog`] per env (replays and backtests).
     pub trade_log: bool,
+    /// Reset finished episodes in place (see [`EnvParams::auto_reset`]).
+    pub auto_reset: bool,
+}
+
+impl EnvOptions {
+    /// Training defaults: `n_envs` envs on all cores, random starts, auto-reset, no log.
+    pub fn training(n_envs: usize, bounds: EpisodeBounds) -> Self {
+        Self { n_envs, threads: 0, bounds, trade_log: false, auto_reset: true }
+    }
 }
 
 /// The batched env: `n_envs` independent trading accounts over one shared market.
@@ -303,6 +319,7 @@ impl TradingEnv {
                 n_tickers,
                 n_features,
                 trade_log: opts.trade_log,
+                auto_reset: opts.auto_reset,
             });
         extend(&mut app);
         app.finish();

@@ -101,6 +101,9 @@ pub fn end_episodes(
             }
             if is_terminated || is_truncated {
                 ledger.episodes += 1;
+                if !params.auto_reset {
+                    return;
+                }
                 // SAFETY: as above.
                 let (row, last) = unsafe { (obs.row(i), final_obs.row(i)) };
                 last.copy_from_slice(row);

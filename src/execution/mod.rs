@@ -2,7 +2,8 @@
 //! spread, slippage and impact, fees are charged, cash and positions change.
 //!
 //! Within one env and one bar: **sells first, in ticker order, then buys, in ticker
-//! order**. Each buy spends `buy_pct` of the cash left after the fills before it. The
+//! order**. Each buy spends `buy_pct` of the cash left after the fills before it
+//! (`buy_sizing: equal_split`: that cash divided by the buys left in the bar). The
 //! position cap uses the equity right after the bar's sells, marked at the reference
 //! prices: `room_k = max_position_pct × E_ref − shares_k × ref_k`, and a buy spends
 //! `min(buy_pct × cash, room_k)`. Buys under `min_order_notional` (or rounding to zero
@@ -16,7 +17,7 @@
 pub mod fees;
 pub mod fill;
 
-use crate::config::{EnvironmentConfig, FillTiming};
+use crate::config::{BuySizing, EnvironmentConfig, FillTiming};
 use crate::env::{
     CostModel, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position,
     Positions, Refusal, Side, StepSystems, TradeLog, TradeRecord, bits,
@@ -30,6 +31,7 @@ use fees::{FeeModel, UsEquityFees};
 pub struct ExecutionConfig {
     pub fill_timing: FillTiming,
     pub buy_pct: f64,
+    pub buy_sizing: BuySizing,
     pub max_position_pct: f64,
     pub fractional_shares: bool,
     pub min_order_notional: f64,
@@ -41,6 +43,7 @@ impl ExecutionConfig {
         Self {
             fill_timing: cfg.fill_timing,
             buy_pct: cfg.buy_pct,
+            buy_sizing: cfg.buy_sizing,
             max_position_pct: cfg.max_position_pct,
             fractional_shares: cfg.fractional_shares,
             min_order_notional: cfg.min_order_notional,
@@ -179,7 +182,13 @@ pub fn execute(
         return;
     }
     let equity_ref: f64 = portfolio.cash + positions.iter().zip(refs).map(|(p, r)| p.shares * r).sum::<f64>();
+    let mut buys_left = orders.buy.count_ones();
     for k in bits(orders.buy) {
+        let share = match config.buy_sizing {
+            BuySizing::CashFraction => config.buy_pct,
+            BuySizing::EqualSplit => 1.0 / f64::from(buys_left),
+        };
+        buys_left -= 1;
         let reference = refs[k];
         let room = config.max_position_pct * equity_ref - positions[k].shares * reference;
         let cash = portfolio.cash;
@@ -191,7 +200,7 @@ pub fn execute(
             orders.refuse(1 << k, Refusal::POSITION_CAP);
             continue;
         }
-        let notional = (config.buy_pct * cash).min(room);
+        let notional = (share * cash).min(room);
         if notional < config.min_order_notional {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
             continue;

@@ -106,6 +106,15 @@ pub fn session_timestamps(dates: &[NaiveDate], interval: Interval) -> Vec<i64> {
     }
 }
 
+/// A bar's timestamp as written in CSV files: the date for daily bars, ISO 8601 with the
+/// New York offset for intraday bars (`2021-03-15T09:30:00-04:00`).
+pub fn format_timestamp(ts: i64, interval: Interval) -> String {
+    match interval {
+        Interval::Day => ny_date(ts).format("%Y-%m-%d").to_string(),
+        Interval::Hour => ny_datetime(ts).format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@
 //! load as a short series.
 
 use super::{DataError, Panel, calendar};
-use crate::config::Interval;
 use std::io::Write;
 use std::path::Path;
 
@@ -18,12 +17,8 @@ use std::path::Path;
 /// [`DataError::Io`] naming the file that could not be created, written or renamed.
 pub fn write_csv_dir(panel: &Panel, dir: &Path) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let stamps: Vec<String> = (0..panel.n_bars())
-        .map(|t| match panel.interval() {
-            Interval::Day => panel.date(t).format("%Y-%m-%d").to_string(),
-            Interval::Hour => calendar::ny_datetime(panel.timestamps()[t]).format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-        })
-        .collect();
+    let stamps: Vec<String> =
+        panel.timestamps().iter().map(|&ts| calendar::format_timestamp(ts, panel.interval())).collect();
     for (k, ticker) in panel.tickers().iter().enumerate() {
         let path = dir.join(format!("{ticker}.csv"));
         let tmp = dir.join(format!(".{ticker}.csv.tmp"));

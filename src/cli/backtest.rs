@@ -1,0 +1,103 @@
+//! `ploutos backtest`: replays models and policies over a period and writes their outputs.
+
+use super::BadArgument;
+use super::args::BacktestArgs;
+use anyhow::Context;
+use ploutos::backtest::{Policy, ReplayResult, output, replay_policy};
+use ploutos::config::{Config, DataSource};
+use ploutos::dataset::{Dataset, SplitPart};
+use ploutos::market::{Split, load_panel};
+use std::path::PathBuf;
+
+pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
+    let mut cfg: Config = a.common.load()?;
+    let part: SplitPart = a.split.parse().map_err(BadArgument)?;
+    let mut part = part;
+    if let Some(dir) = &a.data {
+        cfg.data.source = DataSource::Csv;
+        cfg.data.csv_dir = dir.display().to_string();
+        // A replay of a CSV folder covers the whole files (after the feature warm-up).
+        part = SplitPart::All;
+    }
+    let dataset = load_dataset(&cfg)?;
+    let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
+    if !a.model.is_empty() {
+        return Err(BadArgument("--model: model backtests arrive with the learner; use --policy".into()).into());
+    }
+    let specs = if a.policy.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
+    let mut results = Vec::new();
+    for spec in &specs {
+        let policy = Policy::parse(spec, &dataset.panel, cfg.training.seed)?;
+        let result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
+            .map_err(|e| BadArgument(format!("period: {e}")))?;
+        results.push(result);
+    }
+    let out_root = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(report_name(&specs)));
+    for r in &results {
+        let dir = if results.len() == 1 { out_root.clone() } else { out_root.join(sanitize(&r.name)) };
+        write_outputs(&dir, r, &dataset)?;
+        print_summary(r);
+    }
+    eprintln!("ploutos: outputs in {}", out_root.display());
+    Ok(())
+}
+
+fn load_dataset(cfg: &Config) -> anyhow::Result<Dataset> {
+    let (panel, report) = load_panel(&cfg.data)?;
+    eprintln!("ploutos: {report}");
+    let split = Split::new(&panel, &cfg.data.split)?;
+    Ok(Dataset::build(panel, report, split, None))
+}
+
+/// Bars of `part`, narrowed by `--from`/`--to` dates (inclusive).
+fn period(ds: &Dataset, part: SplitPart, from: Option<&str>, to: Option<&str>) -> anyhow::Result<std::ops::Range<usize>> {
+    let mut range = ds.range(part);
+    let date = |s: &str, flag: &str| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| BadArgument(format!("{flag} {s:?}: expected YYYY-MM-DD")))
+    };
+    if let Some(f) = from {
+        let d = date(f, "--from")?;
+        while range.start < range.end && ds.panel.date(range.start) < d {
+            range.start += 1;
+        }
+    }
+    if let Some(t) = to {
+        let d = date(t, "--to")?;
+        while range.end > range.start && ds.panel.date(range.end - 1) > d {
+            range.end -= 1;
+        }
+    }
+    if range.len() < 2 {
+        return Err(BadArgument(format!("the selected period holds {} bars; a backtest needs at least 2", range.len())).into());
+    }
+    Ok(range)
+}
+
+fn write_outputs(dir: &std::path::Path, r: &ReplayResult, ds: &Dataset) -> anyhow::Result<()> {
+    output::write_equity(&dir.join("equity.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
+    output::write_trades(&dir.join("trades.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
+    Ok(())
+}
+
+fn print_summary(r: &ReplayResult) {
+    let last = r.equity.last().map_or(r.initial_cash, |e| e.equity);
+    println!(
+        "{:<16} final equity {:>12.2}  return {:>8.2}%  trades {:>6}  fees {:>9.2}  refused {}",
+        r.name,
+        last,
+        100.0 * (last / r.initial_cash - 1.0),
+        r.trades.len(),
+        r.totals.costs.fees,
+        r.totals.refused.total()
+    );
+}
+
+fn report_name(specs: &[String]) -> String {
+    let joined = specs.iter().map(|s| sanitize(std::path::Path::new(s).file_stem().map_or(s.as_str(), |x| x.to_str().unwrap_or(s)))).collect::<Vec<_>>().join("+");
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    format!("{joined}-{stamp}")
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}

@@ -1,0 +1,94 @@
+//! `ploutos bench`: env-steps per second (or PPO training throughput with `--train`),
+//! beside the NumPy / Stable-Baselines3 baselines of `shared/bench/` run in the same
+//! invocation when they are found.
+
+use super::BadArgument;
+use super::args::BenchArgs;
+use ploutos::bench::{EnvBench, bench_market, measure_env, measure_write_bandwidth};
+use ploutos::config::ObservationLayout;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let cfg = a.common.load()?;
+    if a.train {
+        return super::train::bench(&cfg, &a);
+    }
+    let envs = if a.envs.is_empty() { vec![1, 64, 1024, 4096, 16384] } else { a.envs.clone() };
+    let layouts = match a.layout.as_deref() {
+        None => vec![ObservationLayout::Index, ObservationLayout::Materialized],
+        Some("index") => vec![ObservationLayout::Index],
+        Some("materialized") => vec![ObservationLayout::Materialized],
+        Some(other) => return Err(BadArgument(format!("--layout {other:?}: expected index or materialized")).into()),
+    };
+    let baseline = baseline_dir(a.baseline.as_deref());
+    let bandwidth = measure_write_bandwidth(cfg.training.threads);
+    if !a.json {
+        println!("memory write bandwidth (all threads, 256 MiB fill): {:.1} GB/s", bandwidth / 1e9);
+        println!("{:<10} {:>6} {:>13} {:>8} {:>16} {:>16} {:>8} {:>10}", "system", "envs", "layout", "obs_dim", "env-steps/s", "numpy env-steps/s", "ratio", "bw used");
+    }
+    for &layout in &layouts {
+        for &n in &envs {
+            let mut env_cfg = cfg.environment.clone();
+            env_cfg.observation_layout = layout;
+            let ours = measure_env(&env_cfg, bench_market(10), n, cfg.training.threads, a.seconds);
+            let numpy = baseline.as_deref().and_then(|d| numpy_baseline(d, n, layout, a.seconds));
+            report(&ours, numpy.as_ref(), bandwidth, a.json);
+        }
+    }
+    if baseline.is_none() && !a.json {
+        println!("(NumPy baseline not run: shared/bench/numpy_env.py or a Python with numpy not found; see --baseline)");
+    }
+    Ok(())
+}
+
+fn report(ours: &EnvBench, numpy: Option<&serde_json::Value>, bandwidth: f64, json: bool) {
+    let numpy_rate = numpy.and_then(|v| v["env_steps_per_sec"].as_f64());
+    let ratio = numpy_rate.map(|r| ours.env_steps_per_sec / r);
+    if json {
+        let mut v = serde_json::to_value(ours).unwrap_or_default();
+        v["numpy_env_steps_per_sec"] = numpy_rate.map_or(serde_json::Value::Null, Into::into);
+        v["ratio_vs_numpy"] = ratio.map_or(serde_json::Value::Null, Into::into);
+        v["write_bandwidth_bytes_per_sec"] = bandwidth.into();
+        v["bandwidth_fraction"] = (ours.obs_bytes_per_sec / bandwidth).into();
+        println!("{v}");
+    } else {
+        println!(
+            "{:<10} {:>6} {:>13} {:>8} {:>16.0} {:>16} {:>8} {:>9.1}%",
+            ours.system,
+            ours.n_envs,
+            ours.layout,
+            ours.obs_dim,
+            ours.env_steps_per_sec,
+            numpy_rate.map_or("-".into(), |r| format!("{r:.0}")),
+            ratio.map_or("-".into(), |r| format!("{r:.1}x")),
+            100.0 * ours.obs_bytes_per_sec / bandwidth
+        );
+    }
+}
+
+/// The folder holding `numpy_env.py`: `--baseline`, else `../shared/bench` or `shared/bench`.
+fn baseline_dir(arg: Option<&Path>) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match arg {
+        Some(p) => vec![p.to_path_buf()],
+        None => vec![PathBuf::from("../shared/bench"), PathBuf::from("shared/bench")],
+    };
+    candidates.into_iter().find(|d| d.join("numpy_env.py").exists())
+}
+
+/// A Python that has numpy: the project's `.venv`, else `python3`.
+pub fn python_with(module: &str) -> Option<String> {
+    [".venv/bin/python", "python3"].into_iter().map(String::from).find(|py| {
+        Command::new(py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
+fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64) -> Option<serde_json::Value> {
+    let py = python_with("numpy")?;
+    let out = Command::new(py)
+        .arg(dir.join("numpy_env.py"))
+        .args(["--envs", &n.to_string(), "--layout", ploutos::bench::layout_name(layout), "--seconds", &seconds.to_string(), "--json"])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}

@@ -1,0 +1,51 @@
+//! `ploutos features`: the 55 raw features of one CSV file.
+
+use super::BadArgument;
+use super::args::FeaturesArgs;
+use anyhow::Context;
+use ploutos::config::Interval;
+use ploutos::features::{FEATURE_NAMES, RawInput, compute_raw};
+use ploutos::fsutil::write_atomic_with;
+use ploutos::market::{calendar::format_timestamp, load_csv_file};
+use std::io::Write;
+
+pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
+    let cfg = a.common.load()?;
+    let interval: Interval = match &a.interval {
+        Some(s) => s.parse().map_err(|e: String| BadArgument(format!("--interval: {e}")))?,
+        None => cfg.data.interval,
+    };
+    let series = load_csv_file(&a.input, interval)?;
+    let input = RawInput {
+        open: &series.open,
+        high: &series.high,
+        low: &series.low,
+        close: &series.close,
+        volume: &series.volume,
+        day: &series.day,
+    };
+    let raw = compute_raw(&input);
+    write_atomic_with(&a.output, |w| {
+        write!(w, "timestamp")?;
+        for name in FEATURE_NAMES {
+            write!(w, ",{name}")?;
+        }
+        writeln!(w)?;
+        for t in 0..raw.n_bars() {
+            write!(w, "{}", format_timestamp(series.timestamps[t], interval))?;
+            for f in 0..FEATURE_NAMES.len() {
+                let v = raw.get(t, f);
+                if v.is_finite() {
+                    write!(w, ",{v}")?;
+                } else {
+                    write!(w, ",")?;
+                }
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", a.output.display()))?;
+    eprintln!("ploutos: wrote {} bars × {} features to {}", raw.n_bars(), FEATURE_NAMES.len(), a.output.display());
+    Ok(())
+}
