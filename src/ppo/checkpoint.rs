@@ -1,0 +1,221 @@
+//! Checkpoint directories: `models/<run>/checkpoints/step_<N>/`, `best/` and `final/`.
+//!
+//! Each holds
+//!
+//! - `model.safetensors`: the `VarStore` (`actor.*`, `critic.*`);
+//! - `optimizer.safetensors`: Adam's moments `m.<var>`, `v.<var>` and its `step` count;
+//! - `normalizer.safetensors`: observation `obs.{mean,var,count}` (f64) and reward
+//!   `ret.{mean,var,count}`;
+//! - `config.ron`: the run's [`Config::to_ron`](crate::config::Config::to_ron);
+//! - `state.ron`: [`CheckpointState`] (timesteps, iteration, seed, RNG position, best
+//!   metric, network shape).
+//!
+//! A directory is written as `<dir>.tmp-<pid>` and renamed into place, so a reader (or a
+//! resume after a crash) never sees half a checkpoint.
+
+use super::PpoError;
+use crate::config::{Activation, ObservationLayout};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the layout above; bumped when a file changes meaning.
+pub const FORMAT: u32 = 1;
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const NORMALIZER_FILE: &str = "normalizer.safetensors";
+pub const CONFIG_FILE: &str = "config.ron";
+pub const STATE_FILE: &str = "state.ron";
+
+/// The network's shape and the observation it reads: enough to rebuild the model without
+/// the env that trained it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Width of the env's observation rows.
+    pub obs_dim: usize,
+    /// Width of the network input: `obs_dim` (materialized) or state + d × F (index).
+    pub input_dim: usize,
+    pub n_tickers: usize,
+    /// Observation features per ticker.
+    pub n_features: usize,
+    pub layout: ObservationLayout,
+    /// Hidden widths of each of the policy and value MLPs.
+    pub net_arch: Vec<usize>,
+    pub activation: Activation,
+}
+
+/// `state.ron`: where the run stood when the checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub format: u32,
+    /// Env steps so far, summed over envs.
+    pub timesteps: u64,
+    /// Iterations (rollout + update) so far.
+    pub iteration: u64,
+    /// Master seed of the run.
+    pub seed: u64,
+    /// Word position of the learner's ChaCha8 stream (action sampling, minibatch shuffles).
+    pub rng_word_pos: u64,
+    /// Best validation metric so far and its name.
+    pub best_metric: Option<f64>,
+    pub best_metric_name: String,
+    /// Observations were normalized with the saved statistics.
+    pub normalize_obs: bool,
+    /// Clip of normalized observations.
+    pub obs_clip: f64,
+    pub model: ModelSpec,
+}
+
+/// `models/<run>/checkpoints/step_<N>`.
+pub fn step_dir(models: &Path, timesteps: u64) -> PathBuf {
+    models.join("checkpoints").join(format!("step_{timesteps}"))
+}
+
+/// `models/<run>/best`.
+pub fn best_dir(models: &Path) -> PathBuf {
+    models.join("best")
+}
+
+/// `models/<run>/final`.
+pub fn final_dir(models: &Path) -> PathBuf {
+    models.join("final")
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> PpoError + '_ {
+    move |source| PpoError::File { path: path.to_path_buf(), source }
+}
+
+/// Writes a checkpoint directory atomically: `fill` writes into `<dir>.tmp-<pid>`, which
+/// then replaces `dir` by rename (an existing `dir` is moved aside first and removed
+/// after, since a rename cannot replace a non-empty directory).
+///
+/// # Errors
+/// [`PpoError::File`] for any file-system failure, or whatever `fill` returns; the
+/// temporary directory is removed on failure.
+pub fn write_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), PpoError>) -> Result<(), PpoError> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| PpoError::Checkpoint { path: dir.to_path_buf(), message: "has no directory name".into() })?
+        .to_string_lossy()
+        .into_owned();
+    let parent = dir.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(parent).map_err(file_err(parent))?;
+    let pid = std::process::id();
+    let tmp = parent.join(format!("{name}.tmp-{pid}"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(file_err(&tmp))?;
+    }
+    std::fs::create_dir(&tmp).map_err(file_err(&tmp))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = parent.join(format!("{name}.old-{pid}"));
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(file_err(&old))?;
+        }
+        std::fs::rename(dir, &old).map_err(file_err(dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(file_err(dir))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(file_err(&old))?;
+    }
+    Ok(())
+}
+
+/// Writes `state.ron`.
+///
+/// # Errors
+/// [`PpoError::File`] when the file cannot be written.
+pub fn write_state(dir: &Path, state: &CheckpointState) -> Result<(), PpoError> {
+    let text = ron::ser::to_string_pretty(state, ron::ser::PrettyConfig::new().struct_names(false))
+        .map_err(|e| PpoError::Checkpoint { path: dir.to_path_buf(), message: e.to_string() })?;
+    let path = dir.join(STATE_FILE);
+    std::fs::write(&path, text).map_err(file_err(&path))
+}
+
+/// Reads `state.ron` of a checkpoint directory.
+///
+/// # Errors
+/// [`PpoError::File`] when missing, [`PpoError::Checkpoint`] when unreadable or of another
+/// format version.
+pub fn read_state(dir: &Path) -> Result<CheckpointState, PpoError> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(file_err(&path))?;
+    let state: CheckpointState =
+        ron::from_str(&text).map_err(|e| PpoError::Checkpoint { path: path.clone(), message: e.to_string() })?;
+    if state.format != FORMAT {
+        return Err(PpoError::Checkpoint {
+            path,
+            message: format!("format {} is not the supported {FORMAT}", state.format),
+        });
+    }
+    Ok(state)
+}
+
+/// Reads `config.ron` of a checkpoint directory (not re-validated: it was valid when saved).
+///
+/// # Errors
+/// [`PpoError::File`] when missing, [`PpoError::Checkpoint`] when it does not parse.
+pub fn read_config(dir: &Path) -> Result<crate::config::Config, PpoError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(file_err(&path))?;
+    crate::config::Config::from_ron_str(&text, &path.display().to_string())
+        .map_err(|e| PpoError::Checkpoint { path, message: e.to_string() })
+}
+
+/// The checkpoint to resume from: `dir` itself when it holds a `state.ron`, else the one
+/// with the most timesteps among `dir/checkpoints/step_*/` and `dir/final/` (`best/` is a
+/// model to keep, not a place to continue from).
+///
+/// # Errors
+/// [`PpoError::Checkpoint`] when there is none.
+pub fn latest(dir: &Path) -> Result<PathBuf, PpoError> {
+    if dir.join(STATE_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let mut candidates = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("step_") && !name.contains(".tmp-") && !name.contains(".old-") {
+                candidates.push(e.path());
+            }
+        }
+    }
+    candidates.push(final_dir(dir));
+    let mut best: Option<(u64, PathBuf)> = None;
+    for c in candidates {
+        if !c.join(STATE_FILE).is_file() {
+            continue;
+        }
+        let ts = read_state(&c)?.timesteps;
+        if best.as_ref().is_none_or(|(b, _)| ts > *b) {
+            best = Some((ts, c));
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| PpoError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: "no checkpoint found (expected state.ron here, in checkpoints/step_*/ or in final/)".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_cleans_up() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("final");
+        write_atomic(&dir, |d| Ok(std::fs::write(d.join("a"), "1")?)).unwrap();
+        write_atomic(&dir, |d| Ok(std::fs::write(d.join("b"), "2")?)).unwrap();
+        assert!(!dir.join("a").exists() && dir.join("b").exists());
+        let failed = write_atomic(&dir, |_| Err(PpoError::Setup("no".into())));
+        assert!(failed.is_err());
+        assert!(dir.join("b").exists());
+        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+}

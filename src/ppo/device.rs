@@ -1,0 +1,72 @@
+//! `training.device` and `training.threads` to tch settings: one code path for CPU and
+//! CUDA, chosen once per run.
+
+use super::PpoError;
+use tch::{Cuda, Device};
+
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+///
+/// `auto` is CUDA 0 when a GPU is visible (the build keeps `libtorch_cuda.so` linked, see
+/// `build.rs`), else the CPU. Asking for CUDA explicitly on a machine without one is an
+/// error rather than a silent CPU run, since a GPU config on a CPU would take days.
+///
+/// # Errors
+/// [`PpoError::Setup`] for an unknown name, no CUDA, or a GPU index out of range.
+pub fn parse_device(name: &str) -> Result<Device, PpoError> {
+    match name {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => cuda(n),
+            _ => Err(PpoError::Setup(format!(
+                "training.device = {other:?}: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""
+            ))),
+        },
+    }
+}
+
+fn cuda(n: usize) -> Result<Device, PpoError> {
+    if !Cuda::is_available() {
+        return Err(PpoError::Setup(format!("training.device = cuda:{n}, but no CUDA device is visible")));
+    }
+    let count = Cuda::device_count() as usize;
+    if n >= count {
+        return Err(PpoError::Setup(format!("training.device = cuda:{n}, but only {count} CUDA device(s) are visible")));
+    }
+    Ok(Device::Cuda(n))
+}
+
+/// Sets torch's intra-op threads on the CPU (0 = all cores); GPUs need no setting.
+///
+/// The env's compute pool is sized separately ([`crate::env::EnvOptions::threads`]); on a
+/// CPU run both take turns, never run at once, so both may use every core.
+pub fn set_threads(device: Device, threads: usize) {
+    if device == Device::Cpu {
+        let n = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+        tch::set_num_threads(n.min(i32::MAX as usize) as i32);
+    }
+}
+
+/// The device as a short name: `cpu`, `cuda:0`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_and_rejects_junk() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        assert!(parse_device("cuda:x").is_err());
+        let auto = parse_device("auto").unwrap();
+        assert_eq!(auto == Device::Cpu, !Cuda::is_available());
+    }
+}

@@ -1,0 +1,137 @@
+//! Generalized advantage estimation and the PPO loss terms, as pure functions so that each
+//! can be checked against a hand computation.
+//!
+//! GAE runs on the host: rewards and done flags come from the env there, and a rollout's
+//! values are one copy back; a sequential loop over `n_steps` on a GPU would cost one
+//! kernel launch per step instead.
+
+use tch::{Kind, Tensor};
+
+/// Advantages and returns (advantage + value) of a rollout by GAE(γ, λ).
+///
+/// All slices are step-major, `[n_steps, n_envs]` flattened: index `t * n_envs + i`.
+/// `dones[t]` says that transition t ended its episode (terminated or truncated), so
+/// the next observation belongs to a new episode and nothing flows back across it.
+/// Truncation is not a cut in value: the caller has already added γ·V(final_obs) to the
+/// reward of a truncated step (SB3's bootstrap), while termination adds nothing.
+/// `last_values` are V(obs) after the last step, the bootstrap of unfinished episodes.
+///
+/// δ_t = r_t + γ·V_{t+1}·(1 − done_t) − V_t;  A_t = δ_t + γλ·(1 − done_t)·A_{t+1}.
+///
+/// # Panics
+/// When the slice lengths do not match `n_steps × n_envs` (and `n_envs` for
+/// `last_values`).
+pub fn compute_gae(
+    rewards: &[f32],
+    values: &[f32],
+    dones: &[bool],
+    last_values: &[f32],
+    n_envs: usize,
+    gamma: f64,
+    lambda: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    assert!(n_envs > 0 && rewards.len() % n_envs == 0, "rewards must be whole [n_steps, n_envs] rows");
+    assert_eq!(values.len(), rewards.len(), "values and rewards differ in length");
+    assert_eq!(dones.len(), rewards.len(), "dones and rewards differ in length");
+    assert_eq!(last_values.len(), n_envs, "last_values must have n_envs entries");
+    let n_steps = rewards.len() / n_envs;
+    let mut adv = vec![0f32; rewards.len()];
+    for i in 0..n_envs {
+        // f64 accumulation: over 4096 steps f32 would drift in the last digits.
+        let mut next_adv = 0f64;
+        let mut next_value = f64::from(last_values[i]);
+        for t in (0..n_steps).rev() {
+            let k = t * n_envs + i;
+            let live = if dones[k] { 0.0 } else { 1.0 };
+            let delta = f64::from(rewards[k]) + gamma * next_value * live - f64::from(values[k]);
+            next_adv = delta + gamma * lambda * live * next_adv;
+            adv[k] = next_adv as f32;
+            next_value = f64::from(values[k]);
+        }
+    }
+    let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
+    (adv, returns)
+}
+
+/// 1 − Var(returns − values) / Var(returns); NaN when the returns do not vary (as SB3).
+pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    fn var(it: impl Iterator<Item = f64> + Clone) -> f64 {
+        let n = it.clone().count() as f64;
+        if n == 0.0 {
+            return 0.0;
+        }
+        let mean = it.clone().sum::<f64>() / n;
+        it.map(|x| (x - mean) * (x - mean)).sum::<f64>() / n
+    }
+    let var_y = var(returns.iter().map(|&y| f64::from(y)));
+    if var_y == 0.0 {
+        return f64::NAN;
+    }
+    let var_res = var(returns.iter().zip(values).map(|(&y, &v)| f64::from(y) - f64::from(v)));
+    1.0 - var_res / var_y
+}
+
+/// The clipped surrogate loss, mean over the batch:
+/// max(−A·r, −A·clip(r, 1 − ε, 1 + ε)) with r = exp(new_logp − old_logp).
+///
+/// # Errors
+/// A [`tch::TchError`] when the shapes do not broadcast.
+pub fn policy_loss(new_logp: &Tensor, old_logp: &Tensor, advantages: &Tensor, clip: f64) -> Result<Tensor, tch::TchError> {
+    let ratio = new_logp.f_sub(old_logp)?.f_exp()?;
+    let unclipped = advantages.f_neg()?.f_mul(&ratio)?;
+    let clipped = advantages.f_neg()?.f_mul(&ratio.f_clamp(1.0 - clip, 1.0 + clip)?)?;
+    unclipped.f_maximum(&clipped)?.f_mean(Kind::Float)
+}
+
+/// Approximate KL of the old policy from the new, ((r − 1) − ln r).mean(): unbiased and
+/// never negative (Schulman's k3 estimator, CleanRL's and SB3's).
+///
+/// # Errors
+/// A [`tch::TchError`] when the shapes differ.
+pub fn approx_kl(new_logp: &Tensor, old_logp: &Tensor) -> Result<Tensor, tch::TchError> {
+    let log_ratio = new_logp.f_sub(old_logp)?;
+    log_ratio.f_exp()?.f_sub_scalar(1.0)?.f_sub(&log_ratio)?.f_mean(Kind::Float)
+}
+
+/// Fraction of samples with |r − 1| > ε, the ones the clip stopped.
+///
+/// # Errors
+/// A [`tch::TchError`] when the shapes differ.
+pub fn clip_fraction(new_logp: &Tensor, old_logp: &Tensor, clip: f64) -> Result<Tensor, tch::TchError> {
+    let ratio = new_logp.f_sub(old_logp)?.f_exp()?;
+    ratio.f_sub_scalar(1.0)?.f_abs()?.f_gt(clip)?.f_to_kind(Kind::Float)?.f_mean(Kind::Float)
+}
+
+/// Value loss as SB3: MSE of the returns against the new values, which with
+/// `clip_range_vf` are first clipped to old ± clip (SB3's semantics of the knob; CleanRL's
+/// alternative takes the max of both squared errors).
+///
+/// # Errors
+/// A [`tch::TchError`] when the shapes differ.
+pub fn value_loss(values: &Tensor, old_values: &Tensor, returns: &Tensor, clip_vf: Option<f64>) -> Result<Tensor, tch::TchError> {
+    let pred = match clip_vf {
+        Some(c) => old_values.f_add(&values.f_sub(old_values)?.f_clamp(-c, c)?)?,
+        None => values.shallow_clone(),
+    };
+    pred.f_sub(returns)?.f_square()?.f_mean(Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_env_no_done_is_discounted_td() {
+        // λ = 1: A_t = Σ γ^k r_{t+k} + γ^n V_last − V_t.
+        let (adv, ret) = compute_gae(&[1.0, 1.0], &[0.0, 0.0], &[false, false], &[2.0], 1, 0.5, 1.0);
+        assert!((adv[1] - (1.0 + 0.5 * 2.0)).abs() < 1e-6);
+        assert!((adv[0] - (1.0 + 0.5 * 1.0 + 0.25 * 2.0)).abs() < 1e-6);
+        assert_eq!(adv, ret);
+    }
+
+    #[test]
+    fn explained_variance_of_a_perfect_fit_is_one() {
+        assert!((explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+        assert!(explained_variance(&[0.0, 0.0], &[1.0, 1.0]).is_nan());
+    }
+}

@@ -1,0 +1,165 @@
+//! PPO on tch: the learner that trains a policy on thousands of [`TradingEnv`] accounts at
+//! once (behind the `learner` feature).
+//!
+//! The update follows SB3/CleanRL line by line (see [`learner`]): GAE with bootstrapping on
+//! truncation, per-minibatch advantage normalization, clipped surrogate, optionally clipped
+//! value loss, entropy bonus, global grad-norm clip, Adam (eps 1e-5, written here so that
+//! its moments are checkpointed), linear or constant learning rate, `target_kl` early stop.
+//!
+//! - [`model`]: separate policy and value MLPs in one `VarStore`, one categorical over
+//!   {hold, buy, sell} per ticker; [`Policy`] for backtests.
+//! - [`gae`]: GAE as a pure function, and the PPO loss terms on plain tensors.
+//! - [`normalize`]: running observation statistics and reward scaling (SB3 `VecNormalize`).
+//! - [`checkpoint`]: atomic `step_<N>/`, `best/`, `final/` directories, resume.
+//! - [`device`]: `training.device` and thread settings.
+//!
+//! Everything a run reports goes out through [`TrainHooks`]; the metrics writers live
+//! elsewhere and never see a tensor.
+//!
+//! [`TradingEnv`]: crate::env::TradingEnv
+
+pub mod checkpoint;
+pub mod device;
+pub mod gae;
+pub mod learner;
+pub mod model;
+pub mod normalize;
+
+pub use checkpoint::{CheckpointState, ModelSpec};
+pub use device::{parse_device, set_threads};
+pub use gae::{approx_kl, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss};
+pub use learner::{TrainBench, Trainer, bench_train};
+pub use model::{ActorCritic, Policy};
+pub use normalize::{RewardScaler, RunningMeanStd};
+
+use std::path::PathBuf;
+
+/// Errors of the learner: torch, files, env and bad set-ups.
+#[derive(Debug, thiserror::Error)]
+pub enum PpoError {
+    /// A libtorch operation failed (shape, device, file format).
+    #[error("torch: {0}")]
+    Tch(#[from] tch::TchError),
+    /// A file or folder could not be read or written.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file or folder could not be read or written, with its path.
+    #[error("{path}: {source}")]
+    File { path: PathBuf, #[source] source: std::io::Error },
+    /// The env rejected a call.
+    #[error("env: {0}")]
+    Env(#[from] crate::env::EnvError),
+    /// A checkpoint is missing, incomplete or does not match the env.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    /// The config, the envs or the device do not fit together.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Where a run writes: `models/<run>` (checkpoints), `runs/<run>` (the metrics writers'),
+/// `logs/` (the CLI's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPaths {
+    /// `models/<run>`: `checkpoints/step_<N>/`, `best/`, `final/`.
+    pub models: PathBuf,
+    /// `runs/<run>`: TensorBoard and `metrics.csv`, written by the hooks, not the learner.
+    pub runs: PathBuf,
+    /// Log folder of the CLI.
+    pub logs: PathBuf,
+}
+
+/// What one PPO iteration (rollout + update) measured.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IterationStats {
+    /// Env steps so far, summed over envs, including this iteration's.
+    pub timesteps: u64,
+    /// 1-based iteration count of the whole run (resumes continue it).
+    pub iteration: u64,
+    /// Env steps per second since this `train` call started (`charts/SPS`).
+    pub fps: f64,
+    /// Mean clipped-surrogate loss over the minibatches of the update.
+    pub policy_loss: f64,
+    /// Mean value loss (MSE against the GAE returns).
+    pub value_loss: f64,
+    /// Mean policy entropy in nats, summed over tickers.
+    pub entropy: f64,
+    /// Mean approximate KL, ((r − 1) − ln r).mean() (`losses/approx_kl`).
+    pub approx_kl: f64,
+    /// Mean fraction of samples whose ratio left the clip range (`losses/clipfrac`).
+    pub clip_fraction: f64,
+    /// 1 − Var(returns − values) / Var(returns) of the rollout (`losses/explained_variance`).
+    pub explained_variance: f64,
+    /// Learning rate of this update.
+    pub learning_rate: f64,
+    /// Mean pre-clip global gradient norm over the minibatches.
+    pub grad_norm: f64,
+    /// Epochs run (fewer than `n_epochs` after a `target_kl` stop).
+    pub epochs: usize,
+    /// The update stopped early on `target_kl`.
+    pub early_stopped: bool,
+    /// Mean undiscounted, unscaled reward of the episodes that ended in this rollout; none
+    /// when none ended.
+    pub ep_reward_mean: Option<f64>,
+    /// Mean equity of all envs at the end of the rollout, in dollars.
+    pub equity_mean: f64,
+    /// Mean total return (final equity / initial cash − 1) of the episodes that ended in
+    /// this rollout; none when none ended.
+    pub total_return_mean: Option<f64>,
+    /// Orders executed during this rollout, all envs together.
+    pub total_trades: u64,
+    /// Episodes that ended (terminated or truncated) during this rollout.
+    pub episodes: u64,
+}
+
+/// One evaluation on the validation env (deterministic policy, each env's first episode).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EvalStats {
+    /// Training timesteps at the evaluation.
+    pub timesteps: u64,
+    /// Episodes evaluated (one per eval env).
+    pub episodes: usize,
+    /// Mean episode reward (unscaled).
+    pub mean_reward: f64,
+    /// Mean total return of the episodes.
+    pub total_return: f64,
+    /// Mean over episodes of the annualized Sharpe ratio of the step returns.
+    pub sharpe: f64,
+    /// The value of `training.best_metric`.
+    pub metric: f64,
+    /// This evaluation is the best so far and was saved to `best/`.
+    pub is_best: bool,
+}
+
+/// How a `train` call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    pub timesteps: u64,
+    pub iterations: u64,
+    /// Wall time of this `train` call.
+    pub seconds: f64,
+    /// `should_stop` ended the run before `total_timesteps`.
+    pub interrupted: bool,
+    /// The checkpoint written last (`final/`, or `checkpoints/step_<N>/` on a stop).
+    pub last_checkpoint: PathBuf,
+    /// Best validation metric so far, when evaluation ran.
+    pub best_metric: Option<f64>,
+}
+
+/// Callbacks of a training run: the CLI's progress bar, metrics writers and Ctrl-C flag.
+pub trait TrainHooks {
+    /// Called after every iteration's update.
+    fn on_iteration(&mut self, _stats: &IterationStats) {}
+    /// Called after every evaluation.
+    fn on_eval(&mut self, _e: &EvalStats) {}
+    /// Polled before every iteration; true saves a checkpoint and ends `train`.
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// Hooks that do nothing: for tests and benches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl TrainHooks for NoHooks {}
