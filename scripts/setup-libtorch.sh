@@ -16,7 +16,15 @@ installed_version() {
     sed -n "s/^__version__ = '\([^'+]*\).*'/\1/p" "$LINK/version.py"
 }
 
+ensure_numpy() {
+    # numpy runs the NumPy baseline of `ploutos bench` (shared/bench/numpy_env.py).
+    "$VENV/bin/python" -c 'import numpy' 2>/dev/null \
+        || "$VENV/bin/python" -m pip install --disable-pip-version-check -q numpy \
+        || echo "ploutos setup: numpy could not be installed; benchmarks will skip the NumPy baseline" >&2
+}
+
 if [ "$(installed_version 2>/dev/null || true)" = "$TORCH_VERSION" ] && [ -f "$LINK/lib/libtorch_cpu.so" ]; then
+    ensure_numpy
     exit 0
 fi
 
@@ -43,4 +51,5 @@ ln -sfn "$site" "$LINK"
 got=$(installed_version || true)
 [ "$got" = "$TORCH_VERSION" ] \
     || die "found torch '$got' in $VENV but tch 0.24 needs $TORCH_VERSION; delete $VENV and re-run make."
+ensure_numpy
 echo "ploutos setup: libtorch $TORCH_VERSION ready at $LINK"
