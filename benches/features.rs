@@ -24,7 +24,14 @@ struct Bars {
 
 fn random_walk(seed: u64) -> Bars {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut b = Bars { open: vec![], high: vec![], low: vec![], close: vec![], volume: vec![], day: vec![] };
+    let mut b = Bars {
+        open: vec![],
+        high: vec![],
+        low: vec![],
+        close: vec![],
+        volume: vec![],
+        day: vec![],
+    };
     let mut price = 50.0 + 100.0 * rng.random::<f64>();
     for t in 0..BARS {
         let o: f64 = price * (1.0 + rng.random_range(-0.002..0.002));
@@ -44,7 +51,14 @@ fn table(c: &mut Criterion) {
     let bars: Vec<Bars> = (0..TICKERS as u64).map(random_walk).collect();
     let inputs: Vec<RawInput> = bars
         .iter()
-        .map(|b| RawInput { open: &b.open, high: &b.high, low: &b.low, close: &b.close, volume: &b.volume, day: &b.day })
+        .map(|b| RawInput {
+            open: &b.open,
+            high: &b.high,
+            low: &b.low,
+            close: &b.close,
+            volume: &b.volume,
+            day: &b.day,
+        })
         .collect();
 
     let mut group = c.benchmark_group("features/table");
@@ -54,14 +68,19 @@ fn table(c: &mut Criterion) {
         b.iter(|| compute_table(black_box(&inputs)))
     });
     let raw = compute_table(&inputs);
-    group.bench_function(BenchmarkId::new("observation", format!("{TICKERS}x{BARS}")), |b| {
-        b.iter(|| {
-            raw.iter()
-                .zip(&bars)
-                .map(|(r, b)| observation_features(black_box(r), &b.close, &b.volume, 0..BARS * 7 / 10))
-                .collect::<Vec<_>>()
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new("observation", format!("{TICKERS}x{BARS}")),
+        |b| {
+            b.iter(|| {
+                raw.iter()
+                    .zip(&bars)
+                    .map(|(r, b)| {
+                        observation_features(black_box(r), &b.close, &b.volume, 0..BARS * 7 / 10)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        },
+    );
     group.finish();
 }
 

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use ploutos::features::{Feature, FEATURE_NAMES, RawInput, compute_raw};
+use ploutos::features::{FEATURE_NAMES, Feature, RawInput, compute_raw};
 
 struct Bars {
     open: Vec<f64>,
@@ -21,12 +21,19 @@ struct Bars {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/features").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/features")
+        .join(name)
 }
 
 fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(fixture(name)).expect("fixture exists");
-    let header = reader.headers().expect("header").iter().map(str::to_owned).collect();
+    let header = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
     let rows = reader
         .records()
         .map(|r| r.expect("row").iter().map(str::to_owned).collect())
@@ -36,15 +43,25 @@ fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
 
 fn read_bars(name: &str) -> Bars {
     let (header, rows) = read_csv(name);
-    assert_eq!(header, ["timestamp", "open", "high", "low", "close", "volume", "day"]);
-    let col = |i: usize| -> Vec<f64> { rows.iter().map(|r| r[i].parse::<f64>().expect("number")).collect() };
+    assert_eq!(
+        header,
+        ["timestamp", "open", "high", "low", "close", "volume", "day"]
+    );
+    let col = |i: usize| -> Vec<f64> {
+        rows.iter()
+            .map(|r| r[i].parse::<f64>().expect("number"))
+            .collect()
+    };
     Bars {
         open: col(1),
         high: col(2),
         low: col(3),
         close: col(4),
         volume: col(5),
-        day: rows.iter().map(|r| r[6].parse::<u32>().expect("day")).collect(),
+        day: rows
+            .iter()
+            .map(|r| r[6].parse::<u32>().expect("day"))
+            .collect(),
     }
 }
 
@@ -60,8 +77,15 @@ fn first_bar(feature: Feature, day: &[u32]) -> usize {
 
 fn check_against_reference(series: &str) {
     let bars = read_bars(&format!("{series}_bars.csv"));
-    let input = RawInput::new(&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume, &bars.day)
-        .expect("valid bars");
+    let input = RawInput::new(
+        &bars.open,
+        &bars.high,
+        &bars.low,
+        &bars.close,
+        &bars.volume,
+        &bars.day,
+    )
+    .expect("valid bars");
     let raw = compute_raw(&input);
     let (header, rows) = read_csv(&format!("{series}_ta.csv"));
     assert_eq!(rows.len(), raw.n_bars());
@@ -83,7 +107,9 @@ fn check_against_reference(series: &str) {
                 diff <= 1e-9 || diff <= 1e-6 * r.abs()
             };
             if !ok {
-                failures.push(format!("{series}: {name} at bar {bar}: got {g}, reference {cell:?}"));
+                failures.push(format!(
+                    "{series}: {name} at bar {bar}: got {g}, reference {cell:?}"
+                ));
             }
         }
     }
@@ -91,7 +117,12 @@ fn check_against_reference(series: &str) {
         failures.is_empty(),
         "{} mismatches (first 30):\n{}",
         failures.len(),
-        failures.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // Every feature except the two method-defined ones has a reference column.
     let missing: Vec<&str> = FEATURE_NAMES
