@@ -53,6 +53,21 @@ pub fn compute_gae(
     (adv, returns)
 }
 
+/// SB3's bootstrap on truncation: `r_i += γ·V(final_obs_i)` for every truncated env, so
+/// that running out of data or reaching `episode_length` does not look like a zero-value
+/// end. Terminated envs (bankruptcy) get nothing: that end is real.
+///
+/// # Panics
+/// When the slices differ in length.
+pub fn bootstrap_truncated(rewards: &mut [f32], truncated: &[bool], final_values: &[f32], gamma: f64) {
+    assert!(rewards.len() == truncated.len() && rewards.len() == final_values.len(), "one entry per env");
+    for ((r, &trunc), &v) in rewards.iter_mut().zip(truncated).zip(final_values) {
+        if trunc {
+            *r = (f64::from(*r) + gamma * f64::from(v)) as f32;
+        }
+    }
+}
+
 /// 1 − Var(returns − values) / Var(returns); NaN when the returns do not vary (as SB3).
 pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
     fn var(it: impl Iterator<Item = f64> + Clone) -> f64 {

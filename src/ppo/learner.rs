@@ -253,8 +253,8 @@ fn model_spec(cfg: &Config, env: &TradingEnv) -> Result<ModelSpec, PpoError> {
 }
 
 impl Learner {
-    /// Builds everything for `env`; seeds torch's generator (network init) and the
-    /// learner's stream from `training.seed`.
+    /// Builds everything for `env`; the initial weights and the learner's stream come from
+    /// `training.seed`.
     fn new(cfg: &Config, env: &TradingEnv) -> Result<Self, PpoError> {
         let t = &cfg.training;
         let device = device::parse_device(&t.device)?;
@@ -271,8 +271,7 @@ impl Learner {
                 t.n_steps * n_envs
             )));
         }
-        tch::manual_seed(t.seed as i64);
-        let model = ActorCritic::new(&spec, device)?;
+        let model = ActorCritic::new(&spec, device, t.seed)?;
         let adam = Adam::new(&model.vs, t.learning_rate, 1e-5)?;
         let input = InputBuilder::new(&spec, Some(env.market()), device)?;
         let obs_norm = if t.normalize_obs { Some(RunningMeanStd::new(spec.input_dim, device)?) } else { None };
@@ -321,7 +320,6 @@ impl Learner {
 
     fn collect_inner(&mut self, env: &mut TradingEnv) -> Result<RolloutStats, PpoError> {
         let (n, k) = (self.n_envs, self.spec.n_tickers);
-        let gamma = self.cfg.gamma as f32;
         let clip = self.cfg.obs_clip;
         let mut stats = RolloutStats::default();
         for t in 0..self.cfg.n_steps {
@@ -365,11 +363,7 @@ impl Learner {
                     // reached its length; bankruptcy (termination) is a true end.
                     let final_x = observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.final_obs, n, false)?;
                     let v_final = Vec::<f32>::try_from(self.model.value(&final_x)?.f_to(Device::Cpu)?)?;
-                    for (i, &trunc) in buffers.truncated.iter().enumerate() {
-                        if trunc {
-                            self.rollout.rewards[t * n + i] += gamma * v_final[i];
-                        }
-                    }
+                    gae::bootstrap_truncated(&mut self.rollout.rewards[row], &buffers.truncated, &v_final, self.cfg.gamma);
                 }
                 self.x = next_x;
         }
@@ -735,6 +729,22 @@ impl Trainer {
     /// The network (for inspection and tests).
     pub fn model(&self) -> &ActorCritic {
         &self.learner.model
+    }
+
+    /// Greedy actions and values of observation rows under the training statistics
+    /// (not updated): what [`super::Policy`] loaded from this run's next checkpoint must
+    /// reproduce.
+    ///
+    /// # Errors
+    /// [`PpoError::Setup`] when `obs` is not `n_envs × obs_dim` long.
+    pub fn greedy(&mut self, obs: &[f32], n_envs: usize) -> Result<(Vec<u8>, Vec<f32>), PpoError> {
+        let l = &mut self.learner;
+        tch::no_grad(|| {
+            let x = observe(&mut l.obs_norm, l.cfg.obs_clip, &l.input, l.device, obs, n_envs, false)?;
+            let actions = actions_to_host(&l.model.greedy(&x)?)?;
+            let values = Vec::<f32>::try_from(l.model.value(&x)?.f_to(Device::Cpu)?)?;
+            Ok((actions, values))
+        })
     }
 
     /// Trains until `total_timesteps` or until `hooks.should_stop()`; either way the last

@@ -27,8 +27,8 @@ pub mod normalize;
 
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
-pub use gae::{approx_kl, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss};
-pub use learner::{TrainBench, Trainer, bench_train};
+pub use gae::{approx_kl, bootstrap_truncated, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss};
+pub use learner::{Adam, TrainBench, Trainer, bench_train, learning_rate, reset_seed, sharpe};
 pub use model::{ActorCritic, Policy};
 pub use normalize::{RewardScaler, RunningMeanStd};
 

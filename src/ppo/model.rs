@@ -22,6 +22,30 @@ use tch::{Device, Kind, Tensor};
 
 /// Actions per ticker: 0 hold, 1 buy, 2 sell.
 pub const N_ACTIONS: i64 = 3;
+/// Mixed into the seed of the weight-initialization stream.
+const INIT_SALT: u64 = 0x494e_4954_5f57_4549; // "INIT_WEI"
+
+/// A `[rows, cols]` orthogonal matrix × `gain` (`torch.nn.init.orthogonal_`): QR of a
+/// standard-normal matrix drawn from `rng`, signs fixed by R's diagonal.
+///
+/// The normals come from the learner's seeded stream rather than torch's global
+/// generator, which anything else in the process (another trainer, a test running in
+/// parallel) may reseed or draw from: a seed alone fixes the initial weights.
+fn orthogonal(rng: &mut ChaCha8Rng, rows: i64, cols: i64, gain: f64) -> Result<Tensor, tch::TchError> {
+    let (r, c) = if rows < cols { (cols, rows) } else { (rows, cols) };
+    let normals: Vec<f32> = (0..r * c)
+        .map(|_| {
+            // Box–Muller; 1 − u keeps the logarithm finite.
+            let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    let a = Tensor::f_from_slice(&normals)?.f_view([r, c])?;
+    let (q, rr) = Tensor::f_linalg_qr(&a, "reduced")?;
+    let q = q.f_mul(&rr.f_diag(0)?.f_sign()?)?;
+    let q = if rows < cols { q.f_t_copy()? } else { q };
+    q.f_mul_scalar(gain)?.f_contiguous()
+}
 
 /// An MLP with orthogonal weights and zero biases: gain √2 on hidden layers, `out_gain` on
 /// the head (0.01 for the policy, so that the first policy is near uniform; 1 for the
@@ -29,23 +53,31 @@ pub const N_ACTIONS: i64 = 3;
 ///
 /// Returns `nn::Sequential` rather than `impl Module`: in edition 2024 an `impl` return
 /// captures the `Path` borrow and blocks a later `VarStore::load`.
-fn mlp(p: nn::Path, input: i64, hidden: &[usize], out: i64, out_gain: f64, act: Activation) -> nn::Sequential {
-    let cfg = |gain: f64| nn::LinearConfig {
-        ws_init: nn::Init::Orthogonal { gain },
-        bs_init: Some(nn::Init::Const(0.0)),
-        bias: true,
+fn mlp(
+    p: nn::Path,
+    rng: &mut ChaCha8Rng,
+    input: i64,
+    hidden: &[usize],
+    out: i64,
+    out_gain: f64,
+    act: Activation,
+) -> Result<nn::Sequential, tch::TchError> {
+    let mut linear = |p: nn::Path, d_in: i64, d_out: i64, gain: f64| -> Result<nn::Linear, tch::TchError> {
+        let ws = p.f_var_copy("weight", &orthogonal(rng, d_out, d_in, gain)?)?;
+        let bs = p.f_zeros("bias", &[d_out])?;
+        Ok(nn::Linear { ws, bs: Some(bs) })
     };
     let mut seq = nn::seq();
     let mut d = input;
     for (i, &h) in hidden.iter().enumerate() {
-        seq = seq.add(nn::linear(&p / i, d, h as i64, cfg(std::f64::consts::SQRT_2)));
+        seq = seq.add(linear(&p / i, d, h as i64, std::f64::consts::SQRT_2)?);
         seq = match act {
             Activation::Tanh => seq.add_fn(|x| x.tanh()),
             Activation::Relu => seq.add_fn(|x| x.relu()),
         };
         d = h as i64;
     }
-    seq.add(nn::linear(&p / "head", d, out, cfg(out_gain)))
+    Ok(seq.add(linear(&p / "head", d, out, out_gain)?))
 }
 
 /// Separate policy and value MLPs in one `VarStore`.
@@ -60,21 +92,21 @@ pub struct ActorCritic {
 }
 
 impl ActorCritic {
-    /// Builds the network on the CPU from torch's global generator (seeded by the
-    /// caller), then moves it to `device`, so that a seed gives the same initial weights on
-    /// every device.
+    /// Builds the network on the CPU with weights drawn from `seed`, then moves it to
+    /// `device`: a seed gives the same initial weights on every device.
     ///
     /// # Errors
     /// [`PpoError::Setup`] for an empty shape.
-    pub fn new(spec: &ModelSpec, device: Device) -> Result<Self, PpoError> {
+    pub fn new(spec: &ModelSpec, device: Device, seed: u64) -> Result<Self, PpoError> {
         if spec.input_dim == 0 || spec.n_tickers == 0 || spec.net_arch.is_empty() {
             return Err(PpoError::Setup(format!("cannot build a network for {spec:?}")));
         }
         let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let (input, n_tickers) = (spec.input_dim as i64, spec.n_tickers as i64);
-        let actor = mlp(&root / "actor", input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation);
-        let critic = mlp(&root / "critic", input, &spec.net_arch, 1, 1.0, spec.activation);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ INIT_SALT);
+        let actor = mlp(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
+        let critic = mlp(&root / "critic", &mut rng, input, &spec.net_arch, 1, 1.0, spec.activation)?;
         vs.set_device(device);
         Ok(Self { vs, actor, critic, input_dim: input, n_tickers })
     }
@@ -381,7 +413,7 @@ pub fn actions_to_host(actions: &Tensor) -> Result<Vec<u8>, PpoError> {
 /// # Errors
 /// [`PpoError::Tch`] when a variable is missing or misshapen.
 pub fn load_model(dir: &Path, spec: &ModelSpec, device: Device) -> Result<ActorCritic, PpoError> {
-    let mut model = ActorCritic::new(spec, device)?;
+    let mut model = ActorCritic::new(spec, device, 0)?;
     let path = dir.join(checkpoint::MODEL_FILE);
     if !path.is_file() {
         return Err(PpoError::Checkpoint { path, message: "missing".into() });

@@ -1,0 +1,185 @@
+//! Checkpoints: a saved model loads into a [`Policy`] that acts exactly as the trainer did,
+//! evaluation keeps `best/`, and a run stopped at a scheduled checkpoint and resumed ends
+//! bit-identical to the uninterrupted run (weights, Adam moments, normalizers), for both
+//! observation layouts.
+#![cfg(feature = "learner")]
+
+use ploutos::config::{Config, LrSchedule, ObservationLayout};
+use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use ploutos::ppo::checkpoint::{self, MODEL_FILE, NORMALIZER_FILE, OPTIMIZER_FILE};
+use ploutos::ppo::{EvalStats, IterationStats, Policy, RunPaths, TrainHooks, Trainer};
+use std::path::Path;
+use tch::{Device, Tensor};
+
+const N_ENVS: usize = 4;
+const N_STEPS: usize = 16;
+const PER_ITER: u64 = (N_ENVS * N_STEPS) as u64;
+
+fn config(layout: ObservationLayout) -> Config {
+    let mut c = Config::default();
+    let t = &mut c.training;
+    t.n_envs = N_ENVS;
+    t.n_steps = N_STEPS;
+    t.batch_size = 24; // not a divisor of 64: exercises the short last minibatch
+    t.n_epochs = 2;
+    t.net_arch = vec![16, 16];
+    t.learning_rate = 1e-3;
+    t.lr_schedule = LrSchedule::Linear;
+    t.normalize_reward = true;
+    t.clip_range_vf = Some(0.5);
+    t.device = "cpu".into();
+    t.threads = 1;
+    t.seed = 7;
+    t.eval_freq = 0;
+    t.checkpoint_freq = 0;
+    c.environment.episode_length = 20; // truncations inside every rollout
+    c.environment.observation_layout = layout;
+    c.validate().unwrap();
+    c
+}
+
+fn env(c: &Config, first: u32, last: u32, n_envs: usize) -> TradingEnv {
+    let market = MarketData::random_walk(400, 2, 3, 11);
+    let bounds = EpisodeBounds { first, last, random_start: true };
+    let opts = EnvOptions { threads: 1, ..EnvOptions::training(n_envs, bounds) };
+    TradingEnv::new(&c.environment, market, opts).unwrap()
+}
+
+fn paths(root: &Path) -> RunPaths {
+    RunPaths { models: root.join("models"), runs: root.join("runs"), logs: root.join("logs") }
+}
+
+/// Counts iterations and evaluations; asks to stop after `stop_after` iterations.
+#[derive(Default)]
+struct Hooks {
+    iterations: Vec<IterationStats>,
+    evals: Vec<EvalStats>,
+    stop_after: Option<usize>,
+}
+
+impl TrainHooks for Hooks {
+    fn on_iteration(&mut self, s: &IterationStats) {
+        self.iterations.push(s.clone());
+    }
+    fn on_eval(&mut self, e: &EvalStats) {
+        self.evals.push(e.clone());
+    }
+    fn should_stop(&self) -> bool {
+        self.stop_after.is_some_and(|n| self.iterations.len() >= n)
+    }
+}
+
+fn tensors(path: &Path) -> Vec<(String, Tensor)> {
+    let mut v = Tensor::read_safetensors(path).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ta, tb) = (tensors(a), tensors(b));
+    assert_eq!(ta.len(), tb.len(), "{a:?} vs {b:?}");
+    for ((na, xa), (nb, xb)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(xa.equal(xb), "{na} differs between {a:?} and {b:?}");
+    }
+}
+
+#[test]
+fn saved_policy_acts_like_the_trainer_and_eval_keeps_best() {
+    tch::set_num_threads(1);
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config(ObservationLayout::Materialized);
+    c.training.total_timesteps = 2 * PER_ITER;
+    c.training.eval_freq = PER_ITER;
+    let mut trainer = Trainer::new(&c, env(&c, 0, 250, N_ENVS), Some(env(&c, 250, 399, 3)), paths(root.path())).unwrap();
+    let mut hooks = Hooks::default();
+    let summary = trainer.train(&mut hooks).unwrap();
+    assert!(!summary.interrupted);
+    assert_eq!(summary.timesteps, 2 * PER_ITER);
+    assert_eq!(hooks.iterations.len(), 2);
+    assert_eq!(hooks.evals.len(), 2);
+    assert!(hooks.evals[0].is_best && hooks.evals[0].episodes == 3);
+    let it = &hooks.iterations[1];
+    assert!(it.policy_loss.is_finite() && it.value_loss.is_finite() && it.entropy > 0.0);
+    assert!(it.episodes > 0 && it.total_return_mean.is_some());
+    assert!((it.learning_rate - 5e-4).abs() < 1e-12, "linear schedule: {}", it.learning_rate);
+
+    let final_dir = checkpoint::final_dir(&root.path().join("models"));
+    for f in [MODEL_FILE, OPTIMIZER_FILE, NORMALIZER_FILE, "config.ron", "state.ron"] {
+        assert!(final_dir.join(f).is_file(), "missing {f}");
+    }
+    assert!(checkpoint::best_dir(&root.path().join("models")).join(MODEL_FILE).is_file());
+    let saved = checkpoint::read_config(&final_dir).unwrap();
+    assert_eq!(saved, c);
+
+    let policy = Policy::load(&final_dir, Device::Cpu).unwrap();
+    let mut probe = env(&c, 0, 399, 8);
+    let mut obs = probe.reset(3).obs.clone();
+    for _ in 0..5 {
+        let (want, want_values) = trainer.greedy(&obs, 8).unwrap();
+        assert_eq!(policy.act(&obs, 8, true), want);
+        assert_eq!(policy.values(&obs, 8).unwrap(), want_values);
+        obs = probe.step(&want).unwrap().obs.clone();
+    }
+    let stochastic = policy.act(&obs, 8, false);
+    assert_eq!(stochastic.len(), 8 * 2);
+    assert!(stochastic.iter().all(|&a| a < 3));
+    assert!(policy.try_act(&obs[1..], 8, true).is_err());
+}
+
+/// Train 2 iterations (a scheduled checkpoint, then a stop) + resume 1 iteration ==
+/// train 3 iterations uninterrupted, bit for bit.
+fn resume_matches_uninterrupted(layout: ObservationLayout) {
+    tch::set_num_threads(1);
+    let mut c = config(layout);
+    c.training.total_timesteps = 3 * PER_ITER;
+    c.training.checkpoint_freq = 2 * PER_ITER;
+
+    let full = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(&c, env(&c, 0, 399, N_ENVS), None, paths(full.path())).unwrap();
+    t.train(&mut Hooks::default()).unwrap();
+
+    let split = tempfile::tempdir().unwrap();
+    let mut first = Trainer::new(&c, env(&c, 0, 399, N_ENVS), None, paths(split.path())).unwrap();
+    let mut hooks = Hooks { stop_after: Some(2), ..Default::default() };
+    let s = first.train(&mut hooks).unwrap();
+    assert!(s.interrupted && s.timesteps == 2 * PER_ITER);
+    assert_eq!(s.last_checkpoint, checkpoint::step_dir(&split.path().join("models"), 2 * PER_ITER));
+    drop(first);
+
+    let mut second = Trainer::resume(&split.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(split.path())).unwrap();
+    assert_eq!((second.timesteps(), second.iteration()), (2 * PER_ITER, 2));
+    let mut hooks = Hooks::default();
+    let s = second.train(&mut hooks).unwrap();
+    assert_eq!((s.timesteps, s.iterations, hooks.iterations.len()), (3 * PER_ITER, 3, 1));
+
+    let a = checkpoint::final_dir(&full.path().join("models"));
+    let b = checkpoint::final_dir(&split.path().join("models"));
+    for f in [MODEL_FILE, OPTIMIZER_FILE, NORMALIZER_FILE] {
+        assert_same_tensors(&a.join(f), &b.join(f));
+    }
+    assert_eq!(checkpoint::read_state(&a).unwrap(), checkpoint::read_state(&b).unwrap());
+}
+
+#[test]
+fn resume_matches_uninterrupted_materialized() {
+    resume_matches_uninterrupted(ObservationLayout::Materialized);
+}
+
+#[test]
+fn resume_matches_uninterrupted_index_layout() {
+    resume_matches_uninterrupted(ObservationLayout::Index);
+}
+
+#[test]
+fn resume_rejects_another_network() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config(ObservationLayout::Materialized);
+    c.training.total_timesteps = PER_ITER;
+    Trainer::new(&c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).unwrap().train(&mut Hooks::default()).unwrap();
+    c.training.net_arch = vec![8];
+    let err = Trainer::resume(&root.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    assert!(Trainer::resume(empty.path(), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).is_err());
+}
