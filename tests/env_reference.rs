@@ -1,0 +1,697 @@
+//! A plain single-env reference of one step, written from the env's docs (the execution
+//! contract in `ploutos::env`, answers 1–14, and the docs of `execution`, `execution::fill`,
+//! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
+//! the batched ECS [`TradingEnv`] on random actions.
+//!
+//! The reference shares nothing with the crate but its config structs, the [`MarketData`]
+//! accessors and the refusal names. Step for step and env for env it must produce the same
+//! trades (every field of the trade log), refusals by reason, portfolio and positions,
+//! rewards, done flags, infos and observations.
+//!
+//! Auto-reset: the reference owns its episode-start stream, derived as the docs say (env i
+//! draws from ChaCha8 seeded with the reset seed, stream i; starts uniform in
+//! `[first, max(first, last − episode_length)]`, the same stream continuing through
+//! auto-resets). On a done step it compares its finished episode's last observation with
+//! `final_obs`, then starts its next episode from its own stream and compares the new
+//! observation with `obs`.
+
+use ploutos::config::{
+    BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, RewardMode, TafModel,
+};
+use ploutos::env::{EnvId, EnvOptions, EpisodeBounds, MarketData, Orders, Side, TradeRecord, TradingEnv};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rstest::rstest;
+
+// ---------------------------------------------------------------------------------------
+// The reference
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RefPosition {
+    shares: f64,
+    avg_cost: f64,
+    opened_bar: u32,
+    last_buy_bar: u32,
+    last_buy_day: u32,
+}
+
+/// One env, one account, written from the docs.
+struct RefEnv<'m> {
+    cfg: EnvironmentConfig,
+    m: &'m MarketData,
+    bounds: EpisodeBounds,
+    rng: ChaCha8Rng,
+    names: Vec<String>,
+    // Account.
+    cash: f64,
+    pos: Vec<RefPosition>,
+    equity: f64,
+    peak: f64,
+    /// Every step return of the episode (the Sharpe term uses the last `sharpe_window`).
+    returns: Vec<f64>,
+    dsr_a: f64,
+    dsr_b: f64,
+    episode_reward: f64,
+    /// (trading day, orders executed that day).
+    executed_day: Option<(u32, u32)>,
+    /// The trading day of every day trade of the episode.
+    day_trades: Vec<u32>,
+    // Clock.
+    bar: u32,
+    steps: u32,
+}
+
+/// What the reference says one step produced.
+struct RefStep {
+    trades: Vec<TradeRecord>,
+    refused: Vec<u32>,
+    executed: u32,
+    reward: f64,
+    step_return: f64,
+    equity: f64,
+    cash: f64,
+    bar: u32,
+    episode_reward: f64,
+    episode_steps: u32,
+    terminated: bool,
+    truncated: bool,
+    /// Last observation of the finished episode, when done.
+    final_obs: Option<Vec<f32>>,
+}
+
+impl<'m> RefEnv<'m> {
+    fn new(cfg: &EnvironmentConfig, m: &'m MarketData, bounds: EpisodeBounds, seed: u64, index: usize, names: Vec<String>) -> Self {
+        // "env i draws from stream (seed, i)".
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(index as u64);
+        let mut env = Self {
+            cfg: cfg.clone(),
+            m,
+            bounds,
+            rng,
+            names,
+            cash: 0.0,
+            pos: vec![],
+            equity: 0.0,
+            peak: 0.0,
+            returns: vec![],
+            dsr_a: 0.0,
+            dsr_b: 0.0,
+            episode_reward: 0.0,
+            executed_day: None,
+            day_trades: vec![],
+            bar: 0,
+            steps: 0,
+        };
+        env.start_episode();
+        env
+    }
+
+    fn start_episode(&mut self) {
+        let b = self.bounds;
+        let latest = b.last.saturating_sub(self.cfg.episode_length as u32).max(b.first);
+        self.bar = if b.random_start && latest > b.first { self.rng.random_range(b.first..=latest) } else { b.first };
+        self.steps = 0;
+        self.cash = self.cfg.initial_cash;
+        self.pos = vec![RefPosition::default(); self.m.n_tickers()];
+        self.equity = self.cfg.initial_cash;
+        self.peak = self.cfg.initial_cash;
+        self.returns.clear();
+        self.dsr_a = 0.0;
+        self.dsr_b = 0.0;
+        self.episode_reward = 0.0;
+        self.executed_day = None;
+        self.day_trades.clear();
+    }
+
+    fn reason(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).expect("built-in reason")
+    }
+
+    fn executed_on(&self, day: u32) -> u32 {
+        match self.executed_day {
+            Some((d, n)) if d == day => n,
+            _ => 0,
+        }
+    }
+
+    /// Day trades on the trading days `day − window + 1 ..= day` (ordinals count only days
+    /// with bars, so this is "the fill's day and the 4 trading days before it").
+    fn day_trades_in_window(&self, day: u32) -> u32 {
+        let w = self.cfg.pdt.window_days;
+        self.day_trades.iter().filter(|&&d| d <= day && day - d < w).count() as u32
+    }
+
+    fn next_open(&self) -> bool {
+        self.cfg.fill_timing == FillTiming::NextOpen
+    }
+
+    fn sell_fees(&self, shares: f64, notional: f64) -> f64 {
+        let f = &self.cfg.fees;
+        let taf = match f.taf_model {
+            TafModel::Notional => f.taf_rate * notional,
+            TafModel::PerShare => (f.taf_per_share * shares).min(f.taf_max_per_trade),
+        };
+        f.sec_fee_rate * notional + taf + f.commission_per_order
+    }
+
+    fn step(&mut self, actions: &[u8]) -> RefStep {
+        let cfg = self.cfg.clone();
+        let m = self.m;
+        let t = self.bar as usize;
+        // Orders fill at t+1's open (or t's close); they count on the fill bar's day.
+        let fill_bar = if self.next_open() { t + 1 } else { t };
+        let day = m.day(fill_bar);
+        let refs: Vec<f64> = if self.next_open() { m.open_row(t + 1).to_vec() } else { m.close_row(t).to_vec() };
+        let mut refused = vec![0u32; self.names.len()];
+
+        // Actions: 0 hold, 1 buy, 2 sell, anything else invalid (held); sell while flat.
+        let mut sells = vec![];
+        let mut buys = vec![];
+        for (k, &a) in actions.iter().enumerate() {
+            match a {
+                0 => {}
+                1 => buys.push(k),
+                2 if self.pos[k].shares > 0.0 => sells.push(k),
+                2 => refused[self.reason("no_position")] += 1,
+                _ => refused[self.reason("invalid_action")] += 1,
+            }
+        }
+
+        // Rule 1: minimum holding period, age = fill bar − fill bar of the latest buy.
+        sells.retain(|&k| {
+            let young = (fill_bar as u32).saturating_sub(self.pos[k].last_buy_bar) < cfg.min_holding_bars;
+            if young {
+                refused[self.names.iter().position(|n| n == "holding_period").unwrap()] += 1;
+            }
+            !young
+        });
+
+        // Rule 2: PDT, on the equity marked at the decision bar's close.
+        if cfg.pdt.enabled && self.equity < cfg.pdt.equity_threshold {
+            let mut count = self.day_trades_in_window(day);
+            let pdt = self.reason("pdt");
+            sells.retain(|&k| {
+                if self.pos[k].last_buy_day != day {
+                    return true;
+                }
+                if count + 1 > cfg.pdt.max_day_trades {
+                    refused[pdt] += 1;
+                    false
+                } else {
+                    count += 1;
+                    true
+                }
+            });
+        }
+
+        // Rule 3: orders per day, admitted in execution order.
+        if let Some(cap) = cfg.max_trades_per_day {
+            let mut left = cap.saturating_sub(self.executed_on(day));
+            let r = self.reason("trades_per_day");
+            for list in [&mut sells, &mut buys] {
+                list.retain(|_| {
+                    if left > 0 {
+                        left -= 1;
+                        true
+                    } else {
+                        refused[r] += 1;
+                        false
+                    }
+                });
+            }
+        }
+
+        // Execution: sells first, in ticker order, then buys.
+        let h = cfg.spread_bps / 2.0 / 1e4;
+        let atr = m.atr_frac_row(t);
+        let vol = m.ret_std_row(t);
+        let mean_volume = m.mean_volume_row(t);
+        let impact_of = |k: usize, shares: f64| {
+            if cfg.impact_coef == 0.0 || shares <= 0.0 { 0.0 } else { cfg.impact_coef * vol[k] * (shares / mean_volume[k]).sqrt() }
+        };
+        let mut trades = vec![];
+        let mut executed = 0u32;
+        for &k in &sells {
+            if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
+                refused[self.reason("no_liquidity")] += 1;
+                continue;
+            }
+            let q = self.pos[k].shares;
+            let r = refs[k];
+            let s = cfg.slippage_atr_mult * atr[k];
+            let i = impact_of(k, q);
+            let fill = (r * (1.0 - h - s - i)).max(0.0);
+            let notional = q * fill;
+            let fees = self.sell_fees(q, notional);
+            self.cash += notional - fees;
+            if self.pos[k].last_buy_day == day {
+                self.day_trades.push(day);
+            }
+            trades.push(TradeRecord {
+                bar: fill_bar as u32,
+                ticker: k as u16,
+                side: Side::Sell,
+                shares: q,
+                reference_price: r,
+                fill_price: fill,
+                spread: q * r * h,
+                slippage: q * r * s,
+                impact: q * r * i,
+                fees,
+                cash_after: self.cash,
+            });
+            self.pos[k] = RefPosition::default();
+            executed += 1;
+        }
+        // The cap's equity: right after the sells, marked at the reference prices.
+        let equity_ref = self.cash + self.pos.iter().zip(&refs).map(|(p, r)| p.shares * r).sum::<f64>();
+        for (j, &k) in buys.iter().enumerate() {
+            // `cash_fraction`: buy_pct of the cash left; `equal_split`: the cash left over
+            // the bar's buys still to come (this one included).
+            let share = match cfg.buy_sizing {
+                BuySizing::CashFraction => cfg.buy_pct,
+                BuySizing::EqualSplit => 1.0 / (buys.len() - j) as f64,
+            };
+            let r = refs[k];
+            let room = cfg.max_position_pct * equity_ref - self.pos[k].shares * r;
+            if self.cash <= 0.0 {
+                refused[self.reason("cash")] += 1;
+                continue;
+            }
+            if room <= 0.0 {
+                refused[self.reason("position_cap")] += 1;
+                continue;
+            }
+            let notional = (share * self.cash).min(room);
+            if notional < cfg.min_order_notional {
+                refused[self.reason("too_small")] += 1;
+                continue;
+            }
+            if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
+                refused[self.reason("no_liquidity")] += 1;
+                continue;
+            }
+            let s = cfg.slippage_atr_mult * atr[k];
+            // Impact from the shares N buys at the pre-impact price.
+            let q0 = notional / (r * (1.0 + h + s));
+            let i = impact_of(k, q0);
+            let fill = r * (1.0 + h + s + i);
+            let q = if cfg.fractional_shares { notional / fill } else { (notional / fill).floor() };
+            if q <= 0.0 {
+                refused[self.reason("too_small")] += 1;
+                continue;
+            }
+            let spent = if cfg.fractional_shares { notional } else { q * fill };
+            let fees = cfg.fees.commission_per_order;
+            if spent + fees > self.cash {
+                refused[self.reason("cash")] += 1;
+                continue;
+            }
+            self.cash = (self.cash - spent - fees).max(0.0);
+            let p = &mut self.pos[k];
+            if p.shares <= 0.0 {
+                *p = RefPosition { opened_bar: fill_bar as u32, ..RefPosition::default() };
+            }
+            p.avg_cost = (p.avg_cost * p.shares + spent + fees) / (p.shares + q);
+            p.shares += q;
+            p.last_buy_bar = fill_bar as u32;
+            p.last_buy_day = day;
+            trades.push(TradeRecord {
+                bar: fill_bar as u32,
+                ticker: k as u16,
+                side: Side::Buy,
+                shares: q,
+                reference_price: r,
+                fill_price: fill,
+                spread: q * r * h,
+                slippage: q * r * s,
+                impact: q * r * i,
+                fees,
+                cash_after: self.cash,
+            });
+            executed += 1;
+        }
+        let before = self.executed_on(day);
+        self.executed_day = Some((day, before + executed));
+
+        // Mark at bar t+1's close; the clock moves on.
+        self.bar += 1;
+        self.steps += 1;
+        let prev = self.equity;
+        self.equity = self.cash + self.pos.iter().zip(m.close_row(self.bar as usize)).map(|(p, c)| p.shares * c).sum::<f64>();
+        self.peak = self.peak.max(self.equity);
+        let ret = if prev > 0.0 { (self.equity - prev) / prev } else { 0.0 };
+        self.returns.push(ret);
+
+        let reward = self.reward(prev, ret, executed);
+        self.episode_reward += reward;
+
+        let terminated = self.equity < cfg.bankruptcy_pct * cfg.initial_cash;
+        let truncated = !terminated && (self.steps as usize >= cfg.episode_length || self.bar >= self.bounds.last);
+        let out = RefStep {
+            trades,
+            refused,
+            executed,
+            reward,
+            step_return: ret,
+            equity: self.equity,
+            cash: self.cash,
+            bar: self.bar,
+            episode_reward: self.episode_reward,
+            episode_steps: self.steps,
+            terminated,
+            truncated,
+            final_obs: (terminated || truncated).then(|| self.obs()),
+        };
+        if terminated || truncated {
+            self.start_episode();
+        }
+        out
+    }
+
+    fn reward(&mut self, prev: f64, ret: f64, executed: u32) -> f64 {
+        let c = self.cfg.reward.clone();
+        let r = match c.mode {
+            RewardMode::Seed => {
+                let mut r = c.return_weight * ret;
+                let dd = if self.peak > 0.0 { (self.peak - self.equity) / self.peak } else { 0.0 };
+                if dd > c.drawdown_threshold {
+                    r -= c.drawdown_weight * dd;
+                }
+                let w = &self.returns[self.returns.len().saturating_sub(c.sharpe_window)..];
+                if w.len() >= 2 {
+                    let mean = w.iter().sum::<f64>() / w.len() as f64;
+                    let var = w.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / w.len() as f64;
+                    let sharpe = if var > 0.0 { mean / var.sqrt() } else { 0.0 };
+                    if sharpe < 0.0 {
+                        r += c.sharpe_weight * sharpe;
+                    }
+                }
+                if executed > c.overtrade_threshold {
+                    r -= c.overtrade_weight * f64::from(executed);
+                }
+                if ret > c.bonus_threshold {
+                    r += c.bonus;
+                }
+                r
+            }
+            RewardMode::LogReturn => {
+                if prev > 0.0 && self.equity > 0.0 { c.return_weight * (self.equity / prev).ln() } else { 0.0 }
+            }
+            RewardMode::DifferentialSharpe => {
+                let (a, b) = (self.dsr_a, self.dsr_b);
+                let (da, db) = (ret - a, ret * ret - b);
+                let var = b - a * a;
+                let d = if var > 0.0 { (b * da - 0.5 * a * db) / var.powf(1.5) } else { 0.0 };
+                self.dsr_a = a + c.dsr_eta * da;
+                self.dsr_b = b + c.dsr_eta * db;
+                d
+            }
+        };
+        r * self.cfg.reward_scaling
+    }
+
+    /// The observation at the current bar, from the table in `ploutos::env::observation`.
+    fn obs(&self) -> Vec<f32> {
+        let m = self.m;
+        let t = self.bar as usize;
+        let closes = m.close_row(t);
+        let e = self.equity;
+        let mut row = vec![(self.cash / e) as f32];
+        row.extend(self.pos.iter().zip(closes).map(|(p, c)| (p.shares * c / e) as f32));
+        row.extend(self.pos.iter().zip(closes).map(|(p, c)| if p.shares > 0.0 { (c / p.avg_cost - 1.0) as f32 } else { 0.0 }));
+        row.extend(self.pos.iter().map(|p| {
+            if p.shares > 0.0 { ((t as f64 - f64::from(p.opened_bar)) / 100.0).min(10.0) as f32 } else { 0.0 }
+        }));
+        row.push(((self.peak - e) / self.peak) as f32);
+        // Counters are for the day the next order would fill on.
+        let next_fill = if self.next_open() { t + 1 } else { t };
+        let day = m.day(next_fill.min(m.n_bars() - 1));
+        let pdt = &self.cfg.pdt;
+        let left = if !pdt.enabled || e >= pdt.equity_threshold {
+            pdt.max_day_trades
+        } else {
+            pdt.max_day_trades.saturating_sub(self.day_trades_in_window(day))
+        };
+        row.push(left as f32 / pdt.max_day_trades as f32);
+        row.push(match self.cfg.max_trades_per_day {
+            Some(cap) => cap.saturating_sub(self.executed_on(day)) as f32 / cap as f32,
+            None => 1.0,
+        });
+        match self.cfg.observation_layout {
+            ObservationLayout::Materialized => row.extend_from_slice(m.feature_row(t)),
+            ObservationLayout::Index => row.push(t as f32),
+        }
+        row
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The comparison
+// ---------------------------------------------------------------------------------------
+
+#[track_caller]
+fn close_money(got: f64, want: f64, what: &str) {
+    let tol = 1e-9 * want.abs().max(1.0);
+    assert!((got - want).abs() <= tol, "{what}: env {got} vs reference {want}");
+}
+
+#[track_caller]
+fn close_f32(got: f32, want: f32, what: &str) {
+    let tol = 1e-6 * want.abs().max(1.0);
+    assert!((got - want).abs() <= tol, "{what}: env {got} vs reference {want}");
+}
+
+fn assert_obs(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: obs width");
+    for (j, (g, w)) in got.iter().zip(want).enumerate() {
+        close_f32(*g, *w, &format!("{what}[{j}]"));
+    }
+}
+
+struct Run {
+    steps: usize,
+    n_envs: usize,
+    seed: u64,
+    /// Probabilities of hold, buy, sell; the rest are invalid codes.
+    p: [f64; 3],
+}
+
+/// Drives the ECS env and one reference per env with the same random actions and compares
+/// everything each step. Returns (trades, refusals by name, done episodes) for sanity checks.
+fn compare(cfg: &EnvironmentConfig, market: MarketData, bounds: EpisodeBounds, run: Run) -> (usize, Vec<(String, u64)>, usize) {
+    cfg.validate().expect("valid config");
+    let opts = EnvOptions { n_envs: run.n_envs, threads: 0, bounds, trade_log: true, auto_reset: true };
+    let mut env = TradingEnv::new(cfg, market.clone(), opts).expect("env");
+    let names = env.refusal_names();
+    let n = market.n_tickers();
+    let mut refs: Vec<RefEnv> =
+        (0..run.n_envs).map(|i| RefEnv::new(cfg, &market, bounds, run.seed, i, names.clone())).collect();
+    let buf = env.reset(run.seed).clone();
+    let dim = env.obs_dim();
+    for (i, r) in refs.iter().enumerate() {
+        assert_obs(&buf.obs[i * dim..(i + 1) * dim], &r.obs(), &format!("reset obs env {i}"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ 0xA5A5);
+    let (mut n_trades, mut n_done) = (0usize, 0usize);
+    let mut refused_total = vec![0u64; names.len()];
+    for step in 0..run.steps {
+        let actions: Vec<u8> = (0..run.n_envs * n)
+            .map(|_| {
+                let u: f64 = rng.random();
+                if u < run.p[0] {
+                    0
+                } else if u < run.p[0] + run.p[1] {
+                    1
+                } else if u < run.p[0] + run.p[1] + run.p[2] {
+                    2
+                } else {
+                    rng.random_range(3..=255)
+                }
+            })
+            .collect();
+        let buf = env.step(&actions).expect("step").clone();
+        let orders: Vec<(usize, Orders)> = {
+            let world = env.world_mut();
+            let mut q = world.query::<(&EnvId, &Orders)>();
+            let mut v: Vec<_> = q.iter(world).map(|(id, o)| (id.index(), o.clone())).collect();
+            v.sort_by_key(|(i, _)| *i);
+            v
+        };
+        for (i, r) in refs.iter_mut().enumerate() {
+            let at = format!("step {step} env {i}");
+            let want = r.step(&actions[i * n..(i + 1) * n]);
+            // Trades, one by one.
+            let got = env.take_trades(i);
+            assert_eq!(got.len(), want.trades.len(), "{at}: trade count {got:?} vs {:?}", want.trades);
+            for (g, w) in got.iter().zip(&want.trades) {
+                assert_eq!((g.bar, g.ticker, g.side), (w.bar, w.ticker, w.side), "{at}: trade");
+                close_money(g.shares, w.shares, &format!("{at}: shares"));
+                close_money(g.reference_price, w.reference_price, &format!("{at}: reference price"));
+                close_money(g.fill_price, w.fill_price, &format!("{at}: fill price"));
+                close_money(g.fees, w.fees, &format!("{at}: fees"));
+                close_money(g.cash_after, w.cash_after, &format!("{at}: cash after"));
+                close_money(g.spread, w.spread, &format!("{at}: spread"));
+                close_money(g.slippage, w.slippage, &format!("{at}: slippage"));
+                close_money(g.impact, w.impact, &format!("{at}: impact"));
+            }
+            n_trades += got.len();
+            // Refusals by reason.
+            let o = &orders[i].1;
+            assert_eq!(&o.refused.0[..names.len()], &want.refused[..], "{at}: refusals by reason {names:?}");
+            for (t, w) in refused_total.iter_mut().zip(&want.refused) {
+                *t += u64::from(*w);
+            }
+            // Outputs.
+            let info = buf.infos[i];
+            assert_eq!((buf.terminated[i], buf.truncated[i]), (want.terminated, want.truncated), "{at}: done flags");
+            assert_eq!((info.terminated, info.truncated), (want.terminated, want.truncated), "{at}: info done flags");
+            close_f32(buf.rewards[i], want.reward as f32, &format!("{at}: reward"));
+            close_money(info.episode_reward, want.episode_reward, &format!("{at}: episode reward"));
+            close_money(info.equity, want.equity, &format!("{at}: equity"));
+            close_money(info.cash, want.cash, &format!("{at}: cash"));
+            close_money(info.step_return, want.step_return, &format!("{at}: step return"));
+            assert_eq!(info.executed, want.executed, "{at}: executed");
+            assert_eq!(info.refused, want.refused.iter().sum::<u32>(), "{at}: refused");
+            assert_eq!((info.bar, info.episode_steps), (want.bar, want.episode_steps), "{at}: clock");
+            close_money(info.episode_return, want.equity / cfg.initial_cash - 1.0, &format!("{at}: episode return"));
+            // State (after an auto-reset: the new episode's).
+            let (p, pos, clock) = env.env_state(i).expect("env exists");
+            close_money(p.cash, r.cash, &format!("{at}: state cash"));
+            close_money(p.equity, r.equity, &format!("{at}: state equity"));
+            assert_eq!((clock.bar, clock.steps), (r.bar, r.steps), "{at}: state clock");
+            for (k, (g, w)) in pos.iter().zip(&r.pos).enumerate() {
+                close_money(g.shares, w.shares, &format!("{at}: shares of {k}"));
+                close_money(g.avg_cost, w.avg_cost, &format!("{at}: average cost of {k}"));
+                assert_eq!(
+                    (g.opened_bar, g.last_buy_bar, g.last_buy_day),
+                    (w.opened_bar, w.last_buy_bar, w.last_buy_day),
+                    "{at}: position clocks of {k}"
+                );
+            }
+            // Observations.
+            if let Some(fin) = &want.final_obs {
+                n_done += 1;
+                assert_obs(&buf.final_obs[i * dim..(i + 1) * dim], fin, &format!("{at}: final obs"));
+            }
+            assert_obs(&buf.obs[i * dim..(i + 1) * dim], &r.obs(), &format!("{at}: obs"));
+        }
+    }
+    // The lifetime totals agree with the per-step refusals.
+    let totals = env.totals();
+    for (j, t) in refused_total.iter().enumerate() {
+        assert_eq!(u64::from(totals.refused.0[j]), *t, "lifetime refusals of {}", names[j]);
+    }
+    (n_trades, names.into_iter().zip(refused_total).collect(), n_done)
+}
+
+fn count(refused: &[(String, u64)], name: &str) -> u64 {
+    refused.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+}
+
+fn hourly_bounds(market: &MarketData) -> EpisodeBounds {
+    EpisodeBounds { first: 25, last: market.n_bars() as u32 - 1, random_start: true }
+}
+
+/// Small account (PDT binds), default rules, seed reward, fractional shares, next open,
+/// short episodes (many auto-resets), every refusal reason reachable.
+#[test]
+fn matches_reference_small_account_seed_reward() {
+    let cfg = EnvironmentConfig { initial_cash: 5_000.0, episode_length: 250, ..EnvironmentConfig::default() };
+    let market = MarketData::random_walk(1_500, 3, 4, 11);
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) = compare(&cfg, market, bounds, Run { steps: 2_500, n_envs: 8, seed: 7, p: [0.45, 0.3, 0.22] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done >= 8 * 9, "{done} episodes");
+    for r in ["invalid_action", "no_position", "holding_period", "pdt", "trades_per_day", "position_cap"] {
+        assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
+    }
+}
+
+/// Whole shares, fills at the decision bar's close, per-share TAF, a commission, log-return
+/// reward, the index layout, and a bankruptcy level that ends episodes.
+#[test]
+fn matches_reference_whole_shares_at_close() {
+    let mut cfg = EnvironmentConfig {
+        initial_cash: 3_000.0,
+        fractional_shares: false,
+        fill_timing: FillTiming::Close,
+        buy_pct: 0.5,
+        max_position_pct: 0.6,
+        min_holding_bars: 3,
+        observation_layout: ObservationLayout::Index,
+        bankruptcy_pct: 0.97,
+        episode_length: 400,
+        ..EnvironmentConfig::default()
+    };
+    cfg.fees.taf_model = TafModel::PerShare;
+    cfg.fees.commission_per_order = 0.25;
+    cfg.reward.mode = RewardMode::LogReturn;
+    cfg.reward_scaling = 0.5;
+    let market = MarketData::random_walk(1_200, 4, 2, 12);
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) = compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 8, p: [0.5, 0.3, 0.18] });
+    assert!(trades > 2_000, "{trades} trades");
+    assert!(done > 8, "{done} episodes");
+    for r in ["holding_period", "pdt", "trades_per_day", "too_small"] {
+        assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
+    }
+}
+
+/// Differential Sharpe, no daily cap, an account that crosses the PDT threshold, wider
+/// costs, episodes that run to the end of the bounds.
+#[test]
+fn matches_reference_near_pdt_threshold_dsr() {
+    let mut cfg = EnvironmentConfig {
+        initial_cash: 25_300.0,
+        max_trades_per_day: None,
+        min_holding_bars: 0,
+        spread_bps: 8.0,
+        slippage_atr_mult: 0.4,
+        impact_coef: 2.0,
+        buy_pct: 0.35,
+        max_position_pct: 0.45,
+        episode_length: 100_000,
+        bankruptcy_pct: 0.0,
+        ..EnvironmentConfig::default()
+    };
+    cfg.reward.mode = RewardMode::DifferentialSharpe;
+    cfg.pdt = PdtConfig { max_day_trades: 2, window_days: 3, ..PdtConfig::default() };
+    let market = MarketData::random_walk(900, 2, 3, 13);
+    let bounds = EpisodeBounds { first: 30, last: 700, random_start: true };
+    let (trades, refused, done) = compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 9, p: [0.4, 0.35, 0.25] });
+    assert!(trades > 2_000, "{trades} trades");
+    assert!(done > 8, "{done} episodes");
+    assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
+}
+
+/// The seed reward's penalty terms all bind when trading is heavy; at the close, buys split
+/// the cash equally (`buy_sizing: equal_split`).
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_heavy_trading(#[case] timing: FillTiming) {
+    let mut cfg = EnvironmentConfig {
+        fill_timing: timing,
+        max_trades_per_day: Some(12),
+        min_holding_bars: 1,
+        buy_pct: 0.9,
+        max_position_pct: 1.0,
+        episode_length: 150,
+        ..EnvironmentConfig::default()
+    };
+    cfg.pdt.enabled = false;
+    cfg.reward.overtrade_threshold = 0;
+    cfg.reward.drawdown_threshold = 0.01;
+    cfg.reward.bonus_threshold = 0.002;
+    if timing == FillTiming::Close {
+        cfg.buy_sizing = BuySizing::EqualSplit;
+    }
+    let market = MarketData::random_walk(800, 5, 1, 14);
+    let bounds = hourly_bounds(&market);
+    let (trades, _, done) = compare(&cfg, market, bounds, Run { steps: 1_200, n_envs: 8, seed: 10, p: [0.3, 0.4, 0.3] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+}
