@@ -3,7 +3,9 @@
 use super::BadArgument;
 use super::args::BacktestArgs;
 use anyhow::Context;
-use ploutos::backtest::{Policy, ReplayResult, output, replay_policy};
+use ploutos::backtest::report::{Entry, Report};
+use ploutos::backtest::{Policy, ReplayResult, metrics, output, replay_policy};
+use ploutos::market::calendar::format_timestamp;
 use ploutos::config::{Config, DataSource};
 use ploutos::dataset::{Dataset, SplitPart};
 use ploutos::market::{Split, load_panel};
@@ -32,13 +34,42 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
             .map_err(|e| BadArgument(format!("period: {e}")))?;
         results.push(result);
     }
+    let benchmark = match results.iter().find(|r| r.name == "buy-and-hold") {
+        Some(r) => r.clone(),
+        None => replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &Policy::BuyAndHold)
+            .map_err(|e| BadArgument(format!("period: {e}")))?,
+    };
     let out_root = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(report_name(&specs)));
-    for r in &results {
-        let dir = if results.len() == 1 { out_root.clone() } else { out_root.join(sanitize(&r.name)) };
-        write_outputs(&dir, r, &dataset)?;
-        print_summary(r);
+    finish(&out_root, &results, &benchmark, &dataset, range, cfg.data.interval)
+}
+
+/// Writes every run's CSVs, the report and the plots, and prints the comparison table.
+pub fn finish(
+    out_root: &std::path::Path,
+    results: &[ReplayResult],
+    benchmark: &ReplayResult,
+    dataset: &Dataset,
+    range: std::ops::Range<usize>,
+    interval: ploutos::config::Interval,
+) -> anyhow::Result<()> {
+    let bpy = interval.bars_per_year();
+    for r in results {
+        let dir = if results.len() == 1 { out_root.to_path_buf() } else { out_root.join(sanitize(&r.name)) };
+        write_outputs(&dir, r, dataset)?;
     }
-    eprintln!("ploutos: outputs in {}", out_root.display());
+    let report = Report {
+        from: format_timestamp(dataset.panel.timestamps()[range.start], interval),
+        to: format_timestamp(dataset.panel.timestamps()[range.end - 1], interval),
+        interval: interval.as_str().into(),
+        bars_per_year: bpy,
+        tickers: dataset.panel.tickers().to_vec(),
+        benchmark: Entry::new(metrics::compute(benchmark, bpy)),
+        runs: results.iter().map(|r| Entry::new(metrics::compute(r, bpy))).collect(),
+    };
+    report.write_json(&out_root.join("report.json")).with_context(|| format!("writing {}", out_root.display()))?;
+    println!("Backtest {} → {} ({} bars)\n", report.from, report.to, range.len());
+    print!("{}", report.table());
+    eprintln!("ploutos: report in {}", out_root.display());
     Ok(())
 }
 
@@ -77,19 +108,6 @@ fn write_outputs(dir: &std::path::Path, r: &ReplayResult, ds: &Dataset) -> anyho
     output::write_equity(&dir.join("equity.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
     output::write_trades(&dir.join("trades.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
     Ok(())
-}
-
-fn print_summary(r: &ReplayResult) {
-    let last = r.equity.last().map_or(r.initial_cash, |e| e.equity);
-    println!(
-        "{:<16} final equity {:>12.2}  return {:>8.2}%  trades {:>6}  fees {:>9.2}  refused {}",
-        r.name,
-        last,
-        100.0 * (last / r.initial_cash - 1.0),
-        r.trades.len(),
-        r.totals.costs.fees,
-        r.totals.refused.total()
-    );
 }
 
 fn report_name(specs: &[String]) -> String {

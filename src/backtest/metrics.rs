@@ -1,0 +1,225 @@
+//! Performance metrics of a replay, each defined here with its formula.
+//!
+//! Step returns `r_i = E_i / E_{i−1} − 1` over the equity rows (one per bar); `P` = bars per
+//! year = 252 × bars per trading day (7 for hourly bars); `n` = number of returns.
+//!
+//! | metric | formula |
+//! | --- | --- |
+//! | `total_return` | `E_last / E_0 − 1` |
+//! | `cagr` | `(E_last / E_0)^(P / n) − 1` |
+//! | `annual_volatility` | `std(r, ddof = 1) · √P` |
+//! | `sharpe` | `mean(r) / std(r, ddof = 1) · √P` (risk-free rate 0) |
+//! | `sortino` | `mean(r) · P / (√mean(min(r, 0)²) · √P)` |
+//! | `max_drawdown` | `max_i (1 − E_i / max_{j≤i} E_j)` (a positive fraction) |
+//! | `max_drawdown_bars` | longest run of bars below a previous peak (to recovery or the end) |
+//! | `calmar` | `cagr / max_drawdown` |
+//! | `win_rate` | closed trades with positive P&L / closed trades |
+//! | `profit_factor` | Σ P&L of winners / |Σ P&L of losers| |
+//! | `avg_trade_bars` | mean of (sell fill bar − opening buy fill bar) over closed trades |
+//! | `turnover` | Σ traded notional / mean equity |
+//! | `exposure` | mean over bars of (positions value / equity) |
+//!
+//! A closed trade runs from the buy that opens a position to the sell that closes it
+//! (add-on buys join it); its P&L is the sell's proceeds net of fees minus everything the
+//! buys cost, fees included. These are the conventions of `empyrical` (Sharpe, Sortino,
+//! CAGR, Calmar with `annualization = P`), against which the tests check them.
+
+use super::ReplayResult;
+use crate::env::Side;
+use serde::{Deserialize, Serialize};
+
+/// All metrics of one replay, with stable keys (they are `report.json`'s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Metrics {
+    pub name: String,
+    pub bars: usize,
+    pub initial_equity: f64,
+    pub final_equity: f64,
+    pub total_return: f64,
+    pub cagr: f64,
+    pub annual_volatility: f64,
+    pub sharpe: f64,
+    pub sortino: f64,
+    pub calmar: f64,
+    pub max_drawdown: f64,
+    pub max_drawdown_bars: usize,
+    pub win_rate: f64,
+    pub profit_factor: f64,
+    pub avg_trade_bars: f64,
+    pub closed_trades: usize,
+    pub trades: usize,
+    pub turnover: f64,
+    pub exposure: f64,
+    pub fees: f64,
+    pub spread: f64,
+    pub slippage: f64,
+    pub impact: f64,
+    /// Refused orders per reason name.
+    pub refused: Vec<(String, u32)>,
+}
+
+/// Statistics of a return series (the pieces shared by every metric).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReturnStats {
+    pub total_return: f64,
+    pub cagr: f64,
+    pub annual_volatility: f64,
+    pub sharpe: f64,
+    pub sortino: f64,
+    pub max_drawdown: f64,
+    pub max_drawdown_bars: usize,
+    pub calmar: f64,
+}
+
+/// Return statistics of an equity curve with `bars_per_year` bars a year.
+pub fn return_stats(equity: &[f64], bars_per_year: f64) -> ReturnStats {
+    let rets: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let n = rets.len();
+    let first = equity.first().copied().unwrap_or(1.0);
+    let last = equity.last().copied().unwrap_or(first);
+    let total_return = last / first - 1.0;
+    let cagr = if n > 0 && last > 0.0 { (last / first).powf(bars_per_year / n as f64) - 1.0 } else { f64::NAN };
+    let mean = if n > 0 { rets.iter().sum::<f64>() / n as f64 } else { f64::NAN };
+    let std = if n > 1 { (rets.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { f64::NAN };
+    let downside = if n > 0 { (rets.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n as f64).sqrt() } else { f64::NAN };
+    let (max_drawdown, max_drawdown_bars) = drawdown(equity);
+    ReturnStats {
+        total_return,
+        cagr,
+        annual_volatility: std * bars_per_year.sqrt(),
+        sharpe: ratio(mean, std) * bars_per_year.sqrt(),
+        sortino: ratio(mean * bars_per_year, downside * bars_per_year.sqrt()),
+        max_drawdown,
+        max_drawdown_bars,
+        calmar: ratio(cagr, max_drawdown),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 && b.is_finite() { a / b } else { f64::NAN }
+}
+
+/// Maximum drawdown (fraction) and the longest stretch of bars spent below a peak.
+pub fn drawdown(equity: &[f64]) -> (f64, usize) {
+    let (mut peak, mut max_dd, mut since_peak, mut longest) = (f64::MIN, 0.0f64, 0usize, 0usize);
+    for &e in equity {
+        if e >= peak {
+            peak = e;
+            since_peak = 0;
+        } else {
+            since_peak += 1;
+            longest = longest.max(since_peak);
+            max_dd = max_dd.max(1.0 - e / peak);
+        }
+    }
+    (max_dd, longest)
+}
+
+/// A closed round trip.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClosedTrade {
+    pub ticker: u16,
+    pub open_bar: u32,
+    pub close_bar: u32,
+    pub pnl: f64,
+}
+
+/// Round trips from a replay's trade list (a sell closes the whole position).
+pub fn closed_trades(trades: &[crate::env::TradeRecord], n_tickers: usize) -> Vec<ClosedTrade> {
+    // (cost so far, first buy bar) per open position
+    let mut open: Vec<Option<(f64, u32)>> = vec![None; n_tickers];
+    let mut out = Vec::new();
+    for tr in trades {
+        let k = tr.ticker as usize;
+        match tr.side {
+            Side::Buy => {
+                let cost = tr.shares * tr.fill_price + tr.fees;
+                open[k] = Some(match open[k] {
+                    Some((c, bar)) => (c + cost, bar),
+                    None => (cost, tr.bar),
+                });
+            }
+            Side::Sell => {
+                if let Some((cost, bar)) = open[k].take() {
+                    let pnl = tr.shares * tr.fill_price - tr.fees - cost;
+                    out.push(ClosedTrade { ticker: tr.ticker, open_bar: bar, close_bar: tr.bar, pnl });
+                }
+            }
+            Side::Hold => {}
+        }
+    }
+    out
+}
+
+/// All metrics of a replay.
+pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
+    let equity: Vec<f64> = result.equity.iter().map(|r| r.equity).collect();
+    let s = return_stats(&equity, bars_per_year);
+    let n_tickers = result.equity.first().map_or(0, |r| r.values.len());
+    let closed = closed_trades(&result.trades, n_tickers);
+    let wins: Vec<f64> = closed.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).collect();
+    let losses: f64 = closed.iter().filter(|t| t.pnl <= 0.0).map(|t| t.pnl).sum();
+    let mean_equity = equity.iter().sum::<f64>() / equity.len().max(1) as f64;
+    let notional = result.trades.iter().map(|t| t.shares * t.fill_price).fold(0.0, |a, b| a + b);
+    let exposure = result.equity.iter().map(|r| if r.equity > 0.0 { r.values.iter().sum::<f64>() / r.equity } else { 0.0 }).sum::<f64>()
+        / result.equity.len().max(1) as f64;
+    let sum = |f: fn(&crate::env::TradeRecord) -> f64| result.trades.iter().map(f).fold(0.0, |a, b| a + b);
+    Metrics {
+        name: result.name.clone(),
+        bars: equity.len(),
+        initial_equity: equity.first().copied().unwrap_or(result.initial_cash),
+        final_equity: equity.last().copied().unwrap_or(result.initial_cash),
+        total_return: s.total_return,
+        cagr: s.cagr,
+        annual_volatility: s.annual_volatility,
+        sharpe: s.sharpe,
+        sortino: s.sortino,
+        calmar: s.calmar,
+        max_drawdown: s.max_drawdown,
+        max_drawdown_bars: s.max_drawdown_bars,
+        win_rate: if closed.is_empty() { f64::NAN } else { wins.len() as f64 / closed.len() as f64 },
+        profit_factor: if losses < 0.0 { wins.iter().sum::<f64>() / -losses } else { f64::NAN },
+        avg_trade_bars: if closed.is_empty() {
+            f64::NAN
+        } else {
+            closed.iter().map(|t| f64::from(t.close_bar - t.open_bar)).sum::<f64>() / closed.len() as f64
+        },
+        closed_trades: closed.len(),
+        trades: result.trades.len(),
+        turnover: if mean_equity > 0.0 { notional / mean_equity } else { f64::NAN },
+        exposure,
+        fees: sum(|t| t.fees),
+        spread: sum(|t| t.spread),
+        slippage: sum(|t| t.slippage),
+        impact: sum(|t| t.impact),
+        refused: result
+            .refusal_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), result.totals.refused.0[i]))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+    }
+}
+
+/// One line of the seed's expected-results checklist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub criterion: String,
+    pub value: f64,
+    pub met: bool,
+}
+
+/// The seed's expected results: Sharpe > 1.5, max drawdown < 20%, win rate 55–65%,
+/// average trade duration 5–10 bars, annualized return 30–50%. Every line is reported,
+/// met or not.
+pub fn seed_checklist(m: &Metrics) -> Vec<Check> {
+    let c = |criterion: &str, value: f64, met: bool| Check { criterion: criterion.into(), value, met: met && value.is_finite() };
+    vec![
+        c("Sharpe ratio > 1.5", m.sharpe, m.sharpe > 1.5),
+        c("max drawdown < 20%", m.max_drawdown, m.max_drawdown < 0.20),
+        c("win rate 55–65%", m.win_rate, (0.55..=0.65).contains(&m.win_rate)),
+        c("average trade duration 5–10 bars", m.avg_trade_bars, (5.0..=10.0).contains(&m.avg_trade_bars)),
+        c("annualized return 30–50%", m.cagr, (0.30..=0.50).contains(&m.cagr)),
+    ]
+}
