@@ -1,0 +1,105 @@
+//! Config: documented defaults, both shipped files load and round-trip through RON, and
+//! every kind of bad input is rejected with the key named.
+
+use ploutos::config::{Config, ConfigError, Interval, ObservationLayout, RewardMode};
+use std::path::Path;
+
+#[test]
+fn defaults_are_the_seeds() {
+    let c = Config::default();
+    let t = &c.training;
+    assert_eq!((t.learning_rate, t.batch_size, t.n_steps, t.n_epochs), (5e-5, 8192, 4096, 20));
+    assert_eq!((t.gamma, t.gae_lambda, t.clip_range, t.ent_coef, t.target_kl), (0.995, 0.98, 0.2, 0.01, Some(0.015)));
+    assert_eq!((t.n_envs, t.net_arch.clone()), (16, vec![1024, 512, 256]));
+    let e = &c.environment;
+    assert_eq!((e.buy_pct, e.max_position_pct, e.spread_bps), (0.2, 0.3, 2.0));
+    assert_eq!((e.fees.sec_fee_rate, e.fees.taf_rate, e.fees.commission_per_order), (0.0000221, 0.000145, 0.0));
+    assert_eq!((e.pdt.equity_threshold, e.pdt.max_day_trades, e.pdt.window_days), (25_000.0, 3, 5));
+    assert_eq!(e.max_trades_per_day, Some(4));
+    assert_eq!(e.reward.mode, RewardMode::Seed);
+    assert_eq!(e.observation_layout, ObservationLayout::Materialized);
+    assert_eq!(c.data.tickers.len(), 10);
+    assert_eq!(c.data.interval, Interval::Hour);
+    c.validate().expect("defaults are valid");
+}
+
+#[test]
+fn every_shipped_config_loads_and_round_trips() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).expect("config/ exists") {
+        let path = entry.expect("readable entry").path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            let cfg = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let again = Config::from_ron_str(&cfg.to_ron(), "round-trip").expect("own output parses");
+            assert_eq!(cfg, again, "{} round-trips", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "default.ron and ultimate.ron at least");
+}
+
+#[test]
+fn ultimate_is_the_seed_v3_config() {
+    let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ultimate.ron"), &[]).expect("loads");
+    let t = &c.training;
+    assert_eq!(t.net_arch, vec![1024, 512, 256]);
+    assert_eq!((t.learning_rate, t.batch_size, t.n_steps, t.n_epochs, t.n_envs), (5e-5, 8192, 4096, 20, 16));
+    assert_eq!((t.gamma, t.gae_lambda, t.clip_range, t.ent_coef, t.target_kl), (0.995, 0.98, 0.2, 0.01, Some(0.015)));
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_it() {
+    let err = Config::load(Path::new("no/such/missing.ron"), &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert!(err.to_string().contains("missing.ron"), "{err}");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_path_and_line() {
+    let err = Config::from_ron_str("(\n  training: (gama: 0.9),\n)", "x.ron").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("x.ron:2:"), "{msg}");
+    assert!(msg.contains("gama") && msg.contains("training.gama"), "{msg}");
+}
+
+#[test]
+fn out_of_range_override_names_key_and_range() {
+    let err = Config::default().with_overrides(&["training.gamma=2".into()]).and_then(|c| c.validate().map(|_| c)).unwrap_err();
+    assert!(matches!(err, ConfigError::OutOfRange { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("training.gamma") && msg.contains("[0, 1]"), "{msg}");
+}
+
+#[test]
+fn overrides_set_nested_keys_and_reject_unknown_ones() {
+    let c = Config::default()
+        .with_overrides(&[
+            "training.net_arch=[64,64]".into(),
+            "training.device=cuda".into(),
+            "environment.pdt.enabled=false".into(),
+            "environment.max_trades_per_day=null".into(),
+            "data.interval=1d".into(),
+        ])
+        .expect("valid overrides");
+    assert_eq!(c.training.net_arch, vec![64, 64]);
+    assert_eq!(c.training.device, "cuda");
+    assert!(!c.environment.pdt.enabled);
+    assert_eq!(c.environment.max_trades_per_day, None);
+    assert_eq!(c.data.interval, Interval::Day);
+    for bad in ["training.gama=1", "nope.x=1", "training.gamma", "training.net_arch=64", "data.interval=5m"] {
+        let err = Config::default().with_overrides(&[bad.into()]).unwrap_err();
+        assert!(err.to_string().contains(bad.split('=').next().unwrap_or(bad)), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn cross_field_checks() {
+    let err = Config::default().with_overrides(&["training.batch_size=100000000".into()]).unwrap().validate().unwrap_err();
+    assert!(err.to_string().contains("training.batch_size"), "{err}");
+    let err = Config::default()
+        .with_overrides(&["data.split.train_fraction=0.9".into(), "data.split.validation_fraction=0.2".into()])
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("validation_fraction"), "{err}");
+}
