@@ -34,10 +34,16 @@ struct CircuitBreaker {
 
 impl Plugin for CircuitBreakerPlugin {
     fn build(&self, app: &mut App) {
-        let reason = app.world_mut().resource_mut::<RefusalReasons>().register("circuit_breaker");
+        let reason = app
+            .world_mut()
+            .resource_mut::<RefusalReasons>()
+            .register("circuit_breaker");
         let tripped = tripped_bars(app.world().resource::<MarketData>(), self.drop);
         app.insert_resource(CircuitBreaker { tripped, reason })
-            .add_systems(EnvStep, halt_buys.in_set(StepSystems::Rules).after(BuiltInRules));
+            .add_systems(
+                EnvStep,
+                halt_buys.in_set(StepSystems::Rules).after(BuiltInRules),
+            );
     }
 }
 
@@ -52,7 +58,12 @@ fn tripped_bars(market: &MarketData, drop: f64) -> Vec<bool> {
             day_open = market.open_row(t).to_vec();
         }
         let closes = market.close_row(t);
-        let index = closes.iter().zip(&day_open).map(|(c, o)| c / o).sum::<f64>() / closes.len() as f64;
+        let index = closes
+            .iter()
+            .zip(&day_open)
+            .map(|(c, o)| c / o)
+            .sum::<f64>()
+            / closes.len() as f64;
         let before = !new_day && tripped[t - 1];
         tripped.push(before || index <= 1.0 - drop);
     }
@@ -89,7 +100,11 @@ pub fn crash_market(crash: bool) -> MarketData {
         ..MarketColumns::default()
     };
     for t in 0..n_bars {
-        let fall = if crash && (9..14).contains(&t) { [0.90, 0.95] } else { [1.0, 1.0] };
+        let fall = if crash && (9..14).contains(&t) {
+            [0.90, 0.95]
+        } else {
+            [1.0, 1.0]
+        };
         for f in fall {
             c.open.push(100.0 * f);
             c.close.push(100.0 * f);
@@ -101,21 +116,46 @@ pub fn crash_market(crash: bool) -> MarketData {
 /// Builds an env with the breaker on `market` and buys both tickers every bar; returns the
 /// buys refused by the breaker at each decision bar.
 pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
-    let mut cfg = EnvironmentConfig { buy_pct: 0.02, max_position_pct: 1.0, max_trades_per_day: None, ..EnvironmentConfig::default() };
+    let mut cfg = EnvironmentConfig {
+        buy_pct: 0.02,
+        max_position_pct: 1.0,
+        max_trades_per_day: None,
+        ..EnvironmentConfig::default()
+    };
     cfg.pdt.enabled = false;
-    let bounds = EpisodeBounds { first: 0, last: market.n_bars() as u32 - 1, random_start: false };
-    let opts = EnvOptions { n_envs: 1, threads: 1, bounds, trade_log: false, auto_reset: true };
+    let bounds = EpisodeBounds {
+        first: 0,
+        last: market.n_bars() as u32 - 1,
+        random_start: false,
+    };
+    let opts = EnvOptions {
+        n_envs: 1,
+        threads: 1,
+        bounds,
+        trade_log: false,
+        auto_reset: true,
+    };
     let mut env = TradingEnv::with_plugins(&cfg, market, opts, |app| {
         app.add_plugins(CircuitBreakerPlugin { drop: 0.07 });
     })
     .expect("the market fits its bounds");
-    let code = env.refusal_names().iter().position(|n| n == "circuit_breaker").expect("registered");
+    let code = env
+        .refusal_names()
+        .iter()
+        .position(|n| n == "circuit_breaker")
+        .expect("registered");
     env.reset(0);
     let mut per_bar = vec![];
     for _ in 0..bounds.last {
         env.step(&[1, 1]).expect("two actions");
         let world = env.world_mut();
-        per_bar.push(world.query::<&Orders>().iter(world).map(|o| o.refused.0[code]).sum());
+        per_bar.push(
+            world
+                .query::<&Orders>()
+                .iter(world)
+                .map(|o| o.refused.0[code])
+                .sum(),
+        );
     }
     per_bar
 }

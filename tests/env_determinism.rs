@@ -27,10 +27,29 @@ impl Fnv {
 /// Hash of 600 steps of 64 envs (random starts, short episodes so that auto-resets draw
 /// from the env streams) under random actions.
 fn trajectory_hash(seed: u64, threads: usize) -> u64 {
-    let cfg = EnvironmentConfig { episode_length: 120, initial_cash: 8_000.0, ..EnvironmentConfig::default() };
+    let cfg = EnvironmentConfig {
+        episode_length: 120,
+        initial_cash: 8_000.0,
+        ..EnvironmentConfig::default()
+    };
     let market = MarketData::random_walk(1_000, 3, 4, 5);
-    let bounds = EpisodeBounds { first: 20, last: 999, random_start: true };
-    let mut env = TradingEnv::new(&cfg, market, EnvOptions { n_envs: 64, threads, bounds, trade_log: false, auto_reset: true }).expect("env");
+    let bounds = EpisodeBounds {
+        first: 20,
+        last: 999,
+        random_start: true,
+    };
+    let mut env = TradingEnv::new(
+        &cfg,
+        market,
+        EnvOptions {
+            n_envs: 64,
+            threads,
+            bounds,
+            trade_log: false,
+            auto_reset: true,
+        },
+    )
+    .expect("env");
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     let b = env.reset(seed);
     for x in &b.obs {
@@ -65,7 +84,10 @@ fn trajectory_hash(seed: u64, threads: usize) -> u64 {
 #[test]
 #[ignore = "run in a child process by `thread_count_changes_nothing`"]
 fn print_trajectory_hash() {
-    let threads: usize = std::env::var("PLOUTOS_TEST_THREADS").expect("PLOUTOS_TEST_THREADS").parse().expect("a number");
+    let threads: usize = std::env::var("PLOUTOS_TEST_THREADS")
+        .expect("PLOUTOS_TEST_THREADS")
+        .parse()
+        .expect("a number");
     let hash = trajectory_hash(3, threads);
     let pool = bevy_tasks::ComputeTaskPool::get().thread_num();
     println!("TRAJECTORY_HASH={hash:016x} POOL_THREADS={pool}");
@@ -75,15 +97,29 @@ fn print_trajectory_hash() {
 fn hash_in_child(threads: usize) -> String {
     let exe = std::env::current_exe().expect("test binary");
     let out = Command::new(exe)
-        .args(["--exact", "print_trajectory_hash", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "print_trajectory_hash",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("PLOUTOS_TEST_THREADS", threads.to_string())
         .output()
         .expect("child test runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child with {threads} threads failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child with {threads} threads failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
         .lines()
-        .find_map(|l| l.split_once("TRAJECTORY_HASH=").map(|(_, h)| h.trim().to_string()))
+        .find_map(|l| {
+            l.split_once("TRAJECTORY_HASH=")
+                .map(|(_, h)| h.trim().to_string())
+        })
         .unwrap_or_else(|| panic!("no hash in the child's output:\n{stdout}"))
 }
 
@@ -91,7 +127,10 @@ fn hash_in_child(threads: usize) -> String {
 fn thread_count_changes_nothing() {
     let one = hash_in_child(1);
     let two = hash_in_child(2);
-    assert!(one.ends_with("POOL_THREADS=1") && two.ends_with("POOL_THREADS=2"), "pools: {one} / {two}");
+    assert!(
+        one.ends_with("POOL_THREADS=1") && two.ends_with("POOL_THREADS=2"),
+        "pools: {one} / {two}"
+    );
     assert_eq!(one[..16], two[..16], "1 and 2 worker threads");
     // And this process, whatever its pool.
     assert_eq!(format!("{:016x}", trajectory_hash(3, 0)), one[..16]);

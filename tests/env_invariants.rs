@@ -13,32 +13,58 @@ mod property_tests {
 
     fn config() -> impl Strategy<Value = EnvironmentConfig> {
         (
-            (1_000.0..60_000.0f64, 0.05..1.0f64, 0.1..1.0f64, any::<bool>(), any::<bool>()),
-            (0.0..30.0f64, 0.0..1.0f64, 0.0..3.0f64, any::<bool>(), 0.0..1.0f64),
+            (
+                1_000.0..60_000.0f64,
+                0.05..1.0f64,
+                0.1..1.0f64,
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            (
+                0.0..30.0f64,
+                0.0..1.0f64,
+                0.0..3.0f64,
+                any::<bool>(),
+                0.0..1.0f64,
+            ),
             (proptest::option::of(1u32..8), 0u32..4, any::<bool>()),
         )
-            .prop_map(|((cash, buy_pct, cap, fractional, close), (spread, slip, impact, per_share, commission), (per_day, hold, pdt))| {
-                let mut cfg = EnvironmentConfig {
-                    initial_cash: cash,
-                    buy_pct,
-                    max_position_pct: cap,
-                    fractional_shares: fractional,
-                    fill_timing: if close { FillTiming::Close } else { FillTiming::NextOpen },
-                    spread_bps: spread,
-                    slippage_atr_mult: slip,
-                    impact_coef: impact,
-                    max_trades_per_day: per_day,
-                    min_holding_bars: hold,
-                    // One episode per case: equity is checked against the live state.
-                    bankruptcy_pct: 0.0,
-                    episode_length: 1_000_000,
-                    ..EnvironmentConfig::default()
-                };
-                cfg.fees.taf_model = if per_share { TafModel::PerShare } else { TafModel::Notional };
-                cfg.fees.commission_per_order = commission;
-                cfg.pdt.enabled = pdt;
-                cfg
-            })
+            .prop_map(
+                |(
+                    (cash, buy_pct, cap, fractional, close),
+                    (spread, slip, impact, per_share, commission),
+                    (per_day, hold, pdt),
+                )| {
+                    let mut cfg = EnvironmentConfig {
+                        initial_cash: cash,
+                        buy_pct,
+                        max_position_pct: cap,
+                        fractional_shares: fractional,
+                        fill_timing: if close {
+                            FillTiming::Close
+                        } else {
+                            FillTiming::NextOpen
+                        },
+                        spread_bps: spread,
+                        slippage_atr_mult: slip,
+                        impact_coef: impact,
+                        max_trades_per_day: per_day,
+                        min_holding_bars: hold,
+                        // One episode per case: equity is checked against the live state.
+                        bankruptcy_pct: 0.0,
+                        episode_length: 1_000_000,
+                        ..EnvironmentConfig::default()
+                    };
+                    cfg.fees.taf_model = if per_share {
+                        TafModel::PerShare
+                    } else {
+                        TafModel::Notional
+                    };
+                    cfg.fees.commission_per_order = commission;
+                    cfg.pdt.enabled = pdt;
+                    cfg
+                },
+            )
     }
 
     fn rel(a: f64, b: f64) -> f64 {
@@ -70,7 +96,7 @@ mod property_tests {
                 }
                 let b = env.step(a).expect("step").clone();
                 steps += 1;
-                for i in 0..N_ENVS {
+                for (i, env_log) in log.iter_mut().enumerate() {
                     prop_assert!(!b.terminated[i] && !b.truncated[i]);
                     let (p, pos, clock) = env.env_state(i).expect("env");
                     let closes = market.close_row(clock.bar as usize);
@@ -81,7 +107,7 @@ mod property_tests {
                     prop_assert!(pos.iter().all(|q| q.shares >= 0.0));
                     let trades = env.take_trades(i);
                     prop_assert_eq!(trades.len() as u32, b.infos[i].executed);
-                    log[i].extend(trades);
+                    env_log.extend(trades);
                 }
             }
             prop_assert!(steps > 50);
