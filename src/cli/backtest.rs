@@ -4,7 +4,7 @@ use super::BadArgument;
 use super::args::BacktestArgs;
 use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
-use ploutos::backtest::{Policy, ReplayResult, metrics, output, replay_policy};
+use ploutos::backtest::{Policy, ReplayResult, html, metrics, output, plots, replay_policy};
 use ploutos::market::calendar::format_timestamp;
 use ploutos::config::{Config, DataSource};
 use ploutos::dataset::{Dataset, SplitPart};
@@ -67,6 +67,9 @@ pub fn finish(
         runs: results.iter().map(|r| Entry::new(metrics::compute(r, bpy))).collect(),
     };
     report.write_json(&out_root.join("report.json")).with_context(|| format!("writing {}", out_root.display()))?;
+    let plots = plots::write_plots(out_root, results, benchmark, &dataset.panel)
+        .with_context(|| format!("writing plots in {}", out_root.display()))?;
+    html::write_html(out_root, &report, &plots).with_context(|| format!("writing {}", out_root.join("report.html").display()))?;
     println!("Backtest {} → {} ({} bars)\n", report.from, report.to, range.len());
     print!("{}", report.table());
     eprintln!("ploutos: report in {}", out_root.display());

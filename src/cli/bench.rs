@@ -76,7 +76,7 @@ fn baseline_dir(arg: Option<&Path>) -> Option<PathBuf> {
     candidates.into_iter().find(|d| d.join("numpy_env.py").exists())
 }
 
-/// A Python that has numpy: the project's `.venv`, else `python3`.
+/// A Python that has `module`: the project's `.venv`, else `python3`.
 pub fn python_with(module: &str) -> Option<String> {
     [".venv/bin/python", "python3"].into_iter().map(String::from).find(|py| {
         Command::new(py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
@@ -88,6 +88,20 @@ fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64)
     let out = Command::new(py)
         .arg(dir.join("numpy_env.py"))
         .args(["--envs", &n.to_string(), "--layout", ploutos::bench::layout_name(layout), "--seconds", &seconds.to_string(), "--json"])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Runs `sb3_ppo.py` with the same sizes, when a Python with stable-baselines3 is found.
+pub fn sb3_baseline(dir: Option<&Path>, net: &[usize], n_envs: usize, n_steps: usize, batch: usize, epochs: usize) -> Option<serde_json::Value> {
+    let dir = baseline_dir(dir)?;
+    let py = python_with("stable_baselines3")?;
+    let net: Vec<String> = net.iter().map(ToString::to_string).collect();
+    let out = Command::new(py)
+        .arg(dir.join("sb3_ppo.py"))
+        .args(["--net", &net.join(","), "--envs", &n_envs.to_string(), "--n-steps", &n_steps.to_string()])
+        .args(["--batch", &batch.to_string(), "--epochs", &epochs.to_string(), "--json"])
         .output()
         .ok()?;
     serde_json::from_slice(&out.stdout).ok()

@@ -41,21 +41,236 @@ pub fn load_dataset(cfg: &Config) -> anyhow::Result<Dataset> {
     Ok(Dataset::build(panel, report, split, None))
 }
 
+#[cfg(not(feature = "learner"))]
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = a.common.load()?;
     let ds = load_dataset(&cfg)?;
-    let (train_env, eval_env) = build_envs(&cfg, &ds)?;
-    eprintln!(
-        "ploutos: built {} envs × {} tickers, observation {} floats{}",
-        train_env.n_envs(),
-        train_env.n_tickers(),
-        train_env.obs_dim(),
-        if eval_env.is_some() { ", plus a validation env" } else { "" }
-    );
-    let _ = a.resume;
-    anyhow::bail!("training is not available yet in this build: the world is built and validated, the PPO learner lands next")
+    let (train_env, _) = build_envs(&cfg, &ds)?;
+    eprintln!("ploutos: built {} envs × {} tickers", train_env.n_envs(), train_env.n_tickers());
+    anyhow::bail!("this binary was built without the `learner` feature; rebuild with default features to train")
 }
 
+#[cfg(not(feature = "learner"))]
 pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench --train is not available yet in this build")
+    anyhow::bail!("this binary was built without the `learner` feature; rebuild with default features for bench --train")
+}
+
+#[cfg(feature = "learner")]
+pub use with_learner::{bench, run};
+
+#[cfg(feature = "learner")]
+mod with_learner {
+    use super::*;
+    use crate::cli::BadArgument;
+    use indicatif::{ProgressBar, ProgressStyle};
+    use ploutos::metrics::{LEARNER_TAGS, RunLogger};
+    use ploutos::ppo::{EvalStats, IterationStats, RunPaths, TrainHooks, Trainer, checkpoint};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Progress bar, metrics writers, log lines and the Ctrl-C flag.
+    struct Hooks {
+        bar: ProgressBar,
+        logger: RunLogger,
+        stop: Arc<AtomicBool>,
+        last_reward: Option<f64>,
+    }
+
+    impl TrainHooks for Hooks {
+        fn on_iteration(&mut self, s: &IterationStats) {
+            if s.ep_reward_mean.is_some() {
+                self.last_reward = s.ep_reward_mean;
+            }
+            self.bar.set_position(s.timesteps);
+            self.bar.set_message(format!(
+                "fps {:.0} | ep reward {} | equity {:.0}",
+                s.fps,
+                self.last_reward.map_or("-".into(), |r| format!("{r:.2}")),
+                s.equity_mean
+            ));
+            let mut scalars = vec![
+                ("train/policy_loss", s.policy_loss),
+                ("train/value_loss", s.value_loss),
+                ("train/entropy", s.entropy),
+                ("train/approx_kl", s.approx_kl),
+                ("train/clip_fraction", s.clip_fraction),
+                ("train/explained_variance", s.explained_variance),
+                ("train/learning_rate", s.learning_rate),
+                ("time/fps", s.fps),
+                ("rollout/equity", s.equity_mean),
+                ("rollout/total_trades", s.total_trades as f64),
+            ];
+            if let Some(r) = s.ep_reward_mean {
+                scalars.push(("rollout/ep_reward_mean", r));
+            }
+            if let Some(r) = s.total_return_mean {
+                scalars.push(("rollout/total_return", r));
+            }
+            if let Err(e) = self.logger.log(s.timesteps, &scalars) {
+                tracing::warn!("metrics: {e}");
+            }
+            tracing::info!(
+                timesteps = s.timesteps,
+                iteration = s.iteration,
+                fps = s.fps,
+                policy_loss = s.policy_loss,
+                value_loss = s.value_loss,
+                entropy = s.entropy,
+                approx_kl = s.approx_kl,
+                ep_reward_mean = s.ep_reward_mean,
+                "iteration"
+            );
+        }
+
+        fn on_eval(&mut self, e: &EvalStats) {
+            let scalars = [("eval/mean_reward", e.mean_reward), ("eval/sharpe", e.sharpe), ("eval/total_return", e.total_return)];
+            if let Err(err) = self.logger.log(e.timesteps, &scalars) {
+                tracing::warn!("metrics: {err}");
+            }
+            self.bar.println(format!(
+                "eval @ {:>9} steps: reward {:>9.3}  return {:>7.2}%  sharpe {:>6.2}{}",
+                e.timesteps,
+                e.mean_reward,
+                100.0 * e.total_return,
+                e.sharpe,
+                if e.is_best { "  (new best)" } else { "" }
+            ));
+            tracing::info!(timesteps = e.timesteps, reward = e.mean_reward, total_return = e.total_return, sharpe = e.sharpe, best = e.is_best, "evaluation");
+        }
+
+        fn should_stop(&self) -> bool {
+            self.stop.load(Ordering::SeqCst)
+        }
+    }
+
+    fn init_log(dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("train.log"))
+            .with_context(|| format!("opening {}", dir.join("train.log").display()))?;
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+            .try_init();
+        Ok(())
+    }
+
+    pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+        let cfg = match &a.resume {
+            // A resumed run continues with the config it was started with; --set still applies.
+            Some(dir) => {
+                let ckpt = checkpoint::latest(dir).map_err(|e| BadArgument(format!("--resume: {e}")))?;
+                let saved = checkpoint::read_config(&ckpt).map_err(|e| BadArgument(format!("--resume: {e}")))?;
+                let cfg = saved.with_overrides(&a.common.overrides)?;
+                cfg.validate()?;
+                cfg
+            }
+            None => a.common.load()?,
+        };
+        let run_name = match (&a.resume, &cfg.training.run_name) {
+            (Some(dir), _) => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "resumed".into()),
+            (None, Some(name)) => name.clone(),
+            (None, None) => chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
+        };
+        let paths = RunPaths {
+            models: a.resume.clone().unwrap_or_else(|| PathBuf::from("models").join(&run_name)),
+            runs: PathBuf::from("runs").join(&run_name),
+            logs: PathBuf::from("logs").join(&run_name),
+        };
+        init_log(&paths.logs)?;
+        tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
+        let ds = load_dataset(&cfg)?;
+        let (train_env, eval_env) = build_envs(&cfg, &ds)?;
+        std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
+        ploutos::fsutil::write_atomic(
+            &paths.models.join("feature_scaler.ron"),
+            ron::ser::to_string_pretty(&ds.scaler, Default::default()).context("serializing the feature scaler")?.as_bytes(),
+        )
+        .context("saving the feature scaler")?;
+        eprintln!(
+            "ploutos: run {run_name}: {} envs × {} tickers, observation {} floats, {} timesteps, device {}",
+            train_env.n_envs(),
+            train_env.n_tickers(),
+            train_env.obs_dim(),
+            cfg.training.total_timesteps,
+            cfg.training.device
+        );
+        let mut trainer = match &a.resume {
+            Some(dir) => Trainer::resume(dir, &cfg, train_env, eval_env, paths.clone())?,
+            None => Trainer::new(&cfg, train_env, eval_env, paths.clone())?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                if stop.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)");
+            });
+        }
+        let bar = ProgressBar::new(cfg.training.total_timesteps);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} | {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_position(trainer.timesteps());
+        let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS).with_context(|| format!("creating {}", paths.runs.display()))?;
+        let mut hooks = Hooks { bar, logger, stop, last_reward: None };
+        let summary = trainer.train(&mut hooks)?;
+        hooks.bar.finish();
+        let _ = hooks.logger.flush();
+        eprintln!(
+            "ploutos: {} after {} timesteps in {:.0} s; model in {}{}",
+            if summary.interrupted { "stopped" } else { "done" },
+            summary.timesteps,
+            summary.seconds,
+            summary.last_checkpoint.display(),
+            summary.best_metric.map_or(String::new(), |m| format!(", best validation {:?} {m:.3}", cfg.training.best_metric))
+        );
+        eprintln!("ploutos: TensorBoard: tensorboard --logdir {}", paths.runs.display());
+        Ok(())
+    }
+
+    pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
+        let net: Vec<usize> = match &a.net {
+            Some(s) => s
+                .split(',')
+                .map(|w| w.trim().parse::<usize>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| BadArgument(format!("--net {s:?}: expected widths like 64,64")))?,
+            None => vec![64, 64],
+        };
+        let n_envs = a.envs.first().copied().unwrap_or(16);
+        let n_steps = a.n_steps.unwrap_or(256);
+        let batch = a.batch.unwrap_or(1024);
+        let epochs = a.epochs.unwrap_or(10);
+        if batch > n_envs * n_steps {
+            return Err(BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into());
+        }
+        let ours = ploutos::ppo::bench_train(cfg, &net, n_envs, n_steps, batch, epochs, 3)?;
+        let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &net, n_envs, n_steps, batch, epochs);
+        let sb3_rate = sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64());
+        if a.json {
+            let mut v = serde_json::to_value(&ours).unwrap_or_default();
+            v["sb3_timesteps_per_sec"] = sb3_rate.map_or(serde_json::Value::Null, Into::into);
+            v["ratio_vs_sb3"] = sb3_rate.map_or(serde_json::Value::Null, |r| (ours.timesteps_per_sec / r).into());
+            println!("{v}");
+        } else {
+            println!(
+                "ploutos PPO: {:.0} timesteps/s (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}; rollout {:.1} s, update {:.1} s)",
+                ours.timesteps_per_sec, net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.rollout_secs, ours.update_secs
+            );
+            match sb3_rate {
+                Some(r) => println!("SB3 PPO:     {r:.0} timesteps/s  → ratio {:.1}x", ours.timesteps_per_sec / r),
+                None => println!("SB3 PPO:     not run (shared/bench/sb3_ppo.py or a Python with stable_baselines3 not found)"),
+            }
+        }
+        Ok(())
+    }
 }
