@@ -30,16 +30,16 @@ pub fn compute_gae(
     gamma: f64,
     lambda: f64,
 ) -> (Vec<f32>, Vec<f32>) {
-    assert!(n_envs > 0 && rewards.len() % n_envs == 0, "rewards must be whole [n_steps, n_envs] rows");
+    assert!(n_envs > 0 && rewards.len().is_multiple_of(n_envs), "rewards must be whole [n_steps, n_envs] rows");
     assert_eq!(values.len(), rewards.len(), "values and rewards differ in length");
     assert_eq!(dones.len(), rewards.len(), "dones and rewards differ in length");
     assert_eq!(last_values.len(), n_envs, "last_values must have n_envs entries");
     let n_steps = rewards.len() / n_envs;
     let mut adv = vec![0f32; rewards.len()];
-    for i in 0..n_envs {
+    for (i, &last) in last_values.iter().enumerate() {
         // f64 accumulation: over 4096 steps f32 would drift in the last digits.
         let mut next_adv = 0f64;
-        let mut next_value = f64::from(last_values[i]);
+        let mut next_value = f64::from(last);
         for t in (0..n_steps).rev() {
             let k = t * n_envs + i;
             let live = if dones[k] { 0.0 } else { 1.0 };

@@ -439,12 +439,12 @@ impl Learner {
                     .f_add(&v_loss.f_mul_scalar(c.vf_coef)?)?;
 
                 // --- target_kl: stop before stepping past 1.5 × target (SB3) ---
-                if let Some(target) = c.target_kl {
-                    if kl.f_double_value(&[])? > 1.5 * target {
-                        mb_stats.push(stats_row(&pg_loss, &v_loss, &entropy_mean, &kl, &clipfrac, None)?);
-                        early_stopped = true;
-                        break 'epochs;
-                    }
+                if let Some(target) = c.target_kl
+                    && kl.f_double_value(&[])? > 1.5 * target
+                {
+                    mb_stats.push(stats_row(&pg_loss, &v_loss, &entropy_mean, &kl, &clipfrac, None)?);
+                    early_stopped = true;
+                    break 'epochs;
                 }
 
                 // --- backward, global grad-norm clip, Adam (eps 1e-5) ---
