@@ -160,7 +160,6 @@ pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
     per_bar
 }
 
-#[allow(dead_code)]
 fn main() {
     for crash in [false, true] {
         let refused = breaker_refusals(crash_market(crash));
