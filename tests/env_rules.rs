@@ -375,3 +375,41 @@ fn too_small_and_no_liquidity() {
     assert_eq!(sim.refused_now("no_liquidity"), 1);
     assert_eq!((sim.shares(0) == 0.0, sim.shares(1) > 0.0), (true, true));
 }
+
+/// `auto_reset: false` (replays): a finished env keeps its final state and observation.
+#[test]
+fn without_auto_reset_a_finished_env_keeps_its_state() {
+    let cfg = bare_config();
+    let mut c = columns(4, 1, 7);
+    c.close[3] = 110.0;
+    let market = MarketData::new(4, 1, 1, c).expect("market shape");
+    let bounds = EpisodeBounds {
+        first: 0,
+        last: 3,
+        random_start: false,
+    };
+    let opts = EnvOptions {
+        n_envs: 1,
+        threads: 1,
+        bounds,
+        trade_log: false,
+        auto_reset: false,
+    };
+    let mut env = TradingEnv::new(&cfg, market, opts).expect("env");
+    env.reset(0);
+    env.step(&[BUY]).expect("step"); // 20% of cash: 20 shares at $100
+    env.step(&[0]).expect("step");
+    let b = env.step(&[0]).expect("step").clone();
+    assert!(b.truncated[0], "the data ends at bar 3");
+    let (p, pos, clock) = env.env_state(0).expect("env");
+    assert_eq!((clock.bar, clock.steps), (3, 3));
+    assert_eq!((pos[0].shares, p.cash), (20.0, 8_000.0));
+    assert_eq!(p.equity, 8_000.0 + 20.0 * 110.0);
+    assert_eq!(b.infos[0].equity, p.equity);
+    assert_eq!(
+        b.obs[1],
+        (2_200.0 / 10_200.0) as f32,
+        "the final observation, not a new episode's"
+    );
+    assert_eq!(env.totals().episodes, 1);
+}
