@@ -12,7 +12,12 @@ use ploutos::market::{Split, load_panel};
 use std::path::PathBuf;
 
 pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
-    let mut cfg: Config = a.common.load()?;
+    let mut cfg: Config = match a.model.first() {
+        // A model is evaluated with the costs, rules and data it was trained with, unless
+        // --set or --data say otherwise.
+        Some(dir) => model_config(dir, &a.common.overrides)?,
+        None => a.common.load()?,
+    };
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;
     let mut part = part;
     if let Some(dir) = &a.data {
@@ -21,13 +26,17 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         // A replay of a CSV folder covers the whole files (after the feature warm-up).
         part = SplitPart::All;
     }
-    let dataset = load_dataset(&cfg)?;
+    let scaler = match a.model.first() {
+        Some(dir) => Some(load_scaler(dir)?),
+        None => None,
+    };
+    let dataset = load_dataset(&cfg, scaler)?;
     let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
-    if !a.model.is_empty() {
-        return Err(BadArgument("--model: model backtests arrive with the learner; use --policy".into()).into());
-    }
-    let specs = if a.policy.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
+    let specs = if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
     let mut results = Vec::new();
+    for dir in &a.model {
+        results.push(replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?);
+    }
     for spec in &specs {
         let policy = Policy::parse(spec, &dataset.panel, cfg.training.seed)?;
         let result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
@@ -76,11 +85,63 @@ pub fn finish(
     Ok(())
 }
 
-fn load_dataset(cfg: &Config) -> anyhow::Result<Dataset> {
+fn load_dataset(cfg: &Config, scaler: Option<ploutos::features::FeatureScaler>) -> anyhow::Result<Dataset> {
     let (panel, report) = load_panel(&cfg.data)?;
     eprintln!("ploutos: {report}");
     let split = Split::new(&panel, &cfg.data.split)?;
-    Ok(Dataset::build(panel, report, split, None))
+    Ok(Dataset::build(panel, report, split, scaler))
+}
+
+/// The run folder of a model folder (`models/<run>/best` → `models/<run>`).
+fn run_dir(model: &std::path::Path) -> PathBuf {
+    if model.join("feature_scaler.ron").exists() { model.to_path_buf() } else { model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf()) }
+}
+
+/// The feature standardization the model was trained with.
+fn load_scaler(model: &std::path::Path) -> anyhow::Result<ploutos::features::FeatureScaler> {
+    let path = run_dir(model).join("feature_scaler.ron");
+    let text = std::fs::read_to_string(&path).map_err(|e| BadArgument(format!("--model {}: cannot read {}: {e}", model.display(), path.display())))?;
+    Ok(ron::from_str(&text).map_err(|e| BadArgument(format!("{}: {e}", path.display())))?)
+}
+
+#[cfg(feature = "learner")]
+fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
+    let cfg = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    let cfg = cfg.with_overrides(overrides)?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+#[cfg(feature = "learner")]
+fn replay_model(dir: &std::path::Path, cfg: &Config, ds: &Dataset, range: std::ops::Range<usize>, stochastic: bool) -> anyhow::Result<ReplayResult> {
+    let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
+    let mut policy = ploutos::ppo::Policy::load(dir, device).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    policy.set_market(&ds.market).map_err(|e| BadArgument(format!("--model {}: {e}", dir.display())))?;
+    let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
+    let name = dir.components().rev().take(2).collect::<Vec<_>>().into_iter().rev().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+    let mut failure = None;
+    let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match policy.try_act(obs, 1, !stochastic) {
+        Ok(a) => out.copy_from_slice(&a),
+        Err(e) => {
+            out.fill(0);
+            failure.get_or_insert(e);
+        }
+    };
+    let result = ploutos::backtest::replay(&env_cfg, ds.market.clone(), range, name, actor).map_err(|e| BadArgument(format!("period: {e}")))?;
+    if let Some(e) = failure {
+        anyhow::bail!("model {}: {e}", dir.display());
+    }
+    Ok(result)
+}
+
+#[cfg(not(feature = "learner"))]
+fn model_config(_dir: &std::path::Path, _overrides: &[String]) -> anyhow::Result<Config> {
+    Err(BadArgument("--model needs the `learner` feature (default build)".into()).into())
+}
+
+#[cfg(not(feature = "learner"))]
+fn replay_model(_: &std::path::Path, _: &Config, _: &Dataset, _: std::ops::Range<usize>, _: bool) -> anyhow::Result<ReplayResult> {
+    Err(BadArgument("--model needs the `learner` feature (default build)".into()).into())
 }
 
 /// Bars of `part`, narrowed by `--from`/`--to` dates (inclusive).

@@ -19,8 +19,10 @@
 //! 2. **Cash for `buy_pct`**: the cash left after the previous fills of the same bar.
 //! 3. **Position cap**: `max_position_pct` × the equity right after the bar's sells,
 //!    marked at the reference prices; the position is valued at its reference price.
-//! 4. **Buy sizing**: notional N = min(buy_pct × cash, room); impact from the shares N buys
-//!    at the pre-impact price; shares = N / fill price, so a buy spends exactly N.
+//! 4. **Buy sizing**: notional N = min(buy_pct × cash, room) (with `buy_sizing:
+//!    equal_split`, cash / buys left in the bar instead of buy_pct × cash); impact from the
+//!    shares N buys at the pre-impact price; shares = N / fill price, so a buy spends
+//!    exactly N.
 //! 5. **Whole shares** (`fractional_shares: false`): floor(N / fill price); it then spends
 //!    shares × fill price.
 //! 6. **Add-on buys** keep the position's opening bar (trade duration) but restart its
@@ -109,6 +111,10 @@ pub enum EnvError {
     NoEnvs,
     #[error("actions: expected {expected} codes (n_envs × n_tickers), got {got}")]
     Actions { expected: usize, got: usize },
+    #[error("{0} tickers: an env trades at most {MAX_TICKERS}")]
+    TooManyTickers(usize),
+    #[error("an episode has ended and auto-reset is off: call reset before stepping again")]
+    Finished,
 }
 
 /// Shares the market arrays with every env.
@@ -272,6 +278,7 @@ impl EnvOptions {
 /// The batched env: `n_envs` independent trading accounts over one shared market.
 pub struct TradingEnv {
     app: App,
+    auto_reset: bool,
     n_envs: usize,
     n_tickers: usize,
     obs_dim: usize,
@@ -303,6 +310,9 @@ impl TradingEnv {
         if opts.n_envs == 0 {
             return Err(EnvError::NoEnvs);
         }
+        if market.n_tickers() > MAX_TICKERS {
+            return Err(EnvError::TooManyTickers(market.n_tickers()));
+        }
         let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
         let mut pool = TaskPoolOptions::default();
         // bevy gives the compute pool "what is left" after IO and async pools, which is a
@@ -325,7 +335,7 @@ impl TradingEnv {
         app.finish();
         app.cleanup();
         let obs_dim = app.world().resource::<EnvParams>().obs_dim;
-        Ok(Self { app, n_envs: opts.n_envs, n_tickers, obs_dim })
+        Ok(Self { app, auto_reset: opts.auto_reset, n_envs: opts.n_envs, n_tickers, obs_dim })
     }
 
     /// Starts a new episode in every env; env i draws from stream (seed, i).
@@ -343,6 +353,12 @@ impl TradingEnv {
         let expected = self.n_envs * self.n_tickers;
         if actions.len() != expected {
             return Err(EnvError::Actions { expected, got: actions.len() });
+        }
+        if !self.auto_reset {
+            let b = self.buffers();
+            if b.terminated.iter().chain(&b.truncated).any(|&d| d) {
+                return Err(EnvError::Finished);
+            }
         }
         self.app.world_mut().resource_mut::<ActionBuffer>().0.copy_from_slice(actions);
         self.app.world_mut().run_schedule(EnvStep);

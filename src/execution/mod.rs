@@ -157,7 +157,9 @@ pub fn execute(
         let quote = fill::quote_sell(refs[k], shares, cost.half_spread, slippage, cost.impact_coef, market.ret_std[base + k], mean_volume);
         let price = quote.sell_price();
         let notional = shares * price;
-        let fees = config.fees.sell_fees(shares, notional);
+        // No margin: fees beyond what the account holds (a commission on a worthless
+        // sale) are waived rather than driving cash below zero.
+        let fees = config.fees.sell_fees(shares, notional).min(portfolio.cash + notional);
         portfolio.cash += notional - fees;
         let pnl = (price - pos.avg_cost) * shares - fees;
         if pos.last_buy_day == day {
