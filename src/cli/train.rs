@@ -77,18 +77,35 @@ mod with_learner {
         last_reward: Option<f64>,
     }
 
+    impl Hooks {
+        /// A line above the bar, or on stderr when there is no terminal to draw it on.
+        fn say(&self, line: String) {
+            if self.bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                self.bar.println(line);
+            }
+        }
+    }
+
     impl TrainHooks for Hooks {
         fn on_iteration(&mut self, s: &IterationStats) {
             if s.ep_reward_mean.is_some() {
                 self.last_reward = s.ep_reward_mean;
             }
             self.bar.set_position(s.timesteps);
-            self.bar.set_message(format!(
-                "fps {:.0} | ep reward {} | equity {:.0}",
+            let msg = format!(
+                "fps {:.0} | ep reward {} | equity {:.0} | entropy {:.2}",
                 s.fps,
                 self.last_reward.map_or("-".into(), |r| format!("{r:.2}")),
-                s.equity_mean
-            ));
+                s.equity_mean,
+                s.entropy
+            );
+            if self.bar.is_hidden() {
+                // No terminal (CI, `| tee`): a plain line per iteration instead of a bar.
+                eprintln!("ploutos: {:>9}/{} steps | {msg}", s.timesteps, self.bar.length().unwrap_or(0));
+            }
+            self.bar.set_message(msg);
             let mut scalars = vec![
                 ("train/policy_loss", s.policy_loss),
                 ("train/value_loss", s.value_loss),
@@ -128,7 +145,7 @@ mod with_learner {
             if let Err(err) = self.logger.log(e.timesteps, &scalars) {
                 tracing::warn!("metrics: {err}");
             }
-            self.bar.println(format!(
+            self.say(format!(
                 "eval @ {:>9} steps: reward {:>9.3}  return {:>7.2}%  sharpe {:>6.2}{}",
                 e.timesteps,
                 e.mean_reward,
