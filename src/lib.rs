@@ -15,7 +15,6 @@ pub mod execution;
 pub mod features;
 pub mod fsutil;
 pub mod market;
-#[cfg(feature = "learner")] pub mod ppo;
 pub mod metrics;
 #[cfg(feature = "learner")] pub mod ppo;
 pub mod reward;

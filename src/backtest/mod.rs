@@ -1,8 +1,10 @@
-//! Backtests: replays of models and policies over a period, their CSV outputs, metrics
-//! and reports.
+//! Backtests: replays of models and policies over a period, their CSV outputs, metrics,
+//! reports, plots and the self-contained HTML report.
 
+pub mod html;
 pub mod metrics;
 pub mod output;
+pub mod plots;
 pub mod policy;
 pub mod replay;
 pub mod report;
