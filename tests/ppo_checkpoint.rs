@@ -91,7 +91,11 @@ fn saved_policy_acts_like_the_trainer_and_eval_keeps_best() {
     let mut c = config(ObservationLayout::Materialized);
     c.training.total_timesteps = 2 * PER_ITER;
     c.training.eval_freq = PER_ITER;
-    let mut trainer = Trainer::new(&c, env(&c, 0, 250, N_ENVS), Some(env(&c, 250, 399, 3)), paths(root.path())).unwrap();
+    // Evaluation on an env without auto-reset, as a validation replay builds it.
+    let bounds = EpisodeBounds { first: 250, last: 399, random_start: true };
+    let opts = EnvOptions { threads: 1, auto_reset: false, ..EnvOptions::training(3, bounds) };
+    let eval_env = TradingEnv::new(&c.environment, MarketData::random_walk(400, 2, 3, 11), opts).unwrap();
+    let mut trainer = Trainer::new(&c, env(&c, 0, 250, N_ENVS), Some(eval_env), paths(root.path())).unwrap();
     let mut hooks = Hooks::default();
     let summary = trainer.train(&mut hooks).unwrap();
     assert!(!summary.interrupted);

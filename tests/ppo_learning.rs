@@ -97,21 +97,19 @@ fn env(c: &Config, market: MarketData, first: u32, last: u32, n_envs: usize, aut
     TradingEnv::new(&c.environment, market, opts).unwrap()
 }
 
-/// Mean return of each held-out env's first episode under `act`.
+/// Mean return of each held-out env's first episode under `act` (all episodes are 100
+/// bars inside the held-out window, so all end on the same step; a bankrupt env would end
+/// the loop early, since an env without auto-reset stops once any of its envs finishes).
 fn held_out_return(c: &Config, market: MarketData, mut act: impl FnMut(&[f32]) -> Vec<u8>) -> f64 {
     let mut e = env(c, market, TRAIN_LAST, (N_BARS - 1) as u32, EVAL_ENVS, false);
     let mut obs = e.reset(99).obs.clone();
-    let mut ret = vec![None; EVAL_ENVS];
-    while ret.iter().any(Option::is_none) {
+    loop {
         let b = e.step(&act(&obs)).unwrap();
-        for (i, r) in ret.iter_mut().enumerate() {
-            if r.is_none() && (b.terminated[i] || b.truncated[i]) {
-                *r = Some(b.infos[i].episode_return);
-            }
+        if b.terminated.iter().chain(&b.truncated).any(|&d| d) {
+            return b.infos.iter().map(|i| i.episode_return).sum::<f64>() / EVAL_ENVS as f64;
         }
         obs.copy_from_slice(&b.obs);
     }
-    ret.iter().flatten().sum::<f64>() / EVAL_ENVS as f64
 }
 
 /// Trains on bars 0..2000 and returns (policy, buy-and-hold) mean held-out returns.

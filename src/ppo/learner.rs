@@ -18,7 +18,7 @@ use super::model::{self, ActorCritic, InputBuilder, actions_to_host};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, TrainSummary, device};
 use crate::config::{BestMetric, Config, LrSchedule, ObservationLayout, TrainingConfig};
-use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv, observation};
+use crate::env::{EnvOptions, EnvParams, EpisodeBounds, MarketData, TradingEnv, observation};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -475,8 +475,14 @@ impl Learner {
 
     /// Mean reward, return and Sharpe of each eval env's first episode, acting greedily on
     /// observations normalized with the training statistics (not updated).
+    ///
+    /// An auto-resetting eval env runs until every env has finished its first episode. One
+    /// without auto-reset refuses to step once any env has finished, so there the envs
+    /// still running are scored on their episode so far (with equal episode lengths and
+    /// no bankruptcy, all finish on the same step anyway).
     fn evaluate(&mut self, env: &mut TradingEnv, input: &InputBuilder, seed: u64, bars_per_year: f64) -> Result<(usize, f64, f64, f64), PpoError> {
         let n = env.n_envs();
+        let auto_reset = env.world().resource::<EnvParams>().auto_reset;
         let mut done = vec![false; n];
         let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);
@@ -488,19 +494,21 @@ impl Learner {
                 actions_to_host(&self.model.greedy(&x)?)
             })?;
             let b = env.step(&actions)?;
+            let mut any_finished = false;
             for i in 0..n {
                 if done[i] {
                     continue;
                 }
                 let info = &b.infos[i];
                 step_returns[i].push(info.step_return);
+                ep_reward[i] = info.episode_reward;
+                ep_return[i] = info.episode_return;
                 if b.terminated[i] || b.truncated[i] {
                     done[i] = true;
-                    ep_reward[i] = info.episode_reward;
-                    ep_return[i] = info.episode_return;
+                    any_finished = true;
                 }
             }
-            if done.iter().all(|&d| d) {
+            if done.iter().all(|&d| d) || (any_finished && !auto_reset) {
                 break;
             }
             obs.copy_from_slice(&b.obs);
