@@ -151,14 +151,39 @@ pub fn closed_trades(trades: &[crate::env::TradeRecord], n_tickers: usize) -> Ve
     out
 }
 
+/// Win rate, profit factor and mean duration of closed trades (NaN when undefined).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeStats {
+    pub win_rate: f64,
+    pub profit_factor: f64,
+    pub avg_trade_bars: f64,
+}
+
+impl TradeStats {
+    pub fn of(closed: &[ClosedTrade]) -> Self {
+        let wins: f64 = closed.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).sum();
+        let n_wins = closed.iter().filter(|t| t.pnl > 0.0).count();
+        let losses: f64 = closed.iter().filter(|t| t.pnl <= 0.0).map(|t| t.pnl).sum();
+        let n = closed.len();
+        Self {
+            win_rate: if n == 0 { f64::NAN } else { n_wins as f64 / n as f64 },
+            profit_factor: if losses < 0.0 { wins / -losses } else { f64::NAN },
+            avg_trade_bars: if n == 0 {
+                f64::NAN
+            } else {
+                closed.iter().map(|t| f64::from(t.close_bar - t.open_bar)).sum::<f64>() / n as f64
+            },
+        }
+    }
+}
+
 /// All metrics of a replay.
 pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
     let equity: Vec<f64> = result.equity.iter().map(|r| r.equity).collect();
     let s = return_stats(&equity, bars_per_year);
     let n_tickers = result.equity.first().map_or(0, |r| r.values.len());
     let closed = closed_trades(&result.trades, n_tickers);
-    let wins: Vec<f64> = closed.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).collect();
-    let losses: f64 = closed.iter().filter(|t| t.pnl <= 0.0).map(|t| t.pnl).sum();
+    let stats = TradeStats::of(&closed);
     let mean_equity = equity.iter().sum::<f64>() / equity.len().max(1) as f64;
     let notional = result.trades.iter().map(|t| t.shares * t.fill_price).fold(0.0, |a, b| a + b);
     let exposure = result.equity.iter().map(|r| if r.equity > 0.0 { r.values.iter().sum::<f64>() / r.equity } else { 0.0 }).sum::<f64>()
@@ -177,13 +202,9 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
         calmar: s.calmar,
         max_drawdown: s.max_drawdown,
         max_drawdown_bars: s.max_drawdown_bars,
-        win_rate: if closed.is_empty() { f64::NAN } else { wins.len() as f64 / closed.len() as f64 },
-        profit_factor: if losses < 0.0 { wins.iter().sum::<f64>() / -losses } else { f64::NAN },
-        avg_trade_bars: if closed.is_empty() {
-            f64::NAN
-        } else {
-            closed.iter().map(|t| f64::from(t.close_bar - t.open_bar)).sum::<f64>() / closed.len() as f64
-        },
+        win_rate: stats.win_rate,
+        profit_factor: stats.profit_factor,
+        avg_trade_bars: stats.avg_trade_bars,
         closed_trades: closed.len(),
         trades: result.trades.len(),
         turnover: if mean_equity > 0.0 { notional / mean_equity } else { f64::NAN },

@@ -36,6 +36,26 @@ pub enum Command {
     GenerateData(GenerateDataArgs),
     /// Measure env-steps per second (or training throughput with --train).
     Bench(BenchArgs),
+    /// Train on a rolling window, test on the next, roll forward; report out-of-sample.
+    WalkForward(WalkForwardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WalkForwardArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Number of folds (test windows).
+    #[arg(long, default_value_t = 4)]
+    pub folds: usize,
+    /// Trading days in each training window.
+    #[arg(long, default_value_t = 504)]
+    pub train_days: usize,
+    /// Trading days in each test window (also the step between folds).
+    #[arg(long, default_value_t = 126)]
+    pub test_days: usize,
+    /// Output folder (default: `reports/<run>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Options every subcommand shares.

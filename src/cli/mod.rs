@@ -6,6 +6,8 @@ mod bench;
 mod features;
 mod generate_data;
 mod train;
+#[cfg(feature = "learner")]
+mod walk_forward;
 
 pub use args::Cli;
 use args::Command;
@@ -25,6 +27,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || e.is::<BadArgument>()
             || e.is::<ploutos::market::DataError>()
             || e.is::<ploutos::backtest::PolicyError>()
+            || e.is::<ploutos::env::EnvError>()
     })
 }
 
@@ -55,5 +58,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features(a) => features::run(a),
         Command::GenerateData(a) => generate_data::run(a),
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "learner")]
+        Command::WalkForward(a) => walk_forward::run(a),
+        #[cfg(not(feature = "learner"))]
+        Command::WalkForward(_) => Err(BadArgument("walk-forward needs the `learner` feature (default build)".into()).into()),
     }
 }
