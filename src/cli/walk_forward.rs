@@ -154,8 +154,7 @@ fn chain<'a>(name: &str, parts: impl Iterator<Item = &'a ReplayResult>) -> Repla
                     values: e.values.iter().map(|v| v * scale).collect(),
                 }));
                 acc.trades.extend(p.trades.iter().copied());
-                acc.totals.costs.merge(&p.totals.costs);
-                acc.totals.refused.merge(&p.totals.refused);
+                acc.totals.merge(&p.totals);
             }
         }
     }

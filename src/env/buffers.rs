@@ -1,6 +1,5 @@
 //! Batched, preallocated buffers shared with the learner: one row per env.
 
-use crate::env::components::{CostTotals, RefusalCounts};
 use bevy_ecs::prelude::*;
 use std::marker::PhantomData;
 
@@ -63,19 +62,8 @@ impl StepBuffers {
     }
 }
 
-/// Totals over all envs, gathered on demand (not per step).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EnvTotals {
-    pub costs: CostTotals,
-    pub refused: RefusalCounts,
-    pub buys: u64,
-    pub sells: u64,
-    pub closed_trades: u64,
-    pub winning_trades: u64,
-    pub trade_bars: u64,
-    pub turnover: f64,
-    pub episodes: u64,
-}
+/// Totals over all envs, gathered on demand (not per step): the sum of their ledgers.
+pub type EnvTotals = crate::env::Ledger;
 
 /// Lets parallel systems write disjoint rows of one buffer.
 ///

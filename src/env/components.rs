@@ -315,7 +315,7 @@ impl CostTotals {
 }
 
 /// Lifetime totals of an env, across episodes (never reset): costs, refusals, trades.
-#[derive(Component, Debug, Clone, Default)]
+#[derive(Component, Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
     pub costs: CostTotals,
     pub refused: RefusalCounts,
@@ -329,6 +329,21 @@ pub struct Ledger {
     /// Notional traded (fill price × shares), buys and sells.
     pub turnover: f64,
     pub episodes: u64,
+}
+
+impl Ledger {
+    /// Adds another ledger (totals over envs).
+    pub fn merge(&mut self, l: &Ledger) {
+        self.costs.merge(&l.costs);
+        self.refused.merge(&l.refused);
+        self.buys += l.buys;
+        self.sells += l.sells;
+        self.closed_trades += l.closed_trades;
+        self.winning_trades += l.winning_trades;
+        self.trade_bars += l.trade_bars;
+        self.turnover += l.turnover;
+        self.episodes += l.episodes;
+    }
 }
 
 /// Execution-cost parameters of this env (per env so that they can be randomized).

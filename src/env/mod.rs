@@ -408,15 +408,7 @@ impl TradingEnv {
         let world = self.app.world_mut();
         let mut t = EnvTotals::default();
         for l in world.query::<&Ledger>().iter(world) {
-            t.costs.merge(&l.costs);
-            t.refused.merge(&l.refused);
-            t.buys += l.buys;
-            t.sells += l.sells;
-            t.closed_trades += l.closed_trades;
-            t.winning_trades += l.winning_trades;
-            t.trade_bars += l.trade_bars;
-            t.turnover += l.turnover;
-            t.episodes += l.episodes;
+            t.merge(l);
         }
         t
     }
