@@ -27,6 +27,9 @@ impl Fnv {
 /// Hash of 600 steps of 64 envs (random starts, short episodes so that auto-resets draw
 /// from the env streams) under random actions.
 fn trajectory_hash(seed: u64, threads: usize) -> u64 {
+    // Small batches step serially by default; force parallel iteration so that the
+    // thread count really matters.
+    ploutos::env::set_parallel_min_envs(1);
     let cfg = EnvironmentConfig {
         episode_length: 120,
         initial_cash: 8_000.0,

@@ -59,7 +59,7 @@ pub use actions::{apply_actions, decode as decode_actions};
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers};
 pub use components::*;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
-pub use schedule::{EnvReset, EnvStep, StepSystems, batching};
+pub use schedule::{EnvReset, EnvStep, PARALLEL_MIN_ENVS, StepSystems, batching, parallel_min_envs, set_parallel_min_envs};
 pub use systems::{end_episodes, env_rng, reset_envs, start_episode, write_observations};
 
 use crate::config::{EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig};

@@ -32,7 +32,7 @@ pub fn write_observations(
 ) {
     let ctx = context(&params, &market);
     let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    envs.par_iter().batching_strategy(crate::env::batching()).for_each(|(id, portfolio, positions, pdt, clock)| {
+    crate::each_env!(ref envs, |(id, portfolio, positions, pdt, clock)| {
         // SAFETY: EnvIds are unique and immutable, so each row has one writer.
         let row = unsafe { obs.row(id.index()) };
         write_row(row, &ctx, portfolio, positions.0.as_ref(), pdt, clock);
@@ -72,8 +72,7 @@ pub fn end_episodes(
     let terminated = RowWriter::new(&mut buffers.terminated, 1);
     let truncated = RowWriter::new(&mut buffers.truncated, 1);
     let infos = RowWriter::new(&mut buffers.infos, 1);
-    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(
-        |(id, outcome, orders, mut portfolio, mut positions, mut pdt, mut clock, mut ledger, mut rng)| {
+    crate::each_env!(mut envs, |(id, outcome, orders, mut portfolio, mut positions, mut pdt, mut clock, mut ledger, mut rng)| {
             let i = id.index();
             ledger.refused.merge(&orders.refused);
             let p = &*portfolio;
@@ -163,7 +162,7 @@ pub fn reset_envs(
     buffers.truncated.fill(false);
     buffers.infos.fill(EnvInfo::default());
     let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(id, mut portfolio, mut positions, mut pdt, mut clock, mut orders, mut outcome, mut rng)| {
+    crate::each_env!(mut envs, |(id, mut portfolio, mut positions, mut pdt, mut clock, mut orders, mut outcome, mut rng)| {
         rng.0 = env_rng(seed.0, id.index());
         *clock = start_episode(&mut rng.0, &bounds, params.episode_length);
         portfolio.reset();

@@ -103,7 +103,7 @@ pub fn fill_orders(
         Option<&mut TradeLog>,
     )>,
 ) {
-    envs.par_iter_mut().batching_strategy(crate::env::batching()).for_each(|(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
+    crate::each_env!(mut envs, |(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
         execute(
             &mut orders,
             &mut positions.0,
