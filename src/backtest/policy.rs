@@ -152,5 +152,5 @@ pub fn random_actions(rng: &mut ChaCha8Rng, out: &mut [u8]) {
 
 /// The random stream of the `random` policy.
 pub fn random_stream(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_AC71_0A5)
+    ChaCha8Rng::seed_from_u64(seed ^ 0x5_EED0_FAC7_10A5)
 }

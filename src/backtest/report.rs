@@ -6,6 +6,9 @@ use crate::fsutil::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// How one table row formats a run's metrics.
+type Cell = Box<dyn Fn(&Metrics) -> String>;
+
 /// One evaluated model or policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -49,7 +52,7 @@ impl Report {
         let pct = |v: f64| if v.is_finite() { format!("{:.2}%", 100.0 * v) } else { "-".into() };
         let num = |v: f64| if v.is_finite() { format!("{v:.2}") } else { "-".into() };
         let money = |v: f64| format!("{v:.2}");
-        let rows: Vec<(&str, Box<dyn Fn(&Metrics) -> String>)> = vec![
+        let rows: Vec<(&str, Cell)> = vec![
             ("total return", Box::new(move |m| pct(m.total_return))),
             ("annualized return (CAGR)", Box::new(move |m| pct(m.cagr))),
             ("annualized volatility", Box::new(move |m| pct(m.annual_volatility))),

@@ -93,6 +93,7 @@ fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64)
     serde_json::from_slice(&out.stdout).ok()
 }
 
+#[cfg(feature = "learner")]
 /// Runs `sb3_ppo.py` with the same sizes, when a Python with stable-baselines3 is found.
 pub fn sb3_baseline(dir: Option<&Path>, net: &[usize], n_envs: usize, n_steps: usize, batch: usize, epochs: usize) -> Option<serde_json::Value> {
     let dir = baseline_dir(dir)?;

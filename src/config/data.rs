@@ -190,10 +190,10 @@ impl DataConfig {
                 format!("train_fraction + validation_fraction must be ≤ 1 (train_fraction = {})", s.train_fraction),
             ));
         }
-        if let (Some(a), Some(b)) = (s.train_end, s.validation_end) {
-            if b < a {
-                return Err(check::out("data.split.validation_end", b, format!("must be on or after data.split.train_end = {a}")));
-            }
+        if let (Some(a), Some(b)) = (s.train_end, s.validation_end)
+            && b < a
+        {
+            return Err(check::out("data.split.validation_end", b, format!("must be on or after data.split.train_end = {a}")));
         }
         check::above("data.synthetic.years", self.synthetic.years, 0.0, 100.0)?;
         Ok(())

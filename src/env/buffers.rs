@@ -84,7 +84,7 @@ unsafe impl<T: Send> Send for RowWriter<'_, T> {}
 
 impl<'a, T> RowWriter<'a, T> {
     pub(crate) fn new(buf: &'a mut [T], row_len: usize) -> Self {
-        assert!(row_len > 0 && buf.len() % row_len == 0, "buffer is whole rows");
+        assert!(row_len > 0 && buf.len().is_multiple_of(row_len), "buffer is whole rows");
         Self { ptr: buf.as_mut_ptr(), row_len, n_rows: buf.len() / row_len, _buf: PhantomData }
     }
 

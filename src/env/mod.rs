@@ -35,11 +35,11 @@
 //!    very start of the data).
 //! 10. **Fees** on the fill notional (fill price × shares), not rounded.
 //! 11. **Times**: a trade is written at its fill bar's time; an equity row at the bar whose
-//!    close marks it.
+//!     close marks it.
 //! 12. **Spread, slippage, impact** are reported in dollars, against the reference price.
 //! 13. **`cash after`** is the cash right after that trade.
 //! 14. **Bankruptcy**: training episodes terminate below `bankruptcy_pct` × initial cash; a
-//!    replay (`ploutos backtest`) runs to the end of its period regardless.
+//!     replay (`ploutos backtest`) runs to the end of its period regardless.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
