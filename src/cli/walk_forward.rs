@@ -27,8 +27,11 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     eprintln!("ploutos: {report}");
     let n_days = panel.n_days();
     let day = panel.day().to_vec();
+    if a.folds == 0 || a.train_days < 2 || a.test_days < 1 {
+        return Err(BadArgument("--folds and --test-days must be at least 1, --train-days at least 2".into()).into());
+    }
     let needed = a.train_days + a.folds * a.test_days;
-    if a.folds == 0 || a.train_days < 2 || a.test_days < 1 || needed > n_days {
+    if needed > n_days {
         return Err(BadArgument(format!(
             "--folds {} --train-days {} --test-days {} needs {needed} trading days; the data has {n_days}",
             a.folds, a.train_days, a.test_days
