@@ -54,3 +54,12 @@ fn bad_data_and_arguments_exit_2() {
     let (code, _, _) = ploutos(&["no-such-command"]);
     assert_eq!(code, 2);
 }
+
+#[cfg(feature = "learner")]
+#[test]
+fn bad_walk_forward_and_resume_arguments_exit_2() {
+    assert_bad_input(&["walk-forward", "--folds", "0"], "--folds");
+    assert_bad_input(&["walk-forward", "--folds", "100", "--train-days", "504", "--test-days", "126"], "trading days");
+    assert_bad_input(&["train", "--resume", "/nonexistent/run"], "--resume");
+    assert_bad_input(&["bench", "--layout", "sideways"], "--layout");
+}
