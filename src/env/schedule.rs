@@ -68,6 +68,13 @@ macro_rules! each_env {
             $query.iter_mut().for_each(|$pat| $body)
         }
     }};
+    (ref $query:expr, min = $min:expr, |$pat:pat_param| $body:expr $(,)?) => {{
+        if $query.iter().len() >= $min {
+            $query.par_iter().batching_strategy($crate::env::batching()).for_each(|$pat| $body)
+        } else {
+            $query.iter().for_each(|$pat| $body)
+        }
+    }};
     (ref $query:expr, |$pat:pat_param| $body:expr $(,)?) => {{
         if $query.iter().len() >= $crate::env::parallel_min_envs() {
             $query.par_iter().batching_strategy($crate::env::batching()).for_each(|$pat| $body)

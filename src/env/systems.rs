@@ -6,6 +6,7 @@ use crate::env::{
     EnvId, EnvInfo, EnvParams, EnvRng, EpisodeBounds, EpisodeClock, Ledger, MarketData, Orders,
     PdtState, Portfolio, Positions, ResetSeed, StepBuffers, StepOutcome,
 };
+use crate::config::ObservationLayout;
 use bevy_ecs::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,7 +33,13 @@ pub fn write_observations(
 ) {
     let ctx = context(&params, &market);
     let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    crate::each_env!(ref envs, |(id, portfolio, positions, pdt, clock)| {
+    // Materialized rows copy every ticker's features (2 KB+ per env): worth both cores
+    // from a smaller batch than the other systems.
+    let min = match params.layout {
+        ObservationLayout::Materialized => (crate::env::parallel_min_envs() / 8).max(1),
+        ObservationLayout::Index => crate::env::parallel_min_envs(),
+    };
+    crate::each_env!(ref envs, min = min, |(id, portfolio, positions, pdt, clock)| {
         // SAFETY: EnvIds are unique and immutable, so each row has one writer.
         let row = unsafe { obs.row(id.index()) };
         write_row(row, &ctx, portfolio, positions.0.as_ref(), pdt, clock);
