@@ -8,7 +8,6 @@ use ploutos::backtest::{Policy, ReplayResult, html, metrics, output, plots, repl
 use ploutos::market::calendar::format_timestamp;
 use ploutos::config::{Config, DataSource};
 use ploutos::dataset::{Dataset, SplitPart};
-use ploutos::market::{Split, load_panel};
 use std::path::PathBuf;
 
 pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
@@ -30,7 +29,7 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         Some(dir) => Some(load_scaler(dir)?),
         None => None,
     };
-    let dataset = load_dataset(&cfg, scaler)?;
+    let dataset = super::train::load_dataset(&cfg, scaler)?;
     let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
     let specs = if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
     let mut results = Vec::new();
@@ -85,13 +84,6 @@ pub fn finish(
     Ok(())
 }
 
-fn load_dataset(cfg: &Config, scaler: Option<ploutos::features::FeatureScaler>) -> anyhow::Result<Dataset> {
-    let (panel, report) = load_panel(&cfg.data)?;
-    eprintln!("ploutos: {report}");
-    let split = Split::new(&panel, &cfg.data.split)?;
-    Ok(Dataset::build(panel, report, split, scaler))
-}
-
 /// The run folder of a model folder (`models/<run>/best` → `models/<run>`).
 fn run_dir(model: &std::path::Path) -> PathBuf {
     if model.join("feature_scaler.ron").exists() { model.to_path_buf() } else { model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf()) }
@@ -117,19 +109,33 @@ fn replay_model(dir: &std::path::Path, cfg: &Config, ds: &Dataset, range: std::o
     let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
     let mut policy = ploutos::ppo::Policy::load(dir, device).map_err(|e| BadArgument(format!("--model: {e}")))?;
     policy.set_market(&ds.market).map_err(|e| BadArgument(format!("--model {}: {e}", dir.display())))?;
-    let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
     let name = dir.components().rev().take(2).collect::<Vec<_>>().into_iter().rev().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+    replay_agent(&policy, cfg, &ds.market, range, name, !stochastic)
+}
+
+/// Replays a trained agent over bars `range` of `market` with `cfg`'s costs and rules
+/// (greedy actions when `deterministic`).
+#[cfg(feature = "learner")]
+pub fn replay_agent(
+    agent: &ploutos::ppo::Policy,
+    cfg: &Config,
+    market: &ploutos::env::MarketData,
+    range: std::ops::Range<usize>,
+    name: String,
+    deterministic: bool,
+) -> anyhow::Result<ReplayResult> {
+    let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
     let mut failure = None;
-    let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match policy.try_act(obs, 1, !stochastic) {
+    let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match agent.try_act(obs, 1, deterministic) {
         Ok(a) => out.copy_from_slice(&a),
         Err(e) => {
             out.fill(0);
             failure.get_or_insert(e);
         }
     };
-    let result = ploutos::backtest::replay(&env_cfg, ds.market.clone(), range, name, actor).map_err(|e| BadArgument(format!("period: {e}")))?;
+    let result = ploutos::backtest::replay(&env_cfg, market.clone(), range, name.clone(), actor).map_err(|e| BadArgument(format!("period: {e}")))?;
     if let Some(e) = failure {
-        anyhow::bail!("model {}: {e}", dir.display());
+        anyhow::bail!("model {name}: {e}");
     }
     Ok(result)
 }

@@ -27,8 +27,9 @@ pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Opt
     Ok((train_env, eval_env))
 }
 
-/// Loads the configured data and derives features.
-pub fn load_dataset(cfg: &Config) -> anyhow::Result<Dataset> {
+/// Loads the configured data and derives features, standardized with `scaler` (a trained
+/// model's) or with statistics fitted on the training split.
+pub fn load_dataset(cfg: &Config, scaler: Option<ploutos::features::FeatureScaler>) -> anyhow::Result<Dataset> {
     let (panel, report) = load_panel(&cfg.data)?;
     eprintln!("ploutos: {report}");
     let split = Split::new(&panel, &cfg.data.split)?;
@@ -38,13 +39,13 @@ pub fn load_dataset(cfg: &Config) -> anyhow::Result<Dataset> {
         split.validation.len(),
         split.test.len()
     );
-    Ok(Dataset::build(panel, report, split, None))
+    Ok(Dataset::build(panel, report, split, scaler))
 }
 
 #[cfg(not(feature = "learner"))]
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = a.common.load()?;
-    let ds = load_dataset(&cfg)?;
+    let ds = load_dataset(&cfg, None)?;
     let (train_env, _) = build_envs(&cfg, &ds)?;
     eprintln!("ploutos: built {} envs × {} tickers", train_env.n_envs(), train_env.n_tickers());
     anyhow::bail!("this binary was built without the `learner` feature; rebuild with default features to train")
@@ -200,7 +201,7 @@ mod with_learner {
         };
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
-        let ds = load_dataset(&cfg)?;
+        let ds = load_dataset(&cfg, None)?;
         let (train_env, eval_env) = build_envs(&cfg, &ds)?;
         std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
         ploutos::fsutil::write_atomic(

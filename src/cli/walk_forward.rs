@@ -12,7 +12,7 @@ use super::BadArgument;
 use super::args::WalkForwardArgs;
 use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
-use ploutos::backtest::{EquityRow, Policy, ReplayResult, metrics, replay, replay_config, replay_policy};
+use ploutos::backtest::{EquityRow, Policy, ReplayResult, metrics, replay_policy};
 use ploutos::dataset::Dataset;
 use ploutos::env::{EnvOptions, TradingEnv};
 use ploutos::market::calendar::format_timestamp;
@@ -77,19 +77,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         eprintln!("ploutos: {fold_name}: trained {} timesteps in {:.0} s", summary.timesteps, summary.seconds);
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;
         agent.set_market(&ds.market)?;
-        let env_cfg = replay_config(&cfg.environment, None, test.len());
-        let mut failure = None;
-        let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match agent.try_act(obs, 1, true) {
-            Ok(acts) => out.copy_from_slice(&acts),
-            Err(e) => {
-                out.fill(0);
-                failure.get_or_insert(e);
-            }
-        };
-        let result = replay(&env_cfg, ds.market.clone(), test.clone(), fold_name.clone(), actor)?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
+        let result = super::backtest::replay_agent(&agent, &cfg, &ds.market, test.clone(), fold_name.clone(), true)?;
         let bench = replay_policy(&cfg.environment, ds.market.clone(), test.clone(), &Policy::BuyAndHold)?;
         runs.push((test, result));
         benches.push(bench);
