@@ -113,14 +113,28 @@ pub fn end_episodes(
                 // SAFETY: as above.
                 let (row, last) = unsafe { (obs.row(i), final_obs.row(i)) };
                 last.copy_from_slice(row);
-                *clock = start_episode(&mut rng.0, &bounds, params.episode_length);
-                portfolio.reset();
-                positions.0.fill(Default::default());
-                pdt.reset();
+                restart(&mut rng.0, &bounds, &params, &mut clock, &mut portfolio, &mut positions, &mut pdt);
                 write_row(row, &ctx, &portfolio, positions.0.as_ref(), &pdt, &clock);
             }
         },
     );
+}
+
+/// Puts one env at the start of a new episode: new first bar, initial cash, no positions,
+/// no day trades.
+fn restart(
+    rng: &mut ChaCha8Rng,
+    bounds: &EpisodeBounds,
+    params: &EnvParams,
+    clock: &mut EpisodeClock,
+    portfolio: &mut Portfolio,
+    positions: &mut Positions,
+    pdt: &mut PdtState,
+) {
+    *clock = start_episode(rng, bounds, params.episode_length);
+    portfolio.reset();
+    positions.0.fill(Default::default());
+    pdt.reset();
 }
 
 /// Draws the first bar of a new episode.
@@ -171,10 +185,7 @@ pub fn reset_envs(
     let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
     crate::each_env!(mut envs, |(id, mut portfolio, mut positions, mut pdt, mut clock, mut orders, mut outcome, mut rng)| {
         rng.0 = env_rng(seed.0, id.index());
-        *clock = start_episode(&mut rng.0, &bounds, params.episode_length);
-        portfolio.reset();
-        positions.0.fill(Default::default());
-        pdt.reset();
+        restart(&mut rng.0, &bounds, &params, &mut clock, &mut portfolio, &mut positions, &mut pdt);
         orders.refused = Default::default();
         *outcome = StepOutcome::default();
         // SAFETY: EnvIds are unique and immutable, one writer per row.
