@@ -131,6 +131,7 @@ pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
     let opts = EnvOptions {
         n_envs: 1,
         threads: 1,
+        min_shard_envs: 1,
         bounds,
         trade_log: false,
         auto_reset: true,
@@ -148,12 +149,9 @@ pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
     let mut per_bar = vec![];
     for _ in 0..bounds.last {
         env.step(&[1, 1]).expect("two actions");
-        let world = env.world_mut();
         per_bar.push(
-            world
-                .query::<&Orders>()
-                .iter(world)
-                .map(|o| o.refused.0[code])
+            env.worlds_mut()
+                .map(|world| world.query::<&Orders>().iter(world).map(|o| o.refused.0[code]).sum::<u32>())
                 .sum(),
         );
     }

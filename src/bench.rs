@@ -73,25 +73,45 @@ pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, t
 }
 
 /// Write bandwidth of this machine in bytes per second: the median of 3 fills of a
-/// 256 MiB buffer split over `threads` threads (0 = all cores). This is the ceiling for
-/// materialized observations, which are written once per env-step.
+/// 256 MiB buffer split over `threads` threads (0 = all cores). The ceiling for bytes that
+/// are written without being read first.
 pub fn measure_write_bandwidth(threads: usize) -> f64 {
     use rayon::prelude::*;
+    let mut buf = vec![0f32; 64 << 20];
+    median_rate(threads, buf.len() * 4, |v| buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(v)))
+}
+
+/// Copy bandwidth in bytes written per second: the median of 3 copies of 128 MiB into
+/// another 128 MiB buffer over `threads` threads. The ceiling for materialized
+/// observations: each written byte is first read from the feature table (a random bar
+/// per env, so from memory, not cache).
+pub fn measure_copy_bandwidth(threads: usize) -> f64 {
+    use rayon::prelude::*;
+    let src = vec![1f32; 32 << 20];
+    let mut dst = vec![0f32; 32 << 20];
+    median_rate(threads, dst.len() * 4, |v| {
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| {
+            d.copy_from_slice(s);
+            d[0] = v;
+        })
+    })
+}
+
+/// Bytes per second of `run` (which moves `bytes`) on a pool of `threads` threads: one
+/// warm-up run, then the median of 3.
+fn median_rate(threads: usize, bytes: usize, mut run: impl FnMut(f32) + Send) -> f64 {
     let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-    let mut buf = vec![0f32; 64 << 20];
-    let mut run = |v: f32| {
+    let mut timed = |v: f32| {
         let t0 = Instant::now();
         match &pool {
-            Ok(pool) => pool.install(|| buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(v))),
-            Err(_) => buf.fill(v),
+            Ok(pool) => pool.install(|| run(v)),
+            Err(_) => run(v),
         }
-        let secs = t0.elapsed().as_secs_f64();
-        std::hint::black_box(&buf);
-        (buf.len() * 4) as f64 / secs
+        bytes as f64 / t0.elapsed().as_secs_f64()
     };
-    run(0.5);
-    let mut rates = [run(1.0), run(2.0), run(3.0)];
+    timed(0.5);
+    let mut rates = [timed(1.0), timed(2.0), timed(3.0)];
     rates.sort_by(f64::total_cmp);
     rates[1]
 }

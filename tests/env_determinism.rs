@@ -1,17 +1,11 @@
 //! Determinism: the same seed gives the same trajectory (observations, rewards, done
-//! flags, infos), a different seed a different one, and the thread count of bevy's compute
-//! pool changes nothing.
-//!
-//! The compute pool is process-wide and fixed by the first env a process builds, so each
-//! thread count runs in its own process: the test re-executes this test binary on the
-//! ignored `print_trajectory_hash` with `PLOUTOS_TEST_THREADS` set, and compares the hashes
-//! the children print.
+//! flags, infos), a different seed a different one, and the number of threads (shards of
+//! envs, each stepped on its own thread) changes nothing.
 
 use ploutos::config::EnvironmentConfig;
 use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::process::Command;
 
 /// FNV-1a over the bytes of a trajectory: stable across processes and builds.
 struct Fnv(u64);
@@ -27,9 +21,6 @@ impl Fnv {
 /// Hash of 600 steps of 64 envs (random starts, short episodes so that auto-resets draw
 /// from the env streams) under random actions.
 fn trajectory_hash(seed: u64, threads: usize) -> u64 {
-    // Small batches step serially by default; force parallel iteration so that the
-    // thread count really matters.
-    ploutos::env::set_parallel_min_envs(1);
     let cfg = EnvironmentConfig {
         episode_length: 120,
         initial_cash: 8_000.0,
@@ -47,12 +38,17 @@ fn trajectory_hash(seed: u64, threads: usize) -> u64 {
         EnvOptions {
             n_envs: 64,
             threads,
+            // Small batches use one thread by default; split this one over all of them.
+            min_shard_envs: 1,
             bounds,
             trade_log: false,
             auto_reset: true,
         },
     )
     .expect("env");
+    if threads > 0 {
+        assert_eq!(env.threads(), threads, "one shard per thread");
+    }
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     let b = env.reset(seed);
     for x in &b.obs {
@@ -83,60 +79,11 @@ fn trajectory_hash(seed: u64, threads: usize) -> u64 {
     h.0
 }
 
-/// Prints the hash of the thread count in `PLOUTOS_TEST_THREADS`; run by the test below.
-#[test]
-#[ignore = "run in a child process by `thread_count_changes_nothing`"]
-fn print_trajectory_hash() {
-    let threads: usize = std::env::var("PLOUTOS_TEST_THREADS")
-        .expect("PLOUTOS_TEST_THREADS")
-        .parse()
-        .expect("a number");
-    let hash = trajectory_hash(3, threads);
-    let pool = bevy_tasks::ComputeTaskPool::get().thread_num();
-    println!("TRAJECTORY_HASH={hash:016x} POOL_THREADS={pool}");
-}
-
-/// `<hash> POOL_THREADS=<n>` as printed by the child.
-fn hash_in_child(threads: usize) -> String {
-    let exe = std::env::current_exe().expect("test binary");
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "print_trajectory_hash",
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("PLOUTOS_TEST_THREADS", threads.to_string())
-        .output()
-        .expect("child test runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child with {threads} threads failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.split_once("TRAJECTORY_HASH=")
-                .map(|(_, h)| h.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no hash in the child's output:\n{stdout}"))
-}
-
 #[test]
 fn thread_count_changes_nothing() {
-    let one = hash_in_child(1);
-    let two = hash_in_child(2);
-    assert!(
-        one.ends_with("POOL_THREADS=1") && two.ends_with("POOL_THREADS=2"),
-        "pools: {one} / {two}"
-    );
-    assert_eq!(one[..16], two[..16], "1 and 2 worker threads");
-    // And this process, whatever its pool.
-    assert_eq!(format!("{:016x}", trajectory_hash(3, 0)), one[..16]);
+    let one = trajectory_hash(3, 1);
+    assert_eq!(one, trajectory_hash(3, 2), "1 and 2 threads");
+    assert_eq!(one, trajectory_hash(3, 3), "1 and 3 threads (uneven shards)");
 }
 
 #[test]

@@ -61,6 +61,7 @@ fn env(cfg: &EnvironmentConfig) -> TradingEnv {
         EnvOptions {
             n_envs: 1,
             threads: 1,
+            min_shard_envs: 1,
             bounds,
             trade_log: true,
             auto_reset: true,

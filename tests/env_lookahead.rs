@@ -59,6 +59,7 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
     let opts = EnvOptions {
         n_envs: 4,
         threads: 0,
+        min_shard_envs: 1,
         bounds,
         trade_log: false,
         auto_reset: true,

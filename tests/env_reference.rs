@@ -588,7 +588,8 @@ fn compare(
     cfg.validate().expect("valid config");
     let opts = EnvOptions {
         n_envs: run.n_envs,
-        threads: 0,
+        threads: 2,
+        min_shard_envs: 1,
         bounds,
         trade_log: true,
         auto_reset: true,
@@ -628,11 +629,14 @@ fn compare(
             .collect();
         let buf = env.step(&actions).expect("step").clone();
         let orders: Vec<(usize, Orders)> = {
-            let world = env.world_mut();
-            let mut q = world.query::<(&EnvId, &Orders)>();
-            let mut v: Vec<_> = q
-                .iter(world)
-                .map(|(id, o)| (id.index(), o.clone()))
+            let mut v: Vec<_> = env
+                .worlds_mut()
+                .flat_map(|world| {
+                    let mut q = world.query::<(&EnvId, &Orders)>();
+                    q.iter(world)
+                        .map(|(id, o)| (id.index(), o.clone()))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             v.sort_by_key(|(i, _)| *i);
             v

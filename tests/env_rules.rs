@@ -70,6 +70,7 @@ impl Sim {
             EnvOptions {
                 n_envs: 1,
                 threads: 1,
+                min_shard_envs: 1,
                 bounds,
                 trade_log: true,
                 auto_reset: true,
@@ -104,9 +105,13 @@ impl Sim {
     /// Refusals of the last step for `name`, from the env's `Orders`.
     fn refused_now(&mut self, name: &str) -> u32 {
         let c = self.code(name);
-        let world = self.env.world_mut();
-        let mut q = world.query::<(&EnvId, &Orders)>();
-        q.iter(world).map(|(_, o)| o.refused.0[c]).sum()
+        self.env
+            .worlds_mut()
+            .map(|world| {
+                let mut q = world.query::<(&EnvId, &Orders)>();
+                q.iter(world).map(|(_, o)| o.refused.0[c]).sum::<u32>()
+            })
+            .sum()
     }
 
     /// Lifetime refusals for `name`, from the env's totals.
@@ -391,6 +396,7 @@ fn without_auto_reset_a_finished_env_keeps_its_state() {
     let opts = EnvOptions {
         n_envs: 1,
         threads: 1,
+        min_shard_envs: 1,
         bounds,
         trade_log: false,
         auto_reset: false,

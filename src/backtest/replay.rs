@@ -7,7 +7,7 @@
 
 use super::policy::{Policy, random_actions, random_stream};
 use crate::config::{BuySizing, EnvironmentConfig};
-use crate::env::{EnvError, EnvOptions, EnvTotals, EpisodeBounds, MarketData, Positions, TradeRecord, TradingEnv};
+use crate::env::{EnvError, EnvOptions, EnvTotals, EpisodeBounds, MarketData, TradeRecord, TradingEnv};
 use std::ops::Range;
 
 /// One bar of a replay's equity curve.
@@ -88,7 +88,7 @@ pub fn replay(cfg: &EnvironmentConfig, market: MarketData, range: Range<usize>, 
     if range.end > n_bars || range.len() < 2 {
         return Err(EnvError::Bounds { first: bounds.first, last: bounds.last, n_bars });
     }
-    let opts = EnvOptions { n_envs: 1, threads: 1, bounds, trade_log: true, auto_reset: false };
+    let opts = EnvOptions::replay(bounds);
     let mut env = TradingEnv::new(cfg, market, opts)?;
     let d = env.n_tickers();
     let mut actions = vec![0u8; d];
@@ -119,13 +119,7 @@ pub fn replay(cfg: &EnvironmentConfig, market: MarketData, range: Range<usize>, 
 
 fn row(env: &mut TradingEnv, bar: usize) -> EquityRow {
     let closes = env.market().close_row(bar).to_vec();
-    let world = env.world_mut();
-    let (portfolio, positions) = world
-        .query::<(&crate::env::Portfolio, &Positions)>()
-        .iter(world)
-        .next()
-        .map(|(p, pos)| (p.clone(), pos.0.to_vec()))
-        .expect("a replay env exists");
+    let (portfolio, positions, _) = env.env_state(0).expect("a replay env exists");
     EquityRow {
         bar,
         equity: portfolio.equity,

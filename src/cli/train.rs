@@ -19,7 +19,7 @@ pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Opt
         Some(bounds) => {
             let range = ds.range(SplitPart::Validation);
             let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
-            let opts = EnvOptions { n_envs: 1, threads: cfg.training.threads, bounds, trade_log: false, auto_reset: false };
+            let opts = EnvOptions { threads: cfg.training.threads, trade_log: false, ..EnvOptions::replay(bounds) };
             Some(TradingEnv::new(&env_cfg, ds.market.clone(), opts).context("building the evaluation env")?)
         }
         None => None,

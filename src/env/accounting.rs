@@ -12,7 +12,7 @@ pub fn mark_to_market(
     market: Res<MarketData>,
     mut envs: Query<(&mut Portfolio, &Positions, &mut EpisodeClock, &mut StepOutcome)>,
 ) {
-    crate::each_env!(mut envs, |(mut portfolio, positions, mut clock, mut outcome)| {
+    envs.iter_mut().for_each(|(mut portfolio, positions, mut clock, mut outcome)| {
         clock.bar += 1;
         clock.steps += 1;
         let closes = market.close_row(clock.bar as usize);

@@ -10,10 +10,8 @@ use bevy_ecs::prelude::*;
 /// counted as `invalid_action` and held; a sell with no position is counted as
 /// `no_position`.
 pub fn apply_actions(actions: Res<ActionBuffer>, mut envs: Query<(&EnvId, &mut Orders, &Positions)>) {
-    crate::each_env!(mut envs, |(id, mut orders, positions)| {
-        let n = positions.0.len();
-        let row = &actions.0[id.index() * n..(id.index() + 1) * n];
-        decode(&mut orders, row, &positions.0);
+    envs.iter_mut().for_each(|(id, mut orders, positions)| {
+        decode(&mut orders, actions.row(id.index()), &positions.0);
     });
 }
 

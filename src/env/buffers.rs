@@ -1,11 +1,25 @@
 //! Batched, preallocated buffers shared with the learner: one row per env.
 
 use bevy_ecs::prelude::*;
-use std::marker::PhantomData;
 
-/// Actions of the step being run. `[n_envs, n_tickers]`, 0 hold, 1 buy, 2 sell.
+/// Actions of the step being run for one shard's envs: `[envs, n_tickers]`, 0 hold, 1 buy,
+/// 2 sell.
 #[derive(Resource, Debug, Clone)]
-pub struct ActionBuffer(pub Vec<u8>);
+pub struct ActionBuffer {
+    /// First env index of the shard.
+    pub(crate) first_env: usize,
+    pub(crate) n_tickers: usize,
+    pub(crate) codes: Vec<u8>,
+}
+
+impl ActionBuffer {
+    /// Codes of env `i` (a global env index of this shard).
+    #[inline]
+    pub fn row(&self, i: usize) -> &[u8] {
+        let at = (i - self.first_env) * self.n_tickers;
+        &self.codes[at..at + self.n_tickers]
+    }
+}
 
 /// What an env reports after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -65,38 +79,83 @@ impl StepBuffers {
 /// Totals over all envs, gathered on demand (not per step): the sum of their ledgers.
 pub type EnvTotals = crate::env::Ledger;
 
-/// Lets parallel systems write disjoint rows of one buffer.
+/// One shard's view of the env's [`StepBuffers`]: the rows of its envs.
 ///
-/// `par_iter` closures are shared between threads, so they cannot hold `&mut` to a
-/// resource. Each env writes only the row of its [`crate::env::EnvId`], which is unique
-/// and immutable, so concurrent writes never alias.
-pub(crate) struct RowWriter<'a, T> {
-    ptr: *mut T,
-    row_len: usize,
-    n_rows: usize,
-    _buf: PhantomData<&'a mut [T]>,
+/// The buffers belong to [`crate::env::TradingEnv`], which hands each shard (a bevy world
+/// stepped on its own thread) raw pointers to them: shards own disjoint ranges of env
+/// indices, so they write disjoint rows, and the learner sees one contiguous buffer with
+/// nothing copied. A system writes the row of an env's [`crate::env::EnvId`], which is
+/// unique and immutable.
+#[derive(Resource)]
+pub struct StepRows {
+    pub(crate) obs: SharedRows<f32>,
+    pub(crate) final_obs: SharedRows<f32>,
+    pub(crate) rewards: SharedRows<f32>,
+    pub(crate) terminated: SharedRows<bool>,
+    pub(crate) truncated: SharedRows<bool>,
+    pub(crate) infos: SharedRows<EnvInfo>,
 }
 
-// SAFETY: the writer only hands out rows through the `unsafe fn row`, whose contract
-// forbids two live borrows of one row; `T: Send` values may be written from any thread.
-unsafe impl<T: Send> Sync for RowWriter<'_, T> {}
-unsafe impl<T: Send> Send for RowWriter<'_, T> {}
-
-impl<'a, T> RowWriter<'a, T> {
-    pub(crate) fn new(buf: &'a mut [T], row_len: usize) -> Self {
-        assert!(row_len > 0 && buf.len().is_multiple_of(row_len), "buffer is whole rows");
-        Self { ptr: buf.as_mut_ptr(), row_len, n_rows: buf.len() / row_len, _buf: PhantomData }
-    }
-
-    /// Row `i` of the buffer.
+impl StepRows {
+    /// Rows `envs` of `buffers`.
     ///
     /// # Safety
-    /// No other borrow of row `i` may be alive while the returned one is.
+    /// `buffers` must outlive the returned value and never be resized; while it lives,
+    /// nothing else may access rows `envs` except through it, and no other `StepRows` may
+    /// cover any of them.
+    pub(crate) unsafe fn new(buffers: &mut StepBuffers, obs_dim: usize, envs: std::ops::Range<usize>) -> Self {
+        // `Vec::as_mut_ptr` takes no reference to the elements, so the pointers of several
+        // shards stay valid beside each other and beside later reads of the buffers.
+        Self {
+            obs: SharedRows::new(&mut buffers.obs, obs_dim, envs.clone()),
+            final_obs: SharedRows::new(&mut buffers.final_obs, obs_dim, envs.clone()),
+            rewards: SharedRows::new(&mut buffers.rewards, 1, envs.clone()),
+            terminated: SharedRows::new(&mut buffers.terminated, 1, envs.clone()),
+            truncated: SharedRows::new(&mut buffers.truncated, 1, envs.clone()),
+            infos: SharedRows::new(&mut buffers.infos, 1, envs),
+        }
+    }
+
+    /// Env indices of this shard.
+    pub fn envs(&self) -> std::ops::Range<usize> {
+        self.obs.rows.clone()
+    }
+
+    /// Zero rewards, flags and infos of every env of the shard (before a reset).
+    pub(crate) fn clear(&mut self) {
+        for i in self.envs() {
+            self.rewards.row_mut(i)[0] = 0.0;
+            self.terminated.row_mut(i)[0] = false;
+            self.truncated.row_mut(i)[0] = false;
+            self.infos.row_mut(i)[0] = EnvInfo::default();
+        }
+    }
+}
+
+/// Rows `rows` of a buffer owned elsewhere (see [`StepRows`]).
+pub(crate) struct SharedRows<T> {
+    ptr: *mut T,
+    row_len: usize,
+    rows: std::ops::Range<usize>,
+}
+
+// SAFETY: a `SharedRows` is the only access to its rows (the contract of `StepRows::new`);
+// `T: Send` values may be written from the thread that holds it.
+unsafe impl<T: Send> Send for SharedRows<T> {}
+unsafe impl<T: Send> Sync for SharedRows<T> {}
+
+impl<T> SharedRows<T> {
+    fn new(buf: &mut Vec<T>, row_len: usize, rows: std::ops::Range<usize>) -> Self {
+        assert!(row_len > 0 && rows.end * row_len <= buf.len(), "rows {rows:?} of {row_len} fit the buffer");
+        Self { ptr: buf.as_mut_ptr(), row_len, rows }
+    }
+
+    /// Row `i` (a global env index of this shard).
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn row(&self, i: usize) -> &mut [T] {
-        assert!(i < self.n_rows, "row {i} out of {}", self.n_rows);
-        // SAFETY: in bounds (checked above); exclusivity is the caller's contract.
+    pub(crate) fn row_mut(&mut self, i: usize) -> &mut [T] {
+        assert!(self.rows.contains(&i), "env {i} is not in this shard ({:?})", self.rows);
+        // SAFETY: in this shard's rows (checked above), which only `self` accesses; `&mut
+        // self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.row_len), self.row_len) }
     }
 }

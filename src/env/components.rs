@@ -4,8 +4,8 @@
 //! env's positions are always processed together and in ticker order (sells before buys,
 //! cash flowing from one fill to the next), so they live contiguously in one [`Positions`]
 //! component instead of one entity per ticker: a step touches one cache-friendly row per
-//! env, and `par_iter` splits the envs — the natural unit of independent work — across
-//! threads. Nothing is spawned or despawned while stepping (episodes reset in place), so
+//! env, and the batch splits into shards of whole envs — the natural unit of independent
+//! work — one per thread (see [`crate::env`]). Nothing is spawned or despawned while stepping (episodes reset in place), so
 //! archetypes never move and no command buffers are needed. Share counts are signed `f64`
 //! so short selling can come later as a rule, not a rewrite.
 

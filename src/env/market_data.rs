@@ -5,27 +5,29 @@
 //! bar t form one contiguous `f32` row, so materializing an observation is one `memcpy`.
 
 use bevy_ecs::prelude::*;
+use std::sync::Arc;
 
-/// Per-bar, per-ticker market arrays; built once, read by every env.
+/// Per-bar, per-ticker market arrays; built once, read by every env. The arrays are
+/// reference-counted, so every shard of an env holds the same ones (cloning is cheap).
 #[derive(Resource, Debug, Clone)]
 pub struct MarketData {
     n_bars: usize,
     n_tickers: usize,
     n_features: usize,
     /// [n_bars, n_tickers]
-    pub(crate) open: Vec<f64>,
+    pub(crate) open: Arc<[f64]>,
     /// [n_bars, n_tickers]
-    pub(crate) close: Vec<f64>,
+    pub(crate) close: Arc<[f64]>,
     /// atr_14 / close at each bar: the slippage unit. [n_bars, n_tickers]
-    pub(crate) atr_frac: Vec<f64>,
+    pub(crate) atr_frac: Arc<[f64]>,
     /// ret_std_20 at each bar: the impact's volatility. [n_bars, n_tickers]
-    pub(crate) ret_std: Vec<f64>,
+    pub(crate) ret_std: Arc<[f64]>,
     /// Mean volume of bars t-19..=t (fewer at the start). [n_bars, n_tickers]
-    pub(crate) mean_volume: Vec<f64>,
+    pub(crate) mean_volume: Arc<[f64]>,
     /// Trading-day ordinal of each bar. [n_bars]
-    pub(crate) day: Vec<u32>,
+    pub(crate) day: Arc<[u32]>,
     /// Observation features. [n_bars, n_tickers * n_features]
-    pub(crate) features: Vec<f32>,
+    pub(crate) features: Arc<[f32]>,
 }
 
 /// A column that does not have `n_bars × n_tickers` entries.
@@ -89,13 +91,13 @@ impl MarketData {
             n_bars,
             n_tickers,
             n_features,
-            open: c.open,
-            close: c.close,
-            atr_frac: c.atr_frac,
-            ret_std: c.ret_std,
-            mean_volume: c.mean_volume,
-            day: c.day,
-            features: c.features,
+            open: c.open.into(),
+            close: c.close.into(),
+            atr_frac: c.atr_frac.into(),
+            ret_std: c.ret_std.into(),
+            mean_volume: c.mean_volume.into(),
+            day: c.day.into(),
+            features: c.features.into(),
         })
     }
 

@@ -9,6 +9,17 @@
 //! drive: `reset(seed)` and `step(actions)` write into preallocated contiguous buffers
 //! ([`StepBuffers`]); nothing is allocated per step.
 //!
+//! # Shards
+//!
+//! The batch is split into shards of consecutive env indices, at most one per thread and
+//! none smaller than [`EnvOptions::min_shard_envs`]. Each shard is a bevy `World` with the
+//! same plugins, holding its envs' entities and sharing the market arrays; a step runs the
+//! whole [`EnvStep`] schedule of each shard on its own thread (always the same thread, so a
+//! shard's components stay in that core's cache), and systems iterate their shard's envs
+//! serially. A step thus costs one fork-join, not one per system: on small machines waking
+//! a thread pool costs about as much as a system's work on a few thousand envs. Every env
+//! draws from its own random stream, so results do not depend on the number of shards.
+//!
 //! # Execution contract
 //!
 //! These are the answers the docs owe (see also [`crate::execution`], [`crate::rules`],
@@ -56,24 +67,26 @@ mod systems;
 
 pub use accounting::mark_to_market;
 pub use actions::{apply_actions, decode as decode_actions};
-pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers};
+pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
-pub use schedule::{EnvReset, EnvStep, PARALLEL_MIN_ENVS, StepSystems, batching, parallel_min_envs, set_parallel_min_envs};
+pub use schedule::{EnvReset, EnvStep, MIN_SHARD_ENVS, StepSystems};
 pub use systems::{end_episodes, env_rng, reset_envs, start_episode, write_observations};
 
 use crate::config::{EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig};
 use crate::execution::{ExecutionConfig, ExecutionPlugin};
 use crate::reward::{RewardPlugin, RewardSettings};
 use crate::rules::{RulesConfig, RulesPlugin};
-use bevy_app::{App, Plugin, PluginGroup, PluginGroupBuilder, TaskPoolOptions, TaskPoolPlugin};
+use bevy_app::{App, Plugin, PluginGroup, PluginGroupBuilder};
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{Schedule, ScheduleLabel, SingleThreadedExecutor};
+use std::ops::Range;
 use std::sync::Mutex;
 
 /// Settings of the core env systems (observation, episodes).
 #[derive(Resource, Debug, Clone)]
 pub struct EnvParams {
+    /// Envs of the whole batch (all shards).
     pub n_envs: usize,
     pub n_tickers: usize,
     pub obs_dim: usize,
@@ -115,6 +128,8 @@ pub enum EnvError {
     TooManyTickers(usize),
     #[error("an episode has ended and auto-reset is off: call reset before stepping again")]
     Finished,
+    #[error("could not start the env's threads: {0}")]
+    Threads(String),
 }
 
 /// Shares the market arrays with every env.
@@ -136,11 +151,14 @@ impl Plugin for MarketDataPlugin {
     }
 }
 
-/// Spawns the envs and wires the step order; the core systems (actions, mark-to-market,
-/// observation, episodes) live here.
+/// Spawns one shard's envs and wires the step order; the core systems (actions,
+/// mark-to-market, observation, episodes) live here.
 pub struct EnvPlugin {
     pub config: EnvironmentConfig,
+    /// Envs of the whole batch.
     pub n_envs: usize,
+    /// Indices of the envs this world holds.
+    pub envs: Range<usize>,
     pub n_tickers: usize,
     pub n_features: usize,
     pub trade_log: bool,
@@ -153,8 +171,8 @@ impl Plugin for EnvPlugin {
         let obs_dim = observation::obs_dim(cfg.observation_layout, self.n_tickers, self.n_features);
         for label in [EnvStep.intern(), EnvReset.intern()] {
             let mut schedule = Schedule::new(label);
-            // The phases are chained, so a multi-threaded executor would only add overhead;
-            // parallelism comes from `par_iter` inside each system.
+            // The phases are chained and a shard is stepped by one thread: a multi-threaded
+            // executor would only add overhead.
             schedule.set_executor(SingleThreadedExecutor::new());
             app.add_schedule(schedule);
         }
@@ -186,8 +204,11 @@ impl Plugin for EnvPlugin {
             bankruptcy_pct: cfg.bankruptcy_pct,
             auto_reset: self.auto_reset,
         })
-        .insert_resource(ActionBuffer(vec![0; self.n_envs * self.n_tickers]))
-        .insert_resource(StepBuffers::new(self.n_envs, obs_dim))
+        .insert_resource(ActionBuffer {
+            first_env: self.envs.start,
+            n_tickers: self.n_tickers,
+            codes: vec![0; self.envs.len() * self.n_tickers],
+        })
         .insert_resource(ResetSeed::default())
         .init_resource::<RefusalReasons>()
         .add_systems(
@@ -203,7 +224,7 @@ impl Plugin for EnvPlugin {
 
         let n_tickers = self.n_tickers;
         let world = app.world_mut();
-        world.spawn_batch((0..self.n_envs).map(move |i| {
+        world.spawn_batch(self.envs.clone().map(move |i| {
             (
                 EnvId::new(i),
                 Portfolio::new(cfg),
@@ -226,10 +247,13 @@ impl Plugin for EnvPlugin {
     }
 }
 
-/// Everything an env needs: core, execution, rules, reward.
+/// Everything one shard needs: core, execution, rules, reward.
 pub struct PloutosPlugins {
     pub config: EnvironmentConfig,
+    /// Envs of the whole batch.
     pub n_envs: usize,
+    /// Indices of the envs this world holds.
+    pub envs: Range<usize>,
     pub n_tickers: usize,
     pub n_features: usize,
     pub trade_log: bool,
@@ -243,6 +267,7 @@ impl PluginGroup for PloutosPlugins {
             .add(EnvPlugin {
                 config: cfg.clone(),
                 n_envs: self.n_envs,
+                envs: self.envs,
                 n_tickers: self.n_tickers,
                 n_features: self.n_features,
                 trade_log: self.trade_log,
@@ -258,9 +283,11 @@ impl PluginGroup for PloutosPlugins {
 #[derive(Debug, Clone)]
 pub struct EnvOptions {
     pub n_envs: usize,
-    /// Worker threads of bevy's compute pool; 0 = all cores. The pool is process-wide and
-    /// fixed by the first env built in a process.
+    /// Threads stepping the envs, one shard of envs each; 0 = all cores.
     pub threads: usize,
+    /// Fewest envs per shard ([`MIN_SHARD_ENVS`] by default): smaller batches use fewer
+    /// threads. 1 splits any batch over every thread (tests of thread independence).
+    pub min_shard_envs: usize,
     pub bounds: EpisodeBounds,
     /// Keep a [`TradeLog`] per env (replays and backtests).
     pub trade_log: bool,
@@ -271,13 +298,31 @@ pub struct EnvOptions {
 impl EnvOptions {
     /// Training defaults: `n_envs` envs on all cores, random starts, auto-reset, no log.
     pub fn training(n_envs: usize, bounds: EpisodeBounds) -> Self {
-        Self { n_envs, threads: 0, bounds, trade_log: false, auto_reset: true }
+        Self { n_envs, threads: 0, min_shard_envs: MIN_SHARD_ENVS, bounds, trade_log: false, auto_reset: true }
     }
+
+    /// Replay defaults: one env from `bounds.first`, on the calling thread, with a trade
+    /// log and no auto-reset.
+    pub fn replay(bounds: EpisodeBounds) -> Self {
+        Self { n_envs: 1, threads: 1, min_shard_envs: MIN_SHARD_ENVS, bounds, trade_log: true, auto_reset: false }
+    }
+}
+
+/// The envs of one shard: a bevy world and the env indices it holds.
+struct Shard {
+    world: Mutex<World>,
+    envs: Range<usize>,
 }
 
 /// The batched env: `n_envs` independent trading accounts over one shared market.
 pub struct TradingEnv {
-    app: App,
+    shards: Vec<Shard>,
+    /// Runs shard i on thread i; `None` with one shard (it runs on the caller's thread).
+    pool: Option<rayon::ThreadPool>,
+    /// Written by the shards through their [`StepRows`]; its vectors are never resized.
+    buffers: StepBuffers,
+    market: MarketData,
+    refusal_names: Vec<String>,
     auto_reset: bool,
     n_envs: usize,
     n_tickers: usize,
@@ -293,7 +338,8 @@ impl TradingEnv {
         Self::with_plugins(cfg, market, opts, |_| {})
     }
 
-    /// Builds the env, then lets `extend` add plugins (custom market rules, fees...).
+    /// Builds the env, then lets `extend` add plugins (custom market rules, fees...) to
+    /// every shard's app.
     ///
     /// # Errors
     /// [`EnvError`] for empty batches or bounds outside the market.
@@ -301,7 +347,7 @@ impl TradingEnv {
         cfg: &EnvironmentConfig,
         market: MarketData,
         opts: EnvOptions,
-        extend: impl FnOnce(&mut App),
+        extend: impl Fn(&mut App),
     ) -> Result<Self, EnvError> {
         let b = opts.bounds;
         if !(b.first < b.last && (b.last as usize) < market.n_bars()) {
@@ -314,35 +360,67 @@ impl TradingEnv {
             return Err(EnvError::TooManyTickers(market.n_tickers()));
         }
         let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
-        let mut pool = TaskPoolOptions::default();
-        // bevy gives the compute pool "what is left" after IO and async pools, which is a
-        // single thread on a 2-core machine; envs are the compute here, so claim them all.
-        pool.compute.min_threads = threads;
-        pool.compute.max_threads = threads;
+        let n_shards = (opts.n_envs / opts.min_shard_envs.max(1)).clamp(1, threads);
         let (n_tickers, n_features) = (market.n_tickers(), market.n_features());
-        let mut app = App::empty();
-        app.add_plugins(TaskPoolPlugin { task_pool_options: pool })
-            .add_plugins(MarketDataPlugin::new(market, b))
-            .add_plugins(PloutosPlugins {
+        let obs_dim = observation::obs_dim(cfg.observation_layout, n_tickers, n_features);
+        let mut buffers = StepBuffers::new(opts.n_envs, obs_dim);
+        let mut shards = Vec::with_capacity(n_shards);
+        for s in 0..n_shards {
+            let envs = opts.n_envs * s / n_shards..opts.n_envs * (s + 1) / n_shards;
+            let mut app = App::empty();
+            app.add_plugins(MarketDataPlugin::new(market.clone(), b)).add_plugins(PloutosPlugins {
                 config: cfg.clone(),
                 n_envs: opts.n_envs,
+                envs: envs.clone(),
                 n_tickers,
                 n_features,
                 trade_log: opts.trade_log,
                 auto_reset: opts.auto_reset,
             });
-        extend(&mut app);
-        app.finish();
-        app.cleanup();
-        let obs_dim = app.world().resource::<EnvParams>().obs_dim;
-        Ok(Self { app, auto_reset: opts.auto_reset, n_envs: opts.n_envs, n_tickers, obs_dim })
+            extend(&mut app);
+            app.finish();
+            app.cleanup();
+            // SAFETY: `buffers` moves into the returned env with the shards and is never
+            // resized (moving a Vec does not move its heap buffer); shard ranges are
+            // disjoint, and the env reads `buffers` only between runs of the shards.
+            let rows = unsafe { StepRows::new(&mut buffers, obs_dim, envs.clone()) };
+            app.world_mut().insert_resource(rows);
+            shards.push(Shard { world: Mutex::new(std::mem::take(app.world_mut())), envs });
+        }
+        let pool = if n_shards > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n_shards)
+                .thread_name(|i| format!("ploutos-env-{i}"))
+                .build()
+                .map_err(|e| EnvError::Threads(e.to_string()))?;
+            Some(pool)
+        } else {
+            None
+        };
+        let refusal_names = shards[0].world.get_mut().expect("shard world").resource::<RefusalReasons>().names().to_vec();
+        Ok(Self { shards, pool, buffers, market, refusal_names, auto_reset: opts.auto_reset, n_envs: opts.n_envs, n_tickers, obs_dim })
+    }
+
+    /// Runs `label` on every shard, shard i on thread i of the pool.
+    fn run(&mut self, label: impl ScheduleLabel + Clone) {
+        match &self.pool {
+            None => self.shards[0].world.get_mut().expect("shard world").run_schedule(label),
+            Some(pool) => {
+                let shards = &self.shards;
+                // `broadcast` runs the closure once on each thread, thread i getting index i:
+                // a shard always runs on the same thread. The lock is never contended.
+                pool.broadcast(|ctx| shards[ctx.index()].world.lock().expect("shard world").run_schedule(label.clone()));
+            }
+        }
     }
 
     /// Starts a new episode in every env; env i draws from stream (seed, i).
     pub fn reset(&mut self, seed: u64) -> &StepBuffers {
-        self.app.world_mut().resource_mut::<ResetSeed>().0 = seed;
-        self.app.world_mut().run_schedule(EnvReset);
-        self.app.world().resource::<StepBuffers>()
+        for world in self.worlds_mut() {
+            world.resource_mut::<ResetSeed>().0 = seed;
+        }
+        self.run(EnvReset);
+        &self.buffers
     }
 
     /// Advances every env by one bar.
@@ -354,20 +432,21 @@ impl TradingEnv {
         if actions.len() != expected {
             return Err(EnvError::Actions { expected, got: actions.len() });
         }
-        if !self.auto_reset {
-            let b = self.buffers();
-            if b.terminated.iter().chain(&b.truncated).any(|&d| d) {
-                return Err(EnvError::Finished);
-            }
+        if !self.auto_reset && self.buffers.terminated.iter().chain(&self.buffers.truncated).any(|&d| d) {
+            return Err(EnvError::Finished);
         }
-        self.app.world_mut().resource_mut::<ActionBuffer>().0.copy_from_slice(actions);
-        self.app.world_mut().run_schedule(EnvStep);
-        Ok(self.app.world().resource::<StepBuffers>())
+        let n = self.n_tickers;
+        for shard in &mut self.shards {
+            let world = shard.world.get_mut().expect("shard world");
+            world.resource_mut::<ActionBuffer>().codes.copy_from_slice(&actions[shard.envs.start * n..shard.envs.end * n]);
+        }
+        self.run(EnvStep);
+        Ok(&self.buffers)
     }
 
     /// Outputs of the last step or reset.
     pub fn buffers(&self) -> &StepBuffers {
-        self.app.world().resource::<StepBuffers>()
+        &self.buffers
     }
 
     pub fn n_envs(&self) -> usize {
@@ -383,39 +462,52 @@ impl TradingEnv {
         self.obs_dim
     }
 
+    /// Whether finished episodes reset in place.
+    pub fn auto_reset(&self) -> bool {
+        self.auto_reset
+    }
+
+    /// Threads (and shards) stepping the envs.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
     /// The shared market.
     pub fn market(&self) -> &MarketData {
-        self.app.world().resource::<MarketData>()
+        &self.market
     }
 
-    /// The bevy world, for inspection.
-    pub fn world(&self) -> &World {
-        self.app.world()
-    }
-
-    /// The bevy world, for tests and tools that edit env state.
-    pub fn world_mut(&mut self) -> &mut World {
-        self.app.world_mut()
+    /// The bevy worlds of the shards, in env order, for tests and tools that inspect or
+    /// edit env state.
+    pub fn worlds_mut(&mut self) -> impl Iterator<Item = &mut World> {
+        self.shards.iter_mut().map(|s| s.world.get_mut().expect("shard world"))
     }
 
     /// Refusal reason names, indexed by code.
     pub fn refusal_names(&self) -> Vec<String> {
-        self.app.world().resource::<RefusalReasons>().names().to_vec()
+        self.refusal_names.clone()
     }
 
     /// Lifetime totals over all envs.
     pub fn totals(&mut self) -> EnvTotals {
-        let world = self.app.world_mut();
         let mut t = EnvTotals::default();
-        for l in world.query::<&Ledger>().iter(world) {
-            t.merge(l);
+        for world in self.worlds_mut() {
+            for l in world.query::<&Ledger>().iter(world) {
+                t.merge(l);
+            }
         }
         t
     }
 
+    /// The world holding env `index`.
+    fn world_of(&mut self, index: usize) -> Option<&mut World> {
+        let shard = self.shards.iter_mut().find(|s| s.envs.contains(&index))?;
+        Some(shard.world.get_mut().expect("shard world"))
+    }
+
     /// State of env `index`: its portfolio and positions.
     pub fn env_state(&mut self, index: usize) -> Option<(Portfolio, Vec<Position>, EpisodeClock)> {
-        let world = self.app.world_mut();
+        let world = self.world_of(index)?;
         world
             .query::<(&EnvId, &Portfolio, &Positions, &EpisodeClock)>()
             .iter(world)
@@ -425,7 +517,7 @@ impl TradingEnv {
 
     /// Takes the trade log of env `index` (empty without `trade_log`).
     pub fn take_trades(&mut self, index: usize) -> Vec<TradeRecord> {
-        let world = self.app.world_mut();
+        let Some(world) = self.world_of(index) else { return Vec::new() };
         world
             .query::<(&EnvId, &mut TradeLog)>()
             .iter_mut(world)

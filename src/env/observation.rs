@@ -59,11 +59,19 @@ pub fn write_row(
     let equity = portfolio.equity;
     let inv_e = if equity > 0.0 { 1.0 / equity } else { 0.0 };
     row[0] = (portfolio.cash * inv_e) as f32;
-    for (k, (pos, &c)) in positions.iter().zip(closes).enumerate() {
+    let (weights, rest) = row[1..].split_at_mut(d);
+    let (unrealized, rest) = rest.split_at_mut(d);
+    let ages = &mut rest[..d];
+    for k in 0..d {
+        let (pos, c) = (&positions[k], closes[k]);
+        // Every term is computed and then selected, without branches: random actions make
+        // `held` unpredictable. Unused quotients (inf, NaN) are discarded by the selects.
         let held = pos.shares > 0.0;
-        row[1 + k] = (pos.shares * c * inv_e) as f32;
-        row[1 + d + k] = if held && pos.avg_cost > 0.0 { (c / pos.avg_cost - 1.0) as f32 } else { 0.0 };
-        row[1 + 2 * d + k] = if held { ((t as f64 - f64::from(pos.opened_bar)) / 100.0).min(10.0) as f32 } else { 0.0 };
+        let ret = (c / pos.avg_cost - 1.0) as f32;
+        let age = ((t as f64 - f64::from(pos.opened_bar)) / 100.0).min(10.0) as f32;
+        weights[k] = (pos.shares * c * inv_e) as f32;
+        unrealized[k] = if held && pos.avg_cost > 0.0 { ret } else { 0.0 };
+        ages[k] = if held { age } else { 0.0 };
     }
     row[1 + 3 * d] = portfolio.drawdown() as f32;
     let day = ctx.market.day((t + ctx.fill_offset).min(ctx.market.n_bars() - 1));

@@ -35,57 +35,8 @@ pub enum StepSystems {
     Episode,
 }
 
-/// Default fewest envs for which systems iterate in parallel. Below it a step's work per
-/// system is tens of microseconds, about what waking the compute pool's threads costs
-/// (measured on the 2-core machine: 1,024 envs step faster on one thread), so systems
-/// iterate serially.
-pub const PARALLEL_MIN_ENVS: usize = 8192;
-
-static PARALLEL_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(PARALLEL_MIN_ENVS);
-
-/// The current threshold (process-wide, like bevy's compute pool).
-#[inline]
-pub fn parallel_min_envs() -> usize {
-    PARALLEL_MIN.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Sets the threshold for the whole process (1 = always parallel, e.g. to test that
-/// results do not depend on the thread count).
-pub fn set_parallel_min_envs(n: usize) {
-    PARALLEL_MIN.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Runs `$body` for every item of `$query`, in parallel when the query holds at least
-/// [`parallel_min_envs`] entities. `iter_mut`/`par_iter_mut` (or `iter`/`par_iter` with
-/// `ref`) are chosen by the first token.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! each_env {
-    (mut $query:expr, |$pat:pat_param| $body:expr $(,)?) => {{
-        if $query.iter().len() >= $crate::env::parallel_min_envs() {
-            $query.par_iter_mut().batching_strategy($crate::env::batching()).for_each(|$pat| $body)
-        } else {
-            $query.iter_mut().for_each(|$pat| $body)
-        }
-    }};
-    (ref $query:expr, min = $min:expr, |$pat:pat_param| $body:expr $(,)?) => {{
-        if $query.iter().len() >= $min {
-            $query.par_iter().batching_strategy($crate::env::batching()).for_each(|$pat| $body)
-        } else {
-            $query.iter().for_each(|$pat| $body)
-        }
-    }};
-    (ref $query:expr, |$pat:pat_param| $body:expr $(,)?) => {{
-        if $query.iter().len() >= $crate::env::parallel_min_envs() {
-            $query.par_iter().batching_strategy($crate::env::batching()).for_each(|$pat| $body)
-        } else {
-            $query.iter().for_each(|$pat| $body)
-        }
-    }};
-}
-
-/// How `par_iter` splits the envs: several batches per thread, so that a thread delayed by
-/// the OS (2-core machines are shared) does not hold up the whole step.
-pub fn batching() -> bevy_ecs::batching::BatchingStrategy {
-    bevy_ecs::batching::BatchingStrategy::new().batches_per_thread(4)
-}
+/// Fewest envs per shard by default. The batch is split into shards of at least this many
+/// envs (at most one per thread), each a bevy world stepped whole by one thread, so a step
+/// costs one fork-join however many systems it has. Below it the fork-join costs more than
+/// the thread saves (measured on the 2-core machine; see the README's env table).
+pub const MIN_SHARD_ENVS: usize = 256;

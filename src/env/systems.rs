@@ -1,12 +1,10 @@
 //! Observation, episode-end and reset systems: the ones that write the batched buffers.
 
-use crate::env::buffers::RowWriter;
 use crate::env::observation::{ObservationContext, write_row};
 use crate::env::{
     EnvId, EnvInfo, EnvParams, EnvRng, EpisodeBounds, EpisodeClock, Ledger, MarketData, Orders,
-    PdtState, Portfolio, Positions, ResetSeed, StepBuffers, StepOutcome,
+    PdtState, Portfolio, Positions, ResetSeed, StepOutcome, StepRows,
 };
-use crate::config::ObservationLayout;
 use bevy_ecs::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,31 +22,22 @@ fn context<'a>(params: &'a EnvParams, market: &'a MarketData) -> ObservationCont
 /// Writes every env's observation row at its new bar.
 ///
 /// Reads [`Portfolio`], [`Positions`], [`PdtState`], [`EpisodeClock`], [`MarketData`];
-/// writes [`StepBuffers::obs`]. Runs in [`crate::env::StepSystems::Observe`].
+/// writes [`StepRows::obs`]. Runs in [`crate::env::StepSystems::Observe`].
 pub fn write_observations(
     params: Res<EnvParams>,
     market: Res<MarketData>,
-    mut buffers: ResMut<StepBuffers>,
+    mut rows: ResMut<StepRows>,
     envs: Query<(&EnvId, &Portfolio, &Positions, &PdtState, &EpisodeClock)>,
 ) {
     let ctx = context(&params, &market);
-    let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    // Materialized rows copy every ticker's features (2 KB+ per env): worth both cores
-    // from a smaller batch than the other systems.
-    let min = match params.layout {
-        ObservationLayout::Materialized => (crate::env::parallel_min_envs() / 8).max(1),
-        ObservationLayout::Index => crate::env::parallel_min_envs(),
-    };
-    crate::each_env!(ref envs, min = min, |(id, portfolio, positions, pdt, clock)| {
-        // SAFETY: EnvIds are unique and immutable, so each row has one writer.
-        let row = unsafe { obs.row(id.index()) };
-        write_row(row, &ctx, portfolio, positions.0.as_ref(), pdt, clock);
-    });
+    for (id, portfolio, positions, pdt, clock) in &envs {
+        write_row(rows.obs.row_mut(id.index()), &ctx, portfolio, positions.0.as_ref(), pdt, clock);
+    }
 }
 
 /// Reports each env's step, and resets finished episodes in place.
 ///
-/// Reads [`StepOutcome`], [`Orders`]; writes [`StepBuffers`] (rewards, done flags, infos,
+/// Reads [`StepOutcome`], [`Orders`]; writes [`StepRows`] (rewards, done flags, infos,
 /// and for finished envs `final_obs` and the new episode's `obs`), [`Ledger`], and on reset
 /// every per-episode component. Runs last, in [`crate::env::StepSystems::Episode`].
 /// Bankruptcy (equity < `bankruptcy_pct` × initial cash) terminates; running out of bars
@@ -58,7 +47,7 @@ pub fn end_episodes(
     params: Res<EnvParams>,
     bounds: Res<EpisodeBounds>,
     market: Res<MarketData>,
-    mut buffers: ResMut<StepBuffers>,
+    mut rows: ResMut<StepRows>,
     mut envs: Query<(
         &EnvId,
         &StepOutcome,
@@ -72,52 +61,41 @@ pub fn end_episodes(
     )>,
 ) {
     let ctx = context(&params, &market);
-    let buffers = &mut *buffers;
-    let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    let final_obs = RowWriter::new(&mut buffers.final_obs, params.obs_dim);
-    let rewards = RowWriter::new(&mut buffers.rewards, 1);
-    let terminated = RowWriter::new(&mut buffers.terminated, 1);
-    let truncated = RowWriter::new(&mut buffers.truncated, 1);
-    let infos = RowWriter::new(&mut buffers.infos, 1);
-    crate::each_env!(mut envs, |(id, outcome, orders, mut portfolio, mut positions, mut pdt, mut clock, mut ledger, mut rng)| {
-            let i = id.index();
-            ledger.refused.merge(&orders.refused);
-            let p = &*portfolio;
-            let is_terminated = p.equity < params.bankruptcy_pct * p.initial_cash;
-            let is_truncated = !is_terminated
-                && (clock.steps as usize >= params.episode_length || clock.bar >= bounds.last);
-            // SAFETY (all rows below): EnvIds are unique and immutable, one writer per row.
-            unsafe {
-                rewards.row(i)[0] = outcome.reward as f32;
-                terminated.row(i)[0] = is_terminated;
-                truncated.row(i)[0] = is_truncated;
-                infos.row(i)[0] = EnvInfo {
-                    equity: p.equity,
-                    cash: p.cash,
-                    step_return: outcome.step_return,
-                    executed: p.executed_this_step,
-                    refused: orders.refused.total(),
-                    bar: clock.bar,
-                    episode_reward: p.episode_reward,
-                    episode_steps: clock.steps,
-                    episode_return: p.equity / p.initial_cash - 1.0,
-                    terminated: is_terminated,
-                    truncated: is_truncated,
-                };
+    let rows = &mut *rows;
+    for (id, outcome, orders, mut portfolio, mut positions, mut pdt, mut clock, mut ledger, mut rng) in &mut envs {
+        let i = id.index();
+        ledger.refused.merge(&orders.refused);
+        let p = &*portfolio;
+        let is_terminated = p.equity < params.bankruptcy_pct * p.initial_cash;
+        let is_truncated = !is_terminated
+            && (clock.steps as usize >= params.episode_length || clock.bar >= bounds.last);
+        rows.rewards.row_mut(i)[0] = outcome.reward as f32;
+        rows.terminated.row_mut(i)[0] = is_terminated;
+        rows.truncated.row_mut(i)[0] = is_truncated;
+        rows.infos.row_mut(i)[0] = EnvInfo {
+            equity: p.equity,
+            cash: p.cash,
+            step_return: outcome.step_return,
+            executed: p.executed_this_step,
+            refused: orders.refused.total(),
+            bar: clock.bar,
+            episode_reward: p.episode_reward,
+            episode_steps: clock.steps,
+            episode_return: p.equity / p.initial_cash - 1.0,
+            terminated: is_terminated,
+            truncated: is_truncated,
+        };
+        if is_terminated || is_truncated {
+            ledger.episodes += 1;
+            if !params.auto_reset {
+                continue;
             }
-            if is_terminated || is_truncated {
-                ledger.episodes += 1;
-                if !params.auto_reset {
-                    return;
-                }
-                // SAFETY: as above.
-                let (row, last) = unsafe { (obs.row(i), final_obs.row(i)) };
-                last.copy_from_slice(row);
-                restart(&mut rng.0, &bounds, &params, &mut clock, &mut portfolio, &mut positions, &mut pdt);
-                write_row(row, &ctx, &portfolio, positions.0.as_ref(), &pdt, &clock);
-            }
-        },
-    );
+            let row = rows.obs.row_mut(i);
+            rows.final_obs.row_mut(i).copy_from_slice(row);
+            restart(&mut rng.0, &bounds, &params, &mut clock, &mut portfolio, &mut positions, &mut pdt);
+            write_row(row, &ctx, &portfolio, positions.0.as_ref(), &pdt, &clock);
+        }
+    }
 }
 
 /// Puts one env at the start of a new episode: new first bar, initial cash, no positions,
@@ -157,14 +135,14 @@ pub fn env_rng(seed: u64, index: usize) -> ChaCha8Rng {
 
 /// Starts a fresh episode in every env from [`ResetSeed`].
 ///
-/// Writes every per-episode component and [`StepBuffers`]. Runs in [`crate::env::EnvReset`].
+/// Writes every per-episode component and [`StepRows`]. Runs in [`crate::env::EnvReset`].
 #[allow(clippy::type_complexity)]
 pub fn reset_envs(
     seed: Res<ResetSeed>,
     params: Res<EnvParams>,
     bounds: Res<EpisodeBounds>,
     market: Res<MarketData>,
-    mut buffers: ResMut<StepBuffers>,
+    mut rows: ResMut<StepRows>,
     mut envs: Query<(
         &EnvId,
         &mut Portfolio,
@@ -177,19 +155,12 @@ pub fn reset_envs(
     )>,
 ) {
     let ctx = context(&params, &market);
-    let buffers = &mut *buffers;
-    buffers.rewards.fill(0.0);
-    buffers.terminated.fill(false);
-    buffers.truncated.fill(false);
-    buffers.infos.fill(EnvInfo::default());
-    let obs = RowWriter::new(&mut buffers.obs, params.obs_dim);
-    crate::each_env!(mut envs, |(id, mut portfolio, mut positions, mut pdt, mut clock, mut orders, mut outcome, mut rng)| {
+    rows.clear();
+    for (id, mut portfolio, mut positions, mut pdt, mut clock, mut orders, mut outcome, mut rng) in &mut envs {
         rng.0 = env_rng(seed.0, id.index());
         restart(&mut rng.0, &bounds, &params, &mut clock, &mut portfolio, &mut positions, &mut pdt);
         orders.refused = Default::default();
         *outcome = StepOutcome::default();
-        // SAFETY: EnvIds are unique and immutable, one writer per row.
-        let row = unsafe { obs.row(id.index()) };
-        write_row(row, &ctx, &portfolio, positions.0.as_ref(), &pdt, &clock);
-    });
+        write_row(rows.obs.row_mut(id.index()), &ctx, &portfolio, positions.0.as_ref(), &pdt, &clock);
+    }
 }

@@ -103,7 +103,7 @@ pub fn fill_orders(
         Option<&mut TradeLog>,
     )>,
 ) {
-    crate::each_env!(mut envs, |(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
+    envs.iter_mut().for_each(|(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
         execute(
             &mut orders,
             &mut positions.0,

@@ -18,7 +18,7 @@ use super::model::{self, ActorCritic, InputBuilder, actions_to_host};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, TrainSummary, device};
 use crate::config::{BestMetric, Config, LrSchedule, ObservationLayout, TrainingConfig};
-use crate::env::{EnvOptions, EnvParams, EpisodeBounds, MarketData, TradingEnv, observation};
+use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv, observation};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -482,7 +482,7 @@ impl Learner {
     /// no bankruptcy, all finish on the same step anyway).
     fn evaluate(&mut self, env: &mut TradingEnv, input: &InputBuilder, seed: u64, bars_per_year: f64) -> Result<(usize, f64, f64, f64), PpoError> {
         let n = env.n_envs();
-        let auto_reset = env.world().resource::<EnvParams>().auto_reset;
+        let auto_reset = env.auto_reset();
         let mut done = vec![false; n];
         let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);

@@ -49,7 +49,7 @@ impl Plugin for RewardPlugin {
 /// writes [`StepOutcome`], [`Portfolio`] (DSR moments, episode reward). Runs in
 /// [`StepSystems::Reward`], after mark-to-market.
 pub fn compute_reward(settings: Res<RewardSettings>, mut envs: Query<(&mut Portfolio, &mut StepOutcome)>) {
-    crate::each_env!(mut envs, |(mut portfolio, mut outcome)| {
+    envs.iter_mut().for_each(|(mut portfolio, mut outcome)| {
         let r = reward(&settings, &mut portfolio);
         outcome.reward = r;
         portfolio.episode_reward += r;

@@ -17,7 +17,7 @@ pub fn enforce_holding_period(
     mut envs: Query<(&mut Orders, &Positions, &EpisodeClock)>,
 ) {
     let min = rules.min_holding_bars;
-    crate::each_env!(mut envs, |(mut orders, positions, clock)| {
+    envs.iter_mut().for_each(|(mut orders, positions, clock)| {
         let fill_bar = exec.fill_bar(clock.bar as usize) as u32;
         refuse_young_sells(&mut orders, &positions.0, fill_bar, min);
     });

@@ -23,7 +23,7 @@ pub fn enforce_pdt(
     market: Res<MarketData>,
     mut envs: Query<(&mut Orders, &Positions, &Portfolio, &PdtState, &EpisodeClock)>,
 ) {
-    crate::each_env!(mut envs, |(mut orders, positions, portfolio, pdt, clock)| {
+    envs.iter_mut().for_each(|(mut orders, positions, portfolio, pdt, clock)| {
         let day = market.day(exec.fill_bar(clock.bar as usize));
         refuse_day_trades(&mut orders, &positions.0, portfolio.equity, pdt, day, &rules.pdt);
     });

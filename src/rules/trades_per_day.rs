@@ -21,7 +21,7 @@ pub fn enforce_trades_per_day(
     mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock)>,
 ) {
     let Some(cap) = rules.max_trades_per_day else { return };
-    crate::each_env!(mut envs, |(mut orders, portfolio, clock)| {
+    envs.iter_mut().for_each(|(mut orders, portfolio, clock)| {
         let day = market.day(exec.fill_bar(clock.bar as usize));
         refuse_over_cap(&mut orders, portfolio.executed_on(day), cap);
     });
