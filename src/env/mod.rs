@@ -70,7 +70,7 @@ pub use actions::{apply_actions, decode as decode_actions};
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
-pub use schedule::{EnvReset, EnvStep, MIN_SHARD_ENVS, StepSystems};
+pub use schedule::{EnvReset, EnvStep, MAX_SHARD_ENVS, MIN_SHARD_ENVS, StepSystems};
 pub use systems::{end_episodes, env_rng, reset_envs, start_episode, write_observations};
 
 use crate::config::{EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig};
@@ -360,7 +360,8 @@ impl TradingEnv {
             return Err(EnvError::TooManyTickers(market.n_tickers()));
         }
         let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
-        let n_shards = (opts.n_envs / opts.min_shard_envs.max(1)).clamp(1, threads);
+        let n_threads = (opts.n_envs / opts.min_shard_envs.max(1)).clamp(1, threads);
+        let n_shards = n_threads * opts.n_envs.div_ceil(n_threads).div_ceil(MAX_SHARD_ENVS).max(1);
         let (n_tickers, n_features) = (market.n_tickers(), market.n_features());
         let obs_dim = observation::obs_dim(cfg.observation_layout, n_tickers, n_features);
         let mut buffers = StepBuffers::new(opts.n_envs, obs_dim);
@@ -387,9 +388,9 @@ impl TradingEnv {
             app.world_mut().insert_resource(rows);
             shards.push(Shard { world: Mutex::new(std::mem::take(app.world_mut())), envs });
         }
-        let pool = if n_shards > 1 {
+        let pool = if n_threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n_shards)
+                .num_threads(n_threads)
                 .thread_name(|i| format!("ploutos-env-{i}"))
                 .build()
                 .map_err(|e| EnvError::Threads(e.to_string()))?;
@@ -404,12 +405,20 @@ impl TradingEnv {
     /// Runs `label` on every shard, shard i on thread i of the pool.
     fn run(&mut self, label: impl ScheduleLabel + Clone) {
         match &self.pool {
-            None => self.shards[0].world.get_mut().expect("shard world").run_schedule(label),
+            None => {
+                for shard in &mut self.shards {
+                    shard.world.get_mut().expect("shard world").run_schedule(label.clone());
+                }
+            }
             Some(pool) => {
                 let shards = &self.shards;
                 // `broadcast` runs the closure once on each thread, thread i getting index i:
                 // a shard always runs on the same thread. The lock is never contended.
-                pool.broadcast(|ctx| shards[ctx.index()].world.lock().expect("shard world").run_schedule(label.clone()));
+                pool.broadcast(|ctx| {
+                    for shard in shards.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
+                        shard.world.lock().expect("shard world").run_schedule(label.clone());
+                    }
+                });
             }
         }
     }

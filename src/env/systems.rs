@@ -27,10 +27,22 @@ pub fn write_observations(
     params: Res<EnvParams>,
     market: Res<MarketData>,
     mut rows: ResMut<StepRows>,
+    mut bars: Local<Vec<u32>>,
     envs: Query<(&EnvId, &Portfolio, &Positions, &PdtState, &EpisodeClock)>,
 ) {
     let ctx = context(&params, &market);
-    for (id, portfolio, positions, pdt, clock) in &envs {
+    // Materialized rows copy a feature row of a random bar per env, from memory rather
+    // than cache: ask for the rows of the envs a few places ahead while copying this one.
+    const AHEAD: usize = 4;
+    let prefetch = params.layout == crate::config::ObservationLayout::Materialized;
+    if prefetch {
+        bars.clear();
+        bars.extend(envs.iter().map(|(.., clock)| clock.bar));
+    }
+    for (n, (id, portfolio, positions, pdt, clock)) in envs.iter().enumerate() {
+        if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
+            crate::env::market_data::prefetch_lines(market.feature_row(bar as usize));
+        }
         write_row(rows.obs.row_mut(id.index()), &ctx, portfolio, positions.0.as_ref(), pdt, clock);
     }
 }
