@@ -15,7 +15,7 @@
 //! in cash is a legitimate thing to learn from noise, and beats a falling buy-and-hold).
 #![cfg(feature = "learner")]
 
-use ploutos::config::{Config, LrSchedule, RewardMode};
+use ploutos::config::{Config, LrSchedule, Precision, RewardMode};
 use ploutos::env::{EnvOptions, EpisodeBounds, MarketColumns, MarketData, TradingEnv};
 use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, checkpoint};
 use rand::seq::SliceRandom;
@@ -113,8 +113,9 @@ fn held_out_return(c: &Config, market: MarketData, mut act: impl FnMut(&[f32]) -
 }
 
 /// Trains on bars 0..2000 and returns (policy, buy-and-hold) mean held-out returns.
-fn train_and_evaluate(shuffle: bool) -> (f64, f64) {
-    let c = config();
+fn train_and_evaluate(shuffle: bool, precision: Precision) -> (f64, f64) {
+    let mut c = config();
+    c.training.precision = precision;
     let root = tempfile::tempdir().unwrap();
     let out = RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };
     let train_env = env(&c, market(5, shuffle), 0, TRAIN_LAST, c.training.n_envs, true);
@@ -125,7 +126,7 @@ fn train_and_evaluate(shuffle: bool) -> (f64, f64) {
     let learned = held_out_return(&c, market(5, shuffle), |obs| policy.act(obs, EVAL_ENVS, true));
     let buy_and_hold = held_out_return(&c, market(5, shuffle), |_| vec![1; EVAL_ENVS]);
     eprintln!(
-        "shuffle={shuffle}: {} steps in {:.1}s, held-out mean episode return {learned:+.4} vs buy-and-hold {buy_and_hold:+.4}",
+        "shuffle={shuffle} {precision:?}: {} steps in {:.1}s, held-out mean episode return {learned:+.4} vs buy-and-hold {buy_and_hold:+.4}",
         summary.timesteps,
         t0.elapsed().as_secs_f64()
     );
@@ -135,8 +136,8 @@ fn train_and_evaluate(shuffle: bool) -> (f64, f64) {
 #[test]
 fn ppo_learns_a_planted_signal_and_not_a_shuffled_one() {
     tch::set_num_threads(1);
-    let control = std::thread::spawn(|| train_and_evaluate(true));
-    let (learned, bh) = train_and_evaluate(false);
+    let control = std::thread::spawn(|| train_and_evaluate(true, Precision::Fp32));
+    let (learned, bh) = train_and_evaluate(false, Precision::Fp32);
     let (control_learned, control_bh) = control.join().unwrap();
     // An uninformed trader can always match the better of buy-and-hold and cash.
     let (best, control_best) = (bh.max(0.0), control_bh.max(0.0));
@@ -147,5 +148,16 @@ fn ppo_learns_a_planted_signal_and_not_a_shuffled_one() {
     assert!(
         control_learned < control_best + 0.05,
         "control: learned {control_learned:+.4} beats max(buy-and-hold {control_bh:+.4}, cash 0) without a signal"
+    );
+}
+
+/// Mixed precision (bf16 products in the update) learns the signal too.
+#[test]
+fn bf16_mixed_precision_learns_the_planted_signal() {
+    tch::set_num_threads(1);
+    let (learned, bh) = train_and_evaluate(false, Precision::Bf16);
+    assert!(
+        learned > bh.max(0.0) + 0.10,
+        "bf16: learned {learned:+.4} does not beat max(buy-and-hold {bh:+.4}, cash 0) by 10 points"
     );
 }

@@ -281,8 +281,8 @@ mod with_learner {
             println!("{v}");
         } else {
             println!(
-                "ploutos PPO: {:.0} timesteps/s (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}; rollout {:.1} s, update {:.1} s)",
-                ours.timesteps_per_sec, net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.rollout_secs, ours.update_secs
+                "ploutos PPO: {:.0} timesteps/s (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}, {}; rollout {:.2} s, update {:.2} s)",
+                ours.timesteps_per_sec, net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.precision, ours.rollout_secs, ours.update_secs
             );
             match sb3_rate {
                 Some(r) => println!("SB3 PPO:     {r:.0} timesteps/s  → ratio {:.1}x", ours.timesteps_per_sec / r),

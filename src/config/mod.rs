@@ -14,7 +14,7 @@ pub use environment::{
     BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
     RewardMode, TafModel,
 };
-pub use training::{Activation, BestMetric, LrSchedule, TrainingConfig};
+pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -17,7 +17,7 @@ use super::gae::{self, compute_gae, explained_variance};
 use super::model::{self, ActorCritic, InputBuilder, actions_to_host};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, TrainSummary, device};
-use crate::config::{BestMetric, Config, LrSchedule, ObservationLayout, TrainingConfig};
+use crate::config::{BestMetric, Config, LrSchedule, ObservationLayout, Precision, TrainingConfig};
 use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv, observation};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -41,12 +41,21 @@ pub fn reset_seed(seed: u64, timesteps: u64) -> u64 {
 
 /// Adam over the `VarStore`'s variables, as `torch.optim.Adam` (β = 0.9, 0.999), written
 /// here so that its moments and step count are ours to checkpoint.
+///
+/// The variables are views into one flat vector (and so are the moments), so a step is a
+/// dozen tensor operations whatever the number of layers: on a CPU each operation costs
+/// microseconds of dispatch, which for small networks was a tenth of the update.
 #[derive(Debug)]
 pub struct Adam {
-    /// Variables sorted by name: the order the moments are saved in.
+    /// Variables sorted by name (the order the moments are saved in), views into `flat`.
     params: Vec<(String, Tensor)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    /// Offset and element count of each variable in the flat vectors.
+    slots: Vec<(i64, i64)>,
+    flat: Tensor,
+    /// The gradients gathered from the variables (clipped by [`Adam::clip_grad_norm`]).
+    grad: Option<Tensor>,
+    m: Tensor,
+    v: Tensor,
     step: u64,
     lr: f64,
     beta1: f64,
@@ -55,16 +64,29 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Zero moments for every variable of `vs`.
+    /// Zero moments for every variable of `vs`, whose variables become views into one flat
+    /// vector (their values are kept).
     ///
     /// # Errors
     /// A torch error when the device cannot allocate.
     pub fn new(vs: &tch::nn::VarStore, lr: f64, eps: f64) -> Result<Self, PpoError> {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let m = params.iter().map(|(_, p)| p.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
-        let v = params.iter().map(|(_, p)| p.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { params, m, v, step: 0, lr, beta1: 0.9, beta2: 0.999, eps })
+        let flat = tch::no_grad(|| {
+            let parts = params.iter().map(|(_, p)| p.f_detach()?.f_reshape([-1])).collect::<Result<Vec<_>, _>>()?;
+            Tensor::f_cat(&parts, 0)
+        })?;
+        let mut slots = Vec::with_capacity(params.len());
+        let mut offset = 0;
+        for (_, p) in params.iter_mut() {
+            let n = p.numel() as i64;
+            let view = flat.f_narrow(0, offset, n)?.f_view(p.size().as_slice())?;
+            p.f_set_data(&view)?;
+            slots.push((offset, n));
+            offset += n;
+        }
+        let (m, v) = (flat.f_zeros_like()?, flat.f_zeros_like()?);
+        Ok(Self { params, slots, flat, grad: None, m, v, step: 0, lr, beta1: 0.9, beta2: 0.999, eps })
     }
 
     /// Sets the learning rate of the next steps (linear annealing).
@@ -82,6 +104,33 @@ impl Adam {
         for (_, p) in self.params.iter_mut() {
             p.zero_grad();
         }
+        self.grad = None;
+    }
+
+    /// The variables' gradients as one flat vector (zeros for a variable without one).
+    fn gather(&mut self) -> Result<&mut Tensor, PpoError> {
+        if self.grad.is_none() {
+            let parts = tch::no_grad(|| {
+                self.params
+                    .iter()
+                    .map(|(_, p)| {
+                        let g = p.grad();
+                        if g.defined() { g.f_reshape([-1]) } else { p.f_detach()?.f_zeros_like()?.f_reshape([-1]) }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            self.grad = Some(Tensor::f_cat(&parts, 0)?);
+        }
+        Ok(self.grad.as_mut().expect("gathered above"))
+    }
+
+    /// The gradients the next step uses, flat in variable-name order (after
+    /// [`Adam::clip_grad_norm`], clipped).
+    ///
+    /// # Errors
+    /// A torch error on a failed kernel.
+    pub fn gradients(&mut self) -> Result<Tensor, PpoError> {
+        Ok(self.gather()?.shallow_clone())
     }
 
     /// Scales all gradients by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the global L2 norm
@@ -91,17 +140,11 @@ impl Adam {
     /// # Errors
     /// A torch error on a failed kernel.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<Tensor, PpoError> {
+        let g = self.gather()?;
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
-            if grads.is_empty() {
-                return Ok(Tensor::f_zeros([], (Kind::Float, Device::Cpu))?);
-            }
-            let sq: Vec<Tensor> = grads.iter().map(|g| g.f_square()?.f_sum(Kind::Float)).collect::<Result<_, _>>()?;
-            let norm = Tensor::f_stack(&sq, 0)?.f_sum(Kind::Float)?.f_sqrt()?;
+            let norm = g.f_square()?.f_sum(Kind::Float)?.f_sqrt()?;
             let coef = norm.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?;
-            for mut g in grads {
-                let _ = g.f_mul_(&coef)?;
-            }
+            let _ = g.f_mul_(&coef)?;
             Ok(norm)
         })
     }
@@ -116,19 +159,17 @@ impl Adam {
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2 = 1.0 - self.beta2.powi(t);
+        let (beta1, beta2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
+        let g = self.gather()?.shallow_clone();
         tch::no_grad(|| {
-            for (((_, p), m), v) in self.params.iter_mut().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let _ = m.f_mul_scalar_(self.beta1)?.f_add_(&g.f_mul_scalar(1.0 - self.beta1)?)?;
-                let _ = v.f_mul_scalar_(self.beta2)?.f_add_(&g.f_square()?.f_mul_scalar(1.0 - self.beta2)?)?;
-                let denom = v.f_sqrt()?.f_div_scalar(bc2.sqrt())?.f_add_scalar(self.eps)?;
-                let _ = p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(self.lr / bc1)?)?;
-            }
+            let _ = self.m.f_mul_scalar_(beta1)?.f_add_(&g.f_mul_scalar(1.0 - beta1)?)?;
+            let _ = self.v.f_mul_scalar_(beta2)?.f_addcmul_(&g.f_mul_scalar(1.0 - beta2)?, &g)?;
+            let denom = self.v.f_sqrt()?.f_div_scalar(bc2.sqrt())?.f_add_scalar(eps)?;
+            let _ = self.flat.f_addcdiv_(&self.m.f_mul_scalar(-lr / bc1)?, &denom)?;
             Ok::<(), PpoError>(())
-        })
+        })?;
+        self.grad = None;
+        Ok(())
     }
 
     /// `m.<var>`, `v.<var>` and `step` (i64), on the CPU, for `optimizer.safetensors`.
@@ -137,9 +178,11 @@ impl Adam {
     /// A torch error when a copy fails.
     pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>, PpoError> {
         let mut out = Vec::with_capacity(2 * self.params.len() + 1);
-        for ((name, _), (m, v)) in self.params.iter().zip(self.m.iter().zip(&self.v)) {
-            out.push((format!("m.{name}"), m.f_to(Device::Cpu)?.f_contiguous()?));
-            out.push((format!("v.{name}"), v.f_to(Device::Cpu)?.f_contiguous()?));
+        for ((name, p), &(offset, n)) in self.params.iter().zip(&self.slots) {
+            for (prefix, flat) in [("m", &self.m), ("v", &self.v)] {
+                let t = flat.f_narrow(0, offset, n)?.f_view(p.size().as_slice())?;
+                out.push((format!("{prefix}.{name}"), t.f_to(Device::Cpu)?.f_contiguous()?));
+            }
         }
         out.push(("step".to_string(), Tensor::f_from_slice(&[self.step as i64])?));
         Ok(out)
@@ -151,13 +194,14 @@ impl Adam {
     /// A message naming the missing or misshapen tensor.
     pub fn load_named(&mut self, named: &[(String, Tensor)]) -> Result<(), String> {
         let find = |key: &str| named.iter().find(|(n, _)| n == key).map(|(_, t)| t);
-        for ((name, p), (m, v)) in self.params.iter().zip(self.m.iter_mut().zip(self.v.iter_mut())) {
-            for (slot, key) in [(m, format!("m.{name}")), (v, format!("v.{name}"))] {
+        for ((name, p), &(offset, n)) in self.params.iter().zip(&self.slots) {
+            for (flat, key) in [(&self.m, format!("m.{name}")), (&self.v, format!("v.{name}"))] {
                 let src = find(&key).ok_or_else(|| format!("missing tensor {key}"))?;
                 if src.size() != p.size() {
                     return Err(format!("{key} has shape {:?}, the variable {:?}", src.size(), p.size()));
                 }
-                tch::no_grad(|| slot.f_copy_(src)).map_err(|e| e.to_string())?;
+                let mut slot = flat.f_narrow(0, offset, n).map_err(|e| e.to_string())?;
+                tch::no_grad(|| slot.f_copy_(&src.f_reshape([-1])?)).map_err(|e| e.to_string())?;
             }
         }
         let step = find("step").ok_or("missing tensor step")?;
@@ -171,12 +215,12 @@ impl Adam {
 struct Rollout {
     /// Normalized network inputs. `[n_steps, n_envs, input_dim]`
     x: Tensor,
-    /// `[n_steps, n_envs, n_tickers]`, i64
-    actions: Tensor,
-    /// Summed log-probabilities of the actions. `[n_steps, n_envs]`
-    logp: Tensor,
-    /// `[n_steps, n_envs]`
-    values: Tensor,
+    /// `[n_steps, n_envs, n_tickers]`, host (sampled there)
+    actions: Vec<u8>,
+    /// Summed log-probabilities of the actions. `[n_steps, n_envs]`, host
+    logp: Vec<f32>,
+    /// `[n_steps, n_envs]`, host
+    values: Vec<f32>,
     /// Scaled rewards, plus γ·V(final_obs) on truncation. `[n_steps, n_envs]`, host
     rewards: Vec<f32>,
     /// Episode ended at this step. `[n_steps, n_envs]`, host
@@ -225,6 +269,8 @@ pub(crate) struct Learner {
     x: Tensor,
     /// Buffers reused every step.
     actions_host: Vec<u8>,
+    /// Logits of the current step on the host. `[n_envs, n_tickers, 3]`
+    logits_host: Vec<f32>,
     uniforms: Vec<f32>,
 }
 
@@ -271,17 +317,24 @@ impl Learner {
                 t.n_steps * n_envs
             )));
         }
-        let model = ActorCritic::new(&spec, device, t.seed)?;
+        let mut model = ActorCritic::new(&spec, device, t.seed)?;
+        model.set_precision(t.precision);
         let adam = Adam::new(&model.vs, t.learning_rate, 1e-5)?;
         let input = InputBuilder::new(&spec, Some(env.market()), device)?;
         let obs_norm = if t.normalize_obs { Some(RunningMeanStd::new(spec.input_dim, device)?) } else { None };
         let rew_scaler = t.normalize_reward.then(|| RewardScaler::new(n_envs, t.gamma));
-        let (s, n, d, k) = (t.n_steps as i64, n_envs as i64, spec.input_dim as i64, spec.n_tickers as i64);
+        let (s, n, d) = (t.n_steps as i64, n_envs as i64, spec.input_dim as i64);
+        // With mixed precision the inputs are kept in bf16: the network casts them anyway,
+        // and minibatch gathers move half the bytes.
+        let x_kind = match t.precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        };
         let rollout = Rollout {
-            x: Tensor::f_zeros([s, n, d], (Kind::Float, device))?,
-            actions: Tensor::f_zeros([s, n, k], (Kind::Int64, device))?,
-            logp: Tensor::f_zeros([s, n], (Kind::Float, device))?,
-            values: Tensor::f_zeros([s, n], (Kind::Float, device))?,
+            x: Tensor::f_zeros([s, n, d], (x_kind, device))?,
+            actions: vec![0; t.n_steps * n_envs * spec.n_tickers],
+            logp: vec![0.0; t.n_steps * n_envs],
+            values: vec![0.0; t.n_steps * n_envs],
             rewards: vec![0.0; t.n_steps * n_envs],
             dones: vec![false; t.n_steps * n_envs],
         };
@@ -290,6 +343,7 @@ impl Learner {
             device,
             x: Tensor::f_zeros([n, d], (Kind::Float, device))?,
             actions_host: vec![0; n_envs * spec.n_tickers],
+            logits_host: vec![0.0; n_envs * spec.n_tickers * 3],
             uniforms: vec![0.0; n_envs * spec.n_tickers],
             spec,
             model,
@@ -322,19 +376,29 @@ impl Learner {
         let (n, k) = (self.n_envs, self.spec.n_tickers);
         let clip = self.cfg.obs_clip;
         let mut stats = RolloutStats::default();
+        let net = self.model.inference()?;
         for t in 0..self.cfg.n_steps {
                 for u in self.uniforms.iter_mut() {
                     *u = self.rng.random::<f32>();
                 }
-                let u = Tensor::f_from_slice(&self.uniforms)?.f_view([n as i64, k as i64])?.f_to(self.device)?;
-                let (actions, logp, values) = self.model.sample(&self.x, &u)?;
+                // One transfer per step: logits and values to the host, actions sampled there.
+                let (logits, values) = net.logits_values(&self.x)?;
+                let out = Tensor::f_cat(&[logits.f_view([n as i64, -1])?, values.f_unsqueeze(1)?], 1)?.f_to(Device::Cpu)?;
+                let out = Vec::<f32>::try_from(out.f_contiguous()?.f_view([-1])?)?;
+                let width = 3 * k + 1;
+                for i in 0..n {
+                    self.logits_host[i * 3 * k..(i + 1) * 3 * k].copy_from_slice(&out[i * width..i * width + 3 * k]);
+                    self.rollout.values[t * n + i] = out[i * width + 3 * k];
+                }
                 let step = t as i64;
                 self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
-                self.rollout.actions.f_select(0, step)?.f_copy_(&actions)?;
-                self.rollout.logp.f_select(0, step)?.f_copy_(&logp)?;
-                self.rollout.values.f_select(0, step)?.f_copy_(&values)?;
-                let host = actions_to_host(&actions)?;
-                self.actions_host.copy_from_slice(&host);
+                model::sample_host(
+                    &self.logits_host,
+                    &self.uniforms,
+                    &mut self.actions_host,
+                    &mut self.rollout.logp[t * n..(t + 1) * n],
+                );
+                self.rollout.actions[t * n * k..(t + 1) * n * k].copy_from_slice(&self.actions_host);
 
                 let buffers = env.step(&self.actions_host)?;
                 let row = t * n..(t + 1) * n;
@@ -378,7 +442,7 @@ impl Learner {
 
         // --- GAE(γ, λ) ---
         let (values, last_values) = tch::no_grad(|| {
-            let values = Vec::<f32>::try_from(self.rollout.values.f_view([-1])?.f_to(Device::Cpu)?)?;
+            let values = self.rollout.values.clone();
             let last = Vec::<f32>::try_from(self.model.value(&self.x)?.f_to(Device::Cpu)?)?;
             Ok::<_, PpoError>((values, last))
         })?;
@@ -388,9 +452,12 @@ impl Learner {
         let b_adv = Tensor::f_from_slice(&adv)?.f_to(self.device)?;
         let b_returns = Tensor::f_from_slice(&returns)?.f_to(self.device)?;
         let b_x = self.rollout.x.f_view([total, self.spec.input_dim as i64])?;
-        let b_actions = self.rollout.actions.f_view([total, self.spec.n_tickers as i64])?;
-        let b_logp = self.rollout.logp.f_view([total])?;
-        let b_values = self.rollout.values.f_view([total])?;
+        let b_actions = Tensor::f_from_slice(&self.rollout.actions)?
+            .f_to_kind(Kind::Int64)?
+            .f_view([total, self.spec.n_tickers as i64])?
+            .f_to(self.device)?;
+        let b_logp = Tensor::f_from_slice(&self.rollout.logp)?.f_to(self.device)?;
+        let b_values = Tensor::f_from_slice(&values)?.f_to(self.device)?;
 
         // --- Adam learning rate (`set_lr`: constant or linearly annealed) ---
         self.adam.set_lr(lr);
@@ -891,6 +958,8 @@ pub struct TrainBench {
     pub params: usize,
     /// `cpu` or `cuda:N`.
     pub device: String,
+    /// `fp32` or `bf16` (`training.precision`).
+    pub precision: &'static str,
     pub net_arch: Vec<usize>,
     pub n_envs: usize,
     pub n_steps: usize,
@@ -951,6 +1020,10 @@ pub fn bench_train(
         timesteps_per_sec: steps / (rollout_secs + update_secs).max(1e-9),
         params: learner.model.n_params(),
         device: device::device_name(learner.device),
+        precision: match c.training.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        },
         net_arch: net.to_vec(),
         n_envs,
         n_steps,
@@ -1003,7 +1076,7 @@ mod tests {
         let mut adam = Adam::new(&vs, 0.1, 1e-5).unwrap();
         (&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float).backward();
         let _ = adam.clip_grad_norm(0.5).unwrap();
-        let g = Vec::<f32>::try_from(w.grad()).unwrap();
+        let g = Vec::<f32>::try_from(adam.gradients().unwrap()).unwrap();
         assert!((g[0] - 0.3).abs() < 1e-5 && (g[1] - 0.4).abs() < 1e-5, "{g:?}");
     }
 }

@@ -10,14 +10,14 @@
 use super::checkpoint::{self, ModelSpec};
 use super::normalize::RunningMeanStd;
 use super::PpoError;
-use crate::config::{Activation, ObservationLayout};
+use crate::config::{Activation, ObservationLayout, Precision};
 use crate::env::MarketData;
 use crate::env::observation::state_dim;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::sync::Mutex;
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// Actions per ticker: 0 hold, 1 buy, 2 sell.
@@ -50,34 +50,55 @@ fn orthogonal(rng: &mut ChaCha8Rng, rows: i64, cols: i64, gain: f64) -> Result<T
 /// An MLP with orthogonal weights and zero biases: gain √2 on hidden layers, `out_gain` on
 /// the head (0.01 for the policy, so that the first policy is near uniform; 1 for the
 /// value), the CleanRL/SB3 initialization.
-///
-/// Returns `nn::Sequential` rather than `impl Module`: in edition 2024 an `impl` return
-/// captures the `Path` borrow and blocks a later `VarStore::load`.
-fn mlp(
-    p: nn::Path,
-    rng: &mut ChaCha8Rng,
-    input: i64,
-    hidden: &[usize],
-    out: i64,
-    out_gain: f64,
+#[derive(Debug)]
+struct Mlp {
+    layers: Vec<nn::Linear>,
     act: Activation,
-) -> Result<nn::Sequential, tch::TchError> {
-    let mut linear = |p: nn::Path, d_in: i64, d_out: i64, gain: f64| -> Result<nn::Linear, tch::TchError> {
-        let ws = p.f_var_copy("weight", &orthogonal(rng, d_out, d_in, gain)?)?;
-        let bs = p.f_zeros("bias", &[d_out])?;
-        Ok(nn::Linear { ws, bs: Some(bs) })
-    };
-    let mut seq = nn::seq();
-    let mut d = input;
-    for (i, &h) in hidden.iter().enumerate() {
-        seq = seq.add(linear(&p / i, d, h as i64, std::f64::consts::SQRT_2)?);
-        seq = match act {
-            Activation::Tanh => seq.add_fn(|x| x.tanh()),
-            Activation::Relu => seq.add_fn(|x| x.relu()),
+}
+
+impl Mlp {
+    fn new(
+        p: nn::Path,
+        rng: &mut ChaCha8Rng,
+        input: i64,
+        hidden: &[usize],
+        out: i64,
+        out_gain: f64,
+        act: Activation,
+    ) -> Result<Self, tch::TchError> {
+        let mut linear = |p: nn::Path, d_in: i64, d_out: i64, gain: f64| -> Result<nn::Linear, tch::TchError> {
+            let ws = p.f_var_copy("weight", &orthogonal(rng, d_out, d_in, gain)?)?;
+            let bs = p.f_zeros("bias", &[d_out])?;
+            Ok(nn::Linear { ws, bs: Some(bs) })
         };
-        d = h as i64;
+        let mut layers = Vec::with_capacity(hidden.len() + 1);
+        let mut d = input;
+        for (i, &h) in hidden.iter().enumerate() {
+            layers.push(linear(&p / i, d, h as i64, std::f64::consts::SQRT_2)?);
+            d = h as i64;
+        }
+        layers.push(linear(&p / "head", d, out, out_gain)?);
+        Ok(Self { layers, act })
     }
-    Ok(seq.add(linear(&p / "head", d, out, out_gain)?))
+
+    /// The output, in f32. With `kind` bf16 the input, weights and biases are cast for the
+    /// products (the f32 weights stay the masters: gradients flow back through the casts).
+    fn forward(&self, x: &Tensor, kind: Kind) -> Result<Tensor, tch::TchError> {
+        let cast = |t: &Tensor| if t.kind() == kind { Ok(t.shallow_clone()) } else { t.f_to_kind(kind) };
+        let mut h = cast(x)?;
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            let b = l.bs.as_ref().map(cast).transpose()?;
+            h = h.f_linear(&cast(&l.ws)?, b.as_ref())?;
+            if i < last {
+                h = match self.act {
+                    Activation::Tanh => h.f_tanh()?,
+                    Activation::Relu => h.f_relu()?,
+                };
+            }
+        }
+        if h.kind() == Kind::Float { Ok(h) } else { h.f_to_kind(Kind::Float) }
+    }
 }
 
 /// Separate policy and value MLPs in one `VarStore`.
@@ -85,8 +106,10 @@ fn mlp(
 pub struct ActorCritic {
     /// `actor.{0,1,..,head}.{weight,bias}`, `critic.…`.
     pub vs: nn::VarStore,
-    actor: nn::Sequential,
-    critic: nn::Sequential,
+    actor: Mlp,
+    critic: Mlp,
+    /// Kind of the layers' products: f32, or bf16 for mixed precision.
+    compute: Kind,
     input_dim: i64,
     n_tickers: i64,
 }
@@ -105,10 +128,18 @@ impl ActorCritic {
         let root = vs.root();
         let (input, n_tickers) = (spec.input_dim as i64, spec.n_tickers as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ INIT_SALT);
-        let actor = mlp(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
-        let critic = mlp(&root / "critic", &mut rng, input, &spec.net_arch, 1, 1.0, spec.activation)?;
+        let actor = Mlp::new(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
+        let critic = Mlp::new(&root / "critic", &mut rng, input, &spec.net_arch, 1, 1.0, spec.activation)?;
         vs.set_device(device);
-        Ok(Self { vs, actor, critic, input_dim: input, n_tickers })
+        Ok(Self { vs, actor, critic, compute: Kind::Float, input_dim: input, n_tickers })
+    }
+
+    /// Runs the layers' products in `precision` from now on (f32 after [`Self::new`]).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.compute = match precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        };
     }
 
     /// Trainable parameters.
@@ -129,7 +160,7 @@ impl ActorCritic {
     /// [`PpoError::Setup`] when `x` has the wrong width.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor, PpoError> {
         self.check(x)?;
-        Ok(self.actor.forward(x).f_view([-1, self.n_tickers, N_ACTIONS])?)
+        Ok(self.actor.forward(x, self.compute)?.f_view([-1, self.n_tickers, N_ACTIONS])?)
     }
 
     /// State values `[n]`.
@@ -138,7 +169,7 @@ impl ActorCritic {
     /// [`PpoError::Setup`] when `x` has the wrong width.
     pub fn value(&self, x: &Tensor) -> Result<Tensor, PpoError> {
         self.check(x)?;
-        Ok(self.critic.forward(x).f_view([-1])?)
+        Ok(self.critic.forward(x, self.compute)?.f_view([-1])?)
     }
 
     /// Samples actions `[n, n_tickers]` (i64) by inverse CDF from `uniforms` `[n,
@@ -192,6 +223,118 @@ impl ActorCritic {
             .f_sum_dim_intlist(&[-1i64, -2][..], false, Kind::Float)?
             .f_neg()?;
         Ok((logp, entropy, self.value(x)?))
+    }
+}
+
+/// The networks frozen for a rollout: weights without gradients, in f32, and the first
+/// layers of policy and value fused into one product.
+///
+/// A rollout step runs the networks on a few rows (one per env); on a CPU its cost is
+/// mostly the dispatch of each tensor operation, so it pays to do fewer of them. The
+/// weights do not change during a rollout. Acting is always in f32, as [`Policy`] acts in
+/// backtests: with `precision: bf16` only the update's products are in bf16, where the
+/// rows are thousands and bf16 pays (on a few rows it is slower than f32).
+#[derive(Debug)]
+pub struct Inference {
+    /// `[actor first layer; critic first layer]` stacked, and its biases.
+    first: (Tensor, Tensor),
+    /// Width of the actor's first layer (the split of the fused product).
+    split: i64,
+    /// The remaining layers of each network.
+    actor: Vec<(Tensor, Tensor)>,
+    critic: Vec<(Tensor, Tensor)>,
+    act: Activation,
+    kind: Kind,
+    n_tickers: i64,
+}
+
+impl Inference {
+    /// Logits `[n, n_tickers, 3]` and values `[n]`, both f32.
+    ///
+    /// # Errors
+    /// A torch error on mismatched shapes.
+    pub fn logits_values(&self, x: &Tensor) -> Result<(Tensor, Tensor), PpoError> {
+        let act = |h: Tensor| match self.act {
+            Activation::Tanh => h.f_tanh(),
+            Activation::Relu => h.f_relu(),
+        };
+        let x = if x.kind() == self.kind { x.shallow_clone() } else { x.f_to_kind(self.kind)? };
+        let h = act(x.f_linear(&self.first.0, Some(&self.first.1))?)?;
+        let width = h.size()[1];
+        let mut out = Vec::with_capacity(2);
+        for (mut h, layers) in [(h.f_narrow(1, 0, self.split)?, &self.actor), (h.f_narrow(1, self.split, width - self.split)?, &self.critic)] {
+            let last = layers.len() - 1;
+            for (i, (w, b)) in layers.iter().enumerate() {
+                h = h.f_linear(w, Some(b))?;
+                if i < last {
+                    h = act(h)?;
+                }
+            }
+            out.push(if h.kind() == Kind::Float { h } else { h.f_to_kind(Kind::Float)? });
+        }
+        let values = out.pop().expect("two networks").f_view([-1])?;
+        let logits = out.pop().expect("two networks").f_view([-1, self.n_tickers, N_ACTIONS])?;
+        Ok((logits, values))
+    }
+}
+
+impl ActorCritic {
+    /// The networks frozen for a rollout (see [`Inference`]).
+    ///
+    /// # Errors
+    /// A torch error when a cast fails.
+    pub fn inference(&self) -> Result<Inference, PpoError> {
+        tch::no_grad(|| {
+            let freeze = |l: &nn::Linear| -> Result<(Tensor, Tensor), tch::TchError> {
+                let b = match &l.bs {
+                    Some(b) => b.f_detach()?,
+                    None => l.ws.f_detach()?.f_narrow(1, 0, 1)?.f_squeeze_dim(1)?.f_zeros_like()?,
+                };
+                Ok((l.ws.f_detach()?.f_to_kind(Kind::Float)?, b.f_to_kind(Kind::Float)?))
+            };
+            let (a0, c0) = (freeze(&self.actor.layers[0])?, freeze(&self.critic.layers[0])?);
+            let first = (Tensor::f_cat(&[&a0.0, &c0.0], 0)?, Tensor::f_cat(&[&a0.1, &c0.1], 0)?);
+            let rest = |m: &Mlp| m.layers[1..].iter().map(freeze).collect::<Result<Vec<_>, _>>();
+            Ok(Inference {
+                split: a0.0.size()[0],
+                first,
+                actor: rest(&self.actor)?,
+                critic: rest(&self.critic)?,
+                act: self.actor.act,
+                kind: Kind::Float,
+                n_tickers: self.n_tickers,
+            })
+        })
+    }
+}
+
+/// Samples one action per ticker from `logits` (`[n × n_tickers × 3]`, host) by inverse
+/// CDF with `uniforms` (`[n × n_tickers]` in [0, 1)): action k when cdf[k−1] ≤ u < cdf[k].
+/// Writes the actions and, per row, the summed log-probability of its actions.
+///
+/// On the host: these are a few hundred numbers per step, fewer than the tensor operations
+/// it would take on the device would cost to dispatch.
+pub fn sample_host(logits: &[f32], uniforms: &[f32], actions: &mut [u8], logp: &mut [f32]) {
+    let n_tickers = uniforms.len() / logp.len().max(1);
+    for (row, lp) in logp.iter_mut().enumerate() {
+        let mut sum = 0.0f32;
+        for j in row * n_tickers..(row + 1) * n_tickers {
+            let l = &logits[3 * j..3 * j + 3];
+            let m = l[0].max(l[1]).max(l[2]);
+            let lse = m + ((l[0] - m).exp() + (l[1] - m).exp() + (l[2] - m).exp()).ln();
+            let (u, mut cdf, mut a) = (uniforms[j], 0.0f32, 0usize);
+            // Rounding can leave the last cdf just below 1: clamp to the last action.
+            while a < 2 {
+                cdf += (l[a] - lse).exp();
+                if u < cdf {
+                    break;
+                }
+                a += 1;
+            }
+            actions[j] = a as u8;
+            sum += l[a] - lse;
+        }
+        *lp = sum;
     }
 }
 
@@ -435,4 +578,54 @@ pub fn load_obs_norm(dir: &Path, state: &checkpoint::CheckpointState, device: De
     RunningMeanStd::from_named(&named, "obs", state.model.input_dim, device)
         .map(Some)
         .map_err(|message| PpoError::Checkpoint { path, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ActorCritic {
+        let spec = ModelSpec {
+            obs_dim: 13,
+            input_dim: 13,
+            n_tickers: 3,
+            n_features: 0,
+            layout: ObservationLayout::Materialized,
+            net_arch: vec![16, 8],
+            activation: Activation::Tanh,
+        };
+        ActorCritic::new(&spec, Device::Cpu, 7).expect("model")
+    }
+
+    #[test]
+    fn rollout_inference_matches_the_training_networks() {
+        tch::manual_seed(0);
+        let m = model();
+        let x = Tensor::randn([5, 13], (Kind::Float, Device::Cpu));
+        let (logits, values) = m.inference().unwrap().logits_values(&x).unwrap();
+        let dl = (logits - m.logits(&x).unwrap()).abs().max().double_value(&[]);
+        let dv = (values - m.value(&x).unwrap()).abs().max().double_value(&[]);
+        assert!(dl < 1e-5 && dv < 1e-5, "logits differ by {dl}, values by {dv}");
+    }
+
+    #[test]
+    fn host_sampling_matches_the_device_sampler() {
+        tch::manual_seed(1);
+        let m = model();
+        let x = Tensor::randn([64, 13], (Kind::Float, Device::Cpu)) * 3.0;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let uniforms: Vec<f32> = (0..64 * 3).map(|_| rng.random::<f32>()).collect();
+        let u = Tensor::from_slice(&uniforms).view([64, 3]);
+        let (want_actions, want_logp, _) = m.sample(&x, &u).unwrap();
+        let logits = Vec::<f32>::try_from(m.logits(&x).unwrap().contiguous().view([-1])).unwrap();
+        let (mut actions, mut logp) = (vec![0u8; 64 * 3], vec![0f32; 64]);
+        sample_host(&logits, &uniforms, &mut actions, &mut logp);
+        assert_eq!(actions, actions_to_host(&want_actions).unwrap());
+        let want_logp = Vec::<f32>::try_from(&want_logp).unwrap();
+        for (g, w) in logp.iter().zip(&want_logp) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        // Every action occurs: the uniforms span the whole CDF.
+        assert!((0..3).all(|a| actions.contains(&a)));
+    }
 }

@@ -2,9 +2,11 @@
 //! both saved with the model so that a backtest sees its inputs exactly as training did.
 //!
 //! Observation statistics live on the learner's device in f64 (a few hundred floats) and
-//! are merged batch by batch with Chan's parallel update, so a step costs a handful of
-//! small kernels and no host round trip. Reward scaling is per env and scalar, so it runs
-//! on the host next to the env's reward buffer.
+//! are merged batch by batch with Chan's parallel update, so on a GPU a step costs a
+//! handful of small kernels and no host round trip. On the CPU the same arithmetic runs as
+//! plain loops over the rows: a step there normalizes a few rows, and a dozen tensor
+//! operations cost several times the arithmetic in dispatch. Reward scaling is per env and
+//! scalar, so it runs on the host next to the env's reward buffer.
 
 use tch::{Device, Kind, Tensor};
 
@@ -43,6 +45,9 @@ impl RunningMeanStd {
     /// # Errors
     /// A [`tch::TchError`] when the batch width differs from `dim`.
     pub fn update(&mut self, batch: &Tensor) -> Result<(), tch::TchError> {
+        if batch.device() == Device::Cpu && self.mean.device() == Device::Cpu {
+            return self.update_host(batch);
+        }
         tch::no_grad(|| {
             let n = batch.size().first().copied().unwrap_or(0) as f64;
             if n == 0.0 {
@@ -65,11 +70,55 @@ impl RunningMeanStd {
         })
     }
 
+    /// [`Self::update`] on the CPU: the same merge, with the batch moments in f64 loops.
+    fn update_host(&mut self, batch: &Tensor) -> Result<(), tch::TchError> {
+        let (rows, n, dim) = host_rows(batch)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let (mut mean, mut var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
+        if mean.len() != dim {
+            return Err(tch::TchError::Shape(format!("batch has {dim} columns, the statistics {}", mean.len())));
+        }
+        let nf = n as f64;
+        let total = self.count + nf;
+        for c in 0..dim {
+            let col = rows.iter().skip(c).step_by(dim).map(|&x| f64::from(x));
+            let batch_mean = col.clone().sum::<f64>() / nf;
+            let batch_var = col.map(|x| (x - batch_mean) * (x - batch_mean)).sum::<f64>() / nf;
+            let delta = batch_mean - mean[c];
+            let m2 = var[c] * self.count + batch_var * nf + delta * delta * (self.count * nf / total);
+            mean[c] += delta * (nf / total);
+            var[c] = m2 / total;
+        }
+        self.mean = Tensor::f_from_slice(&mean)?;
+        self.var = Tensor::f_from_slice(&var)?;
+        self.count = total;
+        Ok(())
+    }
+
     /// (x − mean) / sqrt(var + 1e-8), clipped to ±`clip`, as f32.
     ///
     /// # Errors
     /// A [`tch::TchError`] when the width of `x` differs from `dim`.
     pub fn normalize(&self, x: &Tensor, clip: f64) -> Result<Tensor, tch::TchError> {
+        if x.device() == Device::Cpu && self.mean.device() == Device::Cpu && x.dim() == 2 {
+            let (rows, n, dim) = host_rows(x)?;
+            let (mean, var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
+            if mean.len() != dim {
+                return Err(tch::TchError::Shape(format!("input has {dim} columns, the statistics {}", mean.len())));
+            }
+            // As the device path: mean and std rounded to f32, then f32 arithmetic.
+            let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+            let std: Vec<f32> = var.iter().map(|&v| (v + VAR_EPS).sqrt() as f32).collect();
+            let clip = clip as f32;
+            let out: Vec<f32> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| ((x - mean[i % dim]) / std[i % dim]).clamp(-clip, clip))
+                .collect();
+            return Tensor::f_from_slice(&out)?.f_view([n as i64, dim as i64]);
+        }
         tch::no_grad(|| {
             let mean = self.mean.f_to_kind(Kind::Float)?;
             let std = self.var.f_add_scalar(VAR_EPS)?.f_sqrt()?.f_to_kind(Kind::Float)?;
@@ -109,6 +158,22 @@ impl RunningMeanStd {
         let count = count.f_double_value(&[0]).map_err(|e| e.to_string())?;
         Ok(Self { mean: to_dev(mean)?, var: to_dev(var)?, count })
     }
+}
+
+/// The rows of a 2-D CPU tensor as f32 on the host, with their count and width.
+fn host_rows(x: &Tensor) -> Result<(Vec<f32>, usize, usize), tch::TchError> {
+    let size = x.size();
+    let (n, dim) = match size.as_slice() {
+        [n, d] => (*n as usize, *d as usize),
+        other => return Err(tch::TchError::Shape(format!("expected rows [n, dim], got {other:?}"))),
+    };
+    let flat = x.f_to_kind(Kind::Float)?.f_contiguous()?.f_view([-1])?;
+    Ok((Vec::<f32>::try_from(&flat)?, n, dim))
+}
+
+/// A 1-D CPU tensor as f64 on the host.
+fn host_f64(x: &Tensor) -> Result<Vec<f64>, tch::TchError> {
+    Vec::<f64>::try_from(&x.f_to_kind(Kind::Double)?.f_contiguous()?)
 }
 
 /// Reward scaling by the running standard deviation of each env's discounted return
