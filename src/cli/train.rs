@@ -8,18 +8,21 @@ use ploutos::env::{EnvOptions, TradingEnv};
 use ploutos::market::{DataError, Split, load_panel};
 
 /// The training env (random starts on the training split) and, when the validation split
-/// is long enough, an evaluation env (one env, fixed start, no auto-reset).
+/// is long enough, an evaluation env: `training.eval_episodes` envs whose episodes start
+/// at bars of the validation split drawn from a fixed seed (the same at every evaluation)
+/// and run `episode_length` bars or to the split's end, without bankruptcy.
 pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Option<TradingEnv>)> {
     let train = Dataset::bounds(ds.range(SplitPart::Train), true)
         .ok_or_else(|| DataError::Split("the training split holds fewer than 2 bars".into()))?;
     let mut opts = EnvOptions::training(cfg.training.n_envs, train);
     opts.threads = cfg.training.threads;
     let train_env = TradingEnv::new(&cfg.environment, ds.market.clone(), opts).context("building the training envs")?;
-    let eval_env = match Dataset::bounds(ds.range(SplitPart::Validation), false) {
+    let eval_env = match Dataset::bounds(ds.range(SplitPart::Validation), true) {
         Some(bounds) => {
-            let range = ds.range(SplitPart::Validation);
-            let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
-            let opts = EnvOptions { threads: cfg.training.threads, trade_log: false, ..EnvOptions::replay(bounds) };
+            let mut env_cfg = cfg.environment.clone();
+            env_cfg.bankruptcy_pct = 0.0;
+            let mut opts = EnvOptions::training(cfg.training.eval_episodes, bounds);
+            opts.threads = cfg.training.threads;
             Some(TradingEnv::new(&env_cfg, ds.market.clone(), opts).context("building the evaluation env")?)
         }
         None => None,

@@ -107,6 +107,9 @@ pub struct TrainingConfig {
     pub checkpoint_freq: u64,
     /// Evaluate on the validation split every this many timesteps; 0 = never (default: 250,000).
     pub eval_freq: u64,
+    /// Episodes per evaluation (validation envs, `episode_length` bars each from start bars
+    /// fixed for the run) (default: 16).
+    pub eval_episodes: usize,
     /// Metric that selects the best model (default: `sharpe`).
     pub best_metric: BestMetric,
 }
@@ -142,6 +145,7 @@ impl Default for TrainingConfig {
             threads: 0,
             checkpoint_freq: 500_000,
             eval_freq: 250_000,
+            eval_episodes: 16,
             best_metric: BestMetric::Sharpe,
         }
     }
@@ -203,6 +207,7 @@ impl TrainingConfig {
             ));
         }
         check::count("training.threads", self.threads, 0, 1024)?;
+        check::count("training.eval_episodes", self.eval_episodes, 1, 1 << 16)?;
         Ok(())
     }
 }
