@@ -103,3 +103,14 @@ fn cross_field_checks() {
         .unwrap_err();
     assert!(err.to_string().contains("validation_fraction"), "{err}");
 }
+
+#[test]
+fn overrides_take_ron_options() {
+    let c = Config::default()
+        .with_overrides(&["environment.max_trades_per_day=None".into(), "training.target_kl=Some(0.02)".into()])
+        .unwrap();
+    assert_eq!(c.environment.max_trades_per_day, None);
+    assert_eq!(c.training.target_kl, Some(0.02));
+    let c = c.with_overrides(&["environment.max_trades_per_day=Some(6)".into()]).unwrap();
+    assert_eq!(c.environment.max_trades_per_day, Some(6));
+}

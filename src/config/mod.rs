@@ -126,8 +126,14 @@ impl Config {
                 walked.push_str(part);
                 slot = map.get_mut(part).expect("key checked above");
             }
-            *slot = serde_json::from_str(raw.trim())
-                .unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
+            // Values are JSON, or a bare string; RON's `None` and `Some(x)` are accepted too,
+            // as written in config files.
+            let raw = raw.trim();
+            let raw = match raw {
+                "None" => "null",
+                _ => raw.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')).unwrap_or(raw),
+            };
+            *slot = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
         }
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();

@@ -105,6 +105,8 @@ pub struct TrainingConfig {
     pub threads: usize,
     /// Save a checkpoint every this many timesteps; 0 = only at the end (default: 500,000).
     pub checkpoint_freq: u64,
+    /// Scheduled checkpoints kept (the newest); 0 = all (default: 5).
+    pub keep_checkpoints: usize,
     /// Evaluate on the validation split every this many timesteps; 0 = never (default: 250,000).
     pub eval_freq: u64,
     /// Episodes per evaluation (validation envs, `episode_length` bars each from start bars
@@ -144,6 +146,7 @@ impl Default for TrainingConfig {
             device: "auto".to_string(),
             threads: 0,
             checkpoint_freq: 500_000,
+            keep_checkpoints: 5,
             eval_freq: 250_000,
             eval_episodes: 16,
             best_metric: BestMetric::Sharpe,
@@ -208,6 +211,7 @@ impl TrainingConfig {
         }
         check::count("training.threads", self.threads, 0, 1024)?;
         check::count("training.eval_episodes", self.eval_episodes, 1, 1 << 16)?;
+        check::count("training.keep_checkpoints", self.keep_checkpoints, 0, 1 << 20)?;
         Ok(())
     }
 }

@@ -201,9 +201,52 @@ pub fn latest(dir: &Path) -> Result<PathBuf, PpoError> {
     })
 }
 
+/// Removes all but the newest `keep` scheduled checkpoints (`checkpoints/step_<N>/`, by
+/// N); `keep` = 0 keeps them all. `best/` and `final/` are never touched. A checkpoint
+/// that cannot be removed is reported and kept: losing disk space must not stop a run.
+pub fn prune(models: &Path, keep: usize) {
+    if keep == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(models.join("checkpoints")) else { return };
+    let mut steps: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("step_")?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    steps.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+    for (_, dir) in steps.into_iter().skip(keep) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!("could not remove old checkpoint {}: {e}", dir.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_scheduled_checkpoints_only() {
+        let root = tempfile::tempdir().unwrap();
+        for n in [100u64, 2000, 300, 40] {
+            std::fs::create_dir_all(step_dir(root.path(), n)).unwrap();
+        }
+        std::fs::create_dir_all(final_dir(root.path())).unwrap();
+        prune(root.path(), 2);
+        let mut left: Vec<_> = std::fs::read_dir(root.path().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["step_2000", "step_300"]);
+        assert!(final_dir(root.path()).is_dir());
+        prune(root.path(), 0);
+        assert_eq!(std::fs::read_dir(root.path().join("checkpoints")).unwrap().count(), 2);
+    }
 
     #[test]
     fn atomic_write_replaces_and_cleans_up() {

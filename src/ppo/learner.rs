@@ -873,6 +873,7 @@ impl Trainer {
             if tc.checkpoint_freq > 0 && self.timesteps / tc.checkpoint_freq > prev_ts / tc.checkpoint_freq {
                 let dir = checkpoint::step_dir(&self.out.models, self.timesteps);
                 self.save(&dir)?;
+                checkpoint::prune(&self.out.models, tc.keep_checkpoints);
                 // Checkpoints are episode boundaries, so that a resume replays this run.
                 self.learner.reset_envs(&mut self.train_env, reset_seed(tc.seed, self.timesteps))?;
             }
