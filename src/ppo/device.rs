@@ -70,3 +70,35 @@ mod tests {
         assert_eq!(auto == Device::Cpu, !Cuda::is_available());
     }
 }
+
+/// The precision `auto` stands for on `device` (see [`crate::config::Precision::Auto`]);
+/// `fp32` and `bf16` stand for themselves.
+pub fn resolve_precision(precision: crate::config::Precision, device: Device) -> crate::config::Precision {
+    use crate::config::Precision;
+    match precision {
+        Precision::Auto if device == Device::Cpu && cpu_has_bf16() => Precision::Bf16,
+        Precision::Auto => Precision::Fp32,
+        p => p,
+    }
+}
+
+/// Whether this CPU multiplies bf16 matrices natively (AVX512-BF16).
+fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `fp32` or `bf16`, as printed by benchmarks.
+pub fn precision_name(precision: crate::config::Precision) -> &'static str {
+    match precision {
+        crate::config::Precision::Auto => "auto",
+        crate::config::Precision::Fp32 => "fp32",
+        crate::config::Precision::Bf16 => "bf16",
+    }
+}

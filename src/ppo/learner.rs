@@ -318,7 +318,8 @@ impl Learner {
             )));
         }
         let mut model = ActorCritic::new(&spec, device, t.seed)?;
-        model.set_precision(t.precision);
+        let precision = device::resolve_precision(t.precision, device);
+        model.set_precision(precision);
         let adam = Adam::new(&model.vs, t.learning_rate, 1e-5)?;
         let input = InputBuilder::new(&spec, Some(env.market()), device)?;
         let obs_norm = if t.normalize_obs { Some(RunningMeanStd::new(spec.input_dim, device)?) } else { None };
@@ -326,9 +327,9 @@ impl Learner {
         let (s, n, d) = (t.n_steps as i64, n_envs as i64, spec.input_dim as i64);
         // With mixed precision the inputs are kept in bf16: the network casts them anyway,
         // and minibatch gathers move half the bytes.
-        let x_kind = match t.precision {
-            Precision::Fp32 => Kind::Float,
+        let x_kind = match precision {
             Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp32 | Precision::Auto => Kind::Float,
         };
         let rollout = Rollout {
             x: Tensor::f_zeros([s, n, d], (x_kind, device))?,
@@ -1021,10 +1022,7 @@ pub fn bench_train(
         timesteps_per_sec: steps / (rollout_secs + update_secs).max(1e-9),
         params: learner.model.n_params(),
         device: device::device_name(learner.device),
-        precision: match c.training.precision {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-        },
+        precision: device::precision_name(device::resolve_precision(c.training.precision, learner.device)),
         net_arch: net.to_vec(),
         n_envs,
         n_steps,

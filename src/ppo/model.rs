@@ -134,11 +134,13 @@ impl ActorCritic {
         Ok(Self { vs, actor, critic, compute: Kind::Float, input_dim: input, n_tickers })
     }
 
-    /// Runs the layers' products in `precision` from now on (f32 after [`Self::new`]).
+    /// Runs the products of [`Self::evaluate`] (the update's forward pass) in `precision`
+    /// from now on; everything that acts stays f32 (f32 after [`Self::new`]; pass a
+    /// precision resolved with [`super::device::resolve_precision`]: `auto` means f32 here).
     pub fn set_precision(&mut self, precision: Precision) {
         self.compute = match precision {
-            Precision::Fp32 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp32 | Precision::Auto => Kind::Float,
         };
     }
 
@@ -159,8 +161,12 @@ impl ActorCritic {
     /// # Errors
     /// [`PpoError::Setup`] when `x` has the wrong width.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor, PpoError> {
+        self.logits_in(x, Kind::Float)
+    }
+
+    fn logits_in(&self, x: &Tensor, kind: Kind) -> Result<Tensor, PpoError> {
         self.check(x)?;
-        Ok(self.actor.forward(x, self.compute)?.f_view([-1, self.n_tickers, N_ACTIONS])?)
+        Ok(self.actor.forward(x, kind)?.f_view([-1, self.n_tickers, N_ACTIONS])?)
     }
 
     /// State values `[n]`.
@@ -168,8 +174,12 @@ impl ActorCritic {
     /// # Errors
     /// [`PpoError::Setup`] when `x` has the wrong width.
     pub fn value(&self, x: &Tensor) -> Result<Tensor, PpoError> {
+        self.value_in(x, Kind::Float)
+    }
+
+    fn value_in(&self, x: &Tensor, kind: Kind) -> Result<Tensor, PpoError> {
         self.check(x)?;
-        Ok(self.critic.forward(x, self.compute)?.f_view([-1])?)
+        Ok(self.critic.forward(x, kind)?.f_view([-1])?)
     }
 
     /// Samples actions `[n, n_tickers]` (i64) by inverse CDF from `uniforms` `[n,
@@ -212,7 +222,7 @@ impl ActorCritic {
     /// # Errors
     /// [`PpoError::Setup`] or a torch error on mismatched shapes.
     pub fn evaluate(&self, x: &Tensor, actions: &Tensor) -> Result<(Tensor, Tensor, Tensor), PpoError> {
-        let log_p = self.logits(x)?.f_log_softmax(-1, Kind::Float)?;
+        let log_p = self.logits_in(x, self.compute)?.f_log_softmax(-1, Kind::Float)?;
         let logp = log_p
             .f_gather(-1, &actions.f_unsqueeze(-1)?, false)?
             .f_squeeze_dim(-1)?
@@ -222,7 +232,7 @@ impl ActorCritic {
             .f_mul(&log_p)?
             .f_sum_dim_intlist(&[-1i64, -2][..], false, Kind::Float)?
             .f_neg()?;
-        Ok((logp, entropy, self.value(x)?))
+        Ok((logp, entropy, self.value_in(x, self.compute)?))
     }
 }
 
