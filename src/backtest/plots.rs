@@ -543,9 +543,11 @@ mod tests {
     /// A daily panel of two tickers over about 14 months, and a run holding half its
     /// equity in the first ticker.
     fn fixture() -> (Panel, ReplayResult) {
-        let mut cfg = crate::config::DataConfig::default();
-        cfg.tickers = vec!["AAA".into(), "BBB".into()];
-        cfg.interval = crate::config::Interval::Day;
+        let mut cfg = crate::config::DataConfig {
+            tickers: vec!["AAA".into(), "BBB".into()],
+            interval: crate::config::Interval::Day,
+            ..Default::default()
+        };
         cfg.synthetic.years = 1.2;
         let panel = crate::market::synthetic::synthetic_panel(&cfg);
         let close = panel.close(0).to_vec();

@@ -7,7 +7,7 @@
 
 use super::policy::{Policy, random_actions, random_stream};
 use crate::config::{BuySizing, EnvironmentConfig};
-use crate::env::{EnvError, EnvOptions, EnvTotals, EpisodeBounds, MarketData, TradeRecord, TradingEnv};
+use crate::env::{EnvError, EnvOptions, EnvTotals, MarketData, TradeRecord, TradingEnv};
 use std::ops::Range;
 
 /// One bar of a replay's equity curve.
@@ -84,10 +84,11 @@ pub fn replay_policy(cfg: &EnvironmentConfig, market: MarketData, range: Range<u
 /// [`EnvError`] when the range holds fewer than 2 bars.
 pub fn replay(cfg: &EnvironmentConfig, market: MarketData, range: Range<usize>, name: String, mut actor: impl Actor) -> Result<ReplayResult, EnvError> {
     let n_bars = market.n_bars();
-    let bounds = EpisodeBounds { first: range.start as u32, last: range.end.saturating_sub(1) as u32, random_start: false };
-    if range.end > n_bars || range.len() < 2 {
-        return Err(EnvError::Bounds { first: bounds.first, last: bounds.last, n_bars });
-    }
+    let bounds = crate::dataset::Dataset::bounds(range.clone(), false).filter(|_| range.end <= n_bars).ok_or(EnvError::Bounds {
+        first: range.start as u32,
+        last: range.end.saturating_sub(1) as u32,
+        n_bars,
+    })?;
     let opts = EnvOptions::replay(bounds);
     let mut env = TradingEnv::new(cfg, market, opts)?;
     let d = env.n_tickers();

@@ -247,32 +247,15 @@ impl Plugin for EnvPlugin {
     }
 }
 
-/// Everything one shard needs: core, execution, rules, reward.
-pub struct PloutosPlugins {
-    pub config: EnvironmentConfig,
-    /// Envs of the whole batch.
-    pub n_envs: usize,
-    /// Indices of the envs this world holds.
-    pub envs: Range<usize>,
-    pub n_tickers: usize,
-    pub n_features: usize,
-    pub trade_log: bool,
-    pub auto_reset: bool,
-}
+/// Everything one shard needs: core ([`EnvPlugin`], whose settings it takes), execution,
+/// rules, reward.
+pub struct PloutosPlugins(pub EnvPlugin);
 
 impl PluginGroup for PloutosPlugins {
     fn build(self) -> PluginGroupBuilder {
-        let cfg = self.config;
+        let cfg = self.0.config.clone();
         PluginGroupBuilder::start::<Self>()
-            .add(EnvPlugin {
-                config: cfg.clone(),
-                n_envs: self.n_envs,
-                envs: self.envs,
-                n_tickers: self.n_tickers,
-                n_features: self.n_features,
-                trade_log: self.trade_log,
-                auto_reset: self.auto_reset,
-            })
+            .add(self.0)
             .add(RulesPlugin { config: RulesConfig::new(&cfg) })
             .add(ExecutionPlugin { config: ExecutionConfig::new(&cfg) })
             .add(RewardPlugin { settings: RewardSettings { reward: cfg.reward.clone(), scaling: cfg.reward_scaling } })
@@ -369,7 +352,7 @@ impl TradingEnv {
         for s in 0..n_shards {
             let envs = opts.n_envs * s / n_shards..opts.n_envs * (s + 1) / n_shards;
             let mut app = App::empty();
-            app.add_plugins(MarketDataPlugin::new(market.clone(), b)).add_plugins(PloutosPlugins {
+            app.add_plugins(MarketDataPlugin::new(market.clone(), b)).add_plugins(PloutosPlugins(EnvPlugin {
                 config: cfg.clone(),
                 n_envs: opts.n_envs,
                 envs: envs.clone(),
@@ -377,7 +360,7 @@ impl TradingEnv {
                 n_features,
                 trade_log: opts.trade_log,
                 auto_reset: opts.auto_reset,
-            });
+            }));
             extend(&mut app);
             app.finish();
             app.cleanup();
