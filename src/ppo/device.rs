@@ -57,20 +57,6 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cpu_and_rejects_junk() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert!(parse_device("tpu").is_err());
-        assert!(parse_device("cuda:x").is_err());
-        let auto = parse_device("auto").unwrap();
-        assert_eq!(auto == Device::Cpu, !Cuda::is_available());
-    }
-}
-
 /// The precision `auto` stands for on `device` (see [`crate::config::Precision::Auto`]);
 /// `fp32` and `bf16` stand for themselves.
 pub fn resolve_precision(precision: crate::config::Precision, device: Device) -> crate::config::Precision {
@@ -100,5 +86,19 @@ pub fn precision_name(precision: crate::config::Precision) -> &'static str {
         crate::config::Precision::Auto => "auto",
         crate::config::Precision::Fp32 => "fp32",
         crate::config::Precision::Bf16 => "bf16",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_and_rejects_junk() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        assert!(parse_device("cuda:x").is_err());
+        let auto = parse_device("auto").unwrap();
+        assert_eq!(auto == Device::Cpu, !Cuda::is_available());
     }
 }
