@@ -9,16 +9,10 @@
 
 use std::path::PathBuf;
 
-use ploutos::features::{FEATURE_NAMES, Feature, RawInput, compute_raw};
+mod common;
 
-struct Bars {
-    open: Vec<f64>,
-    high: Vec<f64>,
-    low: Vec<f64>,
-    close: Vec<f64>,
-    volume: Vec<f64>,
-    day: Vec<u32>,
-}
+use common::Bars;
+use ploutos::features::{FEATURE_NAMES, Feature};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,16 +71,7 @@ fn first_bar(feature: Feature, day: &[u32]) -> usize {
 
 fn check_against_reference(series: &str) {
     let bars = read_bars(&format!("{series}_bars.csv"));
-    let input = RawInput::new(
-        &bars.open,
-        &bars.high,
-        &bars.low,
-        &bars.close,
-        &bars.volume,
-        &bars.day,
-    )
-    .expect("valid bars");
-    let raw = compute_raw(&input);
+    let raw = bars.raw();
     let (header, rows) = read_csv(&format!("{series}_ta.csv"));
     assert_eq!(rows.len(), raw.n_bars());
 

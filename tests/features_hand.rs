@@ -2,46 +2,12 @@
 //! day boundaries of hourly bars), 52-week levels, `hurst_100`, `variance_ratio` and
 //! `volume_ratio` (FEATURES.md, "The other nine").
 
-use ploutos::features::{Feature, RawFeatures, RawInput, compute_raw};
+mod common;
+
+use common::Bars;
+use ploutos::features::Feature;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// Owned bars with helpers to build a [`RawInput`].
-struct Bars {
-    open: Vec<f64>,
-    high: Vec<f64>,
-    low: Vec<f64>,
-    close: Vec<f64>,
-    volume: Vec<f64>,
-    day: Vec<u32>,
-}
-
-impl Bars {
-    fn from_closes(close: Vec<f64>, day: Vec<u32>) -> Self {
-        let n = close.len();
-        Bars {
-            open: close.clone(),
-            high: close.iter().map(|c| c * 1.001).collect(),
-            low: close.iter().map(|c| c * 0.999).collect(),
-            close,
-            volume: vec![1000.0; n],
-            day,
-        }
-    }
-
-    fn raw(&self) -> RawFeatures {
-        let input = RawInput::new(
-            &self.open,
-            &self.high,
-            &self.low,
-            &self.close,
-            &self.volume,
-            &self.day,
-        )
-        .expect("valid bars");
-        compute_raw(&input)
-    }
-}
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
     // Box–Muller

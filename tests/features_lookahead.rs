@@ -5,56 +5,20 @@
 //! ends at `t`), as a caller must; a deterministic sweep over many `t` on daily and hourly
 //! calendars, plus a proptest over random series and cut points.
 
-use ploutos::features::{
-    Feature, FeatureScaler, RawFeatures, RawInput, compute_raw, observation_features, scale_free,
-};
+mod common;
+
+use common::Bars;
+use ploutos::features::{Feature, FeatureScaler, RawFeatures, compute_raw, observation_features, scale_free};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-#[derive(Clone)]
-struct Bars {
-    open: Vec<f64>,
-    high: Vec<f64>,
-    low: Vec<f64>,
-    close: Vec<f64>,
-    volume: Vec<f64>,
-    day: Vec<u32>,
+/// Test-only helpers on the shared bars.
+trait Perturb {
+    fn perturbed_after(&self, t: usize, seed: u64) -> Self;
 }
 
-impl Bars {
-    fn random(n: usize, bars_per_day: u32, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut b = Bars {
-            open: vec![],
-            high: vec![],
-            low: vec![],
-            close: vec![],
-            volume: vec![],
-            day: vec![],
-        };
-        let mut price = 100.0;
-        for t in 0..n {
-            let o: f64 = price * (1.0 + rng.random_range(-0.005..0.005));
-            let c: f64 = o * (1.0 + rng.random_range(-0.02..0.02));
-            let h = o.max(c) * (1.0 + rng.random_range(0.0..0.01));
-            let l = o.min(c) * (1.0 - rng.random_range(0.0..0.01));
-            let v = if rng.random_range(0..20) == 0 {
-                0.0
-            } else {
-                rng.random_range(1e4..1e6f64).round()
-            };
-            b.open.push(o);
-            b.high.push(h);
-            b.low.push(l);
-            b.close.push(c);
-            b.volume.push(v);
-            b.day.push(t as u32 / bars_per_day);
-            price = c;
-        }
-        b
-    }
-
+impl Perturb for Bars {
     /// A copy whose bars after `t` are replaced by unrelated ones (prices, volumes and the
     /// day structure of the future all change).
     fn perturbed_after(&self, t: usize, seed: u64) -> Self {
@@ -78,18 +42,6 @@ impl Bars {
             b.day[k] = b.day[k].max(b.day[k - 1]);
         }
         b
-    }
-
-    fn input(&self) -> RawInput<'_> {
-        RawInput::new(
-            &self.open,
-            &self.high,
-            &self.low,
-            &self.close,
-            &self.volume,
-            &self.day,
-        )
-        .expect("valid bars")
     }
 }
 
@@ -140,7 +92,7 @@ fn assert_no_lookahead(a: &Bars, b: &Bars, t: usize) -> Result<(), String> {
 #[test]
 fn perturbing_the_future_changes_nothing_up_to_t() {
     for (bars_per_day, seed) in [(1u32, 1u64), (7, 2)] {
-        let bars = Bars::random(420, bars_per_day, seed);
+        let bars = Bars::random_walk(420, bars_per_day, seed);
         for t in [
             0, 1, 2, 6, 13, 19, 20, 21, 27, 33, 37, 49, 99, 100, 101, 150, 255, 300, 418,
         ] {
@@ -155,7 +107,7 @@ proptest! {
 
     #[test]
     fn no_lookahead_on_random_series(seed in 0u64..10_000, n in 30usize..260, cut in 0.0f64..1.0, hourly in any::<bool>()) {
-        let bars = Bars::random(n, if hourly { 7 } else { 1 }, seed);
+        let bars = Bars::random_walk(n, if hourly { 7 } else { 1 }, seed);
         let t = ((n - 1) as f64 * cut) as usize;
         let other = bars.perturbed_after(t, seed + 1);
         prop_assert!(assert_no_lookahead(&bars, &other, t).is_ok(), "{:?}", assert_no_lookahead(&bars, &other, t));
