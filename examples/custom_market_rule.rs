@@ -128,13 +128,11 @@ pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
         last: market.n_bars() as u32 - 1,
         random_start: false,
     };
+    // One env on the calling thread (a replay's set-up) that resets itself at the end.
     let opts = EnvOptions {
-        n_envs: 1,
-        threads: 1,
-        min_shard_envs: 1,
-        bounds,
         trade_log: false,
         auto_reset: true,
+        ..EnvOptions::replay(bounds)
     };
     let mut env = TradingEnv::with_plugins(&cfg, market, opts, |app| {
         app.add_plugins(CircuitBreakerPlugin { drop: 0.07 });

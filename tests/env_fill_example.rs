@@ -59,12 +59,8 @@ fn env(cfg: &EnvironmentConfig) -> TradingEnv {
         cfg,
         market(),
         EnvOptions {
-            n_envs: 1,
-            threads: 1,
-            min_shard_envs: 1,
-            bounds,
-            trade_log: true,
             auto_reset: true,
+            ..EnvOptions::replay(bounds)
         },
     )
     .expect("env");

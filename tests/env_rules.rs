@@ -68,12 +68,8 @@ impl Sim {
             cfg,
             market,
             EnvOptions {
-                n_envs: 1,
-                threads: 1,
-                min_shard_envs: 1,
-                bounds,
-                trade_log: true,
                 auto_reset: true,
+                ..EnvOptions::replay(bounds)
             },
         )
         .expect("env");
@@ -394,12 +390,8 @@ fn without_auto_reset_a_finished_env_keeps_its_state() {
         random_start: false,
     };
     let opts = EnvOptions {
-        n_envs: 1,
-        threads: 1,
-        min_shard_envs: 1,
-        bounds,
         trade_log: false,
-        auto_reset: false,
+        ..EnvOptions::replay(bounds)
     };
     let mut env = TradingEnv::new(&cfg, market, opts).expect("env");
     env.reset(0);

@@ -11,12 +11,13 @@
 //!
 //! # Shards
 //!
-//! The batch is split into shards of consecutive env indices, at most one per thread and
-//! none smaller than [`EnvOptions::min_shard_envs`]. Each shard is a bevy `World` with the
-//! same plugins, holding its envs' entities and sharing the market arrays; a step runs the
-//! whole [`EnvStep`] schedule of each shard on its own thread (always the same thread, so a
-//! shard's components stay in that core's cache), and systems iterate their shard's envs
-//! serially. A step thus costs one fork-join, not one per system: on small machines waking
+//! The batch is split into shards of consecutive env indices: as many threads as give
+//! each at least [`EnvOptions::min_shard_envs`] envs, and each thread's envs cut into
+//! shards of at most [`MAX_SHARD_ENVS`]. Each shard is a bevy `World` with the same
+//! plugins, holding its envs' entities and sharing the market arrays; a step runs the whole
+//! [`EnvStep`] schedule of a thread's shards one after another on that thread (always the
+//! same thread, so a shard's components stay in that core's cache), and systems iterate
+//! their shard's envs serially. A step thus costs one fork-join, not one per system: on small machines waking
 //! a thread pool costs about as much as a system's work on a few thousand envs. Every env
 //! draws from its own random stream, so results do not depend on the number of shards.
 //!
@@ -266,9 +267,9 @@ impl PluginGroup for PloutosPlugins {
 #[derive(Debug, Clone)]
 pub struct EnvOptions {
     pub n_envs: usize,
-    /// Threads stepping the envs, one shard of envs each; 0 = all cores.
+    /// Most threads stepping the envs; 0 = all cores.
     pub threads: usize,
-    /// Fewest envs per shard ([`MIN_SHARD_ENVS`] by default): smaller batches use fewer
+    /// Fewest envs per thread ([`MIN_SHARD_ENVS`] by default): smaller batches use fewer
     /// threads. 1 splits any batch over every thread (tests of thread independence).
     pub min_shard_envs: usize,
     pub bounds: EpisodeBounds,
@@ -300,7 +301,8 @@ struct Shard {
 /// The batched env: `n_envs` independent trading accounts over one shared market.
 pub struct TradingEnv {
     shards: Vec<Shard>,
-    /// Runs shard i on thread i; `None` with one shard (it runs on the caller's thread).
+    /// Runs shards i, i + T, i + 2T… on thread i of T; `None` with one thread (the shards
+    /// then run on the caller's thread).
     pool: Option<rayon::ThreadPool>,
     /// Written by the shards through their [`StepRows`]; its vectors are never resized.
     buffers: StepBuffers,
@@ -385,7 +387,7 @@ impl TradingEnv {
         Ok(Self { shards, pool, buffers, market, refusal_names, auto_reset: opts.auto_reset, n_envs: opts.n_envs, n_tickers, obs_dim })
     }
 
-    /// Runs `label` on every shard, shard i on thread i of the pool.
+    /// Runs `label` on every shard, each always on the same thread of the pool.
     fn run(&mut self, label: impl ScheduleLabel + Clone) {
         match &self.pool {
             None => {
@@ -459,9 +461,9 @@ impl TradingEnv {
         self.auto_reset
     }
 
-    /// Threads (and shards) stepping the envs.
+    /// Threads stepping the envs.
     pub fn threads(&self) -> usize {
-        self.shards.len()
+        self.pool.as_ref().map_or(1, rayon::ThreadPool::current_num_threads)
     }
 
     /// The shared market.

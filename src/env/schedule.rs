@@ -35,10 +35,11 @@ pub enum StepSystems {
     Episode,
 }
 
-/// Fewest envs per shard by default. The batch is split into shards of at least this many
-/// envs (at most one per thread), each a bevy world stepped whole by one thread, so a step
-/// costs one fork-join however many systems it has. Below it the fork-join costs more than
-/// the thread saves (measured on the 2-core machine; see the README's env table).
+/// Fewest envs per thread (and so per shard) by default. The batch is split over as many
+/// threads as give each at least this many envs, each thread stepping its shards (bevy
+/// worlds) whole, so a step costs one fork-join however many systems it has. Below it the
+/// fork-join costs more than the thread saves (measured on the 2-core machine; see the
+/// README's env table).
 pub const MIN_SHARD_ENVS: usize = 256;
 
 /// Most envs per shard. A thread steps its shards one after another, and a shard of this

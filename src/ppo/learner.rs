@@ -267,9 +267,8 @@ pub(crate) struct Learner {
     rollout: Rollout,
     /// Normalized inputs of the observations to act on next. `[n_envs, input_dim]`
     x: Tensor,
-    /// Buffers reused every step.
-    actions_host: Vec<u8>,
-    /// Logits of the current step on the host. `[n_envs, n_tickers, 3]`
+    /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, 3]`
+    /// and the uniforms actions are sampled with `[n_envs, n_tickers]`.
     logits_host: Vec<f32>,
     uniforms: Vec<f32>,
 }
@@ -343,7 +342,6 @@ impl Learner {
             cfg: t.clone(),
             device,
             x: Tensor::f_zeros([n, d], (Kind::Float, device))?,
-            actions_host: vec![0; n_envs * spec.n_tickers],
             logits_host: vec![0.0; n_envs * spec.n_tickers * 3],
             uniforms: vec![0.0; n_envs * spec.n_tickers],
             spec,
@@ -393,15 +391,10 @@ impl Learner {
                 }
                 let step = t as i64;
                 self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
-                model::sample_host(
-                    &self.logits_host,
-                    &self.uniforms,
-                    &mut self.actions_host,
-                    &mut self.rollout.logp[t * n..(t + 1) * n],
-                );
-                self.rollout.actions[t * n * k..(t + 1) * n * k].copy_from_slice(&self.actions_host);
+                let actions = &mut self.rollout.actions[t * n * k..(t + 1) * n * k];
+                model::sample_host(&self.logits_host, &self.uniforms, actions, &mut self.rollout.logp[t * n..(t + 1) * n]);
 
-                let buffers = env.step(&self.actions_host)?;
+                let buffers = env.step(actions)?;
                 let row = t * n..(t + 1) * n;
                 self.rollout.rewards[row.clone()].copy_from_slice(&buffers.rewards);
                 let mut any_truncated = false;

@@ -295,12 +295,10 @@ impl ActorCritic {
     /// A torch error when a cast fails.
     pub fn inference(&self) -> Result<Inference, PpoError> {
         tch::no_grad(|| {
+            // The weights are the f32 masters: detached views, not copies (they do not
+            // change during a rollout). Every layer of an `Mlp` has a bias.
             let freeze = |l: &nn::Linear| -> Result<(Tensor, Tensor), tch::TchError> {
-                let b = match &l.bs {
-                    Some(b) => b.f_detach()?,
-                    None => l.ws.f_detach()?.f_narrow(1, 0, 1)?.f_squeeze_dim(1)?.f_zeros_like()?,
-                };
-                Ok((l.ws.f_detach()?.f_to_kind(Kind::Float)?, b.f_to_kind(Kind::Float)?))
+                Ok((l.ws.f_detach()?, l.bs.as_ref().expect("Mlp layers have biases").f_detach()?))
             };
             let (a0, c0) = (freeze(&self.actor.layers[0])?, freeze(&self.critic.layers[0])?);
             let first = (Tensor::f_cat(&[&a0.0, &c0.0], 0)?, Tensor::f_cat(&[&a0.1, &c0.1], 0)?);

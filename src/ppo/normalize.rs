@@ -80,20 +80,13 @@ impl RunningMeanStd {
         if mean.len() != dim {
             return Err(tch::TchError::Shape(format!("batch has {dim} columns, the statistics {}", mean.len())));
         }
-        let nf = n as f64;
-        let total = self.count + nf;
         for c in 0..dim {
-            let col = rows.iter().skip(c).step_by(dim).map(|&x| f64::from(x));
-            let batch_mean = col.clone().sum::<f64>() / nf;
-            let batch_var = col.map(|x| (x - batch_mean) * (x - batch_mean)).sum::<f64>() / nf;
-            let delta = batch_mean - mean[c];
-            let m2 = var[c] * self.count + batch_var * nf + delta * delta * (self.count * nf / total);
-            mean[c] += delta * (nf / total);
-            var[c] = m2 / total;
+            let batch = moments(rows.iter().skip(c).step_by(dim).map(|&x| f64::from(x)), n as f64);
+            (mean[c], var[c]) = merge_moments((mean[c], var[c]), self.count, batch, n as f64);
         }
         self.mean = Tensor::f_from_slice(&mean)?;
         self.var = Tensor::f_from_slice(&var)?;
-        self.count = total;
+        self.count += n as f64;
         Ok(())
     }
 
@@ -160,6 +153,20 @@ impl RunningMeanStd {
     }
 }
 
+/// Mean and population variance of the `n` (≥ 1) values `xs`, in two passes.
+fn moments(xs: impl Iterator<Item = f64> + Clone, n: f64) -> (f64, f64) {
+    let mean = xs.clone().sum::<f64>() / n;
+    (mean, xs.map(|x| (x - mean).powi(2)).sum::<f64>() / n)
+}
+
+/// Chan et al.'s parallel merge: the running (mean, variance) over `count` samples with a
+/// batch's (mean, variance) over `n` samples; returns the merged (mean, variance).
+fn merge_moments((mean, var): (f64, f64), count: f64, (batch_mean, batch_var): (f64, f64), n: f64) -> (f64, f64) {
+    let delta = batch_mean - mean;
+    let total = count + n;
+    (mean + delta * n / total, (var * count + batch_var * n + delta * delta * count * n / total) / total)
+}
+
 /// The rows of a 2-D CPU tensor as f32 on the host, with their count and width.
 fn host_rows(x: &Tensor) -> Result<(Vec<f32>, usize, usize), tch::TchError> {
     let size = x.size();
@@ -204,13 +211,8 @@ impl RewardScaler {
         }
         let n = self.returns.len() as f64;
         if n > 0.0 {
-            let batch_mean = self.returns.iter().sum::<f64>() / n;
-            let batch_var = self.returns.iter().map(|g| (g - batch_mean).powi(2)).sum::<f64>() / n;
-            let delta = batch_mean - self.mean;
-            let total = self.count + n;
-            self.mean += delta * n / total;
-            self.var = (self.var * self.count + batch_var * n + delta * delta * self.count * n / total) / total;
-            self.count = total;
+            (self.mean, self.var) = merge_moments((self.mean, self.var), self.count, moments(self.returns.iter().copied(), n), n);
+            self.count += n;
         }
         let inv = 1.0 / (self.var + VAR_EPS).sqrt();
         for r in rewards.iter_mut() {
