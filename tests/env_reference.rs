@@ -473,17 +473,20 @@ impl<'m> RefEnv<'m> {
                 }
             }
             RewardMode::DifferentialSharpe => {
+                // Warm-up: the first ⌈1/η⌉ returns set A and B to their plain means and
+                // pay nothing; then EMAs at rate η, the variance floored at (1 bp)².
                 let (a, b) = (self.dsr_a, self.dsr_b);
-                let (da, db) = (ret - a, ret * ret - b);
-                let var = b - a * a;
-                let d = if var > 0.0 {
-                    (b * da - 0.5 * a * db) / var.powf(1.5)
-                } else {
+                let n = self.returns.len() as f64;
+                if n <= (1.0 / c.dsr_eta).ceil() {
+                    self.dsr_a = a + (ret - a) / n;
+                    self.dsr_b = b + (ret * ret - b) / n;
                     0.0
-                };
-                self.dsr_a = a + c.dsr_eta * da;
-                self.dsr_b = b + c.dsr_eta * db;
-                d
+                } else {
+                    let var = (b - a * a).max(1e-8);
+                    self.dsr_a = a + c.dsr_eta * (ret - a);
+                    self.dsr_b = b + c.dsr_eta * (ret * ret - b);
+                    (b * (ret - a) - 0.5 * a * (ret * ret - b)) / var.powf(1.5)
+                }
             }
         };
         r * self.cfg.reward_scaling

@@ -160,3 +160,37 @@ fn written_csv_format() {
     assert!(lines.next().unwrap().starts_with("2015-01-02T09:30:00-05:00,205,"));
     assert!(text.contains("\n2015-07-01T15:30:00-04:00,"));
 }
+
+#[test]
+fn planted_trend_adds_a_persistent_drift_and_nothing_else() {
+    let plain = synthetic_panel(&cfg(7, 10.0));
+    let mut c = cfg(7, 10.0);
+    c.synthetic.trend = 0.6;
+    c.synthetic.trend_days = 20.0;
+    let trended = synthetic_panel(&c);
+    let dt = 1.0 / (252.0 * 7.0);
+    for k in 0..plain.n_tickers() {
+        // Every bar's log-return moves by exactly ±trend·dt, with one sign per day.
+        let (a, b) = (log_returns(plain.close(k)), log_returns(trended.close(k)));
+        let drift: Vec<f64> = a.iter().zip(&b).map(|(x, y)| (y - x) / (0.6 * dt)).collect();
+        let mut signs = vec![];
+        for (t, d) in drift.iter().enumerate() {
+            // Bar t+1's return; a day's first bar's log-return also holds the unchanged gap.
+            assert!((d.abs() - 1.0).abs() < 1e-6, "ticker {k} bar {}: drift {d}", t + 1);
+            let day = plain.day()[t + 1] as usize;
+            if signs.len() <= day {
+                signs.resize(day + 1, 0.0);
+                signs[day] = d.signum();
+            }
+            assert_eq!(signs[day], d.signum(), "ticker {k}: one trend sign per day");
+        }
+        // Flips every 20 days on average: ~126 flips in 2,520 days (binomial sd ≈ 11).
+        let flips = signs[1..].windows(2).filter(|w| w[0] != w[1]).count();
+        assert!((80..175).contains(&flips), "ticker {k}: {flips} sign flips");
+        // Volume reacts to the return's size, but opens keep their (unchanged) gaps.
+        let gaps = |p: &Panel| (1..p.n_bars()).filter(|&t| p.day()[t] != p.day()[t - 1]).map(|t| (p.open(k)[t] / p.close(k)[t - 1]).ln()).collect::<Vec<_>>();
+        for (x, y) in gaps(&plain).iter().zip(gaps(&trended)) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
+}

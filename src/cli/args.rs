@@ -35,6 +35,9 @@ pub enum Command {
     /// Write the built-in synthetic market as one CSV file per ticker.
     GenerateData(GenerateDataArgs),
     /// Measure env-steps per second (or training throughput with --train).
+    ///
+    /// Without --config it runs the built-in defaults (the seed's account and rules, which
+    /// the Python baselines replicate), not config/default.ron.
     Bench(BenchArgs),
     /// Train on a rolling window, test on the next, roll forward; report out-of-sample.
     WalkForward(WalkForwardArgs),

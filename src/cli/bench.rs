@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let cfg = a.common.load()?;
+    // The baselines replicate the seed's account and rules (the built-in defaults), not the
+    // quick run's `config/default.ron`: only an explicit --config replaces them.
+    let cfg = match &a.common.config {
+        Some(_) => a.common.load()?,
+        None => {
+            let cfg = ploutos::config::Config::default().with_overrides(&a.common.overrides)?;
+            cfg.validate()?;
+            cfg
+        }
+    };
     if a.train {
         return super::train::bench(&cfg, &a);
     }

@@ -116,6 +116,11 @@ pub struct TrainingConfig {
     /// Episodes per evaluation (validation envs, `episode_length` bars each from start bars
     /// fixed for the run) (default: 16).
     pub eval_episodes: usize,
+    /// Evaluate the most likely action of every ticker (true) or actions sampled from the
+    /// policy (false), as SB3's `EvalCallback(deterministic=…)`. Sampled evaluations draw
+    /// the same random numbers at every evaluation of a run, so two evaluations differ only
+    /// by the policy (default: true).
+    pub eval_deterministic: bool,
     /// Metric that selects the best model (default: `sharpe`).
     pub best_metric: BestMetric,
 }
@@ -153,6 +158,7 @@ impl Default for TrainingConfig {
             keep_checkpoints: 5,
             eval_freq: 250_000,
             eval_episodes: 16,
+            eval_deterministic: true,
             best_metric: BestMetric::Sharpe,
         }
     }

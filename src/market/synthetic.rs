@@ -15,6 +15,10 @@
 //!   market and each ticker's idiosyncratic part.
 //! - **Intraday shape**: hourly bars get a U-shaped volume profile and a milder U-shaped
 //!   volatility profile; the first bar of each day opens with an overnight gap.
+//! - **Planted trends** (off by default, `data.synthetic.trend`): each ticker gets its own
+//!   drift of `±trend` a year whose sign flips at random, on average every `trend_days`
+//!   days: a stationary edge that moving averages reveal with a lag, so that a short
+//!   training run has something to learn beyond the regimes (`config/default.ron` uses it).
 //! - **Valid OHLC**: `high`/`low` extend beyond open/close by half-normal amounts, prices
 //!   stay positive (log-returns), volumes are whole shares ≥ 0.
 //!
@@ -212,6 +216,27 @@ fn market_path(seed: u64, n_days: usize, bpd: usize, vol_profile: &[f64]) -> Mar
     MarketPath { ret, gap, vol_mult }
 }
 
+/// Stream offset of the trend signs, so that a market without trend keeps its bars.
+const TREND_STREAM: u64 = 1 << 32;
+
+/// Ticker `k`'s planted trend per day (annual log-drift): `±trend`, the sign flipping with
+/// probability `1 / trend_days` each day, drawn from its own stream. All zeros without trend.
+fn trend_path(seed: u64, k: usize, n_days: usize, trend: f64, trend_days: f64) -> Vec<f64> {
+    if trend == 0.0 {
+        return vec![0.0; n_days];
+    }
+    let mut g = Gauss::new(seed, TREND_STREAM + k as u64);
+    let mut sign = if g.uniform() < 0.5 { 1.0 } else { -1.0 };
+    (0..n_days)
+        .map(|d| {
+            if d > 0 && g.uniform() < 1.0 / trend_days {
+                sign = -sign;
+            }
+            sign * trend
+        })
+        .collect()
+}
+
 /// Generates the synthetic market for `cfg.tickers` (see the module docs).
 ///
 /// Uses `cfg.synthetic` (seed, years, start), `cfg.tickers` and `cfg.interval`; ignores the
@@ -250,6 +275,7 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
             daily_volume: 10f64.powf(6.0 + 1.5 * g.uniform()),
         };
         let p = preset(ticker).unwrap_or(drawn);
+        let trend = trend_path(seed, k, n_days, cfg.synthetic.trend, cfg.synthetic.trend_days);
         let mut garch = Garch::new();
         let mut close = p.price;
         for d in 0..n_days {
@@ -262,7 +288,7 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
                 let open = if slot == 0 { close * gap.exp() } else { close };
                 let z = g.student();
                 let idio_sigma = p.idio_vol * dt.sqrt() * m * vprof * garch.vol();
-                let r = p.beta * market.ret[t] + p.alpha * dt + idio_sigma * z;
+                let r = p.beta * market.ret[t] + (p.alpha + trend[d]) * dt + idio_sigma * z;
                 garch.update(z);
                 close = open * r.exp();
                 let market_sigma = MARKET_VOL * dt.sqrt() * m * vprof;

@@ -17,12 +17,19 @@
 //!
 //! `differential_sharpe` (Moody & Saffell 1998): with R the step return and moving moments
 //! A, B updated at rate η = `dsr_eta`, `D = (B·ΔA − ½·A·ΔB) / (B − A²)^{3/2}` using the
-//! moments before the update (0 while B − A² ≤ 0), × reward_scaling.
+//! moments before the update, × reward_scaling. The first ⌈1/η⌉ steps of an episode pay 0
+//! and set A and B to the plain means of the returns so far (moments started at 0 would
+//! give a variance of a step or two, and rewards of thousands), and the variance is floored
+//! at (1 bp)² per step ([`DSR_MIN_STD`]), so that an agent that sat in cash does not divide
+//! by zero when it first trades.
 
 use crate::config::{RewardConfig, RewardMode};
 use crate::env::{EnvStep, Portfolio, StepOutcome, StepSystems};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+
+/// Floor of the differential Sharpe ratio's step-return std: 1 basis point.
+pub const DSR_MIN_STD: f64 = 1e-4;
 
 /// Reward settings shared by all envs.
 #[derive(Resource, Debug, Clone, PartialEq)]
@@ -86,11 +93,18 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
         RewardMode::DifferentialSharpe => {
             let (a, b) = (p.dsr_a, p.dsr_b);
             let (da, db) = (step_return - a, step_return * step_return - b);
-            let var = b - a * a;
-            let d = if var > 0.0 { (b * da - 0.5 * a * db) / var.powf(1.5) } else { 0.0 };
-            p.dsr_a = a + c.dsr_eta * da;
-            p.dsr_b = b + c.dsr_eta * db;
-            d
+            let n = p.n_returns as f64;
+            if n <= (1.0 / c.dsr_eta).ceil() {
+                // Warm-up: plain means of the episode's returns so far, nothing paid.
+                p.dsr_a = a + da / n;
+                p.dsr_b = b + db / n;
+                0.0
+            } else {
+                let var = (b - a * a).max(DSR_MIN_STD * DSR_MIN_STD);
+                p.dsr_a = a + c.dsr_eta * da;
+                p.dsr_b = b + c.dsr_eta * db;
+                (b * da - 0.5 * a * db) / var.powf(1.5)
+            }
         }
     };
     r * settings.scaling
@@ -146,6 +160,30 @@ mod tests {
         let mut p = portfolio(10_000.0, 9_900.0, 10_000.0, 0, &[-0.03, -0.01]);
         let want = 100.0 * -0.01 + 0.1 * -2.0;
         assert!((reward(&s, &mut p) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn differential_sharpe_warms_up_and_stays_bounded() {
+        // Moments started at 0 paid ~1e6 on the second step after a tiny first return.
+        let cfg = RewardConfig { mode: RewardMode::DifferentialSharpe, dsr_eta: 0.01, ..RewardConfig::default() };
+        let s = RewardSettings { reward: cfg, scaling: 1.0 };
+        let mut p = portfolio(10_000.0, 10_000.0, 10_000.0, 0, &[]);
+        let mut paid = vec![];
+        for t in 0..400 {
+            let r = match t {
+                0..3 => 1e-9,
+                3..200 => 0.0,
+                _ => if t % 3 == 0 { -0.004 } else { 0.005 },
+            };
+            p.prev_equity = p.equity;
+            p.equity *= 1.0 + r;
+            p.n_returns += 1;
+            paid.push(reward(&s, &mut p));
+        }
+        assert!(paid[..100].iter().all(|&d| d == 0.0), "warm-up pays nothing");
+        assert!(paid.iter().all(|d| d.is_finite() && d.abs() < 100.0), "max |D| = {}", paid.iter().fold(0.0f64, |m, d| m.max(d.abs())));
+        // Once trading, mostly-winning steps earn a positive total.
+        assert!(paid[250..].iter().sum::<f64>() > 0.0);
     }
 
     #[test]
