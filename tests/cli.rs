@@ -63,3 +63,21 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
     assert_bad_input(&["train", "--resume", "/nonexistent/run"], "--resume");
     assert_bad_input(&["bench", "--layout", "sideways"], "--layout");
 }
+
+#[cfg(feature = "learner")]
+#[test]
+fn bench_train_json_reports_the_median_of_its_runs() {
+    let none = tempfile::tempdir().expect("tempdir");
+    let args = ["bench", "--train", "--net", "8,8", "--envs", "2", "--n-steps", "16", "--batch", "16", "--epochs", "1", "--repeat", "3", "--json"];
+    let (code, out, err) = ploutos(&[&args[..], &["--baseline", none.path().to_str().expect("utf8")]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let runs: Vec<f64> = v["timesteps_per_sec_runs"].as_array().expect("runs").iter().map(|x| x.as_f64().expect("number")).collect();
+    assert_eq!((v["runs"].as_u64(), runs.len()), (Some(3), 3));
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(v["timesteps_per_sec"].as_f64(), Some(sorted[1]));
+    assert!(v["params"].as_u64().is_some_and(|p| p > 0) && v["device"].is_string());
+    // No baseline folder: no SB3 figure, and no ratio made up.
+    assert!(v["sb3_timesteps_per_sec"].is_null() && v["ratio_vs_sb3"].is_null());
+}

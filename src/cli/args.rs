@@ -181,4 +181,8 @@ pub struct BenchArgs {
     /// Epochs per update for --train.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Runs of --train, each Ploutos then SB3 (interleaved, so that both see the same
+    /// load); medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }

@@ -258,6 +258,14 @@ mod with_learner {
         Ok(())
     }
 
+    /// Median of a non-empty list (the mean of the middle two for an even length).
+    fn median(v: &[f64]) -> f64 {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    }
+
     pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
         let net: Vec<usize> = match &a.net {
             Some(s) => s
@@ -274,21 +282,41 @@ mod with_learner {
         if batch > n_envs * n_steps {
             return Err(BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into());
         }
-        let ours = ploutos::ppo::bench_train(cfg, &net, n_envs, n_steps, batch, epochs, 3)?;
-        let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &net, n_envs, n_steps, batch, epochs);
-        let sb3_rate = sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64());
+        // Interleaved runs: a burst of load on the shared machine hits one pair, not one side.
+        let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());
+        for _ in 0..a.repeat {
+            runs.push(ploutos::ppo::bench_train(cfg, &net, n_envs, n_steps, batch, epochs, 3)?);
+            let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &net, n_envs, n_steps, batch, epochs);
+            sb3_rates.extend(sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64()));
+        }
+        let rates: Vec<f64> = runs.iter().map(|r| r.timesteps_per_sec).collect();
+        let mid = median(&rates);
+        let ours = runs.into_iter().min_by(|x, y| (x.timesteps_per_sec - mid).abs().total_cmp(&(y.timesteps_per_sec - mid).abs())).expect("at least one run");
+        let sb3_rate = (!sb3_rates.is_empty()).then(|| median(&sb3_rates));
+        let ratios: Vec<f64> = rates.iter().zip(&sb3_rates).map(|(o, s)| o / s).collect();
         if a.json {
             let mut v = serde_json::to_value(&ours).unwrap_or_default();
+            v["timesteps_per_sec"] = mid.into();
+            v["runs"] = a.repeat.into();
+            v["timesteps_per_sec_runs"] = rates.clone().into();
             v["sb3_timesteps_per_sec"] = sb3_rate.map_or(serde_json::Value::Null, Into::into);
-            v["ratio_vs_sb3"] = sb3_rate.map_or(serde_json::Value::Null, |r| (ours.timesteps_per_sec / r).into());
+            v["sb3_timesteps_per_sec_runs"] = sb3_rates.clone().into();
+            v["ratio_vs_sb3"] = sb3_rate.map_or(serde_json::Value::Null, |r| (mid / r).into());
             println!("{v}");
         } else {
+            let span = |v: &[f64]| format!("{:.0}–{:.0}", v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max));
             println!(
-                "ploutos PPO: {:.0} timesteps/s (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}, {}; rollout {:.2} s, update {:.2} s)",
-                ours.timesteps_per_sec, net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.precision, ours.rollout_secs, ours.update_secs
+                "ploutos PPO: {:.0} timesteps/s, median of {} runs ({}) (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}, {}; median run: rollout {:.2} s, update {:.2} s)",
+                mid, a.repeat, span(&rates), net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.precision, ours.rollout_secs, ours.update_secs
             );
             match sb3_rate {
-                Some(r) => println!("SB3 PPO:     {r:.0} timesteps/s  → ratio {:.1}x", ours.timesteps_per_sec / r),
+                Some(r) => println!(
+                    "SB3 PPO:     {r:.0} timesteps/s, median of {} runs ({})  → ratio {:.1}x (pairwise {})",
+                    sb3_rates.len(),
+                    span(&sb3_rates),
+                    mid / r,
+                    ratios.iter().map(|x| format!("{x:.1}x")).collect::<Vec<_>>().join(", ")
+                ),
                 None => println!("SB3 PPO:     not run (shared/bench/sb3_ppo.py or a Python with stable_baselines3 not found)"),
             }
         }

@@ -278,7 +278,7 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
         let trend = trend_path(seed, k, n_days, cfg.synthetic.trend, cfg.synthetic.trend_days);
         let mut garch = Garch::new();
         let mut close = p.price;
-        for d in 0..n_days {
+        for (d, &day_trend) in trend.iter().enumerate() {
             let m = market.vol_mult[d];
             let gap_idio = GAP_SHARE * p.idio_vol * day_scale * m * garch.vol() * g.student();
             // The first bar opens at the starting price.
@@ -288,7 +288,7 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
                 let open = if slot == 0 { close * gap.exp() } else { close };
                 let z = g.student();
                 let idio_sigma = p.idio_vol * dt.sqrt() * m * vprof * garch.vol();
-                let r = p.beta * market.ret[t] + (p.alpha + trend[d]) * dt + idio_sigma * z;
+                let r = p.beta * market.ret[t] + (p.alpha + day_trend) * dt + idio_sigma * z;
                 garch.update(z);
                 close = open * r.exp();
                 let market_sigma = MARKET_VOL * dt.sqrt() * m * vprof;
