@@ -93,7 +93,8 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
         RewardMode::DifferentialSharpe => {
             let (a, b) = (p.dsr_a, p.dsr_b);
             let (da, db) = (step_return - a, step_return * step_return - b);
-            let n = p.n_returns as f64;
+            // Returns pushed this episode, this step's included (mark-to-market runs first).
+            let n = p.n_returns.max(1) as f64;
             if n <= (1.0 / c.dsr_eta).ceil() {
                 // Warm-up: plain means of the episode's returns so far, nothing paid.
                 p.dsr_a = a + da / n;
