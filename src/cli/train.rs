@@ -79,7 +79,12 @@ mod with_learner {
         logger: RunLogger,
         stop: Arc<AtomicBool>,
         last_reward: Option<f64>,
+        /// When the last plain progress line was printed (no terminal).
+        last_line: Option<std::time::Instant>,
     }
+
+    /// Seconds between plain progress lines when there is no terminal for the bar.
+    const LINE_EVERY_SECS: f64 = 2.0;
 
     impl Hooks {
         /// A line above the bar, or on stderr when there is no terminal to draw it on.
@@ -106,8 +111,15 @@ mod with_learner {
                 s.entropy
             );
             if self.bar.is_hidden() {
-                // No terminal (CI, `| tee`): a plain line per iteration instead of a bar.
-                eprintln!("ploutos: {:>9}/{} steps | {msg}", s.timesteps, self.bar.length().unwrap_or(0));
+                // No terminal (CI, `| tee`): a plain line every couple of seconds and at the
+                // end instead of a bar, with the ETA the bar would show.
+                let total = self.bar.length().unwrap_or(0);
+                let due = self.last_line.is_none_or(|t| t.elapsed().as_secs_f64() >= LINE_EVERY_SECS);
+                if due || s.timesteps >= total {
+                    let eta = if s.fps > 0.0 { total.saturating_sub(s.timesteps) as f64 / s.fps } else { 0.0 };
+                    eprintln!("ploutos: {:>9}/{total} steps, ETA {:.0} s | {msg}", s.timesteps, eta.ceil());
+                    self.last_line = Some(std::time::Instant::now());
+                }
             }
             self.bar.set_message(msg);
             let mut scalars = vec![
@@ -242,7 +254,7 @@ mod with_learner {
         );
         bar.set_position(trainer.timesteps());
         let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS).with_context(|| format!("creating {}", paths.runs.display()))?;
-        let mut hooks = Hooks { bar, logger, stop, last_reward: None };
+        let mut hooks = Hooks { bar, logger, stop, last_reward: None, last_line: None };
         let summary = trainer.train(&mut hooks)?;
         hooks.bar.finish();
         let _ = hooks.logger.flush();
