@@ -21,8 +21,9 @@ pub fn mark_to_market(
         p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
         p.peak_equity = p.peak_equity.max(p.equity);
         let r = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
-        let w = p.returns.len();
-        p.returns[p.n_returns % w] = r;
+        p.returns[p.ret_slot] = r;
+        // The next slot without a division (this runs for every env at every step).
+        p.ret_slot = if p.ret_slot + 1 == p.returns.len() { 0 } else { p.ret_slot + 1 };
         p.n_returns += 1;
         outcome.step_return = r;
     });

@@ -232,6 +232,8 @@ pub struct Portfolio {
     pub returns: Box<[f64]>,
     /// Returns pushed so far this episode (the ring holds `min(n, window)`).
     pub n_returns: usize,
+    /// Ring slot the next return goes to (`n_returns % window`).
+    pub ret_slot: usize,
     /// Differential-Sharpe moving moments A and B.
     pub dsr_a: f64,
     pub dsr_b: f64,
@@ -252,6 +254,7 @@ impl Portfolio {
             executed_this_step: 0,
             returns: vec![0.0; cfg.reward.sharpe_window].into_boxed_slice(),
             n_returns: 0,
+            ret_slot: 0,
             dsr_a: 0.0,
             dsr_b: 0.0,
             episode_reward: 0.0,
@@ -269,6 +272,7 @@ impl Portfolio {
         self.executed_this_step = 0;
         self.returns.fill(0.0);
         self.n_returns = 0;
+        self.ret_slot = 0;
         self.dsr_a = 0.0;
         self.dsr_b = 0.0;
         self.episode_reward = 0.0;

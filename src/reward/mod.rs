@@ -75,8 +75,11 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
                 r -= c.drawdown_weight * dd;
             }
             // Only a negative Sharpe ratio is penalized, and its sign is the mean's.
-            if c.sharpe_weight != 0.0 && window_mean(&p.returns, p.n_returns) < 0.0 {
-                r += c.sharpe_weight * rolling_sharpe(&p.returns, p.n_returns);
+            if c.sharpe_weight != 0.0 {
+                let mean = window_mean(&p.returns, p.n_returns);
+                if mean < 0.0 {
+                    r += c.sharpe_weight * sharpe_of(&p.returns[..p.n_returns.min(p.returns.len())], mean);
+                }
             }
             let n = p.executed_this_step;
             if n > c.overtrade_threshold {
@@ -125,8 +128,12 @@ pub fn rolling_sharpe(ring: &[f64], n: usize) -> f64 {
     }
     // With fewer than `window` returns the ring is filled from index 0.
     let xs = &ring[..k];
-    let mean = xs.iter().sum::<f64>() / k as f64;
-    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / k as f64;
+    sharpe_of(xs, xs.iter().sum::<f64>() / k as f64)
+}
+
+/// `mean` / population std of `xs`, given their mean (the reward has it already).
+fn sharpe_of(xs: &[f64], mean: f64) -> f64 {
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / xs.len() as f64;
     if var > 0.0 { mean / var.sqrt() } else { 0.0 }
 }
 
