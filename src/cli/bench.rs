@@ -14,11 +14,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     // quick run's `config/default.ron`: only an explicit --config replaces them.
     let cfg = match &a.common.config {
         Some(_) => a.common.load()?,
-        None => {
-            let cfg = ploutos::config::Config::default().with_overrides(&a.common.overrides)?;
-            cfg.validate()?;
-            cfg
-        }
+        None => super::builtin_config(&a.common.overrides)?,
     };
     if a.train {
         return super::train::bench(&cfg, &a);

@@ -41,12 +41,15 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<
     let cfg = match path {
         Some(path) => Config::load(path, overrides)?,
         None if default.exists() => Config::load(default, overrides)?,
-        None => {
-            let cfg = Config::default().with_overrides(overrides)?;
-            cfg.validate()?;
-            cfg
-        }
+        None => builtin_config(overrides)?,
     };
+    Ok(cfg)
+}
+
+/// The built-in defaults with `--set` overrides applied, validated.
+pub fn builtin_config(overrides: &[String]) -> anyhow::Result<Config> {
+    let cfg = Config::default().with_overrides(overrides)?;
+    cfg.validate()?;
     Ok(cfg)
 }
 

@@ -549,10 +549,9 @@ impl Learner {
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);
         let mut obs = env.reset(seed).obs.clone();
         let max_steps = env.market().n_bars() + 1;
-        let k = self.spec.n_tickers;
         // The same stream at every evaluation: common random numbers.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut uniforms = vec![0f32; n * k];
+        let mut uniforms = vec![0f32; n * self.spec.n_tickers];
         for _ in 0..max_steps {
             let actions = tch::no_grad(|| {
                 let x = observe(&mut self.obs_norm, self.cfg.obs_clip, input, self.device, &obs, n, false)?;
@@ -560,8 +559,7 @@ impl Learner {
                     return actions_to_host(&self.model.greedy(&x)?);
                 }
                 uniforms.iter_mut().for_each(|u| *u = rng.random::<f32>());
-                let u = Tensor::f_from_slice(&uniforms)?.f_view([n as i64, k as i64])?.f_to(self.device)?;
-                actions_to_host(&self.model.sample(&x, &u)?.0)
+                actions_to_host(&self.model.sample_actions(&x, &uniforms)?)
             })?;
             let b = env.step(&actions)?;
             let mut any_finished = false;

@@ -208,6 +208,16 @@ impl ActorCritic {
         Ok((actions, logp, self.value(x)?))
     }
 
+    /// Actions `[n, n_tickers]` (i64) sampled by [`Self::sample`] with host `uniforms`
+    /// (`n × n_tickers`, in [0, 1)), moved to `x`'s device.
+    ///
+    /// # Errors
+    /// [`PpoError::Setup`] or a torch error on mismatched shapes.
+    pub fn sample_actions(&self, x: &Tensor, uniforms: &[f32]) -> Result<Tensor, PpoError> {
+        let u = Tensor::f_from_slice(uniforms)?.f_view([-1, self.n_tickers])?.f_to(x.device())?;
+        Ok(self.sample(x, &u)?.0)
+    }
+
     /// The most likely action of every ticker `[n, n_tickers]` (i64).
     ///
     /// # Errors
@@ -514,10 +524,7 @@ impl Policy {
                     let mut rng = self.rng.lock().map_err(|_| PpoError::Setup("policy RNG poisoned".into()))?;
                     (0..n).map(|_| rng.random::<f32>()).collect()
                 };
-                let u = Tensor::f_from_slice(&u)?
-                    .f_view([n_envs as i64, self.spec.n_tickers as i64])?
-                    .f_to(self.device)?;
-                self.model.sample(&x, &u)?.0
+                self.model.sample_actions(&x, &u)?
             };
             actions_to_host(&actions)
         })

@@ -75,11 +75,12 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
                 r -= c.drawdown_weight * dd;
             }
             // Only a negative Sharpe ratio is penalized, and its sign is the mean's.
-            if c.sharpe_weight != 0.0 {
-                let mean = window_mean(&p.returns, p.n_returns);
-                if mean < 0.0 {
-                    r += c.sharpe_weight * sharpe_of(&p.returns[..p.n_returns.min(p.returns.len())], mean);
-                }
+            let xs = window(&p.returns, p.n_returns);
+            if c.sharpe_weight != 0.0
+                && let Some(mean) = window_mean(xs)
+                && mean < 0.0
+            {
+                r += c.sharpe_weight * sharpe_of(xs, mean);
             }
             let n = p.executed_this_step;
             if n > c.overtrade_threshold {
@@ -114,21 +115,22 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
     r * settings.scaling
 }
 
-/// Mean of the last `min(n, window)` returns in the ring (0 with fewer than 2).
-fn window_mean(ring: &[f64], n: usize) -> f64 {
-    let k = n.min(ring.len());
-    if k < 2 { 0.0 } else { ring[..k].iter().sum::<f64>() / k as f64 }
+/// The returns of the ring that were pushed: the last `min(n, window)` (with fewer than
+/// `window` returns the ring is filled from index 0).
+fn window(ring: &[f64], n: usize) -> &[f64] {
+    &ring[..n.min(ring.len())]
 }
 
-/// mean / population std of the last `min(n, window)` returns in the ring.
+/// Mean of a window of at least 2 returns.
+fn window_mean(xs: &[f64]) -> Option<f64> {
+    (xs.len() >= 2).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// mean / population std of the last `min(n, window)` returns in the ring (0 with fewer
+/// than 2).
 pub fn rolling_sharpe(ring: &[f64], n: usize) -> f64 {
-    let k = n.min(ring.len());
-    if k < 2 {
-        return 0.0;
-    }
-    // With fewer than `window` returns the ring is filled from index 0.
-    let xs = &ring[..k];
-    sharpe_of(xs, xs.iter().sum::<f64>() / k as f64)
+    let xs = window(ring, n);
+    window_mean(xs).map_or(0.0, |mean| sharpe_of(xs, mean))
 }
 
 /// `mean` / population std of `xs`, given their mean (the reward has it already).
