@@ -158,12 +158,11 @@ impl Orders {
     /// Refuses the live orders in `mask` for `reason`.
     #[inline]
     pub fn refuse(&mut self, mask: u64, reason: Refusal) {
+        // No `if hit != 0`: with random actions that branch is unpredictable.
         let hit = (self.buy | self.sell) & mask;
-        if hit != 0 {
-            self.buy &= !hit;
-            self.sell &= !hit;
-            self.refused.0[reason.0 as usize] += hit.count_ones();
-        }
+        self.buy &= !hit;
+        self.sell &= !hit;
+        self.refused.0[reason.0 as usize] += hit.count_ones();
     }
 
     /// Live order side of ticker `k`.
@@ -390,11 +389,9 @@ impl PdtState {
     /// Day trades on trading days `day - window + 1 ..= day`.
     #[inline]
     pub fn in_window(&self, day: u32, window: u32) -> u32 {
-        self.days
-            .iter()
-            .filter(|(d, _)| *d != u32::MAX && *d <= day && day - *d < window)
-            .map(|(_, n)| *n)
-            .sum()
+        // Without branches (it runs for every env at every step, in the observation):
+        // `day − d` wraps to a huge number for days after `day`.
+        self.days.iter().map(|&(d, n)| n * u32::from((d != u32::MAX) & (day.wrapping_sub(d) < window))).sum()
     }
 
     /// Records one day trade on `day`.

@@ -64,15 +64,18 @@ pub fn write_row(
     let ages = &mut rest[..d];
     for k in 0..d {
         let (pos, c) = (&positions[k], closes[k]);
-        // Every term is computed and then selected, without branches: random actions make
-        // `held` unpredictable. Unused quotients (inf, NaN) are discarded by the selects.
+        // Every term is computed and then masked: unused quotients (inf, NaN) are discarded.
         let held = pos.shares > 0.0;
         let ret = (c / pos.avg_cost - 1.0) as f32;
         // × 0.01 rather than / 100: a division's latency was the row's hottest spot.
         let age = ((t as f64 - f64::from(pos.opened_bar)) * 0.01).min(10.0) as f32;
         weights[k] = (pos.shares * c * inv_e) as f32;
-        unrealized[k] = if held && pos.avg_cost > 0.0 { ret } else { 0.0 };
-        ages[k] = if held { age } else { 0.0 };
+        // Masks rather than `if`: the compiler turns a select of two floats into a branch,
+        // which random actions mispredict (it was the row's hottest spot).
+        let held_mask = u32::from(held).wrapping_neg();
+        let ret_mask = held_mask & u32::from(pos.avg_cost > 0.0).wrapping_neg();
+        unrealized[k] = f32::from_bits(ret.to_bits() & ret_mask);
+        ages[k] = f32::from_bits(age.to_bits() & held_mask);
     }
     row[1 + 3 * d] = portfolio.drawdown() as f32;
     let day = ctx.market.day((t + ctx.fill_offset).min(ctx.market.n_bars() - 1));

@@ -69,23 +69,22 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
     let step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
     let r = match c.mode {
         RewardMode::Seed => {
+            // Each term is computed and then multiplied by its condition (0 or 1): random
+            // actions make these conditions unpredictable, and a mispredicted branch costs
+            // more than the term. Exact: x × 1 = x, and adding 0 changes nothing.
+            let on = |cond: bool| f64::from(u8::from(cond));
             let mut r = c.return_weight * step_return;
             let dd = p.drawdown();
-            if dd > c.drawdown_threshold {
-                r -= c.drawdown_weight * dd;
-            }
+            r -= on(dd > c.drawdown_threshold) * c.drawdown_weight * dd;
             // Only a negative Sharpe ratio is penalized, and its sign is the mean's.
             let xs = window(&p.returns, p.n_returns);
             if c.sharpe_weight != 0.0
                 && let Some(mean) = window_mean(xs)
-                && mean < 0.0
             {
-                r += c.sharpe_weight * sharpe_of(xs, mean);
+                r += on(mean < 0.0) * c.sharpe_weight * sharpe_of(xs, mean);
             }
             let n = p.executed_this_step;
-            if n > c.overtrade_threshold {
-                r -= c.overtrade_weight * f64::from(n);
-            }
+            r -= on(n > c.overtrade_threshold) * c.overtrade_weight * f64::from(n);
             if step_return > c.bonus_threshold {
                 r += c.bonus;
             }

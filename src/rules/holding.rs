@@ -3,7 +3,7 @@
 //! add-on buy restarts the clock).
 
 use super::RulesConfig;
-use crate::env::{EpisodeClock, Orders, Positions, Refusal, bits};
+use crate::env::{EpisodeClock, Orders, Positions, Refusal};
 use crate::execution::ExecutionConfig;
 use bevy_ecs::prelude::*;
 
@@ -25,9 +25,12 @@ pub fn enforce_holding_period(
 
 /// The rule for one env.
 pub fn refuse_young_sells(orders: &mut Orders, positions: &[crate::env::Position], fill_bar: u32, min_bars: u32) {
+    // Every ticker, then masked by the sells: a loop over the sells' bits exits at an
+    // unpredictable count with random actions.
     let mut young = 0u64;
-    for k in bits(orders.sell) {
-        young |= u64::from(fill_bar.saturating_sub(positions[k].last_buy_bar) < min_bars) << k;
+    for (k, pos) in positions.iter().enumerate() {
+        young |= u64::from(fill_bar.saturating_sub(pos.last_buy_bar) < min_bars) << k;
     }
+    young &= orders.sell;
     orders.refuse(young, Refusal::HOLDING_PERIOD);
 }

@@ -9,7 +9,7 @@
 
 use super::RulesConfig;
 use crate::config::PdtConfig;
-use crate::env::{EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, bits};
+use crate::env::{EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal};
 use crate::execution::ExecutionConfig;
 use bevy_ecs::prelude::*;
 
@@ -34,23 +34,21 @@ pub fn refuse_day_trades(orders: &mut Orders, positions: &[Position], equity: f6
     if orders.sell == 0 || equity >= cfg.equity_threshold {
         return;
     }
+    // A fixed loop over every ticker rather than over the sells' bits: random actions make
+    // the number of sells, and so the bit loop's exit, unpredictable.
     let mut day_trades = 0u64;
-    for k in bits(orders.sell) {
-        day_trades |= u64::from(positions[k].last_buy_day == day) << k;
+    for (k, pos) in positions.iter().enumerate() {
+        day_trades |= u64::from(pos.last_buy_day == day) << k;
     }
+    day_trades &= orders.sell;
     if day_trades == 0 {
         return;
     }
-    let mut count = pdt.in_window(day, cfg.window_days);
-    let mut refused = 0u64;
-    for k in bits(day_trades) {
-        {
-            if count + 1 > cfg.max_day_trades {
-                refused |= 1 << k;
-            } else {
-                count += 1;
-            }
-        }
+    // The first `left` day trades, in ticker order, pass; the others are refused.
+    let left = cfg.max_day_trades.saturating_sub(pdt.in_window(day, cfg.window_days));
+    let mut refused = day_trades;
+    for _ in 0..left.min(u64::BITS) {
+        refused &= refused.wrapping_sub(1);
     }
     orders.refuse(refused, Refusal::PDT);
 }
