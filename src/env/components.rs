@@ -394,14 +394,17 @@ impl PdtState {
         self.days.iter().map(|&(d, n)| n * u32::from((d != u32::MAX) & (day.wrapping_sub(d) < window))).sum()
     }
 
-    /// Records one day trade on `day`.
+    /// Records `n` day trades on `day` (nothing when `n` is 0).
     #[inline]
-    pub fn record(&mut self, day: u32) {
+    pub fn record(&mut self, day: u32, n: u32) {
+        if n == 0 {
+            return;
+        }
         let last = (self.next + self.days.len() - 1) % self.days.len();
         if self.days[last].0 == day {
-            self.days[last].1 += 1;
+            self.days[last].1 += n;
         } else {
-            self.days[self.next] = (day, 1);
+            self.days[self.next] = (day, n);
             self.next = (self.next + 1) % self.days.len();
         }
     }

@@ -145,6 +145,7 @@ pub fn execute(
     let base = market.at(t);
 
     // Sells, in ticker order.
+    let mut day_trades = 0;
     for k in bits(orders.sell) {
         let pos = &mut positions[k];
         let shares = pos.shares;
@@ -162,9 +163,9 @@ pub fn execute(
         let fees = config.fees.sell_fees(shares, notional).min(portfolio.cash + notional);
         portfolio.cash += notional - fees;
         let pnl = (price - pos.avg_cost) * shares - fees;
-        if pos.last_buy_day == day {
-            pdt.record(day);
-        }
+        // Counted, and recorded once after the sells: whether a sell is a day trade is
+        // a coin toss with random actions, a branch here mispredicts.
+        day_trades += u32::from(pos.last_buy_day == day);
         ledger.sells += 1;
         ledger.closed_trades += 1;
         ledger.winning_trades += u64::from(pnl > 0.0);
@@ -178,6 +179,7 @@ pub fn execute(
         portfolio.trades_today += 1;
         portfolio.executed_this_step += 1;
     }
+    pdt.record(day, day_trades);
 
     // Buys, in ticker order, each from the cash the previous fills left.
     if orders.buy == 0 {
