@@ -59,8 +59,7 @@ pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, t
         }
         rates.push((steps * n_envs) as f64 / t0.elapsed().as_secs_f64());
     }
-    rates.sort_by(f64::total_cmp);
-    let rate = rates[1];
+    let rate = median(rates);
     EnvBench {
         system: "ploutos",
         n_envs,
@@ -111,7 +110,10 @@ fn median_rate(threads: usize, bytes: usize, mut run: impl FnMut(f32) + Send) ->
         bytes as f64 / t0.elapsed().as_secs_f64()
     };
     timed(0.5);
-    let mut rates = [timed(1.0), timed(2.0), timed(3.0)];
-    rates.sort_by(f64::total_cmp);
-    rates[1]
+    median(vec![timed(1.0), timed(2.0), timed(3.0)])
+}
+
+/// Median of the runs of one measurement (the mean of the middle two for an even count).
+pub fn median(rates: Vec<f64>) -> f64 {
+    statrs::statistics::Median::median(&statrs::statistics::Data::new(rates))
 }

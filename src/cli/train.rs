@@ -270,14 +270,6 @@ mod with_learner {
         Ok(())
     }
 
-    /// Median of a non-empty list (the mean of the middle two for an even length).
-    fn median(v: &[f64]) -> f64 {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-    }
-
     pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
         let net: Vec<usize> = match &a.net {
             Some(s) => s
@@ -302,9 +294,9 @@ mod with_learner {
             sb3_rates.extend(sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64()));
         }
         let rates: Vec<f64> = runs.iter().map(|r| r.timesteps_per_sec).collect();
-        let mid = median(&rates);
+        let mid = ploutos::bench::median(rates.clone());
         let ours = runs.into_iter().min_by(|x, y| (x.timesteps_per_sec - mid).abs().total_cmp(&(y.timesteps_per_sec - mid).abs())).expect("at least one run");
-        let sb3_rate = (!sb3_rates.is_empty()).then(|| median(&sb3_rates));
+        let sb3_rate = (!sb3_rates.is_empty()).then(|| ploutos::bench::median(sb3_rates.clone()));
         let ratios: Vec<f64> = rates.iter().zip(&sb3_rates).map(|(o, s)| o / s).collect();
         if a.json {
             let mut v = serde_json::to_value(&ours).unwrap_or_default();

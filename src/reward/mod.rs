@@ -125,13 +125,6 @@ fn window_mean(xs: &[f64]) -> Option<f64> {
     (xs.len() >= 2).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
-/// mean / population std of the last `min(n, window)` returns in the ring (0 with fewer
-/// than 2).
-pub fn rolling_sharpe(ring: &[f64], n: usize) -> f64 {
-    let xs = window(ring, n);
-    window_mean(xs).map_or(0.0, |mean| sharpe_of(xs, mean))
-}
-
 /// `mean` / population std of `xs`, given their mean (the reward has it already).
 fn sharpe_of(xs: &[f64], mean: f64) -> f64 {
     let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / xs.len() as f64;
