@@ -20,7 +20,8 @@ fn env_step(c: &mut Criterion) {
             let mut env = TradingEnv::new(&cfg, market, EnvOptions::training(n_envs, bounds)).expect("bench env");
             env.reset(0);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-            let pool: Vec<Vec<u8>> = (0..16).map(|_| (0..n_envs * 10).map(|_| rng.random_range(0..3u8)).collect()).collect();
+            let pool: Vec<Vec<u8>> =
+                (0..16).map(|_| (0..n_envs * 10).map(|_| rng.random_range(0..3u8)).collect()).collect();
             let mut i = 0usize;
             group.throughput(Throughput::Elements(n_envs as u64));
             group.bench_function(BenchmarkId::new(ploutos::bench::layout_name(layout), n_envs), |b| {

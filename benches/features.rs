@@ -25,19 +25,14 @@ fn table(c: &mut Criterion) {
         b.iter(|| compute_table(black_box(&inputs)))
     });
     let raw = compute_table(&inputs);
-    group.bench_function(
-        BenchmarkId::new("observation", format!("{TICKERS}x{BARS}")),
-        |b| {
-            b.iter(|| {
-                raw.iter()
-                    .zip(&bars)
-                    .map(|(r, b)| {
-                        observation_features(black_box(r), &b.close, &b.volume, 0..BARS * 7 / 10)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        },
-    );
+    group.bench_function(BenchmarkId::new("observation", format!("{TICKERS}x{BARS}")), |b| {
+        b.iter(|| {
+            raw.iter()
+                .zip(&bars)
+                .map(|(r, b)| observation_features(black_box(r), &b.close, &b.volume, 0..BARS * 7 / 10))
+                .collect::<Vec<_>>()
+        })
+    });
     group.finish();
 }
 

@@ -12,8 +12,8 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use ploutos::config::EnvironmentConfig;
 use ploutos::env::{
-    EnvOptions, EnvStep, EpisodeBounds, EpisodeClock, MarketColumns, MarketData, Orders, Refusal,
-    RefusalReasons, StepSystems, TradingEnv,
+    EnvOptions, EnvStep, EpisodeBounds, EpisodeClock, MarketColumns, MarketData, Orders, Refusal, RefusalReasons,
+    StepSystems, TradingEnv,
 };
 use ploutos::execution::ExecutionConfig;
 use ploutos::rules::BuiltInRules;
@@ -34,16 +34,10 @@ struct CircuitBreaker {
 
 impl Plugin for CircuitBreakerPlugin {
     fn build(&self, app: &mut App) {
-        let reason = app
-            .world_mut()
-            .resource_mut::<RefusalReasons>()
-            .register("circuit_breaker");
+        let reason = app.world_mut().resource_mut::<RefusalReasons>().register("circuit_breaker");
         let tripped = tripped_bars(app.world().resource::<MarketData>(), self.drop);
         app.insert_resource(CircuitBreaker { tripped, reason })
-            .add_systems(
-                EnvStep,
-                halt_buys.in_set(StepSystems::Rules).after(BuiltInRules),
-            );
+            .add_systems(EnvStep, halt_buys.in_set(StepSystems::Rules).after(BuiltInRules));
     }
 }
 
@@ -58,12 +52,7 @@ fn tripped_bars(market: &MarketData, drop: f64) -> Vec<bool> {
             day_open = market.open_row(t).to_vec();
         }
         let closes = market.close_row(t);
-        let index = closes
-            .iter()
-            .zip(&day_open)
-            .map(|(c, o)| c / o)
-            .sum::<f64>()
-            / closes.len() as f64;
+        let index = closes.iter().zip(&day_open).map(|(c, o)| c / o).sum::<f64>() / closes.len() as f64;
         let before = !new_day && tripped[t - 1];
         tripped.push(before || index <= 1.0 - drop);
     }
@@ -100,11 +89,7 @@ pub fn crash_market(crash: bool) -> MarketData {
         ..MarketColumns::default()
     };
     for t in 0..n_bars {
-        let fall = if crash && (9..14).contains(&t) {
-            [0.90, 0.95]
-        } else {
-            [1.0, 1.0]
-        };
+        let fall = if crash && (9..14).contains(&t) { [0.90, 0.95] } else { [1.0, 1.0] };
         for f in fall {
             c.open.push(100.0 * f);
             c.close.push(100.0 * f);
@@ -123,26 +108,14 @@ pub fn breaker_refusals(market: MarketData) -> Vec<u32> {
         ..EnvironmentConfig::default()
     };
     cfg.pdt.enabled = false;
-    let bounds = EpisodeBounds {
-        first: 0,
-        last: market.n_bars() as u32 - 1,
-        random_start: false,
-    };
+    let bounds = EpisodeBounds { first: 0, last: market.n_bars() as u32 - 1, random_start: false };
     // One env on the calling thread (a replay's set-up) that resets itself at the end.
-    let opts = EnvOptions {
-        trade_log: false,
-        auto_reset: true,
-        ..EnvOptions::replay(bounds)
-    };
+    let opts = EnvOptions { trade_log: false, auto_reset: true, ..EnvOptions::replay(bounds) };
     let mut env = TradingEnv::with_plugins(&cfg, market, opts, |app| {
         app.add_plugins(CircuitBreakerPlugin { drop: 0.07 });
     })
     .expect("the market fits its bounds");
-    let code = env
-        .refusal_names()
-        .iter()
-        .position(|n| n == "circuit_breaker")
-        .expect("registered");
+    let code = env.refusal_names().iter().position(|n| n == "circuit_breaker").expect("registered");
     env.reset(0);
     let mut per_bar = vec![];
     for _ in 0..bounds.last {

@@ -17,10 +17,7 @@ fn run(dir: PathBuf) -> std::io::Result<()> {
     // Several scalars per event, at steps that need multi-byte varints.
     for (i, step) in [2048u64, 4096, 1 << 40].into_iter().enumerate() {
         let i = i as f64;
-        tb.scalars(
-            step,
-            &[("time/fps", 1000.0 * (i + 1.0)), ("eval/sharpe", -1.5 + i)],
-        )?;
+        tb.scalars(step, &[("time/fps", 1000.0 * (i + 1.0)), ("eval/sharpe", -1.5 + i)])?;
         tb.flush()?;
     }
     println!("{}", tb.path().display());

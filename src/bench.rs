@@ -39,14 +39,21 @@ pub fn bench_market(n_tickers: usize) -> MarketData {
 ///
 /// # Panics
 /// Never for valid configs: the bench market always fits the episode bounds.
-pub fn measure_env(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, threads: usize, seconds: f64) -> EnvBench {
+pub fn measure_env(
+    cfg: &EnvironmentConfig,
+    market: MarketData,
+    n_envs: usize,
+    threads: usize,
+    seconds: f64,
+) -> EnvBench {
     let n_tickers = market.n_tickers();
     let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
     let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })
         .expect("bench market fits its bounds");
     env.reset(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let pool: Vec<Vec<u8>> = (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..3u8)).collect()).collect();
+    let pool: Vec<Vec<u8>> =
+        (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..3u8)).collect()).collect();
     for a in pool.iter().take(3) {
         let _ = env.step(a);
     }

@@ -75,8 +75,10 @@ impl Dataset {
             })
             .collect();
         let raw = compute_table(&inputs);
-        let scale_free: Vec<_> = raw.iter().enumerate().map(|(k, r)| scale_free(r, panel.close(k), panel.volume(k))).collect();
-        let scaler = scaler.unwrap_or_else(|| FeatureScaler::fit_many(scale_free.iter().map(|f| (f, split.train.clone()))));
+        let scale_free: Vec<_> =
+            raw.iter().enumerate().map(|(k, r)| scale_free(r, panel.close(k), panel.volume(k))).collect();
+        let scaler =
+            scaler.unwrap_or_else(|| FeatureScaler::fit_many(scale_free.iter().map(|f| (f, split.train.clone()))));
         let obs: Vec<_> = scale_free.iter().map(|f| scaler.transform(f)).collect();
         let n_features = crate::features::N_FEATURES;
         let mean_volume = panel.mean_volume_20(); // [n_tickers, n_bars]

@@ -16,7 +16,8 @@ pub mod features;
 pub mod fsutil;
 pub mod market;
 pub mod metrics;
-#[cfg(feature = "learner")] pub mod ppo;
+#[cfg(feature = "learner")]
+pub mod ppo;
 pub mod reward;
 pub mod rules;
 

@@ -154,7 +154,8 @@ fn trade_metrics_of_a_replay() {
     // Eleven bars; half the equity in ticker 0 on even bars, nothing on odd bars, so
     // exposure = 6 · 0.5 / 11.
     let equity: Vec<f64> = (0..11).map(|i| 1000.0 + 10.0 * f64::from(i)).collect();
-    let values: Vec<Vec<f64>> = equity.iter().enumerate().map(|(i, e)| if i % 2 == 0 { vec![e / 2.0, 0.0] } else { vec![0.0, 0.0] }).collect();
+    let values: Vec<Vec<f64>> =
+        equity.iter().enumerate().map(|(i, e)| if i % 2 == 0 { vec![e / 2.0, 0.0] } else { vec![0.0, 0.0] }).collect();
     let m = compute(&result(&equity, &values, trades()), 252.0);
     // Winners +36 and +5, loser −10.5: win rate 2/3, profit factor 41 / 10.5,
     // average duration (6 + 2 + 4) / 3 = 4 bars.

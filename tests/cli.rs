@@ -9,7 +9,11 @@ fn ploutos(args: &[&str]) -> (i32, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn assert_bad_input(args: &[&str], needle: &str) {
@@ -68,11 +72,28 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
 #[test]
 fn bench_train_json_reports_the_median_of_its_runs() {
     let none = tempfile::tempdir().expect("tempdir");
-    let args = ["bench", "--train", "--net", "8,8", "--envs", "2", "--n-steps", "16", "--batch", "16", "--epochs", "1", "--repeat", "3", "--json"];
+    let args = [
+        "bench",
+        "--train",
+        "--net",
+        "8,8",
+        "--envs",
+        "2",
+        "--n-steps",
+        "16",
+        "--batch",
+        "16",
+        "--epochs",
+        "1",
+        "--repeat",
+        "3",
+        "--json",
+    ];
     let (code, out, err) = ploutos(&[&args[..], &["--baseline", none.path().to_str().expect("utf8")]].concat());
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
-    let runs: Vec<f64> = v["timesteps_per_sec_runs"].as_array().expect("runs").iter().map(|x| x.as_f64().expect("number")).collect();
+    let runs: Vec<f64> =
+        v["timesteps_per_sec_runs"].as_array().expect("runs").iter().map(|x| x.as_f64().expect("number")).collect();
     assert_eq!((v["runs"].as_u64(), runs.len()), (Some(3), 3));
     let mut sorted = runs.clone();
     sorted.sort_by(f64::total_cmp);

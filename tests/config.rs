@@ -64,7 +64,10 @@ fn unknown_key_is_rejected_with_its_path_and_line() {
 
 #[test]
 fn out_of_range_override_names_key_and_range() {
-    let err = Config::default().with_overrides(&["training.gamma=2".into()]).and_then(|c| c.validate().map(|_| c)).unwrap_err();
+    let err = Config::default()
+        .with_overrides(&["training.gamma=2".into()])
+        .and_then(|c| c.validate().map(|_| c))
+        .unwrap_err();
     assert!(matches!(err, ConfigError::OutOfRange { .. }));
     let msg = err.to_string();
     assert!(msg.contains("training.gamma") && msg.contains("[0, 1]"), "{msg}");
@@ -94,7 +97,8 @@ fn overrides_set_nested_keys_and_reject_unknown_ones() {
 
 #[test]
 fn cross_field_checks() {
-    let err = Config::default().with_overrides(&["training.batch_size=100000000".into()]).unwrap().validate().unwrap_err();
+    let err =
+        Config::default().with_overrides(&["training.batch_size=100000000".into()]).unwrap().validate().unwrap_err();
     assert!(err.to_string().contains("training.batch_size"), "{err}");
     let err = Config::default()
         .with_overrides(&["data.split.train_fraction=0.9".into(), "data.split.validation_fraction=0.2".into()])

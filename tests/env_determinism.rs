@@ -21,17 +21,9 @@ impl Fnv {
 /// Hash of 600 steps of 64 envs (random starts, short episodes so that auto-resets draw
 /// from the env streams) under random actions.
 fn trajectory_hash(seed: u64, threads: usize) -> u64 {
-    let cfg = EnvironmentConfig {
-        episode_length: 120,
-        initial_cash: 8_000.0,
-        ..EnvironmentConfig::default()
-    };
+    let cfg = EnvironmentConfig { episode_length: 120, initial_cash: 8_000.0, ..EnvironmentConfig::default() };
     let market = MarketData::random_walk(1_000, 3, 4, 5);
-    let bounds = EpisodeBounds {
-        first: 20,
-        last: 999,
-        random_start: true,
-    };
+    let bounds = EpisodeBounds { first: 20, last: 999, random_start: true };
     let mut env = TradingEnv::new(
         &cfg,
         market,

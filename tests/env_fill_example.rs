@@ -50,30 +50,16 @@ fn config(taf: TafModel, fractional: bool) -> EnvironmentConfig {
 }
 
 fn env(cfg: &EnvironmentConfig) -> TradingEnv {
-    let bounds = EpisodeBounds {
-        first: 0,
-        last: 4,
-        random_start: false,
-    };
-    let mut env = TradingEnv::new(
-        cfg,
-        market(),
-        EnvOptions {
-            auto_reset: true,
-            ..EnvOptions::replay(bounds)
-        },
-    )
-    .expect("env");
+    let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
+    let mut env =
+        TradingEnv::new(cfg, market(), EnvOptions { auto_reset: true, ..EnvOptions::replay(bounds) }).expect("env");
     env.reset(0);
     env
 }
 
 #[track_caller]
 fn near(got: f64, want: f64) {
-    assert!(
-        (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-        "{got} vs {want}"
-    );
+    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{got} vs {want}");
 }
 
 // The buy, decided at bar 0, fills at bar 1's open, $40:
@@ -110,11 +96,7 @@ fn one_buy_one_sell_by_hand(#[case] taf: TafModel, #[case] sell_fees: f64) {
     let buy = env.take_trades(0);
     assert_eq!(buy.len(), 1);
     let t = buy[0];
-    assert_eq!(
-        (t.bar, t.ticker, t.side),
-        (1, 0, Side::Buy),
-        "written at the fill bar"
-    );
+    assert_eq!((t.bar, t.ticker, t.side), (1, 0, Side::Buy), "written at the fill bar");
     assert_eq!(t.shares, 99.0);
     near(t.reference_price, 40.0);
     near(t.fill_price, 40.14);
@@ -151,15 +133,7 @@ fn one_buy_one_sell_by_hand(#[case] taf: TafModel, #[case] sell_fees: f64) {
     near(totals.costs.impact, 3.96 + 9.9);
     near(totals.costs.fees, sell_fees);
     near(totals.turnover, 3_973.86 + 4_932.675);
-    assert_eq!(
-        (
-            totals.buys,
-            totals.sells,
-            totals.closed_trades,
-            totals.winning_trades
-        ),
-        (1, 1, 1, 1)
-    );
+    assert_eq!((totals.buys, totals.sells, totals.closed_trades, totals.winning_trades), (1, 1, 1, 1));
     assert_eq!(totals.trade_bars, 2, "opened at bar 1, closed at bar 3");
 }
 

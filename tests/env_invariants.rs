@@ -13,20 +13,8 @@ mod property_tests {
 
     fn config() -> impl Strategy<Value = EnvironmentConfig> {
         (
-            (
-                1_000.0..60_000.0f64,
-                0.05..1.0f64,
-                0.1..1.0f64,
-                any::<bool>(),
-                any::<bool>(),
-            ),
-            (
-                0.0..30.0f64,
-                0.0..1.0f64,
-                0.0..3.0f64,
-                any::<bool>(),
-                0.0..1.0f64,
-            ),
+            (1_000.0..60_000.0f64, 0.05..1.0f64, 0.1..1.0f64, any::<bool>(), any::<bool>()),
+            (0.0..30.0f64, 0.0..1.0f64, 0.0..3.0f64, any::<bool>(), 0.0..1.0f64),
             (proptest::option::of(1u32..8), 0u32..4, any::<bool>()),
         )
             .prop_map(
@@ -40,11 +28,7 @@ mod property_tests {
                         buy_pct,
                         max_position_pct: cap,
                         fractional_shares: fractional,
-                        fill_timing: if close {
-                            FillTiming::Close
-                        } else {
-                            FillTiming::NextOpen
-                        },
+                        fill_timing: if close { FillTiming::Close } else { FillTiming::NextOpen },
                         spread_bps: spread,
                         slippage_atr_mult: slip,
                         impact_coef: impact,
@@ -55,11 +39,7 @@ mod property_tests {
                         episode_length: 1_000_000,
                         ..EnvironmentConfig::default()
                     };
-                    cfg.fees.taf_model = if per_share {
-                        TafModel::PerShare
-                    } else {
-                        TafModel::Notional
-                    };
+                    cfg.fees.taf_model = if per_share { TafModel::PerShare } else { TafModel::Notional };
                     cfg.fees.commission_per_order = commission;
                     cfg.pdt.enabled = pdt;
                     cfg

@@ -21,11 +21,7 @@ fn perturbed_after(m: &MarketData, cut: usize, seed: u64) -> MarketData {
     for t in 0..n {
         let later = t > cut;
         let scale = |x: f64, rng: &mut ChaCha8Rng| {
-            if later {
-                x * rng.random_range(0.5..1.5)
-            } else {
-                x
-            }
+            if later { x * rng.random_range(0.5..1.5) } else { x }
         };
         for k in 0..d {
             c.open.push(scale(m.open_row(t)[k], &mut rng));
@@ -35,13 +31,7 @@ fn perturbed_after(m: &MarketData, cut: usize, seed: u64) -> MarketData {
             c.mean_volume.push(scale(m.mean_volume_row(t)[k], &mut rng));
         }
         c.day.push(m.day(t));
-        c.features.extend(m.feature_row(t).iter().map(|&x| {
-            if later {
-                x + rng.random_range(-1.0f32..1.0)
-            } else {
-                x
-            }
-        }));
+        c.features.extend(m.feature_row(t).iter().map(|&x| if later { x + rng.random_range(-1.0f32..1.0) } else { x }));
     }
     MarketData::new(n, d, f, c).expect("same shapes")
 }
@@ -51,19 +41,8 @@ fn perturbed_after(m: &MarketData, cut: usize, seed: u64) -> MarketData {
 fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
     let market = MarketData::random_walk(600, 3, 5, 21);
     let other = perturbed_after(&market, cut, 99);
-    let bounds = EpisodeBounds {
-        first: 30,
-        last: 599,
-        random_start: false,
-    };
-    let opts = EnvOptions {
-        n_envs: 4,
-        threads: 0,
-        min_shard_envs: 1,
-        bounds,
-        trade_log: false,
-        auto_reset: true,
-    };
+    let bounds = EpisodeBounds { first: 30, last: 599, random_start: false };
+    let opts = EnvOptions { n_envs: 4, threads: 0, min_shard_envs: 1, bounds, trade_log: false, auto_reset: true };
     let mut a = TradingEnv::new(cfg, market, opts.clone()).expect("env");
     let mut b = TradingEnv::new(cfg, other, opts).expect("env");
     assert_eq!(a.reset(1).obs, b.reset(1).obs);
@@ -74,10 +53,8 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
         let x = a.step(&actions).expect("step").clone();
         let y = b.step(&actions).expect("step").clone();
         let bar = x.infos[0].bar;
-        let equal = x.obs == y.obs
-            && x.rewards == y.rewards
-            && x.terminated == y.terminated
-            && x.truncated == y.truncated;
+        let equal =
+            x.obs == y.obs && x.rewards == y.rewards && x.terminated == y.terminated && x.truncated == y.truncated;
         if bar as usize <= cut {
             assert!(equal, "outputs at bar {bar} ≤ {cut} depend on later bars");
             same += 1;
@@ -93,11 +70,7 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
 #[case::next_open_late(FillTiming::NextOpen, ObservationLayout::Materialized, 230)]
 #[case::close(FillTiming::Close, ObservationLayout::Materialized, 120)]
 #[case::index_layout(FillTiming::NextOpen, ObservationLayout::Index, 90)]
-fn observations_ignore_later_bars(
-    #[case] timing: FillTiming,
-    #[case] layout: ObservationLayout,
-    #[case] cut: usize,
-) {
+fn observations_ignore_later_bars(#[case] timing: FillTiming, #[case] layout: ObservationLayout, #[case] cut: usize) {
     let cfg = EnvironmentConfig {
         fill_timing: timing,
         observation_layout: layout,
@@ -107,10 +80,5 @@ fn observations_ignore_later_bars(
     let (same, first_diff) = run_pair(&cfg, cut);
     assert_eq!(same, cut - 30, "every step up to the cut compared equal");
     // The perturbation is visible right after the cut: the test is not vacuous.
-    assert_eq!(
-        first_diff,
-        Some(cut as u32 + 1),
-        "outputs differ from bar {} on",
-        cut + 1
-    );
+    assert_eq!(first_diff, Some(cut as u32 + 1), "outputs differ from bar {} on", cut + 1);
 }

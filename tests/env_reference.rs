@@ -15,12 +15,8 @@
 //! `final_obs`, then starts its next episode from its own stream and compares the new
 //! observation with `obs`.
 
-use ploutos::config::{
-    BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, RewardMode, TafModel,
-};
-use ploutos::env::{
-    EnvId, EnvOptions, EpisodeBounds, MarketData, Orders, Side, TradeRecord, TradingEnv,
-};
+use ploutos::config::{BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, RewardMode, TafModel};
+use ploutos::env::{EnvId, EnvOptions, EpisodeBounds, MarketData, Orders, Side, TradeRecord, TradingEnv};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rstest::rstest;
@@ -119,15 +115,8 @@ impl<'m> RefEnv<'m> {
 
     fn start_episode(&mut self) {
         let b = self.bounds;
-        let latest = b
-            .last
-            .saturating_sub(self.cfg.episode_length as u32)
-            .max(b.first);
-        self.bar = if b.random_start && latest > b.first {
-            self.rng.random_range(b.first..=latest)
-        } else {
-            b.first
-        };
+        let latest = b.last.saturating_sub(self.cfg.episode_length as u32).max(b.first);
+        self.bar = if b.random_start && latest > b.first { self.rng.random_range(b.first..=latest) } else { b.first };
         self.steps = 0;
         self.cash = self.cfg.initial_cash;
         self.pos = vec![RefPosition::default(); self.m.n_tickers()];
@@ -142,10 +131,7 @@ impl<'m> RefEnv<'m> {
     }
 
     fn reason(&self, name: &str) -> usize {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .expect("built-in reason")
+        self.names.iter().position(|n| n == name).expect("built-in reason")
     }
 
     fn executed_on(&self, day: u32) -> u32 {
@@ -159,10 +145,7 @@ impl<'m> RefEnv<'m> {
     /// with bars, so this is "the fill's day and the 4 trading days before it").
     fn day_trades_in_window(&self, day: u32) -> u32 {
         let w = self.cfg.pdt.window_days;
-        self.day_trades
-            .iter()
-            .filter(|&&d| d <= day && day - d < w)
-            .count() as u32
+        self.day_trades.iter().filter(|&&d| d <= day && day - d < w).count() as u32
     }
 
     fn next_open(&self) -> bool {
@@ -185,11 +168,7 @@ impl<'m> RefEnv<'m> {
         // Orders fill at t+1's open (or t's close); they count on the fill bar's day.
         let fill_bar = if self.next_open() { t + 1 } else { t };
         let day = m.day(fill_bar);
-        let refs: Vec<f64> = if self.next_open() {
-            m.open_row(t + 1).to_vec()
-        } else {
-            m.close_row(t).to_vec()
-        };
+        let refs: Vec<f64> = if self.next_open() { m.open_row(t + 1).to_vec() } else { m.close_row(t).to_vec() };
         let mut refused = vec![0u32; self.names.len()];
 
         // Actions: 0 hold, 1 buy, 2 sell, anything else invalid (held); sell while flat.
@@ -207,14 +186,9 @@ impl<'m> RefEnv<'m> {
 
         // Rule 1: minimum holding period, age = fill bar − fill bar of the latest buy.
         sells.retain(|&k| {
-            let young =
-                (fill_bar as u32).saturating_sub(self.pos[k].last_buy_bar) < cfg.min_holding_bars;
+            let young = (fill_bar as u32).saturating_sub(self.pos[k].last_buy_bar) < cfg.min_holding_bars;
             if young {
-                refused[self
-                    .names
-                    .iter()
-                    .position(|n| n == "holding_period")
-                    .unwrap()] += 1;
+                refused[self.names.iter().position(|n| n == "holding_period").unwrap()] += 1;
             }
             !young
         });
@@ -301,13 +275,7 @@ impl<'m> RefEnv<'m> {
             executed += 1;
         }
         // The cap's equity: right after the sells, marked at the reference prices.
-        let equity_ref = self.cash
-            + self
-                .pos
-                .iter()
-                .zip(&refs)
-                .map(|(p, r)| p.shares * r)
-                .sum::<f64>();
+        let equity_ref = self.cash + self.pos.iter().zip(&refs).map(|(p, r)| p.shares * r).sum::<f64>();
         for (j, &k) in buys.iter().enumerate() {
             // `cash_fraction`: buy_pct of the cash left; `equal_split`: the cash left over
             // the bar's buys still to come (this one included).
@@ -339,20 +307,12 @@ impl<'m> RefEnv<'m> {
             let q0 = notional / (r * (1.0 + h + s));
             let i = impact_of(k, q0);
             let fill = r * (1.0 + h + s + i);
-            let q = if cfg.fractional_shares {
-                notional / fill
-            } else {
-                (notional / fill).floor()
-            };
+            let q = if cfg.fractional_shares { notional / fill } else { (notional / fill).floor() };
             if q <= 0.0 {
                 refused[self.reason("too_small")] += 1;
                 continue;
             }
-            let spent = if cfg.fractional_shares {
-                notional
-            } else {
-                q * fill
-            };
+            let spent = if cfg.fractional_shares { notional } else { q * fill };
             let fees = cfg.fees.commission_per_order;
             if spent + fees > self.cash {
                 refused[self.reason("cash")] += 1;
@@ -361,10 +321,7 @@ impl<'m> RefEnv<'m> {
             self.cash = (self.cash - spent - fees).max(0.0);
             let p = &mut self.pos[k];
             if p.shares <= 0.0 {
-                *p = RefPosition {
-                    opened_bar: fill_bar as u32,
-                    ..RefPosition::default()
-                };
+                *p = RefPosition { opened_bar: fill_bar as u32, ..RefPosition::default() };
             }
             p.avg_cost = (p.avg_cost * p.shares + spent + fees) / (p.shares + q);
             p.shares += q;
@@ -392,27 +349,17 @@ impl<'m> RefEnv<'m> {
         self.bar += 1;
         self.steps += 1;
         let prev = self.equity;
-        self.equity = self.cash
-            + self
-                .pos
-                .iter()
-                .zip(m.close_row(self.bar as usize))
-                .map(|(p, c)| p.shares * c)
-                .sum::<f64>();
+        self.equity =
+            self.cash + self.pos.iter().zip(m.close_row(self.bar as usize)).map(|(p, c)| p.shares * c).sum::<f64>();
         self.peak = self.peak.max(self.equity);
-        let ret = if prev > 0.0 {
-            (self.equity - prev) / prev
-        } else {
-            0.0
-        };
+        let ret = if prev > 0.0 { (self.equity - prev) / prev } else { 0.0 };
         self.returns.push(ret);
 
         let reward = self.reward(prev, ret, executed);
         self.episode_reward += reward;
 
         let terminated = self.equity < cfg.bankruptcy_pct * cfg.initial_cash;
-        let truncated = !terminated
-            && (self.steps as usize >= cfg.episode_length || self.bar >= self.bounds.last);
+        let truncated = !terminated && (self.steps as usize >= cfg.episode_length || self.bar >= self.bounds.last);
         let out = RefStep {
             trades,
             refused,
@@ -439,19 +386,14 @@ impl<'m> RefEnv<'m> {
         let r = match c.mode {
             RewardMode::Seed => {
                 let mut r = c.return_weight * ret;
-                let dd = if self.peak > 0.0 {
-                    (self.peak - self.equity) / self.peak
-                } else {
-                    0.0
-                };
+                let dd = if self.peak > 0.0 { (self.peak - self.equity) / self.peak } else { 0.0 };
                 if dd > c.drawdown_threshold {
                     r -= c.drawdown_weight * dd;
                 }
                 let w = &self.returns[self.returns.len().saturating_sub(c.sharpe_window)..];
                 if w.len() >= 2 {
                     let mean = w.iter().sum::<f64>() / w.len() as f64;
-                    let var =
-                        w.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / w.len() as f64;
+                    let var = w.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / w.len() as f64;
                     let sharpe = if var > 0.0 { mean / var.sqrt() } else { 0.0 };
                     if sharpe < 0.0 {
                         r += c.sharpe_weight * sharpe;
@@ -499,25 +441,14 @@ impl<'m> RefEnv<'m> {
         let closes = m.close_row(t);
         let e = self.equity;
         let mut row = vec![(self.cash / e) as f32];
-        row.extend(
-            self.pos
-                .iter()
-                .zip(closes)
-                .map(|(p, c)| (p.shares * c / e) as f32),
-        );
-        row.extend(self.pos.iter().zip(closes).map(|(p, c)| {
-            if p.shares > 0.0 {
-                (c / p.avg_cost - 1.0) as f32
-            } else {
-                0.0
-            }
-        }));
+        row.extend(self.pos.iter().zip(closes).map(|(p, c)| (p.shares * c / e) as f32));
+        row.extend(self.pos.iter().zip(closes).map(
+            |(p, c)| {
+                if p.shares > 0.0 { (c / p.avg_cost - 1.0) as f32 } else { 0.0 }
+            },
+        ));
         row.extend(self.pos.iter().map(|p| {
-            if p.shares > 0.0 {
-                ((t as f64 - f64::from(p.opened_bar)) / 100.0).min(10.0) as f32
-            } else {
-                0.0
-            }
+            if p.shares > 0.0 { ((t as f64 - f64::from(p.opened_bar)) / 100.0).min(10.0) as f32 } else { 0.0 }
         }));
         row.push(((self.peak - e) / self.peak) as f32);
         // Counters are for the day the next order would fill on.
@@ -527,8 +458,7 @@ impl<'m> RefEnv<'m> {
         let left = if !pdt.enabled || e >= pdt.equity_threshold {
             pdt.max_day_trades
         } else {
-            pdt.max_day_trades
-                .saturating_sub(self.day_trades_in_window(day))
+            pdt.max_day_trades.saturating_sub(self.day_trades_in_window(day))
         };
         row.push(left as f32 / pdt.max_day_trades as f32);
         row.push(match self.cfg.max_trades_per_day {
@@ -550,19 +480,13 @@ impl<'m> RefEnv<'m> {
 #[track_caller]
 fn close_money(got: f64, want: f64, what: &str) {
     let tol = 1e-9 * want.abs().max(1.0);
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: env {got} vs reference {want}"
-    );
+    assert!((got - want).abs() <= tol, "{what}: env {got} vs reference {want}");
 }
 
 #[track_caller]
 fn close_f32(got: f32, want: f32, what: &str) {
     let tol = 1e-6 * want.abs().max(1.0);
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: env {got} vs reference {want}"
-    );
+    assert!((got - want).abs() <= tol, "{what}: env {got} vs reference {want}");
 }
 
 fn assert_obs(got: &[f32], want: &[f32], what: &str) {
@@ -589,28 +513,17 @@ fn compare(
     run: Run,
 ) -> (usize, Vec<(String, u64)>, usize) {
     cfg.validate().expect("valid config");
-    let opts = EnvOptions {
-        n_envs: run.n_envs,
-        threads: 2,
-        min_shard_envs: 1,
-        bounds,
-        trade_log: true,
-        auto_reset: true,
-    };
+    let opts =
+        EnvOptions { n_envs: run.n_envs, threads: 2, min_shard_envs: 1, bounds, trade_log: true, auto_reset: true };
     let mut env = TradingEnv::new(cfg, market.clone(), opts).expect("env");
     let names = env.refusal_names();
     let n = market.n_tickers();
-    let mut refs: Vec<RefEnv> = (0..run.n_envs)
-        .map(|i| RefEnv::new(cfg, &market, bounds, run.seed, i, names.clone()))
-        .collect();
+    let mut refs: Vec<RefEnv> =
+        (0..run.n_envs).map(|i| RefEnv::new(cfg, &market, bounds, run.seed, i, names.clone())).collect();
     let buf = env.reset(run.seed).clone();
     let dim = env.obs_dim();
     for (i, r) in refs.iter().enumerate() {
-        assert_obs(
-            &buf.obs[i * dim..(i + 1) * dim],
-            &r.obs(),
-            &format!("reset obs env {i}"),
-        );
+        assert_obs(&buf.obs[i * dim..(i + 1) * dim], &r.obs(), &format!("reset obs env {i}"));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ 0xA5A5);
     let (mut n_trades, mut n_done) = (0usize, 0usize);
@@ -636,9 +549,7 @@ fn compare(
                 .worlds_mut()
                 .flat_map(|world| {
                     let mut q = world.query::<(&EnvId, &Orders)>();
-                    q.iter(world)
-                        .map(|(id, o)| (id.index(), o.clone()))
-                        .collect::<Vec<_>>()
+                    q.iter(world).map(|(id, o)| (id.index(), o.clone())).collect::<Vec<_>>()
                 })
                 .collect();
             v.sort_by_key(|(i, _)| *i);
@@ -649,24 +560,11 @@ fn compare(
             let want = r.step(&actions[i * n..(i + 1) * n]);
             // Trades, one by one.
             let got = env.take_trades(i);
-            assert_eq!(
-                got.len(),
-                want.trades.len(),
-                "{at}: trade count {got:?} vs {:?}",
-                want.trades
-            );
+            assert_eq!(got.len(), want.trades.len(), "{at}: trade count {got:?} vs {:?}", want.trades);
             for (g, w) in got.iter().zip(&want.trades) {
-                assert_eq!(
-                    (g.bar, g.ticker, g.side),
-                    (w.bar, w.ticker, w.side),
-                    "{at}: trade"
-                );
+                assert_eq!((g.bar, g.ticker, g.side), (w.bar, w.ticker, w.side), "{at}: trade");
                 close_money(g.shares, w.shares, &format!("{at}: shares"));
-                close_money(
-                    g.reference_price,
-                    w.reference_price,
-                    &format!("{at}: reference price"),
-                );
+                close_money(g.reference_price, w.reference_price, &format!("{at}: reference price"));
                 close_money(g.fill_price, w.fill_price, &format!("{at}: fill price"));
                 close_money(g.fees, w.fees, &format!("{at}: fees"));
                 close_money(g.cash_after, w.cash_after, &format!("{at}: cash after"));
@@ -677,71 +575,31 @@ fn compare(
             n_trades += got.len();
             // Refusals by reason.
             let o = &orders[i].1;
-            assert_eq!(
-                &o.refused.0[..names.len()],
-                &want.refused[..],
-                "{at}: refusals by reason {names:?}"
-            );
+            assert_eq!(&o.refused.0[..names.len()], &want.refused[..], "{at}: refusals by reason {names:?}");
             for (t, w) in refused_total.iter_mut().zip(&want.refused) {
                 *t += u64::from(*w);
             }
             // Outputs.
             let info = buf.infos[i];
-            assert_eq!(
-                (buf.terminated[i], buf.truncated[i]),
-                (want.terminated, want.truncated),
-                "{at}: done flags"
-            );
-            assert_eq!(
-                (info.terminated, info.truncated),
-                (want.terminated, want.truncated),
-                "{at}: info done flags"
-            );
+            assert_eq!((buf.terminated[i], buf.truncated[i]), (want.terminated, want.truncated), "{at}: done flags");
+            assert_eq!((info.terminated, info.truncated), (want.terminated, want.truncated), "{at}: info done flags");
             close_f32(buf.rewards[i], want.reward as f32, &format!("{at}: reward"));
-            close_money(
-                info.episode_reward,
-                want.episode_reward,
-                &format!("{at}: episode reward"),
-            );
+            close_money(info.episode_reward, want.episode_reward, &format!("{at}: episode reward"));
             close_money(info.equity, want.equity, &format!("{at}: equity"));
             close_money(info.cash, want.cash, &format!("{at}: cash"));
-            close_money(
-                info.step_return,
-                want.step_return,
-                &format!("{at}: step return"),
-            );
+            close_money(info.step_return, want.step_return, &format!("{at}: step return"));
             assert_eq!(info.executed, want.executed, "{at}: executed");
-            assert_eq!(
-                info.refused,
-                want.refused.iter().sum::<u32>(),
-                "{at}: refused"
-            );
-            assert_eq!(
-                (info.bar, info.episode_steps),
-                (want.bar, want.episode_steps),
-                "{at}: clock"
-            );
-            close_money(
-                info.episode_return,
-                want.equity / cfg.initial_cash - 1.0,
-                &format!("{at}: episode return"),
-            );
+            assert_eq!(info.refused, want.refused.iter().sum::<u32>(), "{at}: refused");
+            assert_eq!((info.bar, info.episode_steps), (want.bar, want.episode_steps), "{at}: clock");
+            close_money(info.episode_return, want.equity / cfg.initial_cash - 1.0, &format!("{at}: episode return"));
             // State (after an auto-reset: the new episode's).
             let (p, pos, clock) = env.env_state(i).expect("env exists");
             close_money(p.cash, r.cash, &format!("{at}: state cash"));
             close_money(p.equity, r.equity, &format!("{at}: state equity"));
-            assert_eq!(
-                (clock.bar, clock.steps),
-                (r.bar, r.steps),
-                "{at}: state clock"
-            );
+            assert_eq!((clock.bar, clock.steps), (r.bar, r.steps), "{at}: state clock");
             for (k, (g, w)) in pos.iter().zip(&r.pos).enumerate() {
                 close_money(g.shares, w.shares, &format!("{at}: shares of {k}"));
-                close_money(
-                    g.avg_cost,
-                    w.avg_cost,
-                    &format!("{at}: average cost of {k}"),
-                );
+                close_money(g.avg_cost, w.avg_cost, &format!("{at}: average cost of {k}"));
                 assert_eq!(
                     (g.opened_bar, g.last_buy_bar, g.last_buy_day),
                     (w.opened_bar, w.last_buy_bar, w.last_buy_day),
@@ -751,83 +609,39 @@ fn compare(
             // Observations.
             if let Some(fin) = &want.final_obs {
                 n_done += 1;
-                assert_obs(
-                    &buf.final_obs[i * dim..(i + 1) * dim],
-                    fin,
-                    &format!("{at}: final obs"),
-                );
+                assert_obs(&buf.final_obs[i * dim..(i + 1) * dim], fin, &format!("{at}: final obs"));
             }
-            assert_obs(
-                &buf.obs[i * dim..(i + 1) * dim],
-                &r.obs(),
-                &format!("{at}: obs"),
-            );
+            assert_obs(&buf.obs[i * dim..(i + 1) * dim], &r.obs(), &format!("{at}: obs"));
         }
     }
     // The lifetime totals agree with the per-step refusals.
     let totals = env.totals();
     for (j, t) in refused_total.iter().enumerate() {
-        assert_eq!(
-            u64::from(totals.refused.0[j]),
-            *t,
-            "lifetime refusals of {}",
-            names[j]
-        );
+        assert_eq!(u64::from(totals.refused.0[j]), *t, "lifetime refusals of {}", names[j]);
     }
-    (
-        n_trades,
-        names.into_iter().zip(refused_total).collect(),
-        n_done,
-    )
+    (n_trades, names.into_iter().zip(refused_total).collect(), n_done)
 }
 
 fn count(refused: &[(String, u64)], name: &str) -> u64 {
-    refused
-        .iter()
-        .find(|(n, _)| n == name)
-        .map_or(0, |(_, c)| *c)
+    refused.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
 
 fn hourly_bounds(market: &MarketData) -> EpisodeBounds {
-    EpisodeBounds {
-        first: 25,
-        last: market.n_bars() as u32 - 1,
-        random_start: true,
-    }
+    EpisodeBounds { first: 25, last: market.n_bars() as u32 - 1, random_start: true }
 }
 
 /// Small account (PDT binds), default rules, seed reward, fractional shares, next open,
 /// short episodes (many auto-resets), every refusal reason reachable.
 #[test]
 fn matches_reference_small_account_seed_reward() {
-    let cfg = EnvironmentConfig {
-        initial_cash: 5_000.0,
-        episode_length: 250,
-        ..EnvironmentConfig::default()
-    };
+    let cfg = EnvironmentConfig { initial_cash: 5_000.0, episode_length: 250, ..EnvironmentConfig::default() };
     let market = MarketData::random_walk(1_500, 3, 4, 11);
     let bounds = hourly_bounds(&market);
-    let (trades, refused, done) = compare(
-        &cfg,
-        market,
-        bounds,
-        Run {
-            steps: 2_500,
-            n_envs: 8,
-            seed: 7,
-            p: [0.45, 0.3, 0.22],
-        },
-    );
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_500, n_envs: 8, seed: 7, p: [0.45, 0.3, 0.22] });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done >= 8 * 9, "{done} episodes");
-    for r in [
-        "invalid_action",
-        "no_position",
-        "holding_period",
-        "pdt",
-        "trades_per_day",
-        "position_cap",
-    ] {
+    for r in ["invalid_action", "no_position", "holding_period", "pdt", "trades_per_day", "position_cap"] {
         assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
     }
 }
@@ -854,17 +668,8 @@ fn matches_reference_whole_shares_at_close() {
     cfg.reward_scaling = 0.5;
     let market = MarketData::random_walk(1_200, 4, 2, 12);
     let bounds = hourly_bounds(&market);
-    let (trades, refused, done) = compare(
-        &cfg,
-        market,
-        bounds,
-        Run {
-            steps: 2_000,
-            n_envs: 8,
-            seed: 8,
-            p: [0.5, 0.3, 0.18],
-        },
-    );
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 8, p: [0.5, 0.3, 0.18] });
     assert!(trades > 2_000, "{trades} trades");
     assert!(done > 8, "{done} episodes");
     for r in ["holding_period", "pdt", "trades_per_day", "too_small"] {
@@ -890,28 +695,11 @@ fn matches_reference_near_pdt_threshold_dsr() {
         ..EnvironmentConfig::default()
     };
     cfg.reward.mode = RewardMode::DifferentialSharpe;
-    cfg.pdt = PdtConfig {
-        max_day_trades: 2,
-        window_days: 3,
-        ..PdtConfig::default()
-    };
+    cfg.pdt = PdtConfig { max_day_trades: 2, window_days: 3, ..PdtConfig::default() };
     let market = MarketData::random_walk(900, 2, 3, 13);
-    let bounds = EpisodeBounds {
-        first: 30,
-        last: 700,
-        random_start: true,
-    };
-    let (trades, refused, done) = compare(
-        &cfg,
-        market,
-        bounds,
-        Run {
-            steps: 2_000,
-            n_envs: 8,
-            seed: 9,
-            p: [0.4, 0.35, 0.25],
-        },
-    );
+    let bounds = EpisodeBounds { first: 30, last: 700, random_start: true };
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 9, p: [0.4, 0.35, 0.25] });
     assert!(trades > 2_000, "{trades} trades");
     assert!(done > 8, "{done} episodes");
     assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
@@ -941,17 +729,8 @@ fn matches_reference_heavy_trading(#[case] timing: FillTiming) {
     }
     let market = MarketData::random_walk(800, 5, 1, 14);
     let bounds = hourly_bounds(&market);
-    let (trades, _, done) = compare(
-        &cfg,
-        market,
-        bounds,
-        Run {
-            steps: 1_200,
-            n_envs: 8,
-            seed: 10,
-            p: [0.3, 0.4, 0.3],
-        },
-    );
+    let (trades, _, done) =
+        compare(&cfg, market, bounds, Run { steps: 1_200, n_envs: 8, seed: 10, p: [0.3, 0.4, 0.3] });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
 }

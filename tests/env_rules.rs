@@ -6,9 +6,7 @@
 //! stays exactly at the initial cash and the PDT threshold is compared with a known number.
 
 use ploutos::config::{EnvironmentConfig, FeeConfig, FillTiming};
-use ploutos::env::{
-    EnvId, EnvOptions, EpisodeBounds, MarketColumns, MarketData, Orders, StepBuffers, TradingEnv,
-};
+use ploutos::env::{EnvId, EnvOptions, EpisodeBounds, MarketColumns, MarketData, Orders, StepBuffers, TradingEnv};
 use rstest::rstest;
 
 /// `n_bars` bars of `n_tickers` tickers at $100, `bars_per_day` bars per trading day.
@@ -31,12 +29,7 @@ fn bare_config() -> EnvironmentConfig {
         spread_bps: 0.0,
         slippage_atr_mult: 0.0,
         impact_coef: 0.0,
-        fees: FeeConfig {
-            sec_fee_rate: 0.0,
-            taf_rate: 0.0,
-            taf_per_share: 0.0,
-            ..FeeConfig::default()
-        },
+        fees: FeeConfig { sec_fee_rate: 0.0, taf_rate: 0.0, taf_per_share: 0.0, ..FeeConfig::default() },
         max_trades_per_day: None,
         min_holding_bars: 0,
         bankruptcy_pct: 0.0,
@@ -59,27 +52,12 @@ impl Sim {
         cfg.validate().expect("valid config");
         let n_bars = c.day.len();
         let market = MarketData::new(n_bars, n_tickers, 1, c).expect("market shape");
-        let bounds = EpisodeBounds {
-            first: 0,
-            last: n_bars as u32 - 1,
-            random_start: false,
-        };
-        let mut env = TradingEnv::new(
-            cfg,
-            market,
-            EnvOptions {
-                auto_reset: true,
-                ..EnvOptions::replay(bounds)
-            },
-        )
-        .expect("env");
+        let bounds = EpisodeBounds { first: 0, last: n_bars as u32 - 1, random_start: false };
+        let mut env =
+            TradingEnv::new(cfg, market, EnvOptions { auto_reset: true, ..EnvOptions::replay(bounds) }).expect("env");
         env.reset(0);
         let names = env.refusal_names();
-        Self {
-            env,
-            names,
-            n: n_tickers,
-        }
+        Self { env, names, n: n_tickers }
     }
 
     /// Steps with `orders` = (ticker, code); other tickers hold.
@@ -92,10 +70,7 @@ impl Sim {
     }
 
     fn code(&self, name: &str) -> usize {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .expect("known reason")
+        self.names.iter().position(|n| n == name).expect("known reason")
     }
 
     /// Refusals of the last step for `name`, from the env's `Orders`.
@@ -156,22 +131,11 @@ fn pdt_limits_day_trades_in_five_trading_days(#[case] cash: f64, #[case] refused
         sim.step(&[(0, SELL)]);
         let refused = sim.refused_now("pdt");
         let want_refused = refused_days.contains(&d);
-        assert_eq!(
-            refused,
-            u32::from(want_refused),
-            "day {d}: day-trade sell refused?"
-        );
+        assert_eq!(refused, u32::from(want_refused), "day {d}: day-trade sell refused?");
         if cash < 25_000.0 {
-            assert_eq!(
-                left_before == 0.0,
-                want_refused,
-                "day {d}: observation's day trades left {left_before}"
-            );
+            assert_eq!(left_before == 0.0, want_refused, "day {d}: observation's day trades left {left_before}");
         } else {
-            assert_eq!(
-                left_before, 1.0,
-                "the rule does not bind at or above the threshold"
-            );
+            assert_eq!(left_before, 1.0, "the rule does not bind at or above the threshold");
         }
         let held = sim.shares(0) > 0.0;
         assert_eq!(held, want_refused, "day {d}: position after the sell");
@@ -186,16 +150,8 @@ fn pdt_limits_day_trades_in_five_trading_days(#[case] cash: f64, #[case] refused
     }
     assert_eq!(sim.refused_total("pdt"), refused_days.len() as u32);
     let totals = sim.env.totals();
-    assert_eq!(
-        totals.refused.total(),
-        refused_days.len() as u32,
-        "no other refusal"
-    );
-    assert_eq!(
-        totals.sells,
-        u64::from(days),
-        "every position is closed, one way or the other"
-    );
+    assert_eq!(totals.refused.total(), refused_days.len() as u32, "no other refusal");
+    assert_eq!(totals.sells, u64::from(days), "every position is closed, one way or the other");
     assert_eq!(sim.cash(), cash, "zero costs, flat prices");
 }
 
@@ -239,11 +195,7 @@ fn holding_period_refuses_young_sells(#[case] timing: FillTiming, #[case] lag: u
     sim.step(&[]);
     sim.step(&[(0, BUY)]); // decision 6: add-on, fills at 6 + lag
     let (_, pos, _) = sim.env.env_state(0).expect("env");
-    assert_eq!(
-        (pos[0].opened_bar, pos[0].last_buy_bar),
-        (4 + lag, 6 + lag),
-        "add-on keeps the opening bar"
-    );
+    assert_eq!((pos[0].opened_bar, pos[0].last_buy_bar), (4 + lag, 6 + lag), "add-on keeps the opening bar");
     sim.step(&[(0, SELL)]); // age 1 from the add-on
     assert_eq!(sim.refused_now("holding_period"), 1);
     sim.step(&[]);
@@ -284,10 +236,7 @@ fn daily_cap_refuses_the_fifth_order() {
     let b = sim.step(&[(5, BUY), (0, SELL), (1, SELL), (2, SELL)]);
     assert_eq!((b.infos[0].executed, b.infos[0].refused), (3, 1));
     assert_eq!(sim.shares(5), 0.0, "the buy was the refused order");
-    assert_eq!(
-        (sim.shares(0), sim.shares(1), sim.shares(2)),
-        (0.0, 0.0, 0.0)
-    );
+    assert_eq!((sim.shares(0), sim.shares(1), sim.shares(2)), (0.0, 0.0, 0.0));
     assert_eq!(sim.refused_total("trades_per_day"), 2);
     assert_eq!(sim.env.totals().refused.total(), 2);
 }
@@ -352,20 +301,12 @@ fn too_small_and_no_liquidity() {
     cfg.fractional_shares = false;
     let mut sim = Sim::new(&cfg, 1, columns(4, 1, 7));
     sim.step(&[(0, BUY)]);
-    assert_eq!(
-        sim.refused_now("too_small"),
-        1,
-        "$50 buys no whole $100 share"
-    );
+    assert_eq!(sim.refused_now("too_small"), 1, "$50 buys no whole $100 share");
     cfg.fractional_shares = true;
     cfg.min_order_notional = 60.0;
     let mut sim = Sim::new(&cfg, 1, columns(4, 1, 7));
     sim.step(&[(0, BUY)]);
-    assert_eq!(
-        sim.refused_now("too_small"),
-        1,
-        "$50 is under the $60 minimum"
-    );
+    assert_eq!(sim.refused_now("too_small"), 1, "$50 is under the $60 minimum");
 
     let mut cfg = bare_config();
     cfg.impact_coef = 0.5;
@@ -384,15 +325,8 @@ fn without_auto_reset_a_finished_env_keeps_its_state() {
     let mut c = columns(4, 1, 7);
     c.close[3] = 110.0;
     let market = MarketData::new(4, 1, 1, c).expect("market shape");
-    let bounds = EpisodeBounds {
-        first: 0,
-        last: 3,
-        random_start: false,
-    };
-    let opts = EnvOptions {
-        trade_log: false,
-        ..EnvOptions::replay(bounds)
-    };
+    let bounds = EpisodeBounds { first: 0, last: 3, random_start: false };
+    let opts = EnvOptions { trade_log: false, ..EnvOptions::replay(bounds) };
     let mut env = TradingEnv::new(&cfg, market, opts).expect("env");
     env.reset(0);
     env.step(&[BUY]).expect("step"); // 20% of cash: 20 shares at $100
@@ -404,10 +338,6 @@ fn without_auto_reset_a_finished_env_keeps_its_state() {
     assert_eq!((pos[0].shares, p.cash), (20.0, 8_000.0));
     assert_eq!(p.equity, 8_000.0 + 20.0 * 110.0);
     assert_eq!(b.infos[0].equity, p.equity);
-    assert_eq!(
-        b.obs[1],
-        (2_200.0 / 10_200.0) as f32,
-        "the final observation, not a new episode's"
-    );
+    assert_eq!(b.obs[1], (2_200.0 / 10_200.0) as f32, "the final observation, not a new episode's");
     assert_eq!(env.totals().episodes, 1);
 }

@@ -15,47 +15,27 @@ use common::Bars;
 use ploutos::features::{FEATURE_NAMES, Feature};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/features")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/features").join(name)
 }
 
 fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(fixture(name)).expect("fixture exists");
-    let header = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|r| r.expect("row").iter().map(str::to_owned).collect())
-        .collect();
+    let header = reader.headers().expect("header").iter().map(str::to_owned).collect();
+    let rows = reader.records().map(|r| r.expect("row").iter().map(str::to_owned).collect()).collect();
     (header, rows)
 }
 
 fn read_bars(name: &str) -> Bars {
     let (header, rows) = read_csv(name);
-    assert_eq!(
-        header,
-        ["timestamp", "open", "high", "low", "close", "volume", "day"]
-    );
-    let col = |i: usize| -> Vec<f64> {
-        rows.iter()
-            .map(|r| r[i].parse::<f64>().expect("number"))
-            .collect()
-    };
+    assert_eq!(header, ["timestamp", "open", "high", "low", "close", "volume", "day"]);
+    let col = |i: usize| -> Vec<f64> { rows.iter().map(|r| r[i].parse::<f64>().expect("number")).collect() };
     Bars {
         open: col(1),
         high: col(2),
         low: col(3),
         close: col(4),
         volume: col(5),
-        day: rows
-            .iter()
-            .map(|r| r[6].parse::<u32>().expect("day"))
-            .collect(),
+        day: rows.iter().map(|r| r[6].parse::<u32>().expect("day")).collect(),
     }
 }
 
@@ -92,9 +72,7 @@ fn check_against_reference(series: &str) {
                 diff <= 1e-9 || diff <= 1e-6 * r.abs()
             };
             if !ok {
-                failures.push(format!(
-                    "{series}: {name} at bar {bar}: got {g}, reference {cell:?}"
-                ));
+                failures.push(format!("{series}: {name} at bar {bar}: got {g}, reference {cell:?}"));
             }
         }
     }
@@ -102,19 +80,11 @@ fn check_against_reference(series: &str) {
         failures.is_empty(),
         "{} mismatches (first 30):\n{}",
         failures.len(),
-        failures
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        failures.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
     );
     // Every feature except the two method-defined ones has a reference column.
-    let missing: Vec<&str> = FEATURE_NAMES
-        .iter()
-        .copied()
-        .filter(|n| !compared.iter().any(|f| f.name() == *n))
-        .collect();
+    let missing: Vec<&str> =
+        FEATURE_NAMES.iter().copied().filter(|n| !compared.iter().any(|f| f.name() == *n)).collect();
     assert_eq!(missing, ["hurst_100", "variance_ratio"]);
 }
 

@@ -41,22 +41,10 @@ fn pivots_use_the_previous_trading_day_of_hourly_bars() {
     let high = vec![10.0, 12.0, 11.0, 10.5, 20.0, 21.0, 19.0, 30.0, 31.0];
     let low = vec![9.0, 9.5, 8.0, 9.0, 18.0, 17.5, 18.5, 29.0, 28.0];
     let close = vec![9.5, 11.0, 9.0, 10.0, 19.0, 20.0, 18.75, 29.5, 30.0];
-    let bars = Bars {
-        open: close.clone(),
-        high,
-        low,
-        close,
-        volume: vec![1.0; 9],
-        day,
-    };
+    let bars = Bars { open: close.clone(), high, low, close, volume: vec![1.0; 9], day };
     let raw = bars.raw();
     for t in 0..4 {
-        for f in [
-            Feature::PivotR1,
-            Feature::PivotR2,
-            Feature::PivotS1,
-            Feature::PivotS2,
-        ] {
+        for f in [Feature::PivotR1, Feature::PivotR2, Feature::PivotS1, Feature::PivotS2] {
             assert!(raw.get(t, f).is_nan(), "first day has no pivots");
         }
     }
@@ -154,28 +142,20 @@ fn naive_hurst(x: &[f64]) -> f64 {
             }
         }
         if !rs.is_empty() {
-            pts.push((
-                (size as f64).ln(),
-                (rs.iter().sum::<f64>() / rs.len() as f64).ln(),
-            ));
+            pts.push(((size as f64).ln(), (rs.iter().sum::<f64>() / rs.len() as f64).ln()));
         }
     }
     let n = pts.len() as f64;
     let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
     let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
-        / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
+    pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>()
 }
 
 /// Naive Lo–MacKinlay VR(5) of one window of 100 log returns.
 fn naive_vr(x: &[f64]) -> f64 {
     let m = x.iter().sum::<f64>() / 100.0;
     let s1 = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 99.0;
-    let s5 = x
-        .windows(5)
-        .map(|w| (w.iter().sum::<f64>() - 5.0 * m).powi(2))
-        .sum::<f64>()
-        / (5.0 * 96.0);
+    let s5 = x.windows(5).map(|w| (w.iter().sum::<f64>() - 5.0 * m).powi(2)).sum::<f64>() / (5.0 * 96.0);
     s5 / s1
 }
 
@@ -189,10 +169,7 @@ fn hurst_and_variance_ratio_match_naive_definitions() {
     assert!(raw.get(99, Feature::VarianceRatio).is_nan());
     for t in 100..n {
         let window = &log_ret[t - 100..t]; // returns of bars t-99..=t
-        let (h, vr) = (
-            raw.get(t, Feature::Hurst100),
-            raw.get(t, Feature::VarianceRatio),
-        );
+        let (h, vr) = (raw.get(t, Feature::Hurst100), raw.get(t, Feature::VarianceRatio));
         assert!((h - naive_hurst(window)).abs() < 1e-9, "hurst at {t}: {h}");
         assert!((vr - naive_vr(window)).abs() < 1e-9, "VR at {t}: {vr}");
     }
@@ -204,28 +181,15 @@ fn hurst_and_variance_ratio_on_random_walks_and_trends() {
     let day: Vec<u32> = (0..n as u32).collect();
     let walk = Bars::from_closes(ar1_walk(n, 0.0, 42), day.clone()).raw();
     let trend = Bars::from_closes(ar1_walk(n, 0.5, 42), day).raw();
-    let (h_walk, vr_walk) = (
-        mean_defined(walk.column(Feature::Hurst100)),
-        mean_defined(walk.column(Feature::VarianceRatio)),
-    );
-    let (h_trend, vr_trend) = (
-        mean_defined(trend.column(Feature::Hurst100)),
-        mean_defined(trend.column(Feature::VarianceRatio)),
-    );
+    let (h_walk, vr_walk) =
+        (mean_defined(walk.column(Feature::Hurst100)), mean_defined(walk.column(Feature::VarianceRatio)));
+    let (h_trend, vr_trend) =
+        (mean_defined(trend.column(Feature::Hurst100)), mean_defined(trend.column(Feature::VarianceRatio)));
     // Small-sample R/S is biased up a little (≈ 0.55 for n ≤ 100); VR is ≈ 1 (slightly
     // below in small samples).
-    assert!(
-        (0.45..0.62).contains(&h_walk),
-        "hurst on a random walk: {h_walk}"
-    );
-    assert!(
-        (0.9..1.05).contains(&vr_walk),
-        "VR on a random walk: {vr_walk}"
-    );
-    assert!(
-        h_trend > h_walk + 0.1,
-        "hurst on a trend: {h_trend} vs {h_walk}"
-    );
+    assert!((0.45..0.62).contains(&h_walk), "hurst on a random walk: {h_walk}");
+    assert!((0.9..1.05).contains(&vr_walk), "VR on a random walk: {vr_walk}");
+    assert!(h_trend > h_walk + 0.1, "hurst on a trend: {h_trend} vs {h_walk}");
     assert!(vr_trend > 1.5, "VR on a trend: {vr_trend}");
 }
 
@@ -234,9 +198,5 @@ fn constant_closes_leave_hurst_and_vr_undefined() {
     let n = 150;
     let raw = Bars::from_closes(vec![42.0; n], (0..n as u32).collect()).raw();
     assert!(raw.column(Feature::Hurst100).iter().all(|v| v.is_nan()));
-    assert!(
-        raw.column(Feature::VarianceRatio)
-            .iter()
-            .all(|v| v.is_nan())
-    );
+    assert!(raw.column(Feature::VarianceRatio).iter().all(|v| v.is_nan()));
 }

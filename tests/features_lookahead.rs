@@ -30,11 +30,7 @@ impl Perturb for Bars {
             b.high[k] *= f * 1.01;
             b.low[k] *= f * 0.99;
             b.close[k] *= rng.random_range(0.5..1.5);
-            b.volume[k] = if rng.random_range(0..3) == 0 {
-                0.0
-            } else {
-                rng.random_range(1.0..1e7)
-            };
+            b.volume[k] = if rng.random_range(0..3) == 0 { 0.0 } else { rng.random_range(1.0..1e7) };
             b.day[k] = b.day[k].max(b.day[t]) + u32::from(rng.random_range(0..3) == 0);
         }
         // keep the day ordinals non-decreasing
@@ -56,10 +52,7 @@ fn assert_no_lookahead(a: &Bars, b: &Bars, t: usize) -> Result<(), String> {
         let (ca, cb) = (ra.column(f), rb.column(f));
         for bar in 0..=t {
             if !same(ca[bar], cb[bar]) {
-                return Err(format!(
-                    "raw {f} at bar {bar} (cut {t}): {} vs {}",
-                    ca[bar], cb[bar]
-                ));
+                return Err(format!("raw {f} at bar {bar} (cut {t}): {} vs {}", ca[bar], cb[bar]));
             }
         }
     }
@@ -68,10 +61,7 @@ fn assert_no_lookahead(a: &Bars, b: &Bars, t: usize) -> Result<(), String> {
     for bar in 0..=t {
         for (i, (x, y)) in oa.row(bar).iter().zip(ob.row(bar)).enumerate() {
             if x.to_bits() != y.to_bits() {
-                return Err(format!(
-                    "observation {} at bar {bar} (cut {t}): {x} vs {y}",
-                    Feature::ALL[i]
-                ));
+                return Err(format!("observation {} at bar {bar} (cut {t}): {x} vs {y}", Feature::ALL[i]));
             }
         }
     }
@@ -82,9 +72,7 @@ fn assert_no_lookahead(a: &Bars, b: &Bars, t: usize) -> Result<(), String> {
         scaler.transform(&scale_free(&rb, &b.close, &b.volume)),
     );
     if sa.data[..(t + 1) * sa.n_features] != sb.data[..(t + 1) * sb.n_features] {
-        return Err(format!(
-            "fixed-scaler observations differ at or before bar {t}"
-        ));
+        return Err(format!("fixed-scaler observations differ at or before bar {t}"));
     }
     Ok(())
 }
@@ -93,9 +81,7 @@ fn assert_no_lookahead(a: &Bars, b: &Bars, t: usize) -> Result<(), String> {
 fn perturbing_the_future_changes_nothing_up_to_t() {
     for (bars_per_day, seed) in [(1u32, 1u64), (7, 2)] {
         let bars = Bars::random_walk(420, bars_per_day, seed);
-        for t in [
-            0, 1, 2, 6, 13, 19, 20, 21, 27, 33, 37, 49, 99, 100, 101, 150, 255, 300, 418,
-        ] {
+        for t in [0, 1, 2, 6, 13, 19, 20, 21, 27, 33, 37, 49, 99, 100, 101, 150, 255, 300, 418] {
             let other = bars.perturbed_after(t, seed * 1000 + t as u64);
             assert_no_lookahead(&bars, &other, t).unwrap_or_else(|e| panic!("{e}"));
         }

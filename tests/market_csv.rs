@@ -177,7 +177,10 @@ fn too_few_bars() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "BAD.csv", PLAIN, &hourly_rows(MIN_BARS - 1));
     let err = load_csv_file(&path, Interval::Hour).unwrap_err();
-    assert!(matches!(err, DataError::TooFewBars { bars, min, .. } if bars == MIN_BARS - 1 && min == MIN_BARS), "{err:?}");
+    assert!(
+        matches!(err, DataError::TooFewBars { bars, min, .. } if bars == MIN_BARS - 1 && min == MIN_BARS),
+        "{err:?}"
+    );
     assert_message(&err, MIN_BARS as u64, "need at least");
     let path = write(dir.path(), "OK.csv", PLAIN, &hourly_rows(MIN_BARS));
     assert_eq!(load_csv_file(&path, Interval::Hour).unwrap().len(), MIN_BARS);
@@ -207,7 +210,11 @@ fn ragged_row_and_missing_file() {
 fn header_case_and_aliases() {
     let dir = tempfile::tempdir().unwrap();
     let plain = load_csv_file(&write(dir.path(), "A.csv", PLAIN, &hourly_rows(120)), Interval::Hour).unwrap();
-    let upper = load_csv_file(&write(dir.path(), "A.csv", "TIMESTAMP,Open,HIGH,low,Close,VoLuMe", &hourly_rows(120)), Interval::Hour).unwrap();
+    let upper = load_csv_file(
+        &write(dir.path(), "A.csv", "TIMESTAMP,Open,HIGH,low,Close,VoLuMe", &hourly_rows(120)),
+        Interval::Hour,
+    )
+    .unwrap();
     let short = load_csv_file(&write(dir.path(), "A.csv", "t,o,h,l,c,v", &hourly_rows(120)), Interval::Hour).unwrap();
     assert_eq!(plain, upper);
     assert_eq!(plain, short);
@@ -219,7 +226,11 @@ fn header_case_and_aliases() {
             format!("X,{},{},{},{},{},{},7\r", f[5], f[4], f[3], f[2], f[1], f[0])
         })
         .collect();
-    let shuffled = load_csv_file(&write(dir.path(), "A.csv", "\u{feff}symbol,Volume,Close,Low,High,Open,Date,n\r", &rows), Interval::Hour).unwrap();
+    let shuffled = load_csv_file(
+        &write(dir.path(), "A.csv", "\u{feff}symbol,Volume,Close,Low,High,Open,Date,n\r", &rows),
+        Interval::Hour,
+    )
+    .unwrap();
     assert_eq!(plain, shuffled);
 }
 
@@ -269,10 +280,7 @@ fn naive_times_are_new_york_and_offsets_are_converted() {
     let rows = hourly_rows(120);
     let plain = load_csv_file(&write(dir.path(), "A.csv", PLAIN, &rows), Interval::Hour).unwrap();
     let to_form = |f: &dyn Fn(i64) -> String| -> Vec<String> {
-        rows.iter()
-            .zip(&plain.timestamps)
-            .map(|(r, &t)| format!("{},{}", f(t), r.split_once(',').unwrap().1))
-            .collect()
+        rows.iter().zip(&plain.timestamps).map(|(r, &t)| format!("{},{}", f(t), r.split_once(',').unwrap().1)).collect()
     };
     let naive = to_form(&|t| calendar::ny_datetime(t).format("%Y-%m-%d %H:%M:%S").to_string());
     let utc = to_form(&|t| chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string());
@@ -298,7 +306,9 @@ fn hourly_day_grouping_follows_new_york_dates_over_dst_fall_back() {
     let ts = calendar::session_timestamps(&dates, Interval::Hour);
     let rows: Vec<String> = ts
         .iter()
-        .map(|&t| format!("{},10,11,9,10.5,100", chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ")))
+        .map(|&t| {
+            format!("{},10,11,9,10.5,100", chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ"))
+        })
         .collect();
     let s = load_csv_file(&write(dir.path(), "A.csv", PLAIN, &rows), Interval::Hour).unwrap();
     assert_eq!(s.day, (0..210).map(|i| i / 7).collect::<Vec<u32>>());

@@ -28,7 +28,8 @@ fn daily(ticker: &str, dates: &[NaiveDate], base: f64) -> BarSeries {
 /// A: 130 weekdays. B: A's dates without indices 50, 51, 52. C: A's dates from index 2.
 fn three_series() -> (Vec<NaiveDate>, [BarSeries; 3]) {
     let all = calendar::weekdays_from(date(2022, 1, 3), 130);
-    let b_dates: Vec<NaiveDate> = all.iter().enumerate().filter(|(i, _)| !(50..53).contains(i)).map(|(_, d)| *d).collect();
+    let b_dates: Vec<NaiveDate> =
+        all.iter().enumerate().filter(|(i, _)| !(50..53).contains(i)).map(|(_, d)| *d).collect();
     (all.clone(), [daily("A", &all, 10.0), daily("B", &b_dates, 20.0), daily("C", &all[2..], 30.0)])
 }
 
@@ -122,7 +123,10 @@ fn load_panel_rejects_a_panel_shorter_than_the_feature_window() {
     };
     let err = load_panel(&cfg).unwrap_err();
     assert!(matches!(err, DataError::PanelTooShort { bars: 60, .. }), "{err:?}");
-    let synthetic = DataConfig { synthetic: ploutos::config::SyntheticConfig { years: 0.01, ..Default::default() }, ..DataConfig::default() };
+    let synthetic = DataConfig {
+        synthetic: ploutos::config::SyntheticConfig { years: 0.01, ..Default::default() },
+        ..DataConfig::default()
+    };
     assert!(matches!(load_panel(&synthetic), Err(DataError::PanelTooShort { .. })));
 }
 
@@ -161,7 +165,11 @@ fn split_by_fractions_cuts_at_day_boundaries() {
 #[test]
 fn split_by_dates_is_inclusive() {
     let p = hourly_year();
-    let cfg = SplitConfig { train_end: Some(date(2015, 9, 30)), validation_end: Some(date(2015, 11, 30)), ..SplitConfig::default() };
+    let cfg = SplitConfig {
+        train_end: Some(date(2015, 9, 30)),
+        validation_end: Some(date(2015, 11, 30)),
+        ..SplitConfig::default()
+    };
     let s = Split::new(&p, &cfg).unwrap();
     assert_eq!(p.date(s.train.end - 1), date(2015, 9, 30));
     assert_eq!(p.date(s.train.end), date(2015, 10, 1));

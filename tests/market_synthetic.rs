@@ -131,7 +131,8 @@ fn round_trip(c: DataConfig) {
     let p = synthetic_panel(&c);
     let dir = tempfile::tempdir().unwrap();
     write_csv_dir(&p, dir.path()).unwrap();
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), c.tickers.len(), "no temporary file left: {names:?}");
     let csv = DataConfig { source: DataSource::Csv, csv_dir: dir.path().display().to_string(), ..c };
     let (q, report) = load_panel(&csv).unwrap();
@@ -188,7 +189,12 @@ fn planted_trend_adds_a_persistent_drift_and_nothing_else() {
         let flips = signs[1..].windows(2).filter(|w| w[0] != w[1]).count();
         assert!((80..175).contains(&flips), "ticker {k}: {flips} sign flips");
         // Volume reacts to the return's size, but opens keep their (unchanged) gaps.
-        let gaps = |p: &Panel| (1..p.n_bars()).filter(|&t| p.day()[t] != p.day()[t - 1]).map(|t| (p.open(k)[t] / p.close(k)[t - 1]).ln()).collect::<Vec<_>>();
+        let gaps = |p: &Panel| {
+            (1..p.n_bars())
+                .filter(|&t| p.day()[t] != p.day()[t - 1])
+                .map(|t| (p.open(k)[t] / p.close(k)[t - 1]).ln())
+                .collect::<Vec<_>>()
+        };
         for (x, y) in gaps(&plain).iter().zip(gaps(&trended)) {
             assert!((x - y).abs() < 1e-12);
         }

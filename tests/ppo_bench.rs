@@ -76,7 +76,8 @@ fn cuda_run_matches_cpu_policy() {
     let train_env = TradingEnv::new(&c.environment, market(), EnvOptions::training(64, bounds(0, 1500))).unwrap();
     let eval_env = TradingEnv::new(&c.environment, market(), EnvOptions::training(8, bounds(1500, 1999))).unwrap();
     let root = tempfile::tempdir().unwrap();
-    let out = RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };
+    let out =
+        RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };
     let s = Trainer::new(&c, train_env, Some(eval_env), out).unwrap().train(&mut NoHooks).unwrap();
     assert!(s.best_metric.is_some());
 
@@ -90,6 +91,9 @@ fn cuda_run_matches_cpu_policy() {
     let agree = a_gpu.iter().zip(&a_cpu).filter(|(a, b)| a == b).count() as f64 / a_gpu.len() as f64;
     let (v_gpu, v_cpu) = (gpu.values(&obs, 256).unwrap(), cpu.values(&obs, 256).unwrap());
     let max_dv = v_gpu.iter().zip(&v_cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    println!("cuda run: {} steps in {:.1}s, best {:?}; CUDA vs CPU policy: {:.4} actions agree, max |Δvalue| {max_dv:.2e}", s.timesteps, s.seconds, s.best_metric, agree);
+    println!(
+        "cuda run: {} steps in {:.1}s, best {:?}; CUDA vs CPU policy: {:.4} actions agree, max |Δvalue| {max_dv:.2e}",
+        s.timesteps, s.seconds, s.best_metric, agree
+    );
     assert!(agree > 0.99 && max_dv < 1e-3);
 }

@@ -151,7 +151,8 @@ fn resume_matches_uninterrupted(layout: ObservationLayout) {
     assert_eq!(s.last_checkpoint, checkpoint::step_dir(&split.path().join("models"), 2 * PER_ITER));
     drop(first);
 
-    let mut second = Trainer::resume(&split.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(split.path())).unwrap();
+    let mut second =
+        Trainer::resume(&split.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(split.path())).unwrap();
     assert_eq!((second.timesteps(), second.iteration()), (2 * PER_ITER, 2));
     let mut hooks = Hooks::default();
     let s = second.train(&mut hooks).unwrap();
@@ -182,7 +183,8 @@ fn resume_rejects_another_network() {
     c.training.total_timesteps = PER_ITER;
     Trainer::new(&c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).unwrap().train(&mut Hooks::default()).unwrap();
     c.training.net_arch = vec![8];
-    let err = Trainer::resume(&root.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).unwrap_err();
+    let err = Trainer::resume(&root.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path()))
+        .unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
     let empty = tempfile::tempdir().unwrap();
     assert!(Trainer::resume(empty.path(), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).is_err());

@@ -117,7 +117,8 @@ fn train_and_evaluate(shuffle: bool, precision: Precision) -> (f64, f64) {
     let mut c = config();
     c.training.precision = precision;
     let root = tempfile::tempdir().unwrap();
-    let out = RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };
+    let out =
+        RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };
     let train_env = env(&c, market(5, shuffle), 0, TRAIN_LAST, c.training.n_envs, true);
     let t0 = Instant::now();
     let summary = Trainer::new(&c, train_env, None, out).unwrap().train(&mut NoHooks).unwrap();

@@ -112,11 +112,17 @@ pub fn render_html(report: &Report, svgs: &[(String, String)]) -> String {
     h.push_str("<h2>Seed checklist</h2>\n");
     for e in &report.runs {
         let met = e.checklist.iter().filter(|c| c.met).count();
-        let _ = writeln!(h, "<h3>{} — {met} of {} met</h3>\n<ul class=\"checks\">", escape(&e.metrics.name), e.checklist.len());
+        let _ = writeln!(
+            h,
+            "<h3>{} — {met} of {} met</h3>\n<ul class=\"checks\">",
+            escape(&e.metrics.name),
+            e.checklist.len()
+        );
         for c in &e.checklist {
             let (class, word) = if c.met { ("met", "met") } else { ("not-met", "not met") };
             let value = if c.value.is_finite() { format!("{:.4}", c.value) } else { "n/a".into() };
-            let _ = writeln!(h, "<li><span class=\"{class}\">{word}</span>{} (value {value})</li>", escape(&c.criterion));
+            let _ =
+                writeln!(h, "<li><span class=\"{class}\">{word}</span>{} (value {value})</li>", escape(&c.criterion));
         }
         h.push_str("</ul>\n");
     }
@@ -158,7 +164,8 @@ mod tests {
     use crate::backtest::report::Entry;
 
     fn report() -> Report {
-        let m = |name: &str, sharpe: f64| Metrics { name: name.into(), sharpe, max_drawdown: 0.1, ..Default::default() };
+        let m =
+            |name: &str, sharpe: f64| Metrics { name: name.into(), sharpe, max_drawdown: 0.1, ..Default::default() };
         Report {
             from: "2024-01-02".into(),
             to: "2024-06-28".into(),

@@ -80,8 +80,10 @@ pub fn return_stats(equity: &[f64], bars_per_year: f64) -> ReturnStats {
     let total_return = last / first - 1.0;
     let cagr = if n > 0 && last > 0.0 { (last / first).powf(bars_per_year / n as f64) - 1.0 } else { f64::NAN };
     let mean = if n > 0 { rets.iter().sum::<f64>() / n as f64 } else { f64::NAN };
-    let std = if n > 1 { (rets.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { f64::NAN };
-    let downside = if n > 0 { (rets.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n as f64).sqrt() } else { f64::NAN };
+    let std =
+        if n > 1 { (rets.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { f64::NAN };
+    let downside =
+        if n > 0 { (rets.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n as f64).sqrt() } else { f64::NAN };
     let (max_drawdown, max_drawdown_bars) = drawdown(equity);
     ReturnStats {
         total_return,
@@ -186,7 +188,11 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
     let stats = TradeStats::of(&closed);
     let mean_equity = equity.iter().sum::<f64>() / equity.len().max(1) as f64;
     let notional = result.trades.iter().map(|t| t.shares * t.fill_price).fold(0.0, |a, b| a + b);
-    let exposure = result.equity.iter().map(|r| if r.equity > 0.0 { r.values.iter().sum::<f64>() / r.equity } else { 0.0 }).sum::<f64>()
+    let exposure = result
+        .equity
+        .iter()
+        .map(|r| if r.equity > 0.0 { r.values.iter().sum::<f64>() / r.equity } else { 0.0 })
+        .sum::<f64>()
         / result.equity.len().max(1) as f64;
     let sum = |f: fn(&crate::env::TradeRecord) -> f64| result.trades.iter().map(f).fold(0.0, |a, b| a + b);
     Metrics {
@@ -235,7 +241,11 @@ pub struct Check {
 /// average trade duration 5–10 bars, annualized return 30–50%. Every line is reported,
 /// met or not.
 pub fn seed_checklist(m: &Metrics) -> Vec<Check> {
-    let c = |criterion: &str, value: f64, met: bool| Check { criterion: criterion.into(), value, met: met && value.is_finite() };
+    let c = |criterion: &str, value: f64, met: bool| Check {
+        criterion: criterion.into(),
+        value,
+        met: met && value.is_finite(),
+    };
     vec![
         c("Sharpe ratio > 1.5", m.sharpe, m.sharpe > 1.5),
         c("max drawdown < 20%", m.max_drawdown, m.max_drawdown < 0.20),

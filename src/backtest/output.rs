@@ -56,7 +56,14 @@ pub fn write_equity(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Re
         }
         writeln!(w)?;
         for r in &result.equity {
-            write!(w, "{},{},{},{}", format_timestamp(panel.timestamps()[r.bar], panel.interval()), r.bar, r.equity, r.cash)?;
+            write!(
+                w,
+                "{},{},{},{}",
+                format_timestamp(panel.timestamps()[r.bar], panel.interval()),
+                r.bar,
+                r.equity,
+                r.cash
+            )?;
             for v in &r.values {
                 write!(w, ",{v}")?;
             }

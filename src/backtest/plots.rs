@@ -150,7 +150,12 @@ fn register() -> bool {
 /// # Errors
 /// I/O errors, and a drawing error as [`io::ErrorKind::Other`]; a plot already written
 /// stays, a failed one leaves no file behind.
-pub fn write_plots(dir: &Path, results: &[ReplayResult], benchmark: &ReplayResult, panel: &Panel) -> io::Result<Vec<PathBuf>> {
+pub fn write_plots(
+    dir: &Path,
+    results: &[ReplayResult],
+    benchmark: &ReplayResult,
+    panel: &Panel,
+) -> io::Result<Vec<PathBuf>> {
     if !register() {
         return Err(io::Error::other("the bundled font assets/fonts/DejaVuSans.ttf does not parse"));
     }
@@ -320,15 +325,21 @@ fn equity<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> DrawRe
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-9);
     let (plot, keys) = split(root);
-    let mut chart = time_chart(d, &plot, "Equity: runs vs equal-weight buy-and-hold", (lo - pad)..(hi + pad), "equity ($)", &|y| {
-        format!("${y:.0}")
-    })?;
+    let mut chart = time_chart(
+        d,
+        &plot,
+        "Equity: runs vs equal-weight buy-and-hold",
+        (lo - pad)..(hi + pad),
+        "equity ($)",
+        &|y| format!("${y:.0}"),
+    )?;
     // Buy-and-hold first, so the runs draw over it.
     for (_, r, color) in curves.iter().rev() {
         let points: Vec<(f64, f64)> = r.equity.iter().map(|e| (e.bar as f64, e.equity)).collect();
         line(d, &mut chart, &envelope(&points, BUCKETS), color.stroke_width(2))?;
     }
-    let keys_list: Vec<Key> = curves.iter().map(|(n, _, c)| Key { name: n.clone(), color: *c, filled: false }).collect();
+    let keys_list: Vec<Key> =
+        curves.iter().map(|(n, _, c)| Key { name: n.clone(), color: *c, filled: false }).collect();
     legend(&keys, &keys_list)
 }
 
@@ -358,13 +369,15 @@ fn drawdown<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> Draw
     let lo = curves.iter().flat_map(|(_, p, _)| p.iter().map(|q| q.1)).filter(|v| v.is_finite()).fold(0.0f64, f64::min);
     let lo = (lo * 1.08).min(-1.0);
     let (plot, keys) = split(root);
-    let mut chart = time_chart(d, &plot, "Drawdown from the running peak", lo..0.5, "drawdown (%)", &|y| format!("{y:.0}%"))?;
+    let mut chart =
+        time_chart(d, &plot, "Drawdown from the running peak", lo..0.5, "drawdown (%)", &|y| format!("{y:.0}%"))?;
     // Buy-and-hold first, so the runs draw over it.
     for (_, points, color) in curves.iter().rev() {
         chart.draw_series(AreaSeries::new(points.clone(), 0.0, color.mix(0.18)))?;
         line(d, &mut chart, points, color.stroke_width(2))?;
     }
-    let keys_list: Vec<Key> = curves.iter().map(|(n, _, c)| Key { name: n.clone(), color: *c, filled: false }).collect();
+    let keys_list: Vec<Key> =
+        curves.iter().map(|(n, _, c)| Key { name: n.clone(), color: *c, filled: false }).collect();
     legend(&keys, &keys_list)
 }
 
@@ -403,7 +416,8 @@ fn weights<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> DrawR
     let top = cum.iter().filter_map(|r| r.last().copied()).filter(|v| v.is_finite()).fold(1.0f64, f64::max);
     let (plot, keys) = split(root);
     let caption = format!("Position weights by ticker, stacked ({})", run.name);
-    let mut chart = time_chart(d, &plot, &caption, 0.0..100.0 * top * 1.02, "weight (% of equity)", &|y| format!("{y:.0}%"))?;
+    let mut chart =
+        time_chart(d, &plot, &caption, 0.0..100.0 * top * 1.02, "weight (% of equity)", &|y| format!("{y:.0}%"))?;
     // Tallest layer first, so each lower layer paints over the part that is not its own.
     for k in (0..n_tickers).rev() {
         let color = run_color(k);
@@ -499,14 +513,18 @@ fn monthly<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> DrawR
     }
     // Every cell, empty ones light grey, then the months' colours, values and borders.
     chart.draw_series(
-        (0..12).flat_map(|x| (0..n_years).map(move |y| (x as f64, y as f64))).map(|(x, y)| Rectangle::new([(x, y + 1.0), (x + 1.0, y)], RGBColor(245, 245, 245).filled())),
+        (0..12)
+            .flat_map(|x| (0..n_years).map(move |y| (x as f64, y as f64)))
+            .map(|(x, y)| Rectangle::new([(x, y + 1.0), (x + 1.0, y)], RGBColor(245, 245, 245).filled())),
     )?;
     chart.draw_series(months.iter().map(|m| {
         let (x, y) = (f64::from(m.month) - 1.0, row_of(m.year));
         Rectangle::new([(x, y + 1.0), (x + 1.0, y)], heat(m.ret, scale).filled())
     }))?;
     chart.draw_series(
-        (0..12).flat_map(|x| (0..n_years).map(move |y| (x as f64, y as f64))).map(|(x, y)| Rectangle::new([(x, y + 1.0), (x + 1.0, y)], WHITE.stroke_width(2))),
+        (0..12)
+            .flat_map(|x| (0..n_years).map(move |y| (x as f64, y as f64)))
+            .map(|(x, y)| Rectangle::new([(x, y + 1.0), (x + 1.0, y)], WHITE.stroke_width(2))),
     )?;
     let text = TextStyle::from((FAMILY, 17).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
     chart.draw_series(months.iter().map(|m| {
@@ -557,7 +575,14 @@ mod tests {
                 EquityRow { bar, equity: e, cash: 5000.0, values: vec![e - 5000.0, 0.0] }
             })
             .collect();
-        let result = ReplayResult { name: "half".into(), initial_cash: 10000.0, equity, trades: vec![], totals: Default::default(), refusal_names: vec![] };
+        let result = ReplayResult {
+            name: "half".into(),
+            initial_cash: 10000.0,
+            equity,
+            trades: vec![],
+            totals: Default::default(),
+            refusal_names: vec![],
+        };
         (panel, result)
     }
 
@@ -582,7 +607,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = write_plots(dir.path(), std::slice::from_ref(&result), &result, &panel).unwrap();
         let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        let want: Vec<String> = Plot::ALL.iter().flat_map(|p| [format!("{}.png", p.stem()), format!("{}.svg", p.stem())]).collect();
+        let want: Vec<String> =
+            Plot::ALL.iter().flat_map(|p| [format!("{}.png", p.stem()), format!("{}.svg", p.stem())]).collect();
         assert_eq!(names, want);
         for p in &paths {
             let bytes = std::fs::read(p).unwrap();

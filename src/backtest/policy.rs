@@ -91,7 +91,10 @@ impl ActionTable {
         let mut ts_col = None;
         let mut columns = Vec::new(); // (csv column, ticker index)
         for (i, h) in headers.iter().enumerate() {
-            if h.eq_ignore_ascii_case("timestamp") || h.eq_ignore_ascii_case("date") || h.eq_ignore_ascii_case("datetime") {
+            if h.eq_ignore_ascii_case("timestamp")
+                || h.eq_ignore_ascii_case("date")
+                || h.eq_ignore_ascii_case("datetime")
+            {
                 ts_col = Some(i);
             } else {
                 let k = panel.ticker_index(h).ok_or_else(|| {

@@ -62,7 +62,12 @@ pub fn replay_config(cfg: &EnvironmentConfig, policy: Option<&Policy>, bars: usi
 ///
 /// # Errors
 /// [`EnvError`] when the range holds fewer than 2 bars.
-pub fn replay_policy(cfg: &EnvironmentConfig, market: MarketData, range: Range<usize>, policy: &Policy) -> Result<ReplayResult, EnvError> {
+pub fn replay_policy(
+    cfg: &EnvironmentConfig,
+    market: MarketData,
+    range: Range<usize>,
+    policy: &Policy,
+) -> Result<ReplayResult, EnvError> {
     let cfg = replay_config(cfg, Some(policy), range.len());
     let first = range.start;
     let mut rng = match policy {
@@ -82,13 +87,17 @@ pub fn replay_policy(cfg: &EnvironmentConfig, market: MarketData, range: Range<u
 ///
 /// # Errors
 /// [`EnvError`] when the range holds fewer than 2 bars.
-pub fn replay(cfg: &EnvironmentConfig, market: MarketData, range: Range<usize>, name: String, mut actor: impl Actor) -> Result<ReplayResult, EnvError> {
+pub fn replay(
+    cfg: &EnvironmentConfig,
+    market: MarketData,
+    range: Range<usize>,
+    name: String,
+    mut actor: impl Actor,
+) -> Result<ReplayResult, EnvError> {
     let n_bars = market.n_bars();
-    let bounds = crate::dataset::Dataset::bounds(range.clone(), false).filter(|_| range.end <= n_bars).ok_or(EnvError::Bounds {
-        first: range.start as u32,
-        last: range.end.saturating_sub(1) as u32,
-        n_bars,
-    })?;
+    let bounds = crate::dataset::Dataset::bounds(range.clone(), false)
+        .filter(|_| range.end <= n_bars)
+        .ok_or(EnvError::Bounds { first: range.start as u32, last: range.end.saturating_sub(1) as u32, n_bars })?;
     let opts = EnvOptions::replay(bounds);
     let mut env = TradingEnv::new(cfg, market, opts)?;
     let d = env.n_tickers();

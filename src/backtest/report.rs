@@ -83,13 +83,17 @@ impl Report {
             line.extend(cols.iter().map(|m| f(m)));
             lines.push(line);
         }
-        let widths: Vec<usize> = (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> =
+            (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
         let mut out = String::new();
         for (i, l) in lines.iter().enumerate() {
             let cells: Vec<String> = l.iter().enumerate().map(|(c, s)| format!("{s:<w$}", w = widths[c])).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
             if i == 0 {
-                out.push_str(&format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+                out.push_str(&format!(
+                    "|{}|\n",
+                    widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+                ));
             }
         }
         for m in &cols {

@@ -5,9 +5,9 @@ use super::args::BacktestArgs;
 use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
 use ploutos::backtest::{Policy, ReplayResult, html, metrics, output, plots, replay_policy};
-use ploutos::market::calendar::format_timestamp;
 use ploutos::config::{Config, DataSource};
 use ploutos::dataset::{Dataset, SplitPart};
+use ploutos::market::calendar::format_timestamp;
 use std::path::PathBuf;
 
 pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
@@ -31,7 +31,8 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     };
     let dataset = super::train::load_dataset(&cfg, scaler)?;
     let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
-    let specs = if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
+    let specs =
+        if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
     let mut results = Vec::new();
     for dir in &a.model {
         results.push(replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?);
@@ -77,7 +78,8 @@ pub fn finish(
     report.write_json(&out_root.join("report.json")).with_context(|| format!("writing {}", out_root.display()))?;
     let plots = plots::write_plots(out_root, results, benchmark, &dataset.panel)
         .with_context(|| format!("writing plots in {}", out_root.display()))?;
-    html::write_html(out_root, &report, &plots).with_context(|| format!("writing {}", out_root.join("report.html").display()))?;
+    html::write_html(out_root, &report, &plots)
+        .with_context(|| format!("writing {}", out_root.join("report.html").display()))?;
     println!("Backtest {} → {} ({} bars)\n", report.from, report.to, range.len());
     print!("{}", report.table());
     eprintln!("ploutos: report in {}", out_root.display());
@@ -86,13 +88,18 @@ pub fn finish(
 
 /// The run folder of a model folder (`models/<run>/best` → `models/<run>`).
 fn run_dir(model: &std::path::Path) -> PathBuf {
-    if model.join("feature_scaler.ron").exists() { model.to_path_buf() } else { model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf()) }
+    if model.join("feature_scaler.ron").exists() {
+        model.to_path_buf()
+    } else {
+        model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf())
+    }
 }
 
 /// The feature standardization the model was trained with.
 fn load_scaler(model: &std::path::Path) -> anyhow::Result<ploutos::features::FeatureScaler> {
     let path = run_dir(model).join("feature_scaler.ron");
-    let text = std::fs::read_to_string(&path).map_err(|e| BadArgument(format!("--model {}: cannot read {}: {e}", model.display(), path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| BadArgument(format!("--model {}: cannot read {}: {e}", model.display(), path.display())))?;
     Ok(ron::from_str(&text).map_err(|e| BadArgument(format!("{}: {e}", path.display())))?)
 }
 
@@ -105,11 +112,26 @@ fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<C
 }
 
 #[cfg(feature = "learner")]
-fn replay_model(dir: &std::path::Path, cfg: &Config, ds: &Dataset, range: std::ops::Range<usize>, stochastic: bool) -> anyhow::Result<ReplayResult> {
+fn replay_model(
+    dir: &std::path::Path,
+    cfg: &Config,
+    ds: &Dataset,
+    range: std::ops::Range<usize>,
+    stochastic: bool,
+) -> anyhow::Result<ReplayResult> {
     let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
     let mut policy = ploutos::ppo::Policy::load(dir, device).map_err(|e| BadArgument(format!("--model: {e}")))?;
     policy.set_market(&ds.market).map_err(|e| BadArgument(format!("--model {}: {e}", dir.display())))?;
-    let name = dir.components().rev().take(2).collect::<Vec<_>>().into_iter().rev().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+    let name = dir
+        .components()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
     replay_agent(&policy, cfg, &ds.market, range, name, !stochastic)
 }
 
@@ -133,7 +155,8 @@ pub fn replay_agent(
             failure.get_or_insert(e);
         }
     };
-    let result = ploutos::backtest::replay(&env_cfg, market.clone(), range, name.clone(), actor).map_err(|e| BadArgument(format!("period: {e}")))?;
+    let result = ploutos::backtest::replay(&env_cfg, market.clone(), range, name.clone(), actor)
+        .map_err(|e| BadArgument(format!("period: {e}")))?;
     if let Some(e) = failure {
         anyhow::bail!("model {name}: {e}");
     }
@@ -146,15 +169,27 @@ fn model_config(_dir: &std::path::Path, _overrides: &[String]) -> anyhow::Result
 }
 
 #[cfg(not(feature = "learner"))]
-fn replay_model(_: &std::path::Path, _: &Config, _: &Dataset, _: std::ops::Range<usize>, _: bool) -> anyhow::Result<ReplayResult> {
+fn replay_model(
+    _: &std::path::Path,
+    _: &Config,
+    _: &Dataset,
+    _: std::ops::Range<usize>,
+    _: bool,
+) -> anyhow::Result<ReplayResult> {
     Err(BadArgument("--model needs the `learner` feature (default build)".into()).into())
 }
 
 /// Bars of `part`, narrowed by `--from`/`--to` dates (inclusive).
-fn period(ds: &Dataset, part: SplitPart, from: Option<&str>, to: Option<&str>) -> anyhow::Result<std::ops::Range<usize>> {
+fn period(
+    ds: &Dataset,
+    part: SplitPart,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<std::ops::Range<usize>> {
     let mut range = ds.range(part);
     let date = |s: &str, flag: &str| {
-        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| BadArgument(format!("{flag} {s:?}: expected YYYY-MM-DD")))
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| BadArgument(format!("{flag} {s:?}: expected YYYY-MM-DD")))
     };
     if let Some(f) = from {
         let d = date(f, "--from")?;
@@ -169,19 +204,29 @@ fn period(ds: &Dataset, part: SplitPart, from: Option<&str>, to: Option<&str>) -
         }
     }
     if range.len() < 2 {
-        return Err(BadArgument(format!("the selected period holds {} bars; a backtest needs at least 2", range.len())).into());
+        return Err(BadArgument(format!(
+            "the selected period holds {} bars; a backtest needs at least 2",
+            range.len()
+        ))
+        .into());
     }
     Ok(range)
 }
 
 fn write_outputs(dir: &std::path::Path, r: &ReplayResult, ds: &Dataset) -> anyhow::Result<()> {
-    output::write_equity(&dir.join("equity.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
-    output::write_trades(&dir.join("trades.csv"), r, &ds.panel).with_context(|| format!("writing {}", dir.display()))?;
+    output::write_equity(&dir.join("equity.csv"), r, &ds.panel)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    output::write_trades(&dir.join("trades.csv"), r, &ds.panel)
+        .with_context(|| format!("writing {}", dir.display()))?;
     Ok(())
 }
 
 fn report_name(specs: &[String]) -> String {
-    let joined = specs.iter().map(|s| sanitize(std::path::Path::new(s).file_stem().map_or(s.as_str(), |x| x.to_str().unwrap_or(s)))).collect::<Vec<_>>().join("+");
+    let joined = specs
+        .iter()
+        .map(|s| sanitize(std::path::Path::new(s).file_stem().map_or(s.as_str(), |x| x.to_str().unwrap_or(s))))
+        .collect::<Vec<_>>()
+        .join("+");
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     format!("{joined}-{stamp}")
 }

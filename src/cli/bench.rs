@@ -27,7 +27,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Some(other) => return Err(BadArgument(format!("--layout {other:?}: expected index or materialized")).into()),
     };
     let baseline = baseline_dir(a.baseline.as_deref());
-    let bandwidth = Bandwidth { fill: measure_write_bandwidth(cfg.training.threads), copy: measure_copy_bandwidth(cfg.training.threads) };
+    let bandwidth = Bandwidth {
+        fill: measure_write_bandwidth(cfg.training.threads),
+        copy: measure_copy_bandwidth(cfg.training.threads),
+    };
     if !a.json {
         println!(
             "memory bandwidth, all threads: {:.1} GB/s written by a 256 MiB fill, {:.1} GB/s written by a 128 MiB copy",
@@ -36,7 +39,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
         println!(
             "{:<10} {:>6} {:>13} {:>8} {:>16} {:>16} {:>8} {:>9} {:>9}",
-            "system", "envs", "layout", "obs_dim", "env-steps/s", "numpy env-steps/s", "ratio", "% fill bw", "% copy bw"
+            "system",
+            "envs",
+            "layout",
+            "obs_dim",
+            "env-steps/s",
+            "numpy env-steps/s",
+            "ratio",
+            "% fill bw",
+            "% copy bw"
         );
     }
     for &layout in &layouts {
@@ -49,7 +60,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     if baseline.is_none() && !a.json {
-        println!("(NumPy baseline not run: shared/bench/numpy_env.py or a Python with numpy not found; see --baseline)");
+        println!(
+            "(NumPy baseline not run: shared/bench/numpy_env.py or a Python with numpy not found; see --baseline)"
+        );
     }
     Ok(())
 }
@@ -108,7 +121,15 @@ fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64)
     let py = python_with("numpy")?;
     let out = Command::new(py)
         .arg(dir.join("numpy_env.py"))
-        .args(["--envs", &n.to_string(), "--layout", ploutos::bench::layout_name(layout), "--seconds", &seconds.to_string(), "--json"])
+        .args([
+            "--envs",
+            &n.to_string(),
+            "--layout",
+            ploutos::bench::layout_name(layout),
+            "--seconds",
+            &seconds.to_string(),
+            "--json",
+        ])
         .output()
         .ok()?;
     serde_json::from_slice(&out.stdout).ok()
@@ -116,7 +137,14 @@ fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64)
 
 #[cfg(feature = "learner")]
 /// Runs `sb3_ppo.py` with the same sizes, when a Python with stable-baselines3 is found.
-pub fn sb3_baseline(dir: Option<&Path>, net: &[usize], n_envs: usize, n_steps: usize, batch: usize, epochs: usize) -> Option<serde_json::Value> {
+pub fn sb3_baseline(
+    dir: Option<&Path>,
+    net: &[usize],
+    n_envs: usize,
+    n_steps: usize,
+    batch: usize,
+    epochs: usize,
+) -> Option<serde_json::Value> {
     let dir = baseline_dir(dir)?;
     let py = python_with("stable_baselines3")?;
     let net: Vec<String> = net.iter().map(ToString::to_string).collect();

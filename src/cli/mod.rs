@@ -64,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "learner")]
         Command::WalkForward(a) => walk_forward::run(a),
         #[cfg(not(feature = "learner"))]
-        Command::WalkForward(_) => Err(BadArgument("walk-forward needs the `learner` feature (default build)".into()).into()),
+        Command::WalkForward(_) => {
+            Err(BadArgument("walk-forward needs the `learner` feature (default build)".into()).into())
+        }
     }
 }

@@ -56,7 +56,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 
 #[cfg(not(feature = "learner"))]
 pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("this binary was built without the `learner` feature; rebuild with default features for bench --train")
+    anyhow::bail!(
+        "this binary was built without the `learner` feature; rebuild with default features for bench --train"
+    )
 }
 
 #[cfg(feature = "learner")]
@@ -157,7 +159,8 @@ mod with_learner {
         }
 
         fn on_eval(&mut self, e: &EvalStats) {
-            let scalars = [("eval/mean_reward", e.mean_reward), ("eval/sharpe", e.sharpe), ("eval/total_return", e.total_return)];
+            let scalars =
+                [("eval/mean_reward", e.mean_reward), ("eval/sharpe", e.sharpe), ("eval/total_return", e.total_return)];
             if let Err(err) = self.logger.log(e.timesteps, &scalars) {
                 tracing::warn!("metrics: {err}");
             }
@@ -169,7 +172,14 @@ mod with_learner {
                 e.sharpe,
                 if e.is_best { "  (new best)" } else { "" }
             ));
-            tracing::info!(timesteps = e.timesteps, reward = e.mean_reward, total_return = e.total_return, sharpe = e.sharpe, best = e.is_best, "evaluation");
+            tracing::info!(
+                timesteps = e.timesteps,
+                reward = e.mean_reward,
+                total_return = e.total_return,
+                sharpe = e.sharpe,
+                best = e.is_best,
+                "evaluation"
+            );
         }
 
         fn should_stop(&self) -> bool {
@@ -205,7 +215,9 @@ mod with_learner {
             None => a.common.load()?,
         };
         let run_name = match (&a.resume, &cfg.training.run_name) {
-            (Some(dir), _) => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "resumed".into()),
+            (Some(dir), _) => {
+                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "resumed".into())
+            }
             (None, Some(name)) => name.clone(),
             (None, None) => chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
         };
@@ -221,7 +233,9 @@ mod with_learner {
         std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
         ploutos::fsutil::write_atomic(
             &paths.models.join("feature_scaler.ron"),
-            ron::ser::to_string_pretty(&ds.scaler, Default::default()).context("serializing the feature scaler")?.as_bytes(),
+            ron::ser::to_string_pretty(&ds.scaler, Default::default())
+                .context("serializing the feature scaler")?
+                .as_bytes(),
         )
         .context("saving the feature scaler")?;
         eprintln!(
@@ -243,7 +257,9 @@ mod with_learner {
                 if stop.swap(true, Ordering::SeqCst) {
                     std::process::exit(130);
                 }
-                eprintln!("\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)");
+                eprintln!(
+                    "\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)"
+                );
             });
         }
         let bar = ProgressBar::new(cfg.training.total_timesteps);
@@ -253,7 +269,8 @@ mod with_learner {
                 .progress_chars("=> "),
         );
         bar.set_position(trainer.timesteps());
-        let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS).with_context(|| format!("creating {}", paths.runs.display()))?;
+        let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS)
+            .with_context(|| format!("creating {}", paths.runs.display()))?;
         let mut hooks = Hooks { bar, logger, stop, last_reward: None, last_line: None };
         let summary = trainer.train(&mut hooks)?;
         hooks.bar.finish();
@@ -264,7 +281,9 @@ mod with_learner {
             summary.timesteps,
             summary.seconds,
             summary.last_checkpoint.display(),
-            summary.best_metric.map_or(String::new(), |m| format!(", best validation {:?} {m:.3}", cfg.training.best_metric))
+            summary
+                .best_metric
+                .map_or(String::new(), |m| format!(", best validation {:?} {m:.3}", cfg.training.best_metric))
         );
         eprintln!("ploutos: TensorBoard: tensorboard --logdir {}", paths.runs.display());
         Ok(())
@@ -284,7 +303,9 @@ mod with_learner {
         let batch = a.batch.unwrap_or(1024);
         let epochs = a.epochs.unwrap_or(10);
         if batch > n_envs * n_steps {
-            return Err(BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into());
+            return Err(
+                BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into()
+            );
         }
         // Interleaved runs: a burst of load on the shared machine hits one pair, not one side.
         let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());
@@ -295,7 +316,10 @@ mod with_learner {
         }
         let rates: Vec<f64> = runs.iter().map(|r| r.timesteps_per_sec).collect();
         let mid = ploutos::bench::median(rates.clone());
-        let ours = runs.into_iter().min_by(|x, y| (x.timesteps_per_sec - mid).abs().total_cmp(&(y.timesteps_per_sec - mid).abs())).expect("at least one run");
+        let ours = runs
+            .into_iter()
+            .min_by(|x, y| (x.timesteps_per_sec - mid).abs().total_cmp(&(y.timesteps_per_sec - mid).abs()))
+            .expect("at least one run");
         let sb3_rate = (!sb3_rates.is_empty()).then(|| ploutos::bench::median(sb3_rates.clone()));
         let ratios: Vec<f64> = rates.iter().zip(&sb3_rates).map(|(o, s)| o / s).collect();
         if a.json {
@@ -308,10 +332,28 @@ mod with_learner {
             v["ratio_vs_sb3"] = sb3_rate.map_or(serde_json::Value::Null, |r| (mid / r).into());
             println!("{v}");
         } else {
-            let span = |v: &[f64]| format!("{:.0}–{:.0}", v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max));
+            let span = |v: &[f64]| {
+                format!(
+                    "{:.0}–{:.0}",
+                    v.iter().copied().fold(f64::INFINITY, f64::min),
+                    v.iter().copied().fold(0.0, f64::max)
+                )
+            };
             println!(
                 "ploutos PPO: {:.0} timesteps/s, median of {} runs ({}) (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}, {}; median run: rollout {:.2} s, update {:.2} s)",
-                mid, a.repeat, span(&rates), net, ours.params, n_envs, n_steps, batch, epochs, ours.device, ours.precision, ours.rollout_secs, ours.update_secs
+                mid,
+                a.repeat,
+                span(&rates),
+                net,
+                ours.params,
+                n_envs,
+                n_steps,
+                batch,
+                epochs,
+                ours.device,
+                ours.precision,
+                ours.rollout_secs,
+                ours.update_secs
             );
             match sb3_rate {
                 Some(r) => println!(
@@ -321,7 +363,9 @@ mod with_learner {
                     mid / r,
                     ratios.iter().map(|x| format!("{x:.1}x")).collect::<Vec<_>>().join(", ")
                 ),
-                None => println!("SB3 PPO:     not run (shared/bench/sb3_ppo.py or a Python with stable_baselines3 not found)"),
+                None => println!(
+                    "SB3 PPO:     not run (shared/bench/sb3_ppo.py or a Python with stable_baselines3 not found)"
+                ),
             }
         }
         Ok(())

@@ -39,7 +39,8 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         .into());
     }
     let first_bar_of = |d: usize| day.partition_point(|&x| (x as usize) < d);
-    let name = cfg.training.run_name.clone().unwrap_or_else(|| chrono::Utc::now().format("wf-%Y%m%d-%H%M%S").to_string());
+    let name =
+        cfg.training.run_name.clone().unwrap_or_else(|| chrono::Utc::now().format("wf-%Y%m%d-%H%M%S").to_string());
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&name));
     let bpy = cfg.data.interval.bars_per_year();
     let device = parse_device(&cfg.training.device)?;
@@ -113,7 +114,14 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     ploutos::fsutil::write_atomic_with(&out.join("equity.csv"), |w| {
         writeln!(w, "time,bar,walk_forward_equity,buy_and_hold_equity")?;
         for (row, b) in oos.equity.iter().zip(&oos_bench.equity) {
-            writeln!(w, "{},{},{},{}", format_timestamp(panel.timestamps()[row.bar], cfg.data.interval), row.bar, row.equity, b.equity)?;
+            writeln!(
+                w,
+                "{},{},{},{}",
+                format_timestamp(panel.timestamps()[row.bar], cfg.data.interval),
+                row.bar,
+                row.equity,
+                b.equity
+            )?;
         }
         Ok(())
     })

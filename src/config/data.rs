@@ -181,7 +181,11 @@ impl DataConfig {
         for t in &self.tickers {
             let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.^=".contains(c));
             if !ok {
-                return Err(check::out("data.tickers", format!("{t:?}"), "tickers must be non-empty ASCII symbols (letters, digits, - _ . ^ =)".into()));
+                return Err(check::out(
+                    "data.tickers",
+                    format!("{t:?}"),
+                    "tickers must be non-empty ASCII symbols (letters, digits, - _ . ^ =)".into(),
+                ));
             }
         }
         let mut sorted = self.tickers.clone();
@@ -202,7 +206,11 @@ impl DataConfig {
         if let (Some(a), Some(b)) = (s.train_end, s.validation_end)
             && b < a
         {
-            return Err(check::out("data.split.validation_end", b, format!("must be on or after data.split.train_end = {a}")));
+            return Err(check::out(
+                "data.split.validation_end",
+                b,
+                format!("must be on or after data.split.train_end = {a}"),
+            ));
         }
         check::above("data.synthetic.years", self.synthetic.years, 0.0, 100.0)?;
         check::within("data.synthetic.trend", self.synthetic.trend, 0.0, 10.0)?;

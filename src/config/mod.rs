@@ -11,8 +11,8 @@ mod training;
 
 pub use data::{DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
-    BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
-    RewardMode, TafModel,
+    BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig, RewardMode,
+    TafModel,
 };
 pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
 
@@ -24,7 +24,11 @@ use std::path::Path;
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config {path}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is not valid RON, or names a key that does not exist.
     #[error("{path}:{message}")]
     Parse { path: String, message: String },
@@ -77,8 +81,7 @@ impl Config {
     /// Any [`ConfigError`]: unreadable file, bad RON, unknown key, bad override, bad value.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
         let cfg = Self::from_ron_str(&text, &shown)?.with_overrides(overrides)?;
         cfg.validate()?;
         Ok(cfg)
@@ -94,15 +97,11 @@ impl Config {
         if overrides.is_empty() {
             return Ok(self);
         }
-        let mut tree = serde_json::to_value(&self).map_err(|e| ConfigError::Override {
-            spec: String::new(),
-            message: e.to_string(),
-        })?;
+        let mut tree = serde_json::to_value(&self)
+            .map_err(|e| ConfigError::Override { spec: String::new(), message: e.to_string() })?;
         for spec in overrides {
             let err = |message: String| ConfigError::Override { spec: spec.clone(), message };
-            let (key, raw) = spec
-                .split_once('=')
-                .ok_or_else(|| err("expected section.key=value".to_string()))?;
+            let (key, raw) = spec.split_once('=').ok_or_else(|| err("expected section.key=value".to_string()))?;
             let key = key.trim();
             let mut slot = &mut tree;
             let mut walked = String::new();
@@ -115,10 +114,7 @@ impl Config {
                     let mut known: Vec<&str> = map.keys().map(String::as_str).collect();
                     known.sort_unstable();
                     let at = if walked.is_empty() { "top level".to_string() } else { format!("`{walked}`") };
-                    return Err(err(format!(
-                        "unknown config key `{key}` (keys at {at}: {})",
-                        known.join(", ")
-                    )));
+                    return Err(err(format!("unknown config key `{key}` (keys at {at}: {})", known.join(", "))));
                 }
                 if !walked.is_empty() {
                     walked.push('.');
@@ -137,10 +133,7 @@ impl Config {
         }
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Override {
-                spec: overrides.join(" "),
-                message: format!("`{key}`: {}", e.into_inner()),
-            }
+            ConfigError::Override { spec: overrides.join(" "), message: format!("`{key}`: {}", e.into_inner()) }
         })
     }
 
@@ -178,29 +171,17 @@ pub(crate) mod check {
 
     /// `lo <= v <= hi`.
     pub fn within(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
-        if v.is_finite() && v >= lo && v <= hi {
-            Ok(())
-        } else {
-            Err(out(key, v, format!("must be in [{lo}, {hi}]")))
-        }
+        if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(out(key, v, format!("must be in [{lo}, {hi}]"))) }
     }
 
     /// `lo < v <= hi`.
     pub fn above(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
-        if v.is_finite() && v > lo && v <= hi {
-            Ok(())
-        } else {
-            Err(out(key, v, format!("must be in ({lo}, {hi}]")))
-        }
+        if v.is_finite() && v > lo && v <= hi { Ok(()) } else { Err(out(key, v, format!("must be in ({lo}, {hi}]"))) }
     }
 
     /// `lo <= n <= hi` for counts.
     pub fn count(key: &str, n: usize, lo: usize, hi: usize) -> Result<(), ConfigError> {
-        if n >= lo && n <= hi {
-            Ok(())
-        } else {
-            Err(out(key, n, format!("must be an integer in [{lo}, {hi}]")))
-        }
+        if n >= lo && n <= hi { Ok(()) } else { Err(out(key, n, format!("must be an integer in [{lo}, {hi}]"))) }
     }
 
     pub fn out(key: &str, v: impl std::fmt::Display, allowed: String) -> ConfigError {

@@ -344,7 +344,8 @@ impl TradingEnv {
         if market.n_tickers() > MAX_TICKERS {
             return Err(EnvError::TooManyTickers(market.n_tickers()));
         }
-        let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
+        let threads =
+            if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
         let n_threads = (opts.n_envs / opts.min_shard_envs.max(1)).clamp(1, threads);
         let n_shards = n_threads * opts.n_envs.div_ceil(n_threads).div_ceil(MAX_SHARD_ENVS).max(1);
         let (n_tickers, n_features) = (market.n_tickers(), market.n_features());
@@ -383,8 +384,19 @@ impl TradingEnv {
         } else {
             None
         };
-        let refusal_names = shards[0].world.get_mut().expect("shard world").resource::<RefusalReasons>().names().to_vec();
-        Ok(Self { shards, pool, buffers, market, refusal_names, auto_reset: opts.auto_reset, n_envs: opts.n_envs, n_tickers, obs_dim })
+        let refusal_names =
+            shards[0].world.get_mut().expect("shard world").resource::<RefusalReasons>().names().to_vec();
+        Ok(Self {
+            shards,
+            pool,
+            buffers,
+            market,
+            refusal_names,
+            auto_reset: opts.auto_reset,
+            n_envs: opts.n_envs,
+            n_tickers,
+            obs_dim,
+        })
     }
 
     /// Runs `label` on every shard, each always on the same thread of the pool.
@@ -432,7 +444,10 @@ impl TradingEnv {
         let n = self.n_tickers;
         for shard in &mut self.shards {
             let world = shard.world.get_mut().expect("shard world");
-            world.resource_mut::<ActionBuffer>().codes.copy_from_slice(&actions[shard.envs.start * n..shard.envs.end * n]);
+            world
+                .resource_mut::<ActionBuffer>()
+                .codes
+                .copy_from_slice(&actions[shard.envs.start * n..shard.envs.end * n]);
         }
         self.run(EnvStep);
         Ok(&self.buffers)

@@ -2,8 +2,8 @@
 
 use crate::env::observation::{ObservationContext, write_row};
 use crate::env::{
-    EnvId, EnvInfo, EnvParams, EnvRng, EpisodeBounds, EpisodeClock, Ledger, MarketData, Orders,
-    PdtState, Portfolio, Positions, ResetSeed, StepOutcome, StepRows,
+    EnvId, EnvInfo, EnvParams, EnvRng, EpisodeBounds, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio,
+    Positions, ResetSeed, StepOutcome, StepRows,
 };
 use bevy_ecs::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -79,8 +79,8 @@ pub fn end_episodes(
         ledger.refused.merge(&orders.refused);
         let p = &*portfolio;
         let is_terminated = p.equity < params.bankruptcy_pct * p.initial_cash;
-        let is_truncated = !is_terminated
-            && (clock.steps as usize >= params.episode_length || clock.bar >= bounds.last);
+        let is_truncated =
+            !is_terminated && (clock.steps as usize >= params.episode_length || clock.bar >= bounds.last);
         rows.rewards.row_mut(i)[0] = outcome.reward as f32;
         rows.terminated.row_mut(i)[0] = is_terminated;
         rows.truncated.row_mut(i)[0] = is_truncated;
@@ -134,7 +134,11 @@ fn restart(
 pub fn start_episode(rng: &mut ChaCha8Rng, bounds: &EpisodeBounds, episode_length: usize) -> EpisodeClock {
     let latest = bounds.last.saturating_sub(episode_length.min(u32::MAX as usize) as u32).max(bounds.first);
     let latest = latest.min(bounds.last - 1);
-    let start = if bounds.random_start && latest > bounds.first { rng.random_range(bounds.first..=latest) } else { bounds.first };
+    let start = if bounds.random_start && latest > bounds.first {
+        rng.random_range(bounds.first..=latest)
+    } else {
+        bounds.first
+    };
     EpisodeClock { start_bar: start, bar: start, steps: 0 }
 }
 

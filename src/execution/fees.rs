@@ -74,7 +74,12 @@ mod tests {
     #[case(TafModel::PerShare, 100.0, 10_000.0, 0.221 + 0.0166)]
     // 1,000,000 shares: TAF capped at $8.30.
     #[case(TafModel::PerShare, 1_000_000.0, 10_000.0, 0.221 + 8.30)]
-    fn sell_fees_follow_the_schedule(#[case] taf: TafModel, #[case] shares: f64, #[case] notional: f64, #[case] want: f64) {
+    fn sell_fees_follow_the_schedule(
+        #[case] taf: TafModel,
+        #[case] shares: f64,
+        #[case] notional: f64,
+        #[case] want: f64,
+    ) {
         let fees = UsEquityFees::new(&FeeConfig { taf_model: taf, ..FeeConfig::default() });
         assert!((fees.sell_fees(shares, notional) - want).abs() < 1e-12);
         assert_eq!(fees.buy_fees(shares, notional), 0.0);

@@ -19,8 +19,8 @@ pub mod fill;
 
 use crate::config::{BuySizing, EnvironmentConfig, FillTiming};
 use crate::env::{
-    CostModel, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position,
-    Positions, Refusal, Side, StepSystems, TradeLog, TradeRecord, bits,
+    CostModel, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, Side,
+    StepSystems, TradeLog, TradeRecord, bits,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -155,7 +155,15 @@ pub fn execute(
             continue;
         }
         let slippage = cost.slippage_atr_mult * market.atr_frac[base + k];
-        let quote = fill::quote_sell(refs[k], shares, cost.half_spread, slippage, cost.impact_coef, market.ret_std[base + k], mean_volume);
+        let quote = fill::quote_sell(
+            refs[k],
+            shares,
+            cost.half_spread,
+            slippage,
+            cost.impact_coef,
+            market.ret_std[base + k],
+            mean_volume,
+        );
         let price = quote.sell_price();
         let notional = shares * price;
         // No margin: fees beyond what the account holds (a commission on a worthless
@@ -267,7 +275,16 @@ fn record_costs(ledger: &mut Ledger, quote: &fill::FillQuote, shares: f64, fees:
 }
 
 #[allow(clippy::too_many_arguments)]
-fn trade_record(bar: usize, k: usize, side: Side, shares: f64, quote: &fill::FillQuote, price: f64, fees: f64, cash_after: f64) -> TradeRecord {
+fn trade_record(
+    bar: usize,
+    k: usize,
+    side: Side,
+    shares: f64,
+    quote: &fill::FillQuote,
+    price: f64,
+    fees: f64,
+    cash_after: f64,
+) -> TradeRecord {
     let base = shares * quote.reference;
     TradeRecord {
         bar: bar as u32,

@@ -10,12 +10,9 @@
 pub mod observation;
 pub mod raw;
 
-pub use observation::{
-    FeatureScaler, ObservationFeatures, ScaleFreeFeatures, observation_features, scale_free,
-};
+pub use observation::{FeatureScaler, ObservationFeatures, ScaleFreeFeatures, observation_features, scale_free};
 pub use raw::{
-    FEATURE_NAMES, Feature, FeatureError, FeatureKey, N_FEATURES, RawFeatures, RawInput,
-    compute_raw, compute_table,
+    FEATURE_NAMES, Feature, FeatureError, FeatureKey, N_FEATURES, RawFeatures, RawInput, compute_raw, compute_table,
 };
 
 /// Bars a series needs so that every feature has at least one value (`hurst_100` and

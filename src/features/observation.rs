@@ -102,9 +102,7 @@ impl FeatureScaler {
     }
 
     /// Fits mean and std on the training rows of several tickers pooled together.
-    pub fn fit_many<'a>(
-        splits: impl IntoIterator<Item = (&'a ScaleFreeFeatures, Range<usize>)>,
-    ) -> Self {
+    pub fn fit_many<'a>(splits: impl IntoIterator<Item = (&'a ScaleFreeFeatures, Range<usize>)>) -> Self {
         let splits: Vec<(&ScaleFreeFeatures, Range<usize>)> = splits
             .into_iter()
             .map(|(f, r)| {
@@ -133,11 +131,7 @@ impl FeatureScaler {
                 std[i] = var.sqrt();
             }
         }
-        Self {
-            mean,
-            std,
-            clip: Self::DEFAULT_CLIP,
-        }
+        Self { mean, std, clip: Self::DEFAULT_CLIP }
     }
 
     /// Standardizes, clips and fills: the observation features of every bar.
@@ -153,18 +147,10 @@ impl FeatureScaler {
             let (m, s) = (self.mean[i], self.std[i]);
             for (t, &v) in features.column(feature).iter().enumerate() {
                 let z = (v - m) / s;
-                data[t * N_FEATURES + i] = if z.is_finite() {
-                    z.clamp(-self.clip, self.clip) as f32
-                } else {
-                    0.0
-                };
+                data[t * N_FEATURES + i] = if z.is_finite() { z.clamp(-self.clip, self.clip) as f32 } else { 0.0 };
             }
         }
-        ObservationFeatures {
-            n_bars,
-            n_features: N_FEATURES,
-            data,
-        }
+        ObservationFeatures { n_bars, n_features: N_FEATURES, data }
     }
 }
 
@@ -175,21 +161,11 @@ impl FeatureScaler {
 /// If `close` or `volume` do not have `raw.n_bars()` bars.
 pub fn scale_free(raw: &RawFeatures, close: &[f64], volume: &[f64]) -> ScaleFreeFeatures {
     let n = raw.n_bars();
-    assert!(
-        close.len() == n && volume.len() == n,
-        "close and volume must have {n} bars"
-    );
+    assert!(close.len() == n && volume.len() == n, "close and volume must have {n} bars");
     let w = VOLUME_WINDOW;
     // Trailing volume sums over bars t-19..=t, each evaluated directly (no running error).
-    let vol_sum: Vec<f64> = (0..n)
-        .map(|t| {
-            if t + 1 >= w {
-                volume[t + 1 - w..=t].iter().sum()
-            } else {
-                f64::NAN
-            }
-        })
-        .collect();
+    let vol_sum: Vec<f64> =
+        (0..n).map(|t| if t + 1 >= w { volume[t + 1 - w..=t].iter().sum() } else { f64::NAN }).collect();
     let ratio = |a: f64, b: f64| if b == 0.0 { f64::NAN } else { a / b };
     let change = |x: &[f64], t: usize| if t >= w { x[t] - x[t - w] } else { f64::NAN };
 
@@ -198,23 +174,13 @@ pub fn scale_free(raw: &RawFeatures, close: &[f64], volume: &[f64]) -> ScaleFree
         use Feature::*;
         let x = raw.column(feature);
         let col: Vec<f64> = match feature {
-            Sma10 | Sma20 | Sma50 | Ema10 | Ema20 | BbHigh | BbLow | KcHigh | KcLow | Vwap
-            | PivotR1 | PivotR2 | PivotS1 | PivotS2 | High52w | Low52w => {
-                (0..n).map(|t| ratio(x[t], close[t]) - 1.0).collect()
-            }
-            Macd | MacdSignal | MacdDiff | Atr14 | TrueRange => {
-                (0..n).map(|t| ratio(x[t], close[t])).collect()
-            }
+            Sma10 | Sma20 | Sma50 | Ema10 | Ema20 | BbHigh | BbLow | KcHigh | KcLow | Vwap | PivotR1 | PivotR2
+            | PivotS1 | PivotS2 | High52w | Low52w => (0..n).map(|t| ratio(x[t], close[t]) - 1.0).collect(),
+            Macd | MacdSignal | MacdDiff | Atr14 | TrueRange => (0..n).map(|t| ratio(x[t], close[t])).collect(),
             Obv => (0..n).map(|t| ratio(change(x, t), vol_sum[t])).collect(),
-            Vpt => (0..n)
-                .map(|t| ratio(change(x, t), vol_sum[t] / w as f64))
-                .collect(),
-            ForceIndex => (0..n)
-                .map(|t| ratio(x[t], close[t] * (vol_sum[t] / w as f64)))
-                .collect(),
-            Eom => (0..n)
-                .map(|t| ratio(x[t] * (vol_sum[t] / w as f64), 1e8 * close[t] * close[t]))
-                .collect(),
+            Vpt => (0..n).map(|t| ratio(change(x, t), vol_sum[t] / w as f64)).collect(),
+            ForceIndex => (0..n).map(|t| ratio(x[t], close[t] * (vol_sum[t] / w as f64))).collect(),
+            Eom => (0..n).map(|t| ratio(x[t] * (vol_sum[t] / w as f64), 1e8 * close[t] * close[t])).collect(),
             _ => x.to_vec(),
         };
         data.extend_from_slice(&col);
@@ -249,9 +215,7 @@ mod tests {
     type Series = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<u32>);
 
     fn series(n: usize) -> Series {
-        let c: Vec<f64> = (0..n)
-            .map(|i| 100.0 + 10.0 * ((i as f64) * 0.1).sin() + i as f64 * 0.05)
-            .collect();
+        let c: Vec<f64> = (0..n).map(|i| 100.0 + 10.0 * ((i as f64) * 0.1).sin() + i as f64 * 0.05).collect();
         let h: Vec<f64> = c.iter().map(|v| v + 1.0).collect();
         let l: Vec<f64> = c.iter().map(|v| v - 1.0).collect();
         let v: Vec<f64> = (0..n).map(|i| 1000.0 + (i % 7) as f64 * 100.0).collect();
@@ -262,22 +226,12 @@ mod tests {
     fn observations_are_finite_clipped_and_standardized_on_train() {
         let n = 400;
         let (h, l, c, v, day) = series(n);
-        let input = RawInput {
-            open: &c,
-            high: &h,
-            low: &l,
-            close: &c,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &c, high: &h, low: &l, close: &c, volume: &v, day: &day };
         let raw = compute_raw(&input);
         let sf = scale_free(&raw, &c, &v);
         let scaler = FeatureScaler::fit(&sf, 0..300);
         let obs = scaler.transform(&sf);
-        assert_eq!(
-            (obs.n_bars, obs.n_features, obs.data.len()),
-            (n, 55, n * 55)
-        );
+        assert_eq!((obs.n_bars, obs.n_features, obs.data.len()), (n, 55, n * 55));
         assert!(obs.data.iter().all(|x| x.is_finite() && x.abs() <= 5.0));
         // On the training rows, sma_20's standardized values have mean ≈ 0.
         let i = Feature::Sma20.index();
@@ -291,14 +245,7 @@ mod tests {
     fn scaler_round_trips_through_ron() {
         let n = 200;
         let (h, l, c, v, day) = series(n);
-        let input = RawInput {
-            open: &c,
-            high: &h,
-            low: &l,
-            close: &c,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &c, high: &h, low: &l, close: &c, volume: &v, day: &day };
         let sf = scale_free(&compute_raw(&input), &c, &v);
         let scaler = FeatureScaler::fit(&sf, 0..150);
         let text = ron::to_string(&scaler).unwrap();
@@ -311,14 +258,7 @@ mod tests {
     fn price_levels_become_distances_from_close() {
         let n = 60;
         let (h, l, c, v, day) = series(n);
-        let input = RawInput {
-            open: &c,
-            high: &h,
-            low: &l,
-            close: &c,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &c, high: &h, low: &l, close: &c, volume: &v, day: &day };
         let raw = compute_raw(&input);
         let sf = scale_free(&raw, &c, &v);
         let t = 30;

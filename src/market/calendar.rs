@@ -41,7 +41,8 @@ pub fn ny_local_to_unix(local: NaiveDateTime) -> Option<i64> {
 /// Midnight New York of `date`, the timestamp daily bars carry.
 pub fn ny_midnight(date: NaiveDate) -> i64 {
     // Midnight exists every day in New York (DST switches at 02:00).
-    ny_local_to_unix(date.and_time(NaiveTime::MIN)).unwrap_or_else(|| date.and_time(NaiveTime::MIN).and_utc().timestamp())
+    ny_local_to_unix(date.and_time(NaiveTime::MIN))
+        .unwrap_or_else(|| date.and_time(NaiveTime::MIN).and_utc().timestamp())
 }
 
 /// Trading-day ordinal per bar of sorted `timestamps`: 0 for the first bar's date, +1 each

@@ -54,7 +54,11 @@ pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataE
 /// [`load_csv_file`], also returning how many bars had high/low clamped within tolerance.
 pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, usize), DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = ReaderBuilder::new().has_headers(false).flexible(true).trim(Trim::All).from_reader(std::io::BufReader::new(file));
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(Trim::All)
+        .from_reader(std::io::BufReader::new(file));
     let csv_err = |e: ::csv::Error| {
         let line = e.position().map_or(0, |p| p.line());
         let message = match e.kind() {
@@ -70,10 +74,13 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
     let mut records = reader.records();
     let header = match records.next() {
         Some(r) => r.map_err(csv_err)?,
-        None => return Err(DataError::TooFewBars { path: path.into(), line: 0, bars: 0, min: crate::features::MIN_BARS }),
+        None => {
+            return Err(DataError::TooFewBars { path: path.into(), line: 0, bars: 0, min: crate::features::MIN_BARS });
+        }
     };
     let header_line = header.position().map_or(1, |p| p.line());
-    let names: Vec<String> = header.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()).collect();
+    let names: Vec<String> =
+        header.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()).collect();
     let found = header.iter().collect::<Vec<_>>().join(",");
     let find = |aliases: &[&str]| aliases.iter().find_map(|a| names.iter().position(|n| n == a));
 
@@ -112,7 +119,9 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
         last_line = line;
         if multi_index && rows.is_empty() {
             let first = record.get(0).unwrap_or("").to_ascii_lowercase();
-            if first == "ticker" || ((first == "date" || first == "datetime") && record.iter().skip(1).all(str::is_empty)) {
+            if first == "ticker"
+                || ((first == "date" || first == "datetime") && record.iter().skip(1).all(str::is_empty))
+            {
                 continue;
             }
         }
@@ -199,7 +208,9 @@ fn parse_instant(s: &str) -> Option<i64> {
     if norm.len() > 10 && norm.as_bytes()[10] == b' ' {
         norm.replace_range(10..11, "T");
     }
-    if let Some(stripped) = norm.strip_suffix(" UTC").or_else(|| norm.strip_suffix('Z')).or_else(|| norm.strip_suffix('z')) {
+    if let Some(stripped) =
+        norm.strip_suffix(" UTC").or_else(|| norm.strip_suffix('Z')).or_else(|| norm.strip_suffix('z'))
+    {
         norm = format!("{}+00:00", stripped.trim_end());
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z"] {

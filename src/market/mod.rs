@@ -64,7 +64,13 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                 tickers: cfg
                     .tickers
                     .iter()
-                    .map(|t| TickerReport { ticker: t.clone(), bars_read: panel.n_bars(), bars_dropped: 0, bars_filled: 0, bars_clamped: 0 })
+                    .map(|t| TickerReport {
+                        ticker: t.clone(),
+                        bars_read: panel.n_bars(),
+                        bars_dropped: 0,
+                        bars_filled: 0,
+                        bars_clamped: 0,
+                    })
                     .collect(),
             };
             (panel, report)
@@ -96,7 +102,10 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
             source_name: report.source.clone(),
             bars: panel.n_bars(),
             min,
-            detail: format!("{} of {} timestamps dropped by missing_bars = {:?}", report.dropped_timestamps, report.union_timestamps, report.policy),
+            detail: format!(
+                "{} of {} timestamps dropped by missing_bars = {:?}",
+                report.dropped_timestamps, report.union_timestamps, report.policy
+            ),
         });
     }
     Ok((panel, report))

@@ -118,7 +118,12 @@ impl Panel {
     ///
     /// # Panics
     /// If a column's length is not `tickers.len() * timestamps.len()`.
-    pub(crate) fn from_columns(interval: Interval, tickers: Vec<String>, timestamps: Vec<i64>, columns: [Vec<f64>; 5]) -> Self {
+    pub(crate) fn from_columns(
+        interval: Interval,
+        tickers: Vec<String>,
+        timestamps: Vec<i64>,
+        columns: [Vec<f64>; 5],
+    ) -> Self {
         let n = tickers.len() * timestamps.len();
         assert!(columns.iter().all(|c| c.len() == n), "Invariant: panel columns are [n_tickers, n_bars]");
         let day = calendar::trading_days(&timestamps, interval);
@@ -149,7 +154,9 @@ impl Panel {
             MissingBarPolicy::ForwardFill => {
                 let start = series.iter().filter_map(|s| s.timestamps.first().copied()).max();
                 match start {
-                    Some(start) if series.iter().all(|s| !s.is_empty()) => union.iter().copied().filter(|&t| t >= start).collect(),
+                    Some(start) if series.iter().all(|s| !s.is_empty()) => {
+                        union.iter().copied().filter(|&t| t >= start).collect()
+                    }
                     _ => Vec::new(),
                 }
             }

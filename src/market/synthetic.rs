@@ -296,7 +296,8 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
                 let high = open.max(close) * (0.5 * sigma * g.normal().abs()).exp();
                 let low = open.min(close) * (-0.5 * sigma * g.normal().abs()).exp();
                 let activity = 0.6 + 0.4 * (r.abs() / sigma).min(5.0);
-                let volume = (p.daily_volume / bpd as f64 * volprof * m * activity * (0.25 * g.normal() - 0.03).exp()).round();
+                let volume =
+                    (p.daily_volume / bpd as f64 * volprof * m * activity * (0.25 * g.normal() - 0.03).exp()).round();
                 for (c, v) in cols.iter_mut().zip([open, high, low, close, volume]) {
                     c.push(v);
                 }
@@ -321,7 +322,11 @@ mod tests {
         x.sort_by(f64::total_cmp);
         let t = StudentsT::new(0.0, 1.0, NU as f64).unwrap();
         let n = x.len() as f64;
-        let d = x.iter().enumerate().map(|(i, &v)| (t.cdf(v) - i as f64 / n).abs().max((t.cdf(v) - (i + 1) as f64 / n).abs())).fold(0.0, f64::max);
+        let d = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (t.cdf(v) - i as f64 / n).abs().max((t.cdf(v) - (i + 1) as f64 / n).abs()))
+            .fold(0.0, f64::max);
         // 1% critical value ≈ 1.63 / sqrt(n) = 0.0115.
         assert!(d < 0.0115, "KS distance {d}");
     }

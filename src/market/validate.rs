@@ -32,7 +32,8 @@ pub(crate) struct RawRow {
 
 /// Checks one row's values, clamping high/low within tolerance. Returns whether it clamped.
 pub(crate) fn check_row(path: &Path, row: &mut RawRow) -> Result<bool, DataError> {
-    let fields = [("open", row.open), ("high", row.high), ("low", row.low), ("close", row.close), ("volume", row.volume)];
+    let fields =
+        [("open", row.open), ("high", row.high), ("low", row.low), ("close", row.close), ("volume", row.volume)];
     for (column, value) in fields {
         if !value.is_finite() {
             return Err(DataError::NonFinite { path: path.into(), line: row.line, column: column.into(), value });
@@ -40,7 +41,12 @@ pub(crate) fn check_row(path: &Path, row: &mut RawRow) -> Result<bool, DataError
     }
     for (column, value) in &fields[..4] {
         if *value <= 0.0 {
-            return Err(DataError::NonPositivePrice { path: path.into(), line: row.line, column: (*column).into(), value: *value });
+            return Err(DataError::NonPositivePrice {
+                path: path.into(),
+                line: row.line,
+                column: (*column).into(),
+                value: *value,
+            });
         }
     }
     if row.volume < 0.0 {
@@ -80,10 +86,20 @@ pub(crate) fn check_order(path: &Path, rows: &[RawRow]) -> Result<(), DataError>
     for w in rows.windows(2) {
         let (prev, cur) = (&w[0], &w[1]);
         if cur.ts == prev.ts {
-            return Err(DataError::Duplicate { path: path.into(), line: cur.line, value: cur.ts_text.clone(), previous_line: prev.line });
+            return Err(DataError::Duplicate {
+                path: path.into(),
+                line: cur.line,
+                value: cur.ts_text.clone(),
+                previous_line: prev.line,
+            });
         }
         if cur.ts < prev.ts {
-            return Err(DataError::Unsorted { path: path.into(), line: cur.line, value: cur.ts_text.clone(), previous: prev.ts_text.clone() });
+            return Err(DataError::Unsorted {
+                path: path.into(),
+                line: cur.line,
+                value: cur.ts_text.clone(),
+                previous: prev.ts_text.clone(),
+            });
         }
     }
     Ok(())

@@ -69,10 +69,7 @@ impl MetricsCsv {
             if found != header {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "{} has columns {found:?}, expected {header:?}; use a new run directory",
-                        path.display()
-                    ),
+                    format!("{} has columns {found:?}, expected {header:?}; use a new run directory", path.display()),
                 ));
             }
             // A row cut short by a crash must not swallow the next one.
@@ -80,20 +77,13 @@ impl MetricsCsv {
                 file.write_all(b"\n")?;
             }
         }
-        let mut out = ::csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file);
+        let mut out = ::csv::WriterBuilder::new().has_headers(false).from_writer(file);
         if new_file {
             out.write_record(&header)?;
             out.flush()?;
         }
         let row = Vec::with_capacity(header.len());
-        Ok(Self {
-            out,
-            columns: header.split_off(1),
-            path,
-            row,
-        })
+        Ok(Self { out, columns: header.split_off(1), path, row })
     }
 
     /// The column names after `step`, in header order.
@@ -116,10 +106,7 @@ impl MetricsCsv {
         self.row.clear();
         self.row.push(step.to_string());
         for col in &self.columns {
-            let cell = values
-                .iter()
-                .find(|(name, _)| name == col)
-                .map_or_else(String::new, |(_, v)| format!("{v}"));
+            let cell = values.iter().find(|(name, _)| name == col).map_or_else(String::new, |(_, v)| format!("{v}"));
             self.row.push(cell);
         }
         self.out.write_record(&self.row)?;
@@ -140,14 +127,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut csv = MetricsCsv::create(dir.path(), &["train/policy_loss", "time/fps"]).unwrap();
         assert_eq!(read(csv.path()), "step,train/policy_loss,time/fps\n");
-        csv.append(0, &[("time/fps", 1234.5), ("train/policy_loss", 0.1 + 0.2)])
-            .unwrap();
-        csv.append(1, &[("train/policy_loss", f64::NAN), ("other", 3.0)])
-            .unwrap();
-        assert_eq!(
-            read(csv.path()),
-            "step,train/policy_loss,time/fps\n0,0.30000000000000004,1234.5\n1,NaN,\n"
-        );
+        csv.append(0, &[("time/fps", 1234.5), ("train/policy_loss", 0.1 + 0.2)]).unwrap();
+        csv.append(1, &[("train/policy_loss", f64::NAN), ("other", 3.0)]).unwrap();
+        assert_eq!(read(csv.path()), "step,train/policy_loss,time/fps\n0,0.30000000000000004,1234.5\n1,NaN,\n");
     }
 
     #[test]
@@ -159,11 +141,7 @@ mod tests {
             csv.append(i as u64, &[("x", *v)]).unwrap();
         }
         let text = read(csv.path());
-        let back: Vec<f64> = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-            .collect();
+        let back: Vec<f64> = text.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
         for (a, b) in values.iter().zip(&back) {
             assert_eq!(a.to_bits(), b.to_bits());
         }
@@ -172,14 +150,8 @@ mod tests {
     #[test]
     fn reopening_appends_under_the_same_header() {
         let dir = tempfile::tempdir().unwrap();
-        MetricsCsv::create(dir.path(), &["a"])
-            .unwrap()
-            .append(0, &[("a", 1.0)])
-            .unwrap();
-        MetricsCsv::create(dir.path(), &["a"])
-            .unwrap()
-            .append(1, &[("a", 2.0)])
-            .unwrap();
+        MetricsCsv::create(dir.path(), &["a"]).unwrap().append(0, &[("a", 1.0)]).unwrap();
+        MetricsCsv::create(dir.path(), &["a"]).unwrap().append(1, &[("a", 2.0)]).unwrap();
         assert_eq!(read(&dir.path().join("metrics.csv")), "step,a\n0,1\n1,2\n");
     }
 
@@ -187,14 +159,8 @@ mod tests {
     fn reopening_ends_a_cut_row_before_appending() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("metrics.csv"), "step,a\n0,1\n1,").unwrap();
-        MetricsCsv::create(dir.path(), &["a"])
-            .unwrap()
-            .append(2, &[("a", 3.0)])
-            .unwrap();
-        assert_eq!(
-            read(&dir.path().join("metrics.csv")),
-            "step,a\n0,1\n1,\n2,3\n"
-        );
+        MetricsCsv::create(dir.path(), &["a"]).unwrap().append(2, &[("a", 3.0)]).unwrap();
+        assert_eq!(read(&dir.path().join("metrics.csv")), "step,a\n0,1\n1,\n2,3\n");
     }
 
     #[test]

@@ -71,11 +71,7 @@ impl RunLogger {
     pub fn create(dir: &Path, columns: &[&str]) -> io::Result<Self> {
         let csv = MetricsCsv::create(dir, columns)?;
         let tb = TensorBoardWriter::create(dir)?;
-        Ok(Self {
-            tb,
-            csv,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Self { tb, csv, dir: dir.to_path_buf() })
     }
 
     /// The run directory.
@@ -116,12 +112,8 @@ mod tests {
         let run = dir.path().join("runs").join("r1");
         let mut logger = RunLogger::create(&run, &LEARNER_TAGS).unwrap();
         assert_eq!(logger.dir(), run);
-        logger
-            .log(0, &[("train/policy_loss", 0.5), ("time/fps", 100.0)])
-            .unwrap();
-        logger
-            .log(2048, &[("eval/sharpe", 1.25), ("custom/extra", 7.0)])
-            .unwrap();
+        logger.log(0, &[("train/policy_loss", 0.5), ("time/fps", 100.0)]).unwrap();
+        logger.log(2048, &[("eval/sharpe", 1.25), ("custom/extra", 7.0)]).unwrap();
 
         let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -125,9 +125,7 @@ pub fn encode_scalar_event(wall_time: f64, step: u64, scalars: &[(&str, f64)]) -
 
 /// Seconds since the Unix epoch as a float, as TensorBoard's `wall_time` expects.
 fn wall_time_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// This machine's name for the event file name, restricted to `[A-Za-z0-9._-]`;
@@ -142,19 +140,9 @@ fn hostname() -> String {
     let name: String = raw
         .trim()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
         .collect();
-    if name.is_empty() {
-        "localhost".to_owned()
-    } else {
-        name
-    }
+    if name.is_empty() { "localhost".to_owned() } else { name }
 }
 
 /// Writes scalar summaries to a TensorBoard event file.
@@ -190,15 +178,8 @@ impl TensorBoardWriter {
             FILE_COUNTER.fetch_add(1, Ordering::Relaxed),
         );
         let path = dir.join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let mut writer = Self {
-            out: BufWriter::new(file),
-            path,
-            record: Vec::with_capacity(256),
-        };
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let mut writer = Self { out: BufWriter::new(file), path, record: Vec::with_capacity(256) };
         writer.write_event(&encode_file_version_event(wall_time))?;
         writer.flush()?;
         Ok(writer)
@@ -278,10 +259,7 @@ mod tests {
     #[test]
     fn masked_crc32c_rotates_and_adds_the_delta() {
         let crc: u32 = 0xE306_9283;
-        #[allow(
-            clippy::manual_rotate,
-            reason = "the formula as the TFRecord spec states it"
-        )]
+        #[allow(clippy::manual_rotate, reason = "the formula as the TFRecord spec states it")]
         let expected = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
         assert_eq!(masked_crc32c(b"123456789"), expected);
         // Reference values from TensorBoard's own `masked_crc32c`
@@ -343,10 +321,7 @@ mod tests {
         let two = encode_scalar_event(2.0, 7, &[("a", 1.0), ("b", -1.0)]);
         // The second Value (10 bytes: key, len, 0a 01 'b' 15 <f32>) extends the summary.
         assert_eq!(two.len(), one.len() + 10);
-        assert_eq!(
-            &two[two.len() - 10..],
-            [0x0a, 8, 0x0a, 1, b'b', 0x15, 0, 0, 0x80, 0xbf]
-        );
+        assert_eq!(&two[two.len() - 10..], [0x0a, 8, 0x0a, 1, b'b', 0x15, 0, 0, 0x80, 0xbf]);
     }
 
     #[test]
@@ -382,35 +357,18 @@ mod tests {
         tb.flush().unwrap();
 
         let name = tb.path().file_name().unwrap().to_str().unwrap().to_owned();
-        let parts: Vec<&str> = name
-            .strip_prefix("events.out.tfevents.")
-            .unwrap()
-            .split('.')
-            .collect();
+        let parts: Vec<&str> = name.strip_prefix("events.out.tfevents.").unwrap().split('.').collect();
         assert!(parts[0].parse::<u64>().unwrap() > 1_600_000_000, "{name}");
-        assert_eq!(
-            parts[parts.len() - 2],
-            std::process::id().to_string(),
-            "{name}"
-        );
+        assert_eq!(parts[parts.len() - 2], std::process::id().to_string(), "{name}");
         assert!(parts[parts.len() - 1].parse::<u64>().is_ok(), "{name}");
         assert_eq!(tb.path().parent(), Some(run.as_path()));
 
         let records = parse_records(&fs::read(tb.path()).unwrap());
         assert_eq!(records.len(), 3);
         let wall_time = |r: &[u8]| f64::from_le_bytes(r[1..9].try_into().unwrap());
-        assert_eq!(
-            records[0],
-            encode_file_version_event(wall_time(&records[0]))
-        );
-        assert_eq!(
-            records[1],
-            encode_scalar_event(wall_time(&records[1]), 1, &[("train/policy_loss", 0.5)])
-        );
-        assert_eq!(
-            records[2],
-            encode_scalar_event(wall_time(&records[2]), 2, &[("a", 1.0), ("b", 2.0)])
-        );
+        assert_eq!(records[0], encode_file_version_event(wall_time(&records[0])));
+        assert_eq!(records[1], encode_scalar_event(wall_time(&records[1]), 1, &[("train/policy_loss", 0.5)]));
+        assert_eq!(records[2], encode_scalar_event(wall_time(&records[2]), 2, &[("a", 1.0), ("b", 2.0)]));
     }
 
     #[test]

@@ -32,7 +32,9 @@ fn cuda(n: usize) -> Result<Device, PpoError> {
     }
     let count = Cuda::device_count() as usize;
     if n >= count {
-        return Err(PpoError::Setup(format!("training.device = cuda:{n}, but only {count} CUDA device(s) are visible")));
+        return Err(PpoError::Setup(format!(
+            "training.device = cuda:{n}, but only {count} CUDA device(s) are visible"
+        )));
     }
     Ok(Device::Cuda(n))
 }

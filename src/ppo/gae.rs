@@ -91,7 +91,12 @@ pub fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
 ///
 /// # Errors
 /// A [`tch::TchError`] when the shapes do not broadcast.
-pub fn policy_loss(new_logp: &Tensor, old_logp: &Tensor, advantages: &Tensor, clip: f64) -> Result<Tensor, tch::TchError> {
+pub fn policy_loss(
+    new_logp: &Tensor,
+    old_logp: &Tensor,
+    advantages: &Tensor,
+    clip: f64,
+) -> Result<Tensor, tch::TchError> {
     let ratio = new_logp.f_sub(old_logp)?.f_exp()?;
     let unclipped = advantages.f_neg()?.f_mul(&ratio)?;
     let clipped = advantages.f_neg()?.f_mul(&ratio.f_clamp(1.0 - clip, 1.0 + clip)?)?;
@@ -123,7 +128,12 @@ pub fn clip_fraction(new_logp: &Tensor, old_logp: &Tensor, clip: f64) -> Result<
 ///
 /// # Errors
 /// A [`tch::TchError`] when the shapes differ.
-pub fn value_loss(values: &Tensor, old_values: &Tensor, returns: &Tensor, clip_vf: Option<f64>) -> Result<Tensor, tch::TchError> {
+pub fn value_loss(
+    values: &Tensor,
+    old_values: &Tensor,
+    returns: &Tensor,
+    clip_vf: Option<f64>,
+) -> Result<Tensor, tch::TchError> {
     let pred = match clip_vf {
         Some(c) => old_values.f_add(&values.f_sub(old_values)?.f_clamp(-c, c)?)?,
         None => values.shallow_clone(),

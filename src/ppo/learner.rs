@@ -359,7 +359,8 @@ impl Learner {
     /// Restarts every training env's episode from `seed`.
     fn reset_envs(&mut self, env: &mut TradingEnv, seed: u64) -> Result<(), PpoError> {
         let buffers = env.reset(seed);
-        self.x = observe(&mut self.obs_norm, self.cfg.obs_clip, &self.input, self.device, &buffers.obs, self.n_envs, true)?;
+        self.x =
+            observe(&mut self.obs_norm, self.cfg.obs_clip, &self.input, self.device, &buffers.obs, self.n_envs, true)?;
         if let Some(s) = &mut self.rew_scaler {
             s.restart();
         }
@@ -377,53 +378,54 @@ impl Learner {
         let mut stats = RolloutStats::default();
         let net = self.model.inference()?;
         for t in 0..self.cfg.n_steps {
-                for u in self.uniforms.iter_mut() {
-                    *u = self.rng.random::<f32>();
-                }
-                // One transfer per step: logits and values to the host, actions sampled there.
-                let (logits, values) = net.logits_values(&self.x)?;
-                let out = Tensor::f_cat(&[logits.f_view([n as i64, -1])?, values.f_unsqueeze(1)?], 1)?.f_to(Device::Cpu)?;
-                let out = Vec::<f32>::try_from(out.f_contiguous()?.f_view([-1])?)?;
-                let width = 3 * k + 1;
-                for i in 0..n {
-                    self.logits_host[i * 3 * k..(i + 1) * 3 * k].copy_from_slice(&out[i * width..i * width + 3 * k]);
-                    self.rollout.values[t * n + i] = out[i * width + 3 * k];
-                }
-                let step = t as i64;
-                self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
-                let actions = &mut self.rollout.actions[t * n * k..(t + 1) * n * k];
-                model::sample_host(&self.logits_host, &self.uniforms, actions, &mut self.rollout.logp[t * n..(t + 1) * n]);
+            for u in self.uniforms.iter_mut() {
+                *u = self.rng.random::<f32>();
+            }
+            // One transfer per step: logits and values to the host, actions sampled there.
+            let (logits, values) = net.logits_values(&self.x)?;
+            let out = Tensor::f_cat(&[logits.f_view([n as i64, -1])?, values.f_unsqueeze(1)?], 1)?.f_to(Device::Cpu)?;
+            let out = Vec::<f32>::try_from(out.f_contiguous()?.f_view([-1])?)?;
+            let width = 3 * k + 1;
+            for i in 0..n {
+                self.logits_host[i * 3 * k..(i + 1) * 3 * k].copy_from_slice(&out[i * width..i * width + 3 * k]);
+                self.rollout.values[t * n + i] = out[i * width + 3 * k];
+            }
+            let step = t as i64;
+            self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
+            let actions = &mut self.rollout.actions[t * n * k..(t + 1) * n * k];
+            model::sample_host(&self.logits_host, &self.uniforms, actions, &mut self.rollout.logp[t * n..(t + 1) * n]);
 
-                let buffers = env.step(actions)?;
-                let row = t * n..(t + 1) * n;
-                self.rollout.rewards[row.clone()].copy_from_slice(&buffers.rewards);
-                let mut any_truncated = false;
-                for (i, done) in self.rollout.dones[row.clone()].iter_mut().enumerate() {
-                    let info = &buffers.infos[i];
-                    *done = buffers.terminated[i] || buffers.truncated[i];
-                    any_truncated |= buffers.truncated[i];
-                    stats.trades += u64::from(info.executed);
-                    if *done {
-                        stats.ep_rewards.push(info.episode_reward);
-                        stats.ep_returns.push(info.episode_return);
-                    }
+            let buffers = env.step(actions)?;
+            let row = t * n..(t + 1) * n;
+            self.rollout.rewards[row.clone()].copy_from_slice(&buffers.rewards);
+            let mut any_truncated = false;
+            for (i, done) in self.rollout.dones[row.clone()].iter_mut().enumerate() {
+                let info = &buffers.infos[i];
+                *done = buffers.terminated[i] || buffers.truncated[i];
+                any_truncated |= buffers.truncated[i];
+                stats.trades += u64::from(info.executed);
+                if *done {
+                    stats.ep_rewards.push(info.episode_reward);
+                    stats.ep_returns.push(info.episode_return);
                 }
-                if t + 1 == self.cfg.n_steps {
-                    stats.equity_mean = buffers.infos.iter().map(|i| i.equity).sum::<f64>() / n as f64;
-                }
-                let next_x = observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.obs, n, true)?;
-                if let Some(scaler) = &mut self.rew_scaler {
-                    let dones = self.rollout.dones[row.clone()].to_vec();
-                    scaler.scale(&mut self.rollout.rewards[row.clone()], dones.into_iter());
-                }
-                if any_truncated {
-                    // Bootstrap: r += γ·V(final_obs) where the data ran out or the episode
-                    // reached its length; bankruptcy (termination) is a true end.
-                    let final_x = observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.final_obs, n, false)?;
-                    let v_final = Vec::<f32>::try_from(self.model.value(&final_x)?.f_to(Device::Cpu)?)?;
-                    gae::bootstrap_truncated(&mut self.rollout.rewards[row], &buffers.truncated, &v_final, self.cfg.gamma);
-                }
-                self.x = next_x;
+            }
+            if t + 1 == self.cfg.n_steps {
+                stats.equity_mean = buffers.infos.iter().map(|i| i.equity).sum::<f64>() / n as f64;
+            }
+            let next_x = observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.obs, n, true)?;
+            if let Some(scaler) = &mut self.rew_scaler {
+                let dones = self.rollout.dones[row.clone()].to_vec();
+                scaler.scale(&mut self.rollout.rewards[row.clone()], dones.into_iter());
+            }
+            if any_truncated {
+                // Bootstrap: r += γ·V(final_obs) where the data ran out or the episode
+                // reached its length; bankruptcy (termination) is a true end.
+                let final_x =
+                    observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.final_obs, n, false)?;
+                let v_final = Vec::<f32>::try_from(self.model.value(&final_x)?.f_to(Device::Cpu)?)?;
+                gae::bootstrap_truncated(&mut self.rollout.rewards[row], &buffers.truncated, &v_final, self.cfg.gamma);
+            }
+            self.x = next_x;
         }
         Ok(stats)
     }
@@ -495,9 +497,8 @@ impl Learner {
                 let pg_loss = gae::policy_loss(&new_logp, &mb_old_logp, &mb_adv, c.clip_range)?;
                 let v_loss = gae::value_loss(&new_values, &mb_old_values, &mb_returns, c.clip_range_vf)?;
                 let entropy_mean = entropy.f_mean(Kind::Float)?;
-                let loss = pg_loss
-                    .f_sub(&entropy_mean.f_mul_scalar(c.ent_coef)?)?
-                    .f_add(&v_loss.f_mul_scalar(c.vf_coef)?)?;
+                let loss =
+                    pg_loss.f_sub(&entropy_mean.f_mul_scalar(c.ent_coef)?)?.f_add(&v_loss.f_mul_scalar(c.vf_coef)?)?;
 
                 // --- target_kl: stop before stepping past 1.5 × target (SB3) ---
                 if let Some(target) = c.target_kl
@@ -518,7 +519,10 @@ impl Learner {
         }
         // One host sync for all minibatch statistics.
         let means = Vec::<f64>::try_from(
-            Tensor::f_stack(&mb_stats, 0)?.f_to_kind(Kind::Double)?.f_nanmean(&[0i64][..], false, None::<Kind>)?.f_to(Device::Cpu)?,
+            Tensor::f_stack(&mb_stats, 0)?
+                .f_to_kind(Kind::Double)?
+                .f_nanmean(&[0i64][..], false, None::<Kind>)?
+                .f_to(Device::Cpu)?,
         )?;
         let get = |i: usize| means.get(i).copied().unwrap_or(f64::NAN);
         Ok(UpdateStats {
@@ -541,7 +545,13 @@ impl Learner {
     /// without auto-reset refuses to step once any env has finished, so there the envs
     /// still running are scored on their episode so far (with equal episode lengths and
     /// no bankruptcy, all finish on the same step anyway).
-    fn evaluate(&mut self, env: &mut TradingEnv, input: &InputBuilder, seed: u64, bars_per_year: f64) -> Result<(usize, f64, f64, f64), PpoError> {
+    fn evaluate(
+        &mut self,
+        env: &mut TradingEnv,
+        input: &InputBuilder,
+        seed: u64,
+        bars_per_year: f64,
+    ) -> Result<(usize, f64, f64, f64), PpoError> {
         let n = env.n_envs();
         let auto_reset = env.auto_reset();
         let mut done = vec![false; n];
@@ -662,7 +672,14 @@ fn observe(
 }
 
 /// One minibatch's statistics as a device vector (grad norm NaN when no step was taken).
-fn stats_row(pg: &Tensor, vl: &Tensor, ent: &Tensor, kl: &Tensor, cf: &Tensor, gn: Option<&Tensor>) -> Result<Tensor, PpoError> {
+fn stats_row(
+    pg: &Tensor,
+    vl: &Tensor,
+    ent: &Tensor,
+    kl: &Tensor,
+    cf: &Tensor,
+    gn: Option<&Tensor>,
+) -> Result<Tensor, PpoError> {
     let device = pg.device();
     let gn = match gn {
         Some(g) => g.f_to(device)?.f_to_kind(Kind::Float)?,
@@ -732,7 +749,12 @@ impl Trainer {
     ///
     /// # Errors
     /// [`PpoError::Setup`] when the config, the envs and the device do not fit together.
-    pub fn new(cfg: &Config, train_env: TradingEnv, eval_env: Option<TradingEnv>, out: RunPaths) -> Result<Self, PpoError> {
+    pub fn new(
+        cfg: &Config,
+        train_env: TradingEnv,
+        eval_env: Option<TradingEnv>,
+        out: RunPaths,
+    ) -> Result<Self, PpoError> {
         let mut train_env = train_env;
         let mut learner = Learner::new(cfg, &train_env)?;
         let eval_env = match eval_env {
@@ -750,7 +772,17 @@ impl Trainer {
             None => None,
         };
         learner.reset_envs(&mut train_env, reset_seed(cfg.training.seed, 0))?;
-        Ok(Self { cfg: cfg.clone(), learner, train_env, eval_env, out, timesteps: 0, iteration: 0, best_metric: None, last_saved: None })
+        Ok(Self {
+            cfg: cfg.clone(),
+            learner,
+            train_env,
+            eval_env,
+            out,
+            timesteps: 0,
+            iteration: 0,
+            best_metric: None,
+            last_saved: None,
+        })
     }
 
     /// Continues a run from the latest checkpoint under `dir` (a checkpoint directory, or
@@ -761,7 +793,13 @@ impl Trainer {
     /// # Errors
     /// [`PpoError::Checkpoint`] when there is no usable checkpoint or it does not match the
     /// config and env; [`PpoError::Setup`] as [`Trainer::new`].
-    pub fn resume(dir: &Path, cfg: &Config, train_env: TradingEnv, eval_env: Option<TradingEnv>, out: RunPaths) -> Result<Self, PpoError> {
+    pub fn resume(
+        dir: &Path,
+        cfg: &Config,
+        train_env: TradingEnv,
+        eval_env: Option<TradingEnv>,
+        out: RunPaths,
+    ) -> Result<Self, PpoError> {
         let ckpt = checkpoint::latest(dir)?;
         let state = checkpoint::read_state(&ckpt)?;
         let mut cfg = cfg.clone();
@@ -773,7 +811,10 @@ impl Trainer {
         if state.model != t.learner.spec {
             return Err(PpoError::Checkpoint {
                 path: ckpt,
-                message: format!("saved network {:?} does not match this config and env {:?}", state.model, t.learner.spec),
+                message: format!(
+                    "saved network {:?} does not match this config and env {:?}",
+                    state.model, t.learner.spec
+                ),
             });
         }
         t.learner.load(&ckpt, &state)?;
@@ -917,7 +958,15 @@ impl Trainer {
             self.best_metric = Some(metric);
             self.save(&checkpoint::best_dir(&self.out.models))?;
         }
-        hooks.on_eval(&EvalStats { timesteps: self.timesteps, episodes, mean_reward, total_return, sharpe, metric, is_best });
+        hooks.on_eval(&EvalStats {
+            timesteps: self.timesteps,
+            episodes,
+            mean_reward,
+            total_return,
+            sharpe,
+            metric,
+            is_best,
+        });
         Ok(())
     }
 

@@ -27,7 +27,9 @@ pub mod normalize;
 
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
-pub use gae::{approx_kl, bootstrap_truncated, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss};
+pub use gae::{
+    approx_kl, bootstrap_truncated, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss,
+};
 pub use learner::{Adam, TrainBench, Trainer, bench_train, learning_rate, reset_seed, sharpe};
 pub use model::{ActorCritic, Policy};
 pub use normalize::{RewardScaler, RunningMeanStd};
@@ -45,7 +47,11 @@ pub enum PpoError {
     Io(#[from] std::io::Error),
     /// A file or folder could not be read or written, with its path.
     #[error("{path}: {source}")]
-    File { path: PathBuf, #[source] source: std::io::Error },
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The env rejected a call.
     #[error("env: {0}")]
     Env(#[from] crate::env::EnvError),

@@ -7,9 +7,9 @@
 //! one independent categorical over {hold, buy, sell} each; log-probabilities and
 //! entropies are summed over tickers, so the joint action is one sample for PPO.
 
+use super::PpoError;
 use super::checkpoint::{self, ModelSpec};
 use super::normalize::RunningMeanStd;
-use super::PpoError;
 use crate::config::{Activation, ObservationLayout, Precision};
 use crate::env::MarketData;
 use crate::env::observation::state_dim;
@@ -128,7 +128,8 @@ impl ActorCritic {
         let root = vs.root();
         let (input, n_tickers) = (spec.input_dim as i64, spec.n_tickers as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ INIT_SALT);
-        let actor = Mlp::new(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
+        let actor =
+            Mlp::new(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
         let critic = Mlp::new(&root / "critic", &mut rng, input, &spec.net_arch, 1, 1.0, spec.activation)?;
         vs.set_device(device);
         Ok(Self { vs, actor, critic, compute: Kind::Float, input_dim: input, n_tickers })
@@ -152,7 +153,9 @@ impl ActorCritic {
     fn check(&self, x: &Tensor) -> Result<(), PpoError> {
         match x.size().as_slice() {
             [_, w] if *w == self.input_dim => Ok(()),
-            other => Err(PpoError::Setup(format!("network input has shape {other:?}, expected [n, {}]", self.input_dim))),
+            other => {
+                Err(PpoError::Setup(format!("network input has shape {other:?}, expected [n, {}]", self.input_dim)))
+            }
         }
     }
 
@@ -233,15 +236,12 @@ impl ActorCritic {
     /// [`PpoError::Setup`] or a torch error on mismatched shapes.
     pub fn evaluate(&self, x: &Tensor, actions: &Tensor) -> Result<(Tensor, Tensor, Tensor), PpoError> {
         let log_p = self.logits_in(x, self.compute)?.f_log_softmax(-1, Kind::Float)?;
-        let logp = log_p
-            .f_gather(-1, &actions.f_unsqueeze(-1)?, false)?
-            .f_squeeze_dim(-1)?
-            .f_sum_dim_intlist(&[-1i64][..], false, Kind::Float)?;
-        let entropy = log_p
-            .f_exp()?
-            .f_mul(&log_p)?
-            .f_sum_dim_intlist(&[-1i64, -2][..], false, Kind::Float)?
-            .f_neg()?;
+        let logp = log_p.f_gather(-1, &actions.f_unsqueeze(-1)?, false)?.f_squeeze_dim(-1)?.f_sum_dim_intlist(
+            &[-1i64][..],
+            false,
+            Kind::Float,
+        )?;
+        let entropy = log_p.f_exp()?.f_mul(&log_p)?.f_sum_dim_intlist(&[-1i64, -2][..], false, Kind::Float)?.f_neg()?;
         Ok((logp, entropy, self.value_in(x, self.compute)?))
     }
 }
@@ -282,7 +282,10 @@ impl Inference {
         let h = act(x.f_linear(&self.first.0, Some(&self.first.1))?)?;
         let width = h.size()[1];
         let mut out = Vec::with_capacity(2);
-        for (mut h, layers) in [(h.f_narrow(1, 0, self.split)?, &self.actor), (h.f_narrow(1, self.split, width - self.split)?, &self.critic)] {
+        for (mut h, layers) in [
+            (h.f_narrow(1, 0, self.split)?, &self.actor),
+            (h.f_narrow(1, self.split, width - self.split)?, &self.critic),
+        ] {
             let last = layers.len() - 1;
             for (i, (w, b)) in layers.iter().enumerate() {
                 h = h.f_linear(w, Some(b))?;
@@ -584,7 +587,11 @@ pub fn load_model(dir: &Path, spec: &ModelSpec, device: Device) -> Result<ActorC
 ///
 /// # Errors
 /// [`PpoError::Checkpoint`] when the file or a tensor is missing.
-pub fn load_obs_norm(dir: &Path, state: &checkpoint::CheckpointState, device: Device) -> Result<Option<RunningMeanStd>, PpoError> {
+pub fn load_obs_norm(
+    dir: &Path,
+    state: &checkpoint::CheckpointState,
+    device: Device,
+) -> Result<Option<RunningMeanStd>, PpoError> {
     if !state.normalize_obs {
         return Ok(None);
     }

@@ -211,7 +211,8 @@ impl RewardScaler {
         }
         let n = self.returns.len() as f64;
         if n > 0.0 {
-            (self.mean, self.var) = merge_moments((self.mean, self.var), self.count, moments(self.returns.iter().copied(), n), n);
+            (self.mean, self.var) =
+                merge_moments((self.mean, self.var), self.count, moments(self.returns.iter().copied(), n), n);
             self.count += n;
         }
         let inv = 1.0 / (self.var + VAR_EPS).sqrt();

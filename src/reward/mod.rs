@@ -45,8 +45,7 @@ pub struct RewardPlugin {
 
 impl Plugin for RewardPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(self.settings.clone())
-            .add_systems(EnvStep, compute_reward.in_set(StepSystems::Reward));
+        app.insert_resource(self.settings.clone()).add_systems(EnvStep, compute_reward.in_set(StepSystems::Reward));
     }
 }
 
@@ -91,7 +90,11 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
             r
         }
         RewardMode::LogReturn => {
-            if p.prev_equity > 0.0 && p.equity > 0.0 { c.return_weight * (p.equity / p.prev_equity).ln() } else { 0.0 }
+            if p.prev_equity > 0.0 && p.equity > 0.0 {
+                c.return_weight * (p.equity / p.prev_equity).ln()
+            } else {
+                0.0
+            }
         }
         RewardMode::DifferentialSharpe => {
             let (a, b) = (p.dsr_a, p.dsr_b);
@@ -175,7 +178,13 @@ mod tests {
             let r = match t {
                 0..3 => 1e-9,
                 3..200 => 0.0,
-                _ => if t % 3 == 0 { -0.004 } else { 0.005 },
+                _ => {
+                    if t % 3 == 0 {
+                        -0.004
+                    } else {
+                        0.005
+                    }
+                }
             };
             p.prev_equity = p.equity;
             p.equity *= 1.0 + r;
@@ -183,14 +192,21 @@ mod tests {
             paid.push(reward(&s, &mut p));
         }
         assert!(paid[..100].iter().all(|&d| d == 0.0), "warm-up pays nothing");
-        assert!(paid.iter().all(|d| d.is_finite() && d.abs() < 100.0), "max |D| = {}", paid.iter().fold(0.0f64, |m, d| m.max(d.abs())));
+        assert!(
+            paid.iter().all(|d| d.is_finite() && d.abs() < 100.0),
+            "max |D| = {}",
+            paid.iter().fold(0.0f64, |m, d| m.max(d.abs()))
+        );
         // Once trading, mostly-winning steps earn a positive total.
         assert!(paid[250..].iter().sum::<f64>() > 0.0);
     }
 
     #[test]
     fn log_return_mode() {
-        let s = RewardSettings { reward: RewardConfig { mode: RewardMode::LogReturn, ..RewardConfig::default() }, scaling: 2.0 };
+        let s = RewardSettings {
+            reward: RewardConfig { mode: RewardMode::LogReturn, ..RewardConfig::default() },
+            scaling: 2.0,
+        };
         let mut p = portfolio(100.0, 110.0, 110.0, 5, &[]);
         assert!((reward(&s, &mut p) - 2.0 * 100.0 * (1.1f64).ln()).abs() < 1e-12);
     }

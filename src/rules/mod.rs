@@ -26,7 +26,11 @@ pub struct RulesConfig {
 
 impl RulesConfig {
     pub fn new(cfg: &EnvironmentConfig) -> Self {
-        Self { min_holding_bars: cfg.min_holding_bars, pdt: cfg.pdt.clone(), max_trades_per_day: cfg.max_trades_per_day }
+        Self {
+            min_holding_bars: cfg.min_holding_bars,
+            pdt: cfg.pdt.clone(),
+            max_trades_per_day: cfg.max_trades_per_day,
+        }
     }
 }
 

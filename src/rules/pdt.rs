@@ -30,7 +30,14 @@ pub fn enforce_pdt(
 }
 
 /// The rule for one env whose orders fill on trading day `day`.
-pub fn refuse_day_trades(orders: &mut Orders, positions: &[Position], equity: f64, pdt: &PdtState, day: u32, cfg: &PdtConfig) {
+pub fn refuse_day_trades(
+    orders: &mut Orders,
+    positions: &[Position],
+    equity: f64,
+    pdt: &PdtState,
+    day: u32,
+    cfg: &PdtConfig,
+) {
     if orders.sell == 0 || equity >= cfg.equity_threshold {
         return;
     }

@@ -29,12 +29,7 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
 /// Floor pivots from the previous trading day's high, low and close.
 fn pivots(input: &RawInput, out: &mut RawFeatures) {
     let (h, l, c, day) = (input.high, input.low, input.close, input.day);
-    let [r1, r2, s1, s2] = out.cols_mut([
-        Feature::PivotR1,
-        Feature::PivotR2,
-        Feature::PivotS1,
-        Feature::PivotS2,
-    ]);
+    let [r1, r2, s1, s2] = out.cols_mut([Feature::PivotR1, Feature::PivotR2, Feature::PivotS1, Feature::PivotS2]);
     let mut levels = [f64::NAN; 4]; // r1, r2, s1, s2 of the current day
     let (mut day_high, mut day_low) = (f64::NEG_INFINITY, f64::INFINITY);
     for t in 0..c.len() {
@@ -53,13 +48,7 @@ fn pivots(input: &RawInput, out: &mut RawFeatures) {
 
 /// Extreme of `x` over the bars of the last `days` trading days (by ordinal), up to bar `t`,
 /// with a monotonic deque: `O(n)`. `keep(a, b)` says whether `a` dominates `b`.
-fn trailing_days_extreme(
-    x: &[f64],
-    day: &[u32],
-    days: u32,
-    keep: impl Fn(f64, f64) -> bool,
-    out: &mut [f64],
-) {
+fn trailing_days_extreme(x: &[f64], day: &[u32], days: u32, keep: impl Fn(f64, f64) -> bool, out: &mut [f64]) {
     let mut deque: VecDeque<usize> = VecDeque::new();
     for t in 0..x.len() {
         while deque.back().is_some_and(|&b| keep(x[t], x[b])) {
@@ -81,9 +70,7 @@ mod tests {
     #[test]
     fn window_drops_days_older_than_252() {
         let n = 300;
-        let x: Vec<f64> = (0..n)
-            .map(|i| if i == 10 { 1e6 } else { i as f64 })
-            .collect();
+        let x: Vec<f64> = (0..n).map(|i| if i == 10 { 1e6 } else { i as f64 }).collect();
         let day: Vec<u32> = (0..n as u32).collect();
         let mut out = vec![0.0; n];
         trailing_days_extreme(&x, &day, 252, |a, b| a >= b, &mut out);

@@ -77,14 +77,7 @@ impl<'a> RawInput<'a> {
         volume: &'a [f64],
         day: &'a [u32],
     ) -> Result<Self, FeatureError> {
-        let input = Self {
-            open,
-            high,
-            low,
-            close,
-            volume,
-            day,
-        };
+        let input = Self { open, high, low, close, volume, day };
         input.validate()?;
         Ok(input)
     }
@@ -115,11 +108,7 @@ impl<'a> RawInput<'a> {
         ];
         for (column, got) in columns {
             if got != expected {
-                return Err(FeatureError::LengthMismatch {
-                    column,
-                    got,
-                    expected,
-                });
+                return Err(FeatureError::LengthMismatch { column, got, expected });
             }
         }
         if let Some(bar) = self.day.windows(2).position(|w| w[1] < w[0]) {
@@ -199,10 +188,7 @@ impl Feature {
 
     /// Looks a feature up by name.
     pub fn from_name(name: &str) -> Option<Self> {
-        FEATURE_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| Self::ALL[i])
+        FEATURE_NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
     }
 
     /// The first bar at which the feature is defined on a long enough series (FEATURES.md's
@@ -212,8 +198,8 @@ impl Feature {
         use Feature::*;
         match self {
             Sma10 | Ema10 => 9,
-            Sma20 | Ema20 | Cci20 | BbHigh | BbLow | BbWidth | BbPct | KcHigh | KcLow | Cmf
-            | VolumeRatio | Zscore20 => 19,
+            Sma20 | Ema20 | Cci20 | BbHigh | BbLow | BbWidth | BbPct | KcHigh | KcLow | Cmf | VolumeRatio
+            | Zscore20 => 19,
             Sma50 => 49,
             Macd => 25,
             MacdSignal | MacdDiff => 33,
@@ -276,10 +262,7 @@ pub struct RawFeatures {
 impl RawFeatures {
     /// A table of `n_bars` rows, all undefined.
     fn undefined(n_bars: usize) -> Self {
-        Self {
-            n_bars,
-            data: vec![f64::NAN; N_FEATURES * n_bars],
-        }
+        Self { n_bars, data: vec![f64::NAN; N_FEATURES * n_bars] }
     }
 
     /// Number of bars (rows).
@@ -316,11 +299,7 @@ impl RawFeatures {
     ///
     /// If `bar >= n_bars` or `feature` names no feature.
     pub fn get(&self, bar: usize, feature: impl FeatureKey) -> f64 {
-        assert!(
-            bar < self.n_bars,
-            "bar {bar} out of range (n_bars = {})",
-            self.n_bars
-        );
+        assert!(bar < self.n_bars, "bar {bar} out of range (n_bars = {})", self.n_bars);
         self.column(feature)[bar]
     }
 
@@ -337,16 +316,11 @@ impl RawFeatures {
     /// If a feature is requested twice (a bug in this module).
     fn cols_mut<const K: usize>(&mut self, features: [Feature; K]) -> [&mut [f64]; K] {
         let n_bars = self.n_bars;
-        let mut slots: Vec<Option<&mut [f64]>> = if n_bars == 0 {
-            Vec::new()
-        } else {
-            self.data.chunks_mut(n_bars).map(Some).collect()
-        };
+        let mut slots: Vec<Option<&mut [f64]>> =
+            if n_bars == 0 { Vec::new() } else { self.data.chunks_mut(n_bars).map(Some).collect() };
         features.map(|f| match slots.get_mut(f.index()) {
             None => <&mut [f64]>::default(), // no bars: every column is empty
-            Some(slot) => slot
-                .take()
-                .unwrap_or_else(|| panic!("Invariant: column {f} requested twice")),
+            Some(slot) => slot.take().unwrap_or_else(|| panic!("Invariant: column {f} requested twice")),
         })
     }
 }
@@ -414,14 +388,7 @@ mod tests {
             let x: Vec<f64> = (0..n).map(|i| 10.0 + i as f64).collect();
             let v = vec![100.0; n];
             let day: Vec<u32> = (0..n as u32).collect();
-            let input = RawInput {
-                open: &x,
-                high: &x,
-                low: &x,
-                close: &x,
-                volume: &v,
-                day: &day,
-            };
+            let input = RawInput { open: &x, high: &x, low: &x, close: &x, volume: &v, day: &day };
             let raw = compute_raw(&input);
             assert_eq!(raw.n_bars(), n);
             for f in Feature::ALL {
@@ -439,9 +406,6 @@ mod tests {
         let e = RawInput::new(&x, &x, &x, &x, &x, &day).unwrap_err();
         assert_eq!(e, FeatureError::DayDecreasing { bar: 1 });
         let e = RawInput::new(&x, &x[..1], &x, &x, &x, &[0, 1]).unwrap_err();
-        assert!(matches!(
-            e,
-            FeatureError::LengthMismatch { column: "high", .. }
-        ));
+        assert!(matches!(e, FeatureError::LengthMismatch { column: "high", .. }));
     }
 }

@@ -8,9 +8,7 @@
 //! reference.
 
 use super::ema::{alpha_direct, ema_span, ewm};
-use super::window::{
-    div_or_nan, lagged, rolling_centered_sum, rolling_max, rolling_mean, rolling_min, rolling_sum,
-};
+use super::window::{div_or_nan, lagged, rolling_centered_sum, rolling_max, rolling_mean, rolling_min, rolling_sum};
 use super::{Feature, RawFeatures, RawInput};
 
 /// Writes the eleven momentum features.
@@ -21,11 +19,8 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
 
     let hh = rolling_max(h, 14);
     let ll = rolling_min(l, 14);
-    let stoch_k: Vec<f64> = (0..c.len())
-        .map(|t| div_or_nan(100.0 * (c[t] - ll[t]), hh[t] - ll[t]))
-        .collect();
-    out.col_mut(Feature::StochD)
-        .copy_from_slice(&rolling_mean(&stoch_k, 3));
+    let stoch_k: Vec<f64> = (0..c.len()).map(|t| div_or_nan(100.0 * (c[t] - ll[t]), hh[t] - ll[t])).collect();
+    out.col_mut(Feature::StochD).copy_from_slice(&rolling_mean(&stoch_k, 3));
     out.col_mut(Feature::StochK).copy_from_slice(&stoch_k);
     for (t, w) in out.col_mut(Feature::WilliamsR).iter_mut().enumerate() {
         *w = div_or_nan(-100.0 * (hh[t] - c[t]), hh[t] - ll[t]);
@@ -47,9 +42,7 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
 /// Typical price `(h + l + c) / 3.0`, evaluated left to right then divided (not multiplied
 /// by 1/3), as pandas does.
 pub(super) fn typical_price(input: &RawInput) -> Vec<f64> {
-    (0..input.len())
-        .map(|t| (input.high[t] + input.low[t] + input.close[t]) / 3.0)
-        .collect()
+    (0..input.len()).map(|t| (input.high[t] + input.low[t] + input.close[t]) / 3.0).collect()
 }
 
 /// Wilder RSI with `ta`'s seed: a zero change at bar 0, `ewm(alpha = 1/n, adjust=False)` of
@@ -168,24 +161,10 @@ mod tests {
         let v = vec![5.0; n];
         let day: Vec<u32> = (0..n as u32).collect();
         let mut out = vec![f64::NAN; n];
-        let input = RawInput {
-            open: &up,
-            high: &up,
-            low: &up,
-            close: &up,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &up, high: &up, low: &up, close: &up, volume: &v, day: &day };
         mfi(&input, 14, &mut out);
         assert_eq!(out[13], 100.0);
-        let input = RawInput {
-            open: &flat,
-            high: &flat,
-            low: &flat,
-            close: &flat,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &flat, high: &flat, low: &flat, close: &flat, volume: &v, day: &day };
         mfi(&input, 14, &mut out);
         assert!(out[13].is_nan());
     }

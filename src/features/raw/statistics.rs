@@ -34,27 +34,11 @@ const VR_Q: usize = 5;
 pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     let c = input.close;
     let len = c.len();
-    let ret: Vec<f64> = (0..len)
-        .map(|t| {
-            if t == 0 {
-                f64::NAN
-            } else {
-                c[t] / c[t - 1] - 1.0
-            }
-        })
-        .collect();
+    let ret: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { c[t] / c[t - 1] - 1.0 }).collect();
     return_moments(&ret, out);
     autocorr(&ret, out.col_mut(Feature::Autocorr20));
 
-    let log_ret: Vec<f64> = (0..len)
-        .map(|t| {
-            if t == 0 {
-                f64::NAN
-            } else {
-                (c[t] / c[t - 1]).ln()
-            }
-        })
-        .collect();
+    let log_ret: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { (c[t] / c[t - 1]).ln() }).collect();
     hurst(&log_ret, out.col_mut(Feature::Hurst100));
     variance_ratio(&log_ret, out.col_mut(Feature::VarianceRatio));
 }
@@ -66,11 +50,7 @@ fn return_moments(r: &[f64], out: &mut RawFeatures) {
     let len = r.len();
     let mean = rolling_mean(r, w);
     // Second pass: central moments 2, 3, 4 in one sweep over the lags.
-    let (mut s2, mut s3, mut s4) = (
-        vec![f64::NAN; len],
-        vec![f64::NAN; len],
-        vec![f64::NAN; len],
-    );
+    let (mut s2, mut s3, mut s4) = (vec![f64::NAN; len], vec![f64::NAN; len], vec![f64::NAN; len]);
     if len >= w {
         let m = len - (w - 1);
         let (d2, d3, d4) = (&mut s2[w - 1..], &mut s3[w - 1..], &mut s4[w - 1..]);
@@ -89,12 +69,8 @@ fn return_moments(r: &[f64], out: &mut RawFeatures) {
             }
         }
     }
-    let [mean_col, std_col, skew_col, kurt_col] = out.cols_mut([
-        Feature::RetMean20,
-        Feature::RetStd20,
-        Feature::RetSkew20,
-        Feature::RetKurt20,
-    ]);
+    let [mean_col, std_col, skew_col, kurt_col] =
+        out.cols_mut([Feature::RetMean20, Feature::RetStd20, Feature::RetSkew20, Feature::RetKurt20]);
     mean_col.copy_from_slice(&mean);
     let g1 = (n * (n - 1.0)).sqrt() / (n - 2.0);
     let g2 = (n - 1.0) / ((n - 2.0) * (n - 3.0));
@@ -117,9 +93,7 @@ fn autocorr(r: &[f64], out: &mut [f64]) {
     if len < w + 2 {
         return;
     }
-    let prev: Vec<f64> = (0..len)
-        .map(|t| if t == 0 { f64::NAN } else { r[t - 1] })
-        .collect();
+    let prev: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { r[t - 1] }).collect();
     let (ma, mb) = (rolling_mean(&prev, w), rolling_mean(r, w));
     let m = len - (w - 1);
     let (mut sab, mut saa, mut sbb) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
@@ -134,11 +108,7 @@ fn autocorr(r: &[f64], out: &mut [f64]) {
         }
     }
     for i in 0..m {
-        out[w - 1 + i] = if saa[i] == 0.0 || sbb[i] == 0.0 {
-            f64::NAN
-        } else {
-            sab[i] / (saa[i] * sbb[i]).sqrt()
-        };
+        out[w - 1 + i] = if saa[i] == 0.0 || sbb[i] == 0.0 { f64::NAN } else { sab[i] / (saa[i] * sbb[i]).sqrt() };
     }
 }
 
@@ -170,13 +140,7 @@ fn chunk_rescaled_ranges_body(r: &[f64], prefix: &[f64], size: usize) -> Vec<f64
     let m = r.len() - size + 1;
     let sz = size as f64;
     let mut out = vec![f64::NAN; m];
-    let (mut cum, mut hi, mut lo, mut ss, mut mean) = (
-        [0.0; TILE],
-        [0.0; TILE],
-        [0.0; TILE],
-        [0.0; TILE],
-        [0.0; TILE],
-    );
+    let (mut cum, mut hi, mut lo, mut ss, mut mean) = ([0.0; TILE], [0.0; TILE], [0.0; TILE], [0.0; TILE], [0.0; TILE]);
     for start in (0..m).step_by(TILE) {
         let len = (start + TILE).min(m) - start;
         for i in 0..len {
@@ -215,10 +179,7 @@ fn hurst(log_ret: &[f64], out: &mut [f64]) {
     }
     let r = &log_ret[1..]; // r[k] is the return of bar k+1
     let prefix = prefix_sums(r);
-    let rs: Vec<Vec<f64>> = HURST_CHUNKS
-        .iter()
-        .map(|&s| chunk_rescaled_ranges(r, &prefix, s))
-        .collect();
+    let rs: Vec<Vec<f64>> = HURST_CHUNKS.iter().map(|&s| chunk_rescaled_ranges(r, &prefix, s)).collect();
     let ln_size: Vec<f64> = HURST_CHUNKS.iter().map(|&s| (s as f64).ln()).collect();
     for (t, o) in out.iter_mut().enumerate().take(len).skip(LONG_WINDOW) {
         let start = t - LONG_WINDOW; // r index of bar t-99's return
@@ -260,15 +221,8 @@ fn variance_ratio(x: &[f64], out: &mut [f64]) {
     }
     // Window means from prefix sums of the returns of bars 1.. (bar 0 has none).
     let prefix = prefix_sums(&x[1..]);
-    let mean: Vec<f64> = (0..x.len())
-        .map(|t| {
-            if t >= w {
-                (prefix[t] - prefix[t - w]) / w as f64
-            } else {
-                f64::NAN
-            }
-        })
-        .collect();
+    let mean: Vec<f64> =
+        (0..x.len()).map(|t| if t >= w { (prefix[t] - prefix[t - w]) / w as f64 } else { f64::NAN }).collect();
     let s1 = rolling_centered_sum(x, &mean, w, |d| d * d);
     let y = rolling_sum(x, VR_Q);
     let center: Vec<f64> = mean.iter().map(|m| VR_Q as f64 * m).collect();

@@ -11,16 +11,11 @@ use super::{Feature, RawFeatures, RawInput};
 /// Writes `sma_*`, `ema_*`, `macd*` and `adx_14`.
 pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     let c = input.close;
-    out.col_mut(Feature::Sma10)
-        .copy_from_slice(&rolling_mean(c, 10));
-    out.col_mut(Feature::Sma20)
-        .copy_from_slice(&rolling_mean(c, 20));
-    out.col_mut(Feature::Sma50)
-        .copy_from_slice(&rolling_mean(c, 50));
-    out.col_mut(Feature::Ema10)
-        .copy_from_slice(&ema_span(c, 10));
-    out.col_mut(Feature::Ema20)
-        .copy_from_slice(&ema_span(c, 20));
+    out.col_mut(Feature::Sma10).copy_from_slice(&rolling_mean(c, 10));
+    out.col_mut(Feature::Sma20).copy_from_slice(&rolling_mean(c, 20));
+    out.col_mut(Feature::Sma50).copy_from_slice(&rolling_mean(c, 50));
+    out.col_mut(Feature::Ema10).copy_from_slice(&ema_span(c, 10));
+    out.col_mut(Feature::Ema20).copy_from_slice(&ema_span(c, 20));
     macd(c, out);
     adx(input, 14, out.col_mut(Feature::Adx14));
 }
@@ -72,16 +67,8 @@ fn adx(input: &RawInput, n: usize, out: &mut [f64]) {
             s_ndm = s_ndm - s_ndm / nf + ndm;
         }
         if t >= n {
-            let (pdi, ndi) = if s_tr != 0.0 {
-                (100.0 * (s_pdm / s_tr), 100.0 * (s_ndm / s_tr))
-            } else {
-                (0.0, 0.0)
-            };
-            dx[t] = if pdi + ndi != 0.0 {
-                100.0 * ((pdi - ndi) / (pdi + ndi)).abs()
-            } else {
-                0.0
-            };
+            let (pdi, ndi) = if s_tr != 0.0 { (100.0 * (s_pdm / s_tr), 100.0 * (s_ndm / s_tr)) } else { (0.0, 0.0) };
+            dx[t] = if pdi + ndi != 0.0 { 100.0 * ((pdi - ndi) / (pdi + ndi)).abs() } else { 0.0 };
         }
     }
     let first = 2 * n - 1;
@@ -104,14 +91,7 @@ mod tests {
         let h: Vec<f64> = c.iter().map(|v| v + 0.5).collect();
         let l: Vec<f64> = c.iter().map(|v| v - 0.5).collect();
         let day: Vec<u32> = (0..n as u32).collect();
-        let input = RawInput {
-            open: &c,
-            high: &h,
-            low: &l,
-            close: &c,
-            volume: &c,
-            day: &day,
-        };
+        let input = RawInput { open: &c, high: &h, low: &l, close: &c, volume: &c, day: &day };
         let mut out = vec![f64::NAN; n];
         adx(&input, 14, &mut out);
         assert!(out[26].is_nan());

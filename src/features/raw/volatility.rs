@@ -25,13 +25,8 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
 fn bollinger(c: &[f64], n: usize, k: f64, out: &mut RawFeatures) {
     let mean = rolling_mean(c, n);
     let sd = rolling_std(c, &mean, n, 0);
-    let [hi, lo, width, pct, z] = out.cols_mut([
-        Feature::BbHigh,
-        Feature::BbLow,
-        Feature::BbWidth,
-        Feature::BbPct,
-        Feature::Zscore20,
-    ]);
+    let [hi, lo, width, pct, z] =
+        out.cols_mut([Feature::BbHigh, Feature::BbLow, Feature::BbWidth, Feature::BbPct, Feature::Zscore20]);
     for t in 0..c.len() {
         let h = mean[t] + k * sd[t];
         let l = mean[t] - k * sd[t];
@@ -46,11 +41,7 @@ fn bollinger(c: &[f64], n: usize, k: f64, out: &mut RawFeatures) {
 /// True range of bar `t`: `h - l` at bar 0, `max(h, c1) - min(l, c1)` after.
 pub(super) fn true_range(input: &RawInput, t: usize) -> f64 {
     let (h, l, c) = (input.high, input.low, input.close);
-    if t == 0 {
-        h[0] - l[0]
-    } else {
-        h[t].max(c[t - 1]) - l[t].min(c[t - 1])
-    }
+    if t == 0 { h[0] - l[0] } else { h[t].max(c[t - 1]) - l[t].min(c[t - 1]) }
 }
 
 /// `ta`'s ATR: mean of the first `n` true ranges (bar 0 included) at bar `n-1`, then
@@ -72,16 +63,10 @@ fn atr(input: &RawInput, n: usize, out: &mut [f64]) {
 /// Original Keltner channel: 20-bar means of `(4h - 2l + c)/3` and `(-2h + 4l + c)/3`.
 fn keltner(input: &RawInput, n: usize, out: &mut RawFeatures) {
     let (h, l, c) = (input.high, input.low, input.close);
-    let up: Vec<f64> = (0..c.len())
-        .map(|t| ((4.0 * h[t]) - (2.0 * l[t]) + c[t]) / 3.0)
-        .collect();
-    let dn: Vec<f64> = (0..c.len())
-        .map(|t| ((-2.0 * h[t]) + (4.0 * l[t]) + c[t]) / 3.0)
-        .collect();
-    out.col_mut(Feature::KcHigh)
-        .copy_from_slice(&rolling_mean(&up, n));
-    out.col_mut(Feature::KcLow)
-        .copy_from_slice(&rolling_mean(&dn, n));
+    let up: Vec<f64> = (0..c.len()).map(|t| ((4.0 * h[t]) - (2.0 * l[t]) + c[t]) / 3.0).collect();
+    let dn: Vec<f64> = (0..c.len()).map(|t| ((-2.0 * h[t]) + (4.0 * l[t]) + c[t]) / 3.0).collect();
+    out.col_mut(Feature::KcHigh).copy_from_slice(&rolling_mean(&up, n));
+    out.col_mut(Feature::KcLow).copy_from_slice(&rolling_mean(&dn, n));
 }
 
 /// Ulcer index over `n` bars: root mean square of the percent drawdowns from the running

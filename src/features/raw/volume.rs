@@ -19,11 +19,7 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
 
     let mut obv = 0.0;
     for (t, o) in out.col_mut(Feature::Obv).iter_mut().enumerate() {
-        obv += if t > 0 && c[t] < c[t - 1] {
-            -v[t]
-        } else {
-            v[t]
-        };
+        obv += if t > 0 && c[t] < c[t - 1] { -v[t] } else { v[t] };
         *o = obv;
     }
 
@@ -40,17 +36,8 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     }
 
     // Force index: 13-span EMA of (c_t - c_{t-1})·v_t, seeded at bar 1.
-    let force: Vec<f64> = (0..len)
-        .map(|t| {
-            if t == 0 {
-                f64::NAN
-            } else {
-                (c[t] - c[t - 1]) * v[t]
-            }
-        })
-        .collect();
-    out.col_mut(Feature::ForceIndex)
-        .copy_from_slice(&ema_span(&force, 13));
+    let force: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { (c[t] - c[t - 1]) * v[t] }).collect();
+    out.col_mut(Feature::ForceIndex).copy_from_slice(&ema_span(&force, 13));
 
     let mut vpt = 0.0;
     for (t, o) in out.col_mut(Feature::Vpt).iter_mut().enumerate().skip(1) {
@@ -59,10 +46,7 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     }
 
     for (t, o) in out.col_mut(Feature::Eom).iter_mut().enumerate().skip(1) {
-        let e = div_or_nan(
-            ((h[t] - h[t - 1]) + (l[t] - l[t - 1])) * (h[t] - l[t]),
-            2.0 * v[t],
-        );
+        let e = div_or_nan(((h[t] - h[t - 1]) + (l[t] - l[t - 1])) * (h[t] - l[t]), 2.0 * v[t]);
         *o = e * 100_000_000.0;
     }
 
@@ -88,14 +72,7 @@ mod tests {
         let c = [10.0, 10.0, 9.0, 9.5];
         let v = [1.0, 2.0, 4.0, 8.0];
         let day = [0, 1, 2, 3];
-        let input = RawInput {
-            open: &c,
-            high: &c,
-            low: &c,
-            close: &c,
-            volume: &v,
-            day: &day,
-        };
+        let input = RawInput { open: &c, high: &c, low: &c, close: &c, volume: &v, day: &day };
         let mut out = RawFeatures::undefined(4);
         compute(&input, &mut out);
         assert_eq!(out.column(Feature::Obv), &[1.0, 3.0, -1.0, 7.0]);

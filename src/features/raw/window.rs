@@ -21,13 +21,7 @@ const TILE: usize = 512;
 ///
 /// `center` must have `x`'s length; kernels that do not need it ignore the argument (and
 /// the optimiser drops the load).
-fn rolling_kernel(
-    x: &[f64],
-    center: &[f64],
-    w: usize,
-    init: f64,
-    step: impl Fn(f64, f64, f64) -> f64,
-) -> Vec<f64> {
+fn rolling_kernel(x: &[f64], center: &[f64], w: usize, init: f64, step: impl Fn(f64, f64, f64) -> f64) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -97,13 +91,7 @@ pub(crate) fn rolling_mean(x: &[f64], w: usize) -> Vec<f64> {
 
 /// Largest `x` over bars `t-w+1..=t`.
 pub(crate) fn rolling_max(x: &[f64], w: usize) -> Vec<f64> {
-    rolling_kernel(
-        x,
-        x,
-        w,
-        f64::NEG_INFINITY,
-        |a, v, _| if v > a { v } else { a },
-    )
+    rolling_kernel(x, x, w, f64::NEG_INFINITY, |a, v, _| if v > a { v } else { a })
 }
 
 /// Smallest `x` over bars `t-w+1..=t`.
@@ -113,12 +101,7 @@ pub(crate) fn rolling_min(x: &[f64], w: usize) -> Vec<f64> {
 
 /// Sum over bars `t-w+1..=t` of `g(x_k - center_t)`, where `center` is a per-bar value
 /// (typically the window mean): the second pass of a two-pass moment.
-pub(crate) fn rolling_centered_sum(
-    x: &[f64],
-    center: &[f64],
-    w: usize,
-    g: impl Fn(f64) -> f64,
-) -> Vec<f64> {
+pub(crate) fn rolling_centered_sum(x: &[f64], center: &[f64], w: usize, g: impl Fn(f64) -> f64) -> Vec<f64> {
     rolling_kernel(x, center, w, 0.0, |a, v, c| a + g(v - c))
 }
 
@@ -161,42 +144,23 @@ mod tests {
     use super::*;
 
     fn naive(x: &[f64], w: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-        (0..x.len())
-            .map(|t| {
-                if t + 1 >= w {
-                    f(&x[t + 1 - w..=t])
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect()
+        (0..x.len()).map(|t| if t + 1 >= w { f(&x[t + 1 - w..=t]) } else { f64::NAN }).collect()
     }
 
     fn same(a: &[f64], b: &[f64]) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-12,
-                "bar {i}: {x} vs {y}"
-            );
+            assert!((x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-12, "bar {i}: {x} vs {y}");
         }
     }
 
     #[test]
     fn rolling_helpers_match_naive_windows() {
-        let x: Vec<f64> = (0..50)
-            .map(|i| ((i * 37 % 11) as f64).sin() * 3.0 + i as f64)
-            .collect();
+        let x: Vec<f64> = (0..50).map(|i| ((i * 37 % 11) as f64).sin() * 3.0 + i as f64).collect();
         for w in [1, 3, 14, 50, 51] {
             same(&rolling_sum(&x, w), &naive(&x, w, |s| s.iter().sum()));
-            same(
-                &rolling_max(&x, w),
-                &naive(&x, w, |s| s.iter().cloned().fold(f64::MIN, f64::max)),
-            );
-            same(
-                &rolling_min(&x, w),
-                &naive(&x, w, |s| s.iter().cloned().fold(f64::MAX, f64::min)),
-            );
+            same(&rolling_max(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MIN, f64::max)));
+            same(&rolling_min(&x, w), &naive(&x, w, |s| s.iter().cloned().fold(f64::MAX, f64::min)));
             let mean = rolling_mean(&x, w);
             let sd = rolling_std(&x, &mean, w, 0);
             same(
@@ -211,9 +175,7 @@ mod tests {
 
     #[test]
     fn tiles_do_not_change_results() {
-        let x: Vec<f64> = (0..3 * TILE + 17)
-            .map(|i| ((i * 7919) % 1000) as f64 / 7.0)
-            .collect();
+        let x: Vec<f64> = (0..3 * TILE + 17).map(|i| ((i * 7919) % 1000) as f64 / 7.0).collect();
         same(&rolling_sum(&x, 20), &naive(&x, 20, |s| s.iter().sum()));
         let p = prefix_sums(&x);
         assert_eq!(p.len(), x.len() + 1);
@@ -222,16 +184,11 @@ mod tests {
 
     #[test]
     fn vector_widths_agree_bitwise() {
-        let x: Vec<f64> = (0..2000)
-            .map(|i| ((i * 7919) % 1009) as f64 / 13.0 - 30.0)
-            .collect();
+        let x: Vec<f64> = (0..2000).map(|i| ((i * 7919) % 1009) as f64 / 13.0 - 30.0).collect();
         let mean = rolling_mean(&x, 20);
         let base = rolling_kernel_body(&x, &mean, 20, 0.0, |a, v, c| a + (v - c) * (v - c));
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&rolling_centered_sum(&x, &mean, 20, |d| d * d)),
-            bits(&base)
-        );
+        assert_eq!(bits(&rolling_centered_sum(&x, &mean, 20, |d| d * d)), bits(&base));
     }
 
     #[test]
