@@ -5,7 +5,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ploutos::bench::bench_market;
 use ploutos::config::{EnvironmentConfig, ObservationLayout};
-use ploutos::env::{EnvOptions, EpisodeBounds, TradingEnv};
+use ploutos::env::EpisodeBounds;
+use ploutos::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 

@@ -8,15 +8,7 @@
 //!
 //! `cargo run --no-default-features --example custom_market_rule`
 
-use bevy_app::{App, Plugin};
-use bevy_ecs::prelude::*;
-use ploutos::config::EnvironmentConfig;
-use ploutos::env::{
-    EnvOptions, EnvStep, EpisodeBounds, EpisodeClock, MarketColumns, MarketData, Orders, Refusal, RefusalReasons,
-    StepSystems, TradingEnv,
-};
-use ploutos::execution::ExecutionConfig;
-use ploutos::rules::BuiltInRules;
+use ploutos::prelude::*;
 
 /// Halts buying for the rest of the day once the equal-weight index is `drop` below the
 /// day's first open.
@@ -34,7 +26,7 @@ struct CircuitBreaker {
 
 impl Plugin for CircuitBreakerPlugin {
     fn build(&self, app: &mut App) {
-        let reason = app.world_mut().resource_mut::<RefusalReasons>().register("circuit_breaker");
+        let reason = app.register_refusal("circuit_breaker");
         let tripped = tripped_bars(app.world().resource::<MarketData>(), self.drop);
         app.insert_resource(CircuitBreaker { tripped, reason })
             .add_systems(EnvStep, halt_buys.in_set(StepSystems::Rules).after(BuiltInRules));
@@ -64,12 +56,12 @@ fn tripped_bars(market: &MarketData, drop: f64) -> Vec<bool> {
 fn halt_buys(
     breaker: Res<CircuitBreaker>,
     market: Res<MarketData>,
-    exec: Res<ExecutionConfig>,
+    params: Res<EnvParams>,
     mut envs: Query<(&mut Orders, &EpisodeClock)>,
 ) {
     for (mut orders, clock) in &mut envs {
         let t = clock.bar as usize;
-        if breaker.tripped[t] && market.day(exec.fill_bar(t)) == market.day(t) {
+        if breaker.tripped[t] && market.day(params.fill_bar(t)) == market.day(t) {
             let buys = orders.buy;
             orders.refuse(buys, breaker.reason);
         }

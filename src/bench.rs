@@ -4,7 +4,8 @@
 //! runs, median).
 
 use crate::config::{EnvironmentConfig, ObservationLayout};
-use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use crate::env::{EpisodeBounds, MarketData};
+use crate::vec_env::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Instant;

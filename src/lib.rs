@@ -1,10 +1,21 @@
 //! Ploutos: realistic, massively parallel stock-trading simulations as bevy_ecs worlds, and
 //! a PPO learner that trains on thousands of them at once.
 //!
-//! The simulation side — [`config`], [`market`] data, the 55 [`features`] and the trading
-//! [`env`] — builds and tests without libtorch (`cargo test --no-default-features`). The
-//! learner (`ppo`) sits behind the default `learner` feature and the `ploutos` binary behind
-//! `cli`.
+//! The crate is layered as bevy lays out its own crates, each layer importing only those
+//! below it:
+//!
+//! 1. [`config`] (imports nothing from the crate), [`market`] data and the 55
+//!    [`features`];
+//! 2. [`env`], the core: components, the step schedule and its phases, market arrays,
+//!    buffers, episodes and the extension points ([`env::EnvAppExt`]);
+//! 3. one plugin per concern, each depending on the core only: [`observation`],
+//!    [`rules`], [`execution`], [`reward`];
+//! 4. [`vec_env`]: the plugin group [`PloutosPlugins`] and the batched [`TradingEnv`];
+//! 5. the learner (`ppo`), [`backtest`]s, [`bench`] and the `ploutos` binary on top.
+//!
+//! A plugin author imports [`prelude`] and nothing else. The simulation side builds and
+//! tests without libtorch (`cargo test --no-default-features`); the learner sits behind
+//! the default `learner` feature and the `ploutos` binary behind `cli`.
 
 pub mod backtest;
 pub mod bench;
@@ -16,10 +27,15 @@ pub mod features;
 pub mod fsutil;
 pub mod market;
 pub mod metrics;
+pub mod observation;
 #[cfg(feature = "learner")]
 pub mod ppo;
+pub mod prelude;
 pub mod reward;
 pub mod rules;
+pub mod vec_env;
+
+pub use vec_env::{EnvError, EnvOptions, PloutosPlugins, TradingEnv};
 
 /// Errors a user can cause with bad input (config, data, arguments): the CLI maps them to
 /// exit code 2 with a one-line message.

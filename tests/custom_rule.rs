@@ -2,7 +2,7 @@
 //! `TradingEnv::with_plugins`: buys are refused on a crash day from the close that trips it
 //! to the day's end, and never on a normal day.
 
-#[allow(dead_code)]
+#[allow(dead_code, reason = "the example's main is not called here")]
 #[path = "../examples/custom_market_rule.rs"]
 mod example;
 

@@ -3,7 +3,8 @@
 //! envs, each stepped on its own thread) changes nothing.
 
 use ploutos::config::EnvironmentConfig;
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketData};
+use ploutos::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

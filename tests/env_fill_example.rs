@@ -3,7 +3,8 @@
 //! env's lifetime totals.
 
 use ploutos::config::{EnvironmentConfig, TafModel};
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketColumns, MarketData, Side, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Side};
+use ploutos::{EnvOptions, TradingEnv};
 use rstest::rstest;
 
 /// One ticker, daily bars 0..=4.

@@ -5,7 +5,8 @@
 
 mod property_tests {
     use ploutos::config::{EnvironmentConfig, FillTiming, TafModel};
-    use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, Side, TradeRecord, TradingEnv};
+    use ploutos::env::{EpisodeBounds, MarketData, Side, TradeRecord};
+    use ploutos::{EnvOptions, TradingEnv};
     use proptest::prelude::*;
 
     const N_ENVS: usize = 2;

@@ -8,7 +8,8 @@
 //! the day the next order would fill on).
 
 use ploutos::config::{EnvironmentConfig, FillTiming, ObservationLayout};
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketColumns, MarketData, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketColumns, MarketData};
+use ploutos::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rstest::rstest;

@@ -16,7 +16,8 @@
 //! observation with `obs`.
 
 use ploutos::config::{BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, RewardMode, TafModel};
-use ploutos::env::{EnvId, EnvOptions, EpisodeBounds, MarketData, Orders, Side, TradeRecord, TradingEnv};
+use ploutos::env::{EnvId, EpisodeBounds, MarketData, Orders, Side, TradeRecord};
+use ploutos::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rstest::rstest;

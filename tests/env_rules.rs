@@ -6,7 +6,8 @@
 //! stays exactly at the initial cash and the PDT threshold is compared with a known number.
 
 use ploutos::config::{EnvironmentConfig, FeeConfig, FillTiming};
-use ploutos::env::{EnvId, EnvOptions, EpisodeBounds, MarketColumns, MarketData, Orders, StepBuffers, TradingEnv};
+use ploutos::env::{EnvId, EpisodeBounds, MarketColumns, MarketData, Orders, StepBuffers};
+use ploutos::{EnvOptions, TradingEnv};
 use rstest::rstest;
 
 /// `n_bars` bars of `n_tickers` tickers at $100, `bars_per_day` bars per trading day.

@@ -11,8 +11,9 @@
 #![cfg(feature = "learner")]
 
 use ploutos::config::{Config, ObservationLayout};
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketData};
 use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, bench_train};
+use ploutos::{EnvOptions, TradingEnv};
 use tch::{Cuda, Device};
 
 #[test]

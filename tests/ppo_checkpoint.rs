@@ -5,9 +5,10 @@
 #![cfg(feature = "learner")]
 
 use ploutos::config::{Config, LrSchedule, ObservationLayout};
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketData};
 use ploutos::ppo::checkpoint::{self, MODEL_FILE, NORMALIZER_FILE, OPTIMIZER_FILE};
 use ploutos::ppo::{EvalStats, IterationStats, Policy, RunPaths, TrainHooks, Trainer};
+use ploutos::{EnvOptions, TradingEnv};
 use std::path::Path;
 use tch::{Device, Tensor};
 

@@ -16,8 +16,9 @@
 #![cfg(feature = "learner")]
 
 use ploutos::config::{Config, LrSchedule, Precision, RewardMode};
-use ploutos::env::{EnvOptions, EpisodeBounds, MarketColumns, MarketData, TradingEnv};
+use ploutos::env::{EpisodeBounds, MarketColumns, MarketData};
 use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, checkpoint};
+use ploutos::{EnvOptions, TradingEnv};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

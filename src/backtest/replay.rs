@@ -7,7 +7,8 @@
 
 use super::policy::{Policy, random_actions, random_stream};
 use crate::config::{BuySizing, EnvironmentConfig};
-use crate::env::{EnvError, EnvOptions, EnvTotals, MarketData, TradeRecord, TradingEnv};
+use crate::env::{EnvTotals, MarketData, TradeRecord};
+use crate::vec_env::{EnvError, EnvOptions, TradingEnv};
 use std::ops::Range;
 
 /// One bar of a replay's equity curve.

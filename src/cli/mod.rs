@@ -27,7 +27,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || e.is::<BadArgument>()
             || e.is::<ploutos::market::DataError>()
             || e.is::<ploutos::backtest::PolicyError>()
-            || e.is::<ploutos::env::EnvError>()
+            || e.is::<ploutos::EnvError>()
     })
 }
 

@@ -4,8 +4,8 @@ use super::args::{BenchArgs, TrainArgs};
 use anyhow::Context;
 use ploutos::config::Config;
 use ploutos::dataset::{Dataset, SplitPart};
-use ploutos::env::{EnvOptions, TradingEnv};
 use ploutos::market::{DataError, Split, load_panel};
+use ploutos::{EnvOptions, TradingEnv};
 
 /// The training env (random starts on the training split) and, when the validation split
 /// is long enough, an evaluation env: `training.eval_episodes` envs whose episodes start

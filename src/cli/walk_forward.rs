@@ -14,10 +14,10 @@ use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
 use ploutos::backtest::{EquityRow, Policy, ReplayResult, metrics, replay_policy};
 use ploutos::dataset::Dataset;
-use ploutos::env::{EnvOptions, TradingEnv};
 use ploutos::market::calendar::format_timestamp;
 use ploutos::market::{Split, load_panel};
 use ploutos::ppo::{NoHooks, Policy as Agent, RunPaths, Trainer, parse_device};
+use ploutos::{EnvOptions, TradingEnv};
 use std::io::Write;
 use std::path::PathBuf;
 

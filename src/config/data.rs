@@ -177,7 +177,7 @@ impl DataConfig {
     /// # Errors
     /// [`ConfigError::OutOfRange`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check::count("data.tickers", self.tickers.len(), 1, crate::env::MAX_TICKERS)?;
+        check::count("data.tickers", self.tickers.len(), 1, super::MAX_TICKERS)?;
         for t in &self.tickers {
             let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.^=".contains(c));
             if !ok {

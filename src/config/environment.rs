@@ -6,6 +6,7 @@
 
 use super::{ConfigError, check};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Which price a decision at bar t's close fills at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +212,14 @@ pub struct EnvironmentConfig {
     pub bankruptcy_pct: f64,
     /// Observation layout (default: `materialized`).
     pub observation_layout: ObservationLayout,
+    /// Domain randomization of execution costs: at every episode start each env scales its
+    /// half-spread, slippage multiplier and impact coefficient by its own factor drawn
+    /// uniformly in [1 − x, 1 + x] from the env's random stream (default: 0, off; at most
+    /// 0.9).
+    pub cost_randomization: f64,
+    /// Settings of plugins that are not part of Ploutos, by plugin name: each plugin reads
+    /// and validates its own entry with [`EnvironmentConfig::plugin`] (default: none).
+    pub plugins: BTreeMap<String, ron::Value>,
 }
 
 impl Default for EnvironmentConfig {
@@ -235,6 +244,8 @@ impl Default for EnvironmentConfig {
             episode_length: 2000,
             bankruptcy_pct: 0.5,
             observation_layout: ObservationLayout::Materialized,
+            cost_randomization: 0.0,
+            plugins: BTreeMap::new(),
         }
     }
 }
@@ -279,6 +290,21 @@ impl EnvironmentConfig {
         check::above("environment.reward_scaling", self.reward_scaling, 0.0, 1e6)?;
         check::count("environment.episode_length", self.episode_length, 1, 100_000_000)?;
         check::within("environment.bankruptcy_pct", self.bankruptcy_pct, 0.0, 1.0)?;
+        check::within("environment.cost_randomization", self.cost_randomization, 0.0, 0.9)?;
         Ok(())
+    }
+
+    /// The settings of plugin `name` from `environment.plugins`, deserialized into the
+    /// plugin's own type; `None` when the config has no entry for it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Plugin`] naming the key when the entry does not fit `T`.
+    pub fn plugin<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.plugins.get(name) else { return Ok(None) };
+        value
+            .clone()
+            .into_rust::<T>()
+            .map(Some)
+            .map_err(|e| ConfigError::Plugin { key: format!("environment.plugins.{name}"), message: e.to_string() })
     }
 }

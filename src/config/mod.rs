@@ -19,6 +19,10 @@ pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// Most tickers one env can trade: the env keeps an env's orders and action masks as bit
+/// masks over tickers (`u64`).
+pub const MAX_TICKERS: usize = 64;
+
 /// Errors from loading, overriding or validating a config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +39,9 @@ pub enum ConfigError {
     /// A `--set` override is malformed or names an unknown key.
     #[error("--set {spec}: {message}")]
     Override { spec: String, message: String },
+    /// A plugin's entry in `environment.plugins` does not fit the plugin's settings.
+    #[error("config key `{key}`: {message}")]
+    Plugin { key: String, message: String },
     /// A value is outside its allowed range.
     #[error("config key `{key}` = {value} is out of range: {allowed}")]
     OutOfRange { key: String, value: String, allowed: String },

@@ -6,8 +6,9 @@ use bevy_ecs::prelude::*;
 /// Marks every env at bar t+1's close and advances its clock to t+1.
 ///
 /// Reads [`Positions`], [`MarketData`]; writes [`Portfolio`] (equity, previous equity,
-/// peak, returns window), [`EpisodeClock`], [`StepOutcome::step_return`]. Runs in
-/// [`crate::env::StepSystems::Account`]. Keeps equity = cash + Σ shares × close.
+/// peak), [`EpisodeClock`], [`StepOutcome`] (the step return; the reward zeroed for the
+/// reward systems to add to). Runs in [`crate::env::StepSystems::Account`]. Keeps equity =
+/// cash + Σ shares × close.
 pub fn mark_to_market(
     market: Res<MarketData>,
     mut envs: Query<(&mut Portfolio, &Positions, &mut EpisodeClock, &mut StepOutcome)>,
@@ -20,11 +21,7 @@ pub fn mark_to_market(
         p.prev_equity = p.equity;
         p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
         p.peak_equity = p.peak_equity.max(p.equity);
-        let r = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
-        p.returns[p.ret_slot] = r;
-        // The next slot without a division (this runs for every env at every step).
-        p.ret_slot = if p.ret_slot + 1 == p.returns.len() { 0 } else { p.ret_slot + 1 };
-        p.n_returns += 1;
-        outcome.step_return = r;
+        outcome.step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
+        outcome.reward = 0.0;
     });
 }

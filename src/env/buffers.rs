@@ -61,11 +61,18 @@ pub struct StepBuffers {
     pub truncated: Vec<bool>,
     /// `[n_envs]`
     pub infos: Vec<EnvInfo>,
+    /// `[n_envs, n_tickers, 3]`: whether hold, buy and sell of each ticker are allowed at
+    /// the coming decision (after an auto-reset, the new episode's first one), in the
+    /// layout of sb3-contrib's `action_masks()` for a `MultiDiscrete([3] * n_tickers)`
+    /// space. All true unless a plugin masks actions
+    /// ([`crate::env::EnvAppExt::add_action_mask_systems`]).
+    pub action_masks: Vec<bool>,
 }
 
 impl StepBuffers {
-    pub(crate) fn new(n_envs: usize, obs_dim: usize) -> Self {
+    pub(crate) fn new(n_envs: usize, obs_dim: usize, n_tickers: usize) -> Self {
         Self {
+            action_masks: vec![true; n_envs * n_tickers * 3],
             obs: vec![0.0; n_envs * obs_dim],
             final_obs: vec![0.0; n_envs * obs_dim],
             rewards: vec![0.0; n_envs],
@@ -81,7 +88,7 @@ pub type EnvTotals = crate::env::Ledger;
 
 /// One shard's view of the env's [`StepBuffers`]: the rows of its envs.
 ///
-/// The buffers belong to [`crate::env::TradingEnv`], which hands each shard (a bevy world
+/// The buffers belong to the batched env (`TradingEnv`), which hands each shard (a bevy world
 /// stepped on its own thread) raw pointers to them: shards own disjoint ranges of env
 /// indices, so they write disjoint rows, and the learner sees one contiguous buffer with
 /// nothing copied. A system writes the row of an env's [`crate::env::EnvId`], which is
@@ -94,6 +101,7 @@ pub struct StepRows {
     pub(crate) terminated: SharedRows<bool>,
     pub(crate) truncated: SharedRows<bool>,
     pub(crate) infos: SharedRows<EnvInfo>,
+    pub(crate) masks: SharedRows<bool>,
 }
 
 impl StepRows {
@@ -103,7 +111,12 @@ impl StepRows {
     /// `buffers` must outlive the returned value and never be resized; while it lives,
     /// nothing else may access rows `envs` except through it, and no other `StepRows` may
     /// cover any of them.
-    pub(crate) unsafe fn new(buffers: &mut StepBuffers, obs_dim: usize, envs: std::ops::Range<usize>) -> Self {
+    pub(crate) unsafe fn new(
+        buffers: &mut StepBuffers,
+        obs_dim: usize,
+        n_tickers: usize,
+        envs: std::ops::Range<usize>,
+    ) -> Self {
         // `Vec::as_mut_ptr` takes no reference to the elements, so the pointers of several
         // shards stay valid beside each other and beside later reads of the buffers.
         Self {
@@ -112,8 +125,19 @@ impl StepRows {
             rewards: SharedRows::new(&mut buffers.rewards, 1, envs.clone()),
             terminated: SharedRows::new(&mut buffers.terminated, 1, envs.clone()),
             truncated: SharedRows::new(&mut buffers.truncated, 1, envs.clone()),
-            infos: SharedRows::new(&mut buffers.infos, 1, envs),
+            infos: SharedRows::new(&mut buffers.infos, 1, envs.clone()),
+            masks: SharedRows::new(&mut buffers.action_masks, 3 * n_tickers, envs),
         }
+    }
+
+    /// The observation row of env `i` (an env of this shard), for observation systems
+    /// that write their own columns ([`crate::env::EnvAppExt::add_observation_columns`]).
+    ///
+    /// # Panics
+    /// When env `i` is not in this shard.
+    #[inline]
+    pub fn obs_row(&mut self, i: usize) -> &mut [f32] {
+        self.obs.row_mut(i)
     }
 
     /// Env indices of this shard.

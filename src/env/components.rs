@@ -9,7 +9,8 @@
 //! archetypes never move and no command buffers are needed. Share counts are signed `f64`
 //! so short selling can come later as a rule, not a rewrite.
 
-use crate::config::EnvironmentConfig;
+pub use crate::config::MAX_TICKERS;
+use crate::config::PdtConfig;
 use bevy_ecs::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
@@ -40,8 +41,9 @@ pub enum Side {
     Sell,
 }
 
-/// Why an order was not executed. Built-in reasons first; rules added by users register
-/// theirs in [`RefusalReasons`] and get an index from [`Refusal::FIRST_CUSTOM`] on.
+/// Why an order was not executed: an index into [`RefusalReasons`]. Built-in reasons
+/// first; plugins register theirs with [`crate::env::EnvAppExt::register_refusal`] and get
+/// the next free index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal(pub u8);
 
@@ -64,12 +66,14 @@ impl Refusal {
     pub const TOO_SMALL: Refusal = Refusal(7);
     /// Order on a bar where the ticker traded no volume over the last 20 bars.
     pub const NO_LIQUIDITY: Refusal = Refusal(8);
-    /// First index available to custom rules.
-    pub const FIRST_CUSTOM: u8 = 9;
-    /// Capacity of [`RefusalCounts`].
-    pub const MAX: usize = 16;
+    /// Order for an action that the env's action mask did not allow (see [`ActionMask`]).
+    pub const MASKED: Refusal = Refusal(9);
+    /// Capacity of [`RefusalCounts`]: built-in and registered reasons together. An env
+    /// whose plugins register more is refused when it is built
+    /// (`EnvError::TooManyRefusals`), never while it runs.
+    pub const MAX: usize = 32;
     /// Names of the built-in reasons, in index order.
-    pub const BUILT_IN: [&'static str; 9] = [
+    pub const BUILT_IN: [&'static str; 10] = [
         "invalid_action",
         "no_position",
         "holding_period",
@@ -79,10 +83,11 @@ impl Refusal {
         "position_cap",
         "too_small",
         "no_liquidity",
+        "masked",
     ];
 }
 
-/// Names of all refusal reasons, built-in and registered by custom rules.
+/// Names of all refusal reasons, built-in and registered by plugins.
 #[derive(Resource, Debug, Clone)]
 pub struct RefusalReasons {
     names: Vec<String>,
@@ -95,17 +100,15 @@ impl Default for RefusalReasons {
 }
 
 impl RefusalReasons {
-    /// Registers a custom reason (idempotent by name) and returns its code.
-    ///
-    /// # Panics
-    /// When more than [`Refusal::MAX`] reasons exist: a programming error, not user input.
+    /// Registers a reason (idempotent by name) and returns its code. Registering more than
+    /// [`Refusal::MAX`] reasons is not an error here (plugins build without a way to fail);
+    /// the env refuses to be built with them.
     pub fn register(&mut self, name: &str) -> Refusal {
-        if let Some(i) = self.names.iter().position(|n| n == name) {
-            return Refusal(i as u8);
-        }
-        assert!(self.names.len() < Refusal::MAX, "at most {} refusal reasons", Refusal::MAX);
-        self.names.push(name.to_string());
-        Refusal((self.names.len() - 1) as u8)
+        let i = self.names.iter().position(|n| n == name).unwrap_or_else(|| {
+            self.names.push(name.to_string());
+            self.names.len() - 1
+        });
+        Refusal(u8::try_from(i).unwrap_or(u8::MAX))
     }
 
     /// All names, indexed by code.
@@ -151,9 +154,6 @@ pub struct Orders {
     pub refused: RefusalCounts,
 }
 
-/// Most tickers one env can trade (the width of the order masks).
-pub const MAX_TICKERS: usize = 64;
-
 impl Orders {
     /// Refuses the live orders in `mask` for `reason`.
     #[inline]
@@ -174,6 +174,44 @@ impl Orders {
             Side::Sell
         } else {
             Side::Hold
+        }
+    }
+}
+
+/// Actions the env does not allow for its coming decision, as bit masks over tickers
+/// (bit k = ticker k). Plugins narrow it in their action-mask systems
+/// ([`crate::env::EnvAppExt::add_action_mask_systems`]) after the observation; the env
+/// writes it into [`crate::env::StepBuffers::action_masks`] for the learner, and at the next
+/// step refuses any order the mask forbade as [`Refusal::MASKED`], so a masked order is
+/// never sent. Cleared after that step's actions and at every episode start.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActionMask {
+    /// Tickers that may not be bought.
+    pub no_buy: u64,
+    /// Tickers that may not be sold.
+    pub no_sell: u64,
+}
+
+impl ActionMask {
+    /// Forbids buying the tickers in `mask`.
+    #[inline]
+    pub fn forbid_buy(&mut self, mask: u64) {
+        self.no_buy |= mask;
+    }
+
+    /// Forbids selling the tickers in `mask`.
+    #[inline]
+    pub fn forbid_sell(&mut self, mask: u64) {
+        self.no_sell |= mask;
+    }
+
+    /// Whether action `code` (0 hold, 1 buy, 2 sell) of ticker `k` is allowed; hold always is.
+    #[inline]
+    pub fn allows(&self, k: usize, code: u8) -> bool {
+        match code {
+            1 => self.no_buy >> k & 1 == 0,
+            2 => self.no_sell >> k & 1 == 0,
+            _ => true,
         }
     }
 }
@@ -227,54 +265,29 @@ pub struct Portfolio {
     pub trade_day: u32,
     /// Orders executed this step.
     pub executed_this_step: u32,
-    /// Last `sharpe_window` step returns (ring buffer).
-    pub returns: Box<[f64]>,
-    /// Returns pushed so far this episode (the ring holds `min(n, window)`).
-    pub n_returns: usize,
-    /// Ring slot the next return goes to (`n_returns % window`).
-    pub ret_slot: usize,
-    /// Differential-Sharpe moving moments A and B.
-    pub dsr_a: f64,
-    pub dsr_b: f64,
     /// Sum of rewards this episode.
     pub episode_reward: f64,
 }
 
 impl Portfolio {
-    pub(crate) fn new(cfg: &EnvironmentConfig) -> Self {
+    /// A fresh account holding `initial_cash`.
+    pub fn new(initial_cash: f64) -> Self {
         Self {
-            cash: cfg.initial_cash,
-            equity: cfg.initial_cash,
-            prev_equity: cfg.initial_cash,
-            peak_equity: cfg.initial_cash,
-            initial_cash: cfg.initial_cash,
+            cash: initial_cash,
+            equity: initial_cash,
+            prev_equity: initial_cash,
+            peak_equity: initial_cash,
+            initial_cash,
             trades_today: 0,
             trade_day: u32::MAX,
             executed_this_step: 0,
-            returns: vec![0.0; cfg.reward.sharpe_window].into_boxed_slice(),
-            n_returns: 0,
-            ret_slot: 0,
-            dsr_a: 0.0,
-            dsr_b: 0.0,
             episode_reward: 0.0,
         }
     }
 
-    /// Back to the initial state, keeping the allocated ring buffer.
+    /// Back to the initial state.
     pub(crate) fn reset(&mut self) {
-        self.cash = self.initial_cash;
-        self.equity = self.initial_cash;
-        self.prev_equity = self.initial_cash;
-        self.peak_equity = self.initial_cash;
-        self.trades_today = 0;
-        self.trade_day = u32::MAX;
-        self.executed_this_step = 0;
-        self.returns.fill(0.0);
-        self.n_returns = 0;
-        self.ret_slot = 0;
-        self.dsr_a = 0.0;
-        self.dsr_b = 0.0;
-        self.episode_reward = 0.0;
+        *self = Self::new(self.initial_cash);
     }
 
     /// Orders already executed on trading day `day`.
@@ -349,26 +362,9 @@ impl Ledger {
     }
 }
 
-/// Execution-cost parameters of this env (per env so that they can be randomized).
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
-pub struct CostModel {
-    /// Half the quoted spread, as a fraction of price.
-    pub half_spread: f64,
-    pub slippage_atr_mult: f64,
-    pub impact_coef: f64,
-}
-
-impl CostModel {
-    pub(crate) fn from_config(cfg: &EnvironmentConfig) -> Self {
-        Self {
-            half_spread: cfg.spread_bps / 2e4,
-            slippage_atr_mult: cfg.slippage_atr_mult,
-            impact_coef: cfg.impact_coef,
-        }
-    }
-}
-
-/// Day trades of the last trading days, one slot per distinct day (ring buffer).
+/// Day trades of the last trading days, one slot per distinct day (ring buffer): the
+/// account's record that execution writes and the Pattern-Day-Trader rule and the
+/// observation read.
 #[derive(Component, Debug, Clone)]
 pub struct PdtState {
     /// (trading day, day trades that day).
@@ -377,11 +373,11 @@ pub struct PdtState {
 }
 
 impl PdtState {
-    pub(crate) fn new(window_days: u32) -> Self {
+    pub fn new(window_days: u32) -> Self {
         Self { days: vec![(u32::MAX, 0); window_days.max(1) as usize].into_boxed_slice(), next: 0 }
     }
 
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.days.fill((u32::MAX, 0));
         self.next = 0;
     }
@@ -392,6 +388,16 @@ impl PdtState {
         // Without branches (it runs for every env at every step, in the observation):
         // `day − d` wraps to a huge number for days after `day`.
         self.days.iter().map(|&(d, n)| n * u32::from((d != u32::MAX) & (day.wrapping_sub(d) < window))).sum()
+    }
+
+    /// Day trades the account may still make on trading day `day` under `cfg` (all of
+    /// them when the rule is off or equity is at or above the threshold).
+    #[inline]
+    pub fn day_trades_left(&self, equity: f64, day: u32, cfg: &PdtConfig) -> u32 {
+        if !cfg.enabled || equity >= cfg.equity_threshold {
+            return cfg.max_day_trades;
+        }
+        cfg.max_day_trades.saturating_sub(self.in_window(day, cfg.window_days))
     }
 
     /// Records `n` day trades on `day` (nothing when `n` is 0).
@@ -429,7 +435,10 @@ pub struct EnvRng(pub ChaCha8Rng);
 /// What this step produced for this env.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepOutcome {
+    /// (E_t − E_{t−1}) / E_{t−1}, written by mark-to-market.
     pub step_return: f64,
+    /// The step's reward: zeroed by mark-to-market, then every system in
+    /// [`crate::env::StepSystems::Reward`] adds its term.
     pub reward: f64,
     pub terminated: bool,
     pub truncated: bool,

@@ -9,13 +9,60 @@
 //! executed order.
 
 use crate::config::{FeeConfig, TafModel};
+use bevy_ecs::prelude::*;
+use std::sync::Arc;
 
-/// Computes the fees of one fill.
-pub trait FeeModel {
+/// Computes the fees of one fill, in dollars. Implement it for a broker's schedule and
+/// install it with [`Fees::custom`] (see `examples/tiered_commission.rs`).
+pub trait FeeModel: Send + Sync + 'static {
     /// Fees in dollars for selling `shares` at a total `notional`.
     fn sell_fees(&self, shares: f64, notional: f64) -> f64;
     /// Fees in dollars for buying `shares` at a total `notional`.
     fn buy_fees(&self, shares: f64, notional: f64) -> f64;
+}
+
+/// The fee model execution charges, a resource of every shard: the built-in US-equity
+/// schedule from `environment.fees` by default. A plugin replaces it by inserting another
+/// `Fees` (plugins build after [`crate::execution::ExecutionPlugin`]). The built-in model
+/// is called without dynamic dispatch; a custom one through one virtual call per fill.
+#[derive(Resource, Clone)]
+pub enum Fees {
+    UsEquity(UsEquityFees),
+    Custom(Arc<dyn FeeModel>),
+}
+
+impl Fees {
+    /// A custom fee model.
+    pub fn custom(model: impl FeeModel) -> Self {
+        Self::Custom(Arc::new(model))
+    }
+}
+
+impl std::fmt::Debug for Fees {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UsEquity(m) => f.debug_tuple("UsEquity").field(m).finish(),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl FeeModel for Fees {
+    #[inline]
+    fn sell_fees(&self, shares: f64, notional: f64) -> f64 {
+        match self {
+            Self::UsEquity(m) => m.sell_fees(shares, notional),
+            Self::Custom(m) => m.sell_fees(shares, notional),
+        }
+    }
+
+    #[inline]
+    fn buy_fees(&self, shares: f64, notional: f64) -> f64 {
+        match self {
+            Self::UsEquity(m) => m.buy_fees(shares, notional),
+            Self::Custom(m) => m.buy_fees(shares, notional),
+        }
+    }
 }
 
 /// FINRA's Trading Activity Fee.

@@ -1,4 +1,5 @@
-//! Fill prices: reference × (1 ± (half-spread + slippage + impact)).
+//! Fill models. The built-in one, [`SpreadSlippageImpact`]: fill prices are reference ×
+//! (1 ± (half-spread + slippage + impact)).
 //!
 //! - half-spread = `spread_bps` / 2 / 1e4;
 //! - slippage = `slippage_atr_mult` × atr_14[t] / close[t], read at the decision bar t;
@@ -14,6 +15,156 @@
 //! Costs are reported in dollars against the reference price: spread = q × ref × h,
 //! slippage = q × ref × s, impact = q × ref × impact. They add up exactly to
 //! |q × fill − q × ref|, the gap to a frictionless fill of the same shares.
+
+use crate::config::EnvironmentConfig;
+use bevy_ecs::prelude::*;
+use std::sync::Arc;
+
+/// Execution-cost parameters of one env: per env so that they can be randomized
+/// (`environment.cost_randomization`). Per-env state of the execution plugin.
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
+    /// Half the quoted spread, as a fraction of price.
+    pub half_spread: f64,
+    pub slippage_atr_mult: f64,
+    pub impact_coef: f64,
+}
+
+impl CostModel {
+    pub fn from_config(cfg: &EnvironmentConfig) -> Self {
+        Self {
+            half_spread: cfg.spread_bps / 2e4,
+            slippage_atr_mult: cfg.slippage_atr_mult,
+            impact_coef: cfg.impact_coef,
+        }
+    }
+
+    /// Every parameter scaled by `factor`.
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            half_spread: self.half_spread * factor,
+            slippage_atr_mult: self.slippage_atr_mult * factor,
+            impact_coef: self.impact_coef * factor,
+        }
+    }
+}
+
+/// What the market says about one ticker for one order: the reference price, and at the
+/// decision bar t, atr_14 / close, ret_std_20 and the mean volume of bars t−19..=t.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillInput {
+    pub reference: f64,
+    pub atr_frac: f64,
+    pub ret_std: f64,
+    pub mean_volume: f64,
+}
+
+/// Prices fills. Implement it for another slippage or impact law and install it with
+/// [`Fills::custom`]; execution keeps the order of fills, sizing, the position cap, fees
+/// and accounting.
+pub trait FillModel: Send + Sync + 'static {
+    /// Whether an order of this ticker can fill at all (else it is refused as
+    /// `no_liquidity`).
+    fn can_fill(&self, cost: &CostModel, input: &FillInput) -> bool;
+    /// Share count and quote of a buy of `notional` dollars (whole shares unless
+    /// `fractional`); the buy spends `shares × quote.buy_price()`.
+    fn buy(&self, cost: &CostModel, input: &FillInput, notional: f64, fractional: bool) -> (f64, FillQuote);
+    /// Quote of a sell of `shares`.
+    fn sell(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote;
+}
+
+/// The built-in fill model (see the module docs): half-spread, ATR slippage and
+/// square-root impact from the env's [`CostModel`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpreadSlippageImpact;
+
+impl FillModel for SpreadSlippageImpact {
+    /// No volume to measure impact against: refused, unless impact is off.
+    #[inline]
+    fn can_fill(&self, cost: &CostModel, input: &FillInput) -> bool {
+        !(input.mean_volume <= 0.0 && cost.impact_coef > 0.0)
+    }
+
+    #[inline]
+    fn buy(&self, cost: &CostModel, input: &FillInput, notional: f64, fractional: bool) -> (f64, FillQuote) {
+        let slippage = cost.slippage_atr_mult * input.atr_frac;
+        size_buy(
+            input.reference,
+            notional,
+            cost.half_spread,
+            slippage,
+            cost.impact_coef,
+            input.ret_std,
+            input.mean_volume,
+            fractional,
+        )
+    }
+
+    #[inline]
+    fn sell(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote {
+        let slippage = cost.slippage_atr_mult * input.atr_frac;
+        quote_sell(
+            input.reference,
+            shares,
+            cost.half_spread,
+            slippage,
+            cost.impact_coef,
+            input.ret_std,
+            input.mean_volume,
+        )
+    }
+}
+
+/// The fill model execution uses, a resource of every shard: [`SpreadSlippageImpact`] by
+/// default; a plugin replaces it by inserting another `Fills`. The built-in model is called
+/// without dynamic dispatch; a custom one through one virtual call per order.
+#[derive(Resource, Clone)]
+pub enum Fills {
+    SpreadSlippageImpact(SpreadSlippageImpact),
+    Custom(Arc<dyn FillModel>),
+}
+
+impl Fills {
+    /// A custom fill model.
+    pub fn custom(model: impl FillModel) -> Self {
+        Self::Custom(Arc::new(model))
+    }
+}
+
+impl std::fmt::Debug for Fills {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SpreadSlippageImpact(_) => f.write_str("SpreadSlippageImpact"),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl FillModel for Fills {
+    #[inline]
+    fn can_fill(&self, cost: &CostModel, input: &FillInput) -> bool {
+        match self {
+            Self::SpreadSlippageImpact(m) => m.can_fill(cost, input),
+            Self::Custom(m) => m.can_fill(cost, input),
+        }
+    }
+
+    #[inline]
+    fn buy(&self, cost: &CostModel, input: &FillInput, notional: f64, fractional: bool) -> (f64, FillQuote) {
+        match self {
+            Self::SpreadSlippageImpact(m) => m.buy(cost, input, notional, fractional),
+            Self::Custom(m) => m.buy(cost, input, notional, fractional),
+        }
+    }
+
+    #[inline]
+    fn sell(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote {
+        match self {
+            Self::SpreadSlippageImpact(m) => m.sell(cost, input, shares),
+            Self::Custom(m) => m.sell(cost, input, shares),
+        }
+    }
+}
 
 /// The pieces of one fill, as fractions of the reference price.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +199,7 @@ pub fn sqrt_impact(impact_coef: f64, ret_std: f64, shares: f64, mean_volume: f64
 }
 
 /// Quote and share count of a buy of `notional` dollars.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the pieces of a quote, each a plain number")]
 #[inline]
 pub fn size_buy(
     reference: f64,

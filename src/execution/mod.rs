@@ -13,85 +13,121 @@
 //! Reference price: bar t+1's open (`next_open`) or bar t's close (`close`). The fill bar
 //! is t+1 or t respectively; its trading day is the day an order counts on (daily cap,
 //! PDT) and its time is written to `trades.csv`.
+//!
+//! Prices come from the [`Fills`] resource (a [`FillModel`]), fees from the [`Fees`]
+//! resource (a [`FeeModel`]), both swappable by a plugin; the per-env cost parameters
+//! ([`CostModel`]) are this plugin's per-env state, optionally randomized at every
+//! episode start (`environment.cost_randomization`).
 
 pub mod fees;
 pub mod fill;
 
-use crate::config::{BuySizing, EnvironmentConfig, FillTiming};
+pub use fees::{FeeModel, Fees, Taf, UsEquityFees};
+pub use fill::{CostModel, FillInput, FillModel, FillQuote, Fills, SpreadSlippageImpact};
+
+use crate::config::{BuySizing, EnvironmentConfig};
 use crate::env::{
-    CostModel, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, Side,
-    StepSystems, TradeLog, TradeRecord, bits,
+    EnvAppExt, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position, Positions,
+    Refusal, Side, StepSystems, Targets, TradeLog, TradeRecord, bits,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use fees::{FeeModel, UsEquityFees};
+use rand::Rng;
 
-/// Execution settings shared by all envs.
+/// Order sizing settings shared by all envs.
 #[derive(Resource, Debug, Clone)]
 pub struct ExecutionConfig {
-    pub fill_timing: FillTiming,
     pub buy_pct: f64,
     pub buy_sizing: BuySizing,
     pub max_position_pct: f64,
     pub fractional_shares: bool,
     pub min_order_notional: f64,
-    pub fees: UsEquityFees,
 }
 
 impl ExecutionConfig {
     pub fn new(cfg: &EnvironmentConfig) -> Self {
         Self {
-            fill_timing: cfg.fill_timing,
             buy_pct: cfg.buy_pct,
             buy_sizing: cfg.buy_sizing,
             max_position_pct: cfg.max_position_pct,
             fractional_shares: cfg.fractional_shares,
             min_order_notional: cfg.min_order_notional,
-            fees: UsEquityFees::new(&cfg.fees),
         }
     }
+}
 
-    /// Fill bar of a decision taken at bar `t`.
-    #[inline]
-    pub fn fill_bar(&self, t: usize) -> usize {
-        match self.fill_timing {
-            FillTiming::NextOpen => t + 1,
-            FillTiming::Close => t,
-        }
-    }
-
-    /// Reference prices of every ticker for a decision at bar `t`.
-    #[inline]
-    pub fn reference_row<'m>(&self, market: &'m MarketData, t: usize) -> &'m [f64] {
-        match self.fill_timing {
-            FillTiming::NextOpen => market.open_row(t + 1),
-            FillTiming::Close => market.close_row(t),
-        }
-    }
+/// The configured cost parameters, and how far each env's may stray from them.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct CostRandomization {
+    pub base: CostModel,
+    /// Each episode's factor is uniform in [1 − spread, 1 + spread].
+    pub spread: f64,
 }
 
 /// Turns pending orders into fills and charges costs.
 pub struct ExecutionPlugin {
     pub config: ExecutionConfig,
+    pub costs: CostModel,
+    pub fees: Fees,
+    pub cost_randomization: f64,
+}
+
+impl ExecutionPlugin {
+    /// The built-in fill and fee models with the config's parameters.
+    pub fn new(cfg: &EnvironmentConfig) -> Self {
+        Self {
+            config: ExecutionConfig::new(cfg),
+            costs: CostModel::from_config(cfg),
+            fees: Fees::UsEquity(UsEquityFees::new(&cfg.fees)),
+            cost_randomization: cfg.cost_randomization,
+        }
+    }
 }
 
 impl Plugin for ExecutionPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(self.config.clone())
+            .insert_resource(self.fees.clone())
+            .insert_resource(Fills::SpreadSlippageImpact(SpreadSlippageImpact))
+            .insert_on_envs(self.costs)
             .add_systems(crate::env::EnvStep, fill_orders.in_set(StepSystems::Execute));
+        if self.cost_randomization > 0.0 {
+            app.insert_resource(CostRandomization { base: self.costs, spread: self.cost_randomization })
+                .add_episode_start_systems(randomize_costs);
+        }
     }
+}
+
+/// Draws each starting env's cost parameters for its new episode.
+///
+/// Reads [`CostRandomization`], [`Targets`]; writes [`CostModel`], [`EnvRng`] (one draw).
+/// Runs at every episode start (only with `environment.cost_randomization` > 0, so that
+/// the default draws nothing from the envs' streams).
+pub fn randomize_costs(
+    randomization: Res<CostRandomization>,
+    targets: Res<Targets>,
+    mut envs: Query<(&mut CostModel, &mut EnvRng)>,
+) {
+    let (base, x) = (randomization.base, randomization.spread);
+    targets.for_each_mut(&mut envs, |(mut cost, mut rng)| {
+        *cost = base.scaled(rng.0.random_range(1.0 - x..=1.0 + x));
+    });
 }
 
 /// Fills every env's live orders.
 ///
-/// Reads [`Orders`], [`CostModel`], [`EpisodeClock`], [`MarketData`]; writes
-/// [`Portfolio`] cash and counters, [`Positions`], [`Ledger`], [`PdtState`] and
+/// Reads [`Orders`], [`CostModel`], [`EpisodeClock`], [`MarketData`], [`Fills`], [`Fees`];
+/// writes [`Portfolio`] cash and counters, [`Positions`], [`Ledger`], [`PdtState`] and
 /// [`TradeLog`] when present. Runs in [`StepSystems::Execute`]. Keeps cash ≥ 0 and shares
 /// ≥ 0.
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, reason = "one query over what a fill changes")]
+#[allow(clippy::too_many_arguments, reason = "a system's parameters")]
 pub fn fill_orders(
     market: Res<MarketData>,
+    params: Res<EnvParams>,
     config: Res<ExecutionConfig>,
+    fills: Res<Fills>,
+    fees: Res<Fees>,
     mut envs: Query<(
         &mut Orders,
         &mut Positions,
@@ -103,6 +139,7 @@ pub fn fill_orders(
         Option<&mut TradeLog>,
     )>,
 ) {
+    let models = Models { market: &market, params: &params, config: &config, fills: &fills, fees: &fees };
     envs.iter_mut().for_each(|(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
         execute(
             &mut orders,
@@ -111,17 +148,25 @@ pub fn fill_orders(
             &mut ledger,
             &mut pdt,
             cost,
-            &market,
-            &config,
+            &models,
             clock.bar as usize,
             log.map(|l| &mut l.into_inner().0),
         );
     });
 }
 
+/// What execution reads besides the env's own components.
+pub struct Models<'a> {
+    pub market: &'a MarketData,
+    pub params: &'a EnvParams,
+    pub config: &'a ExecutionConfig,
+    pub fills: &'a Fills,
+    pub fees: &'a Fees,
+}
+
 /// Executes one env's orders for a decision at bar `t` (see the module docs for the
 /// order and sizing rules).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the env's components, passed apart to borrow them apart")]
 pub fn execute(
     orders: &mut Orders,
     positions: &mut [Position],
@@ -129,46 +174,44 @@ pub fn execute(
     ledger: &mut Ledger,
     pdt: &mut PdtState,
     cost: &CostModel,
-    market: &MarketData,
-    config: &ExecutionConfig,
+    models: &Models,
     t: usize,
     mut log: Option<&mut Vec<TradeRecord>>,
 ) {
-    let fill_bar = config.fill_bar(t);
+    let Models { market, params, config, fills, fees } = *models;
+    let fill_bar = params.fill_bar(t);
     let day = market.day(fill_bar);
     if portfolio.trade_day != day {
         portfolio.trade_day = day;
         portfolio.trades_today = 0;
     }
     portfolio.executed_this_step = 0;
-    let refs = config.reference_row(market, t);
+    let refs = params.reference_row(market, t);
     let base = market.at(t);
+    // The market's inputs to the fill model for ticker k at the decision bar.
+    let input = |k: usize| FillInput {
+        reference: refs[k],
+        atr_frac: market.atr_frac[base + k],
+        ret_std: market.ret_std[base + k],
+        mean_volume: market.mean_volume[base + k],
+    };
 
     // Sells, in ticker order.
     let mut day_trades = 0;
     for k in bits(orders.sell) {
         let pos = &mut positions[k];
         let shares = pos.shares;
-        let mean_volume = market.mean_volume[base + k];
-        if mean_volume <= 0.0 && cost.impact_coef > 0.0 {
+        let input = input(k);
+        if !fills.can_fill(cost, &input) {
             orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
             continue;
         }
-        let slippage = cost.slippage_atr_mult * market.atr_frac[base + k];
-        let quote = fill::quote_sell(
-            refs[k],
-            shares,
-            cost.half_spread,
-            slippage,
-            cost.impact_coef,
-            market.ret_std[base + k],
-            mean_volume,
-        );
+        let quote = fills.sell(cost, &input, shares);
         let price = quote.sell_price();
         let notional = shares * price;
         // No margin: fees beyond what the account holds (a commission on a worthless
         // sale) are waived rather than driving cash below zero.
-        let fees = config.fees.sell_fees(shares, notional).min(portfolio.cash + notional);
+        let fees = fees.sell_fees(shares, notional).min(portfolio.cash + notional);
         portfolio.cash += notional - fees;
         let pnl = (price - pos.avg_cost) * shares - fees;
         // Counted, and recorded once after the sells: whether a sell is a day trade is
@@ -217,29 +260,19 @@ pub fn execute(
             orders.refuse(1 << k, Refusal::TOO_SMALL);
             continue;
         }
-        let mean_volume = market.mean_volume[base + k];
-        if mean_volume <= 0.0 && cost.impact_coef > 0.0 {
+        let input = input(k);
+        if !fills.can_fill(cost, &input) {
             orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
             continue;
         }
-        let slippage = cost.slippage_atr_mult * market.atr_frac[base + k];
-        let (shares, quote) = fill::size_buy(
-            reference,
-            notional,
-            cost.half_spread,
-            slippage,
-            cost.impact_coef,
-            market.ret_std[base + k],
-            mean_volume,
-            config.fractional_shares,
-        );
+        let (shares, quote) = fills.buy(cost, &input, notional, config.fractional_shares);
         if shares <= 0.0 {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
             continue;
         }
         let price = quote.buy_price();
         let spent = if config.fractional_shares { notional } else { shares * price };
-        let fees = config.fees.buy_fees(shares, spent);
+        let fees = fees.buy_fees(shares, spent);
         if spent + fees > cash {
             orders.refuse(1 << k, Refusal::CASH);
             continue;
@@ -266,7 +299,7 @@ pub fn execute(
 }
 
 #[inline]
-fn record_costs(ledger: &mut Ledger, quote: &fill::FillQuote, shares: f64, fees: f64) {
+fn record_costs(ledger: &mut Ledger, quote: &FillQuote, shares: f64, fees: f64) {
     let base = shares * quote.reference;
     ledger.costs.spread += base * quote.half_spread;
     ledger.costs.slippage += base * quote.slippage;
@@ -274,13 +307,13 @@ fn record_costs(ledger: &mut Ledger, quote: &fill::FillQuote, shares: f64, fees:
     ledger.costs.fees += fees;
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the fields of one trade record")]
 fn trade_record(
     bar: usize,
     k: usize,
     side: Side,
     shares: f64,
-    quote: &fill::FillQuote,
+    quote: &FillQuote,
     price: f64,
     fees: f64,
     cash_after: f64,

@@ -41,7 +41,7 @@ fn cuda(n: usize) -> Result<Device, PpoError> {
 
 /// Sets torch's intra-op threads on the CPU (0 = all cores); GPUs need no setting.
 ///
-/// The env's threads are sized separately ([`crate::env::EnvOptions::threads`]); on a
+/// The env's threads are sized separately ([`crate::vec_env::EnvOptions::threads`]); on a
 /// CPU run both take turns, never run at once, so both may use every core.
 pub fn set_threads(device: Device, threads: usize) {
     if device == Device::Cpu {

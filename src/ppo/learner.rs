@@ -18,7 +18,9 @@ use super::model::{self, ActorCritic, InputBuilder, actions_to_host};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, TrainSummary, device};
 use crate::config::{BestMetric, Config, LrSchedule, ObservationLayout, Precision, TrainingConfig};
-use crate::env::{EnvOptions, EpisodeBounds, MarketData, TradingEnv, observation};
+use crate::env::{EpisodeBounds, MarketData};
+use crate::observation;
+use crate::vec_env::{EnvOptions, TradingEnv};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -277,10 +279,12 @@ pub(crate) struct Learner {
 fn model_spec(cfg: &Config, env: &TradingEnv) -> Result<ModelSpec, PpoError> {
     let m = env.market();
     let layout = cfg.environment.observation_layout;
-    let expected = observation::obs_dim(layout, m.n_tickers(), m.n_features());
-    if env.obs_dim() != expected {
+    let expected = observation::market_dim(layout, m.n_tickers(), m.n_features());
+    let market = env.observation_columns().get("market").unwrap_or_default();
+    if market.len() != expected || market.end != env.obs_dim() {
         return Err(PpoError::Setup(format!(
-            "env observations are {} wide, but environment.observation_layout = {layout:?} with {} tickers × {} features means {expected}",
+            "env observations end with {} market columns of {}, but environment.observation_layout = {layout:?} with {} tickers × {} features means the last {expected}",
+            market.len(),
             env.obs_dim(),
             m.n_tickers(),
             m.n_features()
@@ -288,7 +292,7 @@ fn model_spec(cfg: &Config, env: &TradingEnv) -> Result<ModelSpec, PpoError> {
     }
     Ok(ModelSpec {
         obs_dim: env.obs_dim(),
-        input_dim: model::input_dim(m.n_tickers(), m.n_features()),
+        input_dim: model::input_dim(layout, env.obs_dim(), m.n_tickers(), m.n_features()),
         n_tickers: m.n_tickers(),
         n_features: m.n_features(),
         layout,

@@ -16,7 +16,7 @@
 //! Everything a run reports goes out through [`TrainHooks`]; the metrics writers live
 //! elsewhere and never see a tensor.
 //!
-//! [`TradingEnv`]: crate::env::TradingEnv
+//! [`TradingEnv`]: crate::vec_env::TradingEnv
 
 pub mod checkpoint;
 pub mod device;
@@ -54,7 +54,7 @@ pub enum PpoError {
     },
     /// The env rejected a call.
     #[error("env: {0}")]
-    Env(#[from] crate::env::EnvError),
+    Env(#[from] crate::vec_env::EnvError),
     /// A checkpoint is missing, incomplete or does not match the env.
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },

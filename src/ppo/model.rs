@@ -12,7 +12,6 @@ use super::checkpoint::{self, ModelSpec};
 use super::normalize::RunningMeanStd;
 use crate::config::{Activation, ObservationLayout, Precision};
 use crate::env::MarketData;
-use crate::env::observation::state_dim;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -399,7 +398,7 @@ impl InputBuilder {
                 Some(Tensor::f_from_slice(m.feature_table())?.f_view([m.n_bars() as i64, width])?.f_to(device)?)
             }
         };
-        Ok(Self { layout: spec.layout, obs_dim: spec.obs_dim, state_dim: state_dim(spec.n_tickers), table })
+        Ok(Self { layout: spec.layout, obs_dim: spec.obs_dim, state_dim: spec.obs_dim - 1, table })
     }
 
     /// Uploads `n` observation rows in one copy and builds the network input `[n,
@@ -429,9 +428,14 @@ impl InputBuilder {
     }
 }
 
-/// The network's input width, the same for both layouts: state + all tickers' features.
-pub fn input_dim(n_tickers: usize, n_features: usize) -> usize {
-    state_dim(n_tickers) + n_tickers * n_features
+/// The network's input width for observation rows `obs_dim` wide, the same for both
+/// layouts: the row with the bar index (index layout, always the last column) replaced by
+/// all tickers' features.
+pub fn input_dim(layout: ObservationLayout, obs_dim: usize, n_tickers: usize, n_features: usize) -> usize {
+    match layout {
+        ObservationLayout::Materialized => obs_dim,
+        ObservationLayout::Index => obs_dim - 1 + n_tickers * n_features,
+    }
 }
 
 /// A trained policy for backtests: the saved network and observation statistics.

@@ -23,8 +23,8 @@
 //! at (1 bp)² per step ([`DSR_MIN_STD`]), so that an agent that sat in cash does not divide
 //! by zero when it first trades.
 
-use crate::config::{RewardConfig, RewardMode};
-use crate::env::{EnvStep, Portfolio, StepOutcome, StepSystems};
+use crate::config::{EnvironmentConfig, RewardConfig, RewardMode};
+use crate::env::{EnvAppExt, Portfolio, StepOutcome};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
@@ -38,32 +38,75 @@ pub struct RewardSettings {
     pub scaling: f64,
 }
 
-/// Computes the step reward.
+/// The reward's own per-env state, reset at every episode start: the last step returns
+/// (for the rolling Sharpe) and the differential Sharpe's moving moments.
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct RewardState {
+    /// Last `sharpe_window` step returns (ring buffer).
+    pub returns: Box<[f64]>,
+    /// Returns pushed so far this episode (the ring holds `min(n, window)`).
+    pub n_returns: usize,
+    /// Ring slot the next return goes to (`n_returns % window`).
+    pub ret_slot: usize,
+    /// Differential-Sharpe moving moments A and B.
+    pub dsr_a: f64,
+    pub dsr_b: f64,
+}
+
+impl RewardState {
+    /// A fresh state with a ring of `window` returns.
+    pub fn new(window: usize) -> Self {
+        Self { returns: vec![0.0; window].into_boxed_slice(), n_returns: 0, ret_slot: 0, dsr_a: 0.0, dsr_b: 0.0 }
+    }
+
+    /// Pushes this step's return into the ring.
+    #[inline]
+    pub fn push(&mut self, r: f64) {
+        self.returns[self.ret_slot] = r;
+        // The next slot without a division (this runs for every env at every step).
+        self.ret_slot = if self.ret_slot + 1 == self.returns.len() { 0 } else { self.ret_slot + 1 };
+        self.n_returns += 1;
+    }
+}
+
+/// Computes the step reward. Its [`RewardState`] is per-env state of the plugin's own,
+/// reset through the core's episode-start hook ([`EnvAppExt::add_env_state`]).
 pub struct RewardPlugin {
     pub settings: RewardSettings,
 }
 
-impl Plugin for RewardPlugin {
-    fn build(&self, app: &mut App) {
-        app.insert_resource(self.settings.clone()).add_systems(EnvStep, compute_reward.in_set(StepSystems::Reward));
+impl RewardPlugin {
+    pub fn new(cfg: &EnvironmentConfig) -> Self {
+        Self { settings: RewardSettings { reward: cfg.reward.clone(), scaling: cfg.reward_scaling } }
     }
 }
 
-/// Writes [`StepOutcome::reward`] and adds it to the episode's sum.
+impl Plugin for RewardPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.settings.clone())
+            .add_env_state(RewardState::new(self.settings.reward.sharpe_window))
+            .add_reward_systems(compute_reward);
+    }
+}
+
+/// Adds the configured reward to [`StepOutcome::reward`].
 ///
-/// Reads [`Portfolio`] (equity, peak, returns window, orders executed), [`RewardSettings`];
-/// writes [`StepOutcome`], [`Portfolio`] (DSR moments, episode reward). Runs in
-/// [`StepSystems::Reward`], after mark-to-market.
-pub fn compute_reward(settings: Res<RewardSettings>, mut envs: Query<(&mut Portfolio, &mut StepOutcome)>) {
-    envs.iter_mut().for_each(|(mut portfolio, mut outcome)| {
-        let r = reward(&settings, &mut portfolio);
-        outcome.reward = r;
-        portfolio.episode_reward += r;
+/// Reads [`Portfolio`] (equity, peak, orders executed), [`StepOutcome::step_return`],
+/// [`RewardSettings`]; writes [`StepOutcome::reward`], [`RewardState`]. Runs in
+/// [`crate::env::StepSystems::Reward`], after mark-to-market.
+pub fn compute_reward(
+    settings: Res<RewardSettings>,
+    mut envs: Query<(&Portfolio, &mut RewardState, &mut StepOutcome)>,
+) {
+    envs.iter_mut().for_each(|(portfolio, mut state, mut outcome)| {
+        state.push(outcome.step_return);
+        outcome.reward += reward(&settings, portfolio, &mut state);
     });
 }
 
-/// The reward of the step that `portfolio` has just been marked for.
-pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
+/// The reward of the step that `p` has just been marked for, whose return `state` has
+/// just recorded.
+pub fn reward(settings: &RewardSettings, p: &Portfolio, state: &mut RewardState) -> f64 {
     let c = &settings.reward;
     let step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
     let r = match c.mode {
@@ -76,7 +119,7 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
             let dd = p.drawdown();
             r -= on(dd > c.drawdown_threshold) * c.drawdown_weight * dd;
             // Only a negative Sharpe ratio is penalized, and its sign is the mean's.
-            let xs = window(&p.returns, p.n_returns);
+            let xs = window(&state.returns, state.n_returns);
             if c.sharpe_weight != 0.0
                 && let Some(mean) = window_mean(xs)
             {
@@ -97,19 +140,19 @@ pub fn reward(settings: &RewardSettings, p: &mut Portfolio) -> f64 {
             }
         }
         RewardMode::DifferentialSharpe => {
-            let (a, b) = (p.dsr_a, p.dsr_b);
+            let (a, b) = (state.dsr_a, state.dsr_b);
             let (da, db) = (step_return - a, step_return * step_return - b);
             // Returns pushed this episode, this step's included (mark-to-market runs first).
-            let n = p.n_returns.max(1) as f64;
+            let n = state.n_returns.max(1) as f64;
             if n <= (1.0 / c.dsr_eta).ceil() {
                 // Warm-up: plain means of the episode's returns so far, nothing paid.
-                p.dsr_a = a + da / n;
-                p.dsr_b = b + db / n;
+                state.dsr_a = a + da / n;
+                state.dsr_b = b + db / n;
                 0.0
             } else {
                 let var = (b - a * a).max(DSR_MIN_STD * DSR_MIN_STD);
-                p.dsr_a = a + c.dsr_eta * da;
-                p.dsr_b = b + c.dsr_eta * db;
+                state.dsr_a = a + c.dsr_eta * da;
+                state.dsr_b = b + c.dsr_eta * db;
                 (b * da - 0.5 * a * db) / var.powf(1.5)
             }
         }
@@ -137,34 +180,33 @@ fn sharpe_of(xs: &[f64], mean: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::EnvironmentConfig;
 
-    fn portfolio(prev: f64, now: f64, peak: f64, executed: u32, rets: &[f64]) -> Portfolio {
-        let mut p = Portfolio::new(&EnvironmentConfig::default());
+    fn portfolio(prev: f64, now: f64, peak: f64, executed: u32, rets: &[f64]) -> (Portfolio, RewardState) {
+        let mut p = Portfolio::new(10_000.0);
         p.prev_equity = prev;
         p.equity = now;
         p.peak_equity = peak;
         p.executed_this_step = executed;
-        for (i, r) in rets.iter().enumerate() {
-            p.returns[i] = *r;
+        let mut state = RewardState::new(RewardConfig::default().sharpe_window);
+        for r in rets {
+            state.push(*r);
         }
-        p.n_returns = rets.len();
-        p
+        (p, state)
     }
 
     #[test]
     fn seed_reward_terms_add_up() {
         let s = RewardSettings { reward: RewardConfig::default(), scaling: 1.0 };
         // +3% step, drawdown 20% from a peak of 12,875, 2 orders, returns window [-0.01, 0.03].
-        let mut p = portfolio(10_000.0, 10_300.0, 12_875.0, 2, &[-0.01, 0.03]);
+        let (p, mut st) = portfolio(10_000.0, 10_300.0, 12_875.0, 2, &[-0.01, 0.03]);
         let sharpe = (0.01) / 0.02; // mean 0.01, population std 0.02 → positive: no penalty
         assert!(sharpe > 0.0);
         let want = 100.0 * 0.03 - 10.0 * 0.2 - 0.01 * 2.0 + 0.5;
-        assert!((reward(&s, &mut p) - want).abs() < 1e-12);
+        assert!((reward(&s, &p, &mut st) - want).abs() < 1e-12);
         // A losing window: Sharpe = mean/std = -0.02/0.01 = -2 → +0.1 × -2.
-        let mut p = portfolio(10_000.0, 9_900.0, 10_000.0, 0, &[-0.03, -0.01]);
+        let (p, mut st) = portfolio(10_000.0, 9_900.0, 10_000.0, 0, &[-0.03, -0.01]);
         let want = 100.0 * -0.01 + 0.1 * -2.0;
-        assert!((reward(&s, &mut p) - want).abs() < 1e-12);
+        assert!((reward(&s, &p, &mut st) - want).abs() < 1e-12);
     }
 
     #[test]
@@ -172,7 +214,7 @@ mod tests {
         // Moments started at 0 paid ~1e6 on the second step after a tiny first return.
         let cfg = RewardConfig { mode: RewardMode::DifferentialSharpe, dsr_eta: 0.01, ..RewardConfig::default() };
         let s = RewardSettings { reward: cfg, scaling: 1.0 };
-        let mut p = portfolio(10_000.0, 10_000.0, 10_000.0, 0, &[]);
+        let (mut p, mut st) = portfolio(10_000.0, 10_000.0, 10_000.0, 0, &[]);
         let mut paid = vec![];
         for t in 0..400 {
             let r = match t {
@@ -188,8 +230,8 @@ mod tests {
             };
             p.prev_equity = p.equity;
             p.equity *= 1.0 + r;
-            p.n_returns += 1;
-            paid.push(reward(&s, &mut p));
+            st.n_returns += 1;
+            paid.push(reward(&s, &p, &mut st));
         }
         assert!(paid[..100].iter().all(|&d| d == 0.0), "warm-up pays nothing");
         assert!(
@@ -207,7 +249,7 @@ mod tests {
             reward: RewardConfig { mode: RewardMode::LogReturn, ..RewardConfig::default() },
             scaling: 2.0,
         };
-        let mut p = portfolio(100.0, 110.0, 110.0, 5, &[]);
-        assert!((reward(&s, &mut p) - 2.0 * 100.0 * (1.1f64).ln()).abs() < 1e-12);
+        let (p, mut st) = portfolio(100.0, 110.0, 110.0, 5, &[]);
+        assert!((reward(&s, &p, &mut st) - 2.0 * 100.0 * (1.1f64).ln()).abs() < 1e-12);
     }
 }

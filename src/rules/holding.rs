@@ -3,28 +3,27 @@
 //! add-on buy restarts the clock).
 
 use super::RulesConfig;
-use crate::env::{EpisodeClock, Orders, Positions, Refusal};
-use crate::execution::ExecutionConfig;
+use crate::env::{EnvParams, EpisodeClock, Orders, Position, Positions, Refusal};
 use bevy_ecs::prelude::*;
 
 /// Refuses sells of positions younger than `min_holding_bars`.
 ///
-/// Reads [`Positions`], [`EpisodeClock`], [`RulesConfig`]; writes [`Orders`]. Runs first
+/// Reads [`Positions`], [`EpisodeClock`], [`RulesConfig`], [`EnvParams`] (fill timing); writes [`Orders`]. Runs first
 /// in [`crate::env::StepSystems::Rules`].
 pub fn enforce_holding_period(
     rules: Res<RulesConfig>,
-    exec: Res<ExecutionConfig>,
+    params: Res<EnvParams>,
     mut envs: Query<(&mut Orders, &Positions, &EpisodeClock)>,
 ) {
     let min = rules.min_holding_bars;
     envs.iter_mut().for_each(|(mut orders, positions, clock)| {
-        let fill_bar = exec.fill_bar(clock.bar as usize) as u32;
+        let fill_bar = params.fill_bar(clock.bar as usize) as u32;
         refuse_young_sells(&mut orders, &positions.0, fill_bar, min);
     });
 }
 
 /// The rule for one env.
-pub fn refuse_young_sells(orders: &mut Orders, positions: &[crate::env::Position], fill_bar: u32, min_bars: u32) {
+pub fn refuse_young_sells(orders: &mut Orders, positions: &[Position], fill_bar: u32, min_bars: u32) {
     // Every ticker, then masked by the sells: a loop over the sells' bits exits at an
     // unpredictable count with random actions.
     let mut young = 0u64;

@@ -11,27 +11,18 @@ pub mod holding;
 pub mod pdt;
 pub mod trades_per_day;
 
-use crate::config::{EnvironmentConfig, PdtConfig};
-use crate::env::{EnvStep, StepSystems};
+use crate::config::EnvironmentConfig;
+use crate::env::{EnvParams, EnvStep, StepSystems};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
-/// Settings of the built-in rules.
+/// Settings of the built-in rules that the core does not hold. The PDT rule and the daily
+/// cap are limits of the account, which the core keeps ([`EnvParams::pdt`],
+/// [`EnvParams::max_trades_per_day`]) since execution records what they count and the
+/// observation shows what is left of them.
 #[derive(Resource, Debug, Clone, PartialEq)]
 pub struct RulesConfig {
     pub min_holding_bars: u32,
-    pub pdt: PdtConfig,
-    pub max_trades_per_day: Option<u32>,
-}
-
-impl RulesConfig {
-    pub fn new(cfg: &EnvironmentConfig) -> Self {
-        Self {
-            min_holding_bars: cfg.min_holding_bars,
-            pdt: cfg.pdt.clone(),
-            max_trades_per_day: cfg.max_trades_per_day,
-        }
-    }
 }
 
 /// Orders the three built-in rules inside [`StepSystems::Rules`].
@@ -43,14 +34,20 @@ pub struct RulesPlugin {
     pub config: RulesConfig,
 }
 
+impl RulesPlugin {
+    pub fn new(cfg: &EnvironmentConfig) -> Self {
+        Self { config: RulesConfig { min_holding_bars: cfg.min_holding_bars } }
+    }
+}
+
 impl Plugin for RulesPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(self.config.clone()).add_systems(
             EnvStep,
             (
                 holding::enforce_holding_period.run_if(|c: Res<RulesConfig>| c.min_holding_bars > 1),
-                pdt::enforce_pdt.run_if(|c: Res<RulesConfig>| c.pdt.enabled),
-                trades_per_day::enforce_trades_per_day.run_if(|c: Res<RulesConfig>| c.max_trades_per_day.is_some()),
+                pdt::enforce_pdt.run_if(|p: Res<EnvParams>| p.pdt.enabled),
+                trades_per_day::enforce_trades_per_day.run_if(|p: Res<EnvParams>| p.max_trades_per_day.is_some()),
             )
                 .chain()
                 .in_set(BuiltInRules)

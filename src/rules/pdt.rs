@@ -7,25 +7,23 @@
 //! before it, by trading-day ordinal) is refused. Sells that are not day trades are never
 //! refused by this rule.
 
-use super::RulesConfig;
 use crate::config::PdtConfig;
-use crate::env::{EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal};
-use crate::execution::ExecutionConfig;
+use crate::env::{EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal};
 use bevy_ecs::prelude::*;
 
 /// Refuses day-trading sells over the limit.
 ///
-/// Reads [`Positions`], [`Portfolio`], [`PdtState`], [`EpisodeClock`]; writes [`Orders`].
+/// Reads [`Positions`], [`Portfolio`], [`PdtState`], [`EpisodeClock`], [`EnvParams`]; writes
+/// [`Orders`].
 /// Runs in [`crate::env::StepSystems::Rules`] after the holding period.
 pub fn enforce_pdt(
-    rules: Res<RulesConfig>,
-    exec: Res<ExecutionConfig>,
+    params: Res<EnvParams>,
     market: Res<MarketData>,
     mut envs: Query<(&mut Orders, &Positions, &Portfolio, &PdtState, &EpisodeClock)>,
 ) {
     envs.iter_mut().for_each(|(mut orders, positions, portfolio, pdt, clock)| {
-        let day = market.day(exec.fill_bar(clock.bar as usize));
-        refuse_day_trades(&mut orders, &positions.0, portfolio.equity, pdt, day, &rules.pdt);
+        let day = market.day(params.fill_bar(clock.bar as usize));
+        refuse_day_trades(&mut orders, &positions.0, portfolio.equity, pdt, day, &params.pdt);
     });
 }
 
@@ -58,12 +56,4 @@ pub fn refuse_day_trades(
         refused &= refused.wrapping_sub(1);
     }
     orders.refuse(refused, Refusal::PDT);
-}
-
-/// Day trades the env may still make today (for the observation).
-pub fn day_trades_left(pdt: &PdtState, equity: f64, day: u32, cfg: &PdtConfig) -> u32 {
-    if !cfg.enabled || equity >= cfg.equity_threshold {
-        return cfg.max_day_trades;
-    }
-    cfg.max_day_trades.saturating_sub(pdt.in_window(day, cfg.window_days))
 }

@@ -5,9 +5,7 @@
 //! execution then refuses (no cash, position cap) does not count as executed, but its slot
 //! is not handed to a later order of the same bar.
 
-use super::RulesConfig;
-use crate::env::{EpisodeClock, MarketData, Orders, Portfolio, Refusal};
-use crate::execution::ExecutionConfig;
+use crate::env::{EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Refusal};
 use bevy_ecs::prelude::*;
 
 /// Refuses orders over the daily cap.
@@ -15,14 +13,13 @@ use bevy_ecs::prelude::*;
 /// Reads [`Portfolio`], [`EpisodeClock`]; writes [`Orders`]. Runs last among the
 /// built-in rules.
 pub fn enforce_trades_per_day(
-    rules: Res<RulesConfig>,
-    exec: Res<ExecutionConfig>,
+    params: Res<EnvParams>,
     market: Res<MarketData>,
     mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock)>,
 ) {
-    let Some(cap) = rules.max_trades_per_day else { return };
+    let Some(cap) = params.max_trades_per_day else { return };
     envs.iter_mut().for_each(|(mut orders, portfolio, clock)| {
-        let day = market.day(exec.fill_bar(clock.bar as usize));
+        let day = market.day(params.fill_bar(clock.bar as usize));
         refuse_over_cap(&mut orders, portfolio.executed_on(day), cap);
     });
 }

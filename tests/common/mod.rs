@@ -2,7 +2,7 @@
 //! with `#[path]`): one definition of the bars, of their [`RawInput`] view and of the
 //! random walk they are drawn from.
 
-#![allow(dead_code)] // each test uses its own part
+#![allow(dead_code, reason = "each test uses its own part")]
 
 use ploutos::features::{RawFeatures, RawInput, compute_raw};
 use rand::{Rng, SeedableRng};

@@ -145,7 +145,7 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
 
 /// One of the 55 features; `feature as usize` is its column in [`RawFeatures`] and its
 /// index in [`FEATURE_NAMES`].
-#[allow(missing_docs)] // each variant is the feature named in FEATURE_NAMES
+#[allow(missing_docs, reason = "each variant is the feature named in FEATURE_NAMES")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(usize)]
 #[rustfmt::skip]
