@@ -117,8 +117,7 @@ fn main() {
     env.reset(0);
     // Buy both, sell both (ticker 0 at a loss), then try to buy both every bar.
     for (t, actions) in [[1, 1], [0, 0], [2, 2]].into_iter().chain(std::iter::repeat_n([1, 1], 8)).enumerate() {
-        let buffers = env.step(&actions).expect("two actions");
-        let masks: Vec<bool> = buffers.action_masks.iter().copied().collect();
+        let masks = &env.step(&actions).expect("two actions").action_masks;
         println!("after step {t}: buy allowed = [{}, {}]", masks[1], masks[4]);
     }
 }
