@@ -18,8 +18,9 @@ setup:
 build: setup
 	$(CARGO) build --release
 
+# `cargo run` finds the binary wherever cargo builds (CARGO_TARGET_DIR included).
 train: build
-	./target/release/ploutos train --config $(CONFIG) $(ARGS)
+	$(CARGO) run --release --quiet -- train --config $(CONFIG) $(ARGS)
 
 test: setup
 	$(CARGO) build --no-default-features --lib

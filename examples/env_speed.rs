@@ -10,6 +10,6 @@ fn main() {
     };
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
     let cfg = EnvironmentConfig { observation_layout: layout, ..Default::default() };
-    let r = ploutos::bench::measure_env(&cfg, ploutos::bench::bench_market(10), n, threads, 3.0);
+    let r = ploutos::bench::measure_env(&cfg, ploutos::bench::bench_market(10), n, threads, 3.0).expect("env");
     println!("{}", serde_json::to_string(&r).unwrap());
 }

@@ -5,7 +5,7 @@
 
 use crate::config::{EnvironmentConfig, ObservationLayout};
 use crate::env::{EpisodeBounds, MarketData};
-use crate::vec_env::{EnvOptions, TradingEnv};
+use crate::vec_env::{EnvError, EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Instant;
@@ -38,19 +38,18 @@ pub fn bench_market(n_tickers: usize) -> MarketData {
 
 /// Measures env-steps per second of `n_envs` envs for about `seconds`.
 ///
-/// # Panics
-/// Never for valid configs: the bench market always fits the episode bounds.
+/// # Errors
+/// [`EnvError`] when the env cannot be built (no envs, a market too short for its bounds).
 pub fn measure_env(
     cfg: &EnvironmentConfig,
     market: MarketData,
     n_envs: usize,
     threads: usize,
     seconds: f64,
-) -> EnvBench {
+) -> Result<EnvBench, EnvError> {
     let n_tickers = market.n_tickers();
     let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
-    let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })
-        .expect("bench market fits its bounds");
+    let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })?;
     env.reset(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let pool: Vec<Vec<u8>> =
@@ -68,7 +67,7 @@ pub fn measure_env(
         rates.push((steps * n_envs) as f64 / t0.elapsed().as_secs_f64());
     }
     let rate = median(rates);
-    EnvBench {
+    Ok(EnvBench {
         system: "ploutos",
         n_envs,
         n_tickers,
@@ -76,7 +75,7 @@ pub fn measure_env(
         obs_dim: env.obs_dim(),
         env_steps_per_sec: rate,
         obs_bytes_per_sec: rate * (env.obs_dim() * 4) as f64,
-    }
+    })
 }
 
 /// Write bandwidth of this machine in bytes per second: the median of 3 fills of a

@@ -17,10 +17,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = if cli::is_user_error(&err) { 2 } else { 1 };
-            // `{:#}` prints the whole context chain on one line.
-            let line = format!("{err:#}").replace('\n', " ");
-            eprintln!("ploutos: error: {line}");
+            eprintln!("ploutos: error: {}", one_line(&err));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes on one line, `context: cause: cause`, each cause once: error
+/// types that embed their source's message (`#[error("{0}")]` over a `#[from]`) would
+/// otherwise print it twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -102,3 +102,140 @@ fn bench_train_json_reports_the_median_of_its_runs() {
     // No baseline folder: no SB3 figure, and no ratio made up.
     assert!(v["sb3_timesteps_per_sec"].is_null() && v["ratio_vs_sb3"].is_null());
 }
+
+/// `bench`'s numbers pass the validation of the config keys they stand for, before
+/// anything runs: no panic, no libtorch trace, no endless or empty measurement.
+#[test]
+fn bad_bench_arguments_exit_2() {
+    assert_bad_input(&["bench", "--envs", "0", "--seconds", "0.1"], "--envs 0: training.n_envs");
+    assert_bad_input(&["bench", "--seconds", "inf"], "--seconds inf");
+    assert_bad_input(&["bench", "--seconds=-1"], "--seconds -1");
+    assert_bad_input(&["bench", "--seconds", "0"], "--seconds 0");
+    assert_bad_input(&["bench", "--train", "--batch", "0"], "--batch 0: training.batch_size");
+    assert_bad_input(&["bench", "--train", "--epochs", "0"], "--epochs 0: training.n_epochs");
+    assert_bad_input(&["bench", "--train", "--n-steps", "0"], "--n-steps 0: training.n_steps");
+    assert_bad_input(&["bench", "--train", "--net", "0"], "--net 0: training.net_arch");
+    assert_bad_input(&["bench", "--train", "--net", "64,x"], "--net");
+}
+
+/// `ploutos ARGS` run in `dir`: (exit code, stdout, stderr).
+fn ploutos_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ploutos")).args(args).current_dir(dir).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A training run of about a second: the quick run's config on 3 years of 2 tickers.
+#[cfg(feature = "learner")]
+fn tiny_train(run: &str, timesteps: u64) -> Vec<String> {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.ron");
+    [
+        "train",
+        "--config",
+        config,
+        &format!("--set=training.run_name={run}"),
+        "--set=data.synthetic.years=3",
+        "--set=data.tickers=[\"AAA\",\"BBB\"]",
+        &format!("--set=training.total_timesteps={timesteps}"),
+        "--set=training.n_envs=4",
+        "--set=training.n_steps=128",
+        "--set=training.batch_size=128",
+        "--set=training.eval_freq=2048",
+        "--set=training.eval_episodes=2",
+        "--set=training.checkpoint_freq=2048",
+        "--set=environment.episode_length=100",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[cfg(feature = "learner")]
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A device that is not there is refused before anything is written.
+#[cfg(feature = "learner")]
+#[test]
+fn a_missing_device_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = tiny_train("dev", 4096);
+    a.push("--set=training.device=cuda:7".into());
+    let (code, _, err) = ploutos_in(dir.path(), &args(&a));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cuda:7") && !err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+}
+
+/// A second run of the same name is refused, and the first run's model is left as it was;
+/// `--force` replaces it.
+#[cfg(feature = "learner")]
+#[test]
+fn a_run_never_overwrites_another_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tiny_train("same", 2048);
+    let (code, _, err) = ploutos_in(dir.path(), &args(&a));
+    assert_eq!(code, 0, "{err}");
+    let model = dir.path().join("models/same/final/model.safetensors");
+    let before = std::fs::read(&model).unwrap();
+    let (code, _, err) = ploutos_in(dir.path(), &args(&a));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already holds run") && err.contains("--resume") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&model).unwrap(), before, "the first run's model is intact");
+    let mut forced = a.clone();
+    forced.push("--force".into());
+    let (code, _, err) = ploutos_in(dir.path(), &args(&forced));
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Ctrl-C twice, 50 ms apart, during training: the process ends at once with 130 (or 0
+/// when the first one's checkpoint was already saved), never with a crash or a libtorch
+/// trace, and every checkpoint folder it leaves is whole. Twenty times in a row.
+#[cfg(feature = "learner")]
+#[test]
+fn a_second_ctrl_c_exits_at_once_without_a_crash() {
+    use std::io::{BufRead, BufReader, Read};
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let a = tiny_train("sig", 50_000_000);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ploutos"))
+            .args(args(&a))
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        // The run line comes just before training starts.
+        while !seen.contains("ploutos: run ") {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "round {round}: {seen}");
+            seen.push_str(&line);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300 + 20 * round));
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on the child's pid, which this test owns and has not reaped.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // SAFETY: as above; the child may have exited, and then the signal goes nowhere
+        // (it is not reaped before `wait`, so the pid is not reused).
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        stderr.read_to_string(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        assert!(matches!(status.code(), Some(130) | Some(0)), "round {round}: {status:?}\n{seen}");
+        for bad in ["Segmentation", "panicked", "terminate called", "Exception raised", "backtrace"] {
+            assert!(!seen.contains(bad), "round {round}: {seen}");
+        }
+        if let Ok(steps) = std::fs::read_dir(dir.path().join("models/sig/checkpoints")) {
+            for step in steps {
+                let step = step.unwrap().path();
+                for file in ["model.safetensors", "state.ron", "config.ron"] {
+                    assert!(step.join(file).exists(), "round {round}: {} lacks {file}", step.display());
+                }
+            }
+        }
+    }
+}

@@ -118,3 +118,27 @@ fn overrides_take_ron_options() {
     let c = c.with_overrides(&["environment.max_trades_per_day=Some(6)".into()]).unwrap();
     assert_eq!(c.environment.max_trades_per_day, Some(6));
 }
+
+/// An out-of-range value in a file is reported at its line and column; one given by
+/// `--set` names the `--set` (the last one of its key wins, as it does for the value).
+#[test]
+fn out_of_range_values_say_where_they_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ron");
+    std::fs::write(&path, "(\n  training: (\n    gamma: 0.9,\n    learning_rate: 2.0,\n  ),\n  environment: (fees: (sec_fee_rate: 5.0)),\n)\n").unwrap();
+    let shown = path.display().to_string();
+    let msg = Config::load(&path, &[]).unwrap_err().to_string();
+    assert!(msg.starts_with(&format!("{shown}:4:5: ")), "{msg}");
+    assert!(msg.contains("training.learning_rate") && msg.contains("(0, 1]"), "{msg}");
+
+    std::fs::write(&path, "(environment: (fees: (sec_fee_rate: 5.0)))").unwrap();
+    let msg = Config::load(&path, &[]).unwrap_err().to_string();
+    assert!(msg.starts_with(&format!("{shown}:1:23: ")), "{msg}");
+
+    let sets = ["training.gamma=0.5".to_string(), "training.gamma=7".to_string()];
+    let msg = Config::load(&path, &sets[..1]).unwrap_err().to_string();
+    assert!(msg.contains("environment.fees.sec_fee_rate"), "the file's error first: {msg}");
+    std::fs::write(&path, "(training: (gamma: 0.9))").unwrap();
+    let msg = Config::load(&path, &sets).unwrap_err().to_string();
+    assert!(msg.starts_with("--set training.gamma=7: "), "{msg}");
+}

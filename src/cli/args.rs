@@ -88,6 +88,10 @@ pub struct TrainArgs {
     /// Continue the run in this model folder (`models/<run>`) from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Replace the outputs of an earlier run of the same name (`models/`, `runs/`, `logs/`)
+    /// instead of refusing to start.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Some(_) => a.common.load()?,
         None => super::builtin_config(&a.common.overrides)?,
     };
+    check_args(&a, &cfg)?;
     if a.train {
         return super::train::bench(&cfg, &a);
     }
@@ -54,7 +55,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         for &n in &envs {
             let mut env_cfg = cfg.environment.clone();
             env_cfg.observation_layout = layout;
-            let ours = measure_env(&env_cfg, bench_market(10), n, cfg.training.threads, a.seconds);
+            let ours = measure_env(&env_cfg, bench_market(10), n, cfg.training.threads, a.seconds)?;
             let numpy = baseline.as_deref().and_then(|d| numpy_baseline(d, n, layout, a.seconds));
             report(&ours, numpy.as_ref(), &bandwidth, a.json);
         }
@@ -63,6 +64,52 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         println!(
             "(NumPy baseline not run: shared/bench/numpy_env.py or a Python with numpy not found; see --baseline)"
         );
+    }
+    Ok(())
+}
+
+/// Most seconds one configuration may be measured for.
+const MAX_SECONDS: f64 = 3600.0;
+
+/// Checks the arguments before anything runs: each numeric flag passes the validation of
+/// the config key it stands for (`--envs` → `training.n_envs`, `--n-steps` →
+/// `training.n_steps`, `--batch` → `training.batch_size`, `--epochs` →
+/// `training.n_epochs`, `--net` → `training.net_arch`), and `--seconds` is a finite,
+/// positive duration.
+fn check_args(a: &BenchArgs, cfg: &ploutos::config::Config) -> Result<(), BadArgument> {
+    if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= MAX_SECONDS) {
+        return Err(BadArgument(format!("--seconds {}: must be in (0, {MAX_SECONDS}]", a.seconds)));
+    }
+    let mut training = cfg.training.clone();
+    let flag = |flag: &str, value: String, e: ploutos::config::ConfigError| match e {
+        ploutos::config::ConfigError::OutOfRange { key, allowed, .. } => {
+            BadArgument(format!("{flag} {value}: {key} {allowed}"))
+        }
+        other => BadArgument(format!("{flag} {value}: {other}")),
+    };
+    for &n in &a.envs {
+        training.n_envs = n;
+        training.validate().map_err(|e| flag("--envs", n.to_string(), e))?;
+    }
+    let check = |name: &str, value: Option<usize>, set: fn(&mut ploutos::config::TrainingConfig, usize)| {
+        value.map_or(Ok(()), |v| {
+            let mut t = cfg.training.clone();
+            set(&mut t, v);
+            t.validate().map_err(|e| flag(name, v.to_string(), e))
+        })
+    };
+    check("--n-steps", a.n_steps, |t, v| t.n_steps = v)?;
+    check("--batch", a.batch, |t, v| t.batch_size = v)?;
+    check("--epochs", a.epochs, |t, v| t.n_epochs = v)?;
+    if let Some(net) = &a.net {
+        let widths: Vec<usize> = net
+            .split(',')
+            .map(|w| w.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| BadArgument(format!("--net {net:?}: expected widths like 64,64")))?;
+        let mut t = cfg.training.clone();
+        t.net_arch = widths;
+        t.validate().map_err(|e| flag("--net", net.clone(), e))?;
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<
 /// The built-in defaults with `--set` overrides applied, validated.
 pub fn builtin_config(overrides: &[String]) -> anyhow::Result<Config> {
     let cfg = Config::default().with_overrides(overrides)?;
-    cfg.validate()?;
+    cfg.validate().map_err(|e| e.located(None, overrides))?;
     Ok(cfg)
 }
 

@@ -202,6 +202,21 @@ mod with_learner {
         Ok(())
     }
 
+    /// Refuses to start a new run over the outputs of an earlier run of the same name.
+    fn refuse_overwrite(paths: &RunPaths, run_name: &str) -> Result<(), BadArgument> {
+        let used = [&paths.models, &paths.runs, &paths.logs]
+            .into_iter()
+            .find(|p| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()));
+        match used {
+            Some(p) => Err(BadArgument(format!(
+                "{} already holds run {run_name:?}: continue it with --resume {}, choose another training.run_name, or pass --force to replace it",
+                p.display(),
+                paths.models.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         let cfg = match &a.resume {
             // A resumed run continues with the config it was started with; --set still applies.
@@ -226,6 +241,19 @@ mod with_learner {
             runs: PathBuf::from("runs").join(&run_name),
             logs: PathBuf::from("logs").join(&run_name),
         };
+        // Everything that can be checked is checked before anything is written.
+        ploutos::ppo::device::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
+        if a.resume.is_none() {
+            if a.force {
+                for dir in [&paths.models, &paths.runs, &paths.logs] {
+                    if dir.exists() {
+                        std::fs::remove_dir_all(dir).with_context(|| format!("--force: removing {}", dir.display()))?;
+                    }
+                }
+            } else {
+                refuse_overwrite(&paths, &run_name)?;
+            }
+        }
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
         let ds = load_dataset(&cfg, None)?;
@@ -255,7 +283,13 @@ mod with_learner {
             let stop = stop.clone();
             let _ = ctrlc::set_handler(move || {
                 if stop.swap(true, Ordering::SeqCst) {
-                    std::process::exit(130);
+                    // `_exit`, not `process::exit`: exit handlers and static destructors
+                    // would run beside libtorch's threads on the main thread (a crash).
+                    // Checkpoints are written to a temporary folder and renamed, so none is
+                    // left half-written.
+                    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and
+                    // touches no Rust state.
+                    unsafe { libc::_exit(130) };
                 }
                 eprintln!(
                     "\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)"

@@ -42,9 +42,11 @@ pub enum ConfigError {
     /// A plugin's entry in `environment.plugins` does not fit the plugin's settings.
     #[error("config key `{key}`: {message}")]
     Plugin { key: String, message: String },
-    /// A value is outside its allowed range.
-    #[error("config key `{key}` = {value} is out of range: {allowed}")]
-    OutOfRange { key: String, value: String, allowed: String },
+    /// A value is outside its allowed range. `origin` says where the value was written:
+    /// `FILE:LINE:COL: ` in a config file, `--set SPEC: ` on the command line, or nothing
+    /// (a default, or a config built in code).
+    #[error("{origin}config key `{key}` = {value} is out of range: {allowed}")]
+    OutOfRange { key: String, value: String, allowed: String, origin: String },
 }
 
 /// The whole configuration of a run: what to learn with, what to simulate, on which data.
@@ -90,7 +92,7 @@ impl Config {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
         let cfg = Self::from_ron_str(&text, &shown)?.with_overrides(overrides)?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.located(Some((&shown, &text)), overrides))?;
         Ok(cfg)
     }
 
@@ -154,6 +156,7 @@ impl Config {
         self.data.validate()?;
         if self.training.batch_size > self.training.n_steps * self.training.n_envs {
             return Err(ConfigError::OutOfRange {
+                origin: String::new(),
                 key: "training.batch_size".into(),
                 value: self.training.batch_size.to_string(),
                 allowed: format!(
@@ -170,6 +173,54 @@ impl Config {
         let pretty = ron::ser::PrettyConfig::new().depth_limit(4).struct_names(false);
         ron::ser::to_string_pretty(self, pretty).expect("a Config always serializes")
     }
+}
+
+impl ConfigError {
+    /// Says where an out-of-range value was written: the last `--set` of its key, else its
+    /// line and column in `file` (name, text) when the file names it.
+    pub fn located(self, file: Option<(&str, &str)>, overrides: &[String]) -> Self {
+        let ConfigError::OutOfRange { key, value, allowed, origin } = self else { return self };
+        let set = overrides.iter().rev().find(|spec| spec.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+        let origin = match (set, file) {
+            (Some(spec), _) => format!("--set {spec}: "),
+            (None, Some((path, text))) => match locate_key(text, &key) {
+                Some((line, col)) => format!("{path}:{line}:{col}: "),
+                None => origin,
+            },
+            (None, None) => origin,
+        };
+        ConfigError::OutOfRange { key, value, allowed, origin }
+    }
+}
+
+/// Line and column (1-based) of the last segment of dotted `key` in a RON text: each
+/// segment is looked for as `name:` after the previous one. `None` when a segment is not
+/// written (the value is a default).
+fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    let mut at = None;
+    for seg in key.split('.') {
+        let mut found = None;
+        let mut search = from;
+        while let Some(i) = text[search..].find(seg).map(|i| i + search) {
+            let end = i + seg.len();
+            let boundary = (i == 0 || !is_ident(bytes[i - 1])) && (end == bytes.len() || !is_ident(bytes[end]));
+            if boundary && text[end..].trim_start().starts_with(':') {
+                found = Some(i);
+                break;
+            }
+            search = end;
+        }
+        let i = found?;
+        from = i + seg.len();
+        at = Some(i);
+    }
+    let i = at?;
+    let line = text[..i].matches('\n').count() + 1;
+    let col = i - text[..i].rfind('\n').map_or(0, |n| n + 1) + 1;
+    Some((line, col))
 }
 
 /// Range checks shared by the config sections.
@@ -192,6 +243,6 @@ pub(crate) mod check {
     }
 
     pub fn out(key: &str, v: impl std::fmt::Display, allowed: String) -> ConfigError {
-        ConfigError::OutOfRange { key: key.to_string(), value: v.to_string(), allowed }
+        ConfigError::OutOfRange { key: key.to_string(), value: v.to_string(), allowed, origin: String::new() }
     }
 }
