@@ -22,17 +22,19 @@ pub mod checkpoint;
 pub mod device;
 pub mod gae;
 pub mod learner;
+pub mod loss;
 pub mod model;
 pub mod normalize;
+pub mod optimizer;
 
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
-pub use gae::{
-    approx_kl, bootstrap_truncated, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss,
-};
-pub use learner::{Adam, TrainBench, Trainer, bench_train, learning_rate, reset_seed, sharpe};
+pub use gae::{bootstrap_truncated, compute_gae, explained_variance};
+pub use learner::{TrainBench, Trainer, bench_train, learning_rate, reset_seed, sharpe};
+pub use loss::{approx_kl, clip_fraction, policy_loss, value_loss};
 pub use model::{ActorCritic, Policy};
 pub use normalize::{RewardScaler, RunningMeanStd};
+pub use optimizer::Adam;
 
 use std::path::PathBuf;
 
