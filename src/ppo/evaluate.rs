@@ -1,10 +1,14 @@
 //! Evaluation on the validation env: each eval env's first episode under the current
 //! policy, observations normalized with the training statistics (not updated), scored by
-//! mean reward, total return and Sharpe ratio. The trainer keeps the best of them in `best/`.
+//! mean reward, total return and Sharpe ratio. The trainer keeps the best model in `best/`.
+//!
+//! The Sharpe ratio is the backtest reports' [`sharpe`], so that the best model is chosen by
+//! the number a report of it shows.
 
 use super::PpoError;
 use super::learner::{Learner, observe};
 use super::model::{InputBuilder, actions_to_host};
+use crate::backtest::metrics::sharpe;
 use crate::env::TradingEnv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,31 +74,5 @@ impl Learner {
         let sharpe = step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum::<f64>() / n as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         Ok((n, mean(&ep_reward), mean(&ep_return), sharpe))
-    }
-}
-
-/// Annualized Sharpe ratio of step returns: mean / sample std × √(bars per year); 0 for
-/// fewer than two returns or no variation.
-pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
-    let n = returns.len();
-    if n < 2 {
-        return 0.0;
-    }
-    let mean = returns.iter().sum::<f64>() / n as f64;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    if var <= 0.0 || !var.is_finite() {
-        return 0.0;
-    }
-    mean / var.sqrt() * bars_per_year.sqrt()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sharpe_of_constant_returns_is_zero() {
-        assert_eq!(sharpe(&[0.01, 0.01, 0.01], 252.0), 0.0);
-        assert!(sharpe(&[0.01, 0.02, 0.0, 0.015], 252.0) > 0.0);
     }
 }

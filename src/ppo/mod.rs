@@ -56,10 +56,11 @@ mod rollout;
 pub mod trainer;
 mod update;
 
+/// The Sharpe ratio evaluation scores episodes with: the backtest reports' own.
+pub use crate::backtest::metrics::sharpe;
 pub use bench::{TrainBench, bench_train};
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
-pub use evaluate::sharpe;
 pub use gae::{bootstrap_truncated, compute_gae, explained_variance};
 pub use loss::{approx_kl, clip_fraction, policy_loss, value_loss};
 pub use model::{ActorCritic, Policy};
