@@ -1,6 +1,7 @@
 //! Backtests: replays of models and policies over a period, their CSV outputs, metrics,
 //! reports, plots and the self-contained HTML report.
 
+pub mod agent;
 pub mod html;
 pub mod metrics;
 pub mod output;
@@ -9,5 +10,6 @@ pub mod policy;
 pub mod replay;
 pub mod report;
 
+pub use agent::{Agent, AgentReplayError, replay_agent};
 pub use policy::{ActionTable, Policy, PolicyError, parse_action};
 pub use replay::{Actor, EquityRow, ReplayResult, replay, replay_config, replay_policy};

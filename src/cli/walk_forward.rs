@@ -12,7 +12,7 @@ use super::BadArgument;
 use super::args::WalkForwardArgs;
 use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
-use ploutos::backtest::{EquityRow, Policy, ReplayResult, metrics, replay_policy};
+use ploutos::backtest::{EquityRow, Policy, ReplayResult, metrics, replay_agent, replay_policy};
 use ploutos::dataset::Dataset;
 use ploutos::env::{EnvOptions, TradingEnv};
 use ploutos::market::calendar::format_timestamp;
@@ -78,7 +78,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         eprintln!("ploutos: {fold_name}: trained {} timesteps in {:.0} s", summary.timesteps, summary.seconds);
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;
         agent.set_market(&ds.market)?;
-        let result = super::backtest::replay_agent(&agent, &cfg, &ds.market, test.clone(), fold_name.clone(), true)?;
+        let result = replay_agent(&cfg.environment, ds.market.clone(), test.clone(), &agent, fold_name.clone(), true)?;
         let bench = replay_policy(&cfg.environment, ds.market.clone(), test.clone(), &Policy::BuyAndHold)?;
         runs.push((test, result));
         benches.push(bench);
