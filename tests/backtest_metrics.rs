@@ -111,9 +111,10 @@ fn cagr_needs_positive_final_equity_and_ratios_need_dispersion() {
     let s = return_stats(&[100.0, 50.0, 0.0], 252.0);
     assert!(s.cagr.is_nan() && s.calmar.is_nan(), "{s:?}");
     assert_close("max drawdown", s.max_drawdown, 1.0, 1e-12);
-    // Flat: Sharpe, Sortino and Calmar undefined (NaN, shown as "-"), drawdown zero.
+    // Flat: Sortino and Calmar undefined (NaN, shown as "-"), Sharpe 0 by definition (as
+    // the learner's evaluation scores a flat episode; empyrical says NaN), drawdown zero.
     let s = return_stats(&[100.0; 10], 252.0);
-    assert!(s.sharpe.is_nan() && s.sortino.is_nan() && s.calmar.is_nan(), "{s:?}");
+    assert!(s.sharpe == 0.0 && s.sortino.is_nan() && s.calmar.is_nan(), "{s:?}");
     assert_eq!((s.max_drawdown, s.max_drawdown_bars, s.total_return, s.cagr), (0.0, 0, 0.0, 0.0));
     // Never down: no downside deviation, so Sortino is NaN (empyrical says +inf).
     let s = return_stats(&curve(&[0.01, 0.02, 0.0, 0.01]), 252.0);

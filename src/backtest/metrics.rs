@@ -8,7 +8,7 @@
 //! | `total_return` | `E_last / E_0 − 1` |
 //! | `cagr` | `(E_last / E_0)^(P / n) − 1` |
 //! | `annual_volatility` | `std(r, ddof = 1) · √P` |
-//! | `sharpe` | `mean(r) / std(r, ddof = 1) · √P` (risk-free rate 0) |
+//! | `sharpe` | `mean(r) / std(r, ddof = 1) · √P` (risk-free rate 0; 0 when undefined, see [`sharpe`]) |
 //! | `sortino` | `mean(r) · P / (√mean(min(r, 0)²) · √P)` |
 //! | `max_drawdown` | `max_i (1 − E_i / max_{j≤i} E_j)` (a positive fraction) |
 //! | `max_drawdown_bars` | longest run of bars below a previous peak (to recovery or the end) |
@@ -22,7 +22,11 @@
 //! A closed trade runs from the buy that opens a position to the sell that closes it
 //! (add-on buys join it); its P&L is the sell's proceeds net of fees minus everything the
 //! buys cost, fees included. These are the conventions of `empyrical` (Sharpe, Sortino,
-//! CAGR, Calmar with `annualization = P`), against which the tests check them.
+//! CAGR, Calmar with `annualization = P`), against which the tests check them, with one
+//! exception: a Sharpe ratio that is undefined is 0 here, where empyrical gives NaN or ±∞.
+//!
+//! [`sharpe`] is also the learner's: the evaluation that picks the best model scores
+//! episodes with it, so a report and a training run agree on a model's Sharpe.
 
 use super::ReplayResult;
 use crate::env::Side;
@@ -89,12 +93,34 @@ pub fn return_stats(equity: &[f64], bars_per_year: f64) -> ReturnStats {
         total_return,
         cagr,
         annual_volatility: std * bars_per_year.sqrt(),
-        sharpe: ratio(mean, std) * bars_per_year.sqrt(),
+        sharpe: sharpe(&rets, bars_per_year),
         sortino: ratio(mean * bars_per_year, downside * bars_per_year.sqrt()),
         max_drawdown,
         max_drawdown_bars,
         calmar: ratio(cagr, max_drawdown),
     }
+}
+
+/// Annualized Sharpe ratio of step returns: `mean(r) / std(r, ddof = 1) · √bars_per_year`,
+/// risk-free rate 0.
+///
+/// 0 when the ratio is undefined: fewer than two returns, or a sample variance that is zero
+/// or not finite. The commonest such series is an account that never trades (every return
+/// exactly 0), for which 0 is the honest score; a report prints it as a number rather than
+/// NaN, and the learner's evaluation, which averages it over episodes and keeps the best
+/// model by it, never sees a NaN from one flat episode. The result is finite whenever
+/// `bars_per_year` is.
+pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
+    let n = returns.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = returns.iter().sum::<f64>() / n as f64;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    if var <= 0.0 || !var.is_finite() {
+        return 0.0;
+    }
+    mean / var.sqrt() * bars_per_year.sqrt()
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -253,4 +279,45 @@ pub fn seed_checklist(m: &Metrics) -> Vec<Check> {
         c("average trade duration 5–10 bars", m.avg_trade_bars, (5.0..=10.0).contains(&m.avg_trade_bars)),
         c("annualized return 30–50%", m.cagr, (0.30..=0.50).contains(&m.cagr)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::no_returns(&[], 0.0)]
+    #[case::one_return(&[0.01], 0.0)]
+    #[case::flat_account(&[0.0, 0.0, 0.0], 0.0)]
+    #[case::constant_gain(&[0.01, 0.01, 0.01], 0.0)]
+    #[case::not_finite(&[0.01, f64::NAN, 0.02], 0.0)]
+    #[case::infinite(&[0.01, f64::INFINITY], 0.0)]
+    // mean 0.02, sample std √0.0002 = 0.02/√2: Sharpe √2 a bar.
+    #[case::two_returns(&[0.01, 0.03], std::f64::consts::SQRT_2)]
+    #[case::losing(&[-0.01, -0.03], -std::f64::consts::SQRT_2)]
+    fn sharpe_per_bar(#[case] returns: &[f64], #[case] want: f64) {
+        let got = sharpe(returns, 1.0);
+        assert!((got - want).abs() < 1e-12, "sharpe({returns:?}) = {got}, want {want}");
+    }
+
+    #[test]
+    fn sharpe_annualizes_by_the_root_of_bars_per_year() {
+        let r = [0.01, 0.02, 0.0, 0.015];
+        assert!((sharpe(&r, 252.0) - sharpe(&r, 1.0) * 252f64.sqrt()).abs() < 1e-12);
+        assert!(sharpe(&r, 252.0) > 0.0);
+    }
+
+    #[test]
+    fn return_stats_use_the_same_sharpe() {
+        // A flat curve: Sharpe 0 (not NaN), Sortino and Calmar still undefined.
+        let s = return_stats(&[100.0; 10], 252.0);
+        assert_eq!(s.sharpe, 0.0);
+        assert!(s.sortino.is_nan() && s.calmar.is_nan());
+        // One bar: no return at all.
+        assert_eq!(return_stats(&[100.0], 252.0).sharpe, 0.0);
+        let equity = [100.0, 101.0, 100.0, 102.0];
+        let rets: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        assert_eq!(return_stats(&equity, 252.0).sharpe, sharpe(&rets, 252.0));
+    }
 }

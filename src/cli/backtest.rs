@@ -132,35 +132,7 @@ fn replay_model(
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("/");
-    replay_agent(&policy, cfg, &ds.market, range, name, !stochastic)
-}
-
-/// Replays a trained agent over bars `range` of `market` with `cfg`'s costs and rules
-/// (greedy actions when `deterministic`).
-#[cfg(feature = "learner")]
-pub fn replay_agent(
-    agent: &ploutos::ppo::Policy,
-    cfg: &Config,
-    market: &ploutos::env::MarketData,
-    range: std::ops::Range<usize>,
-    name: String,
-    deterministic: bool,
-) -> anyhow::Result<ReplayResult> {
-    let env_cfg = ploutos::backtest::replay_config(&cfg.environment, None, range.len());
-    let mut failure = None;
-    let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match agent.try_act(obs, 1, deterministic) {
-        Ok(a) => out.copy_from_slice(&a),
-        Err(e) => {
-            out.fill(0);
-            failure.get_or_insert(e);
-        }
-    };
-    let result = ploutos::backtest::replay(&env_cfg, market.clone(), range, name.clone(), actor)
-        .map_err(|e| BadArgument(format!("period: {e}")))?;
-    if let Some(e) = failure {
-        anyhow::bail!("model {name}: {e}");
-    }
-    Ok(result)
+    Ok(ploutos::backtest::replay_agent(&cfg.environment, ds.market.clone(), range, &policy, name, !stochastic)?)
 }
 
 #[cfg(not(feature = "learner"))]

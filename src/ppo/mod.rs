@@ -1,14 +1,38 @@
 //! PPO on tch: the learner that trains a policy on thousands of [`TradingEnv`] accounts at
 //! once (behind the `learner` feature).
 //!
-//! The update follows SB3/CleanRL line by line (see [`learner`]): GAE with bootstrapping on
-//! truncation, per-minibatch advantage normalization, clipped surrogate, optionally clipped
-//! value loss, entropy bonus, global grad-norm clip, Adam (eps 1e-5, written here so that
-//! its moments are checkpointed), linear or constant learning rate, `target_kl` early stop.
+//! The algorithm follows SB3/CleanRL line by line. Read the files in this order and they
+//! are CleanRL's `ppo.py` from top to bottom; each step of it is one function:
 //!
+//! | PPO step | function (file) |
+//! | --- | --- |
+//! | set-up: network (orthogonal init), Adam, normalizers, rollout storage | `Learner::new` (`learner.rs`) |
+//! | the iteration loop | [`Trainer::train`] (`trainer.rs`) |
+//! | learning-rate annealing (constant or linear) | [`learning_rate`], applied by [`Adam::set_lr`] at the top of `Learner::update` |
+//! | collect a rollout (`n_steps` × `n_envs`, under `no_grad`) | `Learner::collect` (`rollout.rs`) |
+//! | observation normalization, reward scaling | `observe` (`learner.rs`) with [`RunningMeanStd`]; [`RewardScaler`] in `Learner::collect` |
+//! | bootstrap on truncation (bankruptcy is termination) | [`bootstrap_truncated`] (`gae.rs`), called in `Learner::collect` |
+//! | GAE(γ, λ) | [`compute_gae`] (`gae.rs`), called at the top of `Learner::update` (`update.rs`) |
+//! | shuffled minibatches, `n_epochs` passes | `Learner::update` |
+//! | per-minibatch advantage normalization | `Learner::update` |
+//! | clipped surrogate | [`policy_loss`] (`loss.rs`) |
+//! | (clipped) value loss | [`value_loss`] (`loss.rs`) |
+//! | entropy bonus | `Learner::update` (`loss = pg − ent_coef·H + vf_coef·v`) |
+//! | approximate KL, clip fraction | [`approx_kl`], [`clip_fraction`] (`loss.rs`) |
+//! | `target_kl` early stop (1.5 × target, before the step) | `Learner::update` |
+//! | global grad-norm clip | [`Adam::clip_grad_norm`] (`optimizer.rs`) |
+//! | Adam (β = 0.9, 0.999, eps 1e-5) | [`Adam::step`] (`optimizer.rs`) |
+//! | explained variance | [`explained_variance`] (`gae.rs`) |
+//! | evaluation on the validation env | `Learner::evaluate` (`evaluate.rs`), scored with [`sharpe`] |
+//! | best model (`training.best_metric`, never a non-finite one) | `Trainer::run_eval` (`trainer.rs`) |
+//! | checkpoint: scheduled, best, final; resume | `Trainer::save`, [`Trainer::resume`] (`trainer.rs`); `Learner::save_tensors`, `Learner::load` (`learner.rs`); file layout in [`checkpoint`] |
+//! | throughput of whole iterations | [`bench_train`] (`bench.rs`) |
+//!
+//! Determinism (resuming reproduces the uninterrupted run) is described in [`trainer`].
+//!
+//! Beside the loop:
 //! - [`model`]: separate policy and value MLPs in one `VarStore`, one categorical over
 //!   {hold, buy, sell} per ticker; [`Policy`] for backtests.
-//! - [`gae`]: GAE as a pure function, and the PPO loss terms on plain tensors.
 //! - [`normalize`]: running observation statistics and reward scaling (SB3 `VecNormalize`).
 //! - [`checkpoint`]: atomic `step_<N>/`, `best/`, `final/` directories, resume.
 //! - [`device`]: `training.device` and thread settings.
@@ -18,21 +42,31 @@
 //!
 //! [`TradingEnv`]: crate::vec_env::TradingEnv
 
+pub mod bench;
 pub mod checkpoint;
 pub mod device;
+mod evaluate;
 pub mod gae;
-pub mod learner;
+mod learner;
+pub mod loss;
 pub mod model;
 pub mod normalize;
+pub mod optimizer;
+mod rollout;
+pub mod trainer;
+mod update;
 
+/// The Sharpe ratio evaluation scores episodes with: the backtest reports' own.
+pub use crate::backtest::metrics::sharpe;
+pub use bench::{TrainBench, bench_train};
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
-pub use gae::{
-    approx_kl, bootstrap_truncated, clip_fraction, compute_gae, explained_variance, policy_loss, value_loss,
-};
-pub use learner::{Adam, TrainBench, Trainer, bench_train, learning_rate, reset_seed, sharpe};
+pub use gae::{bootstrap_truncated, compute_gae, explained_variance};
+pub use loss::{approx_kl, clip_fraction, policy_loss, value_loss};
 pub use model::{ActorCritic, Policy};
 pub use normalize::{RewardScaler, RunningMeanStd};
+pub use optimizer::Adam;
+pub use trainer::{Trainer, learning_rate, reset_seed};
 
 use std::path::PathBuf;
 

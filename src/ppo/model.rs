@@ -562,6 +562,15 @@ impl Policy {
     }
 }
 
+/// A policy replays in backtests ([`crate::backtest::replay_agent`]) as any agent does.
+impl crate::backtest::Agent for Policy {
+    type Error = PpoError;
+
+    fn try_act(&self, obs: &[f32], n_envs: usize, deterministic: bool) -> Result<Vec<u8>, PpoError> {
+        Policy::try_act(self, obs, n_envs, deterministic)
+    }
+}
+
 /// Copies actions `[n, n_tickers]` to the host as bytes, in one transfer.
 ///
 /// # Errors
