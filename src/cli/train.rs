@@ -218,6 +218,26 @@ mod with_learner {
     }
 
     pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+        // Installed first, so that a Ctrl-C during set-up also ends in a saved checkpoint
+        // (training stops after its first iteration) rather than in the default kill.
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                if stop.swap(true, Ordering::SeqCst) {
+                    // `_exit`, not `process::exit`: exit handlers and static destructors
+                    // would run beside libtorch's threads on the main thread (a crash).
+                    // Checkpoints are written to a temporary folder and renamed, so none is
+                    // left half-written.
+                    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and
+                    // touches no Rust state.
+                    unsafe { libc::_exit(130) };
+                }
+                eprintln!(
+                    "\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)"
+                );
+            });
+        }
         let cfg = match &a.resume {
             // A resumed run continues with the config it was started with; --set still applies.
             Some(dir) => {
@@ -278,24 +298,6 @@ mod with_learner {
             Some(dir) => Trainer::resume(dir, &cfg, train_env, eval_env, paths.clone())?,
             None => Trainer::new(&cfg, train_env, eval_env, paths.clone())?,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = stop.clone();
-            let _ = ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::SeqCst) {
-                    // `_exit`, not `process::exit`: exit handlers and static destructors
-                    // would run beside libtorch's threads on the main thread (a crash).
-                    // Checkpoints are written to a temporary folder and renamed, so none is
-                    // left half-written.
-                    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and
-                    // touches no Rust state.
-                    unsafe { libc::_exit(130) };
-                }
-                eprintln!(
-                    "\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)"
-                );
-            });
-        }
         let bar = ProgressBar::new(cfg.training.total_timesteps);
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} | {msg}")
