@@ -239,3 +239,56 @@ fn a_second_ctrl_c_exits_at_once_without_a_crash() {
         }
     }
 }
+
+/// Every checkpoint folder backtests on its own, and resuming from one continues the run in
+/// its run folder; broken or mismatched checkpoints exit 2 naming the file or the field.
+#[cfg(feature = "learner")]
+#[test]
+fn checkpoints_backtest_resume_and_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = tiny_train("ck", 4096);
+    let (code, _, err) = ploutos_in(d, &args(&a));
+    assert_eq!(code, 0, "{err}");
+    let step = "models/ck/checkpoints/step_2048";
+    assert!(d.join(step).join("feature_scaler.ron").is_file(), "checkpoints carry their scaler");
+    let (code, _, err) = ploutos_in(
+        d,
+        &[
+            "backtest",
+            "--model",
+            step,
+            "--out",
+            "reports/ck",
+            "--set=data.synthetic.years=3",
+            "--set=data.tickers=[\"AAA\",\"BBB\"]",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Resume from final/: the continued run writes into models/ck, not models/ck/final/.
+    let more = ["train", "--resume", "models/ck/final", "--set=training.total_timesteps=6144"];
+    let (code, _, err) = ploutos_in(d, &more);
+    assert_eq!(code, 0, "{err}");
+    assert!(!d.join("models/ck/final/final").exists() && !d.join("models/ck/final/checkpoints").exists());
+    assert!(d.join("models/ck/checkpoints/step_6144").is_dir(), "{err}");
+
+    // A network that does not fit, a truncated model file, a model on another market.
+    let (code, _, err) = ploutos_in(d, &["train", "--resume", "models/ck", "--set=training.net_arch=[32,32]"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("net_arch [64, 64] in the checkpoint, [32, 32] here") && !err.contains("ModelSpec"), "{err}");
+    let model = d.join("models/ck/final/model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = ploutos_in(d, &["train", "--resume", "models/ck/final"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model.safetensors") && err.contains("cannot be read"), "{err}");
+    assert_eq!(err.matches("cannot be read").count(), 1, "one cause, once: {err}");
+    assert!(!err.contains("Exception raised") && err.lines().count() <= 6, "{err}");
+    let (code, _, err) = ploutos_in(
+        d,
+        &["backtest", "--model", step, "--set=data.synthetic.years=3", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("3 tickers") && err.contains("expects 2"), "{err}");
+}

@@ -86,21 +86,24 @@ pub fn finish(
     Ok(())
 }
 
-/// The run folder of a model folder (`models/<run>/best` → `models/<run>`).
-fn run_dir(model: &std::path::Path) -> PathBuf {
-    if model.join("feature_scaler.ron").exists() {
-        model.to_path_buf()
-    } else {
-        model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf())
-    }
-}
-
-/// The feature standardization the model was trained with.
+/// The feature standardization the model was trained with: the checkpoint's own copy, else
+/// its run folder's (runs saved before checkpoints carried one).
 fn load_scaler(model: &std::path::Path) -> anyhow::Result<ploutos::features::FeatureScaler> {
-    let path = run_dir(model).join("feature_scaler.ron");
+    let own = model.join("feature_scaler.ron");
+    let path = if own.is_file() { own } else { run_folder(model).join("feature_scaler.ron") };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| BadArgument(format!("--model {}: cannot read {}: {e}", model.display(), path.display())))?;
     Ok(ron::from_str(&text).map_err(|e| BadArgument(format!("{}: {e}", path.display())))?)
+}
+
+#[cfg(feature = "learner")]
+fn run_folder(model: &std::path::Path) -> PathBuf {
+    ploutos::ppo::checkpoint::run_root(model)
+}
+
+#[cfg(not(feature = "learner"))]
+fn run_folder(model: &std::path::Path) -> PathBuf {
+    model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf())
 }
 
 #[cfg(feature = "learner")]

@@ -28,7 +28,19 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || e.is::<ploutos::market::DataError>()
             || e.is::<ploutos::backtest::PolicyError>()
             || e.is::<ploutos::EnvError>()
+            || checkpoint_error(e)
     })
+}
+
+/// A checkpoint the user pointed at that is missing, unreadable or does not fit.
+#[cfg(feature = "learner")]
+fn checkpoint_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(e.downcast_ref::<ploutos::ppo::PpoError>(), Some(ploutos::ppo::PpoError::Checkpoint { .. }))
+}
+
+#[cfg(not(feature = "learner"))]
+fn checkpoint_error(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
 }
 
 /// Where `--config` points when it is not given.

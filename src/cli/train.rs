@@ -249,7 +249,10 @@ mod with_learner {
             }
             None => a.common.load()?,
         };
-        let run_name = match (&a.resume, &cfg.training.run_name) {
+        // Resuming from any checkpoint folder (`final/`, `checkpoints/step_N/`) continues the
+        // run in its run folder, never in a folder nested inside the checkpoint.
+        let resume_root = a.resume.as_deref().map(checkpoint::run_root);
+        let run_name = match (&resume_root, &cfg.training.run_name) {
             (Some(dir), _) => {
                 dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "resumed".into())
             }
@@ -257,7 +260,7 @@ mod with_learner {
             (None, None) => chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
         };
         let paths = RunPaths {
-            models: a.resume.clone().unwrap_or_else(|| PathBuf::from("models").join(&run_name)),
+            models: resume_root.clone().unwrap_or_else(|| PathBuf::from("models").join(&run_name)),
             runs: PathBuf::from("runs").join(&run_name),
             logs: PathBuf::from("logs").join(&run_name),
         };

@@ -26,6 +26,9 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const NORMALIZER_FILE: &str = "normalizer.safetensors";
 pub const CONFIG_FILE: &str = "config.ron";
 pub const STATE_FILE: &str = "state.ron";
+/// The training split's feature standardization, copied into every checkpoint so that each
+/// one backtests and resumes on its own.
+pub const SCALER_FILE: &str = "feature_scaler.ron";
 
 /// The network's shape and the observation it reads: enough to rebuild the model without
 /// the env that trained it.
@@ -64,6 +67,54 @@ pub struct CheckpointState {
     /// Clip of normalized observations.
     pub obs_clip: f64,
     pub model: ModelSpec,
+}
+
+impl ModelSpec {
+    /// What differs from `other`, field by field, as `name saved vs here` (empty when
+    /// nothing does).
+    pub fn differences(&self, here: &ModelSpec) -> String {
+        let mut out = Vec::new();
+        let mut field = |name: &str, saved: String, now: String| {
+            if saved != now {
+                out.push(format!("{name} {saved} in the checkpoint, {now} here"));
+            }
+        };
+        field("net_arch", format!("{:?}", self.net_arch), format!("{:?}", here.net_arch));
+        field("activation", format!("{:?}", self.activation), format!("{:?}", here.activation));
+        field("observation_layout", format!("{:?}", self.layout), format!("{:?}", here.layout));
+        field("tickers", self.n_tickers.to_string(), here.n_tickers.to_string());
+        field("features per ticker", self.n_features.to_string(), here.n_features.to_string());
+        field("observation width", self.obs_dim.to_string(), here.obs_dim.to_string());
+        field("network input width", self.input_dim.to_string(), here.input_dim.to_string());
+        out.join("; ")
+    }
+}
+
+/// The error for a checkpoint file that exists but cannot be read (truncated, not a
+/// safetensors file): the file, and the first line of libtorch's message (the rest is a
+/// C++ stack trace).
+pub fn unreadable(path: &Path, e: &tch::TchError) -> PpoError {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    PpoError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("cannot be read (truncated, or not a checkpoint file): {first}"),
+    }
+}
+
+/// The run folder (`models/<run>`) a model or checkpoint folder belongs to:
+/// `models/<run>/final`, `models/<run>/best` and `models/<run>/checkpoints/step_N` all
+/// give `models/<run>`; a folder that is not itself a checkpoint is taken as the run folder.
+pub fn run_root(dir: &Path) -> PathBuf {
+    if !dir.join(STATE_FILE).is_file() {
+        return dir.to_path_buf();
+    }
+    let Some(parent) = dir.parent() else { return dir.to_path_buf() };
+    if parent.file_name().is_some_and(|n| n == "checkpoints") {
+        parent.parent().map_or(parent.to_path_buf(), Path::to_path_buf)
+    } else {
+        parent.to_path_buf()
+    }
 }
 
 /// `models/<run>/checkpoints/step_<N>`.

@@ -159,8 +159,10 @@ impl Learner {
     /// Restores weights, optimizer, normalizers and RNG position from a checkpoint.
     pub(super) fn load(&mut self, dir: &Path, state: &CheckpointState) -> Result<(), PpoError> {
         let err = |file: &str, message: String| PpoError::Checkpoint { path: dir.join(file), message };
-        self.model.vs.load(dir.join(checkpoint::MODEL_FILE))?;
-        let opt = Tensor::read_safetensors(dir.join(checkpoint::OPTIMIZER_FILE))?;
+        let model = dir.join(checkpoint::MODEL_FILE);
+        self.model.vs.load(&model).map_err(|e| checkpoint::unreadable(&model, &e))?;
+        let optimizer = dir.join(checkpoint::OPTIMIZER_FILE);
+        let opt = Tensor::read_safetensors(&optimizer).map_err(|e| checkpoint::unreadable(&optimizer, &e))?;
         self.adam.load_named(&opt).map_err(|m| err(checkpoint::OPTIMIZER_FILE, m))?;
         if self.obs_norm.is_some() {
             self.obs_norm = model::load_obs_norm(dir, state, self.device)?;
@@ -170,7 +172,8 @@ impl Learner {
             }
         }
         if let Some(r) = &mut self.rew_scaler {
-            let named = Tensor::read_safetensors(dir.join(checkpoint::NORMALIZER_FILE))?;
+            let normalizer = dir.join(checkpoint::NORMALIZER_FILE);
+            let named = Tensor::read_safetensors(&normalizer).map_err(|e| checkpoint::unreadable(&normalizer, &e))?;
             let get = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t.f_double_value(&[0]));
             match (get("ret.mean"), get("ret.var"), get("ret.count")) {
                 (Some(m), Some(v), Some(c)) => {

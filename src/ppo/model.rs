@@ -379,21 +379,25 @@ impl InputBuilder {
     /// [`PpoError::Setup`] when the market does not match the spec, or the index layout has
     /// no market.
     pub fn new(spec: &ModelSpec, market: Option<&MarketData>, device: Device) -> Result<Self, PpoError> {
+        // Checked for both layouts, before anything runs: a materialized model on another
+        // market would otherwise fail only at its first step, after the replay was set up.
+        if let Some(m) = market
+            && (m.n_tickers() != spec.n_tickers || m.n_features() != spec.n_features)
+        {
+            return Err(PpoError::Setup(format!(
+                "market has {} tickers × {} features, the model expects {} × {}",
+                m.n_tickers(),
+                m.n_features(),
+                spec.n_tickers,
+                spec.n_features
+            )));
+        }
         let table = match spec.layout {
             ObservationLayout::Materialized => None,
             ObservationLayout::Index => {
                 let m = market.ok_or_else(|| {
                     PpoError::Setup("the index observation layout needs the market's feature table".into())
                 })?;
-                if m.n_tickers() != spec.n_tickers || m.n_features() != spec.n_features {
-                    return Err(PpoError::Setup(format!(
-                        "market has {} tickers × {} features, the model expects {} × {}",
-                        m.n_tickers(),
-                        m.n_features(),
-                        spec.n_tickers,
-                        spec.n_features
-                    )));
-                }
                 let width = (m.n_tickers() * m.n_features()) as i64;
                 Some(Tensor::f_from_slice(m.feature_table())?.f_view([m.n_bars() as i64, width])?.f_to(device)?)
             }
@@ -592,7 +596,7 @@ pub fn load_model(dir: &Path, spec: &ModelSpec, device: Device) -> Result<ActorC
     if !path.is_file() {
         return Err(PpoError::Checkpoint { path, message: "missing".into() });
     }
-    model.vs.load(&path)?;
+    model.vs.load(&path).map_err(|e| checkpoint::unreadable(&path, &e))?;
     Ok(model)
 }
 
@@ -609,7 +613,7 @@ pub fn load_obs_norm(
         return Ok(None);
     }
     let path = dir.join(checkpoint::NORMALIZER_FILE);
-    let named = Tensor::read_safetensors(&path)?;
+    let named = Tensor::read_safetensors(&path).map_err(|e| checkpoint::unreadable(&path, &e))?;
     RunningMeanStd::from_named(&named, "obs", state.model.input_dim, device)
         .map(Some)
         .map_err(|message| PpoError::Checkpoint { path, message })

@@ -133,8 +133,8 @@ impl Trainer {
             return Err(PpoError::Checkpoint {
                 path: ckpt,
                 message: format!(
-                    "saved network {:?} does not match this config and env {:?}",
-                    state.model, t.learner.spec
+                    "the saved network does not fit this config and market: {}",
+                    state.model.differences(&t.learner.spec)
                 ),
             });
         }
@@ -308,8 +308,13 @@ impl Trainer {
             model: self.learner.spec.clone(),
         };
         let config = self.cfg.to_ron();
+        let scaler = self.out.models.join(checkpoint::SCALER_FILE);
         checkpoint::write_atomic(dir, |tmp| {
             self.learner.save_tensors(tmp)?;
+            if scaler.is_file() {
+                let to = tmp.join(checkpoint::SCALER_FILE);
+                std::fs::copy(&scaler, &to).map_err(|source| PpoError::File { path: to, source })?;
+            }
             let path = tmp.join(checkpoint::CONFIG_FILE);
             std::fs::write(&path, &config).map_err(|source| PpoError::File { path, source })?;
             checkpoint::write_state(tmp, &state)
