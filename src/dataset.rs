@@ -83,6 +83,7 @@ impl Dataset {
         let n_features = crate::features::N_FEATURES;
         let mean_volume = panel.mean_volume_20(); // [n_tickers, n_bars]
         let mut c = MarketColumns { day, ..Default::default() };
+        let invented = if panel.invented().is_empty() { vec![0; n_bars] } else { panel.invented().to_vec() };
         for v in [&mut c.open, &mut c.close, &mut c.atr_frac, &mut c.ret_std, &mut c.mean_volume] {
             v.reserve(n_bars * d);
         }
@@ -98,7 +99,9 @@ impl Dataset {
                 c.features.extend_from_slice(obs[k].row(t));
             }
         }
-        let market = MarketData::new(n_bars, d, n_features, c).expect("columns built to shape above");
+        let market = MarketData::new(n_bars, d, n_features, c)
+            .and_then(|m| m.with_invented_bars(invented))
+            .expect("columns built to shape above");
         Self { panel, report, split, raw, scaler, market }
     }
 

@@ -342,3 +342,31 @@ fn without_auto_reset_a_finished_env_keeps_its_state() {
     assert_eq!(b.obs[1], (2_200.0 / 10_200.0) as f32, "the final observation, not a new episode's");
     assert_eq!(env.totals().episodes, 1);
 }
+
+/// Orders that would fill on an invented (forward-filled) bar of their ticker are refused
+/// as `invented_bar`; the other ticker trades as usual.
+#[test]
+fn no_fill_on_an_invented_bar() {
+    let market = MarketData::new(20, 2, 1, columns(20, 2, 7)).unwrap();
+    // Ticker 1's bars 5 and 6 are invented: decisions at bars 4 and 5 fill on them.
+    let mut mask = vec![0u64; 20];
+    mask[5] = 0b10;
+    mask[6] = 0b10;
+    let market = market.with_invented_bars(mask).unwrap();
+    let cfg = EnvironmentConfig { max_position_pct: 1.0, buy_pct: 0.05, ..bare_config() };
+    let bounds = EpisodeBounds { first: 0, last: 19, random_start: false };
+    let mut env = TradingEnv::new(&cfg, market, EnvOptions::replay(bounds)).unwrap();
+    let code = env.refusal_names().iter().position(|n| n == "invented_bar").unwrap();
+    env.reset(0);
+    let mut refused = vec![];
+    for _ in 0..8 {
+        env.step(&[1, 1]).unwrap();
+        refused.push(
+            env.worlds_mut().map(|w| w.query::<&Orders>().iter(w).map(|o| o.refused.0[code]).sum::<u32>()).sum::<u32>(),
+        );
+    }
+    assert_eq!(refused, vec![0, 0, 0, 0, 1, 1, 0, 0]);
+    let fills: Vec<(u32, u16)> = env.take_trades(0).iter().map(|t| (t.bar, t.ticker)).collect();
+    assert!(!fills.iter().any(|&(bar, k)| k == 1 && (bar == 5 || bar == 6)), "{fills:?}");
+    assert!(fills.contains(&(5, 0)) && fills.contains(&(6, 0)), "{fills:?}");
+}

@@ -73,6 +73,12 @@ fn forward_fill_repeats_the_previous_close_with_zero_volume() {
         assert_eq!((b.open, b.high, b.low, b.close, b.volume), (prev, prev, prev, prev, 0.0));
     }
     assert_eq!(p.bar(1, 51), s[1].bar(50));
+    // Exactly those bars are marked invented, for B (bit 1) only.
+    let invented: Vec<usize> = (0..p.n_bars()).filter(|&t| p.invented()[t] != 0).collect();
+    assert_eq!(invented, [48, 49, 50]);
+    assert!(invented.iter().all(|&t| p.invented()[t] == 0b10));
+    let (dropped, _) = Panel::align(&s, Interval::Day, MissingBarPolicy::Drop);
+    assert!(dropped.invented().is_empty(), "nothing is invented when bars are dropped");
 }
 
 #[test]

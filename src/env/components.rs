@@ -68,12 +68,15 @@ impl Refusal {
     pub const NO_LIQUIDITY: Refusal = Refusal(8);
     /// Order for an action that the env's action mask did not allow (see [`ActionMask`]).
     pub const MASKED: Refusal = Refusal(9);
+    /// Order that would fill on an invented (forward-filled) bar of its ticker, when
+    /// nothing traded.
+    pub const INVENTED_BAR: Refusal = Refusal(10);
     /// Capacity of [`RefusalCounts`]: built-in and registered reasons together. An env
     /// whose plugins register more is refused when it is built
     /// (`EnvError::TooManyRefusals`), never while it runs.
     pub const MAX: usize = 32;
     /// Names of the built-in reasons, in index order.
-    pub const BUILT_IN: [&'static str; 10] = [
+    pub const BUILT_IN: [&'static str; 11] = [
         "invalid_action",
         "no_position",
         "holding_period",
@@ -84,6 +87,7 @@ impl Refusal {
         "too_small",
         "no_liquidity",
         "masked",
+        "invented_bar",
     ];
 }
 

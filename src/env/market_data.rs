@@ -28,6 +28,9 @@ pub struct MarketData {
     pub(crate) day: Arc<[u32]>,
     /// Observation features. [n_bars, n_tickers * n_features]
     pub(crate) features: Arc<[f32]>,
+    /// Bit k of bar t: ticker k's bar t is invented (forward-filled), nothing traded. [n_bars],
+    /// or empty when every bar is real.
+    pub(crate) invented: Arc<[u64]>,
 }
 
 /// A column that does not have `n_bars × n_tickers` entries.
@@ -98,6 +101,7 @@ impl MarketData {
             mean_volume: c.mean_volume.into(),
             day: c.day.into(),
             features: c.features.into(),
+            invented: Arc::from([]),
         })
     }
 
@@ -127,6 +131,29 @@ impl MarketData {
         }
         c.features = (0..cells * n_features).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         Self::new(n_bars, n_tickers, n_features, c).expect("shapes built above")
+    }
+
+    /// Marks invented (forward-filled) bars: bit k of `mask[t]` for ticker k at bar t.
+    ///
+    /// # Errors
+    /// [`MarketDataError`] when `mask` does not have `n_bars` entries.
+    pub fn with_invented_bars(mut self, mask: Vec<u64>) -> Result<Self, MarketDataError> {
+        if mask.len() != self.n_bars {
+            return Err(MarketDataError { column: "invented", got: mask.len(), expected: self.n_bars });
+        }
+        self.invented = if mask.iter().any(|&m| m != 0) { mask.into() } else { Arc::from([]) };
+        Ok(self)
+    }
+
+    /// Whether some bar is invented.
+    pub fn has_invented_bars(&self) -> bool {
+        !self.invented.is_empty()
+    }
+
+    /// Tickers whose bar `bar` is invented, as a bit mask (0 when every bar is real).
+    #[inline]
+    pub fn invented(&self, bar: usize) -> u64 {
+        self.invented.get(bar).copied().unwrap_or(0)
     }
 
     pub fn n_bars(&self) -> usize {

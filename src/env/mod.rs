@@ -44,6 +44,9 @@
 //! 13. **`cash after`** is the cash right after that trade.
 //! 14. **Bankruptcy**: training episodes terminate below `bankruptcy_pct` × initial cash; a
 //!     replay (`ploutos backtest`) runs to the end of its period regardless.
+//! 15. **Invented bars** (`data.missing_bars: forward_fill`): an order whose fill bar is an
+//!     invented bar of its ticker is refused (`invented_bar`); the bar still marks equity
+//!     (at the repeated close) and appears in the observation.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity

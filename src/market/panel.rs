@@ -12,8 +12,8 @@
 //! - `forward_fill`: keep the union of timestamps from the first one at which every ticker
 //!   has started trading (earlier timestamps have nothing to fill from and are dropped and
 //!   counted). A missing bar repeats the previous close as a flat (`o = h = l = c`),
-//!   zero-volume bar, and is counted: the env sees no trading volume, so volume-capped
-//!   orders cannot fill on an invented bar.
+//!   zero-volume bar, and is counted and marked ([`Panel::invented`]): the env refuses
+//!   orders that would fill on an invented bar (`invented_bar`), since nothing traded then.
 //!
 //! [`PanelReport`] carries the counts so the CLI can say how much was changed.
 
@@ -46,6 +46,9 @@ pub struct Panel {
     close: Vec<f64>,
     // [n_tickers, n_bars]
     volume: Vec<f64>,
+    /// Bit k of bar t: ticker k's bar t was invented by `forward_fill`. [n_bars], or empty
+    /// when no bar was.
+    invented: Vec<u64>,
 }
 
 /// Per-ticker counts of what loading and alignment changed.
@@ -128,7 +131,7 @@ impl Panel {
         assert!(columns.iter().all(|c| c.len() == n), "Invariant: panel columns are [n_tickers, n_bars]");
         let day = calendar::trading_days(&timestamps, interval);
         let [open, high, low, close, volume] = columns;
-        Self { interval, tickers, timestamps, day, open, high, low, close, volume }
+        Self { interval, tickers, timestamps, day, open, high, low, close, volume, invented: Vec::new() }
     }
 
     /// Aligns series onto one timeline under `policy` (see the module docs).
@@ -166,12 +169,13 @@ impl Panel {
         let cap = n * series.len();
         let mut cols: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cap));
         let mut reports = Vec::with_capacity(series.len());
-        for s in series {
+        let mut invented = vec![0u64; n];
+        for (k, s) in series.iter().enumerate() {
             let mut j = 0usize; // cursor into s
             let mut dropped = 0usize;
             let mut filled = 0usize;
             let mut prev_close = f64::NAN;
-            for &t in &keep {
+            for (i, &t) in keep.iter().enumerate() {
                 while j < s.len() && s.timestamps[j] < t {
                     dropped += 1;
                     prev_close = s.close[j];
@@ -191,6 +195,9 @@ impl Panel {
                     for (c, v) in cols.iter_mut().zip([prev_close, prev_close, prev_close, prev_close, 0.0]) {
                         c.push(v);
                     }
+                    // An env trades at most 64 tickers (bit masks); wider panels are refused
+                    // when an env is built on them.
+                    invented[i] |= 1u64.checked_shl(k as u32).unwrap_or(0);
                     filled += 1;
                 }
             }
@@ -203,7 +210,10 @@ impl Panel {
                 bars_clamped: 0,
             });
         }
-        let panel = Panel::from_columns(interval, series.iter().map(|s| s.ticker.clone()).collect(), keep, cols);
+        let mut panel = Panel::from_columns(interval, series.iter().map(|s| s.ticker.clone()).collect(), keep, cols);
+        if invented.iter().any(|&m| m != 0) {
+            panel.invented = invented;
+        }
         let report = PanelReport {
             source: String::new(),
             interval,
@@ -218,6 +228,12 @@ impl Panel {
     }
 
     /// Bar interval.
+    /// Bit k of bar t is set when ticker k's bar t was invented by `forward_fill`
+    /// (`[n_bars]`; empty when no bar was).
+    pub fn invented(&self) -> &[u64] {
+        &self.invented
+    }
+
     pub fn interval(&self) -> Interval {
         self.interval
     }

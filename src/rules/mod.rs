@@ -1,13 +1,14 @@
 //! Market rules: systems in [`StepSystems::Rules`] that refuse orders before they fill.
 //!
-//! They run in this order, each seeing what the previous ones left: minimum holding
-//! period, Pattern-Day-Trader, trades per day, then any rule a user plugin adds (see
-//! `examples/custom_market_rule.rs`). A refused order is counted per reason in
+//! They run in this order, each seeing what the previous ones left: no fill on an invented
+//! (forward-filled) bar, minimum holding period, Pattern-Day-Trader, trades per day, then
+//! any rule a user plugin adds (see `examples/custom_market_rule.rs`). A refused order is counted per reason in
 //! [`crate::env::Orders::refused`] and the env's [`crate::env::Ledger`]. Counts that
 //! depend on fills (day trades, orders per day) are those executed before this bar, plus
 //! the orders this bar that an earlier order of the same rule already let through.
 
 pub mod holding;
+pub mod invented;
 pub mod pdt;
 pub mod trades_per_day;
 
@@ -25,7 +26,7 @@ pub struct RulesConfig {
     pub min_holding_bars: u32,
 }
 
-/// Orders the three built-in rules inside [`StepSystems::Rules`].
+/// Orders the built-in rules inside [`StepSystems::Rules`].
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BuiltInRules;
 
@@ -45,6 +46,7 @@ impl Plugin for RulesPlugin {
         app.insert_resource(self.config.clone()).add_systems(
             EnvStep,
             (
+                invented::refuse_invented_fills.run_if(invented::market_has_invented_bars),
                 holding::enforce_holding_period.run_if(|c: Res<RulesConfig>| c.min_holding_bars > 1),
                 pdt::enforce_pdt.run_if(|p: Res<EnvParams>| p.pdt.enabled),
                 trades_per_day::enforce_trades_per_day.run_if(|p: Res<EnvParams>| p.max_trades_per_day.is_some()),
