@@ -9,6 +9,8 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    #[cfg(all(feature = "learner", unix))]
+    passive_openmp();
     let args = match cli::Cli::parse_args() {
         Ok(args) => args,
         Err(code) => return code,
@@ -39,4 +41,24 @@ fn one_line(err: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// Runs the process with OpenMP's passive waiting unless the user chose a policy.
+///
+/// libtorch's OpenMP threads (GNU libgomp) spin by default for a while after each parallel
+/// region, waiting for the next one. Alone on a machine that costs nothing, but beside
+/// other busy processes (several trainings, a sweep) the spinning threads take the cores
+/// that the env's threads and the other processes need: a training sharing 2 cores with 2
+/// busy processes ran 7.6× slower than alone. libgomp reads `OMP_WAIT_POLICY` once, when
+/// it is loaded, before `main`; so the process re-executes itself once with the variable
+/// set. Set `OMP_WAIT_POLICY` yourself (`ACTIVE`) to keep spinning.
+#[cfg(all(feature = "learner", unix))]
+fn passive_openmp() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    // `exec` returns only when it fails; the run then goes on with libgomp's default.
+    let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
 }

@@ -185,6 +185,10 @@ pub struct BenchArgs {
     /// Epochs per update for --train.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Busy processes (one busy loop each) running beside the measurement, to see how
+    /// throughput holds up on a shared machine (e.g. one per core).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub contention: u32,
     /// Runs of --train, each Ploutos then SB3 (interleaved, so that both see the same
     /// load); medians are reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]

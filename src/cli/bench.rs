@@ -17,6 +17,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         None => super::builtin_config(&a.common.overrides)?,
     };
     check_args(&a, &cfg)?;
+    // Killed when `run` returns, whatever happens.
+    let _busy = BusyProcesses::start(a.contention)?;
     if a.train {
         return super::train::bench(&cfg, &a);
     }
@@ -66,6 +68,36 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Busy loops in processes of their own, beside a measurement; killed on drop.
+struct BusyProcesses(Vec<std::process::Child>);
+
+impl BusyProcesses {
+    fn start(n: u32) -> anyhow::Result<Self> {
+        let mut children = Self(Vec::new());
+        for _ in 0..n {
+            let child = Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("--contention: cannot start a busy process with sh: {e}"))?;
+            children.0.push(child);
+        }
+        if n > 0 {
+            eprintln!("ploutos: measuring beside {n} busy process(es)");
+        }
+        Ok(children)
+    }
+}
+
+impl Drop for BusyProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Most seconds one configuration may be measured for.

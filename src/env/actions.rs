@@ -1,22 +1,37 @@
 //! Actions from the learner become orders.
 
-use crate::env::{ActionBuffer, ActionMask, EnvId, Orders, Position, Positions, Refusal};
+use crate::env::{ActionBuffer, ActionMask, ActionMasking, EnvId, Orders, Position, Positions, Refusal};
 use bevy_ecs::prelude::*;
 
 /// Decodes each env's row of the [`ActionBuffer`] into [`Orders`], refuses the orders its
 /// [`ActionMask`] forbade, and clears the mask for the next observation.
 ///
-/// Reads [`ActionBuffer`], [`Positions`]; writes [`Orders`], [`ActionMask`]. Runs in
+/// Reads [`ActionBuffer`], [`Positions`], [`ActionMasking`]; writes [`Orders`], and
+/// [`ActionMask`] when some plugin masks actions. Runs in
 /// [`crate::env::StepSystems::Act`]. Codes: 0 hold, 1 buy, 2 sell; any other code is
 /// counted as `invalid_action` and held; a sell with no position is counted as
 /// `no_position`, a masked order as `masked`.
-pub fn apply_actions(actions: Res<ActionBuffer>, mut envs: Query<(&EnvId, &mut Orders, &Positions, &mut ActionMask)>) {
-    envs.iter_mut().for_each(|(id, mut orders, positions, mut mask)| {
+#[allow(clippy::type_complexity, reason = "the two queries of a ParamSet")]
+pub fn apply_actions(
+    actions: Res<ActionBuffer>,
+    masking: Res<ActionMasking>,
+    mut envs: ParamSet<(
+        Query<(&EnvId, &mut Orders, &Positions)>,
+        Query<(&EnvId, &mut Orders, &Positions, &mut ActionMask)>,
+    )>,
+) {
+    // Without a masking plugin no mask is ever set: the step does not touch the masks.
+    if !masking.enabled {
+        envs.p0().iter_mut().for_each(|(id, mut orders, positions)| {
+            decode(&mut orders, actions.row(id.index()), &positions.0);
+        });
+        return;
+    }
+    envs.p1().iter_mut().for_each(|(id, mut orders, positions, mut mask)| {
         decode(&mut orders, actions.row(id.index()), &positions.0);
-        // Without masking plugins the mask is all zeros: a no-op refusal, no branch. A
-        // ticker has one action, so one mask over both sides refuses exactly the masked ones.
-        let masked = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
-        orders.refuse(masked, Refusal::MASKED);
+        // A ticker has one action, so one mask over both sides refuses exactly the masked ones.
+        let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
+        orders.refuse(forbidden, Refusal::MASKED);
         *mask = ActionMask::default();
     });
 }
@@ -32,6 +47,7 @@ pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position]) {
     }
     orders.refused = Default::default();
     orders.refused.0[Refusal::INVALID_ACTION.0 as usize] = invalid;
+    orders.n_refused = invalid;
     orders.buy = buy;
     orders.sell = sell;
     orders.refuse(sell & !held, Refusal::NO_POSITION);

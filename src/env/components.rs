@@ -132,11 +132,13 @@ impl RefusalCounts {
     }
 
     /// Total over all reasons.
+    #[inline]
     pub fn total(&self) -> u32 {
         self.0.iter().sum()
     }
 
-    /// Adds another set of counts.
+    /// Adds another set of counts (every env, every step: inlined and vectorized).
+    #[inline]
     pub fn merge(&mut self, other: &RefusalCounts) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
             *a += b;
@@ -156,6 +158,9 @@ pub struct Orders {
     pub sell: u64,
     /// Refusals of this step, by reason.
     pub refused: RefusalCounts,
+    /// Refusals of this step, all reasons: `refused.total()`, kept as orders are refused so
+    /// that the per-step report does not sum every reason.
+    pub n_refused: u32,
 }
 
 impl Orders {
@@ -167,6 +172,7 @@ impl Orders {
         self.buy &= !hit;
         self.sell &= !hit;
         self.refused.0[reason.0 as usize] += hit.count_ones();
+        self.n_refused += hit.count_ones();
     }
 
     /// Live order side of ticker `k`.

@@ -41,7 +41,7 @@ pub fn end_episodes(
             cash: p.cash,
             step_return: outcome.step_return,
             executed: p.executed_this_step,
-            refused: orders.refused.total(),
+            refused: orders.n_refused,
             bar: clock.bar,
             episode_reward: p.episode_reward,
             episode_steps: clock.steps,
@@ -101,6 +101,7 @@ pub fn begin_reset(
     for (id, mut rng, mut orders, mut outcome) in &mut envs {
         rng.0 = env_rng(seed.0, id.index());
         orders.refused = Default::default();
+        orders.n_refused = 0;
         *outcome = StepOutcome::default();
     }
 }

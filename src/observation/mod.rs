@@ -110,14 +110,19 @@ pub fn write_observations(
         bars.clear();
         bars.extend(envs.iter().map(|(.., clock)| clock.bar));
     }
-    let mut n = 0;
-    targets.for_each(&envs, |(id, portfolio, positions, pdt, clock)| {
-        if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
-            prefetch_lines(market.feature_row(bar as usize));
+    if targets.is_all() {
+        // Every env, in table order: the step's hot path.
+        for (n, (id, portfolio, positions, pdt, clock)) in envs.iter().enumerate() {
+            if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
+                prefetch_lines(market.feature_row(bar as usize));
+            }
+            write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
         }
-        n += 1;
-        write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
-    });
+    } else {
+        targets.for_each(&envs, |(id, portfolio, positions, pdt, clock)| {
+            write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
+        });
+    }
 }
 
 /// What the observation needs besides the env's own components.
