@@ -239,3 +239,62 @@ fn a_second_ctrl_c_exits_at_once_without_a_crash() {
         }
     }
 }
+
+/// `ploutos_in` for commands that must fail with exit 2 and one line naming `needle`.
+fn assert_bad_input_in(dir: &std::path::Path, args: &[&str], needle: &str) {
+    let (code, _, err) = ploutos_in(dir, args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert!(err.trim_end().lines().last().is_some_and(|l| l.starts_with("ploutos: error: ")), "{err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+/// A ticker file that is a folder is named as one; tickers with no date in common are
+/// named with their ranges.
+#[test]
+fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |out: &str, start: &str, tickers: &str| {
+        let (code, _, err) = ploutos_in(
+            dir.path(),
+            &[
+                "generate-data",
+                "--out",
+                out,
+                &format!("--set=data.tickers={tickers}"),
+                "--set=data.interval=1d",
+                "--set=data.synthetic.years=1",
+                &format!("--set=data.synthetic.start={start}"),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    generate("data", "2020-01-02", "[\"AAA\"]");
+    generate("data", "2022-01-03", "[\"BBB\"]");
+    std::fs::create_dir(dir.path().join("data/CCC.csv")).unwrap();
+    let backtest = |tickers: &str| {
+        [
+            "backtest".to_string(),
+            "--data".into(),
+            "data".into(),
+            format!("--set=data.tickers={tickers}"),
+            "--set=data.interval=1d".into(),
+            "--out".into(),
+            "report".into(),
+        ]
+    };
+    let a = backtest("[\"AAA\",\"CCC\"]");
+    assert_bad_input_in(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "data/CCC.csv: is a folder, not a CSV file",
+    );
+    let a = backtest("[\"AAA\",\"BBB\"]");
+    assert_bad_input_in(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "data: the tickers share no dates: AAA 2020-01-02 to 2020-12-18, BBB 2022-01-03 to 2022-12-20",
+    );
+}

@@ -44,7 +44,7 @@ const FIELDS: [(&str, &[&str]); 5] = [
 /// Loads and validates one ticker's CSV file; the ticker is the file stem.
 ///
 /// # Errors
-/// [`DataError`] naming the file and line: unreadable file, malformed CSV, missing column,
+/// [`DataError`] naming the file and line: unreadable file, a folder, malformed CSV, missing column,
 /// unparsable number or time, NaN/inf, non-positive price, negative volume, inconsistent
 /// high/low, unsorted or duplicate timestamps, fewer than [`crate::features::MIN_BARS`] bars.
 pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataError> {
@@ -54,6 +54,10 @@ pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataE
 /// [`load_csv_file`], also returning how many bars had high/low clamped within tolerance.
 pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, usize), DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    // Opening a folder succeeds on Unix; reading it would fail with a bare "Is a directory".
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(DataError::NotAFile { path: path.into() });
+    }
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
