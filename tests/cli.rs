@@ -251,6 +251,56 @@ fn assert_bad_input_in(dir: &std::path::Path, args: &[&str], needle: &str) {
     assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
 
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// `features --output` never replaces the `--input` bars, however the path is spelled.
+#[test]
+fn features_refuses_to_write_over_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let input = dir.path().join("data/daily.csv");
+    std::fs::copy(format!("{FIXTURES}/features/daily_bars.csv"), &input).unwrap();
+    std::os::unix::fs::symlink(&input, dir.path().join("link.csv")).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    for output in ["data/daily.csv", "./data/../data/daily.csv", "link.csv"] {
+        assert_bad_input_in(
+            dir.path(),
+            &["features", "--input", "data/daily.csv", "--output", output],
+            &format!(
+                "--output {output} is the --input file data/daily.csv: writing the features would replace its bars; choose another --output"
+            ),
+        );
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input is intact");
+}
+
+/// `generate-data` never replaces CSV files already in its folder unless `--force`.
+#[test]
+fn generate_data_refuses_to_replace_existing_files_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "generate-data",
+        "--out",
+        "data",
+        "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]",
+        "--set=data.synthetic.years=1",
+    ];
+    let (code, _, err) = ploutos_in(dir.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    // A user's own file of the same name.
+    std::fs::write(dir.path().join("data/BBB.csv"), "mine").unwrap();
+    std::fs::write(dir.path().join("data/CCC.csv"), "mine too").unwrap();
+    assert_bad_input_in(
+        dir.path(),
+        &args,
+        "--out data already holds AAA.csv, BBB.csv, CCC.csv; pass --force to replace them, or choose another --out",
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/BBB.csv")).unwrap(), "mine");
+    let (code, _, err) = ploutos_in(dir.path(), &[&args[..], &["--force"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(dir.path().join("data/BBB.csv")).unwrap().starts_with("timestamp,"));
+}
+
 /// A ticker file that is a folder is named as one; tickers with no date in common are
 /// named with their ranges.
 #[test]

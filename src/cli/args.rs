@@ -148,6 +148,9 @@ pub struct GenerateDataArgs {
     /// Output folder; one `<TICKER>.csv` per ticker.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace `<TICKER>.csv` files already in the output folder instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
