@@ -253,6 +253,40 @@ fn assert_bad_input_in(dir: &std::path::Path, args: &[&str], needle: &str) {
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
+/// Without `--interval`, `features` reads the interval from the timestamps and says which;
+/// an explicit `--interval` still wins.
+#[test]
+fn features_infers_the_interval_from_the_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{FIXTURES}/features/daily_bars.csv"), dir.path().join("daily.csv")).unwrap();
+    std::fs::copy(format!("{FIXTURES}/features/hourly_bars.csv"), dir.path().join("hourly.csv")).unwrap();
+    std::fs::copy(format!("{FIXTURES}/market/yfinance_1d_SPY.csv"), dir.path().join("SPY.csv")).unwrap();
+    for (input, line) in [
+        (
+            "daily.csv",
+            "ploutos: daily.csv: inferred --interval 1d (the timestamps are dates); pass --interval to choose",
+        ),
+        ("SPY.csv", "ploutos: SPY.csv: inferred --interval 1d (the timestamps are dates); pass --interval to choose"),
+        (
+            "hourly.csv",
+            "ploutos: hourly.csv: inferred --interval 1h (line 2 has a time of day, \"2021-01-04T09:30:00-05:00\"); pass --interval to choose",
+        ),
+    ] {
+        let (code, _, err) = ploutos_in(dir.path(), &["features", "--input", input, "--output", "out.csv"]);
+        assert_eq!(code, 0, "{input}: {err}");
+        assert_eq!(err.lines().next(), Some(line), "{err}");
+    }
+    let (code, _, err) =
+        ploutos_in(dir.path(), &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("inferred"), "{err}");
+    assert_bad_input_in(
+        dir.path(),
+        &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1h"],
+        "daily.csv:2: column timestamp",
+    );
+}
+
 /// `features --output` never replaces the `--input` bars, however the path is spelled.
 #[test]
 fn features_refuses_to_write_over_its_input() {

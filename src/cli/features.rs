@@ -6,16 +6,26 @@ use anyhow::Context;
 use ploutos::config::Interval;
 use ploutos::features::{FEATURE_NAMES, RawInput, compute_raw};
 use ploutos::fsutil::write_atomic_with;
-use ploutos::market::{calendar::format_timestamp, load_csv_file};
+use ploutos::market::{calendar::format_timestamp, infer_interval, load_csv_file};
 use std::io::Write;
 use std::path::Path;
 
 pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
-    let cfg = a.common.load()?;
+    // Loaded for its validation only: a file's interval is read from the file itself.
+    a.common.load()?;
     refuse_overwriting_input(&a.input, &a.output)?;
     let interval: Interval = match &a.interval {
         Some(s) => s.parse().map_err(|e: String| BadArgument(format!("--interval: {e}")))?,
-        None => cfg.data.interval,
+        None => {
+            let inferred = infer_interval(&a.input)?;
+            eprintln!(
+                "ploutos: {}: inferred --interval {} ({}); pass --interval to choose",
+                a.input.display(),
+                inferred.interval.as_str(),
+                inferred.evidence
+            );
+            inferred.interval
+        }
     };
     let series = load_csv_file(&a.input, interval)?;
     let input = RawInput {

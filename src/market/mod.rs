@@ -29,7 +29,7 @@ pub mod validate;
 mod write;
 
 pub use bars::{Bar, BarSeries};
-pub use csv::{load_csv_file, parse_timestamp};
+pub use csv::{InferredInterval, IntervalEvidence, infer_interval, load_csv_file, parse_timestamp};
 pub use error::DataError;
 pub use panel::{Panel, PanelReport, TickerReport, VOLUME_WINDOW};
 pub use split::Split;
