@@ -382,3 +382,48 @@ fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
         "data: the tickers share no dates: AAA 2020-01-02 to 2020-12-18, BBB 2022-01-03 to 2022-12-20",
     );
 }
+
+/// Action rows dated in the features' warm-up are counted and named, not dropped in silence.
+#[test]
+fn backtest_policy_says_how_many_actions_fall_in_the_warm_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &[
+            "generate-data",
+            "--out",
+            "data",
+            "--set=data.tickers=[\"AAA\"]",
+            "--set=data.interval=1d",
+            "--set=data.synthetic.years=1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let bars = std::fs::read_to_string(dir.path().join("data/AAA.csv")).unwrap();
+    let dates: Vec<&str> = bars.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let warm_up = ploutos::features::MIN_BARS;
+    let rows = [0, 3, warm_up - 1, warm_up, warm_up + 5].map(|t| format!("{},buy\n", dates[t])).concat();
+    std::fs::write(dir.path().join("signals.csv"), format!("timestamp,AAA\n{rows}")).unwrap();
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &[
+            "backtest",
+            "--policy",
+            "signals.csv",
+            "--data",
+            "data",
+            "--set=data.tickers=[\"AAA\"]",
+            "--set=data.interval=1d",
+            "--out",
+            "report",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let want = format!(
+        "ploutos: signals.csv: ignoring 3 action rows dated {} to {}: the first {warm_up} bars of the data are the features' warm-up, where no replay acts (the first bar a replay can act on is {})",
+        dates[0],
+        dates[warm_up - 1],
+        dates[warm_up]
+    );
+    assert!(err.lines().any(|l| l == want), "{err}");
+}
