@@ -133,7 +133,7 @@ impl ActionTable {
             .trim(csv::Trim::All)
             .from_path(path)
             .map_err(|e| file_err(format!("cannot read: {e}")))?;
-        let headers = reader.headers().map_err(|e| file_err(format!("bad header: {e}")))?.clone();
+        let headers = reader.headers().map_err(|e| file_err(format!("bad header: {}", csv_message(&e))))?.clone();
         let mut ts_col = None;
         let mut columns = Vec::new(); // (csv column, ticker index)
         for (i, h) in headers.iter().enumerate() {
@@ -157,9 +157,15 @@ impl ActionTable {
         let interval: Interval = panel.interval();
         let mut warm_up = WarmUpRows::default();
         for (row, record) in reader.records().enumerate() {
-            let line = row + 2;
+            // The reader skips blank lines and a quoted cell may span lines: the line is the
+            // record's own (1-based), not its index.
+            let line = match &record {
+                Ok(r) => r.position().map(|p| p.line()),
+                Err(e) => e.position().map(|p| p.line()),
+            }
+            .map_or(row + 2, |l| l as usize);
             let line_err = |message: String| PolicyError::Line { path: shown.clone(), line, message };
-            let record = record.map_err(|e| line_err(e.to_string()))?;
+            let record = record.map_err(|e| line_err(csv_message(&e)))?;
             let text = record.get(ts_col).unwrap_or("");
             let ts = parse_timestamp(text, interval).map_err(|e| line_err(format!("timestamp {text:?}: {e}")))?;
             let t = *bar_of.get(&ts).ok_or_else(|| line_err(format!("timestamp {text:?} is not a bar of the data")))?;
@@ -208,6 +214,18 @@ struct WarmUpRows {
     rows: usize,
     first: Option<(usize, String)>,
     last: Option<(usize, String)>,
+}
+
+/// What a CSV reader error says, without the record and byte positions the error line
+/// already gives as `FILE:LINE`.
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("row has {len} fields, header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+        _ => e.to_string(),
+    }
 }
 
 /// `hold`/`buy`/`sell`/`0`/`1`/`2`/empty → code.
@@ -281,5 +299,32 @@ mod tests {
         // The usable rows are kept.
         assert_eq!(table.row(MIN_BARS), &[1, 0]);
         assert!(load(&panel, &[MIN_BARS, MIN_BARS + 1]).ignored.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_line_as_in_the_file() {
+        let panel = daily_panel();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signals.csv");
+        let stamp = |t: usize| format_timestamp(panel.timestamps()[t], Interval::Day);
+        let check = |text: String, want: &str| {
+            std::fs::write(&path, text).unwrap();
+            let err = ActionTable::load(&path, &panel).unwrap_err().to_string();
+            assert_eq!(err, format!("{}:{want}", path.display()));
+        };
+        // A blank line (which the reader skips) before the bad row on line 4.
+        check(
+            format!("timestamp,AAA\n\n{},buy\n{},jump\n", stamp(1), stamp(2)),
+            "4: column \"AAA\": \"jump\" is not hold/buy/sell or 0/1/2",
+        );
+        // A quoted cell over lines 3 and 4 (a valid `buy`), then a ragged row on line 5.
+        check(
+            format!("timestamp,AAA\n{},buy\n{},\"buy\n\"\n{},buy,sell\n", stamp(1), stamp(2), stamp(3)),
+            "5: row has 3 fields, header has 2",
+        );
+        check(
+            format!("timestamp,AAA\n\n{},buy\n{},buy,sell\n", stamp(1), stamp(2)),
+            "4: row has 3 fields, header has 2",
+        );
     }
 }
