@@ -292,3 +292,191 @@ fn checkpoints_backtest_resume_and_fail_clearly() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("3 tickers") && err.contains("expects 2"), "{err}");
 }
+
+/// `ploutos_in` for commands that must fail with exit 2 and one line naming `needle`.
+fn assert_bad_input_in(dir: &std::path::Path, args: &[&str], needle: &str) {
+    let (code, _, err) = ploutos_in(dir, args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert!(err.trim_end().lines().last().is_some_and(|l| l.starts_with("ploutos: error: ")), "{err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// Without `--interval`, `features` reads the interval from the timestamps and says which;
+/// an explicit `--interval` still wins.
+#[test]
+fn features_infers_the_interval_from_the_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{FIXTURES}/features/daily_bars.csv"), dir.path().join("daily.csv")).unwrap();
+    std::fs::copy(format!("{FIXTURES}/features/hourly_bars.csv"), dir.path().join("hourly.csv")).unwrap();
+    std::fs::copy(format!("{FIXTURES}/market/yfinance_1d_SPY.csv"), dir.path().join("SPY.csv")).unwrap();
+    for (input, line) in [
+        (
+            "daily.csv",
+            "ploutos: daily.csv: inferred --interval 1d (the timestamps are dates); pass --interval to choose",
+        ),
+        ("SPY.csv", "ploutos: SPY.csv: inferred --interval 1d (the timestamps are dates); pass --interval to choose"),
+        (
+            "hourly.csv",
+            "ploutos: hourly.csv: inferred --interval 1h (line 2 has a time of day, \"2021-01-04T09:30:00-05:00\"); pass --interval to choose",
+        ),
+    ] {
+        let (code, _, err) = ploutos_in(dir.path(), &["features", "--input", input, "--output", "out.csv"]);
+        assert_eq!(code, 0, "{input}: {err}");
+        assert_eq!(err.lines().next(), Some(line), "{err}");
+    }
+    let (code, _, err) =
+        ploutos_in(dir.path(), &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("inferred"), "{err}");
+    assert_bad_input_in(
+        dir.path(),
+        &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1h"],
+        "daily.csv:2: column timestamp",
+    );
+}
+
+/// `features --output` never replaces the `--input` bars, however the path is spelled.
+#[test]
+fn features_refuses_to_write_over_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let input = dir.path().join("data/daily.csv");
+    std::fs::copy(format!("{FIXTURES}/features/daily_bars.csv"), &input).unwrap();
+    std::os::unix::fs::symlink(&input, dir.path().join("link.csv")).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    for output in ["data/daily.csv", "./data/../data/daily.csv", "link.csv"] {
+        assert_bad_input_in(
+            dir.path(),
+            &["features", "--input", "data/daily.csv", "--output", output],
+            &format!(
+                "--output {output} is the --input file data/daily.csv: writing the features would replace its bars; choose another --output"
+            ),
+        );
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input is intact");
+}
+
+/// `generate-data` never replaces CSV files already in its folder unless `--force`.
+#[test]
+fn generate_data_refuses_to_replace_existing_files_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "generate-data",
+        "--out",
+        "data",
+        "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]",
+        "--set=data.synthetic.years=1",
+    ];
+    let (code, _, err) = ploutos_in(dir.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    // A user's own file of the same name.
+    std::fs::write(dir.path().join("data/BBB.csv"), "mine").unwrap();
+    std::fs::write(dir.path().join("data/CCC.csv"), "mine too").unwrap();
+    assert_bad_input_in(
+        dir.path(),
+        &args,
+        "--out data already holds AAA.csv, BBB.csv, CCC.csv; pass --force to replace them, or choose another --out",
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/BBB.csv")).unwrap(), "mine");
+    let (code, _, err) = ploutos_in(dir.path(), &[&args[..], &["--force"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(dir.path().join("data/BBB.csv")).unwrap().starts_with("timestamp,"));
+}
+
+/// A ticker file that is a folder is named as one; tickers with no date in common are
+/// named with their ranges.
+#[test]
+fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |out: &str, start: &str, tickers: &str| {
+        let (code, _, err) = ploutos_in(
+            dir.path(),
+            &[
+                "generate-data",
+                "--out",
+                out,
+                &format!("--set=data.tickers={tickers}"),
+                "--set=data.interval=1d",
+                "--set=data.synthetic.years=1",
+                &format!("--set=data.synthetic.start={start}"),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    generate("data", "2020-01-02", "[\"AAA\"]");
+    generate("data", "2022-01-03", "[\"BBB\"]");
+    std::fs::create_dir(dir.path().join("data/CCC.csv")).unwrap();
+    let backtest = |tickers: &str| {
+        [
+            "backtest".to_string(),
+            "--data".into(),
+            "data".into(),
+            format!("--set=data.tickers={tickers}"),
+            "--set=data.interval=1d".into(),
+            "--out".into(),
+            "report".into(),
+        ]
+    };
+    let a = backtest("[\"AAA\",\"CCC\"]");
+    assert_bad_input_in(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "data/CCC.csv: is a folder, not a CSV file",
+    );
+    let a = backtest("[\"AAA\",\"BBB\"]");
+    assert_bad_input_in(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "data: the tickers share no dates: AAA 2020-01-02 to 2020-12-18, BBB 2022-01-03 to 2022-12-20",
+    );
+}
+
+/// Action rows dated in the features' warm-up are counted and named, not dropped in silence.
+#[test]
+fn backtest_policy_says_how_many_actions_fall_in_the_warm_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &[
+            "generate-data",
+            "--out",
+            "data",
+            "--set=data.tickers=[\"AAA\"]",
+            "--set=data.interval=1d",
+            "--set=data.synthetic.years=1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let bars = std::fs::read_to_string(dir.path().join("data/AAA.csv")).unwrap();
+    let dates: Vec<&str> = bars.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let warm_up = ploutos::features::MIN_BARS;
+    let rows = [0, 3, warm_up - 1, warm_up, warm_up + 5].map(|t| format!("{},buy\n", dates[t])).concat();
+    std::fs::write(dir.path().join("signals.csv"), format!("timestamp,AAA\n{rows}")).unwrap();
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &[
+            "backtest",
+            "--policy",
+            "signals.csv",
+            "--data",
+            "data",
+            "--set=data.tickers=[\"AAA\"]",
+            "--set=data.interval=1d",
+            "--out",
+            "report",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let want = format!(
+        "ploutos: signals.csv: ignoring 3 action rows dated {} to {}: the first {warm_up} bars of the data are the features' warm-up, where no replay acts (the first bar a replay can act on is {})",
+        dates[0],
+        dates[warm_up - 1],
+        dates[warm_up]
+    );
+    assert!(err.lines().any(|l| l == want), "{err}");
+}

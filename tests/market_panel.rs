@@ -203,3 +203,56 @@ fn split_rejects_an_empty_training_split() {
     assert!(matches!(err, DataError::Split(_)));
     assert!(err.to_string().starts_with("data.split:"), "{err}");
 }
+
+/// A CSV folder config over `tickers`, daily bars, `policy`.
+fn csv_cfg(dir: &Path, tickers: &[&str], policy: MissingBarPolicy) -> DataConfig {
+    DataConfig {
+        tickers: tickers.iter().map(|t| t.to_string()).collect(),
+        source: DataSource::Csv,
+        csv_dir: dir.display().to_string(),
+        interval: Interval::Day,
+        missing_bars: policy,
+        ..DataConfig::default()
+    }
+}
+
+#[test]
+fn a_folder_in_place_of_a_ticker_file_is_named_as_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, _) = Panel::align(
+        &[daily("A", &calendar::weekdays_from(date(2022, 1, 3), 120), 10.0)],
+        Interval::Day,
+        MissingBarPolicy::Drop,
+    );
+    ploutos::market::write_csv_dir(&one, dir.path()).unwrap();
+    std::fs::create_dir(dir.path().join("B.csv")).unwrap();
+    let err = load_panel(&csv_cfg(dir.path(), &["A", "B"], MissingBarPolicy::Drop)).unwrap_err();
+    let shown = dir.path().join("B.csv").display().to_string();
+    assert!(matches!(&err, DataError::NotAFile { .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("{shown}: is a folder, not a CSV file"));
+    // The single-file loader says the same.
+    let err = ploutos::market::load_csv_file(&dir.path().join("B.csv"), Interval::Day).unwrap_err();
+    assert_eq!(err.to_string(), format!("{shown}: is a folder, not a CSV file"));
+}
+
+#[test]
+fn tickers_sharing_no_dates_are_named_with_their_ranges_under_both_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = calendar::weekdays_from(date(2020, 1, 6), 120);
+    let b = calendar::weekdays_from(date(2022, 1, 3), 120);
+    for series in [daily("A", &a, 10.0), daily("B", &b, 20.0)] {
+        let (one, _) = Panel::align(std::slice::from_ref(&series), Interval::Day, MissingBarPolicy::Drop);
+        ploutos::market::write_csv_dir(&one, dir.path()).unwrap();
+    }
+    let want = format!(
+        "{}: the tickers share no dates: A 2020-01-06 to {}, B 2022-01-03 to {}",
+        dir.path().display(),
+        a[119],
+        b[119]
+    );
+    for policy in [MissingBarPolicy::Drop, MissingBarPolicy::ForwardFill] {
+        let err = load_panel(&csv_cfg(dir.path(), &["A", "B"], policy)).unwrap_err();
+        assert!(matches!(err, DataError::NoSharedDates { .. }), "{policy:?}: {err:?}");
+        assert_eq!(err.to_string(), want, "{policy:?}");
+    }
+}

@@ -136,7 +136,8 @@ pub struct FeaturesArgs {
     /// Output CSV: `timestamp` plus the 55 raw features, one row per input bar.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Bar interval: `1d` or `1h` (default: the config's `data.interval`).
+    /// Bar interval: `1d` or `1h` [default: inferred from the timestamps: dates, or times
+    /// all at midnight, are `1d`; any other time of day is `1h`].
     #[arg(long, value_name = "1d|1h")]
     pub interval: Option<String>,
 }
@@ -148,6 +149,9 @@ pub struct GenerateDataArgs {
     /// Output folder; one `<TICKER>.csv` per ticker.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace `<TICKER>.csv` files already in the output folder instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

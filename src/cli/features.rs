@@ -6,14 +6,26 @@ use anyhow::Context;
 use ploutos::config::Interval;
 use ploutos::features::{FEATURE_NAMES, RawInput, compute_raw};
 use ploutos::fsutil::write_atomic_with;
-use ploutos::market::{calendar::format_timestamp, load_csv_file};
+use ploutos::market::{calendar::format_timestamp, infer_interval, load_csv_file};
 use std::io::Write;
+use std::path::Path;
 
 pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
-    let cfg = a.common.load()?;
+    // Loaded for its validation only: a file's interval is read from the file itself.
+    a.common.load()?;
+    refuse_overwriting_input(&a.input, &a.output)?;
     let interval: Interval = match &a.interval {
         Some(s) => s.parse().map_err(|e: String| BadArgument(format!("--interval: {e}")))?,
-        None => cfg.data.interval,
+        None => {
+            let inferred = infer_interval(&a.input)?;
+            eprintln!(
+                "ploutos: {}: inferred --interval {} ({}); pass --interval to choose",
+                a.input.display(),
+                inferred.interval.as_str(),
+                inferred.evidence
+            );
+            inferred.interval
+        }
     };
     let series = load_csv_file(&a.input, interval)?;
     let input = RawInput {
@@ -47,5 +59,20 @@ pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
     })
     .with_context(|| format!("writing {}", a.output.display()))?;
     eprintln!("ploutos: wrote {} bars × {} features to {}", raw.n_bars(), FEATURE_NAMES.len(), a.output.display());
+    Ok(())
+}
+
+/// Refuses an `--output` that is the `--input` file, however spelled (`./a.csv`, a
+/// symlink): the features would replace the bars they were computed from.
+fn refuse_overwriting_input(input: &Path, output: &Path) -> Result<(), BadArgument> {
+    // A path that does not exist (yet) cannot be the other; loading reports a missing input.
+    let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize()) else { return Ok(()) };
+    if i == o {
+        return Err(BadArgument(format!(
+            "--output {} is the --input file {}: writing the features would replace its bars; choose another --output",
+            output.display(),
+            input.display()
+        )));
+    }
     Ok(())
 }

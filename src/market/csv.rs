@@ -24,6 +24,9 @@
 //! files keep the date as written (whatever the time or offset after it) and store it as
 //! midnight New York, because a daily bar *is* a date: `2021-03-15T00:00:00Z` means the 15th,
 //! though it is the evening of the 14th in New York.
+//!
+//! [`infer_interval`] tells daily from hourly files by the text of their timestamps alone,
+//! for commands that read one file without a config saying which it is.
 
 use super::validate::{self, RawRow};
 use super::{BarSeries, DataError, calendar};
@@ -44,7 +47,7 @@ const FIELDS: [(&str, &[&str]); 5] = [
 /// Loads and validates one ticker's CSV file; the ticker is the file stem.
 ///
 /// # Errors
-/// [`DataError`] naming the file and line: unreadable file, malformed CSV, missing column,
+/// [`DataError`] naming the file and line: unreadable file, a folder, malformed CSV, missing column,
 /// unparsable number or time, NaN/inf, non-positive price, negative volume, inconsistent
 /// high/low, unsorted or duplicate timestamps, fewer than [`crate::features::MIN_BARS`] bars.
 pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataError> {
@@ -53,7 +56,163 @@ pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataE
 
 /// [`load_csv_file`], also returning how many bars had high/low clamped within tolerance.
 pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, usize), DataError> {
+    let mut rows: Vec<RawRow> = Vec::new();
+    let mut clamped = 0usize;
+    let last_line = read_records(path, |layout, line, record| {
+        let time_col = layout.time_col;
+        let ts_text = record.get(time_col).unwrap_or("").to_string();
+        let ts = parse_timestamp(&ts_text, interval).map_err(|expected| DataError::Parse {
+            path: path.into(),
+            line,
+            column: layout.header.get(time_col).unwrap_or("timestamp").to_string(),
+            value: ts_text.clone(),
+            expected: expected.into(),
+        })?;
+        let mut values = [0.0f64; 5];
+        for (v, &c) in values.iter_mut().zip(&layout.cols) {
+            let text = record.get(c).unwrap_or("");
+            *v = text.parse::<f64>().map_err(|_| DataError::Parse {
+                path: path.into(),
+                line,
+                column: layout.header.get(c).unwrap_or("").to_string(),
+                value: text.to_string(),
+                expected: "a number".into(),
+            })?;
+        }
+        let [open, high, low, close, volume] = values;
+        let mut row = RawRow { line, ts_text, ts, open, high, low, close, volume };
+        if validate::check_row(path, &mut row)? {
+            clamped += 1;
+        }
+        rows.push(row);
+        Ok(())
+    })?;
+    validate::check_order(path, &rows)?;
+    validate::check_len(path, &rows, last_line)?;
+
+    let ticker = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let timestamps: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+    let day = calendar::trading_days(&timestamps, interval);
+    let series = BarSeries {
+        ticker,
+        timestamps,
+        day,
+        open: rows.iter().map(|r| r.open).collect(),
+        high: rows.iter().map(|r| r.high).collect(),
+        low: rows.iter().map(|r| r.low).collect(),
+        close: rows.iter().map(|r| r.close).collect(),
+        volume: rows.iter().map(|r| r.volume).collect(),
+    };
+    Ok((series, clamped))
+}
+
+/// The interval a bars file's timestamps imply, and why ([`infer_interval`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferredInterval {
+    /// `1d` when no row has a time of day other than midnight, else `1h`.
+    pub interval: Interval,
+    /// What decided it.
+    pub evidence: IntervalEvidence,
+}
+
+/// What the timestamps of a bars file showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntervalEvidence {
+    /// Every timestamp is a date without a time.
+    DatesOnly,
+    /// Every timestamp that has a time has midnight (yfinance writes daily bars so).
+    AllMidnight,
+    /// A time of day other than midnight, at this line.
+    TimeOfDay {
+        /// 1-based line of the first such row.
+        line: u64,
+        /// Its timestamp, as written.
+        value: String,
+    },
+}
+
+impl std::fmt::Display for IntervalEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DatesOnly => write!(f, "the timestamps are dates"),
+            Self::AllMidnight => write!(f, "every timestamp is at midnight"),
+            Self::TimeOfDay { line, value } => write!(f, "line {line} has a time of day, {value:?}"),
+        }
+    }
+}
+
+/// Infers a bars file's interval from how its timestamps are written: dates only, or every
+/// time at midnight (as written, whatever the offset), is daily; any other time of day is
+/// hourly.
+///
+/// Only the text is looked at; [`load_csv_file`] with the result then parses and validates.
+///
+/// # Errors
+/// [`DataError`] naming the file: unreadable file, a folder, malformed CSV, missing column,
+/// no data row.
+pub fn infer_interval(path: &Path) -> Result<InferredInterval, DataError> {
+    let mut dates_only = true;
+    let mut time_of_day = None;
+    let mut rows = 0usize;
+    let last_line = read_records(path, |layout, line, record| {
+        rows += 1;
+        let text = record.get(layout.time_col).unwrap_or("").trim();
+        if text.len() > 10 {
+            dates_only = false;
+            if time_of_day.is_none() && !is_midnight(text) {
+                time_of_day = Some(IntervalEvidence::TimeOfDay { line, value: text.to_string() });
+            }
+        }
+        Ok(())
+    })?;
+    if rows == 0 {
+        // As loading would say: nothing to infer from.
+        let min = crate::features::MIN_BARS;
+        return Err(DataError::TooFewBars { path: path.into(), line: last_line, bars: 0, min });
+    }
+    Ok(match time_of_day {
+        Some(evidence) => InferredInterval { interval: Interval::Hour, evidence },
+        None if dates_only => InferredInterval { interval: Interval::Day, evidence: IntervalEvidence::DatesOnly },
+        None => InferredInterval { interval: Interval::Day, evidence: IntervalEvidence::AllMidnight },
+    })
+}
+
+/// Whether a date-time as written has the time `00:00[:00[.000…]]`, any offset after it.
+fn is_midnight(text: &str) -> bool {
+    let Some(rest) = text.get(11..) else { return false };
+    let Some(mut tail) = rest.strip_prefix("00:00") else { return false };
+    if let Some(t) = tail.strip_prefix(":00") {
+        tail = t;
+        if let Some(t) = tail.strip_prefix('.') {
+            tail = t.trim_start_matches('0');
+        }
+    }
+    tail.is_empty() || tail.starts_with(['+', '-', 'Z', 'z', ' '])
+}
+
+/// Where a bars file's fields are, from its header.
+struct Layout {
+    /// The header row as written.
+    header: StringRecord,
+    /// Column of the timestamp.
+    time_col: usize,
+    /// Columns of open, high, low, close, volume.
+    cols: [usize; 5],
+}
+
+/// Reads `path`'s header, then calls `row` with every data row and its 1-based line;
+/// yfinance's extra header rows are skipped and rows with another field count than the
+/// header rejected. Returns the last line read (0 for an empty file, which is an error only
+/// for the caller that needs bars).
+fn read_records(
+    path: &Path,
+    mut row: impl FnMut(&Layout, u64, &StringRecord) -> Result<(), DataError>,
+) -> Result<u64, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    // Opening a folder succeeds on Unix; reading it would fail with a bare "Is a directory".
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(DataError::NotAFile { path: path.into() });
+    }
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -74,9 +233,7 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
     let mut records = reader.records();
     let header = match records.next() {
         Some(r) => r.map_err(csv_err)?,
-        None => {
-            return Err(DataError::TooFewBars { path: path.into(), line: 0, bars: 0, min: crate::features::MIN_BARS });
-        }
+        None => return Ok(0),
     };
     let header_line = header.position().map_or(1, |p| p.line());
     let names: Vec<String> =
@@ -108,16 +265,16 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
             found: found.clone(),
         })?;
     }
+    let layout = Layout { header, time_col, cols };
 
-    let mut rows: Vec<RawRow> = Vec::new();
-    let mut clamped = 0usize;
     let mut last_line = header_line;
+    let mut data_rows = 0usize;
     let mut record = StringRecord::new();
     for (i, result) in records.enumerate() {
         record.clone_from(&result.map_err(csv_err)?);
         let line = record.position().map_or(header_line + 1 + i as u64, |p| p.line());
         last_line = line;
-        if multi_index && rows.is_empty() {
+        if multi_index && data_rows == 0 {
             let first = record.get(0).unwrap_or("").to_ascii_lowercase();
             if first == "ticker"
                 || ((first == "date" || first == "datetime") && record.iter().skip(1).all(str::is_empty))
@@ -132,49 +289,10 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
                 message: format!("row has {} fields, header has {}", record.len(), names.len()),
             });
         }
-        let ts_text = record.get(time_col).unwrap_or("").to_string();
-        let ts = parse_timestamp(&ts_text, interval).map_err(|expected| DataError::Parse {
-            path: path.into(),
-            line,
-            column: header.get(time_col).unwrap_or("timestamp").to_string(),
-            value: ts_text.clone(),
-            expected: expected.into(),
-        })?;
-        let mut values = [0.0f64; 5];
-        for (v, &c) in values.iter_mut().zip(&cols) {
-            let text = record.get(c).unwrap_or("");
-            *v = text.parse::<f64>().map_err(|_| DataError::Parse {
-                path: path.into(),
-                line,
-                column: header.get(c).unwrap_or("").to_string(),
-                value: text.to_string(),
-                expected: "a number".into(),
-            })?;
-        }
-        let [open, high, low, close, volume] = values;
-        let mut row = RawRow { line, ts_text, ts, open, high, low, close, volume };
-        if validate::check_row(path, &mut row)? {
-            clamped += 1;
-        }
-        rows.push(row);
+        row(&layout, line, &record)?;
+        data_rows += 1;
     }
-    validate::check_order(path, &rows)?;
-    validate::check_len(path, &rows, last_line)?;
-
-    let ticker = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let timestamps: Vec<i64> = rows.iter().map(|r| r.ts).collect();
-    let day = calendar::trading_days(&timestamps, interval);
-    let series = BarSeries {
-        ticker,
-        timestamps,
-        day,
-        open: rows.iter().map(|r| r.open).collect(),
-        high: rows.iter().map(|r| r.high).collect(),
-        low: rows.iter().map(|r| r.low).collect(),
-        close: rows.iter().map(|r| r.close).collect(),
-        volume: rows.iter().map(|r| r.volume).collect(),
-    };
-    Ok((series, clamped))
+    Ok(last_line)
 }
 
 /// Parses a CSV timestamp to Unix seconds (see the module docs for accepted forms).
@@ -255,6 +373,42 @@ mod tests {
         assert!(parse_timestamp("2021-03-15", Interval::Hour).is_err());
         assert!(parse_timestamp("15/03/2021 09:30", Interval::Hour).is_err());
         assert!(parse_timestamp("2021-03-15 25:30", Interval::Hour).is_err());
+    }
+
+    #[test]
+    fn midnight_is_recognized_as_written_whatever_the_offset() {
+        for s in [
+            "2021-03-15 00:00",
+            "2021-03-15T00:00:00",
+            "2021-03-15 00:00:00-04:00",
+            "2021-03-15T00:00:00Z",
+            "2021-03-15T00:00:00.000000+00:00",
+            "2021-03-15 00:00:00 UTC",
+        ] {
+            assert!(is_midnight(s), "{s}");
+        }
+        for s in ["2021-03-15", "2021-03-15 09:30", "2021-03-15T00:00:01", "2021-03-15 00:00:00.5", "2021-03-15 00:001"]
+        {
+            assert!(!is_midnight(s), "{s}");
+        }
+    }
+
+    fn infer(body: &str) -> InferredInterval {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("X.csv");
+        std::fs::write(&path, format!("timestamp,open,high,low,close,volume\n{body}")).unwrap();
+        infer_interval(&path).unwrap()
+    }
+
+    #[test]
+    fn infers_daily_from_dates_or_midnights_and_hourly_from_any_other_time() {
+        let day = infer("2021-03-15,1,1,1,1,1\n2021-03-16,1,1,1,1,1\n");
+        assert_eq!(day, InferredInterval { interval: Interval::Day, evidence: IntervalEvidence::DatesOnly });
+        let midnight = infer("2021-03-15 00:00:00-04:00,1,1,1,1,1\n2021-03-16,1,1,1,1,1\n");
+        assert_eq!(midnight, InferredInterval { interval: Interval::Day, evidence: IntervalEvidence::AllMidnight });
+        let hour = infer("2021-03-15 00:00:00-04:00,1,1,1,1,1\n2021-03-15 09:30:00-04:00,1,1,1,1,1\n");
+        assert_eq!(hour.interval, Interval::Hour);
+        assert_eq!(hour.evidence.to_string(), "line 3 has a time of day, \"2021-03-15 09:30:00-04:00\"");
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub enum DataError {
         /// Ticker whose file is missing.
         ticker: String,
     },
+    /// A ticker's data path is a folder (e.g. `SPY.csv/`), not a file.
+    #[error("{}: is a folder, not a CSV file", path.display())]
+    NotAFile {
+        /// Path at fault.
+        path: PathBuf,
+    },
     /// The CSV itself is malformed (unbalanced quotes, ragged rows, bad UTF-8).
     #[error("{}:{line}: malformed CSV: {message}", path.display())]
     Csv {
@@ -162,6 +168,17 @@ pub enum DataError {
         min: usize,
         /// Why (e.g. how many timestamps the missing-bar policy dropped).
         detail: String,
+    },
+    /// Two or more tickers have no bar time in common, so no bar of the panel would be real
+    /// for all of them (`drop` keeps nothing; `forward_fill` would invent a whole ticker).
+    #[error("{source_name}: the tickers share no {what}: {ranges}")]
+    NoSharedDates {
+        /// Data folder.
+        source_name: String,
+        /// `dates` for daily bars, `timestamps` for hourly ones.
+        what: &'static str,
+        /// Each ticker with its first and last bar, `SPY 2020-01-02 to 2020-12-31, ...`.
+        ranges: String,
     },
     /// The configured split leaves the training split empty or cannot be cut.
     #[error("data.split: {0}")]

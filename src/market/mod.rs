@@ -29,7 +29,7 @@ pub mod validate;
 mod write;
 
 pub use bars::{Bar, BarSeries};
-pub use csv::{load_csv_file, parse_timestamp};
+pub use csv::{InferredInterval, IntervalEvidence, infer_interval, load_csv_file, parse_timestamp};
 pub use error::DataError;
 pub use panel::{Panel, PanelReport, TickerReport, VOLUME_WINDOW};
 pub use split::Split;
@@ -45,8 +45,10 @@ use std::path::Path;
 /// each, and aligns them under `cfg.missing_bars`.
 ///
 /// # Errors
-/// [`DataError::MissingFile`] naming the first missing file; any validation error of
-/// [`load_csv_file`]; [`DataError::PanelTooShort`] when fewer than
+/// [`DataError::MissingFile`] naming the first missing file, [`DataError::NotAFile`] for a
+/// folder in its place; any validation error of [`load_csv_file`];
+/// [`DataError::NoSharedDates`] naming each ticker's range when the tickers have no bar
+/// time in common; [`DataError::PanelTooShort`] when fewer than
 /// [`crate::features::MIN_BARS`] bars remain after alignment.
 pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
     let min = crate::features::MIN_BARS;
@@ -81,13 +83,22 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
             let mut clamped = Vec::with_capacity(cfg.tickers.len());
             for ticker in &cfg.tickers {
                 let path = dir.join(format!("{ticker}.csv"));
-                if !path.is_file() {
-                    return Err(DataError::MissingFile { path, ticker: ticker.clone() });
+                match std::fs::metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(DataError::MissingFile { path, ticker: ticker.clone() });
+                    }
+                    Err(e) => return Err(DataError::io(path, e)),
+                    Ok(meta) if meta.is_dir() => return Err(DataError::NotAFile { path }),
+                    Ok(_) => {}
                 }
                 let (mut s, c) = csv::read_csv_file(&path, cfg.interval)?;
                 s.ticker = ticker.clone();
                 series.push(s);
                 clamped.push(c);
+            }
+            if let Some(ranges) = panel::unshared_ranges(&series, cfg.interval) {
+                let what = if cfg.interval == crate::config::Interval::Day { "dates" } else { "timestamps" };
+                return Err(DataError::NoSharedDates { source_name: dir.display().to_string(), what, ranges });
             }
             let (panel, mut report) = Panel::align(&series, cfg.interval, cfg.missing_bars);
             report.source = dir.display().to_string();

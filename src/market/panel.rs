@@ -15,6 +15,10 @@
 //!   zero-volume bar, and is counted and marked ([`Panel::invented`]): the env refuses
 //!   orders that would fill on an invented bar (`invented_bar`), since nothing traded then.
 //!
+//! Tickers with no bar time in common cannot be aligned under either policy (`drop` would
+//! keep nothing, `forward_fill` would invent one ticker's whole history):
+//! [`unshared_ranges`] names each ticker's first and last bar for the error.
+//!
 //! [`PanelReport`] carries the counts so the CLI can say how much was changed.
 
 use super::{Bar, BarSeries, calendar};
@@ -114,6 +118,37 @@ impl fmt::Display for PanelReport {
             clamped
         )
     }
+}
+
+/// Each ticker's first and last bar (`SPY 2020-01-02 to 2020-12-31, QQQ ...`) when two or
+/// more `series` have no timestamp in common; `None` when some bar time is shared by all.
+///
+/// Without a shared bar no row of an aligned panel would be real for every ticker, which
+/// almost always means files of different periods (or of bars at different minutes), and
+/// the ranges show which.
+pub fn unshared_ranges(series: &[BarSeries], interval: Interval) -> Option<String> {
+    let (first, rest) = series.split_first()?;
+    if rest.is_empty() {
+        return None;
+    }
+    let mut shared: Vec<i64> = first.timestamps.clone();
+    for s in rest {
+        // Timestamps strictly increase (validated at load), so binary search applies.
+        shared.retain(|t| s.timestamps.binary_search(t).is_ok());
+    }
+    if !shared.is_empty() {
+        return None;
+    }
+    let range = |s: &BarSeries| match (s.timestamps.first(), s.timestamps.last()) {
+        (Some(&a), Some(&b)) => format!(
+            "{} {} to {}",
+            s.ticker,
+            calendar::format_timestamp(a, interval),
+            calendar::format_timestamp(b, interval)
+        ),
+        _ => format!("{} (no bars)", s.ticker),
+    };
+    Some(series.iter().map(range).collect::<Vec<_>>().join(", "))
 }
 
 impl Panel {
@@ -424,6 +459,22 @@ mod tests {
         assert_eq!(m[1], 15.0);
         // Bars 6..=25 → volumes 60..=250, mean 155.
         assert_eq!(m[24], 155.0);
+    }
+
+    #[test]
+    fn unshared_ranges_name_each_ticker_only_when_no_bar_is_common() {
+        let day = 86_400;
+        let a = series("A", &[day, 2 * day, 3 * day]);
+        let b = series("B", &[10 * day, 11 * day]);
+        let c = series("C", &[3 * day, 10 * day]);
+        assert_eq!(unshared_ranges(std::slice::from_ref(&a), Interval::Day), None);
+        assert_eq!(unshared_ranges(&[a.clone(), c.clone()], Interval::Day), None);
+        let text = unshared_ranges(&[a.clone(), b.clone()], Interval::Day).unwrap();
+        let (a0, a1) =
+            (calendar::format_timestamp(day, Interval::Day), calendar::format_timestamp(3 * day, Interval::Day));
+        assert!(text.starts_with(&format!("A {a0} to {a1}, B ")), "{text}");
+        // Pairwise overlaps are not enough: every ticker must share one bar.
+        assert!(unshared_ranges(&[a, b, c], Interval::Day).is_some());
     }
 
     #[test]
