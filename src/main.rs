@@ -62,3 +62,34 @@ fn passive_openmp() {
     // `exec` returns only when it fails; the run then goes on with libgomp's default.
     let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error type that prints its source's message as its own, as `#[error("{0}")]`
+    /// over a `#[from]` does.
+    #[derive(Debug)]
+    struct Wraps(std::io::Error);
+
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        let err = anyhow::Error::new(Wraps(io)).context("writing models/run/final");
+        assert_eq!(one_line(&err), "writing models/run/final: Permission denied (os error 13)");
+        let plain = anyhow::anyhow!("n_envs must be at least 1").context("building the env");
+        assert_eq!(one_line(&plain), "building the env: n_envs must be at least 1");
+    }
+}

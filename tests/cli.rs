@@ -3,28 +3,13 @@
 
 use std::process::Command;
 
+/// `ploutos ARGS` run in the repository: (exit code, stdout, stderr).
 fn ploutos(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ploutos"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    ploutos_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args)
 }
 
 fn assert_bad_input(args: &[&str], needle: &str) {
-    let (code, _, err) = ploutos(args);
-    assert_eq!(code, 2, "{args:?}: {err}");
-    // Progress lines may come first; the error itself is the single last line.
-    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "one error line: {err}");
-    assert!(err.trim_end().lines().last().is_some_and(|l| l.starts_with("ploutos: error: ")), "{err}");
-    assert!(err.contains(needle), "{args:?}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert_bad_input_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), args, needle);
 }
 
 #[test]
@@ -297,6 +282,7 @@ fn checkpoints_backtest_resume_and_fail_clearly() {
 fn assert_bad_input_in(dir: &std::path::Path, args: &[&str], needle: &str) {
     let (code, _, err) = ploutos_in(dir, args);
     assert_eq!(code, 2, "{args:?}: {err}");
+    // Progress lines may come first; the error itself is the single last line.
     let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "one error line: {err}");
     assert!(err.trim_end().lines().last().is_some_and(|l| l.starts_with("ploutos: error: ")), "{err}");

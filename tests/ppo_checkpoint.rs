@@ -186,7 +186,7 @@ fn resume_rejects_another_network() {
     c.training.net_arch = vec![8];
     let err = Trainer::resume(&root.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path()))
         .unwrap_err();
-    assert!(err.to_string().contains("does not match"), "{err}");
+    assert!(err.to_string().contains("net_arch [16, 16] in the checkpoint, [8] here"), "{err}");
     let empty = tempfile::tempdir().unwrap();
     assert!(Trainer::resume(empty.path(), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).is_err());
 }
