@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     #[cfg(all(feature = "learner", unix))]
-    passive_openmp();
+    brief_openmp_spin();
     let args = match cli::Cli::parse_args() {
         Ok(args) => args,
         Err(code) => return code,
@@ -43,24 +43,27 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
-/// Runs the process with OpenMP's passive waiting unless the user chose a policy.
+/// Runs the process with libtorch's OpenMP threads spinning briefly, unless the user chose.
 ///
-/// libtorch's OpenMP threads (GNU libgomp) spin by default for a while after each parallel
-/// region, waiting for the next one. Alone on a machine that costs nothing, but beside
-/// other busy processes (several trainings, a sweep) the spinning threads take the cores
-/// that the env's threads and the other processes need: a training sharing 2 cores with 2
-/// busy processes ran 7.6× slower than alone. libgomp reads `OMP_WAIT_POLICY` once, when
-/// it is loaded, before `main`; so the process re-executes itself once with the variable
-/// set. Set `OMP_WAIT_POLICY` yourself (`ACTIVE`) to keep spinning.
+/// libtorch's OpenMP threads (GNU libgomp) spin for 300,000 rounds after each parallel
+/// region by default, waiting for the next one. Alone on a machine that costs nothing, but
+/// beside other busy processes (several trainings, a sweep) the spinning threads take the
+/// cores that the env's threads and the other processes need: `ploutos bench --train
+/// --contention 2` ran 5.6× slower than alone on 2 cores. A spin of 10,000 rounds keeps the
+/// speed alone (the threads still catch back-to-back regions) and halves the loss beside
+/// busy processes; passive waiting (no spin) loses a third of the speed alone. libgomp
+/// reads its settings once, when it is loaded, before `main`; so the process re-executes
+/// itself once with `GOMP_SPINCOUNT` set. Set `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`
+/// yourself to choose otherwise.
 #[cfg(all(feature = "learner", unix))]
-fn passive_openmp() {
+fn brief_openmp_spin() {
     use std::os::unix::process::CommandExt;
-    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
+    if std::env::var_os("GOMP_SPINCOUNT").is_some() || std::env::var_os("OMP_WAIT_POLICY").is_some() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
     // `exec` returns only when it fails; the run then goes on with libgomp's default.
-    let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
+    let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("GOMP_SPINCOUNT", "10000").exec();
 }
 
 #[cfg(test)]

@@ -17,11 +17,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         None => super::builtin_config(&a.common.overrides)?,
     };
     check_args(&a, &cfg)?;
-    // Killed when `run` returns, whatever happens.
-    let _busy = BusyProcesses::start(a.contention)?;
     if a.train {
         return super::train::bench(&cfg, &a);
     }
+    // Killed when `run` returns, whatever happens.
+    let _busy = BusyProcesses::start(a.contention)?;
     let envs = if a.envs.is_empty() { vec![1, 64, 1024, 4096, 16384] } else { a.envs.clone() };
     let layouts = match a.layout.as_deref() {
         None => vec![ObservationLayout::Index, ObservationLayout::Materialized],
@@ -71,10 +71,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Busy loops in processes of their own, beside a measurement; killed on drop.
-struct BusyProcesses(Vec<std::process::Child>);
+pub(super) struct BusyProcesses(Vec<std::process::Child>);
 
 impl BusyProcesses {
-    fn start(n: u32) -> anyhow::Result<Self> {
+    pub(super) fn start(n: u32) -> anyhow::Result<Self> {
         let mut children = Self(Vec::new());
         for _ in 0..n {
             let child = Command::new("sh")
@@ -83,9 +83,6 @@ impl BusyProcesses {
                 .spawn()
                 .map_err(|e| anyhow::anyhow!("--contention: cannot start a busy process with sh: {e}"))?;
             children.0.push(child);
-        }
-        if n > 0 {
-            eprintln!("ploutos: measuring beside {n} busy process(es)");
         }
         Ok(children)
     }

@@ -328,6 +328,46 @@ mod with_learner {
         Ok(())
     }
 
+    /// `bench --train --contention N`: interleaved pairs of runs, alone and beside N busy
+    /// processes; the medians and the median of the pairs' slowdowns.
+    fn contention(
+        cfg: &Config,
+        a: &BenchArgs,
+        net: &[usize],
+        (n_envs, n_steps, batch, epochs): (usize, usize, usize, usize),
+    ) -> anyhow::Result<()> {
+        let (mut alone, mut shared) = (Vec::new(), Vec::new());
+        for _ in 0..a.repeat {
+            alone.push(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?.timesteps_per_sec);
+            let _busy = super::super::bench::BusyProcesses::start(a.contention)?;
+            shared.push(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?.timesteps_per_sec);
+        }
+        let slowdowns: Vec<f64> = alone.iter().zip(&shared).map(|(x, y)| x / y).collect();
+        let (m_alone, m_shared) = (ploutos::bench::median(alone.clone()), ploutos::bench::median(shared.clone()));
+        let slowdown = ploutos::bench::median(slowdowns.clone());
+        if a.json {
+            let v = serde_json::json!({
+                "contention": a.contention,
+                "runs": a.repeat,
+                "timesteps_per_sec_alone": m_alone,
+                "timesteps_per_sec_shared": m_shared,
+                "slowdown": slowdown,
+                "alone_runs": alone,
+                "shared_runs": shared,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "ploutos PPO alone: {m_alone:.0} timesteps/s; beside {} busy process(es): {m_shared:.0} timesteps/s; slowdown {slowdown:.2}x (median of {} interleaved pairs, {:.2}–{:.2}x; net {net:?}, {n_envs} envs × {n_steps} steps, batch {batch}, {epochs} epochs)",
+                a.contention,
+                a.repeat,
+                slowdowns.iter().copied().fold(f64::INFINITY, f64::min),
+                slowdowns.iter().copied().fold(0.0, f64::max),
+            );
+        }
+        Ok(())
+    }
+
     pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
         let net: Vec<usize> = match &a.net {
             Some(s) => s
@@ -345,6 +385,9 @@ mod with_learner {
             return Err(
                 BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into()
             );
+        }
+        if a.contention > 0 {
+            return contention(cfg, a, &net, (n_envs, n_steps, batch, epochs));
         }
         // Interleaved runs: a burst of load on the shared machine hits one pair, not one side.
         let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());
