@@ -466,3 +466,17 @@ fn backtest_policy_says_how_many_actions_fall_in_the_warm_up() {
     );
     assert!(err.lines().any(|l| l == want), "{err}");
 }
+
+/// `make train` runs the binary through cargo, which knows where it built it: a
+/// `CARGO_TARGET_DIR` elsewhere does not break it (no hard-coded `./target/release/`).
+#[test]
+fn make_train_finds_the_binary_wherever_cargo_builds() {
+    let out = Command::new("make")
+        .args(["-n", "train", "CARGO_TARGET_DIR=/elsewhere"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("make runs");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    let train = plan.lines().find(|l| l.contains(" train --config")).unwrap_or_else(|| panic!("{plan}"));
+    assert!(train.contains("cargo run --release") && !train.contains("target/"), "{train}");
+}
