@@ -1,6 +1,7 @@
-//! A training run: the loop of CleanRL's `ppo.py` (`for iteration in range(1, num_iterations
-//! + 1)`: anneal the learning rate, collect a rollout, update), with evaluation, the best
-//! model and checkpoints on their schedules, and resume.
+//! A training run: the loop of CleanRL's `ppo.py`
+//! (`for iteration in range(1, num_iterations + 1)`: anneal the learning rate, collect a
+//! rollout, update), with evaluation, the best model and checkpoints on their schedules,
+//! and resume.
 //!
 //! Determinism: torch's generator is used only to initialize the network; action sampling
 //! and minibatch shuffles draw from one ChaCha8 stream whose position is checkpointed, and
