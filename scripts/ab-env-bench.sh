@@ -4,7 +4,7 @@
 # the median of the pairwise ratios B/A. Interleaving spreads a shared machine's noise over
 # both binaries.
 #
-# usage: scripts/checks/ab_env_bench.sh BIN_A BIN_B [RUNS=5] [ENVS=4096] [SECONDS=3]
+# usage: scripts/ab-env-bench.sh BIN_A BIN_B [RUNS=5] [ENVS=4096] [SECONDS=3]
 set -euo pipefail
 a=$1 b=$2 runs=${3:-5} envs=${4:-4096} secs=${5:-3}
 out=$(mktemp)
