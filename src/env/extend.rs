@@ -159,10 +159,17 @@ pub trait EnvAppExt {
     /// Gives every env its own `C`, a clone of `initial`, put back to `initial` at every
     /// episode start (explicit reset and auto-reset alike), before the new episode's first
     /// observation.
+    ///
+    /// # Panics
+    /// As [`EnvAppExt::insert_on_envs`].
     fn add_env_state<C: Component<Mutability = Mutable> + Clone>(&mut self, initial: C) -> &mut Self;
 
     /// Inserts a clone of `component` on every env, with no reset (state that lives across
     /// episodes, or that the plugin resets itself in an episode-start system).
+    ///
+    /// # Panics
+    /// When called before [`crate::env::EnvPlugin`] has spawned the envs (a plugin added
+    /// before the core): a programming error, caught when the env is built.
     fn insert_on_envs<C: Component + Clone>(&mut self, component: C) -> &mut Self;
 
     /// Adds systems that run at every episode start, for the envs in [`Targets`], after
