@@ -109,17 +109,12 @@ fn check_args(a: &BenchArgs, cfg: &ploutos::config::Config) -> Result<(), BadArg
     if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= MAX_SECONDS) {
         return Err(BadArgument(format!("--seconds {}: must be in (0, {MAX_SECONDS}]", a.seconds)));
     }
-    let mut training = cfg.training.clone();
     let flag = |flag: &str, value: String, e: ploutos::config::ConfigError| match e {
         ploutos::config::ConfigError::OutOfRange { key, allowed, .. } => {
             BadArgument(format!("{flag} {value}: {key} {allowed}"))
         }
         other => BadArgument(format!("{flag} {value}: {other}")),
     };
-    for &n in &a.envs {
-        training.n_envs = n;
-        training.validate().map_err(|e| flag("--envs", n.to_string(), e))?;
-    }
     let check = |name: &str, value: Option<usize>, set: fn(&mut ploutos::config::TrainingConfig, usize)| {
         value.map_or(Ok(()), |v| {
             let mut t = cfg.training.clone();
@@ -127,20 +122,26 @@ fn check_args(a: &BenchArgs, cfg: &ploutos::config::Config) -> Result<(), BadArg
             t.validate().map_err(|e| flag(name, v.to_string(), e))
         })
     };
+    for &n in &a.envs {
+        check("--envs", Some(n), |t, v| t.n_envs = v)?;
+    }
     check("--n-steps", a.n_steps, |t, v| t.n_steps = v)?;
     check("--batch", a.batch, |t, v| t.batch_size = v)?;
     check("--epochs", a.epochs, |t, v| t.n_epochs = v)?;
     if let Some(net) = &a.net {
-        let widths: Vec<usize> = net
-            .split(',')
-            .map(|w| w.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| BadArgument(format!("--net {net:?}: expected widths like 64,64")))?;
         let mut t = cfg.training.clone();
-        t.net_arch = widths;
+        t.net_arch = parse_net(net)?;
         t.validate().map_err(|e| flag("--net", net.clone(), e))?;
     }
     Ok(())
+}
+
+/// `--net 64,64` as hidden widths.
+pub(super) fn parse_net(net: &str) -> Result<Vec<usize>, BadArgument> {
+    net.split(',')
+        .map(|w| w.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| BadArgument(format!("--net {net:?}: expected widths like 64,64")))
 }
 
 /// What the machine's memory allows, in bytes written per second.

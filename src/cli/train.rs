@@ -328,6 +328,11 @@ mod with_learner {
         Ok(())
     }
 
+    /// Smallest and largest of some positive rates.
+    fn min_max(v: &[f64]) -> (f64, f64) {
+        (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max))
+    }
+
     /// `bench --train --contention N`: interleaved pairs of runs, alone and beside N busy
     /// processes; the medians and the median of the pairs' slowdowns.
     fn contention(
@@ -343,6 +348,7 @@ mod with_learner {
             shared.push(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?.timesteps_per_sec);
         }
         let slowdowns: Vec<f64> = alone.iter().zip(&shared).map(|(x, y)| x / y).collect();
+        let (lo, hi) = min_max(&slowdowns);
         let (m_alone, m_shared) = (ploutos::bench::median(alone.clone()), ploutos::bench::median(shared.clone()));
         let slowdown = ploutos::bench::median(slowdowns.clone());
         if a.json {
@@ -358,23 +364,16 @@ mod with_learner {
             println!("{v}");
         } else {
             println!(
-                "ploutos PPO alone: {m_alone:.0} timesteps/s; beside {} busy process(es): {m_shared:.0} timesteps/s; slowdown {slowdown:.2}x (median of {} interleaved pairs, {:.2}–{:.2}x; net {net:?}, {n_envs} envs × {n_steps} steps, batch {batch}, {epochs} epochs)",
-                a.contention,
-                a.repeat,
-                slowdowns.iter().copied().fold(f64::INFINITY, f64::min),
-                slowdowns.iter().copied().fold(0.0, f64::max),
+                "ploutos PPO alone: {m_alone:.0} timesteps/s; beside {} busy process(es): {m_shared:.0} timesteps/s; slowdown {slowdown:.2}x (median of {} interleaved pairs, {lo:.2}–{hi:.2}x; net {net:?}, {n_envs} envs × {n_steps} steps, batch {batch}, {epochs} epochs)",
+                a.contention, a.repeat,
             );
         }
         Ok(())
     }
 
     pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
-        let net: Vec<usize> = match &a.net {
-            Some(s) => s
-                .split(',')
-                .map(|w| w.trim().parse::<usize>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| BadArgument(format!("--net {s:?}: expected widths like 64,64")))?,
+        let net = match &a.net {
+            Some(s) => super::super::bench::parse_net(s)?,
             None => vec![64, 64],
         };
         let n_envs = a.envs.first().copied().unwrap_or(16);
@@ -415,11 +414,8 @@ mod with_learner {
             println!("{v}");
         } else {
             let span = |v: &[f64]| {
-                format!(
-                    "{:.0}–{:.0}",
-                    v.iter().copied().fold(f64::INFINITY, f64::min),
-                    v.iter().copied().fold(0.0, f64::max)
-                )
+                let (lo, hi) = min_max(v);
+                format!("{lo:.0}–{hi:.0}")
             };
             println!(
                 "ploutos PPO: {:.0} timesteps/s, median of {} runs ({}) (net {:?}, {} params, {} envs × {} steps, batch {}, {} epochs, device {}, {}; median run: rollout {:.2} s, update {:.2} s)",

@@ -21,39 +21,31 @@ use std::ops::Range;
 /// the shard after a step and on [`EnvReset`]; only the envs whose episode just ended in
 /// [`StepSystems::Restart`]. Systems added through [`EnvAppExt`] visit their envs with
 /// [`Targets::for_each_mut`] (or [`Targets::for_each`]).
-#[derive(Resource, Debug, Clone)]
+#[derive(Resource, Debug, Clone, Default)]
 pub struct Targets {
-    all: bool,
+    /// The envs restarting in this step; empty means every env.
     entities: Vec<Entity>,
-}
-
-impl Default for Targets {
-    fn default() -> Self {
-        Self { all: true, entities: Vec::new() }
-    }
 }
 
 impl Targets {
     /// Whether every env of the shard is targeted.
     pub fn is_all(&self) -> bool {
-        self.all
+        self.entities.is_empty()
     }
 
     /// Adds an env that restarts its episode in this step.
     pub(crate) fn push(&mut self, e: Entity) {
-        self.all = false;
         self.entities.push(e);
     }
 
     /// Back to every env (after a restart).
     pub(crate) fn select_all(&mut self) {
-        self.all = true;
         self.entities.clear();
     }
 
     /// Whether some env restarts in this step.
     pub(crate) fn restarting(targets: Res<Targets>) -> bool {
-        !targets.all
+        !targets.is_all()
     }
 
     /// Calls `f` on the query's item of every targeted env.
@@ -63,7 +55,7 @@ impl Targets {
         query: &mut Query<D, F>,
         mut f: impl FnMut(D::Item<'_, '_>),
     ) {
-        if self.all {
+        if self.is_all() {
             query.iter_mut().for_each(f);
         } else {
             let mut items = query.iter_many_mut(&self.entities);
@@ -83,7 +75,7 @@ impl Targets {
         query: &Query<D, F>,
         f: impl FnMut(ROQueryItem<'_, '_, D>),
     ) {
-        if self.all {
+        if self.is_all() {
             query.iter().for_each(f);
         } else {
             query.iter_many(&self.entities).flatten().for_each(f);

@@ -102,26 +102,27 @@ pub fn write_observations(
     envs: Query<(&EnvId, &Portfolio, &Positions, &PdtState, &EpisodeClock)>,
 ) {
     let ctx = ObservationContext { market: &market, config: &config, params: &params };
-    // Materialized rows copy a feature row of a random bar per env, from memory rather
-    // than cache: ask for the rows of the envs a few places ahead while copying this one.
+    if !targets.is_all() {
+        // The few envs that restart in this step.
+        targets.for_each(&envs, |(id, portfolio, positions, pdt, clock)| {
+            write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
+        });
+        return;
+    }
+    // Every env, in table order: the step's hot path. Materialized rows copy a feature row
+    // of a random bar per env, from memory rather than cache: ask for the rows of the envs
+    // a few places ahead while copying this one.
     const AHEAD: usize = 4;
-    let prefetch = config.layout == ObservationLayout::Materialized && targets.is_all();
+    let prefetch = config.layout == ObservationLayout::Materialized;
     if prefetch {
         bars.clear();
         bars.extend(envs.iter().map(|(.., clock)| clock.bar));
     }
-    if targets.is_all() {
-        // Every env, in table order: the step's hot path.
-        for (n, (id, portfolio, positions, pdt, clock)) in envs.iter().enumerate() {
-            if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
-                prefetch_lines(market.feature_row(bar as usize));
-            }
-            write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
+    for (n, (id, portfolio, positions, pdt, clock)) in envs.iter().enumerate() {
+        if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
+            prefetch_lines(market.feature_row(bar as usize));
         }
-    } else {
-        targets.for_each(&envs, |(id, portfolio, positions, pdt, clock)| {
-            write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
-        });
+        write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
     }
 }
 
