@@ -6,10 +6,11 @@
 //! standardization statistics come from the training bars of every ticker pooled, so
 //! nothing of the validation or test periods leaks into what the agent sees.
 
-use crate::config::DataConfig;
+use crate::config::{DataConfig, TrainingConfig};
 use crate::env::{EpisodeBounds, MarketColumns, MarketData};
 use crate::features::{FeatureScaler, RawFeatures, RawInput, compute_table, raw::Feature, scale_free};
 use crate::market::{DataError, Panel, PanelReport, Split, load_panel};
+use crate::vec_env::EnvOptions;
 use std::ops::Range;
 
 /// Which split an env runs on.
@@ -31,6 +32,18 @@ impl std::str::FromStr for SplitPart {
             "test" => Ok(Self::Test),
             "all" => Ok(Self::All),
             other => Err(format!("unknown split {other:?}: expected train, validation, test or all")),
+        }
+    }
+}
+
+impl SplitPart {
+    /// How messages name the split.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "training",
+            Self::Validation => "validation",
+            Self::Test => "test",
+            Self::All => "whole",
         }
     }
 }
@@ -113,6 +126,28 @@ impl Dataset {
             SplitPart::Test => self.split.test.clone(),
             SplitPart::All => crate::features::MIN_BARS.min(self.panel.n_bars())..self.panel.n_bars(),
         }
+    }
+
+    /// Options of the envs `ploutos train` steps (and the Python package's `make_vec`):
+    /// `n_envs` envs with random episode starts over the bars of `part`, auto-reset, on at
+    /// most `training.threads` threads, with the built-in action masks when
+    /// `training.action_masking`.
+    ///
+    /// # Errors
+    /// [`DataError::Split`] when `part` holds fewer than 2 bars.
+    pub fn env_options(
+        &self,
+        training: &TrainingConfig,
+        part: SplitPart,
+        n_envs: usize,
+    ) -> Result<EnvOptions, DataError> {
+        let bounds = Self::bounds(self.range(part), true)
+            .ok_or_else(|| DataError::Split(format!("the {} split holds fewer than 2 bars", part.name())))?;
+        Ok(EnvOptions {
+            threads: training.threads,
+            action_masks: training.action_masking,
+            ..EnvOptions::training(n_envs, bounds)
+        })
     }
 
     /// Episode bounds over `range`, or `None` when it holds fewer than 2 bars.

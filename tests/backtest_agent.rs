@@ -3,7 +3,7 @@
 //! stepping a replay env by hand with the policy's greedy actions.
 #![cfg(feature = "learner")]
 
-use ploutos::backtest::{AgentReplayError, ReplayResult, replay, replay_agent, replay_config};
+use ploutos::backtest::{AgentReplayError, ReplayResult, replay, replay_agent, replay_config, replay_masked};
 use ploutos::config::Config;
 use ploutos::env::{EpisodeBounds, MarketData};
 use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer};
@@ -63,14 +63,24 @@ fn a_trained_policy_replays_over_a_test_period() {
     assert_eq!(curve(&got), curve(&again), "greedy replays repeat");
     assert_eq!(got.trades.len(), again.trades.len());
 
+    // The policy was trained with masks: its replays act on the env's masks.
+    assert!(policy.action_masking());
     let env_cfg = replay_config(&c.environment, None, range.len());
-    let by_hand =
-        replay(&env_cfg, market(), range.clone(), "by hand".into(), |_t: usize, obs: &[f32], out: &mut [u8]| {
+    let by_hand = replay_masked(&env_cfg, market(), range.clone(), "by hand".into(), true, |_t, obs, masks, out| {
+        out.copy_from_slice(&policy.try_act_masked(obs, Some(masks), 1, true).unwrap());
+    })
+    .unwrap();
+    assert_eq!(curve(&got), curve(&by_hand));
+    assert_eq!(got.trades.len(), by_hand.trades.len());
+    let masked = got.refusal_names.iter().position(|n| n == "masked").unwrap();
+    assert_eq!(got.totals.refused.0[masked], 0, "a masked policy sends no masked order");
+    // Unmasked, the same network acts on all its logits and may send what the rules refuse.
+    let unmasked =
+        replay(&env_cfg, market(), range.clone(), "unmasked".into(), |_t: usize, obs: &[f32], out: &mut [u8]| {
             out.copy_from_slice(&policy.act(obs, 1, true));
         })
         .unwrap();
-    assert_eq!(curve(&got), curve(&by_hand));
-    assert_eq!(got.trades.len(), by_hand.trades.len());
+    assert_eq!(unmasked.equity.len(), got.equity.len());
 
     // Stochastic replays run too (the policy's own stream).
     let sampled = replay_agent(&c.environment, market(), range, &policy, "sampled".into(), false).unwrap();

@@ -480,3 +480,46 @@ fn make_train_finds_the_binary_wherever_cargo_builds() {
     let train = plan.lines().find(|l| l.contains(" train --config")).unwrap_or_else(|| panic!("{plan}"));
     assert!(train.contains("cargo run --release") && !train.contains("target/"), "{train}");
 }
+
+/// `train --seeds N`: N runs side by side, each replayed on the held-out splits beside the
+/// two baselines; the summary says how many beat buy-and-hold.
+#[cfg(feature = "learner")]
+#[test]
+fn train_seeds_summarizes_every_seed_beside_the_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut a = tiny_train("sw", 1024);
+    a.push("--seeds".into());
+    a.push("2".into());
+    let (code, out, err) = ploutos_in(d, &args(&a));
+    assert_eq!(code, 0, "{err}");
+    for s in ["seed_42", "seed_43"] {
+        assert!(d.join("models/sw").join(s).join("final/model.safetensors").is_file(), "{s}: {err}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("models/sw/seeds.json")).unwrap()).unwrap();
+    let summary = v["summary"].as_array().unwrap();
+    assert_eq!(summary.iter().map(|s| s["split"].as_str().unwrap()).collect::<Vec<_>>(), ["validation", "test"]);
+    for s in summary {
+        assert_eq!(s["seeds"], 2);
+        assert!(s["buy_and_hold_sharpe"].as_f64().unwrap().is_finite());
+        assert!(s["sharpe"]["min"].as_f64().unwrap() <= s["sharpe"]["max"].as_f64().unwrap());
+        assert!(s["beat_buy_and_hold"].as_u64().unwrap() <= 2);
+    }
+    assert_eq!(v["seeds"].as_array().unwrap().len(), 4, "2 seeds × 2 splits");
+    let csv = std::fs::read_to_string(d.join("models/sw/seeds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(out.contains("test (2 seeds): sharpe"), "{out}");
+    // Run again: every seed's folder is refused before anything trains.
+    let (code, _, err) = ploutos_in(d, &args(&a));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("models/sw/seed_42 already holds run"), "{err}");
+    // Bad counts and a resume exit 2, with clap's error line naming --seeds.
+    for bad in [&["--seeds", "0"][..], &["--seeds", "2", "--resume", "models/sw/seed_42"][..]] {
+        let mut b = tiny_train("sw2", 1024);
+        b.extend(bad.iter().map(|s| s.to_string()));
+        let (code, _, err) = ploutos_in(d, &args(&b));
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error:") && first.contains("--seeds"), "{bad:?}: {err}");
+    }
+}

@@ -40,6 +40,7 @@ fn trajectory_hash(seed: u64, threads: usize) -> u64 {
             bounds,
             trade_log: false,
             auto_reset: true,
+            action_masks: false,
         },
     )
     .expect("env");

@@ -64,7 +64,7 @@ mod property_tests {
             cfg.validate().expect("strategy makes valid configs");
             let market = MarketData::random_walk(200, N_TICKERS, 1, seed);
             let bounds = EpisodeBounds { first: 25, last: 199, random_start: true };
-            let opts = EnvOptions { n_envs: N_ENVS, threads: 0, min_shard_envs: 1, bounds, trade_log: true, auto_reset: true };
+            let opts = EnvOptions { n_envs: N_ENVS, threads: 0, min_shard_envs: 1, bounds, trade_log: true, auto_reset: true, action_masks: false };
             let mut env = TradingEnv::new(&cfg, market.clone(), opts).expect("env");
             env.reset(seed);
             let mut log: Vec<Vec<TradeRecord>> = vec![vec![]; N_ENVS];

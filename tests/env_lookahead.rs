@@ -1,6 +1,7 @@
 //! No look-ahead at the observation level: changing the market after bar T (opens, closes,
 //! slippage and impact inputs, mean volumes and features of every bar > T) changes no
-//! observation, reward or done flag at or before T.
+//! observation, action mask, reward or done flag at or before T (with the built-in masks
+//! on, and with the observed costs).
 //!
 //! With `next_open` fills, the decision at T fills at bar T+1's open, so the step that lands
 //! on T+1 legitimately differs; the observation at T must not. Trading-day ordinals are
@@ -43,7 +44,15 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
     let market = MarketData::random_walk(600, 3, 5, 21);
     let other = perturbed_after(&market, cut, 99);
     let bounds = EpisodeBounds { first: 30, last: 599, random_start: false };
-    let opts = EnvOptions { n_envs: 4, threads: 0, min_shard_envs: 1, bounds, trade_log: false, auto_reset: true };
+    let opts = EnvOptions {
+        n_envs: 4,
+        threads: 0,
+        min_shard_envs: 1,
+        bounds,
+        trade_log: false,
+        auto_reset: true,
+        action_masks: true,
+    };
     let mut a = TradingEnv::new(cfg, market, opts.clone()).expect("env");
     let mut b = TradingEnv::new(cfg, other, opts).expect("env");
     assert_eq!(a.reset(1).obs, b.reset(1).obs);
@@ -54,8 +63,11 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
         let x = a.step(&actions).expect("step").clone();
         let y = b.step(&actions).expect("step").clone();
         let bar = x.infos[0].bar;
-        let equal =
-            x.obs == y.obs && x.rewards == y.rewards && x.terminated == y.terminated && x.truncated == y.truncated;
+        let equal = x.obs == y.obs
+            && x.rewards == y.rewards
+            && x.terminated == y.terminated
+            && x.truncated == y.truncated
+            && x.action_masks == y.action_masks;
         if bar as usize <= cut {
             assert!(equal, "outputs at bar {bar} ≤ {cut} depend on later bars");
             same += 1;
@@ -71,11 +83,15 @@ fn run_pair(cfg: &EnvironmentConfig, cut: usize) -> (usize, Option<u32>) {
 #[case::next_open_late(FillTiming::NextOpen, ObservationLayout::Materialized, 230)]
 #[case::close(FillTiming::Close, ObservationLayout::Materialized, 120)]
 #[case::index_layout(FillTiming::NextOpen, ObservationLayout::Index, 90)]
+#[case::observed_costs(FillTiming::NextOpen, ObservationLayout::Index, 150)]
+#[case::observed_costs_close(FillTiming::Close, ObservationLayout::Materialized, 60)]
 fn observations_ignore_later_bars(#[case] timing: FillTiming, #[case] layout: ObservationLayout, #[case] cut: usize) {
     let cfg = EnvironmentConfig {
         fill_timing: timing,
         observation_layout: layout,
         initial_cash: 30_000.0,
+        // The cost columns and the masks they show are observations too.
+        observe_costs: cut == 150 || cut == 60,
         ..EnvironmentConfig::default()
     };
     let (same, first_diff) = run_pair(&cfg, cut);

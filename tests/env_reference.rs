@@ -514,8 +514,15 @@ fn compare(
     run: Run,
 ) -> (usize, Vec<(String, u64)>, usize) {
     cfg.validate().expect("valid config");
-    let opts =
-        EnvOptions { n_envs: run.n_envs, threads: 2, min_shard_envs: 1, bounds, trade_log: true, auto_reset: true };
+    let opts = EnvOptions {
+        n_envs: run.n_envs,
+        threads: 2,
+        min_shard_envs: 1,
+        bounds,
+        trade_log: true,
+        auto_reset: true,
+        action_masks: false,
+    };
     let mut env = TradingEnv::new(cfg, market.clone(), opts).expect("env");
     let names = env.refusal_names();
     let n = market.n_tickers();

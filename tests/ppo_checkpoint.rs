@@ -42,7 +42,8 @@ fn config(layout: ObservationLayout) -> Config {
 fn env(c: &Config, first: u32, last: u32, n_envs: usize) -> TradingEnv {
     let market = MarketData::random_walk(400, 2, 3, 11);
     let bounds = EpisodeBounds { first, last, random_start: true };
-    let opts = EnvOptions { threads: 1, ..EnvOptions::training(n_envs, bounds) };
+    let opts =
+        EnvOptions { threads: 1, action_masks: c.training.action_masking, ..EnvOptions::training(n_envs, bounds) };
     TradingEnv::new(&c.environment, market, opts).unwrap()
 }
 
@@ -119,12 +120,16 @@ fn saved_policy_acts_like_the_trainer_and_eval_keeps_best() {
 
     let policy = Policy::load(&final_dir, Device::Cpu).unwrap();
     let mut probe = env(&c, 0, 399, 8);
-    let mut obs = probe.reset(3).obs.clone();
+    let first = probe.reset(3);
+    let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
+    assert!(policy.action_masking(), "trained with masks, acts with them");
     for _ in 0..5 {
-        let (want, want_values) = trainer.greedy(&obs, 8).unwrap();
-        assert_eq!(policy.act(&obs, 8, true), want);
+        let (want, want_values) = trainer.greedy(&obs, Some(&masks), 8).unwrap();
+        assert_eq!(policy.try_act_masked(&obs, Some(&masks), 8, true).unwrap(), want);
         assert_eq!(policy.values(&obs, 8).unwrap(), want_values);
-        obs = probe.step(&want).unwrap().obs.clone();
+        let out = probe.step(&want).unwrap();
+        assert_eq!(out.infos.iter().map(|i| i.refused).sum::<u32>(), 0, "a masked policy sends no refused order");
+        (obs, masks) = (out.obs.clone(), out.action_masks.clone());
     }
     let stochastic = policy.act(&obs, 8, false);
     assert_eq!(stochastic.len(), 8 * 2);

@@ -5,7 +5,7 @@
 //! implements it, so that the backtests build and test without libtorch.
 
 use super::ReplayResult;
-use super::replay::{replay, replay_config};
+use super::replay::{replay_config, replay_masked};
 use crate::config::EnvironmentConfig;
 use crate::env::MarketData;
 use crate::vec_env::EnvError;
@@ -22,6 +22,28 @@ pub trait Agent {
     /// # Errors
     /// [`Agent::Error`] when no actions could be chosen.
     fn try_act(&self, obs: &[f32], n_envs: usize, deterministic: bool) -> Result<Vec<u8>, Self::Error>;
+
+    /// Whether the agent acts on the env's action masks: its replays then compute them
+    /// (`EnvOptions::action_masks`) and call [`Agent::try_act_masked`] (default: false).
+    fn action_masks(&self) -> bool {
+        false
+    }
+
+    /// [`Agent::try_act`] among the actions `masks` allows (`[n_envs × n_tickers × 3]`, true
+    /// = allowed, as [`crate::env::StepBuffers::action_masks`]); ignores them by default.
+    ///
+    /// # Errors
+    /// [`Agent::Error`] when no actions could be chosen.
+    fn try_act_masked(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        n_envs: usize,
+        deterministic: bool,
+    ) -> Result<Vec<u8>, Self::Error> {
+        let _ = masks;
+        self.try_act(obs, n_envs, deterministic)
+    }
 }
 
 /// A replay of an agent that did not complete.
@@ -41,7 +63,7 @@ pub enum AgentReplayError {
 
 /// Replays `agent` over bars `range` of `market` with `cfg`'s costs and rules (as
 /// [`replay_config`] sets them for a policy that is not buy-and-hold), acting greedily when
-/// `deterministic`.
+/// `deterministic`, on the env's action masks when the agent asks for them.
 ///
 /// A bar where the agent fails holds every position, and the replay runs on to the end so
 /// that the env's state is never left half-stepped; the first failure is then returned.
@@ -59,14 +81,22 @@ pub fn replay_agent<A: Agent + ?Sized>(
 ) -> Result<ReplayResult, AgentReplayError> {
     let env_cfg = replay_config(cfg, None, range.len());
     let mut failure = None;
-    let actor = |_t: usize, obs: &[f32], out: &mut [u8]| match agent.try_act(obs, 1, deterministic) {
-        Ok(a) => out.copy_from_slice(&a),
-        Err(e) => {
-            out.fill(0);
-            failure.get_or_insert(e);
+    let masked = agent.action_masks();
+    let actor = |_t: usize, obs: &[f32], masks: &[bool], out: &mut [u8]| {
+        let chosen = if masked {
+            agent.try_act_masked(obs, masks, 1, deterministic)
+        } else {
+            agent.try_act(obs, 1, deterministic)
+        };
+        match chosen {
+            Ok(a) => out.copy_from_slice(&a),
+            Err(e) => {
+                out.fill(0);
+                failure.get_or_insert(e);
+            }
         }
     };
-    let result = replay(&env_cfg, market, range, name.clone(), actor)?;
+    let result = replay_masked(&env_cfg, market, range, name.clone(), masked, actor)?;
     if let Some(e) = failure {
         return Err(AgentReplayError::Agent { name, source: Box::new(e) });
     }

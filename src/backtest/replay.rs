@@ -95,22 +95,42 @@ pub fn replay(
     name: String,
     mut actor: impl Actor,
 ) -> Result<ReplayResult, EnvError> {
+    let masked_actor = |t: usize, obs: &[f32], _masks: &[bool], out: &mut [u8]| actor.act(t, obs, out);
+    replay_masked(cfg, market, range, name, false, masked_actor)
+}
+
+/// [`replay`] of an actor that also reads the env's action masks (`[n_tickers × 3]`, true
+/// = allowed): with `action_masks` the env computes the built-in ones
+/// ([`EnvOptions::action_masks`]); without, they are all true.
+///
+/// # Errors
+/// [`EnvError`] when the range holds fewer than 2 bars.
+pub fn replay_masked(
+    cfg: &EnvironmentConfig,
+    market: MarketData,
+    range: Range<usize>,
+    name: String,
+    action_masks: bool,
+    mut actor: impl FnMut(usize, &[f32], &[bool], &mut [u8]),
+) -> Result<ReplayResult, EnvError> {
     let n_bars = market.n_bars();
     let bounds = crate::dataset::Dataset::bounds(range.clone(), false)
         .filter(|_| range.end <= n_bars)
         .ok_or(EnvError::Bounds { first: range.start as u32, last: range.end.saturating_sub(1) as u32, n_bars })?;
-    let opts = EnvOptions::replay(bounds);
+    let opts = EnvOptions { action_masks, ..EnvOptions::replay(bounds) };
     let mut env = TradingEnv::new(cfg, market, opts)?;
     let d = env.n_tickers();
     let mut actions = vec![0u8; d];
-    let mut obs = env.reset(0).obs.clone();
+    let first = env.reset(0);
+    let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
     let mut equity = vec![row(&mut env, range.start)];
     let mut t = range.start;
     loop {
-        actor.act(t, &obs, &mut actions);
+        actor(t, &obs, &masks, &mut actions);
         let out = env.step(&actions)?;
         let done = out.terminated[0] || out.truncated[0];
         obs.copy_from_slice(&out.obs);
+        masks.copy_from_slice(&out.action_masks);
         t += 1;
         equity.push(row(&mut env, t));
         if done || t + 1 >= range.end {

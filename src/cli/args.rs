@@ -92,6 +92,11 @@ pub struct TrainArgs {
     /// instead of refusing to start.
     #[arg(long)]
     pub force: bool,
+    /// Train N runs with seeds training.seed, +1, …, +N−1 (in `models/<run>/seed_<S>`), then
+    /// report the median and range of their validation and test metrics beside equal-weight
+    /// buy-and-hold and the random policy (`models/<run>/seeds.json`, `seeds.csv`).
+    #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub seeds: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -197,4 +202,8 @@ pub struct BenchArgs {
     /// load); medians are reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// With --train: what action masking costs, from interleaved pairs of runs without and
+    /// with `training.action_masking` (instead of the SB3 comparison).
+    #[arg(long, requires = "train", conflicts_with = "contention")]
+    pub masking_cost: bool,
 }

@@ -5,6 +5,8 @@ mod backtest;
 mod bench;
 mod features;
 mod generate_data;
+#[cfg(feature = "learner")]
+mod seeds;
 mod train;
 #[cfg(feature = "learner")]
 mod walk_forward;

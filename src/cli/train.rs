@@ -4,7 +4,7 @@ use super::args::{BenchArgs, TrainArgs};
 use anyhow::Context;
 use ploutos::config::Config;
 use ploutos::dataset::{Dataset, SplitPart};
-use ploutos::market::{DataError, Split, load_panel};
+use ploutos::market::{Split, load_panel};
 use ploutos::{EnvOptions, TradingEnv};
 
 /// The training env (random starts on the training split) and, when the validation split
@@ -12,10 +12,7 @@ use ploutos::{EnvOptions, TradingEnv};
 /// at bars of the validation split drawn from a fixed seed (the same at every evaluation)
 /// and run `episode_length` bars or to the split's end, without bankruptcy.
 pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Option<TradingEnv>)> {
-    let train = Dataset::bounds(ds.range(SplitPart::Train), true)
-        .ok_or_else(|| DataError::Split("the training split holds fewer than 2 bars".into()))?;
-    let mut opts = EnvOptions::training(cfg.training.n_envs, train);
-    opts.threads = cfg.training.threads;
+    let opts = ds.env_options(&cfg.training, SplitPart::Train, cfg.training.n_envs)?;
     let train_env = TradingEnv::new(&cfg.environment, ds.market.clone(), opts).context("building the training envs")?;
     let eval_env = match Dataset::bounds(ds.range(SplitPart::Validation), true) {
         Some(bounds) => {
@@ -23,6 +20,7 @@ pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Opt
             env_cfg.bankruptcy_pct = 0.0;
             let mut opts = EnvOptions::training(cfg.training.eval_episodes, bounds);
             opts.threads = cfg.training.threads;
+            opts.action_masks = cfg.training.action_masking;
             Some(TradingEnv::new(&env_cfg, ds.market.clone(), opts).context("building the evaluation env")?)
         }
         None => None,
@@ -63,6 +61,8 @@ pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "learner")]
 pub use with_learner::{bench, run};
+#[cfg(feature = "learner")]
+pub(crate) use with_learner::{init_log, prepare_runs, run_paths, train_one};
 
 #[cfg(feature = "learner")]
 mod with_learner {
@@ -135,6 +135,7 @@ mod with_learner {
                 ("time/fps", s.fps),
                 ("rollout/equity", s.equity_mean),
                 ("rollout/total_trades", s.total_trades as f64),
+                ("rollout/masked_actions", s.masked_share),
             ];
             if let Some(r) = s.ep_reward_mean {
                 scalars.push(("rollout/ep_reward_mean", r));
@@ -159,18 +160,29 @@ mod with_learner {
         }
 
         fn on_eval(&mut self, e: &EvalStats) {
-            let scalars =
-                [("eval/mean_reward", e.mean_reward), ("eval/sharpe", e.sharpe), ("eval/total_return", e.total_return)];
+            let scalars = [
+                ("eval/mean_reward", e.mean_reward),
+                ("eval/sharpe", e.sharpe),
+                ("eval/total_return", e.total_return),
+                ("eval/buy_and_hold_sharpe", e.buy_and_hold_sharpe),
+                ("eval/buy_and_hold_return", e.buy_and_hold_return),
+                ("eval/random_sharpe", e.random_sharpe),
+                ("eval/random_return", e.random_return),
+            ];
             if let Err(err) = self.logger.log(e.timesteps, &scalars) {
                 tracing::warn!("metrics: {err}");
             }
             self.say(format!(
-                "eval @ {:>9} steps: reward {:>9.3}  return {:>7.2}%  sharpe {:>6.2}{}",
+                "eval @ {:>9} steps: reward {:>9.3}  return {:>7.2}%  sharpe {:>6.2}{}  (buy-and-hold {:.2}%, sharpe {:.2}; random {:.2}%, sharpe {:.2})",
                 e.timesteps,
                 e.mean_reward,
                 100.0 * e.total_return,
                 e.sharpe,
-                if e.is_best { "  (new best)" } else { "" }
+                if e.is_best { "  (new best)" } else { "" },
+                100.0 * e.buy_and_hold_return,
+                e.buy_and_hold_sharpe,
+                100.0 * e.random_return,
+                e.random_sharpe
             ));
             tracing::info!(
                 timesteps = e.timesteps,
@@ -187,7 +199,7 @@ mod with_learner {
         }
     }
 
-    fn init_log(dir: &Path) -> anyhow::Result<()> {
+    pub(crate) fn init_log(dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -217,9 +229,9 @@ mod with_learner {
         }
     }
 
-    pub fn run(a: TrainArgs) -> anyhow::Result<()> {
-        // Installed first, so that a Ctrl-C during set-up also ends in a saved checkpoint
-        // (training stops after its first iteration) rather than in the default kill.
+    /// Installs the Ctrl-C handler: the first Ctrl-C stops training after its iteration
+    /// (with a saved checkpoint), the second ends the process at once.
+    fn stop_on_ctrl_c() -> Arc<AtomicBool> {
         let stop = Arc::new(AtomicBool::new(false));
         {
             let stop = stop.clone();
@@ -238,6 +250,36 @@ mod with_learner {
                 );
             });
         }
+        stop
+    }
+
+    /// Removes the outputs of an earlier run (`--force`) or refuses to start over them.
+    fn clear_or_refuse(paths: &RunPaths, run_name: &str, force: bool) -> anyhow::Result<()> {
+        if force {
+            for dir in [&paths.models, &paths.runs, &paths.logs] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir).with_context(|| format!("--force: removing {}", dir.display()))?;
+                }
+            }
+            Ok(())
+        } else {
+            Ok(refuse_overwrite(paths, run_name)?)
+        }
+    }
+
+    /// The outputs of run `run_name`.
+    pub(crate) fn run_paths(run_name: &str) -> RunPaths {
+        RunPaths {
+            models: PathBuf::from("models").join(run_name),
+            runs: PathBuf::from("runs").join(run_name),
+            logs: PathBuf::from("logs").join(run_name),
+        }
+    }
+
+    pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+        // Installed first, so that a Ctrl-C during set-up also ends in a saved checkpoint
+        // (training stops after its first iteration) rather than in the default kill.
+        let stop = stop_on_ctrl_c();
         let cfg = match &a.resume {
             // A resumed run continues with the config it was started with; --set still applies.
             Some(dir) => {
@@ -259,28 +301,44 @@ mod with_learner {
             (None, Some(name)) => name.clone(),
             (None, None) => chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string(),
         };
-        let paths = RunPaths {
-            models: resume_root.clone().unwrap_or_else(|| PathBuf::from("models").join(&run_name)),
-            runs: PathBuf::from("runs").join(&run_name),
-            logs: PathBuf::from("logs").join(&run_name),
-        };
         // Everything that can be checked is checked before anything is written.
         ploutos::ppo::device::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
-        if a.resume.is_none() {
-            if a.force {
-                for dir in [&paths.models, &paths.runs, &paths.logs] {
-                    if dir.exists() {
-                        std::fs::remove_dir_all(dir).with_context(|| format!("--force: removing {}", dir.display()))?;
-                    }
-                }
-            } else {
-                refuse_overwrite(&paths, &run_name)?;
-            }
+        if let Some(n) = a.seeds {
+            return super::super::seeds::run(&cfg, &run_name, n, a.force, &stop);
         }
+        let mut paths = run_paths(&run_name);
+        if let Some(root) = resume_root {
+            paths.models = root;
+        }
+        if a.resume.is_none() {
+            clear_or_refuse(&paths, &run_name, a.force)?;
+        }
+        let ds = load_dataset(&cfg, None)?;
+        train_one(&cfg, &ds, &paths, &run_name, a.resume.as_deref(), &stop)?;
+        Ok(())
+    }
+
+    /// Clears (`force`) or checks the outputs of every run of a sweep before any starts.
+    pub(crate) fn prepare_runs(runs: &[(String, RunPaths)], force: bool) -> anyhow::Result<()> {
+        for (name, paths) in runs {
+            clear_or_refuse(paths, name, force)?;
+        }
+        Ok(())
+    }
+
+    /// Trains one run on `ds` into `paths` (from scratch, or resumed from `resume`), with
+    /// its progress bar, TensorBoard logs and log file.
+    pub(crate) fn train_one(
+        cfg: &Config,
+        ds: &Dataset,
+        paths: &RunPaths,
+        run_name: &str,
+        resume: Option<&Path>,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<ploutos::ppo::TrainSummary> {
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
-        let ds = load_dataset(&cfg, None)?;
-        let (train_env, eval_env) = build_envs(&cfg, &ds)?;
+        let (train_env, eval_env) = build_envs(cfg, ds)?;
         std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
         ploutos::fsutil::write_atomic(
             &paths.models.join("feature_scaler.ron"),
@@ -297,9 +355,9 @@ mod with_learner {
             cfg.training.total_timesteps,
             cfg.training.device
         );
-        let mut trainer = match &a.resume {
-            Some(dir) => Trainer::resume(dir, &cfg, train_env, eval_env, paths.clone())?,
-            None => Trainer::new(&cfg, train_env, eval_env, paths.clone())?,
+        let mut trainer = match resume {
+            Some(dir) => Trainer::resume(dir, cfg, train_env, eval_env, paths.clone())?,
+            None => Trainer::new(cfg, train_env, eval_env, paths.clone())?,
         };
         let bar = ProgressBar::new(cfg.training.total_timesteps);
         bar.set_style(
@@ -310,7 +368,7 @@ mod with_learner {
         bar.set_position(trainer.timesteps());
         let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS)
             .with_context(|| format!("creating {}", paths.runs.display()))?;
-        let mut hooks = Hooks { bar, logger, stop, last_reward: None, last_line: None };
+        let mut hooks = Hooks { bar, logger, stop: stop.clone(), last_reward: None, last_line: None };
         let summary = trainer.train(&mut hooks)?;
         hooks.bar.finish();
         let _ = hooks.logger.flush();
@@ -325,7 +383,7 @@ mod with_learner {
                 .map_or(String::new(), |m| format!(", best validation {:?} {m:.3}", cfg.training.best_metric))
         );
         eprintln!("ploutos: TensorBoard: tensorboard --logdir {}", paths.runs.display());
-        Ok(())
+        Ok(summary)
     }
 
     /// Smallest and largest of some positive rates.
@@ -371,6 +429,66 @@ mod with_learner {
         Ok(())
     }
 
+    /// `bench --train --masking-cost`: interleaved pairs of runs without and with action
+    /// masking; the medians and the median of the pairs' costs.
+    fn masking_cost(
+        cfg: &Config,
+        a: &BenchArgs,
+        net: &[usize],
+        (n_envs, n_steps, batch, epochs): (usize, usize, usize, usize),
+    ) -> anyhow::Result<()> {
+        let (mut off, mut on) = (cfg.clone(), cfg.clone());
+        off.training.action_masking = false;
+        on.training.action_masking = true;
+        let (mut plain, mut masked) = (Vec::new(), Vec::new());
+        // Seconds of rollout and of update, per run: where masking costs.
+        let (mut split_plain, mut split_masked) = (Vec::new(), Vec::new());
+        for _ in 0..a.repeat {
+            let p = ploutos::ppo::bench_train(&off, net, n_envs, n_steps, batch, epochs, 3)?;
+            let m = ploutos::ppo::bench_train(&on, net, n_envs, n_steps, batch, epochs, 3)?;
+            plain.push(p.timesteps_per_sec);
+            masked.push(m.timesteps_per_sec);
+            split_plain.push((p.rollout_secs, p.update_secs));
+            split_masked.push((m.rollout_secs, m.update_secs));
+        }
+        let med = |v: &[(f64, f64)]| {
+            (
+                ploutos::bench::median(v.iter().map(|x| x.0).collect()),
+                ploutos::bench::median(v.iter().map(|x| x.1).collect()),
+            )
+        };
+        let ((rp, up), (rm, um)) = (med(&split_plain), med(&split_masked));
+        let costs: Vec<f64> = plain.iter().zip(&masked).map(|(p, m)| 1.0 - m / p).collect();
+        let cost = ploutos::bench::median(costs.clone());
+        let (m_plain, m_masked) = (ploutos::bench::median(plain.clone()), ploutos::bench::median(masked.clone()));
+        if a.json {
+            let v = serde_json::json!({
+                "runs": a.repeat,
+                "timesteps_per_sec_unmasked": m_plain,
+                "timesteps_per_sec_masked": m_masked,
+                "masking_cost": cost,
+                "rollout_secs_unmasked": rp,
+                "rollout_secs_masked": rm,
+                "update_secs_unmasked": up,
+                "update_secs_masked": um,
+                "unmasked_runs": plain,
+                "masked_runs": masked,
+            });
+            println!("{v}");
+        } else {
+            let lo = costs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = costs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            println!(
+                "ploutos PPO without masks: {m_plain:.0} timesteps/s; with masks: {m_masked:.0} timesteps/s; masking costs {:.1}% (median of {} interleaved pairs, {:.1}% to {:.1}%; rollout {rp:.3} → {rm:.3} s, update {up:.3} → {um:.3} s; net {net:?}, {n_envs} envs × {n_steps} steps, batch {batch}, {epochs} epochs)",
+                100.0 * cost,
+                a.repeat,
+                100.0 * lo,
+                100.0 * hi,
+            );
+        }
+        Ok(())
+    }
+
     pub fn bench(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
         let net = match &a.net {
             Some(s) => super::super::bench::parse_net(s)?,
@@ -387,6 +505,9 @@ mod with_learner {
         }
         if a.contention > 0 {
             return contention(cfg, a, &net, (n_envs, n_steps, batch, epochs));
+        }
+        if a.masking_cost {
+            return masking_cost(cfg, a, &net, (n_envs, n_steps, batch, epochs));
         }
         // Interleaved runs: a burst of load on the shared machine hits one pair, not one side.
         let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());

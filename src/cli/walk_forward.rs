@@ -54,6 +54,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         let bounds = Dataset::bounds(train.clone(), true).context("training window")?;
         let mut opts = EnvOptions::training(cfg.training.n_envs, bounds);
         opts.threads = cfg.training.threads;
+        opts.action_masks = cfg.training.action_masking;
         let env = TradingEnv::new(&cfg.environment, ds.market.clone(), opts)?;
         let paths = RunPaths {
             models: PathBuf::from("models").join(&name).join(&fold_name),

@@ -145,6 +145,11 @@ pub struct RewardConfig {
     pub bonus: f64,
     /// Adaptation rate of the differential Sharpe ratio's moving moments (default: 0.01).
     pub dsr_eta: f64,
+    /// A cost charged in the reward only, as a fraction of the notional traded in the step
+    /// (0.001 = 10 bp), in every mode: the reward sees the step's return net of it, as if
+    /// trading cost that much more. Discourages turnover beyond what the real costs do,
+    /// without changing the account (default: 0, off).
+    pub turnover_penalty: f64,
 }
 
 impl Default for RewardConfig {
@@ -161,6 +166,7 @@ impl Default for RewardConfig {
             bonus_threshold: 0.02,
             bonus: 0.5,
             dsr_eta: 0.01,
+            turnover_penalty: 0.0,
         }
     }
 }
@@ -217,6 +223,12 @@ pub struct EnvironmentConfig {
     /// uniformly in [1 − x, 1 + x] from the env's random stream (default: 0, off; at most
     /// 0.9).
     pub cost_randomization: f64,
+    /// Observation columns the agent can act on costs with: `allowed` (per ticker, whether
+    /// a buy, then a sell, is allowed now: the action masks, which this switches on) and
+    /// `costs` (per ticker, what a buy, then a sell, would cost now in percent: spread,
+    /// slippage, impact and fees at the decision bar's close), between the portfolio
+    /// state and the market part (default: false).
+    pub observe_costs: bool,
     /// Settings of plugins that are not part of Ploutos, by plugin name: each plugin reads
     /// and validates its own entry with [`EnvironmentConfig::plugin`] (default: none).
     pub plugins: BTreeMap<String, ron::Value>,
@@ -245,6 +257,7 @@ impl Default for EnvironmentConfig {
             bankruptcy_pct: 0.5,
             observation_layout: ObservationLayout::Materialized,
             cost_randomization: 0.0,
+            observe_costs: false,
             plugins: BTreeMap::new(),
         }
     }
@@ -287,6 +300,7 @@ impl EnvironmentConfig {
         check::within("environment.reward.bonus_threshold", r.bonus_threshold, -1.0, 100.0)?;
         check::within("environment.reward.bonus", r.bonus, -1e6, 1e6)?;
         check::above("environment.reward.dsr_eta", r.dsr_eta, 0.0, 1.0)?;
+        check::within("environment.reward.turnover_penalty", r.turnover_penalty, 0.0, 1.0)?;
         check::above("environment.reward_scaling", self.reward_scaling, 0.0, 1e6)?;
         check::count("environment.episode_length", self.episode_length, 1, 100_000_000)?;
         check::within("environment.bankruptcy_pct", self.bankruptcy_pct, 0.0, 1.0)?;

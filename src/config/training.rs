@@ -123,6 +123,13 @@ pub struct TrainingConfig {
     pub eval_deterministic: bool,
     /// Metric that selects the best model (default: `sharpe`).
     pub best_metric: BestMetric,
+    /// Invalid-action masking, as sb3-contrib's `MaskablePPO`: the training and evaluation
+    /// envs mask the actions their rules would refuse (sell without a position, buy without
+    /// cash or at the position cap, the holding period, PDT, the daily cap), and the policy
+    /// samples, scores and updates over the allowed actions only (masked logits at −1e8).
+    /// Backtests of the model mask the same way. Nothing of the masks is saved: the env
+    /// recomputes them (default: true).
+    pub action_masking: bool,
 }
 
 impl Default for TrainingConfig {
@@ -160,6 +167,7 @@ impl Default for TrainingConfig {
             eval_episodes: 16,
             eval_deterministic: true,
             best_metric: BestMetric::Sharpe,
+            action_masking: true,
         }
     }
 }

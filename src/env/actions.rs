@@ -1,6 +1,6 @@
 //! Actions from the learner become orders.
 
-use crate::env::{ActionBuffer, ActionMask, ActionMasking, EnvId, Orders, Position, Positions, Refusal};
+use crate::env::{ActionBuffer, ActionMask, ActionMasking, EnvId, Orders, Position, Positions, Refusal, Targets};
 use bevy_ecs::prelude::*;
 
 /// Decodes each env's row of the [`ActionBuffer`] into [`Orders`], refuses the orders its
@@ -51,4 +51,15 @@ pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position]) {
     orders.buy = buy;
     orders.sell = sell;
     orders.refuse(sell & !held, Refusal::NO_POSITION);
+}
+
+/// Masks the sells of tickers the env does not hold (refused as `no_position` if sent).
+///
+/// Reads [`Positions`]; writes [`ActionMask`]. The core's action-mask system (only with
+/// [`crate::env::EnvParams::action_masks`]).
+pub fn mask_sells_without_position(targets: Res<Targets>, mut envs: Query<(&Positions, &mut ActionMask)>) {
+    targets.for_each_mut(&mut envs, |(positions, mut mask)| {
+        let held = positions.0.iter().enumerate().fold(0u64, |m, (k, p)| m | u64::from(p.shares > 0.0) << k);
+        mask.forbid_sell(!held);
+    });
 }

@@ -275,6 +275,8 @@ pub struct Portfolio {
     pub trade_day: u32,
     /// Orders executed this step.
     pub executed_this_step: u32,
+    /// Notional of the orders executed this step (fill price × shares, buys and sells).
+    pub traded_this_step: f64,
     /// Sum of rewards this episode.
     pub episode_reward: f64,
 }
@@ -291,6 +293,7 @@ impl Portfolio {
             trades_today: 0,
             trade_day: u32::MAX,
             executed_this_step: 0,
+            traded_this_step: 0.0,
             episode_reward: 0.0,
         }
     }

@@ -195,6 +195,12 @@ pub trait EnvAppExt {
     fn add_reward_systems<M>(&mut self, systems: impl IntoScheduleConfigs<ScheduleSystem, M>) -> &mut Self;
 }
 
+/// Adds observation systems that read the finished action masks: they run after every
+/// mask system, beside the masks' export (the `allowed` columns).
+pub(crate) fn add_mask_readers<M>(app: &mut App, systems: impl IntoScheduleConfigs<ScheduleSystem, M> + Clone) {
+    add_to_observation(app, Stage::Export, systems);
+}
+
 /// Adds `systems` to observation stage `stage` of both passes (and of [`EnvReset`]).
 fn add_to_observation<M>(
     app: &mut App,

@@ -47,6 +47,12 @@
 //! 15. **Invented bars** (`data.missing_bars: forward_fill`): an order whose fill bar is an
 //!     invented bar of its ticker is refused (`invented_bar`); the bar still marks equity
 //!     (at the repeated close) and appears in the observation.
+//! 16. **Action masks** ([`EnvParams::action_masks`]): written with every observation, for
+//!     the coming decision, by each plugin for the orders it would refuse if sent alone,
+//!     from the state at the decision bar only (a buy is judged at that bar's close, a day
+//!     and the daily cap by the fill bar's calendar day, known in advance). A masked order
+//!     that is sent anyway is refused as `masked`, before any rule, and takes no slot of the
+//!     daily cap.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
@@ -62,10 +68,11 @@ mod market_data;
 mod schedule;
 
 pub use accounting::mark_to_market;
-pub use actions::{apply_actions, decode as decode_actions};
+pub use actions::{apply_actions, decode as decode_actions, mask_sells_without_position};
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
 pub use episodes::{begin_reset, end_episodes, env_rng, finish_restart, start_episode, start_episodes};
+pub(crate) use extend::add_mask_readers;
 pub use extend::{ActionMasking, EnvAppExt, ObservationColumns, Targets};
 pub(crate) use market_data::prefetch_lines;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
@@ -100,6 +107,9 @@ pub struct EnvParams {
     /// Reset finished episodes in place (training); off, a finished env keeps its final
     /// state for inspection (replays, evaluation).
     pub auto_reset: bool,
+    /// The built-in plugins export action masks for the refusals they can foresee (see
+    /// [`EnvAppExt::add_action_mask_systems`]); a learner that masks its logits asks for them.
+    pub action_masks: bool,
 }
 
 impl EnvParams {
@@ -110,6 +120,14 @@ impl EnvParams {
             FillTiming::NextOpen => t + 1,
             FillTiming::Close => t,
         }
+    }
+
+    /// Trading day an order decided at bar `t` counts on: its fill bar's (the last bar's for
+    /// a decision at the market's last bar, whose `next_open` fill bar does not exist: an
+    /// observation and masks are still written there).
+    #[inline]
+    pub fn fill_day(&self, market: &MarketData, t: usize) -> u32 {
+        market.day(self.fill_bar(t).min(market.n_bars() - 1))
     }
 
     /// Reference prices of every ticker for a decision at bar `t`: bar t+1's opens or bar
@@ -167,6 +185,8 @@ pub struct EnvPlugin {
     pub n_tickers: usize,
     pub trade_log: bool,
     pub auto_reset: bool,
+    /// See [`EnvParams::action_masks`].
+    pub action_masks: bool,
 }
 
 impl Plugin for EnvPlugin {
@@ -212,6 +232,8 @@ impl Plugin for EnvPlugin {
             episode_length: cfg.episode_length,
             bankruptcy_pct: cfg.bankruptcy_pct,
             auto_reset: self.auto_reset,
+            // Observed `allowed` columns are the masks: they need them computed.
+            action_masks: self.action_masks || cfg.observe_costs,
         })
         .insert_resource(ActionBuffer {
             first_env: self.envs.start,
@@ -234,6 +256,10 @@ impl Plugin for EnvPlugin {
             ),
         )
         .add_systems(EnvReset, (begin_reset.before(ResetSystems::Start), start_episodes.in_set(ResetSystems::Start)));
+
+        if self.action_masks || cfg.observe_costs {
+            app.add_action_mask_systems(mask_sells_without_position);
+        }
 
         let n_tickers = self.n_tickers;
         let (initial_cash, window_days) = (cfg.initial_cash, cfg.pdt.window_days);

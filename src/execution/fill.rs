@@ -59,6 +59,20 @@ pub struct FillInput {
     pub mean_volume: f64,
 }
 
+impl FillInput {
+    /// Ticker `k`'s inputs at decision bar `t`, with `reference` as the reference price.
+    #[inline]
+    pub fn at(market: &crate::env::MarketData, t: usize, k: usize, reference: f64) -> Self {
+        let cell = market.at(t) + k;
+        Self {
+            reference,
+            atr_frac: market.atr_frac[cell],
+            ret_std: market.ret_std[cell],
+            mean_volume: market.mean_volume[cell],
+        }
+    }
+}
+
 /// Prices fills. Implement it for another slippage or impact law and install it with
 /// [`Fills::custom`]; execution keeps the order of fills, sizing, the position cap, fees
 /// and accounting.

@@ -27,8 +27,8 @@ pub use fill::{CostModel, FillInput, FillModel, FillQuote, Fills, SpreadSlippage
 
 use crate::config::{BuySizing, EnvironmentConfig};
 use crate::env::{
-    EnvAppExt, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio, Position, Positions,
-    Refusal, Side, StepSystems, Targets, TradeLog, TradeRecord, bits,
+    ActionMask, EnvAppExt, EnvId, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio,
+    Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -56,6 +56,24 @@ impl ExecutionConfig {
     }
 }
 
+impl ExecutionConfig {
+    /// Share of the cash one buy may spend when it is the bar's only buy.
+    pub fn lone_buy_share(&self) -> f64 {
+        match self.buy_sizing {
+            BuySizing::CashFraction => self.buy_pct,
+            BuySizing::EqualSplit => 1.0,
+        }
+    }
+
+    /// A lone buy of a position of `shares` at `price`, judged at the decision bar's close
+    /// (what the masks and the cost columns size): its room under the position cap and its
+    /// notional, `min(lone_buy_share × cash, room)`.
+    pub fn lone_buy(&self, portfolio: &Portfolio, shares: f64, price: f64) -> (f64, f64) {
+        let room = self.max_position_pct * portfolio.equity - shares * price;
+        (room, (self.lone_buy_share() * portfolio.cash).min(room))
+    }
+}
+
 /// The configured cost parameters, and how far each env's may stray from them.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct CostRandomization {
@@ -70,6 +88,8 @@ pub struct ExecutionPlugin {
     pub costs: CostModel,
     pub fees: Fees,
     pub cost_randomization: f64,
+    /// Adds the `costs` observation columns (`environment.observe_costs`).
+    pub observe_costs: bool,
 }
 
 impl ExecutionPlugin {
@@ -80,6 +100,7 @@ impl ExecutionPlugin {
             costs: CostModel::from_config(cfg),
             fees: Fees::UsEquity(UsEquityFees::new(&cfg.fees)),
             cost_randomization: cfg.cost_randomization,
+            observe_costs: cfg.observe_costs,
         }
     }
 }
@@ -91,6 +112,14 @@ impl Plugin for ExecutionPlugin {
             .insert_resource(Fills::SpreadSlippageImpact(SpreadSlippageImpact))
             .insert_on_envs(self.costs)
             .add_systems(crate::env::EnvStep, fill_orders.in_set(StepSystems::Execute));
+        if app.world().resource::<EnvParams>().action_masks {
+            app.add_action_mask_systems(mask_unfillable_orders);
+        }
+        if self.observe_costs {
+            let n_tickers = app.world().resource::<EnvParams>().n_tickers;
+            let columns = app.add_observation_columns("costs", 2 * n_tickers);
+            app.insert_resource(CostColumns(columns)).add_observation_systems(write_cost_columns);
+        }
         if self.cost_randomization > 0.0 {
             app.insert_resource(CostRandomization { base: self.costs, spread: self.cost_randomization })
                 .add_episode_start_systems(randomize_costs);
@@ -111,6 +140,99 @@ pub fn randomize_costs(
     let (base, x) = (randomization.base, randomization.spread);
     targets.for_each_mut(&mut envs, |(mut cost, mut rng)| {
         *cost = base.scaled(rng.0.random_range(1.0 - x..=1.0 + x));
+    });
+}
+
+/// Masks the buys that execution would refuse (no cash, no room under the position cap, too
+/// small an order) and every order of a ticker the fill model cannot fill, as far as the
+/// decision bar tells: the buy is sized as if it were the bar's only one, at the bar's close
+/// (the fill price is the next open with `next_open`, unknown then), against the equity
+/// marked at that close. So a buy that the next open would just let through can be masked,
+/// and one that costs or whole shares round to nothing can pass and be refused.
+///
+/// Reads [`Positions`], [`Portfolio`], [`CostModel`], [`EpisodeClock`], [`MarketData`],
+/// [`ExecutionConfig`], [`Fills`]; writes [`ActionMask`]. An action-mask system (only with
+/// [`EnvParams::action_masks`]).
+#[allow(clippy::type_complexity, reason = "one query over what sizing reads")]
+pub fn mask_unfillable_orders(
+    market: Res<MarketData>,
+    config: Res<ExecutionConfig>,
+    fills: Res<Fills>,
+    targets: Res<Targets>,
+    mut envs: Query<(&Positions, &Portfolio, &CostModel, &EpisodeClock, &mut ActionMask)>,
+) {
+    targets.for_each_mut(&mut envs, |(positions, portfolio, cost, clock, mut mask)| {
+        let t = clock.bar as usize;
+        let closes = market.close_row(t);
+        let (mut no_buy, mut no_fill) = (0u64, 0u64);
+        for (k, (pos, &price)) in positions.0.iter().zip(closes).enumerate() {
+            let input = FillInput::at(&market, t, k, price);
+            let (room, notional) = config.lone_buy(portfolio, pos.shares, price);
+            let whole = !config.fractional_shares && notional < price * (1.0 + cost.half_spread);
+            let refused = portfolio.cash <= 0.0 || room <= 0.0 || notional < config.min_order_notional || whole;
+            no_buy |= u64::from(refused) << k;
+            no_fill |= u64::from(!fills.can_fill(cost, &input)) << k;
+        }
+        mask.forbid_buy(no_buy | no_fill);
+        mask.forbid_sell(no_fill);
+    });
+}
+
+/// Where the `costs` observation columns sit in the row.
+#[derive(Resource, Debug, Clone)]
+pub struct CostColumns(pub std::ops::Range<usize>);
+
+/// Writes what a buy and a sell of each ticker would cost now, in percent of the traded
+/// notional: half-spread + slippage + impact + fees, quoted by the env's own fill and fee
+/// models at the decision bar's close. The buy is sized as the action masks size it (the
+/// budget `buy_pct` × cash, within the position cap; `buy_pct` × equity when that leaves
+/// nothing), the sell is the whole position (a buy's shares when flat). Columns: the d
+/// buys, then the d sells.
+///
+/// Reads [`Positions`], [`Portfolio`], [`CostModel`], [`EpisodeClock`], [`MarketData`],
+/// [`ExecutionConfig`], [`Fills`], [`Fees`]; writes the `costs` columns of
+/// [`StepRows::obs_row`]. An observation system (only with `environment.observe_costs`).
+#[allow(clippy::too_many_arguments, reason = "a system's parameters")]
+pub fn write_cost_columns(
+    columns: Res<CostColumns>,
+    market: Res<MarketData>,
+    config: Res<ExecutionConfig>,
+    fills: Res<Fills>,
+    fees: Res<Fees>,
+    targets: Res<Targets>,
+    mut rows: ResMut<StepRows>,
+    envs: Query<(&EnvId, &Positions, &Portfolio, &CostModel, &EpisodeClock)>,
+) {
+    targets.for_each(&envs, |(id, positions, portfolio, cost, clock)| {
+        let t = clock.bar as usize;
+        let closes = market.close_row(t);
+        let row = &mut rows.obs_row(id.index())[columns.0.clone()];
+        let d = positions.0.len();
+        for (k, (pos, &price)) in positions.0.iter().zip(closes).enumerate() {
+            let input = FillInput::at(&market, t, k, price);
+            if !fills.can_fill(cost, &input) || price <= 0.0 {
+                row[k] = 0.0;
+                row[d + k] = 0.0;
+                continue;
+            }
+            let (_, mut notional) = config.lone_buy(portfolio, pos.shares, price);
+            if notional <= 0.0 {
+                notional = config.buy_pct * portfolio.equity.max(0.0);
+            }
+            let (buy_shares, buy) = fills.buy(cost, &input, notional.max(price), true);
+            let buy_notional = buy_shares * buy.buy_price();
+            let buy_cost =
+                buy.half_spread + buy.slippage + buy.impact + fees.buy_fees(buy_shares, buy_notional) / buy_notional;
+            let sell_shares = if pos.shares > 0.0 { pos.shares } else { buy_shares };
+            let sell = fills.sell(cost, &input, sell_shares);
+            let sell_notional = sell_shares * sell.sell_price();
+            let sell_cost = sell.half_spread
+                + sell.slippage
+                + sell.impact
+                + fees.sell_fees(sell_shares, sell_notional) / sell_notional;
+            row[k] = (100.0 * buy_cost) as f32;
+            row[d + k] = (100.0 * sell_cost) as f32;
+        }
     });
 }
 
@@ -186,15 +308,10 @@ pub fn execute(
         portfolio.trades_today = 0;
     }
     portfolio.executed_this_step = 0;
+    portfolio.traded_this_step = 0.0;
     let refs = params.reference_row(market, t);
-    let base = market.at(t);
     // The market's inputs to the fill model for ticker k at the decision bar.
-    let input = |k: usize| FillInput {
-        reference: refs[k],
-        atr_frac: market.atr_frac[base + k],
-        ret_std: market.ret_std[base + k],
-        mean_volume: market.mean_volume[base + k],
-    };
+    let input = |k: usize| FillInput::at(market, t, k, refs[k]);
 
     // Sells, in ticker order.
     let mut day_trades = 0;
@@ -229,6 +346,7 @@ pub fn execute(
         *pos = Position::default();
         portfolio.trades_today += 1;
         portfolio.executed_this_step += 1;
+        portfolio.traded_this_step += notional;
     }
     pdt.record(day, day_trades);
 
@@ -295,6 +413,7 @@ pub fn execute(
         }
         portfolio.trades_today += 1;
         portfolio.executed_this_step += 1;
+        portfolio.traded_this_step += spent;
     }
 }
 

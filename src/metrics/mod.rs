@@ -34,7 +34,7 @@ pub use self::csv::MetricsCsv;
 pub use self::tensorboard::TensorBoardWriter;
 
 /// The tags the PPO learner logs each iteration (`eval/*` only on evaluation iterations).
-pub const LEARNER_TAGS: [&str; 16] = [
+pub const LEARNER_TAGS: [&str; 21] = [
     "train/policy_loss",
     "train/value_loss",
     "train/entropy",
@@ -47,10 +47,15 @@ pub const LEARNER_TAGS: [&str; 16] = [
     "rollout/equity",
     "rollout/total_return",
     "rollout/total_trades",
+    "rollout/masked_actions",
     "eval/mean_reward",
     "eval/sharpe",
     "eval/total_return",
     "eval/max_drawdown",
+    "eval/buy_and_hold_sharpe",
+    "eval/buy_and_hold_return",
+    "eval/random_sharpe",
+    "eval/random_return",
 ];
 
 /// Writes each iteration's scalars to both a TensorBoard event file and `metrics.csv`.
@@ -119,8 +124,13 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], format!("step,{}", LEARNER_TAGS.join(",")));
-        assert_eq!(lines[1], "0,0.5,,,,,,,100,,,,,,,,");
-        assert_eq!(lines[2], "2048,,,,,,,,,,,,,,1.25,,");
+        let row = |step: u64, cells: &[(&str, &str)]| {
+            let values = LEARNER_TAGS.map(|t| cells.iter().find(|(n, _)| *n == t).map_or("", |(_, v)| *v));
+            format!("{step},{}", values.join(","))
+        };
+        assert_eq!(lines[1], row(0, &[("train/policy_loss", "0.5"), ("time/fps", "100")]));
+        assert_eq!(lines[2], row(2048, &[("eval/sharpe", "1.25")]));
+        assert_eq!(lines[1], "0,0.5,,,,,,,100,,,,,,,,,,,,,", "the row's layout, written out once");
 
         let events: Vec<_> = fs::read_dir(&run)
             .unwrap()

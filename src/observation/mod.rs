@@ -23,8 +23,8 @@
 
 use crate::config::{EnvironmentConfig, ObservationLayout};
 use crate::env::{
-    EnvAppExt, EnvId, EnvParams, EpisodeClock, MarketData, ObservationColumns, PdtState, Portfolio, Position,
-    Positions, StepRows, Targets, prefetch_lines,
+    ActionMask, EnvAppExt, EnvId, EnvParams, EpisodeClock, MarketData, ObservationColumns, PdtState, Portfolio,
+    Position, Positions, StepRows, Targets, prefetch_lines,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -58,16 +58,22 @@ pub struct ObservationConfig {
     pub market: Range<usize>,
 }
 
-/// Writes the portfolio state and the market part of every observation row.
+/// Writes the portfolio state and the market part of every observation row, and with
+/// `environment.observe_costs` the `allowed` columns.
 pub struct ObservationPlugin {
     pub layout: ObservationLayout,
+    pub observe_allowed: bool,
 }
 
 impl ObservationPlugin {
     pub fn new(cfg: &EnvironmentConfig) -> Self {
-        Self { layout: cfg.observation_layout }
+        Self { layout: cfg.observation_layout, observe_allowed: cfg.observe_costs }
     }
 }
+
+/// Where the `allowed` observation columns sit in the row.
+#[derive(Resource, Debug, Clone)]
+pub struct AllowedColumns(pub Range<usize>);
 
 impl Plugin for ObservationPlugin {
     fn build(&self, app: &mut App) {
@@ -75,6 +81,12 @@ impl Plugin for ObservationPlugin {
         let state = app.add_observation_columns("portfolio", state_dim(n_tickers));
         app.insert_resource(ObservationConfig { layout: self.layout, state, market: 0..0 })
             .add_observation_systems(write_observations);
+        if self.observe_allowed {
+            let allowed = app.add_observation_columns("allowed", 2 * n_tickers);
+            // After every mask system, beside the masks' export.
+            app.insert_resource(AllowedColumns(allowed));
+            crate::env::add_mask_readers(app, write_allowed_columns);
+        }
     }
 
     /// The market part goes last, after the columns every other plugin added in `build`.
@@ -126,6 +138,28 @@ pub fn write_observations(
     }
 }
 
+/// Writes whether a buy (the first d columns) and a sell (the next d) of each ticker is
+/// allowed at the coming decision, 1 or 0: the env's [`ActionMask`] once every plugin's
+/// mask system has run.
+///
+/// Reads [`ActionMask`]; writes the `allowed` columns of [`StepRows::obs_row`]. Runs with
+/// the masks' export (only with `environment.observe_costs`).
+pub fn write_allowed_columns(
+    columns: Res<AllowedColumns>,
+    targets: Res<Targets>,
+    mut rows: ResMut<StepRows>,
+    envs: Query<(&EnvId, &ActionMask)>,
+) {
+    targets.for_each(&envs, |(id, mask)| {
+        let row = &mut rows.obs_row(id.index())[columns.0.clone()];
+        let d = row.len() / 2;
+        for k in 0..d {
+            row[k] = f32::from(u8::from(mask.allows(k, 1)));
+            row[d + k] = f32::from(u8::from(mask.allows(k, 2)));
+        }
+    });
+}
+
 /// What the observation needs besides the env's own components.
 pub struct ObservationContext<'a> {
     pub market: &'a MarketData,
@@ -169,7 +203,7 @@ pub fn write_row(
     }
     state[1 + 3 * d] = portfolio.drawdown() as f32;
     let params = ctx.params;
-    let day = ctx.market.day(params.fill_bar(t).min(ctx.market.n_bars() - 1));
+    let day = params.fill_day(ctx.market, t);
     state[2 + 3 * d] = if params.pdt.max_day_trades == 0 {
         0.0
     } else {

@@ -59,7 +59,11 @@ pub fn bench_train(
     c.environment.observation_layout = ObservationLayout::Materialized;
     let market = MarketData::random_walk(17_640, 10, 55, 0);
     let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
-    let opts = EnvOptions { threads: c.training.threads, ..EnvOptions::training(n_envs, bounds) };
+    let opts = EnvOptions {
+        threads: c.training.threads,
+        action_masks: c.training.action_masking,
+        ..EnvOptions::training(n_envs, bounds)
+    };
     let mut env = TradingEnv::new(&c.environment, market, opts)?;
     let mut learner = Learner::new(&c, &env)?;
     learner.reset_envs(&mut env, c.training.seed)?;

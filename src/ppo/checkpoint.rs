@@ -67,6 +67,10 @@ pub struct CheckpointState {
     /// Clip of normalized observations.
     pub obs_clip: f64,
     pub model: ModelSpec,
+    /// The policy was trained with invalid-action masking: it acts on masked logits, with
+    /// masks its env recomputes (false in checkpoints written before masking existed).
+    #[serde(default)]
+    pub action_masking: bool,
 }
 
 impl ModelSpec {

@@ -1,5 +1,5 @@
 //! Evaluation on the validation env: each eval env's first episode under the current
-//! policy, observations normalized with the training statistics (not updated), scored by
+//! policy (on the env's action masks with `training.action_masking`), observations normalized with the training statistics (not updated), scored by
 //! mean reward, total return and Sharpe ratio. The trainer keeps the best model in `best/`.
 //!
 //! The Sharpe ratio is the backtest reports' [`sharpe`], so that the best model is chosen by
@@ -7,7 +7,7 @@
 
 use super::PpoError;
 use super::learner::{Learner, observe};
-use super::model::{InputBuilder, actions_to_host};
+use super::model::{InputBuilder, actions_to_host, masks_tensor};
 use crate::backtest::metrics::sharpe;
 use crate::vec_env::TradingEnv;
 use rand::{Rng, SeedableRng};
@@ -37,7 +37,9 @@ impl Learner {
         let mut done = vec![false; n];
         let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);
-        let mut obs = env.reset(seed).obs.clone();
+        let first = env.reset(seed);
+        let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
+        let masking = self.cfg.action_masking;
         let max_steps = env.market().n_bars() + 1;
         // The same stream at every evaluation: common random numbers.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -45,11 +47,12 @@ impl Learner {
         for _ in 0..max_steps {
             let actions = tch::no_grad(|| {
                 let x = observe(&mut self.obs_norm, self.cfg.obs_clip, input, self.device, &obs, n, false)?;
+                let m = masking.then(|| masks_tensor(&masks, self.spec.n_tickers, self.device)).transpose()?;
                 if self.cfg.eval_deterministic {
-                    return actions_to_host(&self.model.greedy(&x)?);
+                    return actions_to_host(&self.model.greedy(&x, m.as_ref())?);
                 }
                 uniforms.iter_mut().for_each(|u| *u = rng.random::<f32>());
-                actions_to_host(&self.model.sample_actions(&x, &uniforms)?)
+                actions_to_host(&self.model.sample_actions(&x, &uniforms, m.as_ref())?)
             })?;
             let b = env.step(&actions)?;
             let mut any_finished = false;
@@ -70,9 +73,96 @@ impl Learner {
                 break;
             }
             obs.copy_from_slice(&b.obs);
+            masks.copy_from_slice(&b.action_masks);
         }
         let sharpe = step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum::<f64>() / n as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         Ok((n, mean(&ep_reward), mean(&ep_return), sharpe))
     }
+}
+
+/// What the two baselines make over the evaluation's episodes: equal-weight buy-and-hold and
+/// the random policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Baselines {
+    pub(super) buy_and_hold_return: f64,
+    pub(super) buy_and_hold_sharpe: f64,
+    pub(super) random_return: f64,
+    pub(super) random_sharpe: f64,
+}
+
+/// The baselines over the episodes [`Learner::evaluate`] scores with `seed` (the same start
+/// bars and lengths), by the same mean of per-episode returns and Sharpe ratios.
+///
+/// Buy-and-hold holds every ticker in equal parts from each episode's first bar, marked at
+/// the closes, without costs: the market the agent is asked to beat. The random policy
+/// draws uniform actions (the backtests' `random`, stream `seed`) through the eval env, its
+/// costs and rules included.
+pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> Result<Baselines, PpoError> {
+    let (n, k) = (env.n_envs(), env.n_tickers());
+    let max_steps = env.market().n_bars() + 1;
+
+    // Buy-and-hold: the bars each episode visits, from a run that holds.
+    env.reset(seed);
+    let starts: Vec<usize> = (0..n).map(|i| env.env_state(i).map_or(0, |(_, _, clock)| clock.bar as usize)).collect();
+    let mut bars: Vec<Vec<usize>> = starts.iter().map(|&b| vec![b]).collect();
+    let hold = vec![0u8; n * k];
+    let mut done = vec![false; n];
+    for _ in 0..max_steps {
+        let b = env.step(&hold)?;
+        for i in 0..n {
+            if done[i] {
+                continue;
+            }
+            bars[i].push(b.infos[i].bar as usize);
+            done[i] = b.terminated[i] || b.truncated[i];
+        }
+        if done.iter().all(|&d| d) || (!env.auto_reset() && done.iter().any(|&d| d)) {
+            break;
+        }
+    }
+    let market = env.market();
+    let (mut bh_return, mut bh_sharpe) = (0.0, 0.0);
+    for (i, visited) in bars.iter().enumerate() {
+        let first = market.close_row(starts[i]);
+        // A finishing step reports the bar the episode ended on (the restart comes after).
+        let value = |bar: usize| {
+            let c = market.close_row(bar);
+            c.iter().zip(first).map(|(c, f)| c / f).sum::<f64>() / k as f64
+        };
+        let values: Vec<f64> = visited.iter().map(|&b| value(b)).collect();
+        let returns: Vec<f64> = values.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        bh_return += values.last().copied().unwrap_or(1.0) - 1.0;
+        bh_sharpe += sharpe(&returns, bars_per_year);
+    }
+
+    // Random: uniform actions through the env.
+    env.reset(seed);
+    let mut rng = crate::backtest::random_stream(seed);
+    let mut actions = vec![0u8; n * k];
+    let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut ep_return = vec![0.0; n];
+    let mut done = vec![false; n];
+    for _ in 0..max_steps {
+        crate::backtest::random_actions(&mut rng, &mut actions);
+        let b = env.step(&actions)?;
+        for i in 0..n {
+            if done[i] {
+                continue;
+            }
+            step_returns[i].push(b.infos[i].step_return);
+            ep_return[i] = b.infos[i].episode_return;
+            done[i] = b.terminated[i] || b.truncated[i];
+        }
+        if done.iter().all(|&d| d) || (!env.auto_reset() && done.iter().any(|&d| d)) {
+            break;
+        }
+    }
+    let mean = |x: f64| x / n as f64;
+    Ok(Baselines {
+        buy_and_hold_return: mean(bh_return),
+        buy_and_hold_sharpe: mean(bh_sharpe),
+        random_return: mean(ep_return.iter().sum()),
+        random_sharpe: mean(step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum()),
+    })
 }

@@ -44,6 +44,9 @@ pub(crate) struct Learner {
     /// and the uniforms actions are sampled with `[n_envs, n_tickers]`.
     pub(super) logits_host: Vec<f32>,
     pub(super) uniforms: Vec<f32>,
+    /// The env's action masks for the observations to act on next `[n_envs, n_tickers,
+    /// 3]` (empty without `training.action_masking`).
+    pub(super) masks: Vec<bool>,
 }
 
 /// The model shape a config and an env give.
@@ -104,7 +107,8 @@ impl Learner {
             Precision::Bf16 => Kind::BFloat16,
             Precision::Fp32 | Precision::Auto => Kind::Float,
         };
-        let rollout = Rollout::new(t.n_steps, n_envs, spec.n_tickers, spec.input_dim, x_kind, device)?;
+        let rollout =
+            Rollout::new(t.n_steps, n_envs, spec.n_tickers, spec.input_dim, x_kind, device, t.action_masking)?;
         let (n, d) = (n_envs as i64, spec.input_dim as i64);
         Ok(Self {
             cfg: t.clone(),
@@ -112,6 +116,7 @@ impl Learner {
             x: Tensor::f_zeros([n, d], (Kind::Float, device))?,
             logits_host: vec![0.0; n_envs * spec.n_tickers * 3],
             uniforms: vec![0.0; n_envs * spec.n_tickers],
+            masks: if t.action_masking { vec![true; n_envs * spec.n_tickers * 3] } else { Vec::new() },
             spec,
             model,
             adam,
@@ -129,6 +134,9 @@ impl Learner {
         let buffers = env.reset(seed);
         self.x =
             observe(&mut self.obs_norm, self.cfg.obs_clip, &self.input, self.device, &buffers.obs, self.n_envs, true)?;
+        if self.cfg.action_masking {
+            self.masks.copy_from_slice(&buffers.action_masks);
+        }
         if let Some(s) = &mut self.rew_scaler {
             s.restart();
         }

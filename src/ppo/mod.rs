@@ -150,6 +150,9 @@ pub struct IterationStats {
     pub total_trades: u64,
     /// Episodes that ended (terminated or truncated) during this rollout.
     pub episodes: u64,
+    /// Share of the rollout's buy and sell actions that the env's masks forbade (0 without
+    /// `training.action_masking`).
+    pub masked_share: f64,
 }
 
 /// One evaluation on the validation env (deterministic policy, each env's first episode).
@@ -169,6 +172,14 @@ pub struct EvalStats {
     pub metric: f64,
     /// This evaluation is the best so far and was saved to `best/`.
     pub is_best: bool,
+    /// Equal-weight buy-and-hold over the same episodes (mean total return and Sharpe,
+    /// marked at the closes without costs).
+    pub buy_and_hold_return: f64,
+    pub buy_and_hold_sharpe: f64,
+    /// The random policy (uniform actions) over the same episodes, with the env's costs
+    /// and rules.
+    pub random_return: f64,
+    pub random_sharpe: f64,
 }
 
 /// How a `train` call ended.

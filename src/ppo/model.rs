@@ -21,6 +21,10 @@ use tch::{Device, Kind, Tensor};
 
 /// Actions per ticker: 0 hold, 1 buy, 2 sell.
 pub const N_ACTIONS: i64 = 3;
+/// The logit of a masked action (sb3-contrib's `MaskableCategorical`): its probability
+/// underflows to exactly 0 in f32, while every sum and product stays finite (no NaN in
+/// the entropy, whose term p × log p is then 0).
+pub const MASKED_LOGIT: f32 = -1e8;
 /// Mixed into the seed of the weight-initialization stream.
 const INIT_SALT: u64 = 0x494e_4954_5f57_4549; // "INIT_WEI"
 
@@ -171,6 +175,16 @@ impl ActorCritic {
         Ok(self.actor.forward(x, kind)?.f_view([-1, self.n_tickers, N_ACTIONS])?)
     }
 
+    /// Logits of `x` with the actions `masks` forbids (`[n, n_tickers, 3]` bool, true =
+    /// allowed) set to [`MASKED_LOGIT`]; unmasked without `masks`.
+    ///
+    /// # Errors
+    /// [`PpoError::Setup`] when `x` has the wrong width; a torch error when `masks` has
+    /// another shape.
+    pub fn masked_logits(&self, x: &Tensor, masks: Option<&Tensor>) -> Result<Tensor, PpoError> {
+        mask(self.logits(x)?, masks)
+    }
+
     /// State values `[n]`.
     ///
     /// # Errors
@@ -185,7 +199,7 @@ impl ActorCritic {
     }
 
     /// Samples actions `[n, n_tickers]` (i64) by inverse CDF from `uniforms` `[n,
-    /// n_tickers]` in [0, 1), with their summed log-probabilities `[n]` and the values `[n]`.
+    /// n_tickers]` in [0, 1), among the actions `masks` allows (all without), with their summed log-probabilities `[n]` and the values `[n]`.
     ///
     /// The uniforms come from the learner's own seeded stream, not torch's generator, so
     /// that the stream's position is one number in the checkpoint and a resumed run samples
@@ -193,8 +207,13 @@ impl ActorCritic {
     ///
     /// # Errors
     /// [`PpoError::Setup`] or a torch error on mismatched shapes.
-    pub fn sample(&self, x: &Tensor, uniforms: &Tensor) -> Result<(Tensor, Tensor, Tensor), PpoError> {
-        let logits = self.logits(x)?;
+    pub fn sample(
+        &self,
+        x: &Tensor,
+        uniforms: &Tensor,
+        masks: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor), PpoError> {
+        let logits = self.masked_logits(x, masks)?;
         let log_p = logits.f_log_softmax(-1, Kind::Float)?;
         let cdf = log_p.f_exp()?.f_cumsum(-1, Kind::Float)?;
         // Action k when cdf[k−1] ≤ u < cdf[k]; rounding can leave cdf[2] just below 1.
@@ -215,26 +234,40 @@ impl ActorCritic {
     ///
     /// # Errors
     /// [`PpoError::Setup`] or a torch error on mismatched shapes.
-    pub fn sample_actions(&self, x: &Tensor, uniforms: &[f32]) -> Result<Tensor, PpoError> {
+    pub fn sample_actions(&self, x: &Tensor, uniforms: &[f32], masks: Option<&Tensor>) -> Result<Tensor, PpoError> {
         let u = Tensor::f_from_slice(uniforms)?.f_view([-1, self.n_tickers])?.f_to(x.device())?;
-        Ok(self.sample(x, &u)?.0)
+        Ok(self.sample(x, &u, masks)?.0)
     }
 
-    /// The most likely action of every ticker `[n, n_tickers]` (i64).
+    /// The most likely allowed action of every ticker `[n, n_tickers]` (i64).
     ///
     /// # Errors
     /// [`PpoError::Setup`] when `x` has the wrong width.
-    pub fn greedy(&self, x: &Tensor) -> Result<Tensor, PpoError> {
-        Ok(self.logits(x)?.f_argmax(-1, false)?)
+    pub fn greedy(&self, x: &Tensor, masks: Option<&Tensor>) -> Result<Tensor, PpoError> {
+        Ok(self.masked_logits(x, masks)?.f_argmax(-1, false)?)
     }
 
     /// Log-probabilities `[n]` of `actions` `[n, n_tickers]`, entropies `[n]` (both summed
-    /// over tickers) and values `[n]`, with gradients: the update's forward pass.
+    /// over tickers) and values `[n]`, with gradients: the update's forward pass. With
+    /// `logit_bias` ([`mask_bias`] of the masks: 0 where allowed, [`MASKED_LOGIT`] where
+    /// not), of the distribution over the allowed actions (a masked action gets no
+    /// probability, no gradient and no entropy). An added bias rather than a masked fill:
+    /// one operation per minibatch, with nothing to do on the way back.
     ///
     /// # Errors
     /// [`PpoError::Setup`] or a torch error on mismatched shapes.
-    pub fn evaluate(&self, x: &Tensor, actions: &Tensor) -> Result<(Tensor, Tensor, Tensor), PpoError> {
-        let log_p = self.logits_in(x, self.compute)?.f_log_softmax(-1, Kind::Float)?;
+    pub fn evaluate(
+        &self,
+        x: &Tensor,
+        actions: &Tensor,
+        logit_bias: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor), PpoError> {
+        let logits = self.logits_in(x, self.compute)?;
+        let logits = match logit_bias {
+            Some(b) => logits.f_add(b)?,
+            None => logits,
+        };
+        let log_p = logits.f_log_softmax(-1, Kind::Float)?;
         let logp = log_p.f_gather(-1, &actions.f_unsqueeze(-1)?, false)?.f_squeeze_dim(-1)?.f_sum_dim_intlist(
             &[-1i64][..],
             false,
@@ -326,6 +359,42 @@ impl ActorCritic {
             })
         })
     }
+}
+
+/// `logits` `[n, n_tickers, 3]` with the actions `masks` forbids at [`MASKED_LOGIT`].
+fn mask(logits: Tensor, masks: Option<&Tensor>) -> Result<Tensor, PpoError> {
+    match masks {
+        Some(m) => Ok(logits.f_masked_fill(&m.f_logical_not()?, f64::from(MASKED_LOGIT))?),
+        None => Ok(logits),
+    }
+}
+
+/// Sets the logits of the actions `masks` forbids (host rows, true = allowed) to
+/// [`MASKED_LOGIT`], for [`sample_host`].
+pub fn mask_host(logits: &mut [f32], masks: &[bool]) {
+    for (l, &allowed) in logits.iter_mut().zip(masks) {
+        if !allowed {
+            *l = MASKED_LOGIT;
+        }
+    }
+}
+
+/// The additive form of `masks` (bool `[n, n_tickers, 3]`) for [`ActorCritic::evaluate`]:
+/// 0 where allowed, [`MASKED_LOGIT`] where not (f32).
+///
+/// # Errors
+/// A torch error when `masks` is not a bool tensor.
+pub fn mask_bias(masks: &Tensor) -> Result<Tensor, PpoError> {
+    Ok(masks.f_logical_not()?.f_to_kind(Kind::Float)?.f_mul_scalar(f64::from(MASKED_LOGIT))?)
+}
+
+/// Host masks (`[n × n_tickers × 3]`, true = allowed) as a bool tensor `[n, n_tickers, 3]`
+/// on `device`.
+///
+/// # Errors
+/// A torch error when the copy fails.
+pub fn masks_tensor(masks: &[bool], n_tickers: usize, device: Device) -> Result<Tensor, PpoError> {
+    Ok(Tensor::f_from_slice(masks)?.f_view([-1, n_tickers as i64, N_ACTIONS])?.f_to(device)?)
 }
 
 /// Samples one action per ticker from `logits` (`[n × n_tickers × 3]`, host) by inverse
@@ -452,6 +521,7 @@ pub struct Policy {
     input: Option<InputBuilder>,
     device: Device,
     rng: Mutex<ChaCha8Rng>,
+    action_masking: bool,
 }
 
 impl Policy {
@@ -476,6 +546,7 @@ impl Policy {
             input,
             device,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(state.seed)),
+            action_masking: state.action_masking,
             spec: state.model,
         })
     }
@@ -498,6 +569,12 @@ impl Policy {
     /// The network (for inspection and tests).
     pub fn model(&self) -> &ActorCritic {
         &self.model
+    }
+
+    /// Whether the model was trained with action masking, and so acts on masked logits
+    /// when given the env's masks ([`Policy::try_act_masked`]).
+    pub fn action_masking(&self) -> bool {
+        self.action_masking
     }
 
     /// Reseeds the sampling stream of stochastic actions.
@@ -525,17 +602,42 @@ impl Policy {
     /// [`PpoError::Setup`] when `obs` is not `n_envs × obs_dim` long, or the index layout
     /// has no market yet.
     pub fn try_act(&self, obs: &[f32], n_envs: usize, deterministic: bool) -> Result<Vec<u8>, PpoError> {
+        self.try_act_masked(obs, None, n_envs, deterministic)
+    }
+
+    /// [`Policy::try_act`] among the actions `masks` allows (`[n_envs × n_tickers × 3]`,
+    /// the env's [`crate::env::StepBuffers::action_masks`]; all without).
+    ///
+    /// # Errors
+    /// As [`Policy::try_act`], and when `masks` has the wrong length.
+    pub fn try_act_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        n_envs: usize,
+        deterministic: bool,
+    ) -> Result<Vec<u8>, PpoError> {
+        if let Some(m) = masks
+            && m.len() != n_envs * self.spec.n_tickers * 3
+        {
+            return Err(PpoError::Setup(format!(
+                "action masks: expected {n_envs} × {} × 3 flags, got {}",
+                self.spec.n_tickers,
+                m.len()
+            )));
+        }
         tch::no_grad(|| {
             let x = self.inputs(obs, n_envs)?;
+            let masks = masks.map(|m| masks_tensor(m, self.spec.n_tickers, self.device)).transpose()?;
             let actions = if deterministic {
-                self.model.greedy(&x)?
+                self.model.greedy(&x, masks.as_ref())?
             } else {
                 let n = n_envs * self.spec.n_tickers;
                 let u: Vec<f32> = {
                     let mut rng = self.rng.lock().map_err(|_| PpoError::Setup("policy RNG poisoned".into()))?;
                     (0..n).map(|_| rng.random::<f32>()).collect()
                 };
-                self.model.sample_actions(&x, &u)?
+                self.model.sample_actions(&x, &u, masks.as_ref())?
             };
             actions_to_host(&actions)
         })
@@ -572,6 +674,20 @@ impl crate::backtest::Agent for Policy {
 
     fn try_act(&self, obs: &[f32], n_envs: usize, deterministic: bool) -> Result<Vec<u8>, PpoError> {
         Policy::try_act(self, obs, n_envs, deterministic)
+    }
+
+    fn action_masks(&self) -> bool {
+        self.action_masking
+    }
+
+    fn try_act_masked(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        n_envs: usize,
+        deterministic: bool,
+    ) -> Result<Vec<u8>, PpoError> {
+        Policy::try_act_masked(self, obs, Some(masks), n_envs, deterministic)
     }
 }
 
@@ -655,7 +771,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let uniforms: Vec<f32> = (0..64 * 3).map(|_| rng.random::<f32>()).collect();
         let u = Tensor::from_slice(&uniforms).view([64, 3]);
-        let (want_actions, want_logp, _) = m.sample(&x, &u).unwrap();
+        let (want_actions, want_logp, _) = m.sample(&x, &u, None).unwrap();
         let logits = Vec::<f32>::try_from(m.logits(&x).unwrap().contiguous().view([-1])).unwrap();
         let (mut actions, mut logp) = (vec![0u8; 64 * 3], vec![0f32; 64]);
         sample_host(&logits, &uniforms, &mut actions, &mut logp);
@@ -666,5 +782,43 @@ mod tests {
         }
         // Every action occurs: the uniforms span the whole CDF.
         assert!((0..3).all(|a| actions.contains(&a)));
+    }
+
+    #[test]
+    fn masked_actions_get_no_probability_on_host_device_and_in_the_update() {
+        tch::manual_seed(2);
+        let m = model();
+        let x = Tensor::randn([64, 13], (Kind::Float, Device::Cpu)) * 3.0;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // Hold always allowed; buy and sell each forbidden about half the time.
+        let masks: Vec<bool> = (0..64 * 3 * 3).map(|i| i % 3 == 0 || rng.random::<bool>()).collect();
+        let uniforms: Vec<f32> = (0..64 * 3).map(|_| rng.random::<f32>()).collect();
+        let mt = masks_tensor(&masks, 3, Device::Cpu).unwrap();
+        let (want_actions, want_logp, _) =
+            m.sample(&x, &Tensor::from_slice(&uniforms).view([64, 3]), Some(&mt)).unwrap();
+        let want_logp = Vec::<f32>::try_from(&want_logp).unwrap();
+        let mut logits = Vec::<f32>::try_from(m.logits(&x).unwrap().contiguous().view([-1])).unwrap();
+        mask_host(&mut logits, &masks);
+        let (mut actions, mut logp) = (vec![0u8; 64 * 3], vec![0f32; 64]);
+        sample_host(&logits, &uniforms, &mut actions, &mut logp);
+        assert_eq!(actions, actions_to_host(&want_actions).unwrap());
+        assert!(logp.iter().zip(&want_logp).all(|(g, w)| (g - w).abs() < 1e-4), "{logp:?} vs {want_logp:?}");
+        for (j, &a) in actions.iter().enumerate() {
+            assert!(masks[3 * j + a as usize], "cell {j}: sampled masked action {a}");
+        }
+        // The update's log-probabilities are the rollout's, and its entropy is that of the
+        // allowed actions only: finite, and below the unmasked one.
+        let a = actions_to_host(&want_actions).unwrap();
+        let at = Tensor::from_slice(&a).to_kind(Kind::Int64).view([64, 3]);
+        let (logp_u, ent_masked, _) = m.evaluate(&x, &at, Some(&mask_bias(&mt).unwrap())).unwrap();
+        let (_, ent_free, _) = m.evaluate(&x, &at, None).unwrap();
+        let got = Vec::<f32>::try_from(&logp_u).unwrap();
+        for (g, w) in got.iter().zip(&logp) {
+            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+        }
+        let (em, ef) = (Vec::<f32>::try_from(&ent_masked).unwrap(), Vec::<f32>::try_from(&ent_free).unwrap());
+        assert!(em.iter().zip(&ef).all(|(m, f)| m.is_finite() && m <= f), "{em:?} vs {ef:?}");
+        let greedy = actions_to_host(&m.greedy(&x, Some(&mt)).unwrap()).unwrap();
+        assert!(greedy.iter().enumerate().all(|(j, &a)| masks[3 * j + a as usize]));
     }
 }

@@ -2,7 +2,8 @@
 //! (CleanRL's "storage setup" and the `for step in range(num_steps)` loop).
 //!
 //! Each step is one transfer of logits and values to the host, where the actions are
-//! sampled from the learner's ChaCha8 stream (the position of that stream is checkpointed;
+//! sampled (among those the env's action masks allow, with `training.action_masking`) from
+//! the learner's ChaCha8 stream (the position of that stream is checkpointed;
 //! torch's generator is never used after initialization). Rewards are scaled as they
 //! arrive, and a truncated episode's reward gets γ·V(final_obs) added (the bootstrap) before
 //! GAE sees it; bankruptcy (termination) gets nothing.
@@ -28,11 +29,14 @@ pub(super) struct Rollout {
     pub(super) rewards: Vec<f32>,
     /// Episode ended at this step. `[n_steps, n_envs]`, host
     pub(super) dones: Vec<bool>,
+    /// The env's action masks the actions were sampled under. `[n_steps, n_envs,
+    /// n_tickers, 3]`, host; empty without action masking
+    pub(super) masks: Vec<bool>,
 }
 
 impl Rollout {
     /// Zeroed storage for `n_steps` steps of `n_envs` envs; the inputs in `x_kind` (bf16
-    /// under mixed precision) on `device`.
+    /// under mixed precision) on `device`; room for the masks when `masking`.
     ///
     /// # Errors
     /// A torch error when the device cannot allocate.
@@ -43,6 +47,7 @@ impl Rollout {
         input_dim: usize,
         x_kind: Kind,
         device: Device,
+        masking: bool,
     ) -> Result<Self, PpoError> {
         let (s, n, d) = (n_steps as i64, n_envs as i64, input_dim as i64);
         Ok(Self {
@@ -52,6 +57,7 @@ impl Rollout {
             values: vec![0.0; n_steps * n_envs],
             rewards: vec![0.0; n_steps * n_envs],
             dones: vec![false; n_steps * n_envs],
+            masks: if masking { vec![true; n_steps * n_envs * n_tickers * 3] } else { Vec::new() },
         })
     }
 }
@@ -63,6 +69,8 @@ pub(super) struct RolloutStats {
     pub(super) ep_returns: Vec<f64>,
     pub(super) trades: u64,
     pub(super) equity_mean: f64,
+    /// Share of buy and sell actions the env's masks forbade (0 without masking).
+    pub(super) masked_share: f64,
 }
 
 impl Learner {
@@ -76,6 +84,8 @@ impl Learner {
         let clip = self.cfg.obs_clip;
         let mut stats = RolloutStats::default();
         let net = self.model.inference()?;
+        let masking = self.cfg.action_masking;
+        let mut masked = 0usize;
         for t in 0..self.cfg.n_steps {
             for u in self.uniforms.iter_mut() {
                 *u = self.rng.random::<f32>();
@@ -91,10 +101,20 @@ impl Learner {
             }
             let step = t as i64;
             self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
+            if masking {
+                // Sampled among the allowed actions only: the masked ones get no probability.
+                let cells = t * n * k * 3..(t + 1) * n * k * 3;
+                self.rollout.masks[cells].copy_from_slice(&self.masks);
+                model::mask_host(&mut self.logits_host, &self.masks);
+                masked += self.masks.iter().filter(|&&m| !m).count();
+            }
             let actions = &mut self.rollout.actions[t * n * k..(t + 1) * n * k];
             model::sample_host(&self.logits_host, &self.uniforms, actions, &mut self.rollout.logp[t * n..(t + 1) * n]);
 
             let buffers = env.step(actions)?;
+            if masking {
+                self.masks.copy_from_slice(&buffers.action_masks);
+            }
             let row = t * n..(t + 1) * n;
             self.rollout.rewards[row.clone()].copy_from_slice(&buffers.rewards);
             let mut any_truncated = false;
@@ -126,6 +146,7 @@ impl Learner {
             }
             self.x = next_x;
         }
+        stats.masked_share = masked as f64 / (2 * self.cfg.n_steps * n * k) as f64;
         Ok(stats)
     }
 }

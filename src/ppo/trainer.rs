@@ -11,9 +11,9 @@
 //! scheduled checkpoint reproduces the uninterrupted run (at equal thread counts).
 
 use super::checkpoint::{self, CheckpointState};
-use super::evaluate::EVAL_SALT;
+use super::evaluate::{Baselines, EVAL_SALT, baselines};
 use super::learner::{Learner, model_spec, observe};
-use super::model::{ActorCritic, InputBuilder, actions_to_host};
+use super::model::{self, ActorCritic, InputBuilder, actions_to_host};
 use super::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, TrainSummary};
 use crate::config::{BestMetric, Config, LrSchedule, TrainingConfig};
 use crate::vec_env::TradingEnv;
@@ -50,6 +50,9 @@ pub struct Trainer {
     best_metric: Option<f64>,
     /// Timesteps of the last checkpoint written (no second save at the same step).
     last_saved: Option<u64>,
+    /// The baselines over the evaluation's episodes (the same at every evaluation: computed
+    /// at the first).
+    baselines: Option<Baselines>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -104,6 +107,7 @@ impl Trainer {
             iteration: 0,
             best_metric: None,
             last_saved: None,
+            baselines: None,
         })
     }
 
@@ -170,17 +174,23 @@ impl Trainer {
         &self.learner.model
     }
 
-    /// Greedy actions and values of observation rows under the training statistics
-    /// (not updated): what [`super::Policy`] loaded from this run's next checkpoint must
+    /// Greedy actions (among those `masks` allows) and values of observation rows under the
+    /// training statistics (not updated): what [`super::Policy`] loaded from this run's next checkpoint must
     /// reproduce.
     ///
     /// # Errors
     /// [`PpoError::Setup`] when `obs` is not `n_envs × obs_dim` long.
-    pub fn greedy(&mut self, obs: &[f32], n_envs: usize) -> Result<(Vec<u8>, Vec<f32>), PpoError> {
+    pub fn greedy(
+        &mut self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        n_envs: usize,
+    ) -> Result<(Vec<u8>, Vec<f32>), PpoError> {
         let l = &mut self.learner;
         tch::no_grad(|| {
             let x = observe(&mut l.obs_norm, l.cfg.obs_clip, &l.input, l.device, obs, n_envs, false)?;
-            let actions = actions_to_host(&l.model.greedy(&x)?)?;
+            let masks = masks.map(|m| model::masks_tensor(m, l.spec.n_tickers, l.device)).transpose()?;
+            let actions = actions_to_host(&l.model.greedy(&x, masks.as_ref())?)?;
             let values = Vec::<f32>::try_from(l.model.value(&x)?.f_to(Device::Cpu)?)?;
             Ok((actions, values))
         })
@@ -227,6 +237,7 @@ impl Trainer {
                 early_stopped: up.early_stopped,
                 ep_reward_mean: mean(&ro.ep_rewards),
                 equity_mean: ro.equity_mean,
+                masked_share: ro.masked_share,
                 total_return_mean: mean(&ro.ep_returns),
                 total_trades: ro.trades,
                 episodes: ro.ep_rewards.len() as u64,
@@ -269,6 +280,10 @@ impl Trainer {
             return Ok(());
         };
         let seed = self.cfg.training.seed ^ EVAL_SALT;
+        let base = match self.baselines {
+            Some(b) => b,
+            None => *self.baselines.insert(baselines(env, seed, bars_per_year)?),
+        };
         let (episodes, mean_reward, total_return, sharpe) = self.learner.evaluate(env, input, seed, bars_per_year)?;
         let metric = match self.cfg.training.best_metric {
             BestMetric::Sharpe => sharpe,
@@ -288,6 +303,10 @@ impl Trainer {
             sharpe,
             metric,
             is_best,
+            buy_and_hold_return: base.buy_and_hold_return,
+            buy_and_hold_sharpe: base.buy_and_hold_sharpe,
+            random_return: base.random_return,
+            random_sharpe: base.random_sharpe,
         });
         Ok(())
     }
@@ -307,6 +326,7 @@ impl Trainer {
             normalize_obs: self.cfg.training.normalize_obs,
             obs_clip: self.cfg.training.obs_clip,
             model: self.learner.spec.clone(),
+            action_masking: self.cfg.training.action_masking,
         };
         let config = self.cfg.to_ron();
         let scaler = self.out.models.join(checkpoint::SCALER_FILE);

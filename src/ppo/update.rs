@@ -6,7 +6,7 @@
 use super::PpoError;
 use super::gae::{compute_gae, explained_variance};
 use super::learner::Learner;
-use super::loss;
+use super::{loss, model};
 use rand::seq::SliceRandom;
 use tch::{Device, Kind, Tensor};
 
@@ -49,6 +49,12 @@ impl Learner {
             .f_to(self.device)?;
         let b_logp = Tensor::f_from_slice(&self.rollout.logp)?.f_to(self.device)?;
         let b_values = Tensor::f_from_slice(&values)?.f_to(self.device)?;
+        // The masks each action was sampled under: the update scores the same distribution.
+        let b_bias = if c.action_masking {
+            Some(model::mask_bias(&model::masks_tensor(&self.rollout.masks, self.spec.n_tickers, self.device)?)?)
+        } else {
+            None
+        };
 
         // --- Adam learning rate (`set_lr`: constant or linearly annealed) ---
         self.adam.set_lr(lr);
@@ -71,8 +77,9 @@ impl Learner {
                 let mb_old_values = b_values.f_index_select(0, &idx)?;
                 let mb_returns = b_returns.f_index_select(0, &idx)?;
                 let mut mb_adv = b_adv.f_index_select(0, &idx)?;
+                let mb_bias = b_bias.as_ref().map(|b| b.f_index_select(0, &idx)).transpose()?;
 
-                let (new_logp, entropy, new_values) = self.model.evaluate(&mb_x, &mb_actions)?;
+                let (new_logp, entropy, new_values) = self.model.evaluate(&mb_x, &mb_actions, mb_bias.as_ref())?;
 
                 // --- approximate KL and clip fraction (no grad) ---
                 let (kl, clipfrac) = tch::no_grad(|| {

@@ -15,6 +15,9 @@
 //!
 //! `log_return`: `return_weight · ln(E_t/E_{t−1}) × reward_scaling`.
 //!
+//! With `turnover_penalty` = c > 0, every mode sees E_t − c × (notional traded in the step)
+//! in place of E_t: a cost of c per dollar traded, charged in the reward only.
+//!
 //! `differential_sharpe` (Moody & Saffell 1998): with R the step return and moving moments
 //! A, B updated at rate η = `dsr_eta`, `D = (B·ΔA − ½·A·ΔB) / (B − A²)^{3/2}` using the
 //! moments before the update, × reward_scaling. The first ⌈1/η⌉ steps of an episode pay 0
@@ -108,7 +111,10 @@ pub fn compute_reward(
 /// just recorded.
 pub fn reward(settings: &RewardSettings, p: &Portfolio, state: &mut RewardState) -> f64 {
     let c = &settings.reward;
-    let step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
+    // The reward's own extra cost of trading (0 unless `turnover_penalty` is set: then the
+    // returns below are exactly the account's).
+    let penalty = c.turnover_penalty * p.traded_this_step;
+    let step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity - penalty) / p.prev_equity } else { 0.0 };
     let r = match c.mode {
         RewardMode::Seed => {
             // Each term is computed and then multiplied by its condition (0 or 1): random
@@ -133,8 +139,8 @@ pub fn reward(settings: &RewardSettings, p: &Portfolio, state: &mut RewardState)
             r
         }
         RewardMode::LogReturn => {
-            if p.prev_equity > 0.0 && p.equity > 0.0 {
-                c.return_weight * (p.equity / p.prev_equity).ln()
+            if p.prev_equity > 0.0 && p.equity - penalty > 0.0 {
+                c.return_weight * ((p.equity - penalty) / p.prev_equity).ln()
             } else {
                 0.0
             }

@@ -3,7 +3,7 @@
 //! add-on buy restarts the clock).
 
 use super::RulesConfig;
-use crate::env::{EnvParams, EpisodeClock, Orders, Position, Positions, Refusal};
+use crate::env::{ActionMask, EnvParams, EpisodeClock, Orders, Position, Positions, Refusal, Targets};
 use bevy_ecs::prelude::*;
 
 /// Refuses sells of positions younger than `min_holding_bars`.
@@ -24,12 +24,34 @@ pub fn enforce_holding_period(
 
 /// The rule for one env.
 pub fn refuse_young_sells(orders: &mut Orders, positions: &[Position], fill_bar: u32, min_bars: u32) {
+    orders.refuse(young(positions, fill_bar, min_bars) & orders.sell, Refusal::HOLDING_PERIOD);
+}
+
+/// Tickers whose latest buy filled fewer than `min_bars` bars before `fill_bar`.
+#[inline]
+pub fn young(positions: &[Position], fill_bar: u32, min_bars: u32) -> u64 {
     // Every ticker, then masked by the sells: a loop over the sells' bits exits at an
     // unpredictable count with random actions.
     let mut young = 0u64;
     for (k, pos) in positions.iter().enumerate() {
         young |= u64::from(fill_bar.saturating_sub(pos.last_buy_bar) < min_bars) << k;
     }
-    young &= orders.sell;
-    orders.refuse(young, Refusal::HOLDING_PERIOD);
+    young
+}
+
+/// Masks the sells the rule would refuse at the coming decision.
+///
+/// Reads what [`enforce_holding_period`] reads; writes [`ActionMask`]. An action-mask
+/// system (only with [`EnvParams::action_masks`]).
+pub fn mask_young_sells(
+    rules: Res<RulesConfig>,
+    params: Res<EnvParams>,
+    targets: Res<Targets>,
+    mut envs: Query<(&Positions, &EpisodeClock, &mut ActionMask)>,
+) {
+    let min = rules.min_holding_bars;
+    targets.for_each_mut(&mut envs, |(positions, clock, mut mask)| {
+        let fill_bar = params.fill_bar(clock.bar as usize) as u32;
+        mask.forbid_sell(young(&positions.0, fill_bar, min));
+    });
 }

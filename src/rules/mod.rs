@@ -6,6 +6,12 @@
 //! [`crate::env::Orders::refused`] and the env's [`crate::env::Ledger`]. Counts that
 //! depend on fills (day trades, orders per day) are those executed before this bar, plus
 //! the orders this bar that an earlier order of the same rule already let through.
+//!
+//! With [`EnvParams::action_masks`] each rule also masks, at every observation, the
+//! actions it would refuse if sent alone: the sells of positions younger than the holding
+//! period, day-trading sells once no day trade is left, every order once the day's cap is
+//! reached, and (with `fill_timing: close` only) orders on an invented bar. A mask never
+//! reads a bar after the decision bar.
 
 pub mod holding;
 pub mod invented;
@@ -13,7 +19,7 @@ pub mod pdt;
 pub mod trades_per_day;
 
 use crate::config::EnvironmentConfig;
-use crate::env::{EnvParams, EnvStep, StepSystems};
+use crate::env::{EnvAppExt, EnvParams, EnvStep, StepSystems};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
@@ -55,5 +61,25 @@ impl Plugin for RulesPlugin {
                 .in_set(BuiltInRules)
                 .in_set(StepSystems::Rules),
         );
+        // Each rule masks what it would refuse of a single order, when the rule is on.
+        let world = app.world();
+        let params = world.resource::<EnvParams>();
+        if !params.action_masks {
+            return;
+        }
+        let invented = world.resource::<crate::env::MarketData>().has_invented_bars();
+        let (pdt, cap) = (params.pdt.enabled, params.max_trades_per_day.is_some());
+        if invented {
+            app.add_action_mask_systems(invented::mask_invented_fills);
+        }
+        if self.config.min_holding_bars > 1 {
+            app.add_action_mask_systems(holding::mask_young_sells);
+        }
+        if pdt {
+            app.add_action_mask_systems(pdt::mask_day_trades);
+        }
+        if cap {
+            app.add_action_mask_systems(trades_per_day::mask_over_cap);
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! refused by this rule.
 
 use crate::config::PdtConfig;
-use crate::env::{EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal};
+use crate::env::{
+    ActionMask, EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, Targets,
+};
 use bevy_ecs::prelude::*;
 
 /// Refuses day-trading sells over the limit.
@@ -39,13 +41,7 @@ pub fn refuse_day_trades(
     if orders.sell == 0 || equity >= cfg.equity_threshold {
         return;
     }
-    // A fixed loop over every ticker rather than over the sells' bits: random actions make
-    // the number of sells, and so the bit loop's exit, unpredictable.
-    let mut day_trades = 0u64;
-    for (k, pos) in positions.iter().enumerate() {
-        day_trades |= u64::from(pos.last_buy_day == day) << k;
-    }
-    day_trades &= orders.sell;
+    let day_trades = bought_on(positions, day) & orders.sell;
     if day_trades == 0 {
         return;
     }
@@ -56,4 +52,35 @@ pub fn refuse_day_trades(
         refused &= refused.wrapping_sub(1);
     }
     orders.refuse(refused, Refusal::PDT);
+}
+
+/// Tickers whose latest buy filled on trading day `day`: selling them then is a day trade.
+#[inline]
+pub fn bought_on(positions: &[Position], day: u32) -> u64 {
+    // A fixed loop over every ticker rather than over the sells' bits: random actions make
+    // the number of sells, and so the bit loop's exit, unpredictable.
+    let mut bought = 0u64;
+    for (k, pos) in positions.iter().enumerate() {
+        bought |= u64::from(pos.last_buy_day == day) << k;
+    }
+    bought
+}
+
+/// Masks day-trading sells when the account has no day trade left: with one left or more,
+/// each sell alone would pass (several at once may still be refused past the count).
+///
+/// Reads what [`enforce_pdt`] reads; writes [`ActionMask`]. An action-mask system (only
+/// with [`EnvParams::action_masks`] and the rule on).
+pub fn mask_day_trades(
+    params: Res<EnvParams>,
+    market: Res<MarketData>,
+    targets: Res<Targets>,
+    mut envs: Query<(&Positions, &Portfolio, &PdtState, &EpisodeClock, &mut ActionMask)>,
+) {
+    targets.for_each_mut(&mut envs, |(positions, portfolio, pdt, clock, mut mask)| {
+        let day = params.fill_day(&market, clock.bar as usize);
+        if pdt.day_trades_left(portfolio.equity, day, &params.pdt) == 0 {
+            mask.forbid_sell(bought_on(&positions.0, day));
+        }
+    });
 }

@@ -5,7 +5,7 @@
 //! execution then refuses (no cash, position cap) does not count as executed, but its slot
 //! is not handed to a later order of the same bar.
 
-use crate::env::{EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Refusal};
+use crate::env::{ActionMask, EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Refusal, Targets};
 use bevy_ecs::prelude::*;
 
 /// Refuses orders over the daily cap.
@@ -30,6 +30,27 @@ pub fn refuse_over_cap(orders: &mut Orders, executed_today: u32, cap: u32) {
     let sells = keep_lowest(orders.sell, &mut left);
     let buys = keep_lowest(orders.buy, &mut left);
     orders.refuse((orders.sell & !sells) | (orders.buy & !buys), Refusal::TRADES_PER_DAY);
+}
+
+/// Masks every order when the day's cap is reached: with one slot left or more, each order
+/// alone would pass (several at once may still be refused past the cap).
+///
+/// Reads what [`enforce_trades_per_day`] reads; writes [`ActionMask`]. An action-mask
+/// system (only with [`EnvParams::action_masks`] and a cap).
+pub fn mask_over_cap(
+    params: Res<EnvParams>,
+    market: Res<MarketData>,
+    targets: Res<Targets>,
+    mut envs: Query<(&Portfolio, &EpisodeClock, &mut ActionMask)>,
+) {
+    let Some(cap) = params.max_trades_per_day else { return };
+    targets.for_each_mut(&mut envs, |(portfolio, clock, mut mask)| {
+        let day = params.fill_day(&market, clock.bar as usize);
+        if portfolio.executed_on(day) >= cap {
+            mask.forbid_buy(u64::MAX);
+            mask.forbid_sell(u64::MAX);
+        }
+    });
 }
 
 /// The lowest `*left` set bits of `mask`, decrementing `*left` by the bits kept.

@@ -82,20 +82,40 @@ pub struct EnvOptions {
     pub bounds: EpisodeBounds,
     /// Keep a [`TradeLog`] per env (replays and backtests).
     pub trade_log: bool,
-    /// Reset finished episodes in place (see [`EnvParams::auto_reset`]).
+    /// Reset finished episodes in place (see [`crate::env::EnvParams::auto_reset`]).
     pub auto_reset: bool,
+    /// Built-in action masks in [`StepBuffers::action_masks`] (see
+    /// [`crate::env::EnvParams::action_masks`]); off, they stay all true unless a plugin of the user's
+    /// masks actions.
+    pub action_masks: bool,
 }
 
 impl EnvOptions {
     /// Training defaults: `n_envs` envs on all cores, random starts, auto-reset, no log.
     pub fn training(n_envs: usize, bounds: EpisodeBounds) -> Self {
-        Self { n_envs, threads: 0, min_shard_envs: MIN_SHARD_ENVS, bounds, trade_log: false, auto_reset: true }
+        Self {
+            n_envs,
+            threads: 0,
+            min_shard_envs: MIN_SHARD_ENVS,
+            bounds,
+            trade_log: false,
+            auto_reset: true,
+            action_masks: false,
+        }
     }
 
     /// Replay defaults: one env from `bounds.first`, on the calling thread, with a trade
     /// log and no auto-reset.
     pub fn replay(bounds: EpisodeBounds) -> Self {
-        Self { n_envs: 1, threads: 1, min_shard_envs: MIN_SHARD_ENVS, bounds, trade_log: true, auto_reset: false }
+        Self {
+            n_envs: 1,
+            threads: 1,
+            min_shard_envs: MIN_SHARD_ENVS,
+            bounds,
+            trade_log: true,
+            auto_reset: false,
+            action_masks: false,
+        }
     }
 }
 
@@ -168,6 +188,7 @@ impl TradingEnv {
                 n_tickers,
                 trade_log: opts.trade_log,
                 auto_reset: opts.auto_reset,
+                action_masks: opts.action_masks,
             }));
             extend(&mut app);
             app.finish();

@@ -1,0 +1,213 @@
+//! `ploutos train --seeds N`: N runs of one config that differ only by their seed, then
+//! each run's best model replayed on the validation and test splits beside equal-weight
+//! buy-and-hold and the random policy on the same bars. No result rests on one seed.
+//!
+//! Runs go to `models/<run>/seed_<S>` (and `runs/`, `logs/` alike), one after another (each
+//! uses every core). The summary, `models/<run>/seeds.json` and `seeds.csv`, gives per split
+//! the median and range over seeds of the model's Sharpe ratio, total return, maximum
+//! drawdown and turnover (notional traded per year / mean equity), how many seeds beat
+//! buy-and-hold's Sharpe ratio, and the random policy's median over the same seeds.
+
+use super::BadArgument;
+use super::train::{init_log, load_dataset, prepare_runs, run_paths, train_one};
+use anyhow::Context;
+use ploutos::backtest::{Policy as BuiltIn, metrics, replay_agent, replay_policy};
+use ploutos::bench::median;
+use ploutos::config::Config;
+use ploutos::dataset::SplitPart;
+use ploutos::ppo::{Policy, RunPaths, checkpoint};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One seed's best model on one split.
+#[derive(Debug, Clone, Serialize)]
+struct SeedResult {
+    seed: u64,
+    split: &'static str,
+    model: String,
+    sharpe: f64,
+    total_return: f64,
+    max_drawdown: f64,
+    turnover_per_year: f64,
+    trades: usize,
+    random_sharpe: f64,
+    random_return: f64,
+}
+
+/// Median and range over seeds.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(v: impl Iterator<Item = f64>) -> Self {
+        let v: Vec<f64> = v.collect();
+        Self {
+            median: median(v.clone()),
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+/// One split over all seeds.
+#[derive(Debug, Clone, Serialize)]
+struct SplitSummary {
+    split: &'static str,
+    seeds: usize,
+    sharpe: Spread,
+    total_return: Spread,
+    max_drawdown: Spread,
+    turnover_per_year: Spread,
+    /// Seeds whose Sharpe ratio is above buy-and-hold's.
+    beat_buy_and_hold: usize,
+    buy_and_hold_sharpe: f64,
+    buy_and_hold_return: f64,
+    random_sharpe: Spread,
+    random_return: Spread,
+}
+
+/// Trains seeds `training.seed .. + n` of `cfg` and reports them (see the module docs).
+pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let seeds: Vec<u64> = (0..u64::from(n)).map(|i| cfg.training.seed.wrapping_add(i)).collect();
+    let runs: Vec<(String, RunPaths)> = seeds
+        .iter()
+        .map(|s| {
+            let name = format!("{run_name}/seed_{s}");
+            let paths = run_paths(&name);
+            (name, paths)
+        })
+        .collect();
+    prepare_runs(&runs, force)?;
+    let root = run_paths(run_name);
+    init_log(&root.logs)?;
+    let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
+    let ds = load_dataset(cfg, None)?;
+    let bpy = cfg.data.interval.bars_per_year();
+    let splits: Vec<(&'static str, std::ops::Range<usize>)> =
+        [("validation", SplitPart::Validation), ("test", SplitPart::Test)]
+            .into_iter()
+            .map(|(name, part)| (name, ds.range(part)))
+            .filter(|(_, r)| r.len() >= 2)
+            .collect();
+    let mut buy_and_hold = Vec::new();
+    for (split, range) in &splits {
+        let r = replay_policy(&cfg.environment, ds.market.clone(), range.clone(), &BuiltIn::BuyAndHold)
+            .map_err(|e| BadArgument(format!("{split} split: {e}")))?;
+        buy_and_hold.push(metrics::compute(&r, bpy));
+    }
+
+    let mut results = Vec::new();
+    for (&seed, (name, paths)) in seeds.iter().zip(&runs) {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut c = cfg.clone();
+        c.training.seed = seed;
+        c.training.run_name = Some(format!("{run_name}.seed_{seed}"));
+        let summary = train_one(&c, &ds, paths, name, None, stop)?;
+        if summary.interrupted {
+            eprintln!("ploutos: seed {seed} was stopped; the summary covers the seeds that finished");
+            break;
+        }
+        let best = checkpoint::best_dir(&paths.models);
+        let dir = if best.join(checkpoint::MODEL_FILE).is_file() { best } else { summary.last_checkpoint.clone() };
+        let mut policy = Policy::load(&dir, device).with_context(|| format!("loading {}", dir.display()))?;
+        policy.set_market(&ds.market)?;
+        for (split, range) in &splits {
+            let label = format!("{name}/{}", dir.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
+            let m = metrics::compute(
+                &replay_agent(&c.environment, ds.market.clone(), range.clone(), &policy, label.clone(), true)?,
+                bpy,
+            );
+            let random = metrics::compute(
+                &replay_policy(&c.environment, ds.market.clone(), range.clone(), &BuiltIn::Random { seed })?,
+                bpy,
+            );
+            results.push(SeedResult {
+                seed,
+                split,
+                model: label,
+                sharpe: m.sharpe,
+                total_return: m.total_return,
+                max_drawdown: m.max_drawdown,
+                turnover_per_year: m.turnover * bpy / m.bars.max(1) as f64,
+                trades: m.trades,
+                random_sharpe: random.sharpe,
+                random_return: random.total_return,
+            });
+        }
+    }
+    if results.is_empty() {
+        eprintln!("ploutos: no seed finished; nothing to summarize");
+        return Ok(());
+    }
+
+    let summaries: Vec<SplitSummary> = splits
+        .iter()
+        .zip(&buy_and_hold)
+        .map(|((split, _), bh)| {
+            let rows: Vec<&SeedResult> = results.iter().filter(|r| r.split == *split).collect();
+            SplitSummary {
+                split,
+                seeds: rows.len(),
+                sharpe: Spread::of(rows.iter().map(|r| r.sharpe)),
+                total_return: Spread::of(rows.iter().map(|r| r.total_return)),
+                max_drawdown: Spread::of(rows.iter().map(|r| r.max_drawdown)),
+                turnover_per_year: Spread::of(rows.iter().map(|r| r.turnover_per_year)),
+                beat_buy_and_hold: rows.iter().filter(|r| r.sharpe > bh.sharpe).count(),
+                buy_and_hold_sharpe: bh.sharpe,
+                buy_and_hold_return: bh.total_return,
+                random_sharpe: Spread::of(rows.iter().map(|r| r.random_sharpe)),
+                random_return: Spread::of(rows.iter().map(|r| r.random_return)),
+            }
+        })
+        .collect();
+    write_outputs(&root.models, &results, &summaries)?;
+    print_table(&summaries);
+    eprintln!("ploutos: per-seed results in {}", root.models.join("seeds.csv").display());
+    Ok(())
+}
+
+fn write_outputs(dir: &std::path::Path, results: &[SeedResult], summaries: &[SplitSummary]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(&serde_json::json!({ "summary": summaries, "seeds": results }))?;
+    let path = dir.join("seeds.json");
+    ploutos::fsutil::write_atomic(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in results {
+        w.serialize(r)?;
+    }
+    let path = dir.join("seeds.csv");
+    ploutos::fsutil::write_atomic(&path, &w.into_inner()?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn print_table(summaries: &[SplitSummary]) {
+    let pct = |x: f64| format!("{:+.1}%", 100.0 * x);
+    for s in summaries {
+        println!(
+            "{} ({} seeds): sharpe {:.2} [{:.2}, {:.2}], return {} [{}, {}], max drawdown {}, turnover {:.1}x/year; beats buy-and-hold's sharpe in {}/{} | buy-and-hold sharpe {:.2}, return {} | random sharpe {:.2}, return {}",
+            s.split,
+            s.seeds,
+            s.sharpe.median,
+            s.sharpe.min,
+            s.sharpe.max,
+            pct(s.total_return.median),
+            pct(s.total_return.min),
+            pct(s.total_return.max),
+            pct(s.max_drawdown.median),
+            s.turnover_per_year.median,
+            s.beat_buy_and_hold,
+            s.seeds,
+            s.buy_and_hold_sharpe,
+            pct(s.buy_and_hold_return),
+            s.random_sharpe.median,
+            pct(s.random_return.median),
+        );
+    }
+}
