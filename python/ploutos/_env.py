@@ -1,0 +1,320 @@
+"""Gymnasium interfaces over the native batched env (`ploutos._ploutos.Core`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from ._ploutos import Core
+
+__all__ = ["PloutosVectorEnv", "PloutosEnv", "make_vec", "make", "overrides_to_specs"]
+
+# Keys of the per-env info arrays (one value per env), fields of the env's info records.
+RECORD_KEYS = (
+    "equity", "cash", "step_return", "executed", "refused", "bar",
+    "episode_reward", "episode_steps", "episode_return",
+)
+INFO_KEYS = RECORD_KEYS + ("costs", "refusals")
+
+
+def _info_views(core: Core) -> dict:
+    """The core's views, with the info records split into one view per field."""
+    v = core.views()
+    fields, size = core.info_layout()
+    dtype = np.dtype({"names": [f[0] for f in fields], "formats": [f[1] for f in fields],
+                      "offsets": [f[2] for f in fields], "itemsize": size})
+    records = v.pop("infos").view(dtype)[:, 0]
+    for name in RECORD_KEYS:
+        v[name] = records[name]
+    return v
+
+
+def overrides_to_specs(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    """`{"training.gamma": 0.99}` → `["training.gamma=0.99"]`, the CLI's `--set` specs.
+
+    Values are written as JSON (numbers, booleans, lists, `None` → `null`); strings pass
+    as they are (`"cpu"`, or a RON value such as `"Some(4)"`). A list of `"key=value"`
+    strings passes through.
+    """
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        specs = []
+        for key, value in overrides.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            specs.append(f"{key}={text}")
+        return specs
+    if isinstance(overrides, str):
+        return [overrides]
+    return [str(s) for s in overrides]
+
+
+def _core(config, overrides, num_envs, split, seed, threads, auto_reset, market, bounds, plain=False,
+          action_masks=None):
+    if market is not None and not isinstance(market, Mapping):
+        raise ValueError("market: expected a dict of arrays (open, close, features, day, ...)")
+    if market is not None:
+        market = {
+            k: np.ascontiguousarray(v, dtype=np.uint32 if k == "day" else np.float32 if k == "features" else np.float64)
+            for k, v in market.items()
+        }
+    if split not in ("train", "validation", "test", "all"):
+        raise ValueError(f"unknown split {split!r}: expected train, validation, test or all")
+    if num_envs is not None and (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1):
+        raise ValueError(f"num_envs: expected a positive integer, got {num_envs!r}")
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    return Core(
+        config=None if config is None else str(config),
+        overrides=overrides_to_specs(overrides),
+        num_envs=None if num_envs is None else int(num_envs),
+        split=split,
+        threads=threads,
+        auto_reset=auto_reset,
+        market=market,
+        bounds=bounds,
+        plain=plain,
+        action_masks=action_masks,
+    )
+
+
+def _actions(actions, shape) -> np.ndarray:
+    """Actions as a C-contiguous uint8 array of `shape`, checked to be 0, 1 or 2."""
+    a = np.asarray(actions)
+    if a.dtype != np.uint8:
+        if a.size and (a.min() < 0 or a.max() > 2):
+            bad = a[(a < 0) | (a > 2)].flat[0]
+            raise ValueError(f"actions: code {bad} is not 0 (hold), 1 (buy) or 2 (sell)")
+        a = a.astype(np.uint8)
+    if a.shape != shape:
+        if a.size == int(np.prod(shape)):
+            a = a.reshape(shape)
+        else:
+            raise ValueError(f"actions: expected shape {shape} (num_envs, n_tickers), got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+class PloutosVectorEnv(gym.vector.VectorEnv):
+    """`num_envs` trading accounts over one market, stepped at once by Ploutos' Rust env.
+
+    Autoreset: `AutoresetMode.SAME_STEP`. An env whose episode ends in a step restarts in
+    that same step: the returned observation is the new episode's first one, the finished
+    episode's last observation is in `infos["final_obs"]` (rows where
+    `infos["_final_obs"]`), and the next action applies to the new episode.
+
+    Buffers: observations, rewards, `terminated`, `truncated` and every array of `infos`
+    are read-only NumPy views of the env's own buffers, rewritten in place by the next
+    `reset` or `step` (pass `copy=True` to `make_vec` to get fresh copies instead).
+
+    Infos (arrays with one row per env; for an env that finished this step, its finished
+    episode): `equity`, `cash` (at the new bar's close), `step_return`, `executed` and
+    `refused` (orders this step), `bar`, `episode_reward`, `episode_steps`,
+    `episode_return`, `costs` `[num_envs, 4]` (this step's fees, spread, slippage and
+    impact in dollars, columns `cost_kinds`), `refusals` `[num_envs, n_reasons]` (this
+    step's refused orders by reason, columns `refusal_names`), `action_mask`
+    `[num_envs, n_tickers, 3]` (allowed hold/buy/sell at the coming decision; all true
+    unless a plugin masks actions), `final_obs`, `_final_obs`.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, core: Core, seed: int | None = None, copy: bool = False):
+        self._core = core
+        self.num_envs = core.num_envs
+        self.n_tickers = core.n_tickers
+        self.obs_dim = core.obs_dim
+        self.copy = copy
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+        self.single_action_space = gym.spaces.MultiDiscrete([3] * self.n_tickers)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = None
+        self.refusal_names = core.refusal_names
+        self.cost_kinds = core.cost_kinds
+        self.tickers = core.tickers
+        self.masking = core.masking
+        v = _info_views(core)
+        self._views = v
+        self._obs, self._final_obs = v["obs"], v["final_obs"]
+        self._rewards, self._terminated, self._truncated = v["rewards"], v["terminated"], v["truncated"]
+        self._masks = v["action_masks"]
+        self._infos = {k: v[k] for k in INFO_KEYS}
+        self._infos["action_mask"] = self._masks
+        self._infos["final_obs"] = self._final_obs
+        self._done = np.zeros(self.num_envs, np.bool_)  # terminated | truncated, ours to write
+        done = self._done.view()
+        done.setflags(write=False)
+        self._infos["_final_obs"] = done
+        self._action_shape = (self.num_envs, self.n_tickers)
+        self._first_seed = core.config_seed if seed is None else int(seed)
+        self._seeds = np.random.default_rng(self._first_seed)
+        self._has_reset = False
+        self._closed = False
+
+    @property
+    def config(self) -> str:
+        """The validated config the env was built from, as RON."""
+        return self._core.config
+
+    def observation_columns(self) -> list[tuple[str, int, int]]:
+        """Blocks of the observation row: (name, first column, end column)."""
+        return self._core.observation_columns()
+
+    def feature_table(self) -> np.ndarray:
+        """The standardized feature table `[n_bars, n_tickers, n_features]` (index layout)."""
+        return self._core.feature_table()
+
+    def _out(self, a: np.ndarray) -> np.ndarray:
+        return a.copy() if self.copy else a
+
+    def _info(self) -> dict:
+        return {k: v.copy() for k, v in self._infos.items()} if self.copy else dict(self._infos)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Starts a new episode in every env; env i draws from stream (seed, i).
+
+        Without `seed`: the first reset uses the `seed` given to `make_vec` (default: the
+        config's `training.seed`, as `ploutos train`), later ones draw seeds from a
+        generator seeded with it.
+        """
+        if seed is None:
+            seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            raise ValueError("seed: one integer for all envs (env i draws from stream (seed, i))")
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        else:
+            self._seeds = np.random.default_rng(int(seed))
+        self._has_reset = True
+        self._core.reset(int(seed))
+        self._done[:] = False
+        return self._out(self._obs), self._info()
+
+    def step(self, actions):
+        if not self._has_reset:
+            raise RuntimeError("call reset before step")
+        self._core.step(_actions(actions, self._action_shape))
+        np.logical_or(self._terminated, self._truncated, out=self._done)
+        return (
+            self._out(self._obs),
+            self._out(self._rewards),
+            self._out(self._terminated),
+            self._out(self._truncated),
+            self._info(),
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """`[num_envs, n_tickers, 3]` bool: allowed hold/buy/sell at the coming decision
+        (sb3-contrib's layout for a MultiDiscrete space)."""
+        return self._masks
+
+    def close_extras(self, **kwargs):
+        self._closed = True
+
+
+class PloutosEnv(gym.Env):
+    """One trading account as a `gymnasium.Env` (no auto-reset; observations are copies)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, core: Core, seed: int | None = None):
+        if core.num_envs != 1 or core.auto_reset:
+            raise ValueError("PloutosEnv needs a core of one env without auto-reset")
+        self._core = core
+        self.n_tickers = core.n_tickers
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (core.obs_dim,), np.float32)
+        self.action_space = gym.spaces.MultiDiscrete([3] * self.n_tickers)
+        self.render_mode = None
+        v = _info_views(core)
+        self._v = v
+        self._first_seed = core.config_seed if seed is None else int(seed)
+        self._seeds = np.random.default_rng(self._first_seed)
+        self._has_reset = False
+
+    def _info(self) -> dict:
+        v = self._v
+        info = {k: (v[k][0].copy() if v[k].ndim > 1 else v[k][0].item()) for k in INFO_KEYS}
+        info["action_mask"] = v["action_masks"][0].copy()
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        else:
+            self._seeds = np.random.default_rng(int(seed))
+        self._has_reset = True
+        self._core.reset(int(seed))
+        return self._v["obs"][0].copy(), self._info()
+
+    def step(self, action):
+        if not self._has_reset:
+            raise RuntimeError("call reset before step")
+        self._core.step(_actions(action, (1, self.n_tickers)))
+        v = self._v
+        return (
+            v["obs"][0].copy(),
+            float(v["rewards"][0]),
+            bool(v["terminated"][0]),
+            bool(v["truncated"][0]),
+            self._info(),
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """`[n_tickers, 3]` bool: allowed hold/buy/sell at the coming decision."""
+        return self._v["action_masks"][0].copy()
+
+
+def make_vec(
+    config: str | None = None,
+    num_envs: int | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    split: str = "train",
+    seed: int | None = None,
+    threads: int | None = None,
+    copy: bool = False,
+    market: Mapping[str, np.ndarray] | None = None,
+    bounds: tuple[int, int] | None = None,
+    action_masks: bool | None = None,
+) -> PloutosVectorEnv:
+    """The env `ploutos train` trains on, as a Gymnasium vector env.
+
+    - `config`: a RON file (default: `config/default.ron` when it exists, else the
+      built-in defaults; `ploutos.BUILTIN` for the built-in defaults), `overrides` as the CLI's `--set` (`{"training.gamma": 0.99}`).
+    - `num_envs`: default `training.n_envs`; `threads` default `training.threads`.
+    - `split`: `train` (default), `validation`, `test` or `all`: episodes start at random
+      bars of that split; features are standardized on the training split.
+    - `seed`: the first `reset()`'s seed (default `training.seed`).
+    - `market`: run on arrays instead of the config's data: `open`, `close`
+      `[n_bars, n_tickers]`, `features` `[n_bars, n_tickers, n_features]`, `day`
+      `[n_bars]` (trading day index), optional `atr_frac`, `ret_std`, `mean_volume`;
+      episodes start in `bounds` = (first, last) bar (default: the whole market).
+    - `action_masks`: the env's built-in action masks (`infos["action_mask"]`,
+      `action_masks()`), default `training.action_masking` as `ploutos train`; off, masks
+      are all true unless a plugin masks actions.
+
+    Bad arguments raise `ValueError` with the message `ploutos` prints.
+    """
+    core = _core(config, overrides, num_envs, split, seed, threads, True, market, bounds, action_masks=action_masks)
+    return PloutosVectorEnv(core, seed=seed, copy=copy)
+
+
+def make(
+    config: str | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    split: str = "train",
+    seed: int | None = None,
+    market: Mapping[str, np.ndarray] | None = None,
+    bounds: tuple[int, int] | None = None,
+    action_masks: bool | None = None,
+) -> PloutosEnv:
+    """One env of `make_vec`'s kind as a `gymnasium.Env` (episodes end; call `reset`)."""
+    core = _core(config, overrides, 1, split, seed, 1, False, market, bounds, action_masks=action_masks)
+    return PloutosEnv(core, seed=seed)
