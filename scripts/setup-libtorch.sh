@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION="2.11.0"
+# Ray runs `ploutos sweep --backend ray` (and its test in `make test`, on a local head node).
+RAY_VERSION="2.60.0"
 VENV=".venv"
 LINK="$VENV/libtorch"
 
@@ -23,8 +25,16 @@ ensure_numpy() {
         || echo "ploutos setup: numpy could not be installed; benchmarks will skip the NumPy baseline" >&2
 }
 
+ensure_ray() {
+    [ "$("$VENV/bin/python" -c 'import ray; print(ray.__version__)' 2>/dev/null)" = "$RAY_VERSION" ] && return 0
+    echo "ploutos setup: installing ray==$RAY_VERSION into $VENV for sweeps on Ray (first time only)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "ray==$RAY_VERSION" \
+        || echo "ploutos setup: ray==$RAY_VERSION could not be installed; sweeps can still run locally (--backend local)" >&2
+}
+
 if [ "$(installed_version 2>/dev/null || true)" = "$TORCH_VERSION" ] && [ -f "$LINK/lib/libtorch_cpu.so" ]; then
     ensure_numpy
+    ensure_ray
     exit 0
 fi
 
@@ -52,4 +62,5 @@ got=$(installed_version || true)
 [ "$got" = "$TORCH_VERSION" ] \
     || die "found torch '$got' in $VENV but tch 0.24 needs $TORCH_VERSION; delete $VENV and re-run make."
 ensure_numpy
+ensure_ray
 echo "ploutos setup: libtorch $TORCH_VERSION ready at $LINK"

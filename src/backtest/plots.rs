@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 /// The bundled font (DejaVu Sans 2.37, Bitstream Vera license: `assets/fonts/`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family name every text style uses; the bundled font is registered under it.
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 /// Pixel size of every plot.
 const SIZE: (u32, u32) = (1200, 600);
 
@@ -136,7 +136,7 @@ fn run_color(i: usize) -> RGBColor {
 }
 
 /// Registers the bundled font once; `false` when it cannot be parsed.
-fn register() -> bool {
+pub(crate) fn register() -> bool {
     static DONE: OnceLock<bool> = OnceLock::new();
     *DONE.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok())
 }

@@ -41,6 +41,46 @@ pub enum Command {
     Bench(BenchArgs),
     /// Train on a rolling window, test on the next, roll forward; report out-of-sample.
     WalkForward(WalkForwardArgs),
+    /// Run a sweep of seeds, hyper-parameters and folds (SPEC.ron), on this machine or on a
+    /// Ray cluster, with early stopping (ASHA) and a leaderboard.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep spec (RON): base config, keys to vary, seeds, folds, metric, ASHA.
+    #[arg(value_name = "SPEC.ron")]
+    pub spec: PathBuf,
+    /// Where trials run: `local` (this machine) or `ray` (a Ray cluster, see --address).
+    #[arg(long, default_value = "local", value_parser = ["local", "ray"])]
+    pub backend: String,
+    /// Ray: the cluster's address, e.g. `127.0.0.1:6379` (as `ray start --head` prints),
+    /// or `auto` for the cluster this machine is a node of.
+    #[arg(long, value_name = "ADDR", required_if_eq("backend", "ray"))]
+    pub address: Option<String>,
+    /// Local: trials at once [default: the cores ÷ the spec's trial_threads, else one per
+    /// core]. The cores are split between them (`training.threads`), so that they do not
+    /// oversubscribe the machine.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub parallel: Option<u32>,
+    /// Output folder [default: `sweeps/<name>`]. Run the same command again to resume an
+    /// interrupted sweep: finished trials are not rerun.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Start over: remove the output folder of an earlier sweep of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// When resuming, also rerun the trials that failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Ray: the Python that runs the driver (with `ray` installed) [default: .venv/bin/python
+    /// when present, else python3].
+    #[arg(long, value_name = "FILE")]
+    pub python: Option<PathBuf>,
+    /// Ray: the path of the `ploutos` binary on the cluster's nodes [default: this binary's
+    /// path, for a cluster on this machine or a shared filesystem].
+    #[arg(long, value_name = "FILE")]
+    pub ray_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +137,12 @@ pub struct TrainArgs {
     /// buy-and-hold and the random policy (`models/<run>/seeds.json`, `seeds.csv`).
     #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub seeds: Option<u32>,
+    /// Write this run into DIR (`DIR/model`, `DIR/runs`, `DIR/logs`) instead of
+    /// `models/<run>`, `runs/<run>`, `logs/<run>`, and when it ends replay its model on the
+    /// validation and test splits beside the baselines into `DIR/result.json` (what a sweep
+    /// runs for each trial).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["resume", "seeds"])]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

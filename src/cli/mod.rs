@@ -7,6 +7,8 @@ mod features;
 mod generate_data;
 #[cfg(feature = "learner")]
 mod seeds;
+#[cfg(feature = "learner")]
+mod sweep;
 mod train;
 #[cfg(feature = "learner")]
 mod walk_forward;
@@ -30,6 +32,7 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || e.is::<ploutos::market::DataError>()
             || e.is::<ploutos::backtest::PolicyError>()
             || e.is::<ploutos::EnvError>()
+            || e.is::<ploutos::sweep::SpecError>()
             || checkpoint_error(e)
     })
 }
@@ -81,5 +84,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::WalkForward(_) => {
             Err(BadArgument("walk-forward needs the `learner` feature (default build)".into()).into())
         }
+        #[cfg(feature = "learner")]
+        Command::Sweep(a) => sweep::run(a),
+        #[cfg(not(feature = "learner"))]
+        Command::Sweep(_) => Err(BadArgument("sweep needs the `learner` feature (default build)".into()).into()),
     }
 }

@@ -14,26 +14,12 @@ use anyhow::Context;
 use ploutos::backtest::{Policy as BuiltIn, metrics, replay_agent, replay_policy};
 use ploutos::bench::median;
 use ploutos::config::Config;
-use ploutos::dataset::SplitPart;
-use ploutos::ppo::{Policy, RunPaths, checkpoint};
+use ploutos::dataset::{Dataset, SplitPart};
+use ploutos::ppo::{Policy, RunPaths, TrainSummary, checkpoint};
+use ploutos::sweep::SplitOutcome;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// One seed's best model on one split.
-#[derive(Debug, Clone, Serialize)]
-struct SeedResult {
-    seed: u64,
-    split: &'static str,
-    model: String,
-    sharpe: f64,
-    total_return: f64,
-    max_drawdown: f64,
-    turnover_per_year: f64,
-    trades: usize,
-    random_sharpe: f64,
-    random_return: f64,
-}
 
 /// Median and range over seeds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -71,6 +57,78 @@ struct SplitSummary {
     random_return: Spread,
 }
 
+/// The validation and test splits (those of two bars or more) and equal-weight
+/// buy-and-hold on each: what every trained model is compared with.
+pub(crate) struct HeldOut {
+    splits: Vec<(&'static str, std::ops::Range<usize>)>,
+    buy_and_hold: Vec<metrics::Metrics>,
+}
+
+impl HeldOut {
+    pub(crate) fn new(cfg: &Config, ds: &Dataset) -> anyhow::Result<Self> {
+        let bpy = cfg.data.interval.bars_per_year();
+        let splits: Vec<(&'static str, std::ops::Range<usize>)> =
+            [("validation", SplitPart::Validation), ("test", SplitPart::Test)]
+                .into_iter()
+                .map(|(name, part)| (name, ds.range(part)))
+                .filter(|(_, r)| r.len() >= 2)
+                .collect();
+        let mut buy_and_hold = Vec::new();
+        for (split, range) in &splits {
+            let r = replay_policy(&cfg.environment, ds.market.clone(), range.clone(), &BuiltIn::BuyAndHold)
+                .map_err(|e| BadArgument(format!("{split} split: {e}")))?;
+            buy_and_hold.push(metrics::compute(&r, bpy));
+        }
+        Ok(Self { splits, buy_and_hold })
+    }
+
+    /// Replays the run's best model (its last checkpoint when no evaluation ran) on each
+    /// split, beside the random policy seeded with the run's seed.
+    pub(crate) fn evaluate(
+        &self,
+        cfg: &Config,
+        ds: &Dataset,
+        paths: &RunPaths,
+        summary: &TrainSummary,
+        name: &str,
+    ) -> anyhow::Result<Vec<SplitOutcome>> {
+        let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
+        let bpy = cfg.data.interval.bars_per_year();
+        let seed = cfg.training.seed;
+        let best = checkpoint::best_dir(&paths.models);
+        let dir = if best.join(checkpoint::MODEL_FILE).is_file() { best } else { summary.last_checkpoint.clone() };
+        let mut policy = Policy::load(&dir, device).with_context(|| format!("loading {}", dir.display()))?;
+        policy.set_market(&ds.market)?;
+        let label = format!("{name}/{}", dir.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
+        let mut out = Vec::new();
+        for ((split, range), bh) in self.splits.iter().zip(&self.buy_and_hold) {
+            let m = metrics::compute(
+                &replay_agent(&cfg.environment, ds.market.clone(), range.clone(), &policy, label.clone(), true)?,
+                bpy,
+            );
+            let random = metrics::compute(
+                &replay_policy(&cfg.environment, ds.market.clone(), range.clone(), &BuiltIn::Random { seed })?,
+                bpy,
+            );
+            out.push(SplitOutcome {
+                seed,
+                split: (*split).to_string(),
+                model: label.clone(),
+                sharpe: m.sharpe,
+                total_return: m.total_return,
+                max_drawdown: m.max_drawdown,
+                turnover_per_year: m.turnover * bpy / m.bars.max(1) as f64,
+                trades: m.trades,
+                buy_and_hold_sharpe: bh.sharpe,
+                buy_and_hold_return: bh.total_return,
+                random_sharpe: random.sharpe,
+                random_return: random.total_return,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// Trains seeds `training.seed .. + n` of `cfg` and reports them (see the module docs).
 pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     let seeds: Vec<u64> = (0..u64::from(n)).map(|i| cfg.training.seed.wrapping_add(i)).collect();
@@ -85,22 +143,8 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
     prepare_runs(&runs, force)?;
     let root = run_paths(run_name);
     init_log(&root.logs)?;
-    let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
     let ds = load_dataset(cfg, None)?;
-    let bpy = cfg.data.interval.bars_per_year();
-    let splits: Vec<(&'static str, std::ops::Range<usize>)> =
-        [("validation", SplitPart::Validation), ("test", SplitPart::Test)]
-            .into_iter()
-            .map(|(name, part)| (name, ds.range(part)))
-            .filter(|(_, r)| r.len() >= 2)
-            .collect();
-    let mut buy_and_hold = Vec::new();
-    for (split, range) in &splits {
-        let r = replay_policy(&cfg.environment, ds.market.clone(), range.clone(), &BuiltIn::BuyAndHold)
-            .map_err(|e| BadArgument(format!("{split} split: {e}")))?;
-        buy_and_hold.push(metrics::compute(&r, bpy));
-    }
-
+    let held_out = HeldOut::new(cfg, &ds)?;
     let mut results = Vec::new();
     for (&seed, (name, paths)) in seeds.iter().zip(&runs) {
         if stop.load(Ordering::SeqCst) {
@@ -114,44 +158,19 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             eprintln!("ploutos: seed {seed} was stopped; the summary covers the seeds that finished");
             break;
         }
-        let best = checkpoint::best_dir(&paths.models);
-        let dir = if best.join(checkpoint::MODEL_FILE).is_file() { best } else { summary.last_checkpoint.clone() };
-        let mut policy = Policy::load(&dir, device).with_context(|| format!("loading {}", dir.display()))?;
-        policy.set_market(&ds.market)?;
-        for (split, range) in &splits {
-            let label = format!("{name}/{}", dir.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
-            let m = metrics::compute(
-                &replay_agent(&c.environment, ds.market.clone(), range.clone(), &policy, label.clone(), true)?,
-                bpy,
-            );
-            let random = metrics::compute(
-                &replay_policy(&c.environment, ds.market.clone(), range.clone(), &BuiltIn::Random { seed })?,
-                bpy,
-            );
-            results.push(SeedResult {
-                seed,
-                split,
-                model: label,
-                sharpe: m.sharpe,
-                total_return: m.total_return,
-                max_drawdown: m.max_drawdown,
-                turnover_per_year: m.turnover * bpy / m.bars.max(1) as f64,
-                trades: m.trades,
-                random_sharpe: random.sharpe,
-                random_return: random.total_return,
-            });
-        }
+        results.extend(held_out.evaluate(&c, &ds, paths, &summary, name)?);
     }
     if results.is_empty() {
         eprintln!("ploutos: no seed finished; nothing to summarize");
         return Ok(());
     }
 
-    let summaries: Vec<SplitSummary> = splits
+    let summaries: Vec<SplitSummary> = held_out
+        .splits
         .iter()
-        .zip(&buy_and_hold)
+        .zip(&held_out.buy_and_hold)
         .map(|((split, _), bh)| {
-            let rows: Vec<&SeedResult> = results.iter().filter(|r| r.split == *split).collect();
+            let rows: Vec<&SplitOutcome> = results.iter().filter(|r| r.split == *split).collect();
             SplitSummary {
                 split,
                 seeds: rows.len(),
@@ -173,7 +192,7 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
     Ok(())
 }
 
-fn write_outputs(dir: &std::path::Path, results: &[SeedResult], summaries: &[SplitSummary]) -> anyhow::Result<()> {
+fn write_outputs(dir: &std::path::Path, results: &[SplitOutcome], summaries: &[SplitSummary]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_vec_pretty(&serde_json::json!({ "summary": summaries, "seeds": results }))?;
     let path = dir.join("seeds.json");

@@ -306,7 +306,10 @@ mod with_learner {
         if let Some(n) = a.seeds {
             return super::super::seeds::run(&cfg, &run_name, n, a.force, &stop);
         }
-        let mut paths = run_paths(&run_name);
+        let mut paths = match &a.out {
+            Some(dir) => RunPaths { models: dir.join("model"), runs: dir.join("runs"), logs: dir.join("logs") },
+            None => run_paths(&run_name),
+        };
         if let Some(root) = resume_root {
             paths.models = root;
         }
@@ -314,7 +317,32 @@ mod with_learner {
             clear_or_refuse(&paths, &run_name, a.force)?;
         }
         let ds = load_dataset(&cfg, None)?;
-        train_one(&cfg, &ds, &paths, &run_name, a.resume.as_deref(), &stop)?;
+        let summary = train_one(&cfg, &ds, &paths, &run_name, a.resume.as_deref(), &stop)?;
+        if let Some(dir) = &a.out {
+            write_result(&cfg, &ds, &paths, &summary, &run_name, dir)?;
+        }
+        Ok(())
+    }
+
+    /// `--out DIR`: the model replayed on the held-out splits, into `DIR/result.json`.
+    fn write_result(
+        cfg: &Config,
+        ds: &Dataset,
+        paths: &RunPaths,
+        summary: &ploutos::ppo::TrainSummary,
+        run_name: &str,
+        dir: &Path,
+    ) -> anyhow::Result<()> {
+        let held_out = super::super::seeds::HeldOut::new(cfg, ds)?;
+        let result = ploutos::sweep::TrialResult {
+            timesteps: summary.timesteps,
+            seconds: summary.seconds,
+            interrupted: summary.interrupted,
+            splits: held_out.evaluate(cfg, ds, paths, summary, run_name)?,
+        };
+        let path = dir.join(ploutos::sweep::TrialResult::FILE);
+        ploutos::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(&result)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
 
