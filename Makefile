@@ -1,7 +1,7 @@
 # Ploutos: the two commands of the README.
 #   make train   installs what is missing, builds in release mode, trains config/default.ron
 #   make test    installs what is missing, runs every test
-# `make setup` alone installs libtorch (torch==2.11.0 wheel) into .venv/ (first time only).
+# `make setup` alone installs libtorch (torch==2.11.0 wheel) and ray (sweeps) into .venv/ (first time only).
 
 SHELL   := /bin/bash
 CARGO   ?= cargo

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs libtorch for tch 0.24 into a project-local virtualenv (.venv/), from the
 # torch==2.11.0 wheel on PyPI, and links it at .venv/libtorch where .cargo/config.toml
-# points LIBTORCH. Idempotent: does nothing when the right version is already there.
+# points LIBTORCH; also numpy (benchmark baselines) and ray (`ploutos sweep --backend ray`).
+# Idempotent: does nothing when the right versions are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -288,5 +288,35 @@ fn a_sweep_runs_on_a_real_ray_head_node() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot connect to the Ray cluster at 127.0.0.1:1"), "{err}");
+    assert!(!d.join("elsewhere").exists(), "nothing left behind");
     drop(head);
+}
+
+/// A Slurm job array: `--list` sizes it, each task runs `--only $SLURM_ARRAY_TASK_ID`, and
+/// one last run without --only finds every trial finished and writes the leaderboard.
+#[test]
+fn job_array_tasks_run_one_trial_each_then_the_leaderboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.ron"), spec("seeds: 2,")).unwrap();
+    let (code, out, err) = ploutos_in(d, &["sweep", "a.ron", "--list"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["p000-s42", "p000-s43"]);
+    for task in ["0", "p000-s43"] {
+        let (code, _, err) = ploutos_in(d, &["sweep", "a.ron", "--only", task]);
+        assert_eq!(code, 0, "{task}: {err}");
+        assert!(err.contains("without --only"), "{err}");
+    }
+    assert!(!d.join("sweeps/a/leaderboard.json").exists());
+    let (code, _, err) = ploutos_in(d, &["sweep", "a.ron", "--only", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("trial p000-s43 has finished already"), "{err}");
+    let (code, _, err) = ploutos_in(d, &["sweep", "a.ron", "--only", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--only 2: no such trial"), "{err}");
+    let (code, _, err) = ploutos_in(d, &["sweep", "a.ron"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 of 2 trials finished"), "{err}");
+    let v = check_leaderboard(&d.join("sweeps/a"), 2);
+    assert_eq!(v["rows"][0]["done"], 2, "{v}");
 }

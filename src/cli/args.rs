@@ -73,6 +73,15 @@ pub struct SweepArgs {
     /// When resuming, also rerun the trials that failed.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Print the trials' ids, one per line in expansion order, and exit (e.g. to size a
+    /// Slurm job array).
+    #[arg(long, conflicts_with_all = ["only", "force"])]
+    pub list: bool,
+    /// Run this one trial only (its index in `--list`'s order, e.g. `$SLURM_ARRAY_TASK_ID`,
+    /// or its id) with every core unless the spec's trial_threads says otherwise; run the
+    /// sweep once more without --only afterwards for the leaderboard.
+    #[arg(long, value_name = "INDEX|ID", conflicts_with_all = ["backend", "force"])]
+    pub only: Option<String>,
     /// Ray: the Python that runs the driver (with `ray` installed) [default: .venv/bin/python
     /// when present, else python3].
     #[arg(long, value_name = "FILE")]

@@ -281,24 +281,27 @@ impl Leaderboard {
         let f = |x: f64| if x.is_nan() { "–".to_string() } else { format!("{x:.3}") };
         let pct = |x: f64| if x.is_nan() { "–".to_string() } else { format!("{:+.1}%", 100.0 * x) };
         let column = super::result::eval_column(self.metric);
+        // The validation Sharpe ratio is its own column when the ranking is by another metric.
+        let show_sharpe = self.metric != BestMetric::Sharpe;
         let mut h = String::new();
         let _ = write!(
             h,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Ploutos sweep {name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Sweep {name}</h1>\n<p>Ranked by the median over seeds and folds of the validation {metric:?} of each trial's model; test columns are the same models on the held-out test split, beside equal-weight buy-and-hold and the random policy on the same bars.</p>\n<table>\n<tr><th>rank</th><th>point</th><th>config</th><th>validation {metric:?} median [min, max]</th><th>validation sharpe</th><th>validation return</th><th>validation buy-and-hold sharpe</th><th>test sharpe median [min, max]</th><th>test return</th><th>test turnover/yr</th><th>beats buy-and-hold</th><th>test buy-and-hold sharpe</th><th>test random sharpe</th><th>trials (done/stopped/failed)</th></tr>\n",
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Ploutos sweep {name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Sweep {name}</h1>\n<p>Ranked by the median over seeds and folds of the validation {metric:?} of each trial's model; test columns are the same models on the held-out test split, beside equal-weight buy-and-hold and the random policy on the same bars.</p>\n<table>\n<tr><th>rank</th><th>point</th><th>config</th><th>validation {metric:?} median [min, max]</th>{sharpe_th}<th>validation return</th><th>validation buy-and-hold sharpe</th><th>test sharpe median [min, max]</th><th>test return</th><th>test turnover/yr</th><th>beats buy-and-hold</th><th>test buy-and-hold sharpe</th><th>test random sharpe</th><th>trials (done/stopped/failed)</th></tr>\n",
             name = escape(&self.sweep),
             metric = self.metric,
+            sharpe_th = if show_sharpe { "<th>validation sharpe</th>" } else { "" },
         );
         for r in &self.rows {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{} [{}, {}]</td><td>{}</td><td>{}</td><td>{}</td><td>{} [{}, {}]</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"l\"><code>{}</code></td><td>{} [{}, {}]</td>{}<td>{}</td><td>{}</td><td>{} [{}, {}]</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td></tr>",
                 r.rank,
                 r.point,
                 escape(if r.config.is_empty() { "(base config)" } else { &r.config }),
                 f(r.metric_median),
                 f(r.metric_min),
                 f(r.metric_max),
-                f(r.validation_sharpe_median),
+                if show_sharpe { format!("<td>{}</td>", f(r.validation_sharpe_median)) } else { String::new() },
                 pct(r.validation_return_median),
                 f(r.validation_buy_and_hold_sharpe),
                 f(r.test_sharpe_median),
@@ -325,7 +328,7 @@ impl Leaderboard {
         for t in &self.trials {
             let _ = writeln!(
                 h,
-                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
                 t.status.replace(' ', "-"),
                 escape(&t.id),
                 t.status,
@@ -375,14 +378,31 @@ impl Leaderboard {
                 .build_cartesian_2d(0.0..x1 * 1.02, (y0 - pad)..(y1 + pad))
                 .map_err(err)?;
             chart.configure_mesh().x_desc("timesteps").y_desc(column).label_style((FAMILY, 13)).draw().map_err(err)?;
+            let mut labelled = std::collections::BTreeSet::new();
             for o in outcomes {
-                let color = Palette99::pick(o.trial.point);
+                let color = Palette99::pick(o.trial.point).to_rgba();
                 let line: Vec<(f64, f64)> =
                     o.curve.iter().map(|&(t, v)| (t as f64, v)).filter(|p| p.1.is_finite()).collect();
-                chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2))).map_err(err)?;
+                let series = chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2))).map_err(err)?;
+                // One legend entry per point, at its first trial with a curve.
+                if !line.is_empty() && labelled.insert(o.trial.point) {
+                    series
+                        .label(format!("p{:03}", o.trial.point))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+                }
                 if let Some(&last) = line.last() {
                     chart.draw_series(std::iter::once(Circle::new(last, 3, color.filled()))).map_err(err)?;
                 }
+            }
+            if !labelled.is_empty() {
+                chart
+                    .configure_series_labels()
+                    .label_font((FAMILY, 13))
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK.mix(0.3))
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(err)?;
             }
             root.present().map_err(err)?;
         }
@@ -395,6 +415,7 @@ body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
 th { background: #f4f4f4; }
+td.l { text-align: left; }
 td code { white-space: nowrap; }
 tr.failed td { background: #fdecea; }
 tr.stopped td { color: #777; }

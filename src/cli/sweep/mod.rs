@@ -140,9 +140,33 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| a.spec.file_stem().map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned()));
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("sweeps").join(&name));
+    let trials = spec.trials(base.training.seed);
+    if a.list {
+        for t in &trials {
+            println!("{}", t.id);
+        }
+        return Ok(());
+    }
+    let only = match &a.only {
+        Some(key) => Some(
+            key.parse::<usize>()
+                .ok()
+                .and_then(|i| trials.get(i))
+                .or_else(|| trials.iter().find(|t| t.id == *key))
+                .map(|t| t.id.clone())
+                .ok_or_else(|| {
+                    BadArgument(format!(
+                        "--only {key}: no such trial (indices 0..{}, or an id of --list)",
+                        trials.len()
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Threads of a trial, and trials at once here (Ray places trials by their CPUs itself).
     let (threads, parallel) = match (spec.trial_threads, a.parallel.map(|p| p as usize)) {
+        (0, _) if only.is_some() => (cores, 1),
         (0, None) => (1, cores),
         (0, Some(p)) => ((cores / p).max(1), p),
         (t, None) => (t, (cores / t).max(1)),
@@ -160,7 +184,12 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
                 Some(b) => b.clone(),
                 None => std::env::current_exe().context("locating the ploutos binary")?,
             };
-            let backend = ray::RayBackend::connect(&python, &address, &binary, &dir)?;
+            let backend = ray::RayBackend::connect(&python, &address, &binary, &dir).inspect_err(|_| {
+                // Nothing left behind by a sweep that never started.
+                if !resumed {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            })?;
             eprintln!(
                 "ploutos: sweep {name} on the Ray cluster at {address} ({} CPU(s)), {threads} CPU(s) and {} GPU(s) per trial",
                 backend.cluster_cpus(),
@@ -175,7 +204,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             Box::new(local::LocalBackend::new(parallel))
         }
     };
-    let plan = Plan { spec: &spec, name: &name, dir: &dir, base: &base, threads, retry_failed: a.retry_failed };
+    let plan = Plan { spec: &spec, name: &name, dir: &dir, base: &base, threads, retry_failed: a.retry_failed, only };
     sweep(&plan, resumed, backend, &stop)
 }
 
@@ -188,11 +217,13 @@ struct Plan<'a> {
     /// CPU threads of each trial.
     threads: usize,
     retry_failed: bool,
+    /// `--only`: the one trial to run (no leaderboard).
+    only: Option<String>,
 }
 
 /// Runs the trials not finished yet, then writes the leaderboard.
 fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
-    let Plan { spec, name, dir, base, threads, retry_failed } = *plan;
+    let Plan { spec, name, dir, base, threads, retry_failed, ref only } = *plan;
     let trials = spec.trials(base.training.seed);
     let column = eval_column(spec.metric);
     let trial_dir = |t: &Trial| dir.join("trials").join(&t.id);
@@ -213,25 +244,31 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
     let max_t = configs.values().map(|c| c.training.total_timesteps).max().unwrap_or(1);
     let mut asha = spec.asha.as_ref().map(|s| Asha::new(s.grace_timesteps, s.reduction_factor, max_t));
     let mut queue: VecDeque<&Trial> = VecDeque::new();
+    let mut n_finished = 0;
     for t in &trials {
         if finished(t) {
+            n_finished += 1;
             if let Some(asha) = asha.as_mut() {
                 let text = std::fs::read_to_string(trial_dir(t).join("runs/metrics.csv")).unwrap_or_default();
                 for (step, v) in read_curve(&text, column) {
                     asha.on_result(&t.id, step, v);
                 }
             }
-        } else {
+        } else if only.as_ref().is_none_or(|id| *id == t.id) {
             queue.push_back(t);
         }
     }
     if resumed {
         eprintln!(
-            "ploutos: resuming sweep {name} in {}: {} of {} trials finished",
+            "ploutos: resuming sweep {name} in {}: {n_finished} of {} trials finished",
             dir.display(),
-            trials.len() - queue.len(),
             trials.len()
         );
+    }
+    if let Some(id) = only
+        && queue.is_empty()
+    {
+        eprintln!("ploutos: trial {id} has finished already");
     }
     if let Some(a) = &asha {
         eprintln!("ploutos: ASHA rungs at {:?} timesteps on {column}", a.rungs());
@@ -314,6 +351,15 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    if only.is_some() {
+        if interrupted {
+            anyhow::bail!("the trial was interrupted: run the same command again to run it again");
+        }
+        eprintln!(
+            "ploutos: run `ploutos sweep` on this spec without --only, once every trial has run, for the leaderboard"
+        );
+        return Ok(());
+    }
     let outcomes: Vec<TrialOutcome> = trials
         .iter()
         .map(|t| {

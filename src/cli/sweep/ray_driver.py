@@ -90,7 +90,7 @@ def main():
             return trial in self.stops
 
     @ray.remote(max_retries=0)
-    def run_trial(trial, binary, config, board):
+    def run_trial(trial, binary, config, cwd, board):
         if ray.get(board.should_stop.remote(trial)):
             return {"code": None, "archive": None}  # the sweep stopped before it started
         work = tempfile.mkdtemp(prefix=f"ploutos-{trial}-")
@@ -103,6 +103,9 @@ def main():
                 proc = subprocess.Popen(
                     [binary, "train", "--config", cfg, "--out", work, "--force"],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                    # The sweep's working folder when the node has it: relative data paths of
+                    # the config then resolve as they do for a local sweep.
+                    cwd=cwd if os.path.isdir(cwd) else None,
                 )
                 read, signalled = 0, False
                 while True:
@@ -163,7 +166,7 @@ def main():
                 break
             if cmd["op"] == "start":
                 ref = run_trial.options(num_cpus=cmd["cpus"], num_gpus=cmd["gpus"]).remote(
-                    cmd["id"], args.binary, cmd["config"], board
+                    cmd["id"], args.binary, cmd["config"], os.getcwd(), board
                 )
                 pending[ref] = (cmd["id"], cmd["dir"])
             elif cmd["op"] == "stop":
