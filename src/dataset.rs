@@ -112,8 +112,10 @@ impl Dataset {
                 c.features.extend_from_slice(obs[k].row(t));
             }
         }
+        let volume = (0..n_bars).flat_map(|t| (0..d).map(move |k| (k, t))).map(|(k, t)| panel.volume(k)[t]).collect();
         let market = MarketData::new(n_bars, d, n_features, c)
             .and_then(|m| m.with_invented_bars(invented))
+            .and_then(|m| m.with_volume(volume))
             .expect("columns built to shape above");
         Self { panel, report, split, raw, scaler, market }
     }

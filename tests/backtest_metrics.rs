@@ -60,6 +60,7 @@ fn trade(bar: u32, ticker: u16, side: Side, shares: f64, price: f64, fees: f64) 
         impact: 0.0,
         fees,
         cash_after: 0.0,
+        unfilled: 0.0,
     }
 }
 

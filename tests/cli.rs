@@ -523,3 +523,36 @@ fn train_seeds_summarizes_every_seed_beside_the_baselines() {
         assert!(first.starts_with("error:") && first.contains("--seeds"), "{bad:?}: {err}");
     }
 }
+
+/// `backtest --policy` costs a strategy's signals with the participation cap: partial fills
+/// carry their unfilled shares in `trades.csv`, refusals their names in `report.json`.
+#[test]
+fn backtest_policy_replays_the_participation_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], out: &str| {
+        let mut a = vec![
+            "backtest",
+            "--policy",
+            "random",
+            "--split",
+            "all",
+            "--set=data.tickers=[\"AAA\",\"BBB\"]",
+            "--set=data.synthetic.years=2",
+            "--set=data.interval=1d",
+            "--set=environment.initial_cash=10000000",
+            "--out",
+            out,
+        ];
+        a.extend_from_slice(extra);
+        let (code, _, err) = ploutos_in(dir.path(), &a);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(dir.path().join(out).join("trades.csv")).unwrap()
+    };
+    let capped = run(&["--set=environment.max_participation=0.001"], "capped");
+    let header: Vec<&str> = capped.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"unfilled_shares"));
+    let unfilled: Vec<f64> = capped.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    assert!(unfilled.iter().any(|&u| u > 0.0), "a $2M buy in a 0.1% cap is partial");
+    let full = run(&[], "full");
+    assert!(full.lines().skip(1).all(|l| l.ends_with(",0")), "no cap: every fill is full");
+}

@@ -271,6 +271,7 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
+                unfilled: 0.0,
             });
             self.pos[k] = RefPosition::default();
             executed += 1;
@@ -340,6 +341,7 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
+                unfilled: 0.0,
             });
             executed += 1;
         }

@@ -1,8 +1,9 @@
 //! `equity.csv` and `trades.csv`, full precision (Rust's `{}` for f64), written atomically.
 //!
-//! `trades.csv`: `time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after`
+//! `trades.csv`: `time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares`
 //! — time of the fill bar; spread, slippage, impact and fees in dollars; cash right after
-//! the trade. `equity.csv`: `time,bar,equity,cash,<one value column per ticker>` — one row
+//! the trade; the shares of the order that the participation cap
+//! (`environment.max_participation`) cancelled, 0 for a full fill. `equity.csv`: `time,bar,equity,cash,<one value column per ticker>` — one row
 //! per bar, marked at its close.
 
 use super::ReplayResult;
@@ -18,7 +19,10 @@ use std::path::Path;
 /// I/O errors.
 pub fn write_trades(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Result<()> {
     write_atomic_with(path, |w| {
-        writeln!(w, "time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after")?;
+        writeln!(
+            w,
+            "time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares"
+        )?;
         for tr in &result.trades {
             let side = match tr.side {
                 Side::Buy => "buy",
@@ -27,7 +31,7 @@ pub fn write_trades(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Re
             };
             writeln!(
                 w,
-                "{},{},{side},{},{},{},{},{},{},{},{}",
+                "{},{},{side},{},{},{},{},{},{},{},{},{}",
                 format_timestamp(panel.timestamps()[tr.bar as usize], panel.interval()),
                 panel.tickers()[tr.ticker as usize],
                 tr.shares,
@@ -37,7 +41,8 @@ pub fn write_trades(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Re
                 tr.slippage,
                 tr.impact,
                 tr.fees,
-                tr.cash_after
+                tr.cash_after,
+                tr.unfilled
             )?;
         }
         Ok(())

@@ -189,6 +189,11 @@ pub struct EnvironmentConfig {
     /// Smallest buy in dollars; smaller buys are refused (default: 1, Alpaca's minimum for
     /// fractional orders).
     pub min_order_notional: f64,
+    /// Liquidity: the most shares an order fills, as a fraction of its fill bar's volume
+    /// (e.g. `Some(0.1)`); the rest is cancelled and the trade written as a partial fill,
+    /// and an order whose fill bar has no volume is refused (`zero_volume`) (default: None,
+    /// orders fill in full whatever the volume).
+    pub max_participation: Option<f64>,
     /// Fill price timing (default: `next_open`).
     pub fill_timing: FillTiming,
     /// Quoted bid/ask spread in basis points; half is paid per fill (default: 2).
@@ -243,6 +248,7 @@ impl Default for EnvironmentConfig {
             max_position_pct: 0.3,
             fractional_shares: true,
             min_order_notional: 1.0,
+            max_participation: None,
             fill_timing: FillTiming::NextOpen,
             spread_bps: 2.0,
             slippage_atr_mult: 0.1,
@@ -273,6 +279,9 @@ impl EnvironmentConfig {
         check::above("environment.buy_pct", self.buy_pct, 0.0, 1.0)?;
         check::above("environment.max_position_pct", self.max_position_pct, 0.0, 1.0)?;
         check::within("environment.min_order_notional", self.min_order_notional, 0.0, 1e12)?;
+        if let Some(p) = self.max_participation {
+            check::above("environment.max_participation", p, 0.0, 1.0)?;
+        }
         check::within("environment.spread_bps", self.spread_bps, 0.0, 10_000.0)?;
         check::within("environment.slippage_atr_mult", self.slippage_atr_mult, 0.0, 100.0)?;
         check::within("environment.impact_coef", self.impact_coef, 0.0, 100.0)?;

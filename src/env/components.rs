@@ -71,12 +71,18 @@ impl Refusal {
     /// Order that would fill on an invented (forward-filled) bar of its ticker, when
     /// nothing traded.
     pub const INVENTED_BAR: Refusal = Refusal(10);
+    /// Order whose fill bar traded no volume of its ticker, with the participation cap on
+    /// (`environment.max_participation`).
+    pub const ZERO_VOLUME: Refusal = Refusal(11);
+    /// Order of which the participation cap leaves no share to fill (less than one whole
+    /// share with `fractional_shares: false`).
+    pub const PARTICIPATION: Refusal = Refusal(12);
     /// Capacity of [`RefusalCounts`]: built-in and registered reasons together. An env
     /// whose plugins register more is refused when it is built
     /// (`EnvError::TooManyRefusals`), never while it runs.
     pub const MAX: usize = 32;
     /// Names of the built-in reasons, in index order.
-    pub const BUILT_IN: [&'static str; 11] = [
+    pub const BUILT_IN: [&'static str; 13] = [
         "invalid_action",
         "no_position",
         "holding_period",
@@ -88,6 +94,8 @@ impl Refusal {
         "no_liquidity",
         "masked",
         "invented_bar",
+        "zero_volume",
+        "participation",
     ];
 }
 
@@ -474,6 +482,9 @@ pub struct TradeRecord {
     pub fees: f64,
     /// Cash right after this trade.
     pub cash_after: f64,
+    /// Shares of the order that the participation cap left unfilled (cancelled): 0 for a
+    /// full fill.
+    pub unfilled: f64,
 }
 
 /// Optional per-env trade log (replays and backtests).

@@ -31,6 +31,8 @@ pub struct MarketData {
     /// Bit k of bar t: ticker k's bar t is invented (forward-filled), nothing traded. [n_bars],
     /// or empty when every bar is real.
     pub(crate) invented: Arc<[u64]>,
+    /// Each bar's traded volume, [n_bars, n_tickers], or empty when not given.
+    pub(crate) volume: Arc<[f64]>,
 }
 
 /// A column that does not have `n_bars × n_tickers` entries.
@@ -102,6 +104,7 @@ impl MarketData {
             day: c.day.into(),
             features: c.features.into(),
             invented: Arc::from([]),
+            volume: Arc::from([]),
         })
     }
 
@@ -130,7 +133,10 @@ impl MarketData {
             }
         }
         c.features = (0..cells * n_features).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-        Self::new(n_bars, n_tickers, n_features, c).expect("shapes built above")
+        // Each bar's volume around its mean (drawn after everything else, so that the
+        // columns above stay what they were).
+        let volume = c.mean_volume.iter().map(|m| m * rng.random_range(0.5..1.5)).collect();
+        Self::new(n_bars, n_tickers, n_features, c).and_then(|m| m.with_volume(volume)).expect("shapes built above")
     }
 
     /// Marks invented (forward-filled) bars: bit k of `mask[t]` for ticker k at bar t.
@@ -143,6 +149,32 @@ impl MarketData {
         }
         self.invented = if mask.iter().any(|&m| m != 0) { mask.into() } else { Arc::from([]) };
         Ok(self)
+    }
+
+    /// Adds each bar's traded volume (bar-major `[n_bars, n_tickers]`), which the
+    /// participation cap (`environment.max_participation`) reads at the fill bar.
+    ///
+    /// # Errors
+    /// [`MarketDataError`] when `volume` does not have `n_bars × n_tickers` entries.
+    pub fn with_volume(mut self, volume: Vec<f64>) -> Result<Self, MarketDataError> {
+        let cells = self.n_bars * self.n_tickers;
+        if volume.len() != cells {
+            return Err(MarketDataError { column: "volume", got: volume.len(), expected: cells });
+        }
+        self.volume = volume.into_iter().map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 }).collect();
+        Ok(self)
+    }
+
+    /// Whether the market has a volume column ([`MarketData::with_volume`]).
+    pub fn has_volume(&self) -> bool {
+        !self.volume.is_empty()
+    }
+
+    /// Ticker `k`'s volume at `bar`: `None` when the market has no volume column (built
+    /// without [`MarketData::with_volume`]).
+    #[inline]
+    pub fn volume(&self, bar: usize, k: usize) -> Option<f64> {
+        self.volume.get(self.at(bar) + k).copied()
     }
 
     /// Whether some bar is invented.

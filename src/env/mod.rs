@@ -53,6 +53,18 @@
 //!     and the daily cap by the fill bar's calendar day, known in advance). A masked order
 //!     that is sent anyway is refused as `masked`, before any rule, and takes no slot of the
 //!     daily cap.
+//! 17. **Liquidity** (`environment.max_participation` = p, off by default): an order fills
+//!     at most p × the volume of its ticker's **fill** bar (rounded down to whole shares
+//!     unless `fractional_shares`); what is left is cancelled, not carried to a later bar,
+//!     and the trade is written with its `unfilled_shares`. A buy above the cap is quoted
+//!     again for `cap × (its first fill price)` dollars (its impact is then that of the
+//!     smaller order) and fills at most `cap` shares of that quote. A sell above the cap
+//!     sells `cap` shares and leaves the rest open at the same average cost, opening bar,
+//!     holding clock and PDT day; each sell closes a trade of the shares it sold. An order
+//!     whose fill bar traded no volume is refused (`zero_volume`), one whose cap is under one
+//!     whole share too (`participation`). No action mask reads the fill bar's volume (with
+//!     `next_open` it is the future). Invented bars are refused as in answer 15, before
+//!     the cap.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity

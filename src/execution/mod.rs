@@ -8,7 +8,10 @@
 //! prices: `room_k = max_position_pct × E_ref − shares_k × ref_k`, and a buy spends
 //! `min(buy_pct × cash, room_k)`. Buys under `min_order_notional` (or rounding to zero
 //! whole shares) are refused as `too_small`, with no cash as `cash`, with no room as
-//! `position_cap`, on a ticker with zero mean volume as `no_liquidity`.
+//! `position_cap`, on a ticker with zero mean volume as `no_liquidity`. With
+//! `environment.max_participation` an order fills at most that share of its fill bar's
+//! volume, the rest cancelled (a partial fill; execution contract answer 17 in
+//! [`crate::env`]).
 //!
 //! Reference price: bar t+1's open (`next_open`) or bar t's close (`close`). The fill bar
 //! is t+1 or t respectively; its trading day is the day an order counts on (daily cap,
@@ -42,6 +45,9 @@ pub struct ExecutionConfig {
     pub max_position_pct: f64,
     pub fractional_shares: bool,
     pub min_order_notional: f64,
+    /// `environment.max_participation`: the most shares an order fills, as a fraction of
+    /// its fill bar's volume.
+    pub max_participation: Option<f64>,
 }
 
 impl ExecutionConfig {
@@ -52,6 +58,7 @@ impl ExecutionConfig {
             max_position_pct: cfg.max_position_pct,
             fractional_shares: cfg.fractional_shares,
             min_order_notional: cfg.min_order_notional,
+            max_participation: cfg.max_participation,
         }
     }
 }
@@ -317,12 +324,21 @@ pub fn execute(
     let mut day_trades = 0;
     for k in bits(orders.sell) {
         let pos = &mut positions[k];
-        let shares = pos.shares;
         let input = input(k);
         if !fills.can_fill(cost, &input) {
             orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
             continue;
         }
+        // A sell closes the whole position, or what the participation cap lets through.
+        let (shares, unfilled) = match participation_cap(market, config, fill_bar, k) {
+            None => (pos.shares, 0.0),
+            Some(Err(refusal)) => {
+                orders.refuse(1 << k, refusal);
+                continue;
+            }
+            Some(Ok(cap)) if cap < pos.shares => (cap, pos.shares - cap),
+            Some(Ok(_)) => (pos.shares, 0.0),
+        };
         let quote = fills.sell(cost, &input, shares);
         let price = quote.sell_price();
         let notional = shares * price;
@@ -335,15 +351,21 @@ pub fn execute(
         // a coin toss with random actions, a branch here mispredicts.
         day_trades += u32::from(pos.last_buy_day == day);
         ledger.sells += 1;
-        ledger.closed_trades += 1;
-        ledger.winning_trades += u64::from(pnl > 0.0);
-        ledger.trade_bars += (fill_bar as u64).saturating_sub(u64::from(pos.opened_bar));
         ledger.turnover += notional;
         record_costs(ledger, &quote, shares, fees);
         if let Some(log) = log.as_deref_mut() {
-            log.push(trade_record(fill_bar, k, Side::Sell, shares, &quote, price, fees, portfolio.cash));
+            log.push(trade_record(fill_bar, k, Side::Sell, shares, &quote, price, fees, portfolio.cash, unfilled));
         }
-        *pos = Position::default();
+        // Every sell closes a trade of the shares it sold (won or lost on them); a partial
+        // exit leaves the rest open, at the same average cost and opening bar.
+        ledger.closed_trades += 1;
+        ledger.winning_trades += u64::from(pnl > 0.0);
+        ledger.trade_bars += (fill_bar as u64).saturating_sub(u64::from(pos.opened_bar));
+        if unfilled > 0.0 {
+            pos.shares = unfilled;
+        } else {
+            *pos = Position::default();
+        }
         portfolio.trades_today += 1;
         portfolio.executed_this_step += 1;
         portfolio.traded_this_step += notional;
@@ -383,13 +405,28 @@ pub fn execute(
             orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
             continue;
         }
-        let (shares, quote) = fills.buy(cost, &input, notional, config.fractional_shares);
+        let cap = match participation_cap(market, config, fill_bar, k) {
+            Some(Err(refusal)) => {
+                orders.refuse(1 << k, refusal);
+                continue;
+            }
+            cap => cap.and_then(Result::ok),
+        };
+        let (mut shares, mut quote) = fills.buy(cost, &input, notional, config.fractional_shares);
+        let mut unfilled = 0.0;
+        let mut spent = if config.fractional_shares { notional } else { shares * quote.buy_price() };
+        if let Some(cap) = cap.filter(|&c| shares > c) {
+            // Re-quoted for the capped size (its impact is smaller), at most `cap` shares.
+            let (q, requote) = fills.buy(cost, &input, cap * quote.buy_price(), config.fractional_shares);
+            unfilled = shares - q.min(cap);
+            (shares, quote) = (q.min(cap), requote);
+            spent = shares * quote.buy_price();
+        }
         if shares <= 0.0 {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
             continue;
         }
         let price = quote.buy_price();
-        let spent = if config.fractional_shares { notional } else { shares * price };
         let fees = fees.buy_fees(shares, spent);
         if spent + fees > cash {
             orders.refuse(1 << k, Refusal::CASH);
@@ -409,7 +446,7 @@ pub fn execute(
         ledger.turnover += spent;
         record_costs(ledger, &quote, shares, fees);
         if let Some(log) = log.as_deref_mut() {
-            log.push(trade_record(fill_bar, k, Side::Buy, shares, &quote, price, fees, portfolio.cash));
+            log.push(trade_record(fill_bar, k, Side::Buy, shares, &quote, price, fees, portfolio.cash, unfilled));
         }
         portfolio.trades_today += 1;
         portfolio.executed_this_step += 1;
@@ -436,6 +473,7 @@ fn trade_record(
     price: f64,
     fees: f64,
     cash_after: f64,
+    unfilled: f64,
 ) -> TradeRecord {
     let base = shares * quote.reference;
     TradeRecord {
@@ -450,5 +488,26 @@ fn trade_record(
         impact: base * quote.impact,
         fees,
         cash_after,
+        unfilled,
     }
+}
+
+/// The most shares ticker `k`'s order may fill at `fill_bar` (`max_participation` × the
+/// bar's volume, whole shares unless fractional): `None` when the cap is off, an error
+/// when the bar traded nothing (`zero_volume`) or the cap is under one whole share
+/// (`participation`).
+#[inline]
+fn participation_cap(
+    market: &MarketData,
+    config: &ExecutionConfig,
+    fill_bar: usize,
+    k: usize,
+) -> Option<Result<f64, Refusal>> {
+    let p = config.max_participation?;
+    let volume = market.volume(fill_bar, k)?;
+    if volume <= 0.0 {
+        return Some(Err(Refusal::ZERO_VOLUME));
+    }
+    let cap = if config.fractional_shares { p * volume } else { (p * volume).floor() };
+    Some(if cap > 0.0 { Ok(cap) } else { Err(Refusal::PARTICIPATION) })
 }

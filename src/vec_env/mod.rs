@@ -51,6 +51,10 @@ pub enum EnvError {
     Threads(String),
     #[error("the plugins register {} refusal reasons, at most {} fit: {}", .0.len(), Refusal::MAX, .0.join(", "))]
     TooManyRefusals(Vec<String>),
+    #[error(
+        "environment.max_participation caps fills by each bar's volume, but this market has no volume column (MarketData::with_volume)"
+    )]
+    NoVolume,
 }
 
 /// Everything one shard needs, in build order: the core ([`EnvPlugin`], whose settings it
@@ -171,6 +175,9 @@ impl TradingEnv {
         }
         if market.n_tickers() > MAX_TICKERS {
             return Err(EnvError::TooManyTickers(market.n_tickers()));
+        }
+        if cfg.max_participation.is_some() && !market.has_volume() {
+            return Err(EnvError::NoVolume);
         }
         let threads =
             if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
