@@ -18,6 +18,19 @@ pub enum FillTiming {
     Close,
 }
 
+/// The kind of brokerage account the env simulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// A margin account without leverage (the seed's: its PDT rule only binds margin
+    /// accounts): sell proceeds can be spent at once, the PDT rule applies (`pdt`).
+    Margin,
+    /// A cash account: no PDT rule; sell proceeds settle on the next trading day (T+1), and a
+    /// buy that would spend unsettled proceeds is refused as a good-faith violation
+    /// (`good_faith`).
+    Cash,
+}
+
 /// How a buy's notional is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,6 +202,8 @@ pub struct EnvironmentConfig {
     /// Smallest buy in dollars; smaller buys are refused (default: 1, Alpaca's minimum for
     /// fractional orders).
     pub min_order_notional: f64,
+    /// Account type: `margin` (default) or `cash` (see [`Account`]).
+    pub account: Account,
     /// Liquidity: the most shares an order fills, as a fraction of its fill bar's volume
     /// (e.g. `Some(0.1)`); the rest is cancelled and the trade written as a partial fill,
     /// and an order whose fill bar has no volume is refused (`zero_volume`) (default: None,
@@ -248,6 +263,7 @@ impl Default for EnvironmentConfig {
             max_position_pct: 0.3,
             fractional_shares: true,
             min_order_notional: 1.0,
+            account: Account::Margin,
             max_participation: None,
             fill_timing: FillTiming::NextOpen,
             spread_bps: 2.0,

@@ -77,12 +77,15 @@ impl Refusal {
     /// Order of which the participation cap leaves no share to fill (less than one whole
     /// share with `fractional_shares: false`).
     pub const PARTICIPATION: Refusal = Refusal(12);
+    /// Buy in a cash account that would spend sell proceeds not settled yet (T+1): a
+    /// good-faith violation.
+    pub const GOOD_FAITH: Refusal = Refusal(13);
     /// Capacity of [`RefusalCounts`]: built-in and registered reasons together. An env
     /// whose plugins register more is refused when it is built
     /// (`EnvError::TooManyRefusals`), never while it runs.
     pub const MAX: usize = 32;
     /// Names of the built-in reasons, in index order.
-    pub const BUILT_IN: [&'static str; 13] = [
+    pub const BUILT_IN: [&'static str; 14] = [
         "invalid_action",
         "no_position",
         "holding_period",
@@ -96,6 +99,7 @@ impl Refusal {
         "invented_bar",
         "zero_volume",
         "participation",
+        "good_faith",
     ];
 }
 
@@ -287,6 +291,9 @@ pub struct Portfolio {
     pub traded_this_step: f64,
     /// Sum of rewards this episode.
     pub episode_reward: f64,
+    /// Cash account: proceeds of today's sells (trading day `trade_day`), part of `cash`
+    /// but not settled until the next trading day (T+1). Always 0 in a margin account.
+    pub unsettled: f64,
 }
 
 impl Portfolio {
@@ -303,6 +310,7 @@ impl Portfolio {
             executed_this_step: 0,
             traded_this_step: 0.0,
             episode_reward: 0.0,
+            unsettled: 0.0,
         }
     }
 

@@ -65,6 +65,14 @@
 //!     whole share too (`participation`). No action mask reads the fill bar's volume (with
 //!     `next_open` it is the future). Invented bars are refused as in answer 15, before
 //!     the cap.
+//! 18. **Account type** (`environment.account`): `margin` (default, the seed's set-up: its
+//!     PDT rule binds margin accounts only; no leverage, sell proceeds can be spent in the
+//!     same bar, PDT equity as in answer 8) or `cash`: no PDT rule; the proceeds of a sell
+//!     (net of its fees) settle on the next trading day (T+1, the next day with bars), and a
+//!     buy whose cost (fill notional + fees) exceeds the cash less the proceeds of sells
+//!     filled earlier on its fill day is refused (`good_faith`, a good-faith violation)
+//!     after the other buy checks. The buy is sized from the whole cash as in answers 2–4;
+//!     no action mask anticipates the refusal.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
@@ -90,7 +98,7 @@ pub(crate) use market_data::prefetch_lines;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
 pub use schedule::{EnvReset, EnvStep, MAX_SHARD_ENVS, MIN_SHARD_ENVS, ResetSystems, StepSystems};
 
-use crate::config::{EnvironmentConfig, FillTiming, PdtConfig};
+use crate::config::{Account, EnvironmentConfig, FillTiming, PdtConfig};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{Schedule, ScheduleLabel, SingleThreadedExecutor};
@@ -238,7 +246,8 @@ impl Plugin for EnvPlugin {
             n_envs: self.n_envs,
             n_tickers: self.n_tickers,
             initial_cash: cfg.initial_cash,
-            pdt: cfg.pdt.clone(),
+            // A cash account has no PDT rule (FINRA's rule binds margin accounts only).
+            pdt: PdtConfig { enabled: cfg.pdt.enabled && cfg.account == Account::Margin, ..cfg.pdt.clone() },
             max_trades_per_day: cfg.max_trades_per_day,
             fill_timing: cfg.fill_timing,
             episode_length: cfg.episode_length,

@@ -48,6 +48,8 @@ pub struct ExecutionConfig {
     /// `environment.max_participation`: the most shares an order fills, as a fraction of
     /// its fill bar's volume.
     pub max_participation: Option<f64>,
+    /// A cash account (`environment.account: cash`): sell proceeds settle T+1.
+    pub cash_account: bool,
 }
 
 impl ExecutionConfig {
@@ -59,6 +61,7 @@ impl ExecutionConfig {
             fractional_shares: cfg.fractional_shares,
             min_order_notional: cfg.min_order_notional,
             max_participation: cfg.max_participation,
+            cash_account: cfg.account == crate::config::Account::Cash,
         }
     }
 }
@@ -313,6 +316,8 @@ pub fn execute(
     if portfolio.trade_day != day {
         portfolio.trade_day = day;
         portfolio.trades_today = 0;
+        // A new trading day: yesterday's sell proceeds have settled.
+        portfolio.unsettled = 0.0;
     }
     portfolio.executed_this_step = 0;
     portfolio.traded_this_step = 0.0;
@@ -346,6 +351,9 @@ pub fn execute(
         // sale) are waived rather than driving cash below zero.
         let fees = fees.sell_fees(shares, notional).min(portfolio.cash + notional);
         portfolio.cash += notional - fees;
+        if config.cash_account {
+            portfolio.unsettled += notional - fees;
+        }
         let pnl = (price - pos.avg_cost) * shares - fees;
         // Counted, and recorded once after the sells: whether a sell is a day trade is
         // a coin toss with random actions, a branch here mispredicts.
@@ -430,6 +438,10 @@ pub fn execute(
         let fees = fees.buy_fees(shares, spent);
         if spent + fees > cash {
             orders.refuse(1 << k, Refusal::CASH);
+            continue;
+        }
+        if spent + fees > cash - portfolio.unsettled {
+            orders.refuse(1 << k, Refusal::GOOD_FAITH);
             continue;
         }
         portfolio.cash = (cash - spent - fees).max(0.0);
