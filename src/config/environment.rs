@@ -120,11 +120,31 @@ pub struct PdtConfig {
     pub max_day_trades: u32,
     /// Rolling window in trading days (default: 5).
     pub window_days: u32,
+    /// Which equity is compared with the threshold: `decision_bar` (default, the seed's: the
+    /// equity marked at the decision bar's close) or `previous_close` (FINRA's: the equity
+    /// at the close of the trading day before the order's fill day).
+    pub equity: PdtEquity,
+}
+
+/// Which equity the Pattern-Day-Trader rule compares with its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PdtEquity {
+    /// The equity marked at the decision bar's close.
+    DecisionBar,
+    /// The equity at the close of the last bar before the fill's trading day.
+    PreviousClose,
 }
 
 impl Default for PdtConfig {
     fn default() -> Self {
-        Self { enabled: true, equity_threshold: 25_000.0, max_day_trades: 3, window_days: 5 }
+        Self {
+            enabled: true,
+            equity_threshold: 25_000.0,
+            max_day_trades: 3,
+            window_days: 5,
+            equity: PdtEquity::DecisionBar,
+        }
     }
 }
 

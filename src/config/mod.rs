@@ -11,8 +11,8 @@ mod training;
 
 pub use data::{DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
-    Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, RewardConfig,
-    RewardMode, TafModel,
+    Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, PdtEquity,
+    RewardConfig, RewardMode, TafModel,
 };
 pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
 

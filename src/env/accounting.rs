@@ -18,6 +18,10 @@ pub fn mark_to_market(
         clock.steps += 1;
         let closes = market.close_row(clock.bar as usize);
         let p = &mut *portfolio;
+        // The last close before a new trading day (what `pdt.equity: previous_close` reads).
+        if market.day(clock.bar as usize) != market.day(clock.bar as usize - 1) {
+            p.prior_close_equity = p.equity;
+        }
         p.prev_equity = p.equity;
         p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
         p.peak_equity = p.peak_equity.max(p.equity);

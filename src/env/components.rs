@@ -10,7 +10,7 @@
 //! so short selling can come later as a rule, not a rewrite.
 
 pub use crate::config::MAX_TICKERS;
-use crate::config::PdtConfig;
+use crate::config::{PdtConfig, PdtEquity};
 use bevy_ecs::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
@@ -291,6 +291,10 @@ pub struct Portfolio {
     pub traded_this_step: f64,
     /// Sum of rewards this episode.
     pub episode_reward: f64,
+    /// Equity at the close of the last bar of the trading day before the current bar's
+    /// (the initial cash on an episode's first day): the PDT rule's equity with
+    /// `pdt.equity: previous_close`.
+    pub prior_close_equity: f64,
     /// Cash account: proceeds of today's sells (trading day `trade_day`), part of `cash`
     /// but not settled until the next trading day (T+1). Always 0 in a margin account.
     pub unsettled: f64,
@@ -310,7 +314,21 @@ impl Portfolio {
             executed_this_step: 0,
             traded_this_step: 0.0,
             episode_reward: 0.0,
+            prior_close_equity: initial_cash,
             unsettled: 0.0,
+        }
+    }
+
+    /// The equity the PDT rule compares with its threshold, for an order decided at a bar of
+    /// trading day `decision_day` that fills on `fill_day` (see [`PdtEquity`]).
+    #[inline]
+    pub fn pdt_equity(&self, cfg: &PdtConfig, decision_day: u32, fill_day: u32) -> f64 {
+        match cfg.equity {
+            PdtEquity::DecisionBar => self.equity,
+            // Filling on the decision's day: the close before that day; on a later day, the
+            // decision bar's close is the last close before it.
+            PdtEquity::PreviousClose if fill_day == decision_day => self.prior_close_equity,
+            PdtEquity::PreviousClose => self.equity,
         }
     }
 

@@ -33,8 +33,11 @@
 //!    holding clock and its PDT day (the latest buy counts).
 //! 7. **Trading day** = the bar's calendar date in New York (daily bars: each bar), as a
 //!    day ordinal from the market data. An order counts on the day of its **fill** bar.
-//! 8. **PDT equity**: the equity marked at the decision bar's close; "the last 5 trading
-//!    days" are the fill's day and the 4 trading days before it that have bars.
+//! 8. **PDT equity**: the equity marked at the decision bar's close (`pdt.equity:
+//!    decision_bar`, the default, as the seed's rule reads it), or with `pdt.equity:
+//!    previous_close` FINRA's: the equity at the close of the last bar before the fill's
+//!    trading day (the initial cash on an episode's first day); "the last 5 trading days"
+//!    are the fill's day and the 4 trading days before it that have bars.
 //! 9. **Impact volume**: mean volume of bars t−19..=t (t = decision bar; fewer bars at the
 //!    very start of the data).
 //! 10. **Fees** on the fill notional (fill price × shares), not rounded.

@@ -207,6 +207,7 @@ pub fn write_row(
     state[2 + 3 * d] = if params.pdt.max_day_trades == 0 {
         0.0
     } else {
+        let equity = portfolio.pdt_equity(&params.pdt, ctx.market.day(t), day);
         pdt.day_trades_left(equity, day, &params.pdt) as f32 / params.pdt.max_day_trades as f32
     };
     state[3 + 3 * d] = match params.max_trades_per_day {

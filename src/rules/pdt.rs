@@ -1,7 +1,8 @@
 //! Pattern-Day-Trader rule (FINRA 4210), for accounts under `equity_threshold`.
 //!
 //! A day trade is a sell that fills on the same trading day as the position's latest buy
-//! fill. While the equity marked at the decision bar's close is below the threshold, a
+//! fill. While the account's equity (marked at the decision bar's close, or with
+//! `pdt.equity: previous_close` at the close before the fill's day) is below the threshold, a
 //! sell that would make more than `max_day_trades` day trades within the last
 //! `window_days` trading days (the fill's day and the `window_days − 1` trading days
 //! before it, by trading-day ordinal) is refused. Sells that are not day trades are never
@@ -24,8 +25,10 @@ pub fn enforce_pdt(
     mut envs: Query<(&mut Orders, &Positions, &Portfolio, &PdtState, &EpisodeClock)>,
 ) {
     envs.iter_mut().for_each(|(mut orders, positions, portfolio, pdt, clock)| {
-        let day = market.day(params.fill_bar(clock.bar as usize));
-        refuse_day_trades(&mut orders, &positions.0, portfolio.equity, pdt, day, &params.pdt);
+        let t = clock.bar as usize;
+        let day = market.day(params.fill_bar(t));
+        let equity = portfolio.pdt_equity(&params.pdt, market.day(t), day);
+        refuse_day_trades(&mut orders, &positions.0, equity, pdt, day, &params.pdt);
     });
 }
 
@@ -78,8 +81,9 @@ pub fn mask_day_trades(
     mut envs: Query<(&Positions, &Portfolio, &PdtState, &EpisodeClock, &mut ActionMask)>,
 ) {
     targets.for_each_mut(&mut envs, |(positions, portfolio, pdt, clock, mut mask)| {
-        let day = params.fill_day(&market, clock.bar as usize);
-        if pdt.day_trades_left(portfolio.equity, day, &params.pdt) == 0 {
+        let t = clock.bar as usize;
+        let day = params.fill_day(&market, t);
+        if pdt.day_trades_left(portfolio.pdt_equity(&params.pdt, market.day(t), day), day, &params.pdt) == 0 {
             mask.forbid_sell(bought_on(&positions.0, day));
         }
     });

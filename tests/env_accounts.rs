@@ -1,7 +1,9 @@
-//! `environment.account: cash`: sell proceeds settle on the next trading day (T+1), a buy
-//! that would spend them before is refused as a good-faith violation, and no PDT rule.
+//! Account types and the PDT rule's equity. `environment.account: cash`: sell proceeds
+//! settle on the next trading day (T+1), a buy that would spend them before is refused as a
+//! good-faith violation, and no PDT rule. `pdt.equity: previous_close`: FINRA's equity, at
+//! the close before the fill's trading day.
 
-use ploutos::config::{Account, EnvironmentConfig};
+use ploutos::config::{Account, EnvironmentConfig, PdtEquity};
 use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Refusal, Side};
 use ploutos::{EnvOptions, TradingEnv};
 use proptest::prelude::*;
@@ -86,6 +88,40 @@ fn a_cash_account_has_no_pdt_rule() {
     };
     assert!(refused(Account::Margin)[Refusal::PDT.0 as usize] >= 1);
     assert_eq!(refused(Account::Cash).iter().sum::<u32>(), 0);
+}
+
+/// $24,000 all in at $100 on day 1's open; day 1's first close is $110, equity $26,400. A day
+/// trade decided there (filling on day 1) with no day trade allowed under $25,000: the
+/// decision bar's equity lets it through; FINRA's, the close before day 1 ($24,000), refuses it.
+#[test]
+fn pdt_equity_at_the_previous_close() {
+    let sell_refused = |equity: PdtEquity| {
+        let c = MarketColumns {
+            open: vec![100.0, 100.0, 100.0, 110.0, 110.0, 110.0],
+            close: vec![100.0, 100.0, 110.0, 110.0, 110.0, 110.0],
+            atr_frac: vec![0.0; 6],
+            ret_std: vec![0.0; 6],
+            mean_volume: vec![1e6; 6],
+            day: vec![0, 0, 1, 1, 2, 2],
+            features: vec![0.0; 6],
+        };
+        let mut cfg = config(Account::Margin);
+        cfg.initial_cash = 24_000.0;
+        cfg.buy_pct = 1.0;
+        cfg.pdt.max_day_trades = 0;
+        cfg.pdt.equity = equity;
+        let bounds = EpisodeBounds { first: 0, last: 5, random_start: false };
+        let mut env = TradingEnv::new(&cfg, MarketData::new(6, 1, 1, c).expect("shapes"), EnvOptions::replay(bounds))
+            .expect("env");
+        env.reset(0);
+        env.step(&[0]).expect("step");
+        env.step(&[1]).expect("step"); // buy at bar 2's open (day 1)
+        assert_eq!(env.buffers().infos[0].equity, 26_400.0);
+        env.step(&[2]).expect("step"); // sell at bar 3's open (day 1): a day trade
+        env.totals().refused.0[Refusal::PDT.0 as usize]
+    };
+    assert_eq!(sell_refused(PdtEquity::DecisionBar), 0);
+    assert_eq!(sell_refused(PdtEquity::PreviousClose), 1);
 }
 
 proptest! {
