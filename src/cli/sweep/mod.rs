@@ -85,19 +85,29 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     stop
 }
 
-/// Reads a trial's `status.json`, `None` when absent or unreadable.
+/// A JSON file of a trial's folder (`status.json`, `result.json`), `None` when absent or
+/// unreadable.
+fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(dir.join(file)).ok()?).ok()
+}
+
 fn read_status(dir: &Path) -> Option<TrialStatus> {
-    serde_json::from_slice(&std::fs::read(dir.join(TrialStatus::FILE)).ok()?).ok()
+    read_json(dir, TrialStatus::FILE)
 }
 
 fn read_result(dir: &Path) -> Option<TrialResult> {
-    serde_json::from_slice(&std::fs::read(dir.join(TrialResult::FILE)).ok()?).ok()
+    read_json(dir, TrialResult::FILE)
 }
 
-/// The last non-empty line of a trial's stderr, for its failure.
-fn last_error_line(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("it wrote nothing on stderr").to_string()
+/// A trial's evaluations of `column`, from its `runs/metrics.csv` (none when absent).
+fn read_trial_curve(dir: &Path, column: &str) -> Vec<(u64, f64)> {
+    read_curve(&std::fs::read_to_string(dir.join("runs/metrics.csv")).unwrap_or_default(), column)
+}
+
+/// The last non-empty line of a text file (a trial's stderr, the Ray driver's log), if any.
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(String::from)
 }
 
 /// Prepares the output folder: a new one, the same sweep resumed, or (`--force`) a fresh
@@ -249,8 +259,7 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         if finished(t) {
             n_finished += 1;
             if let Some(asha) = asha.as_mut() {
-                let text = std::fs::read_to_string(trial_dir(t).join("runs/metrics.csv")).unwrap_or_default();
-                for (step, v) in read_curve(&text, column) {
+                for (step, v) in read_trial_curve(&trial_dir(t), column) {
                     asha.on_result(&t.id, step, v);
                 }
             }
@@ -331,9 +340,13 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
                         (None, 0, _, Some(_)) => Some(TrialStatus::Done),
                         (None, 0, _, None) => Some(TrialStatus::Failed { error: "it wrote no result.json".into() }),
                         (None, _, _, _) if interrupted => None,
-                        (None, code, _, _) => {
-                            Some(TrialStatus::Failed { error: format!("exit code {code}: {}", last_error_line(&tdir)) })
-                        }
+                        (None, code, _, _) => Some(TrialStatus::Failed {
+                            error: format!(
+                                "exit code {code}: {}",
+                                last_line(&tdir.join("stderr.log"))
+                                    .unwrap_or_else(|| "it wrote nothing on stderr".into())
+                            ),
+                        }),
                     };
                     if let Some(s) = &status {
                         done += 1;
@@ -364,12 +377,11 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         .iter()
         .map(|t| {
             let tdir = trial_dir(t);
-            let text = std::fs::read_to_string(tdir.join("runs/metrics.csv")).unwrap_or_default();
             TrialOutcome {
                 trial: t.clone(),
                 status: read_status(&tdir),
                 result: read_result(&tdir),
-                curve: read_curve(&text, column),
+                curve: read_trial_curve(&tdir, column),
             }
         })
         .collect();

@@ -50,16 +50,9 @@ fn parse(line: &str) -> Option<Msg> {
     })
 }
 
-/// The last non-empty line of the driver's log.
+/// The last non-empty line of the driver's log (empty when none).
 fn last_line(log: &Path) -> String {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
+    super::last_line(log).unwrap_or_default()
 }
 
 impl RayBackend {
