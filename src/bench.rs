@@ -36,6 +36,24 @@ pub fn bench_market(n_tickers: usize) -> MarketData {
     MarketData::random_walk(17_640, n_tickers, 55, 0)
 }
 
+/// [`bench_market`] with events for the account (`bench --corporate-actions`): ticker k
+/// pays a dividend of 0.5% of its close every quarter (441 hourly bars) and splits 2:1 every
+/// two years (3,528 bars), each ticker on its own bars.
+pub fn bench_market_with_actions(n_tickers: usize) -> MarketData {
+    let market = bench_market(n_tickers);
+    let n_bars = market.n_bars();
+    let mut actions = vec![(1.0, 0.0); n_bars * n_tickers];
+    for t in 1..n_bars {
+        for k in 0..n_tickers {
+            let at = t + 37 * k;
+            let ratio = if at % 3_528 == 0 { 2.0 } else { 1.0 };
+            let dividend = if at % 441 == 0 { 0.005 * market.close_row(t)[k] } else { 0.0 };
+            actions[t * n_tickers + k] = (ratio, dividend);
+        }
+    }
+    market.with_corporate_actions(actions).expect("one event per bar and ticker")
+}
+
 /// Measures env-steps per second of `n_envs` envs for about `seconds`.
 ///
 /// # Errors

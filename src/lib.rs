@@ -21,6 +21,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod config;
+pub mod corporate_actions;
 pub mod dataset;
 pub mod env;
 pub mod execution;

@@ -563,3 +563,56 @@ fn backtest_policy_replays_the_participation_cap() {
     let full = run(&[], "full");
     assert!(full.lines().skip(1).all(|l| l.ends_with(",0")), "no cap: every fill is full");
 }
+
+#[test]
+fn backtest_policy_replays_splits_and_dividends() {
+    // One ticker, 160 daily bars: a 2:1 split at bar 130 (the price halves at the open) and a
+    // dividend of $0.40 at bar 140.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let dates = ploutos::market::calendar::weekdays_from(chrono::NaiveDate::from_ymd_opt(2021, 1, 4).unwrap(), 160);
+    let mut text = String::from("Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n");
+    for (i, d) in dates.iter().enumerate() {
+        let p = (40.0 + (i as f64 * 0.2).sin()) / if i >= 130 { 2.0 } else { 1.0 };
+        let (div, split) = (if i == 140 { 0.4 } else { 0.0 }, if i == 130 { 2.0 } else { 0.0 });
+        text.push_str(&format!("{d},{p},{},{},{p},100000,{div},{split}\n", p * 1.01, p * 0.99));
+    }
+    std::fs::write(data.join("ONE.csv"), text).unwrap();
+    let run = |adjust: &str| {
+        let out = format!("out-{adjust}");
+        let (code, _, err) = ploutos_in(
+            dir.path(),
+            &[
+                "backtest",
+                "--policy",
+                "buy-and-hold",
+                "--split",
+                "all",
+                "--set=data.source=csv",
+                "--set=data.csv_dir=data",
+                "--set=data.tickers=[\"ONE\"]",
+                "--set=data.interval=1d",
+                "--set=data.split.train_fraction=0.8",
+                "--set=data.split.validation_fraction=0.1",
+                &format!("--set=data.adjust={adjust}"),
+                "--out",
+                &out,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(out).join("report.json")).unwrap()).unwrap();
+        let mode = report["corporate_actions"].as_str().unwrap().to_string();
+        (mode, report["runs"][0]["metrics"]["dividends"].as_f64().unwrap())
+    };
+    let (mode, dividends) = run("none");
+    assert!(
+        mode.starts_with("corporate actions (none") && mode.contains("1 split") && mode.contains("1 dividend"),
+        "{mode}"
+    );
+    assert!(dividends > 0.0, "the shares held at bar 139's close receive $0.40 each");
+    let (mode, dividends) = run("splits_and_dividends");
+    assert!(mode.starts_with("corporate actions (splits_and_dividends"), "{mode}");
+    assert_eq!(dividends, 0.0, "in the prices, not in cash");
+}

@@ -73,10 +73,15 @@ pub fn render_html(report: &Report, svgs: &[(String, String)]) -> String {
     let _ = writeln!(h, "<h1>{}</h1>", escape(&title));
     let _ = writeln!(
         h,
-        "<p class=\"meta\">Interval {} ({} bars a year) · tickers {} · benchmark: equal-weight buy-and-hold over the same bars</p>",
+        "<p class=\"meta\">Interval {} ({} bars a year) · tickers {} · benchmark: equal-weight buy-and-hold over the same bars{}</p>",
         escape(&report.interval),
         report.bars_per_year,
-        escape(&report.tickers.join(", "))
+        escape(&report.tickers.join(", ")),
+        if report.corporate_actions.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", escape(&report.corporate_actions))
+        }
     );
 
     h.push_str("<h2>Comparison</h2>\n<table>\n");
@@ -172,6 +177,7 @@ mod tests {
             interval: "1d".into(),
             bars_per_year: 252.0,
             tickers: vec!["AAPL".into(), "<MSFT>".into()],
+            corporate_actions: String::new(),
             benchmark: Entry::new(m("buy-and-hold", 0.5)),
             runs: vec![Entry::new(m("a&b", 2.0))],
         }

@@ -58,6 +58,12 @@ pub struct Metrics {
     pub spread: f64,
     pub slippage: f64,
     pub impact: f64,
+    /// Dividends credited to cash (`data.adjust: splits | none`), with cash paid in lieu
+    /// of fractional shares after splits.
+    #[serde(default)]
+    pub dividends: f64,
+    #[serde(default)]
+    pub cash_in_lieu: f64,
     /// Refused orders per reason name.
     pub refused: Vec<(String, u32)>,
 }
@@ -245,6 +251,8 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
         spread: sum(|t| t.spread),
         slippage: sum(|t| t.slippage),
         impact: sum(|t| t.impact),
+        dividends: result.totals.dividends,
+        cash_in_lieu: result.totals.cash_in_lieu,
         refused: result
             .refusal_names
             .iter()

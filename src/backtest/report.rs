@@ -24,6 +24,9 @@ pub struct Report {
     pub interval: String,
     pub bars_per_year: f64,
     pub tickers: Vec<String>,
+    /// What `data.adjust` did with splits and dividends, and how many the data held.
+    #[serde(default)]
+    pub corporate_actions: String,
     /// Equal-weight buy-and-hold over the same bars.
     pub benchmark: Entry,
     pub runs: Vec<Entry>,
@@ -72,6 +75,7 @@ impl Report {
             ("spread paid ($)", Box::new(move |m| money(m.spread))),
             ("slippage paid ($)", Box::new(move |m| money(m.slippage))),
             ("impact paid ($)", Box::new(move |m| money(m.impact))),
+            ("dividends received ($)", Box::new(move |m| money(m.dividends))),
             ("orders refused", Box::new(|m| m.refused.iter().map(|(_, n)| n).sum::<u32>().to_string())),
         ];
         let mut header = vec!["metric".to_string()];

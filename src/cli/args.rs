@@ -230,6 +230,10 @@ pub struct BenchArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Put splits and dividends on the bench market for the account (a dividend per ticker
+    /// every quarter, a 2:1 split every two years), to measure what applying them costs.
+    #[arg(long, conflicts_with = "train")]
+    pub corporate_actions: bool,
     /// Folder of the Python baselines (`numpy_env.py`, `sb3_ppo.py`)
     /// [default: ../shared/bench or shared/bench when present].
     #[arg(long, value_name = "DIR")]

@@ -72,6 +72,7 @@ pub fn finish(
         interval: interval.as_str().into(),
         bars_per_year: bpy,
         tickers: dataset.panel.tickers().to_vec(),
+        corporate_actions: dataset.report.corporate_actions(),
         benchmark: Entry::new(metrics::compute(benchmark, bpy)),
         runs: results.iter().map(|r| Entry::new(metrics::compute(r, bpy))).collect(),
     };

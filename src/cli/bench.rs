@@ -4,7 +4,9 @@
 
 use super::BadArgument;
 use super::args::BenchArgs;
-use ploutos::bench::{EnvBench, bench_market, measure_copy_bandwidth, measure_env, measure_write_bandwidth};
+use ploutos::bench::{
+    EnvBench, bench_market, bench_market_with_actions, measure_copy_bandwidth, measure_env, measure_write_bandwidth,
+};
 use ploutos::config::ObservationLayout;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,7 +59,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         for &n in &envs {
             let mut env_cfg = cfg.environment.clone();
             env_cfg.observation_layout = layout;
-            let ours = measure_env(&env_cfg, bench_market(10), n, cfg.training.threads, a.seconds)?;
+            let market = if a.corporate_actions { bench_market_with_actions(10) } else { bench_market(10) };
+            let ours = measure_env(&env_cfg, market, n, cfg.training.threads, a.seconds)?;
             let numpy = baseline.as_deref().and_then(|d| numpy_baseline(d, n, layout, a.seconds));
             report(&ours, numpy.as_ref(), &bandwidth, a.json);
         }

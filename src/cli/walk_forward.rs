@@ -81,6 +81,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         interval: cfg.data.interval.as_str().into(),
         bars_per_year: bpy,
         tickers: panel.tickers().to_vec(),
+        corporate_actions: report.corporate_actions(),
         benchmark: Entry::new(metrics::compute(&oos_bench, bpy)),
         runs: entries,
     };

@@ -82,6 +82,38 @@ pub enum MissingBarPolicy {
     ForwardFill,
 }
 
+/// What the env does with splits and dividends (`data.adjust`; execution contract answer 19
+/// in [`crate::env`]).
+///
+/// Events come from a CSV file's `Stock Splits` and `Dividends` columns, or, without a
+/// `Dividends` column, from the steps of its `Adj Close` against `Close`. Adjusted prices are
+/// adjusted *forward*, from the file's first bar: an adjusted price at bar t depends on the
+/// events up to t only (yfinance's `Adj Close` is adjusted backward, from the last bar, which
+/// puts future dividends into past prices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adjust {
+    /// Prices adjusted for splits and dividends (a total-return series); nothing happens to
+    /// the account (default).
+    SplitsAndDividends,
+    /// Prices adjusted for splits; dividends are credited to cash on their ex-date.
+    Splits,
+    /// Prices as they printed; splits change positions (shares × ratio, cost basis ÷ ratio)
+    /// and dividends are credited to cash, both on their ex-date.
+    None,
+}
+
+impl Adjust {
+    /// How the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adjust::SplitsAndDividends => "splits_and_dividends",
+            Adjust::Splits => "splits",
+            Adjust::None => "none",
+        }
+    }
+}
+
 /// Chronological train / validation / test split. Dates win over fractions when given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -149,6 +181,9 @@ pub struct DataConfig {
     pub interval: Interval,
     /// Missing-bar policy across tickers (default: `drop`).
     pub missing_bars: MissingBarPolicy,
+    /// Splits and dividends: adjust the prices or apply them to the account (default:
+    /// `splits_and_dividends`). A file without such events reads the same under every mode.
+    pub adjust: Adjust,
     /// Train / validation / test split.
     pub split: SplitConfig,
     /// The synthetic market's parameters.
@@ -165,6 +200,7 @@ impl Default for DataConfig {
             csv_dir: "data".to_string(),
             interval: Interval::Hour,
             missing_bars: MissingBarPolicy::Drop,
+            adjust: Adjust::SplitsAndDividends,
             split: SplitConfig::default(),
             synthetic: SyntheticConfig::default(),
         }

@@ -9,7 +9,7 @@ mod data;
 mod environment;
 mod training;
 
-pub use data::{DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
+pub use data::{Adjust, DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
     Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, PdtEquity,
     RewardConfig, RewardMode, TafModel,

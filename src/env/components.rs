@@ -392,6 +392,10 @@ pub struct Ledger {
     /// Notional traded (fill price × shares), buys and sells.
     pub turnover: f64,
     pub episodes: u64,
+    /// Dividends credited to cash, and cash paid in lieu of fractional shares after a split
+    /// (`data.adjust: splits | none`).
+    pub dividends: f64,
+    pub cash_in_lieu: f64,
 }
 
 impl Ledger {
@@ -406,6 +410,8 @@ impl Ledger {
         self.trade_bars += l.trade_bars;
         self.turnover += l.turnover;
         self.episodes += l.episodes;
+        self.dividends += l.dividends;
+        self.cash_in_lieu += l.cash_in_lieu;
     }
 }
 

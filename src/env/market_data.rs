@@ -33,6 +33,12 @@ pub struct MarketData {
     pub(crate) invented: Arc<[u64]>,
     /// Each bar's traded volume, [n_bars, n_tickers], or empty when not given.
     pub(crate) volume: Arc<[f64]>,
+    /// Each bar's split ratio and dividend per share for the account, `(ratio, dividend)`,
+    /// [n_bars, n_tickers], or empty when there is none (`data.adjust`).
+    pub(crate) corporate_actions: Arc<[(f64, f64)]>,
+    /// Bit k of bar t: ticker k has a split or a dividend at bar t. [n_bars], or empty like
+    /// `corporate_actions`.
+    pub(crate) corporate_action_bars: Arc<[u64]>,
 }
 
 /// A column that does not have `n_bars × n_tickers` entries.
@@ -105,6 +111,8 @@ impl MarketData {
             features: c.features.into(),
             invented: Arc::from([]),
             volume: Arc::from([]),
+            corporate_actions: Arc::from([]),
+            corporate_action_bars: Arc::from([]),
         })
     }
 
@@ -163,6 +171,49 @@ impl MarketData {
         }
         self.volume = volume.into_iter().map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 }).collect();
         Ok(self)
+    }
+
+    /// Adds the splits and dividends the account receives on their ex-date bars
+    /// (bar-major `[n_bars, n_tickers]` of `(ratio, dividend per share after the split)`,
+    /// `(1, 0)` for none); read by [`crate::corporate_actions`].
+    ///
+    /// # Errors
+    /// [`MarketDataError`] when `actions` does not have `n_bars × n_tickers` entries.
+    pub fn with_corporate_actions(mut self, actions: Vec<(f64, f64)>) -> Result<Self, MarketDataError> {
+        let cells = self.n_bars * self.n_tickers;
+        if actions.len() != cells {
+            return Err(MarketDataError { column: "corporate_actions", got: actions.len(), expected: cells });
+        }
+        let none = |&(r, d): &(f64, f64)| r == 1.0 && d == 0.0;
+        if actions.iter().all(none) {
+            self.corporate_actions = Arc::from([]);
+            self.corporate_action_bars = Arc::from([]);
+            return Ok(self);
+        }
+        let n = self.n_tickers.max(1);
+        self.corporate_action_bars = actions
+            .chunks(n)
+            .map(|row| row.iter().enumerate().filter(|(_, a)| !none(a)).fold(0u64, |m, (k, _)| m | 1u64 << (k % 64)))
+            .collect();
+        self.corporate_actions = actions.into();
+        Ok(self)
+    }
+
+    /// Tickers with a split or a dividend at `bar`, as a bit mask (0 when none).
+    #[inline]
+    pub fn corporate_action_tickers(&self, bar: usize) -> u64 {
+        self.corporate_action_bars.get(bar).copied().unwrap_or(0)
+    }
+
+    /// Whether some bar has a split or a dividend for the account.
+    pub fn has_corporate_actions(&self) -> bool {
+        !self.corporate_actions.is_empty()
+    }
+
+    /// Ticker `k`'s split ratio and dividend per share at `bar`; `(1, 0)` when none.
+    #[inline]
+    pub fn corporate_action(&self, bar: usize, k: usize) -> (f64, f64) {
+        self.corporate_actions.get(self.at(bar) + k).copied().unwrap_or((1.0, 0.0))
     }
 
     /// Whether the market has a volume column ([`MarketData::with_volume`]).

@@ -11,8 +11,13 @@
 //! | close     | `close`, `c`                                     |
 //! | volume    | `volume`, `v`                                    |
 //!
+//! Optional corporate-action columns, read when present ([`super::adjust`] decides what
+//! they do under `data.adjust`): `adj close` (`adj_close`, `adjclose`), `dividends`
+//! (`dividend`), `stock splits` (`stock_splits`, `splits`, `split`; the ratio of new shares
+//! to old, 4 for a 4:1 split, 0 or empty for none).
+//!
 //! This covers yfinance exports (`Date`/`Datetime`, `Open`, `High`, `Low`, `Close`,
-//! `Adj Close`, `Volume`; `Adj Close` is ignored: the env trades the prices that printed),
+//! `Adj Close`, `Volume`, and `Dividends`, `Stock Splits` with `actions=True`),
 //! yfinance's three-row multi-index export (`Price,Close,...` / `Ticker,NVDA,...` /
 //! `Date,,,...`), Alpaca bar exports (`symbol,timestamp,open,high,low,close,volume,
 //! trade_count,vwap` or raw `t,o,h,l,c,v,n,vw`) and the plain
@@ -43,6 +48,25 @@ const FIELDS: [(&str, &[&str]); 5] = [
     ("close", &["close", "c"]),
     ("volume", &["volume", "v"]),
 ];
+/// Optional columns: adjusted close, dividend per share, split ratio.
+const ACTION_FIELDS: [&[&str]; 3] = [
+    &["adj close", "adj_close", "adjclose"],
+    &["dividends", "dividend"],
+    &["stock splits", "stock_splits", "splits", "split"],
+];
+
+/// The corporate-action columns of a file, one value per bar when the column is present.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RawActions {
+    /// `Adj Close`.
+    pub adj_close: Option<Vec<f64>>,
+    /// Cash dividend per share, on its ex-date (0 = none).
+    pub dividends: Option<Vec<f64>>,
+    /// Split ratio, new shares per old share, on its ex-date (0 or 1 = none).
+    pub splits: Option<Vec<f64>>,
+    /// Each bar's 1-based line in the file.
+    pub lines: Vec<u64>,
+}
 
 /// Loads and validates one ticker's CSV file; the ticker is the file stem.
 ///
@@ -51,13 +75,16 @@ const FIELDS: [(&str, &[&str]); 5] = [
 /// unparsable number or time, NaN/inf, non-positive price, negative volume, inconsistent
 /// high/low, unsorted or duplicate timestamps, fewer than [`crate::features::MIN_BARS`] bars.
 pub fn load_csv_file(path: &Path, interval: Interval) -> Result<BarSeries, DataError> {
-    read_csv_file(path, interval).map(|(series, _)| series)
+    read_csv_file(path, interval).map(|(series, _, _)| series)
 }
 
-/// [`load_csv_file`], also returning how many bars had high/low clamped within tolerance.
-pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, usize), DataError> {
+/// [`load_csv_file`], also returning the corporate-action columns and how many bars had
+/// high/low clamped within tolerance.
+pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSeries, RawActions, usize), DataError> {
     let mut rows: Vec<RawRow> = Vec::new();
     let mut clamped = 0usize;
+    let mut action_values: [Vec<f64>; 3] = Default::default();
+    let mut action_present = [false; 3];
     let last_line = read_records(path, |layout, line, record| {
         let time_col = layout.time_col;
         let ts_text = record.get(time_col).unwrap_or("").to_string();
@@ -78,6 +105,23 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
                 value: text.to_string(),
                 expected: "a number".into(),
             })?;
+        }
+        for ((col, out), present) in layout.actions.iter().zip(&mut action_values).zip(&mut action_present) {
+            let Some(c) = *col else { continue };
+            *present = true;
+            let text = record.get(c).unwrap_or("");
+            // An empty cell is no event (some exporters leave them blank).
+            let value = if text.is_empty() { 0.0 } else { text.parse::<f64>().unwrap_or(f64::NAN) };
+            if !value.is_finite() || value < 0.0 {
+                return Err(DataError::Parse {
+                    path: path.into(),
+                    line,
+                    column: layout.header.get(c).unwrap_or("").to_string(),
+                    value: text.to_string(),
+                    expected: "a finite number ≥ 0".into(),
+                });
+            }
+            out.push(value);
         }
         let [open, high, low, close, volume] = values;
         let mut row = RawRow { line, ts_text, ts, open, high, low, close, volume };
@@ -103,7 +147,15 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
         close: rows.iter().map(|r| r.close).collect(),
         volume: rows.iter().map(|r| r.volume).collect(),
     };
-    Ok((series, clamped))
+    let [adj_close, dividends, splits] = action_values;
+    let keep = |present: bool, v: Vec<f64>| present.then_some(v);
+    let actions = RawActions {
+        adj_close: keep(action_present[0], adj_close),
+        dividends: keep(action_present[1], dividends),
+        splits: keep(action_present[2], splits),
+        lines: rows.iter().map(|r| r.line).collect(),
+    };
+    Ok((series, actions, clamped))
 }
 
 /// The interval a bars file's timestamps imply, and why ([`infer_interval`]).
@@ -198,6 +250,8 @@ struct Layout {
     time_col: usize,
     /// Columns of open, high, low, close, volume.
     cols: [usize; 5],
+    /// Columns of adjusted close, dividends, splits, when present.
+    actions: [Option<usize>; 3],
 }
 
 /// Reads `path`'s header, then calls `row` with every data row and its 1-based line;
@@ -265,7 +319,8 @@ fn read_records(
             found: found.clone(),
         })?;
     }
-    let layout = Layout { header, time_col, cols };
+    let actions = ACTION_FIELDS.map(find);
+    let layout = Layout { header, time_col, cols, actions };
 
     let mut last_line = header_line;
     let mut data_rows = 0usize;

@@ -181,6 +181,17 @@ pub enum DataError {
         ranges: String,
     },
     /// The configured split leaves the training split empty or cannot be cut.
+    /// A split or dividend that cannot be right (a negative ratio, a dividend above the
+    /// price it is paid from).
+    #[error("{}:{line}: {message}", path.display())]
+    CorporateAction {
+        /// File at fault.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong, naming the column.
+        message: String,
+    },
     #[error("data.split: {0}")]
     Split(String),
 }

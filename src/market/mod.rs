@@ -18,6 +18,7 @@
 //!   backward), so a split's first bars take their warm-up from the preceding split; the
 //!   training split drops its first [`crate::features::MIN_BARS`] bars ([`split`]).
 
+pub mod adjust;
 mod bars;
 pub mod calendar;
 mod csv;
@@ -28,6 +29,7 @@ pub mod synthetic;
 pub mod validate;
 mod write;
 
+pub use adjust::{ActionCounts, CorporateAction, DividendSource};
 pub use bars::{Bar, BarSeries};
 pub use csv::{InferredInterval, IntervalEvidence, infer_interval, load_csv_file, parse_timestamp};
 pub use error::DataError;
@@ -72,8 +74,10 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                         bars_dropped: 0,
                         bars_filled: 0,
                         bars_clamped: 0,
+                        actions: ActionCounts::default(),
                     })
                     .collect(),
+                adjust: cfg.adjust,
             };
             (panel, report)
         }
@@ -81,6 +85,8 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
             let dir = Path::new(&cfg.csv_dir);
             let mut series = Vec::with_capacity(cfg.tickers.len());
             let mut clamped = Vec::with_capacity(cfg.tickers.len());
+            let mut events = Vec::with_capacity(cfg.tickers.len());
+            let mut counts = Vec::with_capacity(cfg.tickers.len());
             for ticker in &cfg.tickers {
                 let path = dir.join(format!("{ticker}.csv"));
                 match std::fs::metadata(&path) {
@@ -91,19 +97,25 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                     Ok(meta) if meta.is_dir() => return Err(DataError::NotAFile { path }),
                     Ok(_) => {}
                 }
-                let (mut s, c) = csv::read_csv_file(&path, cfg.interval)?;
+                let (mut s, raw, c) = csv::read_csv_file(&path, cfg.interval)?;
                 s.ticker = ticker.clone();
+                let (e, n) = adjust::apply(&mut s, &raw, cfg.adjust, &path)?;
                 series.push(s);
                 clamped.push(c);
+                events.push(e);
+                counts.push(n);
             }
             if let Some(ranges) = panel::unshared_ranges(&series, cfg.interval) {
                 let what = if cfg.interval == crate::config::Interval::Day { "dates" } else { "timestamps" };
                 return Err(DataError::NoSharedDates { source_name: dir.display().to_string(), what, ranges });
             }
-            let (panel, mut report) = Panel::align(&series, cfg.interval, cfg.missing_bars);
+            let (mut panel, mut report) = Panel::align(&series, cfg.interval, cfg.missing_bars);
+            panel.set_corporate_actions(&events);
             report.source = dir.display().to_string();
-            for (t, c) in report.tickers.iter_mut().zip(clamped) {
+            report.adjust = cfg.adjust;
+            for ((t, c), n) in report.tickers.iter_mut().zip(clamped).zip(counts) {
                 t.bars_clamped = c;
+                t.actions = n;
             }
             (panel, report)
         }

@@ -53,6 +53,12 @@ pub struct Panel {
     /// Bit k of bar t: ticker k's bar t was invented by `forward_fill`. [n_bars], or empty
     /// when no bar was.
     invented: Vec<u64>,
+    /// Split ratio of each ticker's bar (1 = none), `[n_tickers, n_bars]`, or empty when no
+    /// ticker has a split or a dividend for the account (`data.adjust`).
+    split_ratio: Vec<f64>,
+    /// Dividend per share (after the bar's split) of each ticker's bar, `[n_tickers, n_bars]`,
+    /// or empty like `split_ratio`.
+    dividend: Vec<f64>,
 }
 
 /// Per-ticker counts of what loading and alignment changed.
@@ -68,6 +74,8 @@ pub struct TickerReport {
     pub bars_filled: usize,
     /// Bars whose high/low was clamped within [`super::validate::OHLC_TOLERANCE`].
     pub bars_clamped: usize,
+    /// Splits and dividends the file held ([`super::adjust`]).
+    pub actions: super::ActionCounts,
 }
 
 /// What [`super::load_panel`] built and what it changed on the way.
@@ -89,12 +97,37 @@ pub struct PanelReport {
     pub dropped_timestamps: usize,
     /// Per-ticker counts, in panel order.
     pub tickers: Vec<TickerReport>,
+    /// What was done with splits and dividends (`data.adjust`).
+    pub adjust: crate::config::Adjust,
 }
 
 impl PanelReport {
     /// Bars dropped plus bars filled, over all tickers.
     pub fn affected_bars(&self) -> usize {
         self.tickers.iter().map(|t| t.bars_dropped + t.bars_filled).sum()
+    }
+
+    /// One line on splits and dividends: the mode, and what the files held.
+    pub fn corporate_actions(&self) -> String {
+        use crate::config::Adjust;
+        let splits: usize = self.tickers.iter().map(|t| t.actions.splits).sum();
+        let in_prices: usize = self.tickers.iter().map(|t| t.actions.splits_in_prices).sum();
+        let dividends: usize = self.tickers.iter().map(|t| t.actions.dividends).sum();
+        let from_adj = self.tickers.iter().any(|t| t.actions.dividend_source == super::DividendSource::AdjClose);
+        let what = match self.adjust {
+            Adjust::SplitsAndDividends => "prices adjusted for splits and dividends",
+            Adjust::Splits => "prices adjusted for splits, dividends paid to cash",
+            Adjust::None => "prices as printed, splits applied to positions, dividends paid to cash",
+        };
+        let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        format!(
+            "corporate actions ({}, {what}): {} ({} already in the file's prices), {}{}",
+            self.adjust.as_str(),
+            plural(splits, "split"),
+            splits - in_prices,
+            plural(dividends, "dividend"),
+            if from_adj { " (some read from Adj Close)" } else { "" }
+        )
     }
 }
 
@@ -116,7 +149,11 @@ impl fmt::Display for PanelReport {
             dropped,
             filled,
             clamped
-        )
+        )?;
+        if self.tickers.iter().any(|t| t.actions.splits + t.actions.dividends > 0) {
+            write!(f, "; {}", self.corporate_actions())?;
+        }
+        Ok(())
     }
 }
 
@@ -166,7 +203,53 @@ impl Panel {
         assert!(columns.iter().all(|c| c.len() == n), "Invariant: panel columns are [n_tickers, n_bars]");
         let day = calendar::trading_days(&timestamps, interval);
         let [open, high, low, close, volume] = columns;
-        Self { interval, tickers, timestamps, day, open, high, low, close, volume, invented: Vec::new() }
+        Self {
+            interval,
+            tickers,
+            timestamps,
+            day,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            invented: Vec::new(),
+            split_ratio: Vec::new(),
+            dividend: Vec::new(),
+        }
+    }
+
+    /// Puts each ticker's account events (`events[k]`, oldest first) on the panel's bars:
+    /// an event falls on the first kept bar at or after its date (a later bar when `drop`
+    /// removed its own), several on one bar compose (ratios multiply, a dividend is counted
+    /// in the shares after every split of the bar), and an event before the panel's first
+    /// bar is dropped (nothing can be held then).
+    pub(crate) fn set_corporate_actions(&mut self, events: &[Vec<super::CorporateAction>]) {
+        let n = self.n_bars();
+        if events.iter().all(Vec::is_empty) || n == 0 {
+            return;
+        }
+        let mut ratio = vec![1.0f64; n * self.n_tickers()];
+        let mut dividend = vec![0.0f64; n * self.n_tickers()];
+        for (k, list) in events.iter().enumerate() {
+            for e in list {
+                let b = self.timestamps.partition_point(|&t| t < e.timestamp);
+                if b == n || (b == 0 && self.timestamps[0] != e.timestamp) {
+                    continue;
+                }
+                let i = k * n + b;
+                dividend[i] = dividend[i] / e.ratio + e.dividend;
+                ratio[i] *= e.ratio;
+            }
+        }
+        self.split_ratio = ratio;
+        self.dividend = dividend;
+    }
+
+    /// Ticker `k`'s split ratios and dividends per bar (see [`super::adjust`]), or `None`
+    /// when no ticker has an event for the account.
+    pub fn corporate_actions(&self, k: usize) -> Option<(&[f64], &[f64])> {
+        (!self.split_ratio.is_empty()).then(|| (self.column(&self.split_ratio, k), self.column(&self.dividend, k)))
     }
 
     /// Aligns series onto one timeline under `policy` (see the module docs).
@@ -243,6 +326,7 @@ impl Panel {
                 bars_dropped: dropped,
                 bars_filled: filled,
                 bars_clamped: 0,
+                actions: super::ActionCounts::default(),
             });
         }
         let mut panel = Panel::from_columns(interval, series.iter().map(|s| s.ticker.clone()).collect(), keep, cols);
@@ -258,6 +342,7 @@ impl Panel {
             union_timestamps: union.len(),
             dropped_timestamps: union.len() - panel.n_bars(),
             tickers: reports,
+            adjust: crate::config::Adjust::SplitsAndDividends,
         };
         (panel, report)
     }

@@ -19,6 +19,7 @@
 //! its own random stream, so results do not depend on the number of shards.
 
 use crate::config::EnvironmentConfig;
+use crate::corporate_actions::CorporateActionsPlugin;
 use crate::env::{
     ActionBuffer, EnvId, EnvPlugin, EnvReset, EnvStep, EnvTotals, EpisodeBounds, EpisodeClock, Ledger, MAX_SHARD_ENVS,
     MAX_TICKERS, MIN_SHARD_ENVS, MarketData, MarketDataPlugin, ObservationColumns, Portfolio, Position, Positions,
@@ -58,7 +59,8 @@ pub enum EnvError {
 }
 
 /// Everything one shard needs, in build order: the core ([`EnvPlugin`], whose settings it
-/// takes), the observation, the market rules, execution and the reward. Replace one with
+/// takes), the observation, the market rules, execution, the reward and the corporate
+/// actions (which add nothing on a market without any). Replace one with
 /// `PluginGroupBuilder::set`, or add plugins after it.
 pub struct PloutosPlugins(pub EnvPlugin);
 
@@ -71,6 +73,7 @@ impl PluginGroup for PloutosPlugins {
             .add(RulesPlugin::new(&cfg))
             .add(ExecutionPlugin::new(&cfg))
             .add(RewardPlugin::new(&cfg))
+            .add(CorporateActionsPlugin)
     }
 }
 

@@ -1,0 +1,84 @@
+//! Splits and dividends on the account, on their ex-date (`data.adjust: splits | none`;
+//! execution contract answer 19 in [`crate::env`]).
+//!
+//! What happens to the prices is decided when the data are loaded ([`crate::market::adjust`]);
+//! what is left for the account arrives in [`MarketData::corporate_action`]: on the ex-date
+//! bar, a split multiplies every position's shares by its ratio and divides its cost basis by
+//! it (whole shares unless `fractional_shares`; the fraction is paid in cash at the previous
+//! close ÷ ratio, as brokers pay cash in lieu), then a dividend credits cash with the
+//! shares held × the dividend per share. Both count the shares held at the close before the
+//! ex-date, as a record date does: a buy that fills at the ex-date's open is ex-dividend, a
+//! sell that fills then still receives it. So under `next_open` fills the events of bar t+1
+//! are applied before the orders decided at t fill; under `close` fills (at bar t's close,
+//! before the ex-date) after them. The holding clocks do not change.
+//!
+//! On a market without events (the synthetic one, a CSV folder under `splits_and_dividends`)
+//! the plugin adds no system: the default step is unchanged.
+
+use crate::config::FillTiming;
+use crate::env::{EnvParams, EpisodeClock, Ledger, MarketData, Portfolio, Position, Positions, StepSystems, bits};
+use crate::execution::{ExecutionConfig, fill_orders};
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+
+/// Applies the market's splits and dividends to every env's account.
+pub struct CorporateActionsPlugin;
+
+impl Plugin for CorporateActionsPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.world().get_resource::<MarketData>().is_some_and(MarketData::has_corporate_actions) {
+            return;
+        }
+        let system = apply_corporate_actions.in_set(StepSystems::Execute);
+        match app.world().resource::<EnvParams>().fill_timing {
+            FillTiming::NextOpen => app.add_systems(crate::env::EnvStep, system.before(fill_orders)),
+            FillTiming::Close => app.add_systems(crate::env::EnvStep, system.after(fill_orders)),
+        };
+    }
+}
+
+/// Applies the splits and dividends of the bar each env steps to (its clock's bar + 1).
+///
+/// Reads [`MarketData`], [`ExecutionConfig`], [`EpisodeClock`]; writes [`Positions`],
+/// [`Portfolio`] cash, [`Ledger`] (`dividends`, `cash_in_lieu`). Runs in
+/// [`StepSystems::Execute`], before or after the fills (see the module docs).
+pub fn apply_corporate_actions(
+    market: Res<MarketData>,
+    config: Res<ExecutionConfig>,
+    mut envs: Query<(&mut Positions, &mut Portfolio, &mut Ledger, &EpisodeClock)>,
+) {
+    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, clock)| {
+        let bar = clock.bar as usize + 1;
+        if bar >= market.n_bars() || market.corporate_action_tickers(bar) == 0 {
+            return;
+        }
+        for k in bits(market.corporate_action_tickers(bar)) {
+            let pos = &mut positions.0[k];
+            if pos.shares <= 0.0 {
+                continue;
+            }
+            let (ratio, dividend) = market.corporate_action(bar, k);
+            if ratio != 1.0 {
+                let shares = pos.shares * ratio;
+                // A ratio like 1/3 leaves 2.9999999 of 3: round first, then take the whole.
+                let kept = if config.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).floor() };
+                let lieu = (shares - kept) * market.close_row(bar - 1)[k] / ratio;
+                portfolio.cash += lieu;
+                ledger.cash_in_lieu += lieu;
+                if kept > 0.0 {
+                    pos.shares = kept;
+                    pos.avg_cost /= ratio;
+                } else {
+                    // A reverse split left less than one share: all of it was paid in cash.
+                    *pos = Position::default();
+                    continue;
+                }
+            }
+            if dividend > 0.0 {
+                let paid = pos.shares * dividend;
+                portfolio.cash += paid;
+                ledger.dividends += paid;
+            }
+        }
+    });
+}
