@@ -83,7 +83,7 @@ pub enum MissingBarPolicy {
 }
 
 /// What the env does with splits and dividends (`data.adjust`; execution contract answer 19
-/// in [`crate::env`]).
+/// in `src/env/mod.rs`).
 ///
 /// Events come from a CSV file's `Stock Splits` and `Dividends` columns, or, without a
 /// `Dividends` column, from the steps of its `Adj Close` against `Close`. Adjusted prices are

@@ -175,7 +175,7 @@ impl MarketData {
 
     /// Adds the splits and dividends the account receives on their ex-date bars
     /// (bar-major `[n_bars, n_tickers]` of `(ratio, dividend per share after the split)`,
-    /// `(1, 0)` for none); read by [`crate::corporate_actions`].
+    /// `(1, 0)` for none); read by the corporate-actions plugin.
     ///
     /// # Errors
     /// [`MarketDataError`] when `actions` does not have `n_bars × n_tickers` entries.

@@ -76,10 +76,10 @@
 //!     filled earlier on its fill day is refused (`good_faith`, a good-faith violation)
 //!     after the other buy checks. The buy is sized from the whole cash as in answers 2–4;
 //!     no action mask anticipates the refusal.
-//! 19. **Splits and dividends** (`data.adjust`, [`crate::market::adjust`]): a file's events
-//!     come from its `Stock Splits` and `Dividends` columns, or from the steps of `Adj
-//!     Close / Close`. Prices already split-adjusted in the file (yfinance's) are told from
-//!     raw ones by the ex-date's gap and brought back to what printed first.
+//! 19. **Splits and dividends** (`data.adjust`; the loading rules are in `market::adjust`):
+//!     a file's events come from its `Stock Splits` and `Dividends` columns, or from the
+//!     steps of `Adj Close / Close`. Prices already split-adjusted in the file (yfinance's)
+//!     are told from raw ones by the ex-date's gap and brought back to what printed first.
 //!     `splits_and_dividends` (default): prices adjusted for both, forward from the file's
 //!     first bar (an adjusted price depends on past events only; a file without events
 //!     reads exactly as written), nothing for the account. `splits`: prices adjusted for
@@ -91,9 +91,9 @@
 //!     orders that fill at its open (`next_open`) and after those that filled at the
 //!     previous close (`close`); the holding clocks do not move; they are not orders and
 //!     are not written to `trades.csv`, and `report.json` gives their totals (`dividends`,
-//!     `cash_in_lieu`) and the mode (`corporate_actions`). The payment date is not modelled:
-//!     the cash is there on the ex-date. With `drop` alignment an event on a dropped bar
-//!     moves to the next kept bar.
+//!     `cash_in_lieu`) and the mode (`corporate_actions`). The payment date is not
+//!     modelled: the cash is there on the ex-date. With `drop` alignment an event on a
+//!     dropped bar moves to the next kept bar.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity

@@ -23,6 +23,7 @@ mod bars;
 pub mod calendar;
 mod csv;
 mod error;
+pub mod nyse;
 pub mod panel;
 pub mod split;
 pub mod synthetic;
