@@ -16,7 +16,9 @@
 //! the plugin adds no system: the default step is unchanged.
 
 use crate::config::FillTiming;
-use crate::env::{EnvParams, EpisodeClock, Ledger, MarketData, Portfolio, Position, Positions, StepSystems, bits};
+use crate::env::{
+    EnvParams, EpisodeClock, Ledger, MarketData, Orders, Portfolio, Position, Positions, Refusal, StepSystems, bits,
+};
 use crate::execution::{ExecutionConfig, fill_orders};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -39,15 +41,19 @@ impl Plugin for CorporateActionsPlugin {
 
 /// Applies the splits and dividends of the bar each env steps to (its clock's bar + 1).
 ///
-/// Reads [`MarketData`], [`ExecutionConfig`], [`EpisodeClock`]; writes [`Positions`],
-/// [`Portfolio`] cash, [`Ledger`] (`dividends`, `cash_in_lieu`). Runs in
+/// Reads [`MarketData`], [`EnvParams`], [`ExecutionConfig`], [`EpisodeClock`]; writes [`Positions`],
+/// [`Portfolio`] cash, [`Ledger`] (`dividends`, `cash_in_lieu`), [`Orders`] (the sell of a
+/// position a reverse split paid out in cash is refused as `no_position`). Runs in
 /// [`StepSystems::Execute`], before or after the fills (see the module docs).
 pub fn apply_corporate_actions(
     market: Res<MarketData>,
+    params: Res<EnvParams>,
     config: Res<ExecutionConfig>,
-    mut envs: Query<(&mut Positions, &mut Portfolio, &mut Ledger, &EpisodeClock)>,
+    mut envs: Query<(&mut Positions, &mut Portfolio, &mut Ledger, &mut Orders, &EpisodeClock)>,
 ) {
-    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, clock)| {
+    // Under `close` fills the orders have filled already (this runs after them).
+    let before_fills = params.fill_timing == FillTiming::NextOpen;
+    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, mut orders, clock)| {
         let bar = clock.bar as usize + 1;
         if bar >= market.n_bars() || market.corporate_action_tickers(bar) == 0 {
             return;
@@ -69,8 +75,14 @@ pub fn apply_corporate_actions(
                     pos.shares = kept;
                     pos.avg_cost /= ratio;
                 } else {
-                    // A reverse split left less than one share: all of it was paid in cash.
+                    // A reverse split left less than one share: all of it was paid in cash, and
+                    // a sell of it (decided before the split) has nothing left to sell.
                     *pos = Position::default();
+                    if before_fills {
+                        // Only a sell: a buy of the ticker still fills.
+                        let sell = orders.sell & (1 << k);
+                        orders.refuse(sell, Refusal::NO_POSITION);
+                    }
                     continue;
                 }
             }

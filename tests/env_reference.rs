@@ -1,5 +1,5 @@
 //! A plain single-env reference of one step, written from the env's docs (the execution
-//! contract in `ploutos::env`, answers 1–14, and the docs of `execution`, `execution::fill`,
+//! contract in `ploutos::env`, answers 1–14 and 19, and the docs of `execution`, `execution::fill`,
 //! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
 //! the batched ECS [`TradingEnv`] on random actions.
 //!
@@ -153,6 +153,35 @@ impl<'m> RefEnv<'m> {
         self.cfg.fill_timing == FillTiming::NextOpen
     }
 
+    /// Applies the splits and dividends of `bar` to the positions held (answer 19): shares ×
+    /// ratio (whole shares unless fractional, the rest paid at the previous close ÷ ratio),
+    /// cost basis ÷ ratio, then dividend × shares to cash. Returns the tickers whose position
+    /// a reverse split paid out whole.
+    fn corporate_actions(&mut self, bar: usize) -> Vec<usize> {
+        let mut gone = vec![];
+        for k in 0..self.pos.len() {
+            let (ratio, dividend) = self.m.corporate_action(bar, k);
+            let p = &mut self.pos[k];
+            if p.shares <= 0.0 {
+                continue;
+            }
+            if ratio != 1.0 {
+                let shares = p.shares * ratio;
+                let kept = if self.cfg.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).floor() };
+                self.cash += (shares - kept) * self.m.close_row(bar - 1)[k] / ratio;
+                if kept == 0.0 {
+                    *p = RefPosition::default();
+                    gone.push(k);
+                    continue;
+                }
+                p.shares = kept;
+                p.avg_cost /= ratio;
+            }
+            self.cash += p.shares * dividend;
+        }
+        gone
+    }
+
     fn sell_fees(&self, shares: f64, notional: f64) -> f64 {
         let f = &self.cfg.fees;
         let taf = match f.taf_model {
@@ -226,6 +255,17 @@ impl<'m> RefEnv<'m> {
                         false
                     }
                 });
+            }
+        }
+
+        // Splits and dividends of bar t+1 (answer 19): before fills at its open.
+        if self.next_open() {
+            let gone = self.corporate_actions(t + 1);
+            for k in gone {
+                if let Some(i) = sells.iter().position(|&s| s == k) {
+                    sells.remove(i);
+                    refused[self.reason("no_position")] += 1;
+                }
             }
         }
 
@@ -347,6 +387,10 @@ impl<'m> RefEnv<'m> {
         }
         let before = self.executed_on(day);
         self.executed_day = Some((day, before + executed));
+        // Fills at bar t's close came before the splits and dividends of bar t+1.
+        if !self.next_open() {
+            self.corporate_actions(t + 1);
+        }
 
         // Mark at bar t+1's close; the clock moves on.
         self.bar += 1;
@@ -741,6 +785,38 @@ fn matches_reference_heavy_trading(#[case] timing: FillTiming) {
     let bounds = hourly_bounds(&market);
     let (trades, _, done) =
         compare(&cfg, market, bounds, Run { steps: 1_200, n_envs: 8, seed: 10, p: [0.3, 0.4, 0.3] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+}
+
+/// Splits (forward and reverse; whole shares, so that a reverse split pays cash in lieu and
+/// can pay a position out whole under a pending sell) and dividends on random bars
+/// (`data.adjust: none` or `splits`, answer 19), under both fill timings.
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_through_splits_and_dividends(#[case] timing: FillTiming) {
+    let cfg = EnvironmentConfig {
+        fill_timing: timing,
+        fractional_shares: false,
+        initial_cash: 20_000.0,
+        min_holding_bars: 0,
+        episode_length: 300,
+        ..EnvironmentConfig::default()
+    };
+    let market = MarketData::random_walk(1_000, 4, 2, 15);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let events = (0..market.n_bars() * market.n_tickers())
+        .map(|_| match rng.random::<f64>() {
+            u if u < 0.01 => ([2.0, 3.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..5)], 0.0),
+            u if u < 0.04 => (1.0, rng.random_range(0.01..1.0)),
+            _ => (1.0, 0.0),
+        })
+        .collect();
+    let market = market.with_corporate_actions(events).expect("shapes");
+    let bounds = hourly_bounds(&market);
+    let (trades, _, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 12, p: [0.4, 0.35, 0.25] });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
 }

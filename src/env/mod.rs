@@ -93,7 +93,9 @@
 //!     are not written to `trades.csv`, and `report.json` gives their totals (`dividends`,
 //!     `cash_in_lieu`) and the mode (`corporate_actions`). The payment date is not
 //!     modelled: the cash is there on the ex-date. With `drop` alignment an event on a
-//!     dropped bar moves to the next kept bar.
+//!     dropped bar moves to the next kept bar. A reverse split that leaves less than one
+//!     whole share pays the position out in cash; a sell of it due at the ex-date's open is
+//!     then refused (`no_position`).
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
