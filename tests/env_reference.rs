@@ -1,5 +1,5 @@
 //! A plain single-env reference of one step, written from the env's docs (the execution
-//! contract in `ploutos::env`, answers 1–14 and 19, and the docs of `execution`, `execution::fill`,
+//! contract in `ploutos::env`, answers 1–14 and 17–19, and the docs of `execution`, `execution::fill`,
 //! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
 //! the batched ECS [`TradingEnv`] on random actions.
 //!
@@ -15,7 +15,9 @@
 //! `final_obs`, then starts its next episode from its own stream and compares the new
 //! observation with `obs`.
 
-use ploutos::config::{BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, RewardMode, TafModel};
+use ploutos::config::{
+    Account, BuySizing, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig, PdtEquity, RewardMode, TafModel,
+};
 use ploutos::env::{EnvId, EpisodeBounds, MarketData, Orders, Side, TradeRecord};
 use ploutos::{EnvOptions, TradingEnv};
 use rand::{Rng, SeedableRng};
@@ -56,6 +58,12 @@ struct RefEnv<'m> {
     executed_day: Option<(u32, u32)>,
     /// The trading day of every day trade of the episode.
     day_trades: Vec<u32>,
+    /// Cash account: proceeds (net of fees) of the sells filled on trading day `.0`, not
+    /// settled before the next trading day (answer 18).
+    unsettled: (u32, f64),
+    /// Every bar of the episode marked so far, with its equity (the start bar with the
+    /// initial cash): where `pdt.equity: previous_close` looks (answer 8).
+    marks: Vec<(u32, f64)>,
     // Clock.
     bar: u32,
     steps: u32,
@@ -107,6 +115,8 @@ impl<'m> RefEnv<'m> {
             episode_reward: 0.0,
             executed_day: None,
             day_trades: vec![],
+            unsettled: (0, 0.0),
+            marks: vec![],
             bar: 0,
             steps: 0,
         };
@@ -129,6 +139,40 @@ impl<'m> RefEnv<'m> {
         self.episode_reward = 0.0;
         self.executed_day = None;
         self.day_trades.clear();
+        self.unsettled = (0, 0.0);
+        self.marks = vec![(self.bar, self.cfg.initial_cash)];
+    }
+
+    /// Whether the PDT rule applies: on, and a margin account (answer 18).
+    fn pdt_on(&self) -> bool {
+        self.cfg.pdt.enabled && self.cfg.account == Account::Margin
+    }
+
+    /// The equity the PDT rule reads for an order filling on trading day `day` (answer 8):
+    /// the decision bar's, or the last close before `day` (the initial cash when the
+    /// episode has none).
+    fn pdt_equity(&self, day: u32) -> f64 {
+        match self.cfg.pdt.equity {
+            PdtEquity::DecisionBar => self.equity,
+            PdtEquity::PreviousClose => self
+                .marks
+                .iter()
+                .rev()
+                .find(|&&(bar, _)| self.m.day(bar as usize) < day)
+                .map_or(self.cfg.initial_cash, |&(_, e)| e),
+        }
+    }
+
+    /// The most shares an order filling at `bar` may fill (answer 17): `None` without a cap,
+    /// else the cap or the refusal's name.
+    fn participation_cap(&self, bar: usize, k: usize) -> Option<Result<f64, &'static str>> {
+        let p = self.cfg.max_participation?;
+        let volume = self.m.volume(bar, k).expect("the market has volumes");
+        if volume <= 0.0 {
+            return Some(Err("zero_volume"));
+        }
+        let cap = if self.cfg.fractional_shares { p * volume } else { (p * volume).floor() };
+        Some(if cap > 0.0 { Ok(cap) } else { Err("participation") })
     }
 
     fn reason(&self, name: &str) -> usize {
@@ -200,6 +244,10 @@ impl<'m> RefEnv<'m> {
         let day = m.day(fill_bar);
         let refs: Vec<f64> = if self.next_open() { m.open_row(t + 1).to_vec() } else { m.close_row(t).to_vec() };
         let mut refused = vec![0u32; self.names.len()];
+        // A new trading day: the previous days' sell proceeds have settled.
+        if self.unsettled.0 != day {
+            self.unsettled = (day, 0.0);
+        }
 
         // Actions: 0 hold, 1 buy, 2 sell, anything else invalid (held); sell while flat.
         let mut sells = vec![];
@@ -223,8 +271,8 @@ impl<'m> RefEnv<'m> {
             !young
         });
 
-        // Rule 2: PDT, on the equity marked at the decision bar's close.
-        if cfg.pdt.enabled && self.equity < cfg.pdt.equity_threshold {
+        // Rule 2: PDT, on the equity of answer 8, margin accounts only.
+        if self.pdt_on() && self.pdt_equity(day) < cfg.pdt.equity_threshold {
             let mut count = self.day_trades_in_window(day);
             let pdt = self.reason("pdt");
             sells.retain(|&k| {
@@ -288,7 +336,15 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("no_liquidity")] += 1;
                 continue;
             }
-            let q = self.pos[k].shares;
+            let held = self.pos[k].shares;
+            let q = match self.participation_cap(fill_bar, k) {
+                None => held,
+                Some(Ok(cap)) => held.min(cap),
+                Some(Err(name)) => {
+                    refused[self.reason(name)] += 1;
+                    continue;
+                }
+            };
             let r = refs[k];
             let s = cfg.slippage_atr_mult * atr[k];
             let i = impact_of(k, q);
@@ -296,6 +352,9 @@ impl<'m> RefEnv<'m> {
             let notional = q * fill;
             let fees = self.sell_fees(q, notional);
             self.cash += notional - fees;
+            if cfg.account == Account::Cash {
+                self.unsettled.1 += notional - fees;
+            }
             if self.pos[k].last_buy_day == day {
                 self.day_trades.push(day);
             }
@@ -311,9 +370,14 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
-                unfilled: 0.0,
+                unfilled: held - q,
             });
-            self.pos[k] = RefPosition::default();
+            // What the cap left stays open as it was.
+            if held > q {
+                self.pos[k].shares = held - q;
+            } else {
+                self.pos[k] = RefPosition::default();
+            }
             executed += 1;
         }
         // The cap's equity: right after the sells, marked at the reference prices.
@@ -344,20 +408,43 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("no_liquidity")] += 1;
                 continue;
             }
+            let cap = match self.participation_cap(fill_bar, k) {
+                Some(Err(name)) => {
+                    refused[self.reason(name)] += 1;
+                    continue;
+                }
+                cap => cap.and_then(Result::ok),
+            };
             let s = cfg.slippage_atr_mult * atr[k];
             // Impact from the shares N buys at the pre-impact price.
-            let q0 = notional / (r * (1.0 + h + s));
-            let i = impact_of(k, q0);
-            let fill = r * (1.0 + h + s + i);
-            let q = if cfg.fractional_shares { notional / fill } else { (notional / fill).floor() };
+            let quote = |notional: f64| {
+                let q0 = notional / (r * (1.0 + h + s));
+                let i = impact_of(k, q0);
+                let fill = r * (1.0 + h + s + i);
+                let q = if cfg.fractional_shares { notional / fill } else { (notional / fill).floor() };
+                (q, fill, i)
+            };
+            let (mut q, mut fill, mut i) = quote(notional);
+            let mut spent = if cfg.fractional_shares { notional } else { q * fill };
+            let mut unfilled = 0.0;
+            if let Some(cap) = cap.filter(|&c| q > c) {
+                // Answer 17: quoted again for cap × the first fill price, at most cap shares.
+                let (q2, fill2, i2) = quote(cap * fill);
+                unfilled = q - q2.min(cap);
+                (q, fill, i) = (q2.min(cap), fill2, i2);
+                spent = q * fill;
+            }
             if q <= 0.0 {
                 refused[self.reason("too_small")] += 1;
                 continue;
             }
-            let spent = if cfg.fractional_shares { notional } else { q * fill };
             let fees = cfg.fees.commission_per_order;
             if spent + fees > self.cash {
                 refused[self.reason("cash")] += 1;
+                continue;
+            }
+            if spent + fees > self.cash - self.unsettled.1 {
+                refused[self.reason("good_faith")] += 1;
                 continue;
             }
             self.cash = (self.cash - spent - fees).max(0.0);
@@ -381,7 +468,7 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
-                unfilled: 0.0,
+                unfilled,
             });
             executed += 1;
         }
@@ -398,6 +485,7 @@ impl<'m> RefEnv<'m> {
         let prev = self.equity;
         self.equity =
             self.cash + self.pos.iter().zip(m.close_row(self.bar as usize)).map(|(p, c)| p.shares * c).sum::<f64>();
+        self.marks.push((self.bar, self.equity));
         self.peak = self.peak.max(self.equity);
         let ret = if prev > 0.0 { (self.equity - prev) / prev } else { 0.0 };
         self.returns.push(ret);
@@ -502,7 +590,7 @@ impl<'m> RefEnv<'m> {
         let next_fill = if self.next_open() { t + 1 } else { t };
         let day = m.day(next_fill.min(m.n_bars() - 1));
         let pdt = &self.cfg.pdt;
-        let left = if !pdt.enabled || e >= pdt.equity_threshold {
+        let left = if !self.pdt_on() || self.pdt_equity(day) >= pdt.equity_threshold {
             pdt.max_day_trades
         } else {
             pdt.max_day_trades.saturating_sub(self.day_trades_in_window(day))
@@ -625,6 +713,7 @@ fn compare(
                 close_money(g.spread, w.spread, &format!("{at}: spread"));
                 close_money(g.slippage, w.slippage, &format!("{at}: slippage"));
                 close_money(g.impact, w.impact, &format!("{at}: impact"));
+                close_money(g.unfilled, w.unfilled, &format!("{at}: unfilled shares"));
             }
             n_trades += got.len();
             // Refusals by reason.
@@ -819,4 +908,89 @@ fn matches_reference_through_splits_and_dividends(#[case] timing: FillTiming) {
         compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 12, p: [0.4, 0.35, 0.25] });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
+}
+
+/// The participation cap (answer 17): random volumes, some bars with none, a cap that
+/// makes fills partial and refuses others, whole shares, under both fill timings.
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_with_a_participation_cap(#[case] timing: FillTiming) {
+    let cfg = EnvironmentConfig {
+        fill_timing: timing,
+        fractional_shares: false,
+        initial_cash: 30_000.0,
+        buy_pct: 0.5,
+        max_position_pct: 0.8,
+        min_holding_bars: 0,
+        max_participation: Some(0.05),
+        episode_length: 300,
+        ..EnvironmentConfig::default()
+    };
+    let market = MarketData::random_walk(1_200, 4, 2, 16);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let volume = (0..market.n_bars() * market.n_tickers())
+        .map(|_| if rng.random::<f64>() < 0.05 { 0.0 } else { rng.random_range(0.0..4_000.0) })
+        .collect();
+    let market = market.with_volume(volume).expect("shapes");
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 13, p: [0.4, 0.35, 0.25] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+    for r in ["zero_volume", "participation"] {
+        assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
+    }
+}
+
+/// A cash account (answer 18: no PDT, T+1 settlement, good-faith refusals), with heavy
+/// trading so that buys meet unsettled proceeds.
+#[test]
+fn matches_reference_cash_account() {
+    let mut cfg = EnvironmentConfig {
+        account: Account::Cash,
+        initial_cash: 8_000.0,
+        buy_pct: 0.9,
+        max_position_pct: 1.0,
+        min_holding_bars: 0,
+        max_trades_per_day: None,
+        episode_length: 300,
+        ..EnvironmentConfig::default()
+    };
+    cfg.pdt.equity_threshold = 1e9;
+    let market = MarketData::random_walk(1_000, 3, 2, 17);
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.3, 0.4, 0.3] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+    assert!(count(&refused, "good_faith") > 0, "no good_faith refusal in {refused:?}");
+    assert_eq!(count(&refused, "pdt"), 0, "a cash account has no PDT rule");
+}
+
+/// FINRA's PDT equity (answer 8, `pdt.equity: previous_close`) on an account that crosses
+/// the threshold, under both fill timings.
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_pdt_on_the_previous_close(#[case] timing: FillTiming) {
+    let mut cfg = EnvironmentConfig {
+        fill_timing: timing,
+        initial_cash: 25_300.0,
+        max_trades_per_day: None,
+        min_holding_bars: 0,
+        buy_pct: 0.35,
+        max_position_pct: 0.45,
+        spread_bps: 8.0,
+        episode_length: 100_000,
+        bankruptcy_pct: 0.0,
+        ..EnvironmentConfig::default()
+    };
+    cfg.pdt = PdtConfig { max_day_trades: 2, window_days: 3, equity: PdtEquity::PreviousClose, ..PdtConfig::default() };
+    let market = MarketData::random_walk(900, 2, 3, 18);
+    let bounds = EpisodeBounds { first: 30, last: 700, random_start: true };
+    let (trades, refused, _) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 15, p: [0.4, 0.35, 0.25] });
+    assert!(trades > 2_000, "{trades} trades");
+    assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
 }
