@@ -9,6 +9,7 @@ use super::PpoError;
 use super::learner::{Learner, observe};
 use super::model::{InputBuilder, actions_to_host, masks_tensor};
 use crate::backtest::metrics::sharpe;
+use crate::env::StepBuffers;
 use crate::vec_env::TradingEnv;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -33,48 +34,31 @@ impl Learner {
         bars_per_year: f64,
     ) -> Result<(usize, f64, f64, f64), PpoError> {
         let n = env.n_envs();
-        let auto_reset = env.auto_reset();
-        let mut done = vec![false; n];
         let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);
-        let first = env.reset(seed);
-        let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
         let masking = self.cfg.action_masking;
-        let max_steps = env.market().n_bars() + 1;
         // The same stream at every evaluation: common random numbers.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut uniforms = vec![0f32; n * self.spec.n_tickers];
-        for _ in 0..max_steps {
-            let actions = tch::no_grad(|| {
-                let x = observe(&mut self.obs_norm, self.cfg.obs_clip, input, self.device, &obs, n, false)?;
-                let m = masking.then(|| masks_tensor(&masks, self.spec.n_tickers, self.device)).transpose()?;
+        let act = |obs: &[f32], masks: &[bool], actions: &mut [u8]| {
+            let chosen = tch::no_grad(|| {
+                let x = observe(&mut self.obs_norm, self.cfg.obs_clip, input, self.device, obs, n, false)?;
+                let m = masking.then(|| masks_tensor(masks, self.spec.n_tickers, self.device)).transpose()?;
                 if self.cfg.eval_deterministic {
                     return actions_to_host(&self.model.greedy(&x, m.as_ref())?);
                 }
                 uniforms.iter_mut().for_each(|u| *u = rng.random::<f32>());
                 actions_to_host(&self.model.sample_actions(&x, &uniforms, m.as_ref())?)
             })?;
-            let b = env.step(&actions)?;
-            let mut any_finished = false;
-            for i in 0..n {
-                if done[i] {
-                    continue;
-                }
-                let info = &b.infos[i];
-                step_returns[i].push(info.step_return);
-                ep_reward[i] = info.episode_reward;
-                ep_return[i] = info.episode_return;
-                if b.terminated[i] || b.truncated[i] {
-                    done[i] = true;
-                    any_finished = true;
-                }
-            }
-            if done.iter().all(|&d| d) || (any_finished && !auto_reset) {
-                break;
-            }
-            obs.copy_from_slice(&b.obs);
-            masks.copy_from_slice(&b.action_masks);
-        }
+            actions.copy_from_slice(&chosen);
+            Ok(())
+        };
+        first_episodes(env, seed, act, |i, b| {
+            let info = &b.infos[i];
+            step_returns[i].push(info.step_return);
+            ep_reward[i] = info.episode_reward;
+            ep_return[i] = info.episode_return;
+        })?;
         let sharpe = step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum::<f64>() / n as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         Ok((n, mean(&ep_reward), mean(&ep_return), sharpe))
@@ -100,27 +84,13 @@ pub(super) struct Baselines {
 /// costs and rules included.
 pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> Result<Baselines, PpoError> {
     let (n, k) = (env.n_envs(), env.n_tickers());
-    let max_steps = env.market().n_bars() + 1;
 
     // Buy-and-hold: the bars each episode visits, from a run that holds.
     env.reset(seed);
     let starts: Vec<usize> = (0..n).map(|i| env.env_state(i).map_or(0, |(_, _, clock)| clock.bar as usize)).collect();
     let mut bars: Vec<Vec<usize>> = starts.iter().map(|&b| vec![b]).collect();
-    let hold = vec![0u8; n * k];
-    let mut done = vec![false; n];
-    for _ in 0..max_steps {
-        let b = env.step(&hold)?;
-        for i in 0..n {
-            if done[i] {
-                continue;
-            }
-            bars[i].push(b.infos[i].bar as usize);
-            done[i] = b.terminated[i] || b.truncated[i];
-        }
-        if done.iter().all(|&d| d) || (!env.auto_reset() && done.iter().any(|&d| d)) {
-            break;
-        }
-    }
+    // The actions start at 0 (hold) and stay there.
+    first_episodes(env, seed, |_, _, _| Ok(()), |i, b| bars[i].push(b.infos[i].bar as usize))?;
     let market = env.market();
     let (mut bh_return, mut bh_sharpe) = (0.0, 0.0);
     for (i, visited) in bars.iter().enumerate() {
@@ -137,27 +107,17 @@ pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> 
     }
 
     // Random: uniform actions through the env.
-    env.reset(seed);
     let mut rng = crate::backtest::random_stream(seed);
-    let mut actions = vec![0u8; n * k];
     let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut ep_return = vec![0.0; n];
-    let mut done = vec![false; n];
-    for _ in 0..max_steps {
-        crate::backtest::random_actions(&mut rng, &mut actions);
-        let b = env.step(&actions)?;
-        for i in 0..n {
-            if done[i] {
-                continue;
-            }
-            step_returns[i].push(b.infos[i].step_return);
-            ep_return[i] = b.infos[i].episode_return;
-            done[i] = b.terminated[i] || b.truncated[i];
-        }
-        if done.iter().all(|&d| d) || (!env.auto_reset() && done.iter().any(|&d| d)) {
-            break;
-        }
-    }
+    let random = |_: &[f32], _: &[bool], actions: &mut [u8]| {
+        crate::backtest::random_actions(&mut rng, actions);
+        Ok(())
+    };
+    first_episodes(env, seed, random, |i, b| {
+        step_returns[i].push(b.infos[i].step_return);
+        ep_return[i] = b.infos[i].episode_return;
+    })?;
     let mean = |x: f64| x / n as f64;
     Ok(Baselines {
         buy_and_hold_return: mean(bh_return),
@@ -165,4 +125,43 @@ pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> 
         random_return: mean(ep_return.iter().sum()),
         random_sharpe: mean(step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum()),
     })
+}
+
+/// Steps `env` from a reset with `seed` until every env has finished its first episode
+/// (without auto-reset: until one has, as the env then refuses to step; with equal episode
+/// lengths and no bankruptcy all finish on the same step anyway). `act(obs, masks,
+/// actions)` chooses each step's actions (they start at 0, hold, and keep what it last
+/// wrote) from the previous step's observations and masks;
+/// `record(i, buffers)` sees each step of env i's first episode, the finishing one included.
+fn first_episodes(
+    env: &mut TradingEnv,
+    seed: u64,
+    mut act: impl FnMut(&[f32], &[bool], &mut [u8]) -> Result<(), PpoError>,
+    mut record: impl FnMut(usize, &StepBuffers),
+) -> Result<(), PpoError> {
+    let (n, auto_reset) = (env.n_envs(), env.auto_reset());
+    let max_steps = env.market().n_bars() + 1;
+    let mut actions = vec![0u8; n * env.n_tickers()];
+    let first = env.reset(seed);
+    let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
+    let mut done = vec![false; n];
+    for _ in 0..max_steps {
+        act(&obs, &masks, &mut actions)?;
+        let b = env.step(&actions)?;
+        let mut any_finished = false;
+        for (i, finished) in done.iter_mut().enumerate() {
+            if *finished {
+                continue;
+            }
+            record(i, b);
+            *finished = b.terminated[i] || b.truncated[i];
+            any_finished |= *finished;
+        }
+        if done.iter().all(|&d| d) || (any_finished && !auto_reset) {
+            break;
+        }
+        obs.copy_from_slice(&b.obs);
+        masks.copy_from_slice(&b.action_masks);
+    }
+    Ok(())
 }
