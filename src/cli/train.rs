@@ -414,9 +414,26 @@ mod with_learner {
         Ok(summary)
     }
 
-    /// Smallest and largest of some positive rates.
-    fn min_max(v: &[f64]) -> (f64, f64) {
-        (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(0.0, f64::max))
+    /// Median, smallest and largest of some values.
+    fn spread(v: &[f64]) -> (f64, f64, f64) {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (ploutos::bench::median(v.to_vec()), lo, hi)
+    }
+
+    /// `repeat` interleaved pairs of training benchmarks, `first` then `second` each time, so
+    /// that both see the same load on a shared machine.
+    fn interleaved(
+        repeat: u32,
+        mut first: impl FnMut() -> anyhow::Result<ploutos::ppo::TrainBench>,
+        mut second: impl FnMut() -> anyhow::Result<ploutos::ppo::TrainBench>,
+    ) -> anyhow::Result<(Vec<ploutos::ppo::TrainBench>, Vec<ploutos::ppo::TrainBench>)> {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            a.push(first()?);
+            b.push(second()?);
+        }
+        Ok((a, b))
     }
 
     /// `bench --train --contention N`: interleaved pairs of runs, alone and beside N busy
@@ -427,16 +444,17 @@ mod with_learner {
         net: &[usize],
         (n_envs, n_steps, batch, epochs): (usize, usize, usize, usize),
     ) -> anyhow::Result<()> {
-        let (mut alone, mut shared) = (Vec::new(), Vec::new());
-        for _ in 0..a.repeat {
-            alone.push(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?.timesteps_per_sec);
+        let run = || Ok(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?);
+        let beside_busy = || {
             let _busy = super::super::bench::BusyProcesses::start(a.contention)?;
-            shared.push(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?.timesteps_per_sec);
-        }
+            run()
+        };
+        let (alone, shared) = interleaved(a.repeat, run, beside_busy)?;
+        let alone: Vec<f64> = alone.iter().map(|r| r.timesteps_per_sec).collect();
+        let shared: Vec<f64> = shared.iter().map(|r| r.timesteps_per_sec).collect();
         let slowdowns: Vec<f64> = alone.iter().zip(&shared).map(|(x, y)| x / y).collect();
-        let (lo, hi) = min_max(&slowdowns);
-        let (m_alone, m_shared) = (ploutos::bench::median(alone.clone()), ploutos::bench::median(shared.clone()));
-        let slowdown = ploutos::bench::median(slowdowns.clone());
+        let (slowdown, lo, hi) = spread(&slowdowns);
+        let (m_alone, m_shared) = (spread(&alone).0, spread(&shared).0);
         if a.json {
             let v = serde_json::json!({
                 "contention": a.contention,
@@ -468,27 +486,22 @@ mod with_learner {
         let (mut off, mut on) = (cfg.clone(), cfg.clone());
         off.training.action_masking = false;
         on.training.action_masking = true;
-        let (mut plain, mut masked) = (Vec::new(), Vec::new());
-        // Seconds of rollout and of update, per run: where masking costs.
-        let (mut split_plain, mut split_masked) = (Vec::new(), Vec::new());
-        for _ in 0..a.repeat {
-            let p = ploutos::ppo::bench_train(&off, net, n_envs, n_steps, batch, epochs, 3)?;
-            let m = ploutos::ppo::bench_train(&on, net, n_envs, n_steps, batch, epochs, 3)?;
-            plain.push(p.timesteps_per_sec);
-            masked.push(m.timesteps_per_sec);
-            split_plain.push((p.rollout_secs, p.update_secs));
-            split_masked.push((m.rollout_secs, m.update_secs));
-        }
-        let med = |v: &[(f64, f64)]| {
-            (
-                ploutos::bench::median(v.iter().map(|x| x.0).collect()),
-                ploutos::bench::median(v.iter().map(|x| x.1).collect()),
-            )
+        let (plain_runs, masked_runs) = interleaved(
+            a.repeat,
+            || Ok(ploutos::ppo::bench_train(&off, net, n_envs, n_steps, batch, epochs, 3)?),
+            || Ok(ploutos::ppo::bench_train(&on, net, n_envs, n_steps, batch, epochs, 3)?),
+        )?;
+        let plain: Vec<f64> = plain_runs.iter().map(|r| r.timesteps_per_sec).collect();
+        let masked: Vec<f64> = masked_runs.iter().map(|r| r.timesteps_per_sec).collect();
+        // Median seconds of rollout and of update: where masking costs.
+        let med = |runs: &[ploutos::ppo::TrainBench]| {
+            let (rollout, update): (Vec<f64>, Vec<f64>) = runs.iter().map(|r| (r.rollout_secs, r.update_secs)).unzip();
+            (spread(&rollout).0, spread(&update).0)
         };
-        let ((rp, up), (rm, um)) = (med(&split_plain), med(&split_masked));
+        let ((rp, up), (rm, um)) = (med(&plain_runs), med(&masked_runs));
         let costs: Vec<f64> = plain.iter().zip(&masked).map(|(p, m)| 1.0 - m / p).collect();
-        let cost = ploutos::bench::median(costs.clone());
-        let (m_plain, m_masked) = (ploutos::bench::median(plain.clone()), ploutos::bench::median(masked.clone()));
+        let (cost, lo, hi) = spread(&costs);
+        let (m_plain, m_masked) = (spread(&plain).0, spread(&masked).0);
         if a.json {
             let v = serde_json::json!({
                 "runs": a.repeat,
@@ -504,8 +517,6 @@ mod with_learner {
             });
             println!("{v}");
         } else {
-            let lo = costs.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = costs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             println!(
                 "ploutos PPO without masks: {m_plain:.0} timesteps/s; with masks: {m_masked:.0} timesteps/s; masking costs {:.1}% (median of {} interleaved pairs, {:.1}% to {:.1}%; rollout {rp:.3} → {rm:.3} s, update {up:.3} → {um:.3} s; net {net:?}, {n_envs} envs × {n_steps} steps, batch {batch}, {epochs} epochs)",
                 100.0 * cost,
@@ -563,7 +574,7 @@ mod with_learner {
             println!("{v}");
         } else {
             let span = |v: &[f64]| {
-                let (lo, hi) = min_max(v);
+                let (_, lo, hi) = spread(v);
                 format!("{lo:.0}–{hi:.0}")
             };
             println!(
