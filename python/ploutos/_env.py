@@ -99,7 +99,28 @@ def _actions(actions, shape) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-class PloutosVectorEnv(gym.vector.VectorEnv):
+class _Seeds:
+    """The reset seeds both envs draw, as `ploutos train` does: the first reset without a seed
+    uses the one given at construction (default: the config's `training.seed`), later ones
+    draw from a generator seeded with it; an explicit seed restarts that generator."""
+
+    def __init__(self, first: int):
+        self._first_seed = first
+        self._seeds = np.random.default_rng(first)
+        self._has_reset = False
+
+    def _reset_core(self, seed) -> None:
+        if seed is None:
+            seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        else:
+            self._seeds = np.random.default_rng(int(seed))
+        self._has_reset = True
+        self._core.reset(int(seed))
+
+
+class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
     """`num_envs` trading accounts over one market, stepped at once by Ploutos' Rust env.
 
     Autoreset: `AutoresetMode.SAME_STEP`. An env whose episode ends in a step restarts in
@@ -151,9 +172,7 @@ class PloutosVectorEnv(gym.vector.VectorEnv):
         done.setflags(write=False)
         self._infos["_final_obs"] = done
         self._action_shape = (self.num_envs, self.n_tickers)
-        self._first_seed = core.config_seed if seed is None else int(seed)
-        self._seeds = np.random.default_rng(self._first_seed)
-        self._has_reset = False
+        _Seeds.__init__(self, core.config_seed if seed is None else int(seed))
         self._closed = False
 
     @property
@@ -182,16 +201,9 @@ class PloutosVectorEnv(gym.vector.VectorEnv):
         config's `training.seed`, as `ploutos train`), later ones draw seeds from a
         generator seeded with it.
         """
-        if seed is None:
-            seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
-        elif isinstance(seed, (list, tuple, np.ndarray)):
+        if isinstance(seed, (list, tuple, np.ndarray)):
             raise ValueError("seed: one integer for all envs (env i draws from stream (seed, i))")
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-        else:
-            self._seeds = np.random.default_rng(int(seed))
-        self._has_reset = True
-        self._core.reset(int(seed))
+        self._reset_core(seed)
         self._done[:] = False
         return self._out(self._obs), self._info()
 
@@ -217,7 +229,7 @@ class PloutosVectorEnv(gym.vector.VectorEnv):
         self._closed = True
 
 
-class PloutosEnv(gym.Env):
+class PloutosEnv(_Seeds, gym.Env):
     """One trading account as a `gymnasium.Env` (no auto-reset; observations are copies)."""
 
     metadata = {"render_modes": []}
@@ -232,9 +244,7 @@ class PloutosEnv(gym.Env):
         self.render_mode = None
         v = _info_views(core)
         self._v = v
-        self._first_seed = core.config_seed if seed is None else int(seed)
-        self._seeds = np.random.default_rng(self._first_seed)
-        self._has_reset = False
+        _Seeds.__init__(self, core.config_seed if seed is None else int(seed))
 
     def _info(self) -> dict:
         v = self._v
@@ -244,14 +254,7 @@ class PloutosEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if seed is None:
-            seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-        else:
-            self._seeds = np.random.default_rng(int(seed))
-        self._has_reset = True
-        self._core.reset(int(seed))
+        self._reset_core(seed)
         return self._v["obs"][0].copy(), self._info()
 
     def step(self, action):
