@@ -4,14 +4,17 @@
 //! file without events, and for random splits and dividends: buy-and-hold through them is
 //! continuous and the same under every mode.
 
+use hand::near;
+use ploutos::TradingEnv;
 use ploutos::backtest::{Policy, replay_policy};
 use ploutos::config::{Adjust, DataConfig, DataSource, EnvironmentConfig, FillTiming, Interval};
 use ploutos::dataset::{Dataset, SplitPart};
-use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Side};
+use ploutos::env::{MarketData, Side};
 use ploutos::market::{load_csv_file, load_panel};
-use ploutos::{EnvOptions, TradingEnv};
 use proptest::prelude::*;
 use std::path::Path;
+
+mod hand;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/market");
 
@@ -28,55 +31,24 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mark
 /// | 5 | 72 | split 1:3 | 66 shares (66.67), 0.67 × 72 = 48 in cash |
 /// | 6 | 72 | | |
 fn market() -> MarketData {
-    let price = vec![100.0, 100.0, 100.0, 25.0, 24.0, 72.0, 72.0];
-    let c = MarketColumns {
-        open: price.clone(),
-        close: price,
-        atr_frac: vec![0.0; 7],
-        ret_std: vec![0.0; 7],
-        mean_volume: vec![1e6; 7],
-        day: (0..7).collect(),
-        features: vec![0.0; 7],
-    };
+    let market = hand::one_ticker(vec![100.0, 100.0, 100.0, 25.0, 24.0, 72.0, 72.0], (0..7).collect());
     let mut actions = vec![(1.0, 0.0); 7];
     actions[3] = (4.0, 0.0);
     actions[4] = (1.0, 1.0);
     actions[5] = (1.0 / 3.0, 0.0);
-    MarketData::new(7, 1, 1, c).and_then(|m| m.with_corporate_actions(actions)).expect("shapes")
+    market.with_corporate_actions(actions).expect("shapes")
 }
 
 fn env_config() -> EnvironmentConfig {
-    let mut cfg = EnvironmentConfig {
-        initial_cash: 10_000.0,
-        buy_pct: 0.5,
-        max_position_pct: 1.0,
-        fractional_shares: false,
-        spread_bps: 0.0,
-        slippage_atr_mult: 0.0,
-        impact_coef: 0.0,
-        max_trades_per_day: None,
-        min_holding_bars: 0,
-        ..EnvironmentConfig::default()
-    };
-    cfg.fees.sec_fee_rate = 0.0;
-    cfg.fees.taf_rate = 0.0;
-    cfg.fees.taf_per_share = 0.0;
-    cfg.pdt.enabled = false;
-    cfg.validate().expect("valid");
-    cfg
+    hand::cost_free(|c| {
+        c.buy_pct = 0.5;
+        c.fractional_shares = false;
+        c.pdt.enabled = false;
+    })
 }
 
 fn env(cfg: &EnvironmentConfig) -> TradingEnv {
-    let market = market();
-    let bounds = EpisodeBounds { first: 0, last: market.n_bars() as u32 - 1, random_start: false };
-    let mut env = TradingEnv::new(cfg, market, EnvOptions::replay(bounds)).expect("env");
-    env.reset(0);
-    env
-}
-
-#[track_caller]
-fn near(got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{got} vs {want}");
+    hand::replay(cfg, market())
 }
 
 #[test]

@@ -3,50 +3,24 @@
 //! good-faith violation, and no PDT rule. `pdt.equity: previous_close`: FINRA's equity, at
 //! the close before the fill's trading day.
 
+use ploutos::TradingEnv;
 use ploutos::config::{Account, EnvironmentConfig, PdtEquity};
-use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Refusal, Side};
-use ploutos::{EnvOptions, TradingEnv};
+use ploutos::env::{MarketData, Refusal, Side};
 use proptest::prelude::*;
 
-/// One ticker at a constant $100, two bars a day (days 0, 0, 1, 1, …), no costs.
-fn market(n_bars: usize) -> MarketData {
-    let c = MarketColumns {
-        open: vec![100.0; n_bars],
-        close: vec![100.0; n_bars],
-        atr_frac: vec![0.0; n_bars],
-        ret_std: vec![0.0; n_bars],
-        mean_volume: vec![1e6; n_bars],
-        day: (0..n_bars as u32).map(|t| t / 2).collect(),
-        features: vec![0.0; n_bars],
-    };
-    MarketData::new(n_bars, 1, 1, c).expect("shapes")
-}
+mod hand;
 
+/// One ticker at a constant $100, two bars a day (days 0, 0, 1, 1, …), no costs, buys of
+/// 60% of cash.
 fn config(account: Account) -> EnvironmentConfig {
-    let mut cfg = EnvironmentConfig {
-        account,
-        initial_cash: 10_000.0,
-        buy_pct: 0.6,
-        max_position_pct: 1.0,
-        spread_bps: 0.0,
-        slippage_atr_mult: 0.0,
-        impact_coef: 0.0,
-        max_trades_per_day: None,
-        min_holding_bars: 0,
-        ..EnvironmentConfig::default()
-    };
-    cfg.fees.sec_fee_rate = 0.0;
-    cfg.fees.taf_rate = 0.0;
-    cfg.fees.taf_per_share = 0.0;
-    cfg.validate().expect("valid");
-    cfg
+    hand::cost_free(|c| {
+        c.account = account;
+        c.buy_pct = 0.6;
+    })
 }
 
 fn env(cfg: &EnvironmentConfig, n_bars: usize) -> TradingEnv {
-    let bounds = EpisodeBounds { first: 0, last: n_bars as u32 - 1, random_start: false };
-    let mut env = TradingEnv::new(cfg, market(n_bars), EnvOptions::replay(bounds)).expect("env");
-    env.reset(0);
-    env
+    hand::replay(cfg, hand::one_ticker(vec![100.0; n_bars], (0..n_bars as u32).map(|t| t / 2).collect()))
 }
 
 /// bar 0: buy 6,000 (fills bar 1, day 0), cash 4,000; bar 1: sell 60 shares (fills bar 2,
@@ -96,24 +70,17 @@ fn a_cash_account_has_no_pdt_rule() {
 #[test]
 fn pdt_equity_at_the_previous_close() {
     let sell_refused = |equity: PdtEquity| {
-        let c = MarketColumns {
-            open: vec![100.0, 100.0, 100.0, 110.0, 110.0, 110.0],
-            close: vec![100.0, 100.0, 110.0, 110.0, 110.0, 110.0],
-            atr_frac: vec![0.0; 6],
-            ret_std: vec![0.0; 6],
-            mean_volume: vec![1e6; 6],
-            day: vec![0, 0, 1, 1, 2, 2],
-            features: vec![0.0; 6],
-        };
+        let market = hand::one_ticker_open_close(
+            vec![100.0, 100.0, 100.0, 110.0, 110.0, 110.0],
+            vec![100.0, 100.0, 110.0, 110.0, 110.0, 110.0],
+            vec![0, 0, 1, 1, 2, 2],
+        );
         let mut cfg = config(Account::Margin);
         cfg.initial_cash = 24_000.0;
         cfg.buy_pct = 1.0;
         cfg.pdt.max_day_trades = 0;
         cfg.pdt.equity = equity;
-        let bounds = EpisodeBounds { first: 0, last: 5, random_start: false };
-        let mut env = TradingEnv::new(&cfg, MarketData::new(6, 1, 1, c).expect("shapes"), EnvOptions::replay(bounds))
-            .expect("env");
-        env.reset(0);
+        let mut env = hand::replay(&cfg, market);
         env.step(&[0]).expect("step");
         env.step(&[1]).expect("step"); // buy at bar 2's open (day 1)
         assert_eq!(env.buffers().infos[0].equity, 26_400.0);
@@ -139,9 +106,7 @@ proptest! {
         let mut cfg = EnvironmentConfig { account: Account::Cash, buy_pct: 0.5, ..EnvironmentConfig::default() };
         cfg.max_trades_per_day = None;
         cfg.validate().expect("valid");
-        let bounds = EpisodeBounds { first: 0, last: 200, random_start: false };
-        let mut env = TradingEnv::new(&cfg, market, EnvOptions::replay(bounds)).expect("env");
-        env.reset(0);
+        let mut env = hand::replay(&cfg, market);
         let (mut day, mut unsettled) = (u32::MAX, 0.0);
         for step in actions.chunks(3) {
             env.step(step).expect("step");

@@ -2,10 +2,13 @@
 //! refusals on zero-volume bars, and for random markets and actions: no fill above the cap,
 //! and cash + positions at their fill prices add up.
 
+use hand::near;
 use ploutos::config::EnvironmentConfig;
 use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Refusal, Side};
 use ploutos::{EnvError, EnvOptions, TradingEnv};
 use proptest::prelude::*;
+
+mod hand;
 
 /// One ticker, daily bars 0..=6, opens = closes (no cost model: spread, slippage, impact and
 /// fees are 0), so every number below is shares × price.
@@ -20,51 +23,21 @@ use proptest::prelude::*;
 /// | 5 | 55 | 1,000 | the next sell fills the last 25 |
 /// | 6 | 55 | 5 | a buy here: cap floor(0.5) = 0, refused, participation |
 fn market(volume: Vec<f64>) -> MarketData {
-    let price = vec![50.0, 50.0, 60.0, 60.0, 60.0, 55.0, 55.0];
-    let c = MarketColumns {
-        open: price.clone(),
-        close: price,
-        atr_frac: vec![0.0; 7],
-        ret_std: vec![0.0; 7],
-        mean_volume: vec![1_000.0; 7],
-        day: (0..7).collect(),
-        features: vec![0.0; 7],
-    };
-    MarketData::new(7, 1, 1, c).and_then(|m| m.with_volume(volume)).expect("shapes")
+    let market = hand::one_ticker(vec![50.0, 50.0, 60.0, 60.0, 60.0, 55.0, 55.0], (0..7).collect());
+    market.with_volume(volume).expect("shapes")
 }
 
 fn config(participation: Option<f64>) -> EnvironmentConfig {
-    let mut cfg = EnvironmentConfig {
-        initial_cash: 10_000.0,
-        buy_pct: 0.5,
-        max_position_pct: 1.0,
-        fractional_shares: false,
-        spread_bps: 0.0,
-        slippage_atr_mult: 0.0,
-        impact_coef: 0.0,
-        max_trades_per_day: None,
-        min_holding_bars: 0,
-        max_participation: participation,
-        ..EnvironmentConfig::default()
-    };
-    cfg.fees.sec_fee_rate = 0.0;
-    cfg.fees.taf_rate = 0.0;
-    cfg.fees.taf_per_share = 0.0;
-    cfg.pdt.enabled = false;
-    cfg.validate().expect("valid");
-    cfg
+    hand::cost_free(|c| {
+        c.buy_pct = 0.5;
+        c.fractional_shares = false;
+        c.max_participation = participation;
+        c.pdt.enabled = false;
+    })
 }
 
 fn env(cfg: &EnvironmentConfig, market: MarketData) -> TradingEnv {
-    let bounds = EpisodeBounds { first: 0, last: market.n_bars() as u32 - 1, random_start: false };
-    let mut env = TradingEnv::new(cfg, market, EnvOptions::replay(bounds)).expect("env");
-    env.reset(0);
-    env
-}
-
-#[track_caller]
-fn near(got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{got} vs {want}");
+    hand::replay(cfg, market)
 }
 
 #[test]
