@@ -19,6 +19,28 @@ use args::Command;
 use ploutos::config::{Config, ConfigError};
 use std::path::Path;
 
+/// Installs the Ctrl-C handler of a long command (`train`, `sweep`): the first Ctrl-C sets
+/// the returned flag and prints `stopping` (what the command does now), the second ends the
+/// process at once with exit code 130.
+#[cfg(feature = "learner")]
+fn stop_on_ctrl_c(stopping: &'static str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // `_exit`, not `process::exit`: exit handlers and static destructors would run
+            // beside libtorch's threads on the main thread (a crash). Checkpoints are written
+            // to a temporary folder and renamed, so none is left half-written.
+            // SAFETY: `_exit` ends the process at once; it is async-signal-safe and touches no
+            // Rust state.
+            unsafe { libc::_exit(130) };
+        }
+        eprintln!("\nploutos: {stopping} (Ctrl-C again to quit now)");
+    });
+    stop
+}
+
 /// A bad command-line argument (as opposed to a bad config or data file).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -229,30 +229,6 @@ mod with_learner {
         }
     }
 
-    /// Installs the Ctrl-C handler: the first Ctrl-C stops training after its iteration
-    /// (with a saved checkpoint), the second ends the process at once.
-    fn stop_on_ctrl_c() -> Arc<AtomicBool> {
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = stop.clone();
-            let _ = ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::SeqCst) {
-                    // `_exit`, not `process::exit`: exit handlers and static destructors
-                    // would run beside libtorch's threads on the main thread (a crash).
-                    // Checkpoints are written to a temporary folder and renamed, so none is
-                    // left half-written.
-                    // SAFETY: `_exit` ends the process at once; it is async-signal-safe and
-                    // touches no Rust state.
-                    unsafe { libc::_exit(130) };
-                }
-                eprintln!(
-                    "\nploutos: stopping after this iteration and saving a checkpoint (Ctrl-C again to quit now)"
-                );
-            });
-        }
-        stop
-    }
-
     /// Removes the outputs of an earlier run (`--force`) or refuses to start over them.
     fn clear_or_refuse(paths: &RunPaths, run_name: &str, force: bool) -> anyhow::Result<()> {
         if force {
@@ -279,7 +255,7 @@ mod with_learner {
     pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         // Installed first, so that a Ctrl-C during set-up also ends in a saved checkpoint
         // (training stops after its first iteration) rather than in the default kill.
-        let stop = stop_on_ctrl_c();
+        let stop = crate::cli::stop_on_ctrl_c("stopping after this iteration and saving a checkpoint");
         let cfg = match &a.resume {
             // A resumed run continues with the config it was started with; --set still applies.
             Some(dir) => {

@@ -70,21 +70,6 @@ fn load_spec(path: &Path) -> anyhow::Result<(SweepSpec, String, Config)> {
     Ok((spec, text, base))
 }
 
-/// Ctrl-C: the first stops the sweep after its running trials have saved their models; the
-/// second ends the process at once.
-fn stop_on_ctrl_c() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // SAFETY: `_exit` ends the process at once and is async-signal-safe.
-            unsafe { libc::_exit(130) };
-        }
-        eprintln!("\nploutos: stopping the sweep: running trials save their models (Ctrl-C again to quit now)");
-    });
-    stop
-}
-
 /// A JSON file of a trial's folder (`status.json`, `result.json`), `None` when absent or
 /// unreadable.
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Option<T> {
@@ -143,7 +128,7 @@ fn prepare_dir(dir: &Path, spec_text: &str, base: &Config, force: bool) -> anyho
 }
 
 pub fn run(a: SweepArgs) -> anyhow::Result<()> {
-    let stop = stop_on_ctrl_c();
+    let stop = super::stop_on_ctrl_c("stopping the sweep: running trials save their models");
     let (spec, text, base) = load_spec(&a.spec)?;
     let name = spec
         .name
