@@ -54,10 +54,8 @@ pub fn apply_corporate_actions(
     // Under `close` fills the orders have filled already (this runs after them).
     let before_fills = params.fill_timing == FillTiming::NextOpen;
     envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, mut orders, clock)| {
+        // Past the last bar the mask is 0: nothing to apply.
         let bar = clock.bar as usize + 1;
-        if bar >= market.n_bars() || market.corporate_action_tickers(bar) == 0 {
-            return;
-        }
         for k in bits(market.corporate_action_tickers(bar)) {
             let pos = &mut positions.0[k];
             if pos.shares <= 0.0 {

@@ -113,14 +113,18 @@ impl Dataset {
             }
         }
         let volume = (0..n_bars).flat_map(|t| (0..d).map(move |k| (k, t))).map(|(k, t)| panel.volume(k)[t]).collect();
-        let actions = match (0..d).map(|k| panel.corporate_actions(k)).collect::<Option<Vec<_>>>() {
-            Some(cols) => (0..n_bars).flat_map(|t| cols.iter().map(move |(r, v)| (r[t], v[t]))).collect(),
-            None => vec![(1.0, 0.0); n_bars * d],
-        };
+        // Bar-major (ratio, dividend) for the account, only when some ticker has an event.
+        let actions = (0..d)
+            .map(|k| panel.corporate_actions(k))
+            .collect::<Option<Vec<_>>>()
+            .map(|cols| (0..n_bars).flat_map(|t| cols.iter().map(move |(r, v)| (r[t], v[t]))).collect::<Vec<_>>());
         let market = MarketData::new(n_bars, d, n_features, c)
             .and_then(|m| m.with_invented_bars(invented))
             .and_then(|m| m.with_volume(volume))
-            .and_then(|m| m.with_corporate_actions(actions))
+            .and_then(|m| match actions {
+                Some(actions) => m.with_corporate_actions(actions),
+                None => Ok(m),
+            })
             .expect("columns built to shape above");
         Self { panel, report, split, raw, scaler, market }
     }

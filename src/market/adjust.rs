@@ -157,13 +157,12 @@ pub(crate) fn apply(
         counts.dividend_source = DividendSource::None;
     }
 
-    // Price factor of each bar: raw terms, then the mode's forward adjustment.
+    // Each bar's factor, raw terms then the mode's forward adjustment, applied in place.
     let (mut split_factor, mut dividend_factor) = (1.0f64, 1.0f64);
     let mut events = Vec::new();
-    let mut price_factor = vec![1.0f64; n];
-    let mut volume_factor = vec![1.0f64; n];
+    // The previous bar's close in raw terms, read before that bar was adjusted in place.
+    let mut raw_close_before = 0.0;
     for i in 0..n {
-        let raw_close_before = if i > 0 { series.close[i - 1] * unadjust[i - 1] } else { 0.0 };
         let adjusted_close_before = raw_close_before * split_factor * dividend_factor;
         split_factor *= ratio[i];
         let (prices, volumes) = match mode {
@@ -195,11 +194,8 @@ pub(crate) fn apply(
                 (split_factor * dividend_factor, split_factor)
             }
         };
-        price_factor[i] = unadjust[i] * prices;
-        volume_factor[i] = unadjust[i] * volumes;
-    }
-    for i in 0..n {
-        let (p, v) = (price_factor[i], volume_factor[i]);
+        raw_close_before = series.close[i] * unadjust[i];
+        let (p, v) = (unadjust[i] * prices, unadjust[i] * volumes);
         if p != 1.0 {
             for col in [&mut series.open, &mut series.high, &mut series.low, &mut series.close] {
                 col[i] *= p;

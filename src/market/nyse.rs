@@ -94,12 +94,10 @@ pub fn day(date: NaiveDate) -> Day {
     if let Some(name) = holiday(date) {
         return Day::Closed(name);
     }
-    if let Some(&(.., why)) =
-        SPECIAL_CLOSURES.iter().find(|&&(y, m, d, _)| (y, m, d) == (date.year(), date.month(), date.day()))
-    {
+    let ymd = (date.year(), date.month(), date.day());
+    if let Some(&(.., why)) = SPECIAL_CLOSURES.iter().find(|&&(y, m, d, _)| (y, m, d) == ymd) {
         return Day::Closed(why);
     }
-    let ymd = (date.year(), date.month(), date.day());
     if let Some(&(.., (oh, om), (ch, cm))) = SPECIAL_HOURS.iter().find(|&&(y, m, d, ..)| (y, m, d) == ymd) {
         let time = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("valid time");
         return Day::Open { open: time(oh, om), close: time(ch, cm) };
