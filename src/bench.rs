@@ -54,6 +54,17 @@ pub fn bench_market_with_actions(n_tickers: usize) -> MarketData {
     market.with_corporate_actions(actions).expect("one event per bar and ticker")
 }
 
+/// Switches on every part of the market realism that has a switch (`bench
+/// --realism-cost`): short selling and margin with a borrow fee, a participation cap of
+/// 10% of each bar's volume, FINRA's PDT equity (the previous close). The corporate
+/// actions come with the market ([`bench_market_with_actions`]); the account stays a
+/// margin account, since shorts need one.
+pub fn all_realism_on(cfg: &mut EnvironmentConfig) {
+    cfg.short_selling.enabled = true;
+    cfg.max_participation = Some(0.1);
+    cfg.pdt.equity = crate::config::PdtEquity::PreviousClose;
+}
+
 /// Measures env-steps per second of `n_envs` envs for about `seconds`.
 ///
 /// # Errors

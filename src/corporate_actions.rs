@@ -43,7 +43,9 @@ impl Plugin for CorporateActionsPlugin {
 ///
 /// Reads [`MarketData`], [`EnvParams`], [`ExecutionConfig`], [`EpisodeClock`]; writes [`Positions`],
 /// [`Portfolio`] cash, [`Ledger`] (`dividends`, `cash_in_lieu`), [`Orders`] (the sell of a
-/// position a reverse split paid out in cash is refused as `no_position`). Runs in
+/// long, or the cover of a short, that a reverse split paid out in cash is refused as
+/// `no_position`). Shorts are split like longs (their shares are negative) and pay the
+/// dividend. Runs in
 /// [`StepSystems::Execute`], before or after the fills (see the module docs).
 pub fn apply_corporate_actions(
     market: Res<MarketData>,
@@ -58,33 +60,35 @@ pub fn apply_corporate_actions(
         let bar = clock.bar as usize + 1;
         for k in bits(market.corporate_action_tickers(bar)) {
             let pos = &mut positions.0[k];
-            if pos.shares <= 0.0 {
+            if pos.shares == 0.0 {
                 continue;
             }
             let (ratio, dividend) = market.corporate_action(bar, k);
             if ratio != 1.0 {
                 let shares = pos.shares * ratio;
                 // A ratio like 1/3 leaves 2.9999999 of 3: round first, then take the whole.
-                let kept = if config.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).floor() };
+                // Toward zero: a short keeps whole shares too, its fraction is bought back in cash.
+                let kept = if config.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).trunc() };
                 let lieu = (shares - kept) * market.close_row(bar - 1)[k] / ratio;
                 portfolio.cash += lieu;
                 ledger.cash_in_lieu += lieu;
-                if kept > 0.0 {
+                if kept != 0.0 {
                     pos.shares = kept;
                     pos.avg_cost /= ratio;
                 } else {
                     // A reverse split left less than one share: all of it was paid in cash, and
-                    // a sell of it (decided before the split) has nothing left to sell.
+                    // the order closing it (decided before the split) has nothing left to close.
+                    let exit = if pos.shares > 0.0 { orders.sell } else { orders.buy };
                     *pos = Position::default();
                     if before_fills {
-                        // Only a sell: a buy of the ticker still fills.
-                        let sell = orders.sell & (1 << k);
-                        orders.refuse(sell, Refusal::NO_POSITION);
+                        // Only the exit: an order opening the ticker again still fills.
+                        orders.refuse(exit & (1 << k), Refusal::NO_POSITION);
                     }
                     continue;
                 }
             }
             if dividend > 0.0 {
+                // A short pays the dividend to the lender: negative.
                 let paid = pos.shares * dividend;
                 portfolio.cash += paid;
                 ledger.dividends += paid;

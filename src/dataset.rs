@@ -121,6 +121,7 @@ impl Dataset {
         let market = MarketData::new(n_bars, d, n_features, c)
             .and_then(|m| m.with_invented_bars(invented))
             .and_then(|m| m.with_volume(volume))
+            .and_then(|m| m.with_tickers(panel.tickers()))
             .and_then(|m| match actions {
                 Some(actions) => m.with_corporate_actions(actions),
                 None => Ok(m),

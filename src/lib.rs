@@ -35,6 +35,7 @@ pub mod ppo;
 pub mod prelude;
 pub mod reward;
 pub mod rules;
+pub mod short_selling;
 pub mod sweep;
 pub mod vec_env;
 

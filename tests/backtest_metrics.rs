@@ -61,6 +61,7 @@ fn trade(bar: u32, ticker: u16, side: Side, shares: f64, price: f64, fees: f64) 
         fees,
         cash_after: 0.0,
         unfilled: 0.0,
+        forced: None,
     }
 }
 

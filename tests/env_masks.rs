@@ -23,8 +23,9 @@ const N_TICKERS: usize = 4;
 const STEPS: usize = 1_500;
 
 /// Every rule binding often: a holding period, PDT under a threshold above the account, a
-/// daily cap of 3, big buys against a tight position cap, whole shares.
-fn config(fill_timing: FillTiming, buy_sizing: BuySizing, fractional: bool) -> EnvironmentConfig {
+/// daily cap of 3, big buys against a tight position cap, whole shares; with `shorts`,
+/// short selling with a maintenance margin at the initial one (the free cash runs out).
+fn config(fill_timing: FillTiming, buy_sizing: BuySizing, fractional: bool, shorts: bool) -> EnvironmentConfig {
     let mut cfg = EnvironmentConfig {
         initial_cash: 5_000.0,
         fill_timing,
@@ -42,6 +43,8 @@ fn config(fill_timing: FillTiming, buy_sizing: BuySizing, fractional: bool) -> E
     cfg.pdt.enabled = true;
     cfg.pdt.equity_threshold = 1e9;
     cfg.pdt.max_day_trades = 1;
+    cfg.short_selling.enabled = shorts;
+    cfg.short_selling.maintenance_margin = 0.5;
     cfg.validate().expect("valid config");
     cfg
 }
@@ -69,16 +72,19 @@ fn allowed(masks: &[bool], i: usize, k: usize, code: u8) -> bool {
 }
 
 #[rstest]
-#[case::close_whole(FillTiming::Close, BuySizing::CashFraction, false)]
-#[case::close_fractional_split(FillTiming::Close, BuySizing::EqualSplit, true)]
-#[case::next_open_whole(FillTiming::NextOpen, BuySizing::CashFraction, false)]
-#[case::next_open_split(FillTiming::NextOpen, BuySizing::EqualSplit, false)]
+#[case::close_whole(FillTiming::Close, BuySizing::CashFraction, false, false)]
+#[case::close_fractional_split(FillTiming::Close, BuySizing::EqualSplit, true, false)]
+#[case::next_open_whole(FillTiming::NextOpen, BuySizing::CashFraction, false, false)]
+#[case::next_open_split(FillTiming::NextOpen, BuySizing::EqualSplit, false, false)]
+#[case::close_whole_shorts(FillTiming::Close, BuySizing::CashFraction, false, true)]
+#[case::close_fractional_shorts(FillTiming::Close, BuySizing::CashFraction, true, true)]
 fn a_masked_order_is_one_the_env_would_refuse(
     #[case] timing: FillTiming,
     #[case] sizing: BuySizing,
     #[case] fractional: bool,
+    #[case] shorts: bool,
 ) {
-    let cfg = config(timing, sizing, fractional);
+    let cfg = config(timing, sizing, fractional, shorts);
     let (mut a, mut b) = (env(&cfg, true), env(&cfg, false));
     a.reset(3);
     b.reset(3);
@@ -126,10 +132,12 @@ fn a_masked_order_is_one_the_env_would_refuse(
 }
 
 #[rstest]
-#[case::close(FillTiming::Close)]
-#[case::next_open(FillTiming::NextOpen)]
-fn an_agent_that_respects_the_mask_is_not_refused_by_a_rule(#[case] timing: FillTiming) {
-    let cfg = config(timing, BuySizing::CashFraction, false);
+#[case::close(FillTiming::Close, false)]
+#[case::next_open(FillTiming::NextOpen, false)]
+#[case::close_shorts(FillTiming::Close, true)]
+#[case::next_open_shorts(FillTiming::NextOpen, true)]
+fn an_agent_that_respects_the_mask_is_not_refused_by_a_rule(#[case] timing: FillTiming, #[case] shorts: bool) {
+    let cfg = config(timing, BuySizing::CashFraction, false, shorts);
     let mut a = env(&cfg, true);
     a.reset(9);
     let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -150,10 +158,15 @@ fn an_agent_that_respects_the_mask_is_not_refused_by_a_rule(#[case] timing: Fill
     let totals = a.totals();
     let names = a.refusal_names();
     let count = |name: &str| totals.refused.0[names.iter().position(|n| n == name).expect("reason")];
-    for reason in ["masked", "no_position", "holding_period", "pdt", "trades_per_day", "position_cap", "cash"] {
+    let reasons =
+        ["masked", "no_position", "holding_period", "pdt", "trades_per_day", "position_cap", "cash", "margin"];
+    for reason in reasons {
         let n = count(reason);
-        // Under next_open the position cap is judged at the next open: a rare miss.
-        let allowed_misses = if timing == FillTiming::NextOpen && reason == "position_cap" { executed / 50 } else { 0 };
+        // Under next_open the position cap and the margin are judged at the next open: a
+        // rare miss.
+        let next_open = timing == FillTiming::NextOpen;
+        let allowed_misses =
+            if next_open && (reason == "position_cap" || reason == "margin") { executed / 50 } else { 0 };
         assert!(u64::from(n) <= allowed_misses, "{n} orders refused as {reason} ({executed} executed)");
     }
     assert!(executed > 5_000, "the agent trades: {executed} orders executed");
@@ -161,7 +174,7 @@ fn an_agent_that_respects_the_mask_is_not_refused_by_a_rule(#[case] timing: Fill
 
 #[test]
 fn masks_are_all_true_without_the_option_and_never_forbid_hold() {
-    let cfg = config(FillTiming::NextOpen, BuySizing::CashFraction, false);
+    let cfg = config(FillTiming::NextOpen, BuySizing::CashFraction, false, false);
     let mut b = env(&cfg, false);
     assert!(b.reset(1).action_masks.iter().all(|&m| m));
     let mut a = env(&cfg, true);
@@ -182,7 +195,7 @@ fn masks_are_all_true_without_the_option_and_never_forbid_hold() {
 fn masks_are_written_at_the_markets_last_bar() {
     // The last observation of a replay stands on the market's last bar, whose next_open
     // fill bar does not exist; the masks there still read the calendar of the last bar.
-    let cfg = config(FillTiming::NextOpen, BuySizing::CashFraction, false);
+    let cfg = config(FillTiming::NextOpen, BuySizing::CashFraction, false, false);
     let market = MarketData::random_walk(60, N_TICKERS, 2, 11);
     let bounds = EpisodeBounds { first: 0, last: 59, random_start: false };
     let opts = EnvOptions { action_masks: true, ..EnvOptions::replay(bounds) };

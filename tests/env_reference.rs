@@ -1,5 +1,5 @@
 //! A plain single-env reference of one step, written from the env's docs (the execution
-//! contract in `ploutos::env`, answers 1–14 and 17–19, and the docs of `execution`, `execution::fill`,
+//! contract in `ploutos::env`, answers 1–14 and 17–20, and the docs of `execution`, `execution::fill`,
 //! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
 //! the batched ECS [`TradingEnv`] on random actions.
 //!
@@ -200,18 +200,18 @@ impl<'m> RefEnv<'m> {
     /// Applies the splits and dividends of `bar` to the positions held (answer 19): shares ×
     /// ratio (whole shares unless fractional, the rest paid at the previous close ÷ ratio),
     /// cost basis ÷ ratio, then dividend × shares to cash. Returns the tickers whose position
-    /// a reverse split paid out whole.
+    /// a reverse split paid out whole (shorts too, answer 20: their shares are negative).
     fn corporate_actions(&mut self, bar: usize) -> Vec<usize> {
         let mut gone = vec![];
         for k in 0..self.pos.len() {
             let (ratio, dividend) = self.m.corporate_action(bar, k);
             let p = &mut self.pos[k];
-            if p.shares <= 0.0 {
+            if p.shares == 0.0 {
                 continue;
             }
             if ratio != 1.0 {
                 let shares = p.shares * ratio;
-                let kept = if self.cfg.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).floor() };
+                let kept = if self.cfg.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).trunc() };
                 self.cash += (shares - kept) * self.m.close_row(bar - 1)[k] / ratio;
                 if kept == 0.0 {
                     *p = RefPosition::default();
@@ -249,51 +249,76 @@ impl<'m> RefEnv<'m> {
             self.unsettled = (day, 0.0);
         }
 
-        // Actions: 0 hold, 1 buy, 2 sell, anything else invalid (held); sell while flat.
+        // Actions: 0 hold, 1 buy, 2 sell, anything else invalid (held); sell while flat. With
+        // short selling (answer 20) a sell when not long opens a short, a buy when short
+        // covers it.
+        let shorting = cfg.short_selling.enabled;
         let mut sells = vec![];
+        let mut covers = vec![];
+        let mut opens = vec![];
         let mut buys = vec![];
         for (k, &a) in actions.iter().enumerate() {
             match a {
                 0 => {}
+                1 if self.pos[k].shares < 0.0 => covers.push(k),
                 1 => buys.push(k),
                 2 if self.pos[k].shares > 0.0 => sells.push(k),
+                2 if shorting => opens.push(k),
                 2 => refused[self.reason("no_position")] += 1,
                 _ => refused[self.reason("invalid_action")] += 1,
             }
         }
 
-        // Rule 1: minimum holding period, age = fill bar − fill bar of the latest buy.
-        sells.retain(|&k| {
-            let young = (fill_bar as u32).saturating_sub(self.pos[k].last_buy_bar) < cfg.min_holding_bars;
-            if young {
-                refused[self.names.iter().position(|n| n == "holding_period").unwrap()] += 1;
+        // The `no_short` list, before the built-in rules.
+        let tickers = m.tickers();
+        opens.retain(|&k| {
+            let listed = cfg.short_selling.no_short.contains(&tickers[k]);
+            if listed {
+                refused[self.names.iter().position(|n| n == "not_shortable").unwrap()] += 1;
             }
-            !young
+            !listed
         });
 
-        // Rule 2: PDT, on the equity of answer 8, margin accounts only.
+        // Rule 1: minimum holding period, age = fill bar − fill bar of the latest buy (or
+        // short sale, for a cover).
+        for exits in [&mut sells, &mut covers] {
+            exits.retain(|&k| {
+                let young = (fill_bar as u32).saturating_sub(self.pos[k].last_buy_bar) < cfg.min_holding_bars;
+                if young {
+                    refused[self.names.iter().position(|n| n == "holding_period").unwrap()] += 1;
+                }
+                !young
+            });
+        }
+
+        // Rule 2: PDT, on the equity of answer 8, margin accounts only; exits (sells of
+        // longs, covers of shorts) in ticker order.
         if self.pdt_on() && self.pdt_equity(day) < cfg.pdt.equity_threshold {
             let mut count = self.day_trades_in_window(day);
             let pdt = self.reason("pdt");
-            sells.retain(|&k| {
+            let mut exits: Vec<usize> = sells.iter().chain(&covers).copied().collect();
+            exits.sort();
+            let mut out = vec![];
+            for k in exits {
                 if self.pos[k].last_buy_day != day {
-                    return true;
+                    continue;
                 }
                 if count + 1 > cfg.pdt.max_day_trades {
                     refused[pdt] += 1;
-                    false
+                    out.push(k);
                 } else {
                     count += 1;
-                    true
                 }
-            });
+            }
+            sells.retain(|k| !out.contains(k));
+            covers.retain(|k| !out.contains(k));
         }
 
         // Rule 3: orders per day, admitted in execution order.
         if let Some(cap) = cfg.max_trades_per_day {
             let mut left = cap.saturating_sub(self.executed_on(day));
             let r = self.reason("trades_per_day");
-            for list in [&mut sells, &mut buys] {
+            for list in [&mut sells, &mut covers, &mut opens, &mut buys] {
                 list.retain(|_| {
                     if left > 0 {
                         left -= 1;
@@ -309,10 +334,13 @@ impl<'m> RefEnv<'m> {
         // Splits and dividends of bar t+1 (answer 19): before fills at its open.
         if self.next_open() {
             let gone = self.corporate_actions(t + 1);
+            // A paid-out position's exit has nothing left to close.
             for k in gone {
-                if let Some(i) = sells.iter().position(|&s| s == k) {
-                    sells.remove(i);
-                    refused[self.reason("no_position")] += 1;
+                for exits in [&mut sells, &mut covers] {
+                    if let Some(i) = exits.iter().position(|&s| s == k) {
+                        exits.remove(i);
+                        refused[self.reason("no_position")] += 1;
+                    }
                 }
             }
         }
@@ -331,6 +359,77 @@ impl<'m> RefEnv<'m> {
         };
         let mut trades = vec![];
         let mut executed = 0u32;
+
+        // A margin call (answer 20): the equity at the decision bar's close under the
+        // maintenance margin closes whole positions at the reference prices, shorts then
+        // longs in ticker order, until it is met; the agent's orders of those are refused.
+        if shorting {
+            let mm = cfg.short_selling.maintenance_margin;
+            let met = |cash: f64, pos: &[RefPosition], prices: &[f64]| {
+                let net: f64 = pos.iter().zip(prices).map(|(p, x)| p.shares * x).sum();
+                let gross: f64 = pos.iter().zip(prices).map(|(p, x)| p.shares.abs() * x).sum();
+                cash + net >= mm * gross
+            };
+            if !met(self.cash, &self.pos, m.close_row(t)) {
+                let order: Vec<usize> = (0..self.pos.len())
+                    .filter(|&k| self.pos[k].shares < 0.0)
+                    .chain((0..self.pos.len()).filter(|&k| self.pos[k].shares > 0.0))
+                    .collect();
+                let mut closed = vec![];
+                for k in order {
+                    if met(self.cash, &self.pos, &refs) {
+                        break;
+                    }
+                    if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
+                        continue;
+                    }
+                    let (r, s) = (refs[k], cfg.slippage_atr_mult * atr[k]);
+                    let q = self.pos[k].shares.abs();
+                    let i = impact_of(k, q);
+                    let (side, fill, fees) = if self.pos[k].shares < 0.0 {
+                        let fill = r * (1.0 + h + s + i);
+                        let fees = cfg.fees.commission_per_order;
+                        self.cash -= q * fill + fees;
+                        (Side::Buy, fill, fees)
+                    } else {
+                        let fill = (r * (1.0 - h - s - i)).max(0.0);
+                        let fees = self.sell_fees(q, q * fill).min(self.cash + q * fill);
+                        self.cash += q * fill - fees;
+                        (Side::Sell, fill, fees)
+                    };
+                    if self.pos[k].last_buy_day == day {
+                        self.day_trades.push(day);
+                    }
+                    trades.push(TradeRecord {
+                        bar: fill_bar as u32,
+                        ticker: k as u16,
+                        side,
+                        shares: q,
+                        reference_price: r,
+                        fill_price: fill,
+                        spread: q * r * h,
+                        slippage: q * r * s,
+                        impact: q * r * i,
+                        fees,
+                        cash_after: self.cash,
+                        unfilled: 0.0,
+                        forced: Some(ploutos::env::Refusal::MARGIN_CALL),
+                    });
+                    self.pos[k] = RefPosition::default();
+                    executed += 1;
+                    closed.push(k);
+                }
+                let call = self.reason("margin_call");
+                for list in [&mut sells, &mut covers, &mut opens, &mut buys] {
+                    list.retain(|k| {
+                        let hit = closed.contains(k);
+                        refused[call] += u32::from(hit);
+                        !hit
+                    });
+                }
+            }
+        }
+
         for &k in &sells {
             if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
                 refused[self.reason("no_liquidity")] += 1;
@@ -350,7 +449,8 @@ impl<'m> RefEnv<'m> {
             let i = impact_of(k, q);
             let fill = (r * (1.0 - h - s - i)).max(0.0);
             let notional = q * fill;
-            let fees = self.sell_fees(q, notional);
+            // Fees beyond what the account holds are waived (cash never goes below zero by a sell).
+            let fees = self.sell_fees(q, notional).min(self.cash + notional);
             self.cash += notional - fees;
             if cfg.account == Account::Cash {
                 self.unsettled.1 += notional - fees;
@@ -371,6 +471,7 @@ impl<'m> RefEnv<'m> {
                 fees,
                 cash_after: self.cash,
                 unfilled: held - q,
+                forced: None,
             });
             // What the cap left stays open as it was.
             if held > q {
@@ -380,18 +481,148 @@ impl<'m> RefEnv<'m> {
             }
             executed += 1;
         }
-        // The cap's equity: right after the sells, marked at the reference prices.
-        let equity_ref = self.cash + self.pos.iter().zip(&refs).map(|(p, r)| p.shares * r).sum::<f64>();
-        for (j, &k) in buys.iter().enumerate() {
-            // `cash_fraction`: buy_pct of the cash left; `equal_split`: the cash left over
-            // the bar's buys still to come (this one included).
-            let share = match cfg.buy_sizing {
-                BuySizing::CashFraction => cfg.buy_pct,
-                BuySizing::EqualSplit => 1.0 / (buys.len() - j) as f64,
+        // Covers, in ticker order: all of the short (or what the cap lets through), at the
+        // buy side of a share-sized quote, never refused for cash.
+        for &k in &covers {
+            if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
+                refused[self.reason("no_liquidity")] += 1;
+                continue;
+            }
+            let held = -self.pos[k].shares;
+            let q = match self.participation_cap(fill_bar, k) {
+                None => held,
+                Some(Ok(cap)) => held.min(cap),
+                Some(Err(name)) => {
+                    refused[self.reason(name)] += 1;
+                    continue;
+                }
             };
+            let (r, s) = (refs[k], cfg.slippage_atr_mult * atr[k]);
+            let i = impact_of(k, q);
+            let fill = r * (1.0 + h + s + i);
+            let fees = cfg.fees.commission_per_order;
+            self.cash -= q * fill + fees;
+            if self.pos[k].last_buy_day == day {
+                self.day_trades.push(day);
+            }
+            trades.push(TradeRecord {
+                bar: fill_bar as u32,
+                ticker: k as u16,
+                side: Side::Buy,
+                shares: q,
+                reference_price: r,
+                fill_price: fill,
+                spread: q * r * h,
+                slippage: q * r * s,
+                impact: q * r * i,
+                fees,
+                cash_after: self.cash,
+                unfilled: held - q,
+                forced: None,
+            });
+            if held > q {
+                self.pos[k].shares = -(held - q);
+            } else {
+                self.pos[k] = RefPosition::default();
+            }
+            executed += 1;
+        }
+        // The cap's equity: right after the closing orders, marked at the reference prices.
+        let equity_ref = self.cash + self.pos.iter().zip(&refs).map(|(p, r)| p.shares * r).sum::<f64>();
+        // Cash backing the shorts: their value and its initial margin (answer 20).
+        let im = cfg.short_selling.initial_margin;
+        let mut locked = if shorting {
+            (1.0 + im) * self.pos.iter().zip(&refs).map(|(p, r)| (-p.shares).max(0.0) * r).sum::<f64>()
+        } else {
+            0.0
+        };
+        // `cash_fraction`: buy_pct of the free cash left; `equal_split`: that cash over the
+        // bar's opening orders still to come (this one included).
+        let n_opening = opens.len() + buys.len();
+        let share_of = |j: usize| match cfg.buy_sizing {
+            BuySizing::CashFraction => cfg.buy_pct,
+            BuySizing::EqualSplit => 1.0 / (n_opening - j) as f64,
+        };
+        for (j, &k) in opens.iter().enumerate() {
+            let share = share_of(j);
+            let r = refs[k];
+            let free = self.cash - locked;
+            if free <= 0.0 {
+                refused[self.reason("margin")] += 1;
+                continue;
+            }
+            let room = cfg.max_position_pct * equity_ref + self.pos[k].shares * r;
+            if room <= 0.0 {
+                refused[self.reason("position_cap")] += 1;
+                continue;
+            }
+            let notional = (share * free).min(room);
+            if notional < cfg.min_order_notional {
+                refused[self.reason("too_small")] += 1;
+                continue;
+            }
+            if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
+                refused[self.reason("no_liquidity")] += 1;
+                continue;
+            }
+            let want = if cfg.fractional_shares { notional / r } else { (notional / r).floor() };
+            let (q, unfilled) = match self.participation_cap(fill_bar, k) {
+                Some(Err(name)) => {
+                    refused[self.reason(name)] += 1;
+                    continue;
+                }
+                Some(Ok(cap)) if cap < want => (cap, want - cap),
+                _ => (want, 0.0),
+            };
+            if q <= 0.0 {
+                refused[self.reason("too_small")] += 1;
+                continue;
+            }
+            let s = cfg.slippage_atr_mult * atr[k];
+            let i = impact_of(k, q);
+            let fill = (r * (1.0 - h - s - i)).max(0.0);
+            let proceeds = q * fill;
+            let fees = self.sell_fees(q, proceeds);
+            let collateral = (1.0 + im) * q * r;
+            if self.cash + proceeds - fees - (locked + collateral) < 0.0 {
+                refused[self.reason("margin")] += 1;
+                continue;
+            }
+            self.cash += proceeds - fees;
+            locked += collateral;
+            let p = &mut self.pos[k];
+            let held = -p.shares;
+            if held <= 0.0 {
+                *p = RefPosition { opened_bar: fill_bar as u32, ..RefPosition::default() };
+            }
+            p.avg_cost = (p.avg_cost * held + proceeds - fees) / (held + q);
+            p.shares -= q;
+            p.last_buy_bar = fill_bar as u32;
+            p.last_buy_day = day;
+            trades.push(TradeRecord {
+                bar: fill_bar as u32,
+                ticker: k as u16,
+                side: Side::Sell,
+                shares: q,
+                reference_price: r,
+                fill_price: fill,
+                spread: q * r * h,
+                slippage: q * r * s,
+                impact: q * r * i,
+                fees,
+                cash_after: self.cash,
+                unfilled,
+                forced: None,
+            });
+            executed += 1;
+        }
+        for (j, &k) in buys.iter().enumerate() {
+            let share = share_of(opens.len() + j);
             let r = refs[k];
             let room = cfg.max_position_pct * equity_ref - self.pos[k].shares * r;
-            if self.cash <= 0.0 {
+            // The cash that does not back shorts (all of it, long only).
+            let free = self.cash - locked;
+            if free <= 0.0 {
                 refused[self.reason("cash")] += 1;
                 continue;
             }
@@ -399,7 +630,7 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("position_cap")] += 1;
                 continue;
             }
-            let notional = (share * self.cash).min(room);
+            let notional = (share * free).min(room);
             if notional < cfg.min_order_notional {
                 refused[self.reason("too_small")] += 1;
                 continue;
@@ -439,15 +670,15 @@ impl<'m> RefEnv<'m> {
                 continue;
             }
             let fees = cfg.fees.commission_per_order;
-            if spent + fees > self.cash {
+            if spent + fees > free {
                 refused[self.reason("cash")] += 1;
                 continue;
             }
-            if spent + fees > self.cash - self.unsettled.1 {
+            if spent + fees > free - self.unsettled.1 {
                 refused[self.reason("good_faith")] += 1;
                 continue;
             }
-            self.cash = (self.cash - spent - fees).max(0.0);
+            self.cash = (free - spent - fees).max(0.0) + locked;
             let p = &mut self.pos[k];
             if p.shares <= 0.0 {
                 *p = RefPosition { opened_bar: fill_bar as u32, ..RefPosition::default() };
@@ -469,6 +700,7 @@ impl<'m> RefEnv<'m> {
                 fees,
                 cash_after: self.cash,
                 unfilled,
+                forced: None,
             });
             executed += 1;
         }
@@ -477,6 +709,16 @@ impl<'m> RefEnv<'m> {
         // Fills at bar t's close came before the splits and dividends of bar t+1.
         if !self.next_open() {
             self.corporate_actions(t + 1);
+        }
+
+        // Borrow fee (answer 20): rate / 252 per trading day crossed, on the shorts' value
+        // at the coming mark.
+        let days = m.day(t + 1) - m.day(t);
+        if shorting && cfg.short_selling.borrow_rate > 0.0 && days > 0 {
+            let value: f64 = self.pos.iter().zip(m.close_row(t + 1)).map(|(p, c)| (-p.shares).max(0.0) * c).sum();
+            if value > 0.0 {
+                self.cash -= cfg.short_selling.borrow_rate / 252.0 * f64::from(days) * value;
+            }
         }
 
         // Mark at bar t+1's close; the clock moves on.
@@ -493,7 +735,7 @@ impl<'m> RefEnv<'m> {
         let reward = self.reward(prev, ret, executed);
         self.episode_reward += reward;
 
-        let terminated = self.equity < cfg.bankruptcy_pct * cfg.initial_cash;
+        let terminated = cfg.bankruptcy_pct > 0.0 && self.equity < cfg.bankruptcy_pct * cfg.initial_cash;
         let truncated = !terminated && (self.steps as usize >= cfg.episode_length || self.bar >= self.bounds.last);
         let out = RefStep {
             trades,
@@ -574,16 +816,19 @@ impl<'m> RefEnv<'m> {
         let m = self.m;
         let t = self.bar as usize;
         let closes = m.close_row(t);
+        // An account at or below zero equity (a short can take it there) shows zeros.
+        let inv_e = if self.equity > 0.0 { 1.0 / self.equity } else { 0.0 };
         let e = self.equity;
-        let mut row = vec![(self.cash / e) as f32];
-        row.extend(self.pos.iter().zip(closes).map(|(p, c)| (p.shares * c / e) as f32));
-        row.extend(self.pos.iter().zip(closes).map(
-            |(p, c)| {
-                if p.shares > 0.0 { (c / p.avg_cost - 1.0) as f32 } else { 0.0 }
-            },
-        ));
+        let mut row = vec![(self.cash * inv_e) as f32];
+        row.extend(self.pos.iter().zip(closes).map(|(p, c)| (p.shares * c * inv_e) as f32));
+        row.extend(
+            self.pos
+                .iter()
+                .zip(closes)
+                .map(|(p, c)| if p.shares != 0.0 { ((c / p.avg_cost - 1.0) * p.shares.signum()) as f32 } else { 0.0 }),
+        );
         row.extend(self.pos.iter().map(|p| {
-            if p.shares > 0.0 { ((t as f64 - f64::from(p.opened_bar)) / 100.0).min(10.0) as f32 } else { 0.0 }
+            if p.shares != 0.0 { ((t as f64 - f64::from(p.opened_bar)) / 100.0).min(10.0) as f32 } else { 0.0 }
         }));
         row.push(((self.peak - e) / self.peak) as f32);
         // Counters are for the day the next order would fill on.
@@ -714,6 +959,7 @@ fn compare(
                 close_money(g.slippage, w.slippage, &format!("{at}: slippage"));
                 close_money(g.impact, w.impact, &format!("{at}: impact"));
                 close_money(g.unfilled, w.unfilled, &format!("{at}: unfilled shares"));
+                assert_eq!(g.forced, w.forced, "{at}: forced");
             }
             n_trades += got.len();
             // Refusals by reason.
@@ -993,4 +1239,52 @@ fn matches_reference_pdt_on_the_previous_close(#[case] timing: FillTiming) {
         compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 15, p: [0.4, 0.35, 0.25] });
     assert!(trades > 2_000, "{trades} trades");
     assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
+}
+
+/// Short selling and margin (answer 20): shorts sized like buys from the free cash, covers,
+/// the `no_short` list, a daily borrow fee, and a maintenance margin at the initial one with
+/// heavy leverage so that margin calls close positions by forced orders; with splits and
+/// dividends on shorts, a daily cap and the PDT rule on exits, under both fill timings.
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
+    let mut cfg = EnvironmentConfig {
+        fill_timing: timing,
+        initial_cash: 20_000.0,
+        buy_pct: 0.8,
+        max_position_pct: 1.0,
+        min_holding_bars: 2,
+        max_trades_per_day: Some(6),
+        episode_length: 300,
+        bankruptcy_pct: 0.2,
+        ..EnvironmentConfig::default()
+    };
+    cfg.short_selling.enabled = true;
+    cfg.short_selling.borrow_rate = 0.3;
+    cfg.short_selling.maintenance_margin = 0.5;
+    cfg.short_selling.no_short = vec!["D".into()];
+    if timing == FillTiming::Close {
+        cfg.buy_sizing = BuySizing::EqualSplit;
+        cfg.fractional_shares = false;
+    }
+    let market = MarketData::random_walk(1_000, 4, 2, 17);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let events = (0..market.n_bars() * market.n_tickers())
+        .map(|_| match rng.random::<f64>() {
+            u if u < 0.005 => ([2.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..4)], 0.0),
+            u if u < 0.02 => (1.0, rng.random_range(0.01..1.0)),
+            _ => (1.0, 0.0),
+        })
+        .collect();
+    let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
+    let market = market.with_corporate_actions(events).and_then(|m| m.with_tickers(&names)).expect("shapes");
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.4, 0.25, 0.35] });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+    for r in ["margin_call", "not_shortable", "holding_period", "pdt", "trades_per_day"] {
+        assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
+    }
 }

@@ -17,7 +17,7 @@
 //! | `profit_factor` | Σ P&L of winners / |Σ P&L of losers| |
 //! | `avg_trade_bars` | mean of (sell fill bar − opening buy fill bar) over closed trades |
 //! | `turnover` | Σ traded notional / mean equity |
-//! | `exposure` | mean over bars of (positions value / equity) |
+//! | `exposure` | mean over bars of (gross positions value, longs and shorts, / equity) |
 //!
 //! A closed trade runs from the buy that opens a position to the sell that closes it
 //! (add-on buys join it); its P&L is the sell's proceeds net of fees minus everything the
@@ -64,6 +64,12 @@ pub struct Metrics {
     pub dividends: f64,
     #[serde(default)]
     pub cash_in_lieu: f64,
+    /// Borrow fees paid on shorts (`short_selling.borrow_rate`).
+    #[serde(default)]
+    pub borrow_fees: f64,
+    /// Orders the broker placed itself: forced buy-ins of margin calls.
+    #[serde(default)]
+    pub forced_orders: u64,
     /// Refused orders per reason name.
     pub refused: Vec<(String, u32)>,
 }
@@ -158,28 +164,30 @@ pub struct ClosedTrade {
     pub pnl: f64,
 }
 
-/// Round trips from a replay's trade list (a sell closes the whole position).
+/// Round trips from a replay's trade list: an order against the position's side (a sell
+/// of a long, a buy of a short) closes a trade of the shares it fills, with its share of
+/// the position's cash flows; the rest stays open.
 pub fn closed_trades(trades: &[crate::env::TradeRecord], n_tickers: usize) -> Vec<ClosedTrade> {
-    // (cost so far, first buy bar) per open position
-    let mut open: Vec<Option<(f64, u32)>> = vec![None; n_tickers];
+    // (signed shares, cash flows so far, opening bar) per open position
+    let mut open: Vec<Option<(f64, f64, u32)>> = vec![None; n_tickers];
     let mut out = Vec::new();
     for tr in trades {
         let k = tr.ticker as usize;
-        match tr.side {
-            Side::Buy => {
-                let cost = tr.shares * tr.fill_price + tr.fees;
-                open[k] = Some(match open[k] {
-                    Some((c, bar)) => (c + cost, bar),
-                    None => (cost, tr.bar),
-                });
+        let (shares, cash) = match tr.side {
+            Side::Buy => (tr.shares, -(tr.shares * tr.fill_price) - tr.fees),
+            Side::Sell => (-tr.shares, tr.shares * tr.fill_price - tr.fees),
+            Side::Hold => continue,
+        };
+        match open[k] {
+            Some((q, flows, bar)) if q * shares < 0.0 => {
+                let part = (shares.abs() / q.abs()).min(1.0);
+                let pnl = cash + flows * part;
+                out.push(ClosedTrade { ticker: tr.ticker, open_bar: bar, close_bar: tr.bar, pnl });
+                let left = q + shares;
+                open[k] = (part < 1.0 && left.abs() > 1e-9 * q.abs()).then_some((left, flows * (1.0 - part), bar));
             }
-            Side::Sell => {
-                if let Some((cost, bar)) = open[k].take() {
-                    let pnl = tr.shares * tr.fill_price - tr.fees - cost;
-                    out.push(ClosedTrade { ticker: tr.ticker, open_bar: bar, close_bar: tr.bar, pnl });
-                }
-            }
-            Side::Hold => {}
+            Some((q, flows, bar)) => open[k] = Some((q + shares, flows + cash, bar)),
+            None => open[k] = Some((shares, cash, tr.bar)),
         }
     }
     out
@@ -223,7 +231,7 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
     let exposure = result
         .equity
         .iter()
-        .map(|r| if r.equity > 0.0 { r.values.iter().sum::<f64>() / r.equity } else { 0.0 })
+        .map(|r| if r.equity > 0.0 { r.values.iter().map(|v| v.abs()).sum::<f64>() / r.equity } else { 0.0 })
         .sum::<f64>()
         / result.equity.len().max(1) as f64;
     let sum = |f: fn(&crate::env::TradeRecord) -> f64| result.trades.iter().map(f).fold(0.0, |a, b| a + b);
@@ -253,6 +261,8 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
         impact: sum(|t| t.impact),
         dividends: result.totals.dividends,
         cash_in_lieu: result.totals.cash_in_lieu,
+        borrow_fees: result.totals.borrow_fees,
+        forced_orders: result.totals.forced_orders,
         refused: result
             .refusal_names
             .iter()

@@ -1,9 +1,12 @@
 //! `equity.csv` and `trades.csv`, full precision (Rust's `{}` for f64), written atomically.
 //!
-//! `trades.csv`: `time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares`
+//! `trades.csv`: `time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares,forced`
 //! — time of the fill bar; spread, slippage, impact and fees in dollars; cash right after
 //! the trade; the shares of the order that the participation cap
-//! (`environment.max_participation`) cancelled, 0 for a full fill. `equity.csv`: `time,bar,equity,cash,<one value column per ticker>` — one row
+//! (`environment.max_participation`) cancelled, 0 for a full fill; for an order the broker
+//! placed itself, its reason (`margin_call`: a forced buy-in), empty for the agent's. With
+//! short selling a `sell` of a ticker not held long opens or adds to a short, a `buy` of
+//! a ticker held short covers it. `equity.csv`: `time,bar,equity,cash,<one value column per ticker>` — one row
 //! per bar, marked at its close.
 
 use super::ReplayResult;
@@ -21,7 +24,7 @@ pub fn write_trades(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Re
     write_atomic_with(path, |w| {
         writeln!(
             w,
-            "time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares"
+            "time,ticker,side,shares,reference_price,fill_price,spread,slippage,impact,fees,cash_after,unfilled_shares,forced"
         )?;
         for tr in &result.trades {
             let side = match tr.side {
@@ -29,9 +32,10 @@ pub fn write_trades(path: &Path, result: &ReplayResult, panel: &Panel) -> io::Re
                 Side::Sell => "sell",
                 Side::Hold => "hold",
             };
+            let forced = tr.forced.map_or("", |r| result.refusal_names[r.0 as usize].as_str());
             writeln!(
                 w,
-                "{},{},{side},{},{},{},{},{},{},{},{},{}",
+                "{},{},{side},{},{},{},{},{},{},{},{},{},{forced}",
                 format_timestamp(panel.timestamps()[tr.bar as usize], panel.interval()),
                 panel.tickers()[tr.ticker as usize],
                 tr.shares,

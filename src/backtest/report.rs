@@ -76,6 +76,8 @@ impl Report {
             ("slippage paid ($)", Box::new(move |m| money(m.slippage))),
             ("impact paid ($)", Box::new(move |m| money(m.impact))),
             ("dividends received ($)", Box::new(move |m| money(m.dividends))),
+            ("borrow fees paid ($)", Box::new(move |m| money(m.borrow_fees))),
+            ("forced orders (margin calls)", Box::new(|m| m.forced_orders.to_string())),
             ("orders refused", Box::new(|m| m.refused.iter().map(|(_, n)| n).sum::<u32>().to_string())),
         ];
         let mut header = vec!["metric".to_string()];

@@ -31,6 +31,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Some("materialized") => vec![ObservationLayout::Materialized],
         Some(other) => return Err(BadArgument(format!("--layout {other:?}: expected index or materialized")).into()),
     };
+    if a.realism_cost {
+        return realism_cost(&cfg, &a, &layouts);
+    }
     let baseline = baseline_dir(a.baseline.as_deref());
     let bandwidth = Bandwidth {
         fill: measure_write_bandwidth(cfg.training.threads),
@@ -69,6 +72,46 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         println!(
             "(NumPy baseline not run: shared/bench/numpy_env.py or a Python with numpy not found; see --baseline)"
         );
+    }
+    Ok(())
+}
+
+/// `--realism-cost`: per layout and env count, `--repeat` interleaved pairs (the
+/// configured env, then every realism switch on), so that both see the same load; prints
+/// the medians and their ratio.
+fn realism_cost(cfg: &ploutos::config::Config, a: &BenchArgs, layouts: &[ObservationLayout]) -> anyhow::Result<()> {
+    let envs = if a.envs.is_empty() { vec![4096] } else { a.envs.clone() };
+    if !a.json {
+        println!(
+            "{:>6} {:>13} {:>20} {:>20} {:>8}   (medians of {} interleaved pairs)",
+            "envs", "layout", "default env-steps/s", "realism env-steps/s", "ratio", a.repeat
+        );
+    }
+    for &layout in layouts {
+        for &n in &envs {
+            let mut base = cfg.environment.clone();
+            base.observation_layout = layout;
+            let mut on = base.clone();
+            ploutos::bench::all_realism_on(&mut on);
+            let (mut plain, mut real) = (Vec::new(), Vec::new());
+            for _ in 0..a.repeat {
+                plain.push(measure_env(&base, bench_market(10), n, cfg.training.threads, a.seconds)?.env_steps_per_sec);
+                real.push(
+                    measure_env(&on, bench_market_with_actions(10), n, cfg.training.threads, a.seconds)?
+                        .env_steps_per_sec,
+                );
+            }
+            let (p, r) = (ploutos::bench::median(plain.clone()), ploutos::bench::median(real.clone()));
+            if a.json {
+                let v = serde_json::json!({
+                    "envs": n, "layout": ploutos::bench::layout_name(layout), "default": p, "realism": r,
+                    "ratio": r / p, "default_runs": plain, "realism_runs": real,
+                });
+                println!("{v}");
+            } else {
+                println!("{n:>6} {:>13} {p:>20.0} {r:>20.0} {:>8.2}", ploutos::bench::layout_name(layout), r / p);
+            }
+        }
     }
     Ok(())
 }

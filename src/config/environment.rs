@@ -148,6 +148,61 @@ impl Default for PdtConfig {
     }
 }
 
+/// The most target levels (actions per ticker) `environment.target_positions` may have.
+pub const MAX_TARGET_LEVELS: usize = 16;
+
+/// Short selling and Reg T margin (`environment.short_selling`; execution contract answer 20
+/// in `env`). Needs a margin account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShortSellingConfig {
+    /// Allow shorts: a sell when flat opens a short sized like a buy, a buy when short
+    /// covers it (default: false, long only as the seed).
+    pub enabled: bool,
+    /// Annual borrow fee on the shorts' market value, charged per trading day as
+    /// `borrow_rate / 252` (default: 0.005, a general-collateral rate).
+    pub borrow_rate: f64,
+    /// Reg T initial margin: equity beyond the long positions (which are paid in full) must
+    /// cover this fraction of the short value, new short included (default: 0.5).
+    pub initial_margin: f64,
+    /// Maintenance margin: below this fraction of the long value plus the short value,
+    /// positions are closed by a forced buy-in (default: 0.25, FINRA 4210's floor).
+    pub maintenance_margin: f64,
+    /// Tickers that cannot be sold short (hard to borrow); a sell of one when flat is
+    /// refused as `not_shortable` (default: none).
+    pub no_short: Vec<String>,
+}
+
+impl Default for ShortSellingConfig {
+    fn default() -> Self {
+        Self { enabled: false, borrow_rate: 0.005, initial_margin: 0.5, maintenance_margin: 0.25, no_short: Vec::new() }
+    }
+}
+
+/// Target-position actions (`environment.target_positions`; execution contract answer 21
+/// in `env`): each ticker's action picks a target position among `levels`, and the order is
+/// the difference from the position held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetPositionsConfig {
+    /// Replace the seed's {hold, buy, sell} with target positions (default: false).
+    pub enabled: bool,
+    /// The targets action `i` picks, as fractions of `max_position_pct` × equity, each in
+    /// [−1, 1]; negative ones (shorts) need `short_selling.enabled` (default: `[0.0, 0.5,
+    /// 1.0]`; with shorting e.g. `[-1.0, -0.5, 0.0, 0.5, 1.0]`).
+    pub levels: Vec<f64>,
+    /// No order when the target differs from the position by less than this fraction of
+    /// `max_position_pct` × equity, so that drift does not send tiny rebalances (default:
+    /// 0.1).
+    pub no_trade_band: f64,
+}
+
+impl Default for TargetPositionsConfig {
+    fn default() -> Self {
+        Self { enabled: false, levels: vec![0.0, 0.5, 1.0], no_trade_band: 0.1 }
+    }
+}
+
 /// Reward mode and the weight of each of the seed's terms.
 ///
 /// Seed mode: `r = return_weight·ΔE/E − [DD > drawdown_threshold]·drawdown_weight·DD
@@ -229,6 +284,11 @@ pub struct EnvironmentConfig {
     /// and an order whose fill bar has no volume is refused (`zero_volume`) (default: None,
     /// orders fill in full whatever the volume).
     pub max_participation: Option<f64>,
+    /// Short selling and margin (default: off).
+    pub short_selling: ShortSellingConfig,
+    /// Target-position actions with partial exits (default: off, the seed's {hold, buy,
+    /// sell}).
+    pub target_positions: TargetPositionsConfig,
     /// Fill price timing (default: `next_open`).
     pub fill_timing: FillTiming,
     /// Quoted bid/ask spread in basis points; half is paid per fill (default: 2).
@@ -253,8 +313,8 @@ pub struct EnvironmentConfig {
     pub reward_scaling: f64,
     /// Bars per episode before truncation (default: 2000).
     pub episode_length: usize,
-    /// An episode terminates when equity falls below this fraction of initial cash
-    /// (default: 0.5).
+    /// An episode terminates when equity falls below this fraction of initial cash; 0 never
+    /// ends one, even at a negative equity (a short can take it there) (default: 0.5).
     pub bankruptcy_pct: f64,
     /// Observation layout (default: `materialized`).
     pub observation_layout: ObservationLayout,
@@ -285,6 +345,8 @@ impl Default for EnvironmentConfig {
             min_order_notional: 1.0,
             account: Account::Margin,
             max_participation: None,
+            short_selling: ShortSellingConfig::default(),
+            target_positions: TargetPositionsConfig::default(),
             fill_timing: FillTiming::NextOpen,
             spread_bps: 2.0,
             slippage_atr_mult: 0.1,
@@ -317,6 +379,41 @@ impl EnvironmentConfig {
         check::within("environment.min_order_notional", self.min_order_notional, 0.0, 1e12)?;
         if let Some(p) = self.max_participation {
             check::above("environment.max_participation", p, 0.0, 1.0)?;
+        }
+        let short = &self.short_selling;
+        check::within("environment.short_selling.borrow_rate", short.borrow_rate, 0.0, 10.0)?;
+        check::above("environment.short_selling.initial_margin", short.initial_margin, 0.0, 1.0)?;
+        check::above(
+            "environment.short_selling.maintenance_margin",
+            short.maintenance_margin,
+            0.0,
+            short.initial_margin,
+        )?;
+        if short.enabled && self.account == Account::Cash {
+            return Err(check::out(
+                "environment.short_selling.enabled",
+                true,
+                "must be false with environment.account: cash (shorts need a margin account)".into(),
+            ));
+        }
+        let targets = &self.target_positions;
+        check::within("environment.target_positions.no_trade_band", targets.no_trade_band, 0.0, 1.0)?;
+        if targets.enabled {
+            let key = "environment.target_positions.levels";
+            let shown = format!("{:?}", targets.levels);
+            let bad = |why: &str| check::out(key, &shown, why.into());
+            if !(2..=MAX_TARGET_LEVELS).contains(&targets.levels.len()) {
+                return Err(bad(&format!("needs 2 to {MAX_TARGET_LEVELS} levels")));
+            }
+            if targets.levels.iter().any(|l| !(-1.0..=1.0).contains(l)) {
+                return Err(bad("levels are fractions of max_position_pct, each in [-1, 1]"));
+            }
+            if targets.levels.iter().enumerate().any(|(i, a)| targets.levels[..i].contains(a)) {
+                return Err(bad("levels must differ from each other"));
+            }
+            if !short.enabled && targets.levels.iter().any(|&l| l < 0.0) {
+                return Err(bad("negative levels (shorts) need environment.short_selling.enabled: true"));
+            }
         }
         check::within("environment.spread_bps", self.spread_bps, 0.0, 10_000.0)?;
         check::within("environment.slippage_atr_mult", self.slippage_atr_mult, 0.0, 100.0)?;

@@ -12,7 +12,7 @@ mod training;
 pub use data::{Adjust, DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
     Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, PdtEquity,
-    RewardConfig, RewardMode, TafModel,
+    RewardConfig, RewardMode, ShortSellingConfig, TafModel, TargetPositionsConfig, MAX_TARGET_LEVELS,
 };
 pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
 
@@ -154,6 +154,13 @@ impl Config {
         self.training.validate()?;
         self.environment.validate()?;
         self.data.validate()?;
+        if let Some(t) = self.environment.short_selling.no_short.iter().find(|t| !self.data.tickers.contains(t)) {
+            return Err(check::out(
+                "environment.short_selling.no_short",
+                t,
+                format!("must name tickers of data.tickers ({})", self.data.tickers.join(", ")),
+            ));
+        }
         if self.training.batch_size > self.training.n_steps * self.training.n_envs {
             return Err(ConfigError::OutOfRange {
                 origin: String::new(),

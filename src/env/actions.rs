@@ -1,6 +1,10 @@
 //! Actions from the learner become orders.
 
-use crate::env::{ActionBuffer, ActionMask, ActionMasking, EnvId, Orders, Position, Positions, Refusal, Targets};
+use crate::config::EnvironmentConfig;
+use crate::env::{
+    ActionBuffer, ActionMask, ActionMasking, EnvId, EnvParams, EpisodeClock, MarketData, OrderShares, Orders,
+    Portfolio, Position, Positions, Refusal, Targets,
+};
 use bevy_ecs::prelude::*;
 
 /// Decodes each env's row of the [`ActionBuffer`] into [`Orders`], refuses the orders its
@@ -10,25 +14,27 @@ use bevy_ecs::prelude::*;
 /// [`ActionMask`] when some plugin masks actions. Runs in
 /// [`crate::env::StepSystems::Act`]. Codes: 0 hold, 1 buy, 2 sell; any other code is
 /// counted as `invalid_action` and held; a sell with no position is counted as
-/// `no_position`, a masked order as `masked`.
+/// `no_position` (unless the account sells short), a masked order as `masked`.
 #[allow(clippy::type_complexity, reason = "the two queries of a ParamSet")]
 pub fn apply_actions(
     actions: Res<ActionBuffer>,
+    params: Res<EnvParams>,
     masking: Res<ActionMasking>,
     mut envs: ParamSet<(
         Query<(&EnvId, &mut Orders, &Positions)>,
         Query<(&EnvId, &mut Orders, &Positions, &mut ActionMask)>,
     )>,
 ) {
+    let short = params.short_selling;
     // Without a masking plugin no mask is ever set: the step does not touch the masks.
     if !masking.enabled {
         envs.p0().iter_mut().for_each(|(id, mut orders, positions)| {
-            decode(&mut orders, actions.row(id.index()), &positions.0);
+            decode(&mut orders, actions.row(id.index()), &positions.0, short);
         });
         return;
     }
     envs.p1().iter_mut().for_each(|(id, mut orders, positions, mut mask)| {
-        decode(&mut orders, actions.row(id.index()), &positions.0);
+        decode(&mut orders, actions.row(id.index()), &positions.0, short);
         // A ticker has one action, so one mask over both sides refuses exactly the masked ones.
         let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
         orders.refuse(forbidden, Refusal::MASKED);
@@ -36,8 +42,9 @@ pub fn apply_actions(
     });
 }
 
-/// Decodes one env's actions.
-pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position]) {
+/// Decodes one env's actions; with `short_selling` a sell with no position is an order
+/// (to open a short).
+pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position], short_selling: bool) {
     let (mut buy, mut sell, mut invalid, mut held) = (0u64, 0u64, 0u32, 0u64);
     for (k, (&a, pos)) in row.iter().zip(positions).enumerate() {
         buy |= u64::from(a == 1) << k;
@@ -50,7 +57,9 @@ pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position]) {
     orders.n_refused = invalid;
     orders.buy = buy;
     orders.sell = sell;
-    orders.refuse(sell & !held, Refusal::NO_POSITION);
+    if !short_selling {
+        orders.refuse(sell & !held, Refusal::NO_POSITION);
+    }
 }
 
 /// Masks the sells of tickers the env does not hold (refused as `no_position` if sent).
@@ -62,4 +71,139 @@ pub fn mask_sells_without_position(targets: Res<Targets>, mut envs: Query<(&Posi
         let held = positions.0.iter().enumerate().fold(0u64, |m, (k, p)| m | u64::from(p.shares > 0.0) << k);
         mask.forbid_sell(!held);
     });
+}
+
+/// Target-position actions (`environment.target_positions`, execution contract answer 21):
+/// action `a` of a ticker asks for a position worth `weights[a]` × equity, and the order is
+/// the difference from the position held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetLevels {
+    /// Target value of each action as a fraction of equity: level × `max_position_pct`
+    /// (negative: a short).
+    pub weights: Box<[f64]>,
+    /// No order when the difference is worth less than this fraction of equity
+    /// (`no_trade_band` × `max_position_pct`).
+    pub band: f64,
+    /// Targets are whole shares, rounded toward zero (`fractional_shares: false`).
+    pub whole_shares: bool,
+}
+
+impl TargetLevels {
+    /// The configured levels, when target-position actions are on.
+    pub fn new(cfg: &EnvironmentConfig) -> Option<Self> {
+        let t = &cfg.target_positions;
+        t.enabled.then(|| Self {
+            weights: t.levels.iter().map(|l| l * cfg.max_position_pct).collect(),
+            band: t.no_trade_band * cfg.max_position_pct,
+            whole_shares: !cfg.fractional_shares,
+        })
+    }
+
+    /// Actions per ticker.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Whether there are no levels (never, once the config is validated).
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// The signed shares action `a` orders for a ticker `held` shares of which are held, at
+    /// the decision bar's `close` and `equity`: the target `weights[a] × equity / close`
+    /// less `held`, or 0 when that is worth less than the band. A negative equity targets
+    /// flat for every action (no position is worth a share of it).
+    #[inline]
+    pub fn order(&self, a: usize, held: f64, equity: f64, close: f64) -> f64 {
+        let equity = equity.max(0.0);
+        let target = if close > 0.0 { self.weights[a] * equity / close } else { 0.0 };
+        let target = if self.whole_shares { target.trunc() } else { target };
+        let delta = target - held;
+        if (delta * close).abs() < self.band * equity { 0.0 } else { delta }
+    }
+
+    /// Writes one env's mask row for the learner (`[n_tickers × len]`, true = allowed): a
+    /// level is allowed when its order is none, or a buy the mask allows, or a sell it
+    /// allows. When every level of a ticker is forbidden (its position sits outside the band
+    /// of every level, and it can neither buy nor sell), the level with the smallest order
+    /// is left allowed, so that the policy has something to pick: its order is refused as
+    /// `masked`, and the agent holds.
+    pub fn mask_row(&self, cells: &mut [bool], mask: &ActionMask, positions: &[Position], equity: f64, closes: &[f64]) {
+        for (k, cell) in cells.chunks_exact_mut(self.len()).enumerate() {
+            let (held, close) = (positions[k].shares, closes[k]);
+            let (mut any, mut smallest, mut nearest) = (false, f64::INFINITY, 0);
+            for (a, allowed) in cell.iter_mut().enumerate() {
+                let d = self.order(a, held, equity, close);
+                *allowed = (d == 0.0) || (d > 0.0 && mask.allows(k, 1)) || (d < 0.0 && mask.allows(k, 2));
+                any |= *allowed;
+                if d.abs() < smallest {
+                    (smallest, nearest) = (d.abs(), a);
+                }
+            }
+            if !any {
+                cell[nearest] = true;
+            }
+        }
+    }
+}
+
+/// [`apply_actions`] with target-position actions: decodes each env's row into [`Orders`]
+/// and their sizes ([`OrderShares`]), with the positions, equity and closes of the decision
+/// bar, then refuses what the mask forbade, as `apply_actions` does.
+///
+/// Replaces `apply_actions` in [`crate::env::StepSystems::Act`] when
+/// [`EnvParams::targets`] is set.
+#[allow(clippy::type_complexity, reason = "one query over what decoding reads")]
+pub fn apply_target_actions(
+    actions: Res<ActionBuffer>,
+    params: Res<EnvParams>,
+    market: Res<MarketData>,
+    masking: Res<ActionMasking>,
+    mut envs: Query<(
+        &EnvId,
+        &mut Orders,
+        &mut OrderShares,
+        &Positions,
+        &Portfolio,
+        &EpisodeClock,
+        &mut ActionMask,
+    )>,
+) {
+    let Some(levels) = &params.targets else { return };
+    envs.iter_mut().for_each(|(id, mut orders, mut shares, positions, portfolio, clock, mut mask)| {
+        let closes = market.close_row(clock.bar as usize);
+        decode_targets(&mut orders, &mut shares.0, actions.row(id.index()), &positions.0, portfolio.equity, closes, levels);
+        if masking.enabled {
+            let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
+            orders.refuse(forbidden, Refusal::MASKED);
+            *mask = ActionMask::default();
+        }
+    });
+}
+
+/// Decodes one env's target-position actions into orders and their signed sizes in shares
+/// (`shares[k]`, meaningful where an order is live): a code beyond the levels is counted as
+/// `invalid_action` and held.
+pub fn decode_targets(
+    orders: &mut Orders,
+    shares: &mut [f64],
+    row: &[u8],
+    positions: &[Position],
+    equity: f64,
+    closes: &[f64],
+    levels: &TargetLevels,
+) {
+    let (mut buy, mut sell, mut invalid) = (0u64, 0u64, 0u32);
+    for (k, ((&a, pos), out)) in row.iter().zip(positions).zip(shares.iter_mut()).enumerate() {
+        let a = usize::from(a);
+        *out = if a < levels.len() { levels.order(a, pos.shares, equity, closes[k]) } else { 0.0 };
+        invalid += u32::from(a >= levels.len());
+        buy |= u64::from(*out > 0.0) << k;
+        sell |= u64::from(*out < 0.0) << k;
+    }
+    orders.refused = Default::default();
+    orders.refused.0[Refusal::INVALID_ACTION.0 as usize] = invalid;
+    orders.n_refused = invalid;
+    orders.buy = buy;
+    orders.sell = sell;
 }

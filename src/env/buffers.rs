@@ -61,18 +61,19 @@ pub struct StepBuffers {
     pub truncated: Vec<bool>,
     /// `[n_envs]`
     pub infos: Vec<EnvInfo>,
-    /// `[n_envs, n_tickers, 3]`: whether hold, buy and sell of each ticker are allowed at
-    /// the coming decision (after an auto-reset, the new episode's first one), in the
-    /// layout of sb3-contrib's `action_masks()` for a `MultiDiscrete([3] * n_tickers)`
-    /// space. All true unless a plugin masks actions
+    /// `[n_envs, n_tickers, n_actions]`: whether each action of each ticker (hold, buy and
+    /// sell; or each target level, [`crate::env::EnvParams::targets`]) is allowed at the
+    /// coming decision (after an auto-reset, the new episode's first one), in the layout of
+    /// sb3-contrib's `action_masks()` for a `MultiDiscrete([n_actions] * n_tickers)` space.
+    /// All true unless a plugin masks actions
     /// ([`crate::env::EnvAppExt::add_action_mask_systems`]).
     pub action_masks: Vec<bool>,
 }
 
 impl StepBuffers {
-    pub(crate) fn new(n_envs: usize, obs_dim: usize, n_tickers: usize) -> Self {
+    pub(crate) fn new(n_envs: usize, obs_dim: usize, n_tickers: usize, n_actions: usize) -> Self {
         Self {
-            action_masks: vec![true; n_envs * n_tickers * 3],
+            action_masks: vec![true; n_envs * n_tickers * n_actions],
             obs: vec![0.0; n_envs * obs_dim],
             final_obs: vec![0.0; n_envs * obs_dim],
             rewards: vec![0.0; n_envs],
@@ -114,7 +115,7 @@ impl StepRows {
     pub(crate) unsafe fn new(
         buffers: &mut StepBuffers,
         obs_dim: usize,
-        n_tickers: usize,
+        mask_width: usize,
         envs: std::ops::Range<usize>,
     ) -> Self {
         // `Vec::as_mut_ptr` takes no reference to the elements, so the pointers of several
@@ -126,7 +127,7 @@ impl StepRows {
             terminated: SharedRows::new(&mut buffers.terminated, 1, envs.clone()),
             truncated: SharedRows::new(&mut buffers.truncated, 1, envs.clone()),
             infos: SharedRows::new(&mut buffers.infos, 1, envs.clone()),
-            masks: SharedRows::new(&mut buffers.action_masks, 3 * n_tickers, envs),
+            masks: SharedRows::new(&mut buffers.action_masks, mask_width, envs),
         }
     }
 

@@ -80,12 +80,19 @@ impl Refusal {
     /// Buy in a cash account that would spend sell proceeds not settled yet (T+1): a
     /// good-faith violation.
     pub const GOOD_FAITH: Refusal = Refusal(13);
+    /// Short sale that the account's equity beyond its long positions cannot cover at the
+    /// initial margin (`short_selling.initial_margin`).
+    pub const MARGIN: Refusal = Refusal(14);
+    /// Short sale of a ticker on the `short_selling.no_short` list.
+    pub const NOT_SHORTABLE: Refusal = Refusal(15);
+    /// Order of a ticker whose position a forced buy-in (margin call) closed in the same bar.
+    pub const MARGIN_CALL: Refusal = Refusal(16);
     /// Capacity of [`RefusalCounts`]: built-in and registered reasons together. An env
     /// whose plugins register more is refused when it is built
     /// (`EnvError::TooManyRefusals`), never while it runs.
     pub const MAX: usize = 32;
     /// Names of the built-in reasons, in index order.
-    pub const BUILT_IN: [&'static str; 14] = [
+    pub const BUILT_IN: [&'static str; 17] = [
         "invalid_action",
         "no_position",
         "holding_period",
@@ -100,6 +107,9 @@ impl Refusal {
         "zero_volume",
         "participation",
         "good_faith",
+        "margin",
+        "not_shortable",
+        "margin_call",
     ];
 }
 
@@ -200,6 +210,12 @@ impl Orders {
     }
 }
 
+/// The sizes of this step's orders in signed shares (bit k of [`Orders`] live: ticker k's
+/// order buys `0[k] > 0` or sells `-0[k]`), with target-position actions only
+/// ([`crate::env::EnvParams::targets`]); the seed's actions size orders in execution.
+#[derive(Component, Debug, Clone, Default)]
+pub struct OrderShares(pub Box<[f64]>);
+
 /// Actions the env does not allow for its coming decision, as bit masks over tickers
 /// (bit k = ticker k). Plugins narrow it in their action-mask systems
 /// ([`crate::env::EnvAppExt::add_action_mask_systems`]) after the observation; the env
@@ -255,16 +271,29 @@ pub fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
 /// One ticker's holding.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Position {
-    /// Signed share count (long-only today: never negative).
+    /// Signed share count: negative for a short (`short_selling.enabled`).
     pub shares: f64,
-    /// Average fill price paid, costs included; 0 when flat.
+    /// Average fill price, costs included: paid per share for a long, received (net of
+    /// costs) per share for a short; 0 when flat.
     pub avg_cost: f64,
-    /// Fill bar of the buy that opened the position (trade duration).
+    /// Fill bar of the order that opened the position (trade duration).
     pub opened_bar: u32,
-    /// Fill bar of the latest buy (minimum holding period).
+    /// Fill bar of the latest order that opened or added to the position: a buy, or a short
+    /// sale (minimum holding period).
     pub last_buy_bar: u32,
-    /// Trading day of the latest buy (Pattern-Day-Trader rule).
+    /// Trading day of that order (Pattern-Day-Trader rule).
     pub last_buy_day: u32,
+}
+
+/// The tickers held long and those held short, as bit masks.
+#[inline]
+pub fn long_short(positions: &[Position]) -> (u64, u64) {
+    let (mut long, mut short) = (0u64, 0u64);
+    for (k, p) in positions.iter().enumerate() {
+        long |= u64::from(p.shares > 0.0) << k;
+        short |= u64::from(p.shares < 0.0) << k;
+    }
+    (long, short)
 }
 
 /// All positions of an env, indexed by ticker.
@@ -396,6 +425,10 @@ pub struct Ledger {
     /// (`data.adjust: splits | none`).
     pub dividends: f64,
     pub cash_in_lieu: f64,
+    /// Borrow fees paid on shorts (`short_selling.borrow_rate`).
+    pub borrow_fees: f64,
+    /// Orders placed by forced buy-ins (margin calls).
+    pub forced_orders: u64,
 }
 
 impl Ledger {
@@ -412,6 +445,8 @@ impl Ledger {
         self.episodes += l.episodes;
         self.dividends += l.dividends;
         self.cash_in_lieu += l.cash_in_lieu;
+        self.borrow_fees += l.borrow_fees;
+        self.forced_orders += l.forced_orders;
     }
 }
 
@@ -517,6 +552,9 @@ pub struct TradeRecord {
     /// Shares of the order that the participation cap left unfilled (cancelled): 0 for a
     /// full fill.
     pub unfilled: f64,
+    /// Why the broker placed this order itself, when the agent did not: a forced buy-in's
+    /// [`Refusal::MARGIN_CALL`] (written by name in `trades.csv`).
+    pub forced: Option<Refusal>,
 }
 
 /// Optional per-env trade log (replays and backtests).

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 /// [`StepRows`] (rewards, done flags, infos, and for finished envs `final_obs`), [`Ledger`],
 /// [`Portfolio::episode_reward`], and [`Targets`] (the envs to restart, with auto-reset).
 /// Runs in [`crate::env::StepSystems::Episode`], after the observation. Bankruptcy (equity
-/// < `bankruptcy_pct` × initial cash) terminates; running out of bars or reaching
+/// < `bankruptcy_pct` × initial cash, when it is above 0) terminates; running out of bars or reaching
 /// `episode_length` truncates.
 pub fn end_episodes(
     params: Res<EnvParams>,
@@ -30,7 +30,8 @@ pub fn end_episodes(
         ledger.refused.merge(&orders.refused);
         portfolio.episode_reward += outcome.reward;
         let p = &*portfolio;
-        let is_terminated = p.equity < params.bankruptcy_pct * p.initial_cash;
+        // 0 is off: with shorts, equity can fall below zero, and a replay runs on.
+        let is_terminated = params.bankruptcy_pct > 0.0 && p.equity < params.bankruptcy_pct * p.initial_cash;
         let is_truncated =
             !is_terminated && (clock.steps as usize >= params.episode_length || clock.bar >= bounds.last);
         rows.rewards.row_mut(i)[0] = outcome.reward as f32;

@@ -9,7 +9,10 @@
 //! `build` runs.
 
 use super::schedule::{ObserveStage, Pass, Stage};
-use super::{ActionMask, EnvId, EnvReset, EnvStep, Refusal, RefusalReasons, ResetSystems, StepRows, StepSystems};
+use super::{
+    ActionMask, EnvId, EnvParams, EnvReset, EnvStep, EpisodeClock, MarketData, Portfolio, Positions, Refusal,
+    RefusalReasons, ResetSystems, StepRows, StepSystems,
+};
 use bevy_app::App;
 use bevy_ecs::component::Mutable;
 use bevy_ecs::prelude::*;
@@ -136,9 +139,23 @@ fn reset_env_state<C: Component<Mutability = Mutable> + Clone>(
 }
 
 /// Writes every targeted env's [`ActionMask`] into the learner's buffer
-/// (`[n_tickers × 3]` per env: hold, buy, sell allowed).
-fn export_action_masks(targets: Res<Targets>, mut rows: ResMut<StepRows>, mut envs: Query<(&EnvId, &ActionMask)>) {
-    targets.for_each_mut(&mut envs, |(id, mask)| {
+/// (`[n_tickers × 3]` per env: hold, buy, sell allowed; with target levels `[n_tickers ×
+/// levels]`, each level allowed by the side of its order, [`super::TargetLevels::mask_row`]).
+fn export_action_masks(
+    targets: Res<Targets>,
+    params: Res<EnvParams>,
+    market: Res<MarketData>,
+    mut rows: ResMut<StepRows>,
+    mut envs: Query<(&EnvId, &ActionMask, &Positions, &Portfolio, &EpisodeClock)>,
+) {
+    if let Some(levels) = &params.targets {
+        targets.for_each_mut(&mut envs, |(id, mask, positions, portfolio, clock)| {
+            let closes = market.close_row(clock.bar as usize);
+            levels.mask_row(rows.masks.row_mut(id.index()), mask, &positions.0, portfolio.equity, closes);
+        });
+        return;
+    }
+    targets.for_each_mut(&mut envs, |(id, mask, ..)| {
         for (k, cell) in rows.masks.row_mut(id.index()).chunks_exact_mut(3).enumerate() {
             cell[1] = mask.allows(k, 1);
             cell[2] = mask.allows(k, 2);

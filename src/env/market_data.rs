@@ -39,6 +39,9 @@ pub struct MarketData {
     /// Bit k of bar t: ticker k has a split or a dividend at bar t. [n_bars], or empty like
     /// `corporate_actions`.
     pub(crate) corporate_action_bars: Arc<[u64]>,
+    /// The tickers' symbols in order, or empty when not given (the config's settings that
+    /// name tickers, like `short_selling.no_short`, need them).
+    pub(crate) tickers: Arc<[String]>,
 }
 
 /// A column that does not have `n_bars × n_tickers` entries.
@@ -113,6 +116,7 @@ impl MarketData {
             volume: Arc::from([]),
             corporate_actions: Arc::from([]),
             corporate_action_bars: Arc::from([]),
+            tickers: Arc::from([]),
         })
     }
 
@@ -197,6 +201,23 @@ impl MarketData {
             .collect();
         self.corporate_actions = actions.into();
         Ok(self)
+    }
+
+    /// Names the tickers (the config's symbols, in order).
+    ///
+    /// # Errors
+    /// [`MarketDataError`] when there are not `n_tickers` names.
+    pub fn with_tickers(mut self, tickers: &[String]) -> Result<Self, MarketDataError> {
+        if tickers.len() != self.n_tickers {
+            return Err(MarketDataError { column: "tickers", got: tickers.len(), expected: self.n_tickers });
+        }
+        self.tickers = tickers.into();
+        Ok(self)
+    }
+
+    /// The tickers' symbols in order; empty when the market was not given them.
+    pub fn tickers(&self) -> &[String] {
+        &self.tickers
     }
 
     /// Tickers with a split or a dividend at `bar`, as a bit mask (0 when none).

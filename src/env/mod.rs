@@ -45,8 +45,9 @@
 //!     close marks it.
 //! 12. **Spread, slippage, impact** are reported in dollars, against the reference price.
 //! 13. **`cash after`** is the cash right after that trade.
-//! 14. **Bankruptcy**: training episodes terminate below `bankruptcy_pct` × initial cash; a
-//!     replay (`ploutos backtest`) runs to the end of its period regardless.
+//! 14. **Bankruptcy**: training episodes terminate below `bankruptcy_pct` × initial cash
+//!     (never with 0, even at a negative equity); a replay (`ploutos backtest`) runs to the
+//!     end of its period regardless.
 //! 15. **Invented bars** (`data.missing_bars: forward_fill`): an order whose fill bar is an
 //!     invented bar of its ticker is refused (`invented_bar`); the bar still marks equity
 //!     (at the repeated close) and appears in the observation.
@@ -96,6 +97,37 @@
 //!     dropped bar moves to the next kept bar. A reverse split that leaves less than one
 //!     whole share pays the position out in cash; a sell of it due at the ex-date's open is
 //!     then refused (`no_position`).
+//! 20. **Short selling and margin** (`environment.short_selling`, off by default; a margin
+//!     account only). A sell of a ticker not held long opens (or adds to) a short; a buy of
+//!     a ticker held short covers all of it (or what the participation cap lets through).
+//!     Order within a bar: closing orders first (sells of longs, then covers, each in ticker
+//!     order), then opening orders (short sales, then buys, each in ticker order). A short
+//!     sale is sized like a buy: N = min(share × free cash, room), with share as in answer
+//!     4 (the bar's opening orders left for `equal_split`), room = `max_position_pct` × the
+//!     equity of answer 3 − the short's value, and N / reference shares (whole unless
+//!     fractional) sold at the model's sell price; its proceeds less fees go to cash, and
+//!     its average cost is what it received per share net of costs. **Free cash** = cash −
+//!     (1 + `initial_margin`) × the shorts' value at the reference prices: the proceeds and
+//!     Reg T's initial margin back the shorts and neither buys nor short sales spend them;
+//!     a short sale whose collateral the free cash cannot cover is refused (`margin`). A
+//!     cover is priced by the fill model's share-sized quote (`FillModel::cover`) and is
+//!     never refused for cash: cash may go below zero (a margin debit). **Equity** = cash +
+//!     long value − short liability at every mark, observation, reward and report. **Borrow
+//!     fee**: `borrow_rate / 252` per trading day on the shorts' value at the close of the
+//!     first bar of each new trading day (nothing between two bars of one day), in
+//!     `report.json`'s `borrow_fees`. **Margin call**: when the equity at the decision bar's
+//!     close is under `maintenance_margin` × (long value + short value) there, the broker
+//!     closes whole positions at the step's reference prices, shorts then longs, each in
+//!     ticker order, until the equity at those prices meets the maintenance margin of what
+//!     is left (or nothing is left): forced orders, ignoring the rules and the participation
+//!     cap (not a fill model that cannot fill), written in `trades.csv` with `forced =
+//!     margin_call` and counted in `report.json`'s `forced_orders`; the agent's orders of
+//!     those tickers in that bar are refused (`margin_call`). Tickers in `no_short` cannot be
+//!     sold short (`not_shortable`). The holding period and the PDT rule treat a cover like
+//!     the sell of a long: it waits `min_holding_bars` after the latest short sale, and is a
+//!     day trade on that sale's day. A dividend on the ex-date is debited from a short, a
+//!     split multiplies its (negative) shares. Masks: a cover is never masked for cash, a
+//!     short sale is masked like a buy (free cash, room, minimum order).
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
@@ -111,7 +143,10 @@ mod market_data;
 mod schedule;
 
 pub use accounting::mark_to_market;
-pub use actions::{apply_actions, decode as decode_actions, mask_sells_without_position};
+pub use actions::{
+    TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets,
+    mask_sells_without_position,
+};
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
 pub use episodes::{begin_reset, end_episodes, env_rng, finish_restart, start_episode, start_episodes};
@@ -153,9 +188,22 @@ pub struct EnvParams {
     /// The built-in plugins export action masks for the refusals they can foresee (see
     /// [`EnvAppExt::add_action_mask_systems`]); a learner that masks its logits asks for them.
     pub action_masks: bool,
+    /// The account may sell short (`short_selling.enabled`): a sell when flat opens a short
+    /// and a buy when short covers it, so the rules judge exits by the position's side.
+    pub short_selling: bool,
+    /// Target-position actions (`target_positions.enabled`): each ticker's action is a
+    /// target among these levels, decoded by [`apply_target_actions`] into sized orders
+    /// ([`OrderShares`]); `None`, the seed's codes 0 hold, 1 buy, 2 sell.
+    pub targets: Option<TargetLevels>,
 }
 
 impl EnvParams {
+    /// Actions per ticker: 3 (hold, buy, sell), or the number of target levels.
+    #[inline]
+    pub fn n_actions(&self) -> usize {
+        self.targets.as_ref().map_or(3, TargetLevels::len)
+    }
+
     /// Fill bar of a decision taken at bar `t`: t + 1 (`next_open`) or t (`close`).
     #[inline]
     pub fn fill_bar(&self, t: usize) -> usize {
@@ -278,6 +326,8 @@ impl Plugin for EnvPlugin {
             auto_reset: self.auto_reset,
             // Observed `allowed` columns are the masks: they need them computed.
             action_masks: self.action_masks || cfg.observe_costs,
+            short_selling: cfg.short_selling.enabled,
+            targets: TargetLevels::new(cfg),
         })
         .insert_resource(ActionBuffer {
             first_env: self.envs.start,
@@ -292,7 +342,6 @@ impl Plugin for EnvPlugin {
         .add_systems(
             EnvStep,
             (
-                apply_actions.in_set(StepSystems::Act),
                 mark_to_market.in_set(StepSystems::Account),
                 end_episodes.in_set(StepSystems::Episode),
                 start_episodes.in_set(ResetSystems::Start),
@@ -301,7 +350,13 @@ impl Plugin for EnvPlugin {
         )
         .add_systems(EnvReset, (begin_reset.before(ResetSystems::Start), start_episodes.in_set(ResetSystems::Start)));
 
-        if self.action_masks || cfg.observe_costs {
+        // Target levels decode into sized orders, the seed's codes into sides.
+        if cfg.target_positions.enabled {
+            app.add_systems(EnvStep, apply_target_actions.in_set(StepSystems::Act));
+        } else {
+            app.add_systems(EnvStep, apply_actions.in_set(StepSystems::Act));
+        }
+        if (self.action_masks || cfg.observe_costs) && !cfg.short_selling.enabled {
             app.add_action_mask_systems(mask_sells_without_position);
         }
 
@@ -322,11 +377,19 @@ impl Plugin for EnvPlugin {
                 Ledger::default(),
             )
         }));
-        if self.trade_log {
+        let targets = cfg.target_positions.enabled;
+        if targets || self.trade_log {
             let ids: Vec<Entity> = world.query_filtered::<Entity, With<EnvId>>().iter(world).collect();
             for e in ids {
-                world.entity_mut(e).insert(TradeLog::default());
+                let mut env = world.entity_mut(e);
+                if targets {
+                    env.insert(OrderShares(vec![0.0; n_tickers].into_boxed_slice()));
+                }
+                if self.trade_log {
+                    env.insert(TradeLog::default());
+                }
             }
         }
     }
 }
+

@@ -85,6 +85,11 @@ pub trait FillModel: Send + Sync + 'static {
     fn buy(&self, cost: &CostModel, input: &FillInput, notional: f64, fractional: bool) -> (f64, FillQuote);
     /// Quote of a sell of `shares`.
     fn sell(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote;
+    /// Quote of a buy of `shares` that covers a short (paid at `quote.buy_price()`); by
+    /// default the share-sized quote of [`FillModel::sell`], whose costs are symmetric.
+    fn cover(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote {
+        self.sell(cost, input, shares)
+    }
 }
 
 /// The built-in fill model (see the module docs): half-spread, ATR slippage and
@@ -176,6 +181,14 @@ impl FillModel for Fills {
         match self {
             Self::SpreadSlippageImpact(m) => m.sell(cost, input, shares),
             Self::Custom(m) => m.sell(cost, input, shares),
+        }
+    }
+
+    #[inline]
+    fn cover(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote {
+        match self {
+            Self::SpreadSlippageImpact(m) => m.cover(cost, input, shares),
+            Self::Custom(m) => m.cover(cost, input, shares),
         }
     }
 }

@@ -11,7 +11,10 @@
 //! `position_cap`, on a ticker with zero mean volume as `no_liquidity`. With
 //! `environment.max_participation` an order fills at most that share of its fill bar's
 //! volume, the rest cancelled (a partial fill; execution contract answer 17 in
-//! [`crate::env`]).
+//! [`crate::env`]). With short selling (`environment.short_selling`, answer 20) a sell when
+//! not long opens a short sized like a buy, a buy when short covers it, closing orders fill
+//! before opening ones, cash that backs the shorts is not spent, and a margin call closes
+//! positions by forced orders before the agent's.
 //!
 //! Reference price: bar t+1's open (`next_open`) or bar t's close (`close`). The fill bar
 //! is t+1 or t respectively; its trading day is the day an order counts on (daily cap,
@@ -31,7 +34,7 @@ pub use fill::{CostModel, FillInput, FillModel, FillQuote, Fills, SpreadSlippage
 use crate::config::{BuySizing, EnvironmentConfig};
 use crate::env::{
     ActionMask, EnvAppExt, EnvId, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio,
-    Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits,
+    Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits, long_short,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -50,6 +53,33 @@ pub struct ExecutionConfig {
     pub max_participation: Option<f64>,
     /// A cash account (`environment.account: cash`): sell proceeds settle T+1.
     pub cash_account: bool,
+    /// Short selling's margin requirements (`environment.short_selling`, when enabled).
+    pub margin: Option<Margin>,
+}
+
+/// Reg T margin requirements of an account that sells short, as fractions of market value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Margin {
+    /// Equity beyond the longs (paid in full) must cover this share of the shorts' value
+    /// when one opens.
+    pub initial: f64,
+    /// Equity must stay at or above this share of the long plus the short value, or a
+    /// forced buy-in follows.
+    pub maintenance: f64,
+}
+
+impl Margin {
+    /// Whether the account meets the maintenance margin with its positions valued at
+    /// `prices`.
+    #[inline]
+    pub fn met(&self, cash: f64, positions: &[Position], prices: &[f64]) -> bool {
+        let (mut net, mut gross) = (0.0, 0.0);
+        for (p, &price) in positions.iter().zip(prices) {
+            net += p.shares * price;
+            gross += p.shares.abs() * price;
+        }
+        cash + net >= self.maintenance * gross
+    }
 }
 
 impl ExecutionConfig {
@@ -62,11 +92,27 @@ impl ExecutionConfig {
             min_order_notional: cfg.min_order_notional,
             max_participation: cfg.max_participation,
             cash_account: cfg.account == crate::config::Account::Cash,
+            margin: cfg.short_selling.enabled.then_some(Margin {
+                initial: cfg.short_selling.initial_margin,
+                maintenance: cfg.short_selling.maintenance_margin,
+            }),
         }
     }
 }
 
 impl ExecutionConfig {
+    /// Share of the cash the next opening order (buy or short sale) may spend, with `left`
+    /// opening orders left in the bar, this one included (counted down).
+    #[inline]
+    fn opening_share(&self, left: &mut u32) -> f64 {
+        let share = match self.buy_sizing {
+            BuySizing::CashFraction => self.buy_pct,
+            BuySizing::EqualSplit => 1.0 / f64::from(*left),
+        };
+        *left -= 1;
+        share
+    }
+
     /// Share of the cash one buy may spend when it is the bar's only buy.
     pub fn lone_buy_share(&self) -> f64 {
         match self.buy_sizing {
@@ -158,7 +204,9 @@ pub fn randomize_costs(
 /// decision bar tells: the buy is sized as if it were the bar's only one, at the bar's close
 /// (the fill price is the next open with `next_open`, unknown then), against the equity
 /// marked at that close. So a buy that the next open would just let through can be masked,
-/// and one that costs or whole shares round to nothing can pass and be refused.
+/// and one that costs or whole shares round to nothing can pass and be refused. With short
+/// selling, buys and short sales are sized from the free cash (answer 20), a cover is never
+/// masked for cash, and no mask anticipates a margin call.
 ///
 /// Reads [`Positions`], [`Portfolio`], [`CostModel`], [`EpisodeClock`], [`MarketData`],
 /// [`ExecutionConfig`], [`Fills`]; writes [`ActionMask`]. An action-mask system (only with
@@ -183,8 +231,29 @@ pub fn mask_unfillable_orders(
             no_buy |= u64::from(refused) << k;
             no_fill |= u64::from(!fills.can_fill(cost, &input)) << k;
         }
-        mask.forbid_buy(no_buy | no_fill);
-        mask.forbid_sell(no_fill);
+        let Some(margin) = config.margin else {
+            mask.forbid_buy(no_buy | no_fill);
+            mask.forbid_sell(no_fill);
+            return;
+        };
+        // With shorts: a cover is never refused for cash; buys and short sales spend the
+        // cash that does not back the shorts.
+        let (long, short) = long_short(&positions.0);
+        let shorts: f64 = positions.0.iter().zip(closes).map(|(p, c)| (-p.shares).max(0.0) * c).sum();
+        let free = portfolio.cash - (1.0 + margin.initial) * shorts;
+        let (mut no_long, mut no_short) = (0u64, 0u64);
+        for (k, (pos, &price)) in positions.0.iter().zip(closes).enumerate() {
+            let room = config.max_position_pct * portfolio.equity - pos.shares.abs() * price;
+            let notional = (config.lone_buy_share() * free).min(room);
+            let refused = free <= 0.0 || room <= 0.0 || notional < config.min_order_notional;
+            // Whole shares: a buy pays at least the half-spread above the price, a short
+            // sale sells N / reference shares.
+            let whole = !config.fractional_shares;
+            no_long |= u64::from(refused || whole && notional < price * (1.0 + cost.half_spread)) << k;
+            no_short |= u64::from(refused || whole && notional < price) << k;
+        }
+        mask.forbid_buy(((no_buy | no_long) & !short) | no_fill);
+        mask.forbid_sell((no_short & !long) | no_fill);
     });
 }
 
@@ -308,9 +377,9 @@ pub fn execute(
     cost: &CostModel,
     models: &Models,
     t: usize,
-    mut log: Option<&mut Vec<TradeRecord>>,
+    log: Option<&mut Vec<TradeRecord>>,
 ) {
-    let Models { market, params, config, fills, fees } = *models;
+    let Models { market, params, config, .. } = *models;
     let fill_bar = params.fill_bar(t);
     let day = market.day(fill_bar);
     if portfolio.trade_day != day {
@@ -322,33 +391,146 @@ pub fn execute(
     portfolio.executed_this_step = 0;
     portfolio.traded_this_step = 0.0;
     let refs = params.reference_row(market, t);
-    // The market's inputs to the fill model for ticker k at the decision bar.
-    let input = |k: usize| FillInput::at(market, t, k, refs[k]);
+    let mut x = Fill { models, cost, t, fill_bar, day, refs, portfolio, ledger, log };
 
-    // Sells, in ticker order.
+    // Long only, every sell closes a long (sells without one were refused when decoded).
+    let (long, short) = if config.margin.is_some() { long_short(positions) } else { (u64::MAX, 0) };
     let mut day_trades = 0;
-    for k in bits(orders.sell) {
-        let pos = &mut positions[k];
-        let input = input(k);
-        if !fills.can_fill(cost, &input) {
-            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            continue;
+    if let Some(margin) = config.margin {
+        day_trades += x.margin_call(orders, positions, margin, long, short);
+    }
+    // Closing orders first, in ticker order: sells of longs, then buys that cover shorts.
+    for k in bits(orders.sell & long) {
+        day_trades += x.sell_long(orders, &mut positions[k], k, None);
+    }
+    for k in bits(orders.buy & short) {
+        day_trades += x.cover(orders, &mut positions[k], k, None);
+    }
+    pdt.record(day, day_trades);
+
+    // Then opening orders, each from the cash the previous fills left: short sales, then
+    // buys, in ticker order.
+    let (opens, buys) = (orders.sell & !long, orders.buy & !short);
+    if opens | buys == 0 {
+        return;
+    }
+    let equity_ref: f64 = x.portfolio.cash + positions.iter().zip(refs).map(|(p, r)| p.shares * r).sum::<f64>();
+    // Cash that backs the shorts (their proceeds and their initial margin) is not spent.
+    let mut locked = match config.margin {
+        Some(m) => (1.0 + m.initial) * positions.iter().zip(refs).map(|(p, r)| (-p.shares).max(0.0) * r).sum::<f64>(),
+        None => 0.0,
+    };
+    let mut left = (opens | buys).count_ones();
+    for k in bits(opens) {
+        let share = config.opening_share(&mut left);
+        x.open_short(orders, &mut positions[k], k, share, equity_ref, &mut locked);
+    }
+    for k in bits(buys) {
+        let share = config.opening_share(&mut left);
+        x.buy(orders, &mut positions[k], k, share, equity_ref, locked);
+    }
+}
+
+/// One env's fills of one bar: what every order reads and writes.
+struct Fill<'a, 'm> {
+    models: &'a Models<'m>,
+    cost: &'a CostModel,
+    /// Decision bar.
+    t: usize,
+    fill_bar: usize,
+    /// Trading day of the fill bar.
+    day: u32,
+    /// Reference prices of every ticker.
+    refs: &'a [f64],
+    portfolio: &'a mut Portfolio,
+    ledger: &'a mut Ledger,
+    log: Option<&'a mut Vec<TradeRecord>>,
+}
+
+impl Fill<'_, '_> {
+    /// The fill model's inputs for ticker `k`.
+    #[inline]
+    fn input(&self, k: usize) -> FillInput {
+        FillInput::at(self.models.market, self.t, k, self.refs[k])
+    }
+
+    /// Counts an executed order.
+    #[inline]
+    fn executed(&mut self, notional: f64) {
+        self.portfolio.trades_today += 1;
+        self.portfolio.executed_this_step += 1;
+        self.portfolio.traded_this_step += notional;
+    }
+
+    /// Records a closing trade of `shares` opened at `opened_bar` with realized `pnl`.
+    #[inline]
+    fn closed(&mut self, pnl: f64, opened_bar: u32) {
+        // Every exit closes a trade of the shares it sold (won or lost on them); a partial
+        // exit leaves the rest open, at the same average cost and opening bar.
+        self.ledger.closed_trades += 1;
+        self.ledger.winning_trades += u64::from(pnl > 0.0);
+        self.ledger.trade_bars += (self.fill_bar as u64).saturating_sub(u64::from(opened_bar));
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the fields of one trade record")]
+    #[inline]
+    fn log(
+        &mut self,
+        k: usize,
+        side: Side,
+        shares: f64,
+        quote: &FillQuote,
+        price: f64,
+        fees: f64,
+        unfilled: f64,
+        forced: Option<Refusal>,
+    ) {
+        let cash = self.portfolio.cash;
+        if let Some(log) = self.log.as_deref_mut() {
+            let mut record = trade_record(self.fill_bar, k, side, shares, quote, price, fees, cash, unfilled);
+            record.forced = forced;
+            log.push(record);
         }
-        // A sell closes the whole position, or what the participation cap lets through.
-        let (shares, unfilled) = match participation_cap(market, config, fill_bar, k) {
-            None => (pos.shares, 0.0),
-            Some(Err(refusal)) => {
+    }
+
+    /// Shares an exit of `held` shares fills (all, or what the participation cap lets
+    /// through; a forced order ignores the cap) and the rest, or the refusal.
+    #[inline]
+    fn exit_size(&self, k: usize, held: f64, forced: bool) -> Result<(f64, f64), Refusal> {
+        if forced {
+            return Ok((held, 0.0));
+        }
+        match participation_cap(self.models.market, self.models.config, self.fill_bar, k) {
+            None => Ok((held, 0.0)),
+            Some(Err(refusal)) => Err(refusal),
+            Some(Ok(cap)) if cap < held => Ok((cap, held - cap)),
+            Some(Ok(_)) => Ok((held, 0.0)),
+        }
+    }
+
+    /// Sells the long position of ticker `k` (all of it, or what the participation cap
+    /// lets through); returns 1 for a day trade. `forced` names a forced order's reason.
+    #[inline]
+    fn sell_long(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, forced: Option<Refusal>) -> u32 {
+        let Models { config, fills, fees, .. } = *self.models;
+        let input = self.input(k);
+        if !fills.can_fill(self.cost, &input) {
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            return 0;
+        }
+        let (shares, unfilled) = match self.exit_size(k, pos.shares, forced.is_some()) {
+            Ok(size) => size,
+            Err(refusal) => {
                 orders.refuse(1 << k, refusal);
-                continue;
+                return 0;
             }
-            Some(Ok(cap)) if cap < pos.shares => (cap, pos.shares - cap),
-            Some(Ok(_)) => (pos.shares, 0.0),
         };
-        let quote = fills.sell(cost, &input, shares);
+        let quote = fills.sell(self.cost, &input, shares);
         let price = quote.sell_price();
         let notional = shares * price;
-        // No margin: fees beyond what the account holds (a commission on a worthless
-        // sale) are waived rather than driving cash below zero.
+        let portfolio = &mut *self.portfolio;
+        // No leverage on longs: fees beyond what the account holds (a commission on a
+        // worthless sale) are waived rather than driving cash below zero.
         let fees = fees.sell_fees(shares, notional).min(portfolio.cash + notional);
         portfolio.cash += notional - fees;
         if config.cash_account {
@@ -357,112 +539,257 @@ pub fn execute(
         let pnl = (price - pos.avg_cost) * shares - fees;
         // Counted, and recorded once after the sells: whether a sell is a day trade is
         // a coin toss with random actions, a branch here mispredicts.
-        day_trades += u32::from(pos.last_buy_day == day);
-        ledger.sells += 1;
-        ledger.turnover += notional;
-        record_costs(ledger, &quote, shares, fees);
-        if let Some(log) = log.as_deref_mut() {
-            log.push(trade_record(fill_bar, k, Side::Sell, shares, &quote, price, fees, portfolio.cash, unfilled));
-        }
-        // Every sell closes a trade of the shares it sold (won or lost on them); a partial
-        // exit leaves the rest open, at the same average cost and opening bar.
-        ledger.closed_trades += 1;
-        ledger.winning_trades += u64::from(pnl > 0.0);
-        ledger.trade_bars += (fill_bar as u64).saturating_sub(u64::from(pos.opened_bar));
+        let day_trade = u32::from(pos.last_buy_day == self.day);
+        self.ledger.sells += 1;
+        self.ledger.turnover += notional;
+        record_costs(self.ledger, &quote, shares, fees);
+        self.log(k, Side::Sell, shares, &quote, price, fees, unfilled, forced);
+        self.closed(pnl, pos.opened_bar);
         if unfilled > 0.0 {
             pos.shares = unfilled;
         } else {
             *pos = Position::default();
         }
-        portfolio.trades_today += 1;
-        portfolio.executed_this_step += 1;
-        portfolio.traded_this_step += notional;
+        self.executed(notional);
+        day_trade
     }
-    pdt.record(day, day_trades);
 
-    // Buys, in ticker order, each from the cash the previous fills left.
-    if orders.buy == 0 {
-        return;
-    }
-    let equity_ref: f64 = portfolio.cash + positions.iter().zip(refs).map(|(p, r)| p.shares * r).sum::<f64>();
-    let mut buys_left = orders.buy.count_ones();
-    for k in bits(orders.buy) {
-        let share = match config.buy_sizing {
-            BuySizing::CashFraction => config.buy_pct,
-            BuySizing::EqualSplit => 1.0 / f64::from(buys_left),
+    /// Buys back the short position of ticker `k` (all of it, or what the participation
+    /// cap lets through); returns 1 for a day trade. A cover is never refused for cash: it
+    /// is paid from the short's proceeds and the account's equity, cash may go below zero
+    /// (a margin debit).
+    #[inline]
+    fn cover(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, forced: Option<Refusal>) -> u32 {
+        let Models { fills, fees, .. } = *self.models;
+        let input = self.input(k);
+        if !fills.can_fill(self.cost, &input) {
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            return 0;
+        }
+        let (shares, unfilled) = match self.exit_size(k, -pos.shares, forced.is_some()) {
+            Ok(size) => size,
+            Err(refusal) => {
+                orders.refuse(1 << k, refusal);
+                return 0;
+            }
         };
-        buys_left -= 1;
-        let reference = refs[k];
-        let room = config.max_position_pct * equity_ref - positions[k].shares * reference;
-        let cash = portfolio.cash;
+        let quote = fills.cover(self.cost, &input, shares);
+        let price = quote.buy_price();
+        let notional = shares * price;
+        let fees = fees.buy_fees(shares, notional);
+        self.portfolio.cash -= notional + fees;
+        let pnl = (pos.avg_cost - price) * shares - fees;
+        let day_trade = u32::from(pos.last_buy_day == self.day);
+        self.ledger.buys += 1;
+        self.ledger.turnover += notional;
+        record_costs(self.ledger, &quote, shares, fees);
+        self.log(k, Side::Buy, shares, &quote, price, fees, unfilled, forced);
+        self.closed(pnl, pos.opened_bar);
+        if unfilled > 0.0 {
+            pos.shares = -unfilled;
+        } else {
+            *pos = Position::default();
+        }
+        self.executed(notional);
+        day_trade
+    }
+
+    /// Buys ticker `k` with `share` of the cash not `locked` behind shorts.
+    #[inline]
+    fn buy(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, share: f64, equity_ref: f64, locked: f64) {
+        let Models { market, config, fills, fees, .. } = *self.models;
+        let reference = self.refs[k];
+        let room = config.max_position_pct * equity_ref - pos.shares * reference;
+        let cash = self.portfolio.cash - locked;
         if cash <= 0.0 {
             orders.refuse(1 << k, Refusal::CASH);
-            continue;
+            return;
         }
         if room <= 0.0 {
             orders.refuse(1 << k, Refusal::POSITION_CAP);
-            continue;
+            return;
         }
         let notional = (share * cash).min(room);
         if notional < config.min_order_notional {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
-            continue;
+            return;
         }
-        let input = input(k);
-        if !fills.can_fill(cost, &input) {
+        let input = self.input(k);
+        if !fills.can_fill(self.cost, &input) {
             orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            continue;
+            return;
         }
-        let cap = match participation_cap(market, config, fill_bar, k) {
+        let cap = match participation_cap(market, config, self.fill_bar, k) {
             Some(Err(refusal)) => {
                 orders.refuse(1 << k, refusal);
-                continue;
+                return;
             }
             cap => cap.and_then(Result::ok),
         };
-        let (mut shares, mut quote) = fills.buy(cost, &input, notional, config.fractional_shares);
+        let (mut shares, mut quote) = fills.buy(self.cost, &input, notional, config.fractional_shares);
         let mut unfilled = 0.0;
         let mut spent = if config.fractional_shares { notional } else { shares * quote.buy_price() };
         if let Some(cap) = cap.filter(|&c| shares > c) {
             // Re-quoted for the capped size (its impact is smaller), at most `cap` shares.
-            let (q, requote) = fills.buy(cost, &input, cap * quote.buy_price(), config.fractional_shares);
+            let (q, requote) = fills.buy(self.cost, &input, cap * quote.buy_price(), config.fractional_shares);
             unfilled = shares - q.min(cap);
             (shares, quote) = (q.min(cap), requote);
             spent = shares * quote.buy_price();
         }
         if shares <= 0.0 {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
-            continue;
+            return;
         }
         let price = quote.buy_price();
         let fees = fees.buy_fees(shares, spent);
         if spent + fees > cash {
             orders.refuse(1 << k, Refusal::CASH);
-            continue;
+            return;
         }
-        if spent + fees > cash - portfolio.unsettled {
+        if spent + fees > cash - self.portfolio.unsettled {
             orders.refuse(1 << k, Refusal::GOOD_FAITH);
-            continue;
+            return;
         }
-        portfolio.cash = (cash - spent - fees).max(0.0);
-        let pos = &mut positions[k];
+        self.portfolio.cash = (cash - spent - fees).max(0.0) + locked;
         if pos.shares <= 0.0 {
-            pos.opened_bar = fill_bar as u32;
+            pos.opened_bar = self.fill_bar as u32;
             pos.avg_cost = 0.0;
         }
         pos.avg_cost = (pos.avg_cost * pos.shares + spent + fees) / (pos.shares + shares);
         pos.shares += shares;
-        pos.last_buy_bar = fill_bar as u32;
-        pos.last_buy_day = day;
-        ledger.buys += 1;
-        ledger.turnover += spent;
-        record_costs(ledger, &quote, shares, fees);
-        if let Some(log) = log.as_deref_mut() {
-            log.push(trade_record(fill_bar, k, Side::Buy, shares, &quote, price, fees, portfolio.cash, unfilled));
+        pos.last_buy_bar = self.fill_bar as u32;
+        pos.last_buy_day = self.day;
+        self.ledger.buys += 1;
+        self.ledger.turnover += spent;
+        record_costs(self.ledger, &quote, shares, fees);
+        self.log(k, Side::Buy, shares, &quote, price, fees, unfilled, None);
+        self.executed(spent);
+    }
+
+    /// Sells ticker `k` short for `share` of the cash not `locked` behind shorts (the
+    /// notional a buy would get), `N / reference` shares, if the equity beyond the longs
+    /// still covers the initial margin of every short after it; adds the new short's
+    /// collateral to `locked`.
+    #[inline]
+    fn open_short(
+        &mut self,
+        orders: &mut Orders,
+        pos: &mut Position,
+        k: usize,
+        share: f64,
+        equity_ref: f64,
+        locked: &mut f64,
+    ) {
+        let Models { market, config, fills, fees, .. } = *self.models;
+        let Some(margin) = config.margin else { return };
+        let reference = self.refs[k];
+        let free = self.portfolio.cash - *locked;
+        if free <= 0.0 {
+            orders.refuse(1 << k, Refusal::MARGIN);
+            return;
         }
-        portfolio.trades_today += 1;
-        portfolio.executed_this_step += 1;
-        portfolio.traded_this_step += spent;
+        let room = config.max_position_pct * equity_ref + pos.shares * reference;
+        if room <= 0.0 {
+            orders.refuse(1 << k, Refusal::POSITION_CAP);
+            return;
+        }
+        let notional = (share * free).min(room);
+        if notional < config.min_order_notional {
+            orders.refuse(1 << k, Refusal::TOO_SMALL);
+            return;
+        }
+        let input = self.input(k);
+        if !fills.can_fill(self.cost, &input) {
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            return;
+        }
+        let raw = notional / reference;
+        let mut shares = if config.fractional_shares { raw } else { raw.floor() };
+        let mut unfilled = 0.0;
+        match participation_cap(market, config, self.fill_bar, k) {
+            Some(Err(refusal)) => {
+                orders.refuse(1 << k, refusal);
+                return;
+            }
+            Some(Ok(cap)) if cap < shares => (shares, unfilled) = (cap, shares - cap),
+            _ => {}
+        }
+        if shares <= 0.0 {
+            orders.refuse(1 << k, Refusal::TOO_SMALL);
+            return;
+        }
+        let quote = fills.sell(self.cost, &input, shares);
+        let price = quote.sell_price();
+        let proceeds = shares * price;
+        let fees = fees.sell_fees(shares, proceeds);
+        let collateral = (1.0 + margin.initial) * shares * reference;
+        if self.portfolio.cash + proceeds - fees - (*locked + collateral) < 0.0 {
+            orders.refuse(1 << k, Refusal::MARGIN);
+            return;
+        }
+        self.portfolio.cash += proceeds - fees;
+        *locked += collateral;
+        let held = -pos.shares;
+        if held <= 0.0 {
+            pos.opened_bar = self.fill_bar as u32;
+            pos.avg_cost = 0.0;
+        }
+        pos.avg_cost = (pos.avg_cost * held + proceeds - fees) / (held + shares);
+        pos.shares -= shares;
+        pos.last_buy_bar = self.fill_bar as u32;
+        pos.last_buy_day = self.day;
+        self.ledger.sells += 1;
+        self.ledger.turnover += proceeds;
+        record_costs(self.ledger, &quote, shares, fees);
+        self.log(k, Side::Sell, shares, &quote, price, fees, unfilled, None);
+        self.executed(proceeds);
+    }
+
+    /// A margin call: when the equity marked at the decision bar's close is under the
+    /// maintenance margin of the positions' value there, the broker closes whole
+    /// positions at this bar's reference prices — shorts first, then longs, each in ticker
+    /// order — until the equity at those prices is at or above the maintenance margin of
+    /// what is left (or nothing is left). The agent's orders of the closed tickers are
+    /// refused as `margin_call`. Returns the day trades made.
+    fn margin_call(
+        &mut self,
+        orders: &mut Orders,
+        positions: &mut [Position],
+        margin: Margin,
+        long: u64,
+        short: u64,
+    ) -> u32 {
+        if short == 0 && self.portfolio.cash >= 0.0 {
+            // Longs are paid in full: the equity covers all of their value.
+            return 0;
+        }
+        let closes = self.models.market.close_row(self.t);
+        if margin.met(self.portfolio.cash, positions, closes) {
+            return 0;
+        }
+        let (mut day_trades, mut closed) = (0, 0u64);
+        let refs = self.refs;
+        for k in bits(short).chain(bits(long)) {
+            if margin.met(self.portfolio.cash, positions, refs) {
+                break;
+            }
+            let pos = &mut positions[k];
+            let before = pos.shares;
+            // A forced order is not refused by the rules, only by a fill model that cannot
+            // fill it (then the position stays, and the next one is closed).
+            let mut none = Orders::default();
+            day_trades += if before < 0.0 {
+                self.cover(&mut none, pos, k, Some(Refusal::MARGIN_CALL))
+            } else {
+                self.sell_long(&mut none, pos, k, Some(Refusal::MARGIN_CALL))
+            };
+            if pos.shares != before {
+                closed |= 1 << k;
+                self.ledger.forced_orders += 1;
+            }
+        }
+        orders.refuse(closed, Refusal::MARGIN_CALL);
+        day_trades
     }
 }
 
@@ -501,6 +828,7 @@ fn trade_record(
         fees,
         cash_after,
         unfilled,
+        forced: None,
     }
 }
 

@@ -8,8 +8,8 @@
 //! | index | value |
 //! | --- | --- |
 //! | 0 | cash / equity |
-//! | 1 .. 1+d | each position's weight, shares × close / equity |
-//! | 1+d .. 1+2d | each position's unrealized return, close / average cost − 1 (0 when flat) |
+//! | 1 .. 1+d | each position's weight, shares × close / equity (negative for a short) |
+//! | 1+d .. 1+2d | each position's unrealized return, close / average cost − 1, of the opposite sign for a short (0 when flat) |
 //! | 1+2d .. 1+3d | bars since each position opened / 100, capped at 10 (0 when flat) |
 //! | 1+3d | drawdown from the episode's peak equity |
 //! | 2+3d | day trades left under the PDT rule / `max_day_trades` (1 when the rule does not bind) |
@@ -189,8 +189,9 @@ pub fn write_row(
     for k in 0..d {
         let (pos, c) = (&positions[k], closes[k]);
         // Every term is computed and then masked: unused quotients (inf, NaN) are discarded.
-        let held = pos.shares > 0.0;
-        let ret = (c / pos.avg_cost - 1.0) as f32;
+        let held = pos.shares != 0.0;
+        // A short gains when the price falls below what it sold at: the sign of the position.
+        let ret = ((c / pos.avg_cost - 1.0) * pos.shares.signum()) as f32;
         // × 0.01 rather than / 100: a multiplication instead of a division, per ticker.
         let age = ((t as f64 - f64::from(pos.opened_bar)) * 0.01).min(10.0) as f32;
         weights[k] = (pos.shares * c * inv_e) as f32;

@@ -1,9 +1,10 @@
 //! Minimum holding period: a position cannot be sold until `min_holding_bars` bars after
 //! its latest buy filled. Age = fill bar of the sell − fill bar of the latest buy (an
-//! add-on buy restarts the clock).
+//! add-on buy restarts the clock). With short selling the same holds for a short: its
+//! cover (a buy) waits as long after its latest short sale.
 
 use super::RulesConfig;
-use crate::env::{ActionMask, EnvParams, EpisodeClock, Orders, Position, Positions, Refusal, Targets};
+use crate::env::{ActionMask, EnvParams, EpisodeClock, Orders, Position, Positions, Refusal, Targets, long_short};
 use bevy_ecs::prelude::*;
 
 /// Refuses sells of positions younger than `min_holding_bars`.
@@ -16,10 +17,22 @@ pub fn enforce_holding_period(
     mut envs: Query<(&mut Orders, &Positions, &EpisodeClock)>,
 ) {
     let min = rules.min_holding_bars;
+    let short_selling = params.short_selling;
     envs.iter_mut().for_each(|(mut orders, positions, clock)| {
         let fill_bar = params.fill_bar(clock.bar as usize) as u32;
-        refuse_young_sells(&mut orders, &positions.0, fill_bar, min);
+        if short_selling {
+            refuse_young_exits(&mut orders, &positions.0, fill_bar, min);
+        } else {
+            refuse_young_sells(&mut orders, &positions.0, fill_bar, min);
+        }
     });
+}
+
+/// The rule for one env that may hold shorts: sells of young longs and buys of young shorts.
+pub fn refuse_young_exits(orders: &mut Orders, positions: &[Position], fill_bar: u32, min_bars: u32) {
+    let (long, short) = long_short(positions);
+    let exits = (orders.sell & long) | (orders.buy & short);
+    orders.refuse(young(positions, fill_bar, min_bars) & exits, Refusal::HOLDING_PERIOD);
 }
 
 /// The rule for one env.
@@ -52,6 +65,13 @@ pub fn mask_young_sells(
     let min = rules.min_holding_bars;
     targets.for_each_mut(&mut envs, |(positions, clock, mut mask)| {
         let fill_bar = params.fill_bar(clock.bar as usize) as u32;
-        mask.forbid_sell(young(&positions.0, fill_bar, min));
+        let young = young(&positions.0, fill_bar, min);
+        if params.short_selling {
+            let (long, short) = long_short(&positions.0);
+            mask.forbid_sell(young & long);
+            mask.forbid_buy(young & short);
+        } else {
+            mask.forbid_sell(young);
+        }
     });
 }

@@ -10,7 +10,8 @@
 
 use crate::config::PdtConfig;
 use crate::env::{
-    ActionMask, EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal, Targets,
+    ActionMask, EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal,
+    Targets, long_short,
 };
 use bevy_ecs::prelude::*;
 
@@ -28,7 +29,11 @@ pub fn enforce_pdt(
         let t = clock.bar as usize;
         let day = market.day(params.fill_bar(t));
         let equity = portfolio.pdt_equity(&params.pdt, market.day(t), day);
-        refuse_day_trades(&mut orders, &positions.0, equity, pdt, day, &params.pdt);
+        if params.short_selling {
+            refuse_day_trade_exits(&mut orders, &positions.0, equity, pdt, day, &params.pdt);
+        } else {
+            refuse_day_trades(&mut orders, &positions.0, equity, pdt, day, &params.pdt);
+        }
     });
 }
 
@@ -45,6 +50,30 @@ pub fn refuse_day_trades(
         return;
     }
     let day_trades = bought_on(positions, day) & orders.sell;
+    refuse_past_count(orders, day_trades, pdt, day, cfg);
+}
+
+/// The rule for one env that may hold shorts: exits (sells of longs, buys of shorts)
+/// that are day trades.
+pub fn refuse_day_trade_exits(
+    orders: &mut Orders,
+    positions: &[Position],
+    equity: f64,
+    pdt: &PdtState,
+    day: u32,
+    cfg: &PdtConfig,
+) {
+    if equity >= cfg.equity_threshold {
+        return;
+    }
+    let (long, short) = long_short(positions);
+    let exits = (orders.sell & long) | (orders.buy & short);
+    refuse_past_count(orders, bought_on(positions, day) & exits, pdt, day, cfg);
+}
+
+/// Refuses the day trades of `day_trades` past the account's count, in ticker order.
+#[inline]
+fn refuse_past_count(orders: &mut Orders, day_trades: u64, pdt: &PdtState, day: u32, cfg: &PdtConfig) {
     if day_trades == 0 {
         return;
     }
@@ -84,7 +113,14 @@ pub fn mask_day_trades(
         let t = clock.bar as usize;
         let day = params.fill_day(&market, t);
         if pdt.day_trades_left(portfolio.pdt_equity(&params.pdt, market.day(t), day), day, &params.pdt) == 0 {
-            mask.forbid_sell(bought_on(&positions.0, day));
+            let bought = bought_on(&positions.0, day);
+            if params.short_selling {
+                let (long, short) = long_short(&positions.0);
+                mask.forbid_sell(bought & long);
+                mask.forbid_buy(bought & short);
+            } else {
+                mask.forbid_sell(bought);
+            }
         }
     });
 }

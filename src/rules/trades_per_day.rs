@@ -1,11 +1,14 @@
 //! The seed's cap on executed orders per trading day (`max_trades_per_day`).
 //!
-//! Orders are admitted in execution order (sells by ticker, then buys by ticker) while
+//! Orders are admitted in execution order (sells by ticker, then buys by ticker; with short
+//! selling sells of longs, covers, short sales, then buys) while
 //! `executed today + admitted this bar < cap`; the rest are refused. An admitted order that
 //! execution then refuses (no cash, position cap) does not count as executed, but its slot
 //! is not handed to a later order of the same bar.
 
-use crate::env::{ActionMask, EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Refusal, Targets};
+use crate::env::{
+    ActionMask, EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Positions, Refusal, Targets, long_short,
+};
 use bevy_ecs::prelude::*;
 
 /// Refuses orders over the daily cap.
@@ -15,13 +18,30 @@ use bevy_ecs::prelude::*;
 pub fn enforce_trades_per_day(
     params: Res<EnvParams>,
     market: Res<MarketData>,
-    mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock)>,
+    mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock, &Positions)>,
 ) {
     let Some(cap) = params.max_trades_per_day else { return };
-    envs.iter_mut().for_each(|(mut orders, portfolio, clock)| {
+    let short_selling = params.short_selling;
+    envs.iter_mut().for_each(|(mut orders, portfolio, clock, positions)| {
         let day = market.day(params.fill_bar(clock.bar as usize));
-        refuse_over_cap(&mut orders, portfolio.executed_on(day), cap);
+        if short_selling {
+            let (long, short) = long_short(&positions.0);
+            refuse_over_cap_in_order(&mut orders, portfolio.executed_on(day), cap, long, short);
+        } else {
+            refuse_over_cap(&mut orders, portfolio.executed_on(day), cap);
+        }
     });
+}
+
+/// The rule for one env that may hold shorts (`long`, `short`: the tickers held so):
+/// admitted in the execution order of answer 20.
+pub fn refuse_over_cap_in_order(orders: &mut Orders, executed_today: u32, cap: u32, long: u64, short: u64) {
+    let mut left = cap.saturating_sub(executed_today);
+    let sells = keep_lowest(orders.sell & long, &mut left);
+    let covers = keep_lowest(orders.buy & short, &mut left);
+    let opens = keep_lowest(orders.sell & !long, &mut left);
+    let buys = keep_lowest(orders.buy & !short, &mut left);
+    orders.refuse((orders.sell & !(sells | opens)) | (orders.buy & !(covers | buys)), Refusal::TRADES_PER_DAY);
 }
 
 /// The rule for one env that executed `executed_today` orders earlier on the fill day.

@@ -21,7 +21,7 @@
 use crate::config::EnvironmentConfig;
 use crate::corporate_actions::CorporateActionsPlugin;
 use crate::env::{
-    ActionBuffer, EnvId, EnvPlugin, EnvReset, EnvStep, EnvTotals, EpisodeBounds, EpisodeClock, Ledger, MAX_SHARD_ENVS,
+    ActionBuffer, EnvId, EnvParams, EnvPlugin, EnvReset, EnvStep, EnvTotals, EpisodeBounds, EpisodeClock, Ledger, MAX_SHARD_ENVS,
     MAX_TICKERS, MIN_SHARD_ENVS, MarketData, MarketDataPlugin, ObservationColumns, Portfolio, Position, Positions,
     Refusal, RefusalReasons, ResetSeed, StepBuffers, StepRows, TradeLog, TradeRecord,
 };
@@ -29,6 +29,7 @@ use crate::execution::ExecutionPlugin;
 use crate::observation::ObservationPlugin;
 use crate::reward::RewardPlugin;
 use crate::rules::RulesPlugin;
+use crate::short_selling::ShortSellingPlugin;
 use bevy_app::{App, PluginGroup, PluginGroupBuilder};
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::ScheduleLabel;
@@ -56,11 +57,16 @@ pub enum EnvError {
         "environment.max_participation caps fills by each bar's volume, but this market has no volume column (MarketData::with_volume)"
     )]
     NoVolume,
+    #[error(
+        "environment.short_selling.no_short names `{0}`, which is not a ticker of this market (MarketData::with_tickers)"
+    )]
+    UnknownTicker(String),
 }
 
 /// Everything one shard needs, in build order: the core ([`EnvPlugin`], whose settings it
-/// takes), the observation, the market rules, execution, the reward and the corporate
-/// actions (which add nothing on a market without any). Replace one with
+/// takes), the observation, the market rules, execution, the reward, the corporate
+/// actions (which add nothing on a market without any) and short selling (nothing unless
+/// `short_selling.enabled`). Replace one with
 /// `PluginGroupBuilder::set`, or add plugins after it.
 pub struct PloutosPlugins(pub EnvPlugin);
 
@@ -74,6 +80,7 @@ impl PluginGroup for PloutosPlugins {
             .add(ExecutionPlugin::new(&cfg))
             .add(RewardPlugin::new(&cfg))
             .add(CorporateActionsPlugin)
+            .add(ShortSellingPlugin::new(&cfg))
     }
 }
 
@@ -146,6 +153,8 @@ pub struct TradingEnv {
     auto_reset: bool,
     n_envs: usize,
     n_tickers: usize,
+    /// Actions per ticker (the masks' last dimension).
+    n_actions: usize,
     obs_dim: usize,
 }
 
@@ -182,6 +191,10 @@ impl TradingEnv {
         if cfg.max_participation.is_some() && !market.has_volume() {
             return Err(EnvError::NoVolume);
         }
+        let s = &cfg.short_selling;
+        if let Some(t) = s.no_short.iter().find(|t| s.enabled && !market.tickers().contains(t)) {
+            return Err(EnvError::UnknownTicker(t.clone()));
+        }
         let threads =
             if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
         let n_threads = (opts.n_envs / opts.min_shard_envs.max(1)).clamp(1, threads);
@@ -213,13 +226,14 @@ impl TradingEnv {
         }
         let columns = first.resource::<ObservationColumns>().clone();
         let obs_dim = columns.width();
-        let mut buffers = StepBuffers::new(opts.n_envs, obs_dim, n_tickers);
+        let n_actions = first.resource::<EnvParams>().n_actions();
+        let mut buffers = StepBuffers::new(opts.n_envs, obs_dim, n_tickers, n_actions);
         let mut shards = Vec::with_capacity(n_shards);
         for (mut world, envs) in worlds {
             // SAFETY: `buffers` moves into the returned env with the shards and is never
             // resized (moving a Vec does not move its heap buffer); shard ranges are
             // disjoint, and the env reads `buffers` only between runs of the shards.
-            let rows = unsafe { StepRows::new(&mut buffers, obs_dim, n_tickers, envs.clone()) };
+            let rows = unsafe { StepRows::new(&mut buffers, obs_dim, n_tickers * n_actions, envs.clone()) };
             world.insert_resource(rows);
             shards.push(Shard { world: Mutex::new(world), envs });
         }
@@ -243,6 +257,7 @@ impl TradingEnv {
             auto_reset: opts.auto_reset,
             n_envs: opts.n_envs,
             n_tickers,
+            n_actions,
             obs_dim,
         })
     }
@@ -312,6 +327,12 @@ impl TradingEnv {
 
     pub fn n_tickers(&self) -> usize {
         self.n_tickers
+    }
+
+    /// Actions per ticker: 3 (hold, buy, sell) or the target levels
+    /// (`environment.target_positions`).
+    pub fn n_actions(&self) -> usize {
+        self.n_actions
     }
 
     /// Observation width.
