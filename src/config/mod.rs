@@ -11,8 +11,8 @@ mod training;
 
 pub use data::{Adjust, DataConfig, DataSource, Interval, MissingBarPolicy, SplitConfig, SyntheticConfig};
 pub use environment::{
-    Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig, PdtEquity,
-    RewardConfig, RewardMode, ShortSellingConfig, TafModel, TargetPositionsConfig, MAX_TARGET_LEVELS,
+    Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, MAX_TARGET_LEVELS, ObservationLayout, PdtConfig,
+    PdtEquity, RewardConfig, RewardMode, ShortSellingConfig, TafModel, TargetPositionsConfig,
 };
 pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
 

@@ -159,20 +159,20 @@ pub fn apply_target_actions(
     params: Res<EnvParams>,
     market: Res<MarketData>,
     masking: Res<ActionMasking>,
-    mut envs: Query<(
-        &EnvId,
-        &mut Orders,
-        &mut OrderShares,
-        &Positions,
-        &Portfolio,
-        &EpisodeClock,
-        &mut ActionMask,
-    )>,
+    mut envs: Query<(&EnvId, &mut Orders, &mut OrderShares, &Positions, &Portfolio, &EpisodeClock, &mut ActionMask)>,
 ) {
     let Some(levels) = &params.targets else { return };
     envs.iter_mut().for_each(|(id, mut orders, mut shares, positions, portfolio, clock, mut mask)| {
         let closes = market.close_row(clock.bar as usize);
-        decode_targets(&mut orders, &mut shares.0, actions.row(id.index()), &positions.0, portfolio.equity, closes, levels);
+        decode_targets(
+            &mut orders,
+            &mut shares.0,
+            actions.row(id.index()),
+            &positions.0,
+            portfolio.equity,
+            closes,
+            levels,
+        );
         if masking.enabled {
             let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
             orders.refuse(forbidden, Refusal::MASKED);

@@ -392,4 +392,3 @@ impl Plugin for EnvPlugin {
         }
     }
 }
-

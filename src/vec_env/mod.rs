@@ -21,9 +21,9 @@
 use crate::config::EnvironmentConfig;
 use crate::corporate_actions::CorporateActionsPlugin;
 use crate::env::{
-    ActionBuffer, EnvId, EnvParams, EnvPlugin, EnvReset, EnvStep, EnvTotals, EpisodeBounds, EpisodeClock, Ledger, MAX_SHARD_ENVS,
-    MAX_TICKERS, MIN_SHARD_ENVS, MarketData, MarketDataPlugin, ObservationColumns, Portfolio, Position, Positions,
-    Refusal, RefusalReasons, ResetSeed, StepBuffers, StepRows, TradeLog, TradeRecord,
+    ActionBuffer, EnvId, EnvParams, EnvPlugin, EnvReset, EnvStep, EnvTotals, EpisodeBounds, EpisodeClock, Ledger,
+    MAX_SHARD_ENVS, MAX_TICKERS, MIN_SHARD_ENVS, MarketData, MarketDataPlugin, ObservationColumns, Portfolio, Position,
+    Positions, Refusal, RefusalReasons, ResetSeed, StepBuffers, StepRows, TradeLog, TradeRecord,
 };
 use crate::execution::ExecutionPlugin;
 use crate::observation::ObservationPlugin;
