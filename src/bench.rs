@@ -55,12 +55,15 @@ pub fn bench_market_with_actions(n_tickers: usize) -> MarketData {
 }
 
 /// Switches on every part of the market realism that has a switch (`bench
-/// --realism-cost`): short selling and margin with a borrow fee, a participation cap of
-/// 10% of each bar's volume, FINRA's PDT equity (the previous close). The corporate
-/// actions come with the market ([`bench_market_with_actions`]); the account stays a
-/// margin account, since shorts need one.
+/// --realism-cost`): short selling and margin with a borrow fee, target positions over
+/// five levels from −1 to 1 (random actions pick among them), a participation cap of 10%
+/// of each bar's volume, FINRA's PDT equity (the previous close). The corporate actions
+/// come with the market ([`bench_market_with_actions`]); the account stays a margin
+/// account, since shorts need one.
 pub fn all_realism_on(cfg: &mut EnvironmentConfig) {
     cfg.short_selling.enabled = true;
+    cfg.target_positions.enabled = true;
+    cfg.target_positions.levels = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
     cfg.max_participation = Some(0.1);
     cfg.pdt.equity = crate::config::PdtEquity::PreviousClose;
 }
@@ -81,8 +84,9 @@ pub fn measure_env(
     let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })?;
     env.reset(0);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let n_actions = env.n_actions() as u8;
     let pool: Vec<Vec<u8>> =
-        (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..3u8)).collect()).collect();
+        (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..n_actions)).collect()).collect();
     for a in pool.iter().take(3) {
         let _ = env.step(a);
     }

@@ -17,7 +17,8 @@
 
 use crate::config::FillTiming;
 use crate::env::{
-    EnvParams, EpisodeClock, Ledger, MarketData, Orders, Portfolio, Position, Positions, Refusal, StepSystems, bits,
+    EnvParams, EpisodeClock, Ledger, MarketData, OrderShares, Orders, Portfolio, Position, Positions, Refusal,
+    StepSystems, bits,
 };
 use crate::execution::{ExecutionConfig, fill_orders};
 use bevy_app::{App, Plugin};
@@ -44,26 +45,41 @@ impl Plugin for CorporateActionsPlugin {
 /// Reads [`MarketData`], [`EnvParams`], [`ExecutionConfig`], [`EpisodeClock`]; writes [`Positions`],
 /// [`Portfolio`] cash, [`Ledger`] (`dividends`, `cash_in_lieu`), [`Orders`] (the sell of a
 /// long, or the cover of a short, that a reverse split paid out in cash is refused as
-/// `no_position`). Shorts are split like longs (their shares are negative) and pay the
+/// `no_position`), [`OrderShares`] when present (a sized order waiting for the split's
+/// open is multiplied by its ratio). Shorts are split like longs (their shares are negative) and pay the
 /// dividend. Runs in
 /// [`StepSystems::Execute`], before or after the fills (see the module docs).
+#[allow(clippy::type_complexity, reason = "one query over what an event changes")]
 pub fn apply_corporate_actions(
     market: Res<MarketData>,
     params: Res<EnvParams>,
     config: Res<ExecutionConfig>,
-    mut envs: Query<(&mut Positions, &mut Portfolio, &mut Ledger, &mut Orders, &EpisodeClock)>,
+    mut envs: Query<(
+        &mut Positions,
+        &mut Portfolio,
+        &mut Ledger,
+        &mut Orders,
+        &EpisodeClock,
+        Option<&mut OrderShares>,
+    )>,
 ) {
     // Under `close` fills the orders have filled already (this runs after them).
     let before_fills = params.fill_timing == FillTiming::NextOpen;
-    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, mut orders, clock)| {
+    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, mut orders, clock, mut sizes)| {
         // Past the last bar the mask is 0: nothing to apply.
         let bar = clock.bar as usize + 1;
         for k in bits(market.corporate_action_tickers(bar)) {
+            let (ratio, dividend) = market.corporate_action(bar, k);
+            // A sized order waiting for this open was decided in the old shares: a broker
+            // adjusts it by the ratio, as the position (whole shares toward zero).
+            if let Some(sizes) = sizes.as_deref_mut().filter(|_| before_fills && ratio != 1.0) {
+                let q = sizes.0[k] * ratio;
+                sizes.0[k] = if config.fractional_shares { q } else { ((q * 1e9).round() / 1e9).trunc() };
+            }
             let pos = &mut positions.0[k];
             if pos.shares == 0.0 {
                 continue;
             }
-            let (ratio, dividend) = market.corporate_action(bar, k);
             if ratio != 1.0 {
                 let shares = pos.shares * ratio;
                 // A ratio like 1/3 leaves 2.9999999 of 3: round first, then take the whole.

@@ -10,8 +10,8 @@
 
 use crate::config::EnvironmentConfig;
 use crate::env::{
-    ActionMask, EnvAppExt, EnvStep, EpisodeClock, Ledger, MarketData, Orders, Portfolio, Positions, Refusal,
-    StepSystems, Targets, long_short, mark_to_market,
+    ActionMask, EnvAppExt, EnvStep, EpisodeClock, Ledger, MarketData, OrderShares, Orders, Portfolio, Positions,
+    Refusal, StepSystems, Targets, long_short, mark_to_market,
 };
 use crate::rules::BuiltInRules;
 use bevy_app::{App, Plugin};
@@ -64,15 +64,29 @@ impl Plugin for ShortSellingPlugin {
     }
 }
 
-/// Refuses short sales (sells of tickers not held long) of the `no_short` tickers.
+/// Refuses short sales (sells of tickers not held long) of the `no_short` tickers, and
+/// with target-position actions the sells that would go through zero into a short (the
+/// whole order: it is not cut down to an exit).
 ///
-/// Reads [`ShortSelling`], [`Positions`]; writes [`Orders`]. Runs in
-/// [`StepSystems::Rules`], before the built-in rules.
-pub fn refuse_not_shortable(short: Res<ShortSelling>, mut envs: Query<(&mut Orders, &Positions)>) {
-    envs.iter_mut().for_each(|(mut orders, positions)| {
+/// Reads [`ShortSelling`], [`Positions`], [`OrderShares`] when present; writes [`Orders`].
+/// Runs in [`StepSystems::Rules`], before the built-in rules.
+pub fn refuse_not_shortable(
+    short: Res<ShortSelling>,
+    mut envs: Query<(&mut Orders, &Positions, Option<&OrderShares>)>,
+) {
+    envs.iter_mut().for_each(|(mut orders, positions, sizes)| {
         let (long, _) = long_short(&positions.0);
+        let opening = match sizes {
+            None => !long,
+            Some(s) => positions
+                .0
+                .iter()
+                .zip(&s.0)
+                .enumerate()
+                .fold(0u64, |m, (k, (p, q))| m | u64::from(p.shares + q < 0.0) << k),
+        };
         let sells = orders.sell;
-        orders.refuse(sells & short.no_short & !long, Refusal::NOT_SHORTABLE);
+        orders.refuse(sells & short.no_short & opening, Refusal::NOT_SHORTABLE);
     });
 }
 

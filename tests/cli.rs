@@ -675,3 +675,67 @@ fn backtest_policy_replays_shorts_and_a_margin_call() {
     assert_eq!(m["closed_trades"].as_u64(), Some(2), "{m}");
     assert!(m["win_rate"].as_f64().unwrap() == 0.5, "the first short won, the bought-in one lost: {m}");
 }
+
+/// `backtest --policy FILE` with target positions (answer 21): cells are levels. Long the
+/// whole cap at $40, then −½ (the long is sold and a short opened in the same bar, two
+/// trades), then 0 (the short covered); a cell that is not a level stops with its line.
+#[test]
+fn backtest_policy_replays_target_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let dates = ploutos::market::calendar::weekdays_from(chrono::NaiveDate::from_ymd_opt(2021, 1, 4).unwrap(), 160);
+    let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
+    for (i, d) in dates.iter().enumerate() {
+        let p = 40.0 + 0.1 * (i as f64 * 0.3).sin();
+        text.push_str(&format!("{d},{p},{},{},{p},1000000\n", p * 1.01, p * 0.99));
+    }
+    std::fs::write(data.join("ONE.csv"), text).unwrap();
+    let run = |signals: &[(usize, &str)]| {
+        let rows = signals.iter().map(|(i, a)| format!("{},{a}\n", dates[*i])).collect::<String>();
+        std::fs::write(dir.path().join("signals.csv"), format!("timestamp,ONE\n{rows}")).unwrap();
+        ploutos_in(
+            dir.path(),
+            &[
+                "backtest",
+                "--policy",
+                "signals.csv",
+                "--split",
+                "all",
+                "--set=data.source=csv",
+                "--set=data.csv_dir=data",
+                "--set=data.tickers=[\"ONE\"]",
+                "--set=data.interval=1d",
+                "--set=environment.short_selling.enabled=true",
+                "--set=environment.target_positions.enabled=true",
+                "--set=environment.target_positions.levels=[-1.0,-0.5,0.0,0.5,1.0]",
+                "--out",
+                "out",
+            ],
+        )
+    };
+    let (code, _, err) = run(&[(110, "1"), (115, ""), (120, "-0.5"), (125, "hold"), (130, "0")]);
+    assert_eq!(code, 0, "{err}");
+    let trades = std::fs::read_to_string(dir.path().join("out/trades.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = trades.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let got: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[2])).collect();
+    let day = |i: usize| dates[i].to_string();
+    let want = [(111, "buy"), (121, "sell"), (121, "sell"), (131, "buy")];
+    assert_eq!(got.len(), want.len(), "{trades}");
+    for ((time, side), (i, s)) in got.iter().zip(want) {
+        assert!(time.starts_with(&day(i)) && *side == s, "{trades}");
+    }
+    // The long (30% of $10,000 at ~$40) is sold whole; the short is half that size.
+    let shares: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!((shares[0] - shares[1]).abs() < 1e-9 && (shares[2] / shares[0] - 0.5).abs() < 0.01, "{trades}");
+    assert!((shares[3] - shares[2]).abs() < 1e-9, "{trades}");
+
+    let (code, _, err) = run(&[(110, "1"), (120, "0.3")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "signals.csv:3: column \"ONE\": \"0.3\" is not a target level (-1, -0.5, 0, 0.5, 1), hold or empty"
+        ),
+        "{err}"
+    );
+}

@@ -1,5 +1,5 @@
 //! A plain single-env reference of one step, written from the env's docs (the execution
-//! contract in `ploutos::env`, answers 1–14 and 17–20, and the docs of `execution`, `execution::fill`,
+//! contract in `ploutos::env`, answers 1–14 and 17–21, and the docs of `execution`, `execution::fill`,
 //! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
 //! the batched ECS [`TradingEnv`] on random actions.
 //!
@@ -257,7 +257,35 @@ impl<'m> RefEnv<'m> {
         let mut covers = vec![];
         let mut opens = vec![];
         let mut buys = vec![];
+        // Target positions (answer 21): the most shares an exit closes, and what an order
+        // opens (after its exit, when it goes through zero).
+        let n = actions.len();
+        let (mut want, mut rest) = (vec![f64::INFINITY; n], vec![0.0; n]);
+        let targets = &cfg.target_positions;
         for (k, &a) in actions.iter().enumerate() {
+            if targets.enabled {
+                let a = usize::from(a);
+                if a == 255 {
+                    continue;
+                }
+                if a >= targets.levels.len() {
+                    refused[self.reason("invalid_action")] += 1;
+                    continue;
+                }
+                let (e, c, held) = (self.equity.max(0.0), m.close_row(t)[k], self.pos[k].shares);
+                let raw = if c > 0.0 { targets.levels[a] * cfg.max_position_pct * e / c } else { 0.0 };
+                let d = if cfg.fractional_shares { raw } else { raw.trunc() } - held;
+                if d == 0.0 || (d * c).abs() < targets.no_trade_band * cfg.max_position_pct * e {
+                    continue;
+                }
+                match (d > 0.0, held) {
+                    (false, h) if h > 0.0 => (want[k], rest[k], _) = (-d, (-d - h).max(0.0), sells.push(k)),
+                    (true, h) if h < 0.0 => (want[k], rest[k], _) = (d, (d + h).max(0.0), covers.push(k)),
+                    (false, _) => (rest[k], _) = (-d, opens.push(k)),
+                    (true, _) => (rest[k], _) = (d, buys.push(k)),
+                }
+                continue;
+            }
             match a {
                 0 => {}
                 1 if self.pos[k].shares < 0.0 => covers.push(k),
@@ -273,6 +301,14 @@ impl<'m> RefEnv<'m> {
         let tickers = m.tickers();
         opens.retain(|&k| {
             let listed = cfg.short_selling.no_short.contains(&tickers[k]);
+            if listed {
+                refused[self.names.iter().position(|n| n == "not_shortable").unwrap()] += 1;
+            }
+            !listed
+        });
+        // A flip into a short is refused whole.
+        sells.retain(|&k| {
+            let listed = rest[k] > 0.0 && cfg.short_selling.no_short.contains(&tickers[k]);
             if listed {
                 refused[self.names.iter().position(|n| n == "not_shortable").unwrap()] += 1;
             }
@@ -430,15 +466,16 @@ impl<'m> RefEnv<'m> {
             }
         }
 
+        let (mut flips_short, mut flips_long) = (vec![], vec![]);
         for &k in &sells {
             if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
                 refused[self.reason("no_liquidity")] += 1;
                 continue;
             }
-            let held = self.pos[k].shares;
+            let (held, w) = (self.pos[k].shares, self.pos[k].shares.min(want[k]));
             let q = match self.participation_cap(fill_bar, k) {
-                None => held,
-                Some(Ok(cap)) => held.min(cap),
+                None => w,
+                Some(Ok(cap)) => w.min(cap),
                 Some(Err(name)) => {
                     refused[self.reason(name)] += 1;
                     continue;
@@ -470,14 +507,17 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
-                unfilled: held - q,
+                unfilled: w - q,
                 forced: None,
             });
-            // What the cap left stays open as it was.
+            // What the cap (or a partial exit) left stays open as it was.
             if held > q {
                 self.pos[k].shares = held - q;
             } else {
                 self.pos[k] = RefPosition::default();
+                if rest[k] > 0.0 {
+                    flips_short.push(k);
+                }
             }
             executed += 1;
         }
@@ -489,9 +529,10 @@ impl<'m> RefEnv<'m> {
                 continue;
             }
             let held = -self.pos[k].shares;
+            let w = held.min(want[k]);
             let q = match self.participation_cap(fill_bar, k) {
-                None => held,
-                Some(Ok(cap)) => held.min(cap),
+                None => w,
+                Some(Ok(cap)) => w.min(cap),
                 Some(Err(name)) => {
                     refused[self.reason(name)] += 1;
                     continue;
@@ -517,16 +558,24 @@ impl<'m> RefEnv<'m> {
                 impact: q * r * i,
                 fees,
                 cash_after: self.cash,
-                unfilled: held - q,
+                unfilled: w - q,
                 forced: None,
             });
             if held > q {
                 self.pos[k].shares = -(held - q);
             } else {
                 self.pos[k] = RefPosition::default();
+                if rest[k] > 0.0 {
+                    flips_long.push(k);
+                }
             }
             executed += 1;
         }
+        // What flips open comes with the other opening orders, in ticker order.
+        opens.extend(flips_short);
+        opens.sort_unstable();
+        buys.extend(flips_long);
+        buys.sort_unstable();
         // The cap's equity: right after the closing orders, marked at the reference prices.
         let equity_ref = self.cash + self.pos.iter().zip(&refs).map(|(p, r)| p.shares * r).sum::<f64>();
         // Cash backing the shorts: their value and its initial margin (answer 20).
@@ -556,7 +605,9 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("position_cap")] += 1;
                 continue;
             }
-            let notional = (share * free).min(room);
+            // Target positions: the order's shares, within the free cash and the room.
+            let asked = if targets.enabled { (rest[k] * r).min(free) } else { share * free };
+            let notional = asked.min(room);
             if notional < cfg.min_order_notional {
                 refused[self.reason("too_small")] += 1;
                 continue;
@@ -565,7 +616,8 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("no_liquidity")] += 1;
                 continue;
             }
-            let want = if cfg.fractional_shares { notional / r } else { (notional / r).floor() };
+            let raw = if targets.enabled && rest[k] * r <= notional { rest[k] } else { notional / r };
+            let want = if cfg.fractional_shares { raw } else { raw.floor() };
             let (q, unfilled) = match self.participation_cap(fill_bar, k) {
                 Some(Err(name)) => {
                     refused[self.reason(name)] += 1;
@@ -630,7 +682,8 @@ impl<'m> RefEnv<'m> {
                 refused[self.reason("position_cap")] += 1;
                 continue;
             }
-            let notional = (share * free).min(room);
+            let asked = if targets.enabled { (rest[k] * r).min(free) } else { share * free };
+            let mut notional = asked.min(room);
             if notional < cfg.min_order_notional {
                 refused[self.reason("too_small")] += 1;
                 continue;
@@ -655,12 +708,29 @@ impl<'m> RefEnv<'m> {
                 let q = if cfg.fractional_shares { notional / fill } else { (notional / fill).floor() };
                 (q, fill, i)
             };
-            let (mut q, mut fill, mut i) = quote(notional);
-            let mut spent = if cfg.fractional_shares { notional } else { q * fill };
+            // A sized buy the budget covers: exactly its shares, at their quote, if the cash
+            // pays them and the commission; else the budget less the commission.
+            let by_shares = |q: f64| {
+                let i = impact_of(k, q);
+                let fill = r * (1.0 + h + s + i);
+                (q, fill, i)
+            };
+            let commission = cfg.fees.commission_per_order;
+            let mut exact = None;
+            if targets.enabled {
+                let q = rest[k];
+                if q * r <= notional && q * by_shares(q).1 + commission <= free {
+                    exact = Some(by_shares(q));
+                } else {
+                    notional -= commission;
+                }
+            }
+            let (mut q, mut fill, mut i) = exact.unwrap_or_else(|| quote(notional));
+            let mut spent = if exact.is_none() && cfg.fractional_shares { notional } else { q * fill };
             let mut unfilled = 0.0;
             if let Some(cap) = cap.filter(|&c| q > c) {
                 // Answer 17: quoted again for cap × the first fill price, at most cap shares.
-                let (q2, fill2, i2) = quote(cap * fill);
+                let (q2, fill2, i2) = if exact.is_some() { by_shares(cap) } else { quote(cap * fill) };
                 unfilled = q - q2.min(cap);
                 (q, fill, i) = (q2.min(cap), fill2, i2);
                 spent = q * fill;
@@ -882,6 +952,10 @@ struct Run {
     seed: u64,
     /// Probabilities of hold, buy, sell; the rest are invalid codes.
     p: [f64; 3],
+    /// With target positions, the number of levels: each code is then a uniform level
+    /// with probability 0.9, `KEEP` (255) with 0.05, another code beyond the levels
+    /// otherwise; `p` is unused.
+    levels: Option<u8>,
 }
 
 /// Drives the ECS env and one reference per env with the same random actions and compares
@@ -919,6 +993,13 @@ fn compare(
         let actions: Vec<u8> = (0..run.n_envs * n)
             .map(|_| {
                 let u: f64 = rng.random();
+                if let Some(l) = run.levels {
+                    return match u {
+                        u if u < 0.9 => rng.random_range(0..l),
+                        u if u < 0.95 => 255,
+                        _ => rng.random_range(l..255),
+                    };
+                }
                 if u < run.p[0] {
                     0
                 } else if u < run.p[0] + run.p[1] {
@@ -1027,7 +1108,7 @@ fn matches_reference_small_account_seed_reward() {
     let market = MarketData::random_walk(1_500, 3, 4, 11);
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_500, n_envs: 8, seed: 7, p: [0.45, 0.3, 0.22] });
+        compare(&cfg, market, bounds, Run { steps: 2_500, n_envs: 8, seed: 7, p: [0.45, 0.3, 0.22], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done >= 8 * 9, "{done} episodes");
     for r in ["invalid_action", "no_position", "holding_period", "pdt", "trades_per_day", "position_cap"] {
@@ -1058,7 +1139,7 @@ fn matches_reference_whole_shares_at_close() {
     let market = MarketData::random_walk(1_200, 4, 2, 12);
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 8, p: [0.5, 0.3, 0.18] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 8, p: [0.5, 0.3, 0.18], levels: None });
     assert!(trades > 2_000, "{trades} trades");
     assert!(done > 8, "{done} episodes");
     for r in ["holding_period", "pdt", "trades_per_day", "too_small"] {
@@ -1088,7 +1169,7 @@ fn matches_reference_near_pdt_threshold_dsr() {
     let market = MarketData::random_walk(900, 2, 3, 13);
     let bounds = EpisodeBounds { first: 30, last: 700, random_start: true };
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 9, p: [0.4, 0.35, 0.25] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 9, p: [0.4, 0.35, 0.25], levels: None });
     assert!(trades > 2_000, "{trades} trades");
     assert!(done > 8, "{done} episodes");
     assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
@@ -1119,7 +1200,7 @@ fn matches_reference_heavy_trading(#[case] timing: FillTiming) {
     let market = MarketData::random_walk(800, 5, 1, 14);
     let bounds = hourly_bounds(&market);
     let (trades, _, done) =
-        compare(&cfg, market, bounds, Run { steps: 1_200, n_envs: 8, seed: 10, p: [0.3, 0.4, 0.3] });
+        compare(&cfg, market, bounds, Run { steps: 1_200, n_envs: 8, seed: 10, p: [0.3, 0.4, 0.3], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
 }
@@ -1151,7 +1232,7 @@ fn matches_reference_through_splits_and_dividends(#[case] timing: FillTiming) {
     let market = market.with_corporate_actions(events).expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, _, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 12, p: [0.4, 0.35, 0.25] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 12, p: [0.4, 0.35, 0.25], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
 }
@@ -1181,7 +1262,7 @@ fn matches_reference_with_a_participation_cap(#[case] timing: FillTiming) {
     let market = market.with_volume(volume).expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 13, p: [0.4, 0.35, 0.25] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 13, p: [0.4, 0.35, 0.25], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
     for r in ["zero_volume", "participation"] {
@@ -1207,7 +1288,7 @@ fn matches_reference_cash_account() {
     let market = MarketData::random_walk(1_000, 3, 2, 17);
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.3, 0.4, 0.3] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.3, 0.4, 0.3], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
     assert!(count(&refused, "good_faith") > 0, "no good_faith refusal in {refused:?}");
@@ -1236,7 +1317,7 @@ fn matches_reference_pdt_on_the_previous_close(#[case] timing: FillTiming) {
     let market = MarketData::random_walk(900, 2, 3, 18);
     let bounds = EpisodeBounds { first: 30, last: 700, random_start: true };
     let (trades, refused, _) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 15, p: [0.4, 0.35, 0.25] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 15, p: [0.4, 0.35, 0.25], levels: None });
     assert!(trades > 2_000, "{trades} trades");
     assert!(count(&refused, "pdt") > 0, "no pdt refusal in {refused:?}");
 }
@@ -1281,10 +1362,59 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
     let market = market.with_corporate_actions(events).and_then(|m| m.with_tickers(&names)).expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
-        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.4, 0.25, 0.35] });
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.4, 0.25, 0.35], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
     for r in ["margin_call", "not_shortable", "holding_period", "pdt", "trades_per_day"] {
+        assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
+    }
+}
+
+/// Target positions (answer 21): five levels with shorts, a band, sized exits and flips,
+/// a participation cap that cuts exits short (no flip then), the `no_short` list refusing
+/// flips into a short, margin calls (initial and maintenance margin at 90%, so that a small
+/// loss calls), the daily cap and the rules on exits, under both fill timings; whole shares and a commission at the close (the exact-size buy and its
+/// fallback).
+#[rstest]
+#[case::next_open(FillTiming::NextOpen)]
+#[case::close(FillTiming::Close)]
+fn matches_reference_with_target_positions(#[case] timing: FillTiming) {
+    let mut cfg = EnvironmentConfig {
+        fill_timing: timing,
+        initial_cash: 20_000.0,
+        max_position_pct: 1.0,
+        min_holding_bars: 2,
+        max_trades_per_day: Some(12),
+        episode_length: 300,
+        bankruptcy_pct: 0.2,
+        max_participation: Some(0.05),
+        ..EnvironmentConfig::default()
+    };
+    cfg.short_selling.enabled = true;
+    cfg.short_selling.borrow_rate = 0.3;
+    cfg.short_selling.initial_margin = 0.9;
+    cfg.short_selling.maintenance_margin = 0.9;
+    cfg.short_selling.no_short = vec!["D".into()];
+    cfg.target_positions.enabled = true;
+    cfg.target_positions.levels = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
+    cfg.target_positions.no_trade_band = 0.15;
+    if timing == FillTiming::Close {
+        cfg.fractional_shares = false;
+        cfg.fees.commission_per_order = 1.0;
+    }
+    let market = MarketData::random_walk(1_000, 4, 2, 19);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let volume: Vec<f64> = (0..market.n_bars() * market.n_tickers())
+        .map(|_| if rng.random::<f64>() < 0.03 { 0.0 } else { rng.random_range(0.0..4_000.0) })
+        .collect();
+    let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
+    let market = market.with_volume(volume).and_then(|m| m.with_tickers(&names)).expect("shapes");
+    let bounds = hourly_bounds(&market);
+    let (trades, refused, done) =
+        compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 16, p: [0.0; 3], levels: Some(5) });
+    assert!(trades > 5_000, "{trades} trades");
+    assert!(done > 8 * 5, "{done} episodes");
+    for r in ["margin_call", "not_shortable", "holding_period", "trades_per_day", "invalid_action", "zero_volume"] {
         assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
     }
 }

@@ -356,7 +356,7 @@ fn check_actions(bytes: &[u8], panel: &Panel) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("signals.csv");
     std::fs::write(&path, bytes).expect("write");
-    if let Err(e) = ActionTable::load(&path, panel) {
+    if let Err(e) = ActionTable::load(&path, panel, None) {
         prop_assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     }
     Ok(())

@@ -182,6 +182,47 @@ fn resume_matches_uninterrupted_index_layout() {
     resume_matches_uninterrupted(ObservationLayout::Index);
 }
 
+/// Target positions (five levels with shorts, masks on): the policy head has one
+/// categorical over the levels per ticker, the saved policy acts as the trainer does with
+/// masks of one flag per level, and the checkpoint does not resume with the seed's actions.
+#[test]
+fn target_positions_train_save_and_act() {
+    tch::set_num_threads(1);
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config(ObservationLayout::Materialized);
+    c.training.total_timesteps = 2 * PER_ITER;
+    c.environment.short_selling.enabled = true;
+    c.environment.target_positions.enabled = true;
+    c.environment.target_positions.levels = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
+    c.validate().unwrap();
+    let mut trainer = Trainer::new(&c, env(&c, 0, 399, N_ENVS), None, paths(root.path())).unwrap();
+    let summary = trainer.train(&mut Hooks::default()).unwrap();
+    assert_eq!(summary.timesteps, 2 * PER_ITER);
+    let final_dir = checkpoint::final_dir(&root.path().join("models"));
+    assert_eq!(checkpoint::read_state(&final_dir).unwrap().model.n_actions, 5);
+    let policy = Policy::load(&final_dir, Device::Cpu).unwrap();
+    let mut probe = env(&c, 0, 399, 8);
+    let first = probe.reset(3);
+    let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
+    assert_eq!(masks.len(), 8 * 2 * 5);
+    let mut seen = [false; 5];
+    for _ in 0..20 {
+        let (want, _) = trainer.greedy(&obs, Some(&masks), 8).unwrap();
+        assert_eq!(policy.try_act_masked(&obs, Some(&masks), 8, true).unwrap(), want);
+        for a in policy.act(&obs, 8, false) {
+            seen[usize::from(a)] = true;
+        }
+        let out = probe.step(&want).unwrap();
+        (obs, masks) = (out.obs.clone(), out.action_masks.clone());
+    }
+    assert!(seen.iter().all(|&s| s), "a near-uniform policy samples every level: {seen:?}");
+    assert!(policy.try_act_masked(&obs, Some(&masks[..8 * 2 * 3]), 8, true).is_err());
+    c.environment.target_positions.enabled = false;
+    let err = Trainer::resume(&root.path().join("models"), &c, env(&c, 0, 399, N_ENVS), None, paths(root.path()))
+        .unwrap_err();
+    assert!(err.to_string().contains("actions per ticker 5 in the checkpoint, 3 here"), "{err}");
+}
+
 #[test]
 fn resume_rejects_another_network() {
     let root = tempfile::tempdir().unwrap();

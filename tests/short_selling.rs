@@ -167,32 +167,6 @@ fn bad_short_settings_are_refused() {
     assert!(msg.contains("environment.short_selling.maintenance_margin"), "{msg}");
 }
 
-/// A market of `d` tickers from proptest's returns (closes) and gaps (opens), with costs'
-/// inputs: ATR 1% of price, return std 2%, mean volume 10,000 shares.
-fn market(d: usize, returns: &[f64], gaps: &[f64]) -> MarketData {
-    let n = returns.len() / d;
-    let mut close = vec![0.0; n * d];
-    let mut open = vec![0.0; n * d];
-    for k in 0..d {
-        let mut p = 100.0;
-        for t in 0..n {
-            open[t * d + k] = p * (1.0 + gaps[t * d + k]);
-            p = open[t * d + k] * (1.0 + returns[t * d + k]);
-            close[t * d + k] = p;
-        }
-    }
-    let c = MarketColumns {
-        open,
-        close,
-        atr_frac: vec![0.01; n * d],
-        ret_std: vec![0.02; n * d],
-        mean_volume: vec![1e4; n * d],
-        day: (0..n as u32).map(|t| t / 3).collect(),
-        features: vec![0.0; n * d],
-    };
-    MarketData::new(n, d, 1, c).expect("shapes")
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -208,7 +182,7 @@ proptest! {
         actions in proptest::collection::vec(0u8..3, 3 * 119),
         buy_pct in 0.2f64..1.0,
     ) {
-        let m = market(3, &returns, &gaps);
+        let m = hand::volatile_market(3, &returns, &gaps);
         let opens: Vec<Vec<f64>> = (0..120).map(|t| m.open_row(t).to_vec()).collect();
         let closes: Vec<Vec<f64>> = (0..120).map(|t| m.close_row(t).to_vec()).collect();
         let mut cfg = EnvironmentConfig { buy_pct, max_position_pct: 1.0, ..EnvironmentConfig::default() };

@@ -83,13 +83,16 @@ def _core(config, overrides, num_envs, split, seed, threads, auto_reset, market,
     )
 
 
-def _actions(actions, shape) -> np.ndarray:
-    """Actions as a C-contiguous uint8 array of `shape`, checked to be 0, 1 or 2."""
+def _actions(actions, shape, n_actions: int = 3) -> np.ndarray:
+    """Actions as a C-contiguous uint8 array of `shape`, checked to be below `n_actions` (the
+    native side also takes 255 with target positions: no order)."""
     a = np.asarray(actions)
     if a.dtype != np.uint8:
-        if a.size and (a.min() < 0 or a.max() > 2):
-            bad = a[(a < 0) | (a > 2)].flat[0]
-            raise ValueError(f"actions: code {bad} is not 0 (hold), 1 (buy) or 2 (sell)")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            bad = a[(a < 0) | (a > 255)].flat[0]
+            if n_actions == 3:
+                raise ValueError(f"actions: code {bad} is not 0 (hold), 1 (buy) or 2 (sell)")
+            raise ValueError(f"actions: code {bad} is not a target level's index (0 to {n_actions - 1})")
         a = a.astype(np.uint8)
     if a.shape != shape:
         if a.size == int(np.prod(shape)):
@@ -138,8 +141,8 @@ class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
     `episode_return`, `costs` `[num_envs, 4]` (this step's fees, spread, slippage and
     impact in dollars, columns `cost_kinds`), `refusals` `[num_envs, n_reasons]` (this
     step's refused orders by reason, columns `refusal_names`), `action_mask`
-    `[num_envs, n_tickers, 3]` (allowed hold/buy/sell at the coming decision; all true
-    unless a plugin masks actions), `final_obs`, `_final_obs`.
+    `[num_envs, n_tickers, n_actions]` (allowed hold/buy/sell, or target levels, at the
+    coming decision; all true unless a plugin masks actions), `final_obs`, `_final_obs`.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -151,7 +154,8 @@ class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
         self.obs_dim = core.obs_dim
         self.copy = copy
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
-        self.single_action_space = gym.spaces.MultiDiscrete([3] * self.n_tickers)
+        self.n_actions = core.n_actions
+        self.single_action_space = gym.spaces.MultiDiscrete([self.n_actions] * self.n_tickers)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.render_mode = None
@@ -210,7 +214,7 @@ class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
     def step(self, actions):
         if not self._has_reset:
             raise RuntimeError("call reset before step")
-        self._core.step(_actions(actions, self._action_shape))
+        self._core.step(_actions(actions, self._action_shape, self.n_actions))
         np.logical_or(self._terminated, self._truncated, out=self._done)
         return (
             self._out(self._obs),
@@ -221,8 +225,8 @@ class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
         )
 
     def action_masks(self) -> np.ndarray:
-        """`[num_envs, n_tickers, 3]` bool: allowed hold/buy/sell at the coming decision
-        (sb3-contrib's layout for a MultiDiscrete space)."""
+        """`[num_envs, n_tickers, n_actions]` bool: allowed hold/buy/sell (or target levels)
+        at the coming decision (sb3-contrib's layout for a MultiDiscrete space)."""
         return self._masks
 
     def close_extras(self, **kwargs):
@@ -240,7 +244,8 @@ class PloutosEnv(_Seeds, gym.Env):
         self._core = core
         self.n_tickers = core.n_tickers
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (core.obs_dim,), np.float32)
-        self.action_space = gym.spaces.MultiDiscrete([3] * self.n_tickers)
+        self.n_actions = core.n_actions
+        self.action_space = gym.spaces.MultiDiscrete([self.n_actions] * self.n_tickers)
         self.render_mode = None
         v = _info_views(core)
         self._v = v
@@ -260,7 +265,7 @@ class PloutosEnv(_Seeds, gym.Env):
     def step(self, action):
         if not self._has_reset:
             raise RuntimeError("call reset before step")
-        self._core.step(_actions(action, (1, self.n_tickers)))
+        self._core.step(_actions(action, (1, self.n_tickers), self.n_actions))
         v = self._v
         return (
             v["obs"][0].copy(),
@@ -271,7 +276,8 @@ class PloutosEnv(_Seeds, gym.Env):
         )
 
     def action_masks(self) -> np.ndarray:
-        """`[n_tickers, 3]` bool: allowed hold/buy/sell at the coming decision."""
+        """`[n_tickers, n_actions]` bool: allowed hold/buy/sell (or target levels) at the
+        coming decision."""
         return self._v["action_masks"][0].copy()
 
 

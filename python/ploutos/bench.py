@@ -39,7 +39,7 @@ def stepping(n_envs: int, layout: str, steps: int, repeat: int, threads: int | N
     core = _core(ploutos.BUILTIN, overrides, n_envs, "train", None, threads, True, None, None, plain=True,
                  action_masks=False)
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, 3, size=(n_envs, env.n_tickers), dtype=np.uint8)
+    actions = rng.integers(0, env.n_actions, size=(n_envs, env.n_tickers), dtype=np.uint8)
     env.reset(seed=0)
     core.reset(0)
     core.bench_steps(actions, 20)  # warm-up

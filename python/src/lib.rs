@@ -343,6 +343,13 @@ impl Core {
         self.env.n_tickers()
     }
 
+    /// Actions per ticker: 3 ({hold, buy, sell}), or the number of target levels
+    /// (`environment.target_positions`).
+    #[getter]
+    fn n_actions(&self) -> usize {
+        self.env.n_actions()
+    }
+
     #[getter]
     fn obs_dim(&self) -> usize {
         self.env.obs_dim()
@@ -480,7 +487,7 @@ impl Core {
 
     /// Zero-copy, read-only views of the env's buffers, by name: `obs`, `final_obs`
     /// `[num_envs, obs_dim]` float32; `rewards` float32, `terminated`, `truncated` bool
-    /// `[num_envs]`; `action_masks` `[num_envs, n_tickers, 3]` bool; `infos`
+    /// `[num_envs]`; `action_masks` `[num_envs, n_tickers, n_actions]` bool; `infos`
     /// `[num_envs, record size]` uint8, the env's info records (view them with
     /// [`Core::info_layout`]'s dtype); `costs` `[num_envs, 4]` float64 and `refusals`
     /// `[num_envs, n_reasons]` uint32 of the step. Each is rewritten in place by every
@@ -504,7 +511,7 @@ impl Core {
             d.set_item("rewards", view(slf, &b.rewards, &[n])?)?;
             d.set_item("terminated", view(slf, &b.terminated, &[n])?)?;
             d.set_item("truncated", view(slf, &b.truncated, &[n])?)?;
-            d.set_item("action_masks", view(slf, &b.action_masks, &[n, k, 3])?)?;
+            d.set_item("action_masks", view(slf, &b.action_masks, &[n, k, this.env.n_actions()])?)?;
             d.set_item("infos", view(slf, info_bytes, &[n, size])?)?;
             d.set_item("costs", view(slf, &this.costs, &[n, COST_KINDS.len()])?)?;
             d.set_item("refusals", view(slf, &this.refusals, &[n, this.refusal_names.len()])?)?;
@@ -514,7 +521,8 @@ impl Core {
 }
 
 /// `actions` as the env's codes, checked: shape `[n_envs, n_tickers]`, C-contiguous,
-/// codes 0 to 2.
+/// codes 0 to 2 (hold, buy, sell), or with target positions a level's index or
+/// `ploutos.env.KEEP` (255, no order).
 fn checked_actions<'a>(env: &TradingEnv, actions: &'a PyReadonlyArray2<'_, u8>) -> PyResult<&'a [u8]> {
     let shape = actions.shape();
     if shape != [env.n_envs(), env.n_tickers()] {
@@ -525,8 +533,13 @@ fn checked_actions<'a>(env: &TradingEnv, actions: &'a PyReadonlyArray2<'_, u8>) 
         )));
     }
     let codes = actions.as_slice().map_err(|_| bad_msg("actions: must be C-contiguous"))?;
-    if let Some(&c) = codes.iter().find(|&&c| c > 2) {
-        return Err(bad_msg(format!("actions: code {c} is not 0 (hold), 1 (buy) or 2 (sell)")));
+    let (n, keep) = (env.n_actions(), env.hold_code());
+    if let Some(&c) = codes.iter().find(|&&c| usize::from(c) >= n && c != keep) {
+        return Err(bad_msg(if n == 3 && keep == 0 {
+            format!("actions: code {c} is not 0 (hold), 1 (buy) or 2 (sell)")
+        } else {
+            format!("actions: code {c} is not a target level's index (0 to {}) or {keep} (no order)", n - 1)
+        }));
     }
     Ok(codes)
 }

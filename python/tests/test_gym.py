@@ -180,6 +180,32 @@ def test_action_masks_follow_the_env():
     assert (infos["refusals"][:, masked] == 0).all() and (infos["refused"] > 0).any()
 
 
+def test_target_positions_space_and_masks():
+    # Five target levels with shorts: one categorical of five per ticker, masks per level.
+    overrides = {
+        **SMALL,
+        "environment.short_selling.enabled": True,
+        "environment.target_positions.enabled": True,
+        "environment.target_positions.levels": [-1.0, -0.5, 0.0, 0.5, 1.0],
+    }
+    env = ploutos.make_vec(DEFAULT, num_envs=3, overrides=overrides)
+    assert env.n_actions == 5
+    assert env.single_action_space == gym.spaces.MultiDiscrete([5] * 10)
+    _, infos = env.reset(seed=0)
+    masks = env.action_masks()
+    assert masks.shape == (3, 10, 5)
+    assert masks[:, :, 2].all()  # flat: the zero level sends nothing
+    full_long = np.full((3, 10), 4, np.uint8)
+    _, _, _, _, infos = env.step(full_long)
+    assert (infos["executed"] > 0).all()
+    # Just bought: the holding period forbids the levels under the position.
+    assert not env.action_masks()[:, :, 0].all()
+    single = ploutos.make(DEFAULT, overrides=overrides)
+    assert single.action_space == gym.spaces.MultiDiscrete([5] * 10)
+    single.reset(seed=1)
+    assert single.action_masks().shape == (10, 5)
+
+
 def test_index_layout_and_feature_table():
     env = ploutos.make_vec(DEFAULT, num_envs=2, overrides={**SMALL, "environment.observation_layout": "index"})
     obs, _ = env.reset(seed=0)

@@ -29,7 +29,7 @@ pub trait Agent {
         false
     }
 
-    /// [`Agent::try_act`] among the actions `masks` allows (`[n_envs × n_tickers × 3]`, true
+    /// [`Agent::try_act`] among the actions `masks` allows (`[n_envs × n_tickers × n_actions]`, true
     /// = allowed, as [`crate::env::StepBuffers::action_masks`]); ignores them by default.
     ///
     /// # Errors

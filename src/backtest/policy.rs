@@ -3,7 +3,10 @@
 //! An action file is a CSV with header `timestamp` then one column per ticker (any
 //! subset, any order, names as in `data.tickers`); cells are `hold`/`buy`/`sell` or
 //! `0`/`1`/`2` (case-insensitive, empty = hold); each row is a bar at whose close the agent
-//! acts; bars without a row hold.
+//! acts; bars without a row hold. With target-position actions
+//! (`environment.target_positions`) a cell is one of the configured levels as a number
+//! (`-0.5`, `1`: the target as a fraction of `max_position_pct` × equity), `hold` or empty
+//! sends no order.
 //!
 //! Rows dated in the features' warm-up (the data's first [`MIN_BARS`] bars, whose features
 //! are not all defined) can never act: every replay starts after it. They are counted
@@ -11,6 +14,7 @@
 //! them in silence.
 
 use crate::config::Interval;
+use crate::env::KEEP;
 use crate::features::MIN_BARS;
 use crate::market::calendar::format_timestamp;
 use crate::market::{Panel, parse_timestamp};
@@ -53,13 +57,15 @@ impl Policy {
     ///
     /// # Errors
     /// [`PolicyError`] for an unreadable or invalid action file.
-    pub fn parse(spec: &str, panel: &Panel, seed: u64) -> Result<Self, PolicyError> {
+    /// `levels`: the target levels when actions are target positions, `None` for the
+    /// seed's {hold, buy, sell}.
+    pub fn parse(spec: &str, panel: &Panel, seed: u64, levels: Option<&[f64]>) -> Result<Self, PolicyError> {
         match spec {
             "buy-and-hold" | "buy_and_hold" => Ok(Self::BuyAndHold),
             "flat" => Ok(Self::Flat),
             "random" => Ok(Self::Random { seed }),
             path if path.ends_with(".csv") || Path::new(path).exists() => {
-                let table = ActionTable::load(Path::new(path), panel)?;
+                let table = ActionTable::load(Path::new(path), panel, levels)?;
                 if let Some(ignored) = &table.ignored {
                     eprintln!("ploutos: {path}: {ignored}");
                 }
@@ -121,12 +127,13 @@ impl std::fmt::Display for IgnoredActions {
 }
 
 impl ActionTable {
-    /// Reads an action CSV against a panel's timeline and tickers.
+    /// Reads an action CSV against a panel's timeline and tickers; cells are target
+    /// `levels` when given.
     ///
     /// # Errors
     /// [`PolicyError`] naming the file and line: missing `timestamp` column, unknown ticker,
     /// bad cell, timestamp that is not a bar of the data, duplicate row.
-    pub fn load(path: &Path, panel: &Panel) -> Result<Self, PolicyError> {
+    pub fn load(path: &Path, panel: &Panel, levels: Option<&[f64]>) -> Result<Self, PolicyError> {
         let shown = path.display().to_string();
         let file_err = |message: String| PolicyError::File { path: shown.clone(), message };
         let mut reader = csv::ReaderBuilder::new()
@@ -152,7 +159,8 @@ impl ActionTable {
         let ts_col = ts_col.ok_or_else(|| file_err("missing column `timestamp`".into()))?;
         let bar_of: HashMap<i64, usize> = panel.timestamps().iter().enumerate().map(|(t, &ts)| (ts, t)).collect();
         let (n_bars, d) = (panel.n_bars(), panel.n_tickers());
-        let mut actions = vec![0u8; n_bars * d];
+        // Bars without a row send no order.
+        let mut actions = vec![if levels.is_some() { KEEP } else { 0 }; n_bars * d];
         let mut seen = vec![false; n_bars];
         let interval: Interval = panel.interval();
         let mut warm_up = WarmUpRows::default();
@@ -184,9 +192,19 @@ impl ActionTable {
             }
             for &(i, k) in &columns {
                 let cell = record.get(i).unwrap_or("");
-                actions[t * d + k] = parse_action(cell).ok_or_else(|| {
-                    line_err(format!("column {:?}: {cell:?} is not hold/buy/sell or 0/1/2", &headers[i]))
-                })?;
+                actions[t * d + k] = match levels {
+                    None => parse_action(cell).ok_or_else(|| {
+                        line_err(format!("column {:?}: {cell:?} is not hold/buy/sell or 0/1/2", &headers[i]))
+                    })?,
+                    Some(levels) => parse_level(cell, levels).ok_or_else(|| {
+                        let listed: Vec<String> = levels.iter().map(f64::to_string).collect();
+                        line_err(format!(
+                            "column {:?}: {cell:?} is not a target level ({}), hold or empty",
+                            &headers[i],
+                            listed.join(", ")
+                        ))
+                    })?,
+                };
             }
         }
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "actions".into());
@@ -238,10 +256,21 @@ pub fn parse_action(cell: &str) -> Option<u8> {
     }
 }
 
-/// Draws uniform random actions.
-pub fn random_actions(rng: &mut ChaCha8Rng, out: &mut [u8]) {
+/// A target-level cell → the level's code: a number equal to one of `levels` (within
+/// 1e-9), or `hold`/empty → [`KEEP`].
+pub fn parse_level(cell: &str, levels: &[f64]) -> Option<u8> {
+    let cell = cell.trim();
+    if cell.is_empty() || cell.eq_ignore_ascii_case("hold") {
+        return Some(KEEP);
+    }
+    let x: f64 = cell.parse().ok().filter(|x: &f64| x.is_finite())?;
+    levels.iter().position(|l| (l - x).abs() < 1e-9).map(|i| i as u8)
+}
+
+/// Draws uniform random actions among `n_actions` codes.
+pub fn random_actions(rng: &mut ChaCha8Rng, n_actions: usize, out: &mut [u8]) {
     for a in out {
-        *a = rng.random_range(0..3);
+        *a = rng.random_range(0..n_actions as u8);
     }
 }
 
@@ -273,7 +302,7 @@ mod tests {
             text.push_str(&format!("{},buy\n", format_timestamp(panel.timestamps()[t], Interval::Day)));
         }
         std::fs::write(&path, text).unwrap();
-        ActionTable::load(&path, panel).unwrap()
+        ActionTable::load(&path, panel, None).unwrap()
     }
 
     #[test]
@@ -309,7 +338,7 @@ mod tests {
         let stamp = |t: usize| format_timestamp(panel.timestamps()[t], Interval::Day);
         let check = |text: String, want: &str| {
             std::fs::write(&path, text).unwrap();
-            let err = ActionTable::load(&path, &panel).unwrap_err().to_string();
+            let err = ActionTable::load(&path, &panel, None).unwrap_err().to_string();
             assert_eq!(err, format!("{}:{want}", path.display()));
         };
         // A blank line (which the reader skips) before the bad row on line 4.

@@ -7,7 +7,7 @@
 
 use super::policy::{Policy, random_actions, random_stream};
 use crate::config::{BuySizing, EnvironmentConfig};
-use crate::env::{EnvTotals, MarketData, TradeRecord};
+use crate::env::{EnvTotals, KEEP, MarketData, TradeRecord};
 use crate::vec_env::{EnvError, EnvOptions, TradingEnv};
 use std::ops::Range;
 
@@ -52,6 +52,8 @@ pub fn replay_config(cfg: &EnvironmentConfig, policy: Option<&Policy>, bars: usi
     c.episode_length = bars.max(1);
     c.bankruptcy_pct = 0.0;
     if matches!(policy, Some(Policy::BuyAndHold)) {
+        // The benchmark buys with the seed's actions whatever the agent's action space.
+        c.target_positions.enabled = false;
         c.buy_sizing = BuySizing::EqualSplit;
         c.max_position_pct = 1.0;
         c.max_trades_per_day = None;
@@ -75,10 +77,12 @@ pub fn replay_policy(
         Policy::Random { seed } => Some(random_stream(*seed)),
         _ => None,
     };
+    let n_actions = cfg.n_actions();
+    let hold = if cfg.target_positions.enabled { KEEP } else { 0 };
     let actor = |t: usize, _obs: &[f32], out: &mut [u8]| match policy {
         Policy::BuyAndHold => out.fill(if t == first { 1 } else { 0 }),
-        Policy::Flat => out.fill(0),
-        Policy::Random { .. } => random_actions(rng.as_mut().expect("random policy has a stream"), out),
+        Policy::Flat => out.fill(hold),
+        Policy::Random { .. } => random_actions(rng.as_mut().expect("random policy has a stream"), n_actions, out),
         Policy::Actions(table) => out.copy_from_slice(table.row(t)),
     };
     replay(&cfg, market, range, policy.name(), actor)
@@ -99,7 +103,7 @@ pub fn replay(
     replay_masked(cfg, market, range, name, false, masked_actor)
 }
 
-/// [`replay`] of an actor that also reads the env's action masks (`[n_tickers × 3]`, true
+/// [`replay`] of an actor that also reads the env's action masks (`[n_tickers × n_actions]`, true
 /// = allowed): with `action_masks` the env computes the built-in ones
 /// ([`EnvOptions::action_masks`]); without, they are all true.
 ///

@@ -235,9 +235,9 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "train")]
     pub corporate_actions: bool,
     /// What the market realism costs: interleaved pairs of runs of the configured env and of
-    /// the same env with every realism switch on (short selling and margin, a participation
-    /// cap, FINRA's PDT equity, splits and dividends on the account), medians of `--repeat`
-    /// pairs (default: 4,096 envs).
+    /// the same env with every realism switch on (short selling and margin, target positions, a
+    /// participation cap, FINRA's PDT equity, splits and dividends on the account), medians of
+    /// `--repeat` pairs (default: 4,096 envs).
     #[arg(long, conflicts_with_all = ["train", "corporate_actions"])]
     pub realism_cost: bool,
     /// Folder of the Python baselines (`numpy_env.py`, `sb3_ppo.py`)

@@ -38,7 +38,9 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         results.push(replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?);
     }
     for spec in &specs {
-        let policy = Policy::parse(spec, &dataset.panel, cfg.training.seed)?;
+        let t = &cfg.environment.target_positions;
+        let levels = t.enabled.then_some(t.levels.as_slice());
+        let policy = Policy::parse(spec, &dataset.panel, cfg.training.seed, levels)?;
         let result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
             .map_err(|e| BadArgument(format!("period: {e}")))?;
         results.push(result);

@@ -368,6 +368,11 @@ impl Default for EnvironmentConfig {
 }
 
 impl EnvironmentConfig {
+    /// Actions per ticker: 3 ({hold, buy, sell}), or the number of target levels.
+    pub fn n_actions(&self) -> usize {
+        if self.target_positions.enabled { self.target_positions.levels.len() } else { 3 }
+    }
+
     /// Checks every field against its documented range.
     ///
     /// # Errors

@@ -7,6 +7,12 @@ use crate::env::{
 };
 use bevy_ecs::prelude::*;
 
+/// With target-position actions, the code that sends no order without counting as
+/// `invalid_action` (each level is a target, and any of them may trade): what a replay
+/// sends where an action file has no cell. The seed's actions hold with 0 and count every
+/// code above 2 as invalid, this one included.
+pub const KEEP: u8 = u8::MAX;
+
 /// Decodes each env's row of the [`ActionBuffer`] into [`Orders`], refuses the orders its
 /// [`ActionMask`] forbade, and clears the mask for the next observation.
 ///
@@ -115,9 +121,17 @@ impl TargetLevels {
     /// flat for every action (no position is worth a share of it).
     #[inline]
     pub fn order(&self, a: usize, held: f64, equity: f64, close: f64) -> f64 {
+        self.order_with(self.weights[a], held, equity, close)
+    }
+
+    /// [`Self::order`] of the level whose weight is `weight`.
+    #[inline]
+    fn order_with(&self, weight: f64, held: f64, equity: f64, close: f64) -> f64 {
         let equity = equity.max(0.0);
-        let target = if close > 0.0 { self.weights[a] * equity / close } else { 0.0 };
-        let target = if self.whole_shares { target.trunc() } else { target };
+        let target = if close > 0.0 { weight * equity / close } else { 0.0 };
+        // Toward zero through an integer: `f64::trunc` is a libm call on baseline x86-64,
+        // which the compiler makes on every call, whole shares or not (it is speculated).
+        let target = if self.whole_shares { target as i64 as f64 } else { target };
         let delta = target - held;
         if (delta * close).abs() < self.band * equity { 0.0 } else { delta }
     }
@@ -182,8 +196,8 @@ pub fn apply_target_actions(
 }
 
 /// Decodes one env's target-position actions into orders and their signed sizes in shares
-/// (`shares[k]`, meaningful where an order is live): a code beyond the levels is counted as
-/// `invalid_action` and held.
+/// (`shares[k]`, meaningful where an order is live): [`KEEP`] holds, any other code beyond
+/// the levels is counted as `invalid_action` and held.
 pub fn decode_targets(
     orders: &mut Orders,
     shares: &mut [f64],
@@ -194,12 +208,21 @@ pub fn decode_targets(
     levels: &TargetLevels,
 ) {
     let (mut buy, mut sell, mut invalid) = (0u64, 0u64, 0u32);
-    for (k, ((&a, pos), out)) in row.iter().zip(positions).zip(shares.iter_mut()).enumerate() {
-        let a = usize::from(a);
-        *out = if a < levels.len() { levels.order(a, pos.shares, equity, closes[k]) } else { 0.0 };
-        invalid += u32::from(a >= levels.len());
-        buy |= u64::from(*out > 0.0) << k;
-        sell |= u64::from(*out < 0.0) << k;
+    let n = row.len().min(positions.len()).min(shares.len()).min(closes.len());
+    for k in 0..n {
+        let a = usize::from(row[k]);
+        // `TargetLevels::order`, unrolled here without its per-call checks: the hot loop
+        // of every step with target positions.
+        let d = match levels.weights.get(a) {
+            Some(&w) => levels.order_with(w, positions[k].shares, equity, closes[k]),
+            None => {
+                invalid += u32::from(a != usize::from(KEEP));
+                0.0
+            }
+        };
+        shares[k] = d;
+        buy |= u64::from(d > 0.0) << k;
+        sell |= u64::from(d < 0.0) << k;
     }
     orders.refused = Default::default();
     orders.refused.0[Refusal::INVALID_ACTION.0 as usize] = invalid;

@@ -243,6 +243,14 @@ impl ActionMask {
         self.no_sell |= mask;
     }
 
+    /// Forbids the exits of the tickers in `mask`: selling a long, buying back a short.
+    #[inline]
+    pub fn forbid_exits(&mut self, mask: u64, positions: &[Position]) {
+        let (long, short) = long_short(positions);
+        self.forbid_sell(mask & long);
+        self.forbid_buy(mask & short);
+    }
+
     /// Whether action `code` (0 hold, 1 buy, 2 sell) of ticker `k` is allowed; hold always is.
     #[inline]
     pub fn allows(&self, k: usize, code: u8) -> bool {
@@ -294,6 +302,14 @@ pub fn long_short(positions: &[Position]) -> (u64, u64) {
         short |= u64::from(p.shares < 0.0) << k;
     }
     (long, short)
+}
+
+/// The exits among an env's live orders, as a bit mask: sells of longs and buys of
+/// shorts (what the holding period and the PDT rule judge).
+#[inline]
+pub fn exits(orders: &Orders, positions: &[Position]) -> u64 {
+    let (long, short) = long_short(positions);
+    (orders.sell & long) | (orders.buy & short)
 }
 
 /// All positions of an env, indexed by ticker.

@@ -128,6 +128,39 @@
 //!     day trade on that sale's day. A dividend on the ex-date is debited from a short, a
 //!     split multiplies its (negative) shares. Masks: a cover is never masked for cash, a
 //!     short sale is masked like a buy (free cash, room, minimum order).
+//! 21. **Target positions** (`environment.target_positions`, off by default: the seed's
+//!     {hold, buy, sell} stay the action space). A ticker's action is an index into
+//!     `levels`: level l asks for l × `max_position_pct` × E / close shares, with E the
+//!     equity and close the price at the decision bar's close (E < 0: flat), toward zero
+//!     to whole shares unless `fractional_shares`. The order is that target less the
+//!     shares held, decided then (the fill price is unknown); none when it is worth less
+//!     than `no_trade_band` × `max_position_pct` × E at that close, so drift sends no tiny
+//!     rebalance. Code [`KEEP`] (255) sends no order; any other code beyond the levels is
+//!     `invalid_action` and holds. A sell of a long sells min(|order|, held) shares (a
+//!     **partial exit**: the rest stays open at the same average cost, opening bar, holding
+//!     clock and PDT day, as in answer 17), a buy of a short covers min(order, |held|).
+//!     What is left of an order that goes **through zero** opens on the other side in the
+//!     opening phase of answer 20 (closings, then short sales, then buys), and only once
+//!     the closing part left the position flat (a partly filled exit cancels the rest). An
+//!     opening order of q shares has a budget of min(q × reference, free cash, room)
+//!     (room as in answers 3 and 20; `buy_pct` and `buy_sizing` do not apply). A buy whose
+//!     budget covers q × reference is quoted for exactly q shares (`FillModel::cover`, the
+//!     share-sized buy quote) and fills them if the cash pays their cost and fees;
+//!     otherwise it spends the budget less its fees as in answer 2. A short sale sells q
+//!     shares, or budget / reference when the budget is smaller. A split at the fill's
+//!     open multiplies a waiting order by its ratio, as the position (answer 19; whole
+//!     shares toward zero). Every refusal and rule
+//!     applies to each part as to the seed's orders: the closing and the opening part of
+//!     a flip are two trades, and the opening one can be refused (`margin`, `cash`,
+//!     `position_cap`, ...) after the closing one filled; the daily cap counts a flip once
+//!     when it is decided and its two trades once they fill; a flip of a `no_short` ticker
+//!     into a short is refused whole (`not_shortable`). Masks have one flag per level
+//!     (`[n_tickers × n_levels]`): a level is allowed when its order is none, a buy the
+//!     buy mask allows or a sell the sell mask allows; when none is, the level with the
+//!     smallest order is left allowed (sent, it is refused as `masked`: the agent holds).
+//!     No mask sees a flip's opening part (its margin) or a `no_short` flip. An action file
+//!     (`backtest --policy FILE`) gives levels as numbers (`-0.5`, `1`), empty or `hold`
+//!     for no order; the buy-and-hold benchmark keeps the seed's actions.
 //!
 //! Timing: the agent acts on bar t's close; orders fill at bar t+1's open (or bar t's
 //! close, optimistic); equity is marked at bar t+1's close, and the reward uses the equity
@@ -144,7 +177,7 @@ mod schedule;
 
 pub use accounting::mark_to_market;
 pub use actions::{
-    TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets,
+    KEEP, TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets,
     mask_sells_without_position,
 };
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};

@@ -33,8 +33,9 @@ pub use fill::{CostModel, FillInput, FillModel, FillQuote, Fills, SpreadSlippage
 
 use crate::config::{BuySizing, EnvironmentConfig};
 use crate::env::{
-    ActionMask, EnvAppExt, EnvId, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, Orders, PdtState, Portfolio,
-    Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits, long_short,
+    ActionMask, EnvAppExt, EnvId, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, OrderShares, Orders, PdtState,
+    Portfolio, Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits,
+    long_short,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -318,8 +319,8 @@ pub fn write_cost_columns(
 /// Fills every env's live orders.
 ///
 /// Reads [`Orders`], [`CostModel`], [`EpisodeClock`], [`MarketData`], [`Fills`], [`Fees`];
-/// writes [`Portfolio`] cash and counters, [`Positions`], [`Ledger`], [`PdtState`] and
-/// [`TradeLog`] when present. Runs in [`StepSystems::Execute`]. Keeps cash ≥ 0 and shares
+/// writes [`Portfolio`] cash and counters, [`Positions`], [`Ledger`], [`PdtState`], and
+/// [`OrderShares`] and [`TradeLog`] when present. Runs in [`StepSystems::Execute`]. Keeps cash ≥ 0 and shares
 /// ≥ 0.
 #[allow(clippy::type_complexity, reason = "one query over what a fill changes")]
 #[allow(clippy::too_many_arguments, reason = "a system's parameters")]
@@ -337,23 +338,27 @@ pub fn fill_orders(
         &mut PdtState,
         &CostModel,
         &EpisodeClock,
+        Option<&mut OrderShares>,
         Option<&mut TradeLog>,
     )>,
 ) {
     let models = Models { market: &market, params: &params, config: &config, fills: &fills, fees: &fees };
-    envs.iter_mut().for_each(|(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, log)| {
-        execute(
-            &mut orders,
-            &mut positions.0,
-            &mut portfolio,
-            &mut ledger,
-            &mut pdt,
-            cost,
-            &models,
-            clock.bar as usize,
-            log.map(|l| &mut l.into_inner().0),
-        );
-    });
+    envs.iter_mut().for_each(
+        |(mut orders, mut positions, mut portfolio, mut ledger, mut pdt, cost, clock, sizes, log)| {
+            execute(
+                &mut orders,
+                &mut positions.0,
+                &mut portfolio,
+                &mut ledger,
+                &mut pdt,
+                cost,
+                &models,
+                clock.bar as usize,
+                sizes.map(|s| &mut *s.into_inner().0),
+                log.map(|l| &mut l.into_inner().0),
+            );
+        },
+    );
 }
 
 /// What execution reads besides the env's own components.
@@ -366,7 +371,8 @@ pub struct Models<'a> {
 }
 
 /// Executes one env's orders for a decision at bar `t` (see the module docs for the
-/// order and sizing rules).
+/// order and sizing rules). `sizes`: the orders' signed sizes in shares with
+/// target-position actions (answer 21), consumed as they fill; `None`, the seed's sizing.
 #[allow(clippy::too_many_arguments, reason = "the env's components, passed apart to borrow them apart")]
 pub fn execute(
     orders: &mut Orders,
@@ -377,6 +383,7 @@ pub fn execute(
     cost: &CostModel,
     models: &Models,
     t: usize,
+    mut sizes: Option<&mut [f64]>,
     log: Option<&mut Vec<TradeRecord>>,
 ) {
     let Models { market, params, config, .. } = *models;
@@ -400,17 +407,36 @@ pub fn execute(
         day_trades += x.margin_call(orders, positions, margin, long, short);
     }
     // Closing orders first, in ticker order: sells of longs, then buys that cover shorts.
+    // A sized order closes at most the position, the rest of it opens on the other side.
     for k in bits(orders.sell & long) {
-        day_trades += x.sell_long(orders, &mut positions[k], k, None);
+        let want = sizes.as_deref().map(|s| -s[k]);
+        let before = positions[k].shares;
+        day_trades += x.sell_long(orders, &mut positions[k], k, want, None);
+        if let Some(s) = sizes.as_deref_mut() {
+            s[k] += before - positions[k].shares;
+        }
     }
     for k in bits(orders.buy & short) {
-        day_trades += x.cover(orders, &mut positions[k], k, None);
+        let want = sizes.as_deref().map(|s| s[k]);
+        let before = positions[k].shares;
+        day_trades += x.cover(orders, &mut positions[k], k, want, None);
+        if let Some(s) = sizes.as_deref_mut() {
+            s[k] += before - positions[k].shares;
+        }
     }
     pdt.record(day, day_trades);
 
     // Then opening orders, each from the cash the previous fills left: short sales, then
-    // buys, in ticker order.
-    let (opens, buys) = (orders.sell & !long, orders.buy & !short);
+    // buys, in ticker order. A sized order opens what its closing part left, once the
+    // position it closed is flat (a partly filled exit cancels the rest).
+    let (opens, buys) = match sizes.as_deref() {
+        None => (orders.sell & !long, orders.buy & !short),
+        Some(s) => {
+            let (long, short) = if config.margin.is_some() { long_short(positions) } else { (u64::MAX, 0) };
+            let rest = s.iter().enumerate().fold(0u64, |m, (k, &q)| m | u64::from(q != 0.0) << k);
+            (orders.sell & !long & rest, orders.buy & !short & rest)
+        }
+    };
     if opens | buys == 0 {
         return;
     }
@@ -421,14 +447,28 @@ pub fn execute(
         None => 0.0,
     };
     let mut left = (opens | buys).count_ones();
+    let mut size = |k: usize| match sizes.as_deref() {
+        Some(s) => Size::Shares(s[k].abs()),
+        None => Size::CashShare(config.opening_share(&mut left)),
+    };
     for k in bits(opens) {
-        let share = config.opening_share(&mut left);
-        x.open_short(orders, &mut positions[k], k, share, equity_ref, &mut locked);
+        let size = size(k);
+        x.open_short(orders, &mut positions[k], k, size, equity_ref, &mut locked);
     }
     for k in bits(buys) {
-        let share = config.opening_share(&mut left);
-        x.buy(orders, &mut positions[k], k, share, equity_ref, locked);
+        let size = size(k);
+        x.buy(orders, &mut positions[k], k, size, equity_ref, locked);
     }
+}
+
+/// How much an opening order (a buy or a short sale) asks for.
+#[derive(Debug, Clone, Copy)]
+enum Size {
+    /// This share of the free cash (the seed's actions: `buy_pct` or an equal split).
+    CashShare(f64),
+    /// These shares (target-position actions), or what the free cash buys when it does not
+    /// buy them all.
+    Shares(f64),
 }
 
 /// One env's fills of one bar: what every order reads and writes.
@@ -462,14 +502,42 @@ impl Fill<'_, '_> {
         self.portfolio.traded_this_step += notional;
     }
 
-    /// Records a closing trade of `shares` opened at `opened_bar` with realized `pnl`.
+    /// Records a closing trade of `shares` of `pos` (long or short) with realized `pnl`, and
+    /// takes them off the position.
     #[inline]
-    fn closed(&mut self, pnl: f64, opened_bar: u32) {
+    fn closed(&mut self, pos: &mut Position, shares: f64, pnl: f64) {
         // Every exit closes a trade of the shares it sold (won or lost on them); a partial
         // exit leaves the rest open, at the same average cost and opening bar.
         self.ledger.closed_trades += 1;
         self.ledger.winning_trades += u64::from(pnl > 0.0);
-        self.ledger.trade_bars += (self.fill_bar as u64).saturating_sub(u64::from(opened_bar));
+        self.ledger.trade_bars += (self.fill_bar as u64).saturating_sub(u64::from(pos.opened_bar));
+        let rest = pos.shares.abs() - shares;
+        if rest > 0.0 {
+            pos.shares = rest.copysign(pos.shares);
+        } else {
+            *pos = Position::default();
+        }
+    }
+
+    /// An exit of ticker `k` from a position of `held` shares: its fill inputs, the shares
+    /// it fills and the rest of the order ([`Self::exit_size`]), or `None` once refused.
+    #[inline]
+    fn exit(
+        &self,
+        orders: &mut Orders,
+        k: usize,
+        held: f64,
+        want: Option<f64>,
+        forced: Option<Refusal>,
+    ) -> Option<(FillInput, f64, f64)> {
+        let input = self.input(k);
+        match self.exit_size(k, &input, held, want, forced.is_some()) {
+            Ok((shares, unfilled)) => Some((input, shares, unfilled)),
+            Err(refusal) => {
+                orders.refuse(1 << k, refusal);
+                None
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments, reason = "the fields of one trade record")]
@@ -493,10 +561,22 @@ impl Fill<'_, '_> {
         }
     }
 
-    /// Shares an exit of `held` shares fills (all, or what the participation cap lets
-    /// through; a forced order ignores the cap) and the rest, or the refusal.
+    /// Shares an exit of `held` shares fills (all, or `want` of them with a sized order, or
+    /// what the participation cap lets through; a forced order ignores the cap) and the rest
+    /// of the order, or the refusal. Also checks that the fill model can fill ticker `k`.
     #[inline]
-    fn exit_size(&self, k: usize, held: f64, forced: bool) -> Result<(f64, f64), Refusal> {
+    fn exit_size(
+        &self,
+        k: usize,
+        input: &FillInput,
+        held: f64,
+        want: Option<f64>,
+        forced: bool,
+    ) -> Result<(f64, f64), Refusal> {
+        if !self.models.fills.can_fill(self.cost, input) {
+            return Err(Refusal::NO_LIQUIDITY);
+        }
+        let held = want.map_or(held, |w| w.min(held));
         if forced {
             return Ok((held, 0.0));
         }
@@ -508,23 +588,20 @@ impl Fill<'_, '_> {
         }
     }
 
-    /// Sells the long position of ticker `k` (all of it, or what the participation cap
-    /// lets through); returns 1 for a day trade. `forced` names a forced order's reason.
+    /// Sells the long position of ticker `k` (all of it, or `want` shares of it, or what
+    /// the participation cap lets through); returns 1 for a day trade. `forced` names a
+    /// forced order's reason.
     #[inline]
-    fn sell_long(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, forced: Option<Refusal>) -> u32 {
+    fn sell_long(
+        &mut self,
+        orders: &mut Orders,
+        pos: &mut Position,
+        k: usize,
+        want: Option<f64>,
+        forced: Option<Refusal>,
+    ) -> u32 {
         let Models { config, fills, fees, .. } = *self.models;
-        let input = self.input(k);
-        if !fills.can_fill(self.cost, &input) {
-            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            return 0;
-        }
-        let (shares, unfilled) = match self.exit_size(k, pos.shares, forced.is_some()) {
-            Ok(size) => size,
-            Err(refusal) => {
-                orders.refuse(1 << k, refusal);
-                return 0;
-            }
-        };
+        let Some((input, shares, unfilled)) = self.exit(orders, k, pos.shares, want, forced) else { return 0 };
         let quote = fills.sell(self.cost, &input, shares);
         let price = quote.sell_price();
         let notional = shares * price;
@@ -544,35 +621,26 @@ impl Fill<'_, '_> {
         self.ledger.turnover += notional;
         record_costs(self.ledger, &quote, shares, fees);
         self.log(k, Side::Sell, shares, &quote, price, fees, unfilled, forced);
-        self.closed(pnl, pos.opened_bar);
-        if unfilled > 0.0 {
-            pos.shares = unfilled;
-        } else {
-            *pos = Position::default();
-        }
+        self.closed(pos, shares, pnl);
         self.executed(notional);
         day_trade
     }
 
-    /// Buys back the short position of ticker `k` (all of it, or what the participation
-    /// cap lets through); returns 1 for a day trade. A cover is never refused for cash: it
-    /// is paid from the short's proceeds and the account's equity, cash may go below zero
-    /// (a margin debit).
+    /// Buys back the short position of ticker `k` (all of it, or `want` shares of it, or
+    /// what the participation cap lets through); returns 1 for a day trade. A cover is
+    /// never refused for cash: it is paid from the short's proceeds and the account's
+    /// equity, cash may go below zero (a margin debit).
     #[inline]
-    fn cover(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, forced: Option<Refusal>) -> u32 {
+    fn cover(
+        &mut self,
+        orders: &mut Orders,
+        pos: &mut Position,
+        k: usize,
+        want: Option<f64>,
+        forced: Option<Refusal>,
+    ) -> u32 {
         let Models { fills, fees, .. } = *self.models;
-        let input = self.input(k);
-        if !fills.can_fill(self.cost, &input) {
-            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            return 0;
-        }
-        let (shares, unfilled) = match self.exit_size(k, -pos.shares, forced.is_some()) {
-            Ok(size) => size,
-            Err(refusal) => {
-                orders.refuse(1 << k, refusal);
-                return 0;
-            }
-        };
+        let Some((input, shares, unfilled)) = self.exit(orders, k, -pos.shares, want, forced) else { return 0 };
         let quote = fills.cover(self.cost, &input, shares);
         let price = quote.buy_price();
         let notional = shares * price;
@@ -584,54 +652,99 @@ impl Fill<'_, '_> {
         self.ledger.turnover += notional;
         record_costs(self.ledger, &quote, shares, fees);
         self.log(k, Side::Buy, shares, &quote, price, fees, unfilled, forced);
-        self.closed(pnl, pos.opened_bar);
-        if unfilled > 0.0 {
-            pos.shares = -unfilled;
-        } else {
-            *pos = Position::default();
-        }
+        self.closed(pos, shares, pnl);
         self.executed(notional);
         day_trade
     }
 
-    /// Buys ticker `k` with `share` of the cash not `locked` behind shorts.
+    /// The checks every opening order passes before it is quoted, in this order: some
+    /// `free` cash (else `no_cash`), room under the position cap beside the `held` shares
+    /// (either side), a budget `min(asked, free, room)` not under `min_order_notional`, a
+    /// ticker the fill model can fill, a fill bar the participation cap lets trade. Returns
+    /// the budget, the fill model's inputs and the cap (`None`: off), or `None` when the
+    /// order was refused.
     #[inline]
-    fn buy(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, share: f64, equity_ref: f64, locked: f64) {
-        let Models { market, config, fills, fees, .. } = *self.models;
+    #[allow(clippy::too_many_arguments, reason = "what an opening order is judged on")]
+    fn opening(
+        &self,
+        orders: &mut Orders,
+        k: usize,
+        held: f64,
+        size: Size,
+        equity_ref: f64,
+        free: f64,
+        no_cash: Refusal,
+    ) -> Option<(f64, FillInput, Option<f64>)> {
+        let Models { market, config, fills, .. } = *self.models;
         let reference = self.refs[k];
-        let room = config.max_position_pct * equity_ref - pos.shares * reference;
-        let cash = self.portfolio.cash - locked;
-        if cash <= 0.0 {
-            orders.refuse(1 << k, Refusal::CASH);
-            return;
-        }
-        if room <= 0.0 {
-            orders.refuse(1 << k, Refusal::POSITION_CAP);
-            return;
-        }
-        let notional = (share * cash).min(room);
-        if notional < config.min_order_notional {
-            orders.refuse(1 << k, Refusal::TOO_SMALL);
-            return;
-        }
-        let input = self.input(k);
-        if !fills.can_fill(self.cost, &input) {
-            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            return;
-        }
-        let cap = match participation_cap(market, config, self.fill_bar, k) {
-            Some(Err(refusal)) => {
-                orders.refuse(1 << k, refusal);
-                return;
+        let room = config.max_position_pct * equity_ref - held * reference;
+        let refusal = if free <= 0.0 {
+            no_cash
+        } else if room <= 0.0 {
+            Refusal::POSITION_CAP
+        } else {
+            let asked = match size {
+                Size::CashShare(share) => share * free,
+                Size::Shares(q) => (q * reference).min(free),
+            };
+            let notional = asked.min(room);
+            let input = self.input(k);
+            if notional < config.min_order_notional {
+                Refusal::TOO_SMALL
+            } else if !fills.can_fill(self.cost, &input) {
+                Refusal::NO_LIQUIDITY
+            } else {
+                match participation_cap(market, config, self.fill_bar, k) {
+                    Some(Err(refusal)) => refusal,
+                    cap => return Some((notional, input, cap.and_then(Result::ok))),
+                }
             }
-            cap => cap.and_then(Result::ok),
         };
-        let (mut shares, mut quote) = fills.buy(self.cost, &input, notional, config.fractional_shares);
+        orders.refuse(1 << k, refusal);
+        None
+    }
+
+    /// Buys ticker `k` for `size` from the cash not `locked` behind shorts.
+    #[inline]
+    fn buy(&mut self, orders: &mut Orders, pos: &mut Position, k: usize, size: Size, equity_ref: f64, locked: f64) {
+        let Models { config, fills, fees, .. } = *self.models;
+        let cash = self.portfolio.cash - locked;
+        let Some((mut notional, input, cap)) =
+            self.opening(orders, k, pos.shares, size, equity_ref, cash, Refusal::CASH)
+        else {
+            return;
+        };
+        // A sized order the budget covers buys its shares at their quote if the cash pays
+        // for them and their fees; otherwise it spends the budget less the fees.
+        let exact = match size {
+            Size::Shares(q) if q * self.refs[k] <= notional => {
+                let quote = fills.cover(self.cost, &input, q);
+                let spent = q * quote.buy_price();
+                if spent + fees.buy_fees(q, spent) <= cash {
+                    Some((q, quote, spent))
+                } else {
+                    notional -= fees.buy_fees(q, notional);
+                    None
+                }
+            }
+            Size::Shares(q) => {
+                notional -= fees.buy_fees(q, notional);
+                None
+            }
+            Size::CashShare(_) => None,
+        };
+        let (mut shares, mut quote, mut spent) = exact.unwrap_or_else(|| {
+            let (shares, quote) = fills.buy(self.cost, &input, notional, config.fractional_shares);
+            (shares, quote, if config.fractional_shares { notional } else { shares * quote.buy_price() })
+        });
         let mut unfilled = 0.0;
-        let mut spent = if config.fractional_shares { notional } else { shares * quote.buy_price() };
         if let Some(cap) = cap.filter(|&c| shares > c) {
             // Re-quoted for the capped size (its impact is smaller), at most `cap` shares.
-            let (q, requote) = fills.buy(self.cost, &input, cap * quote.buy_price(), config.fractional_shares);
+            let (q, requote) = if exact.is_some() {
+                (cap, fills.cover(self.cost, &input, cap))
+            } else {
+                fills.buy(self.cost, &input, cap * quote.buy_price(), config.fractional_shares)
+            };
             unfilled = shares - q.min(cap);
             (shares, quote) = (q.min(cap), requote);
             spent = shares * quote.buy_price();
@@ -666,53 +779,37 @@ impl Fill<'_, '_> {
         self.executed(spent);
     }
 
-    /// Sells ticker `k` short for `share` of the cash not `locked` behind shorts (the
-    /// notional a buy would get), `N / reference` shares, if the equity beyond the longs
-    /// still covers the initial margin of every short after it; adds the new short's
-    /// collateral to `locked`.
+    /// Sells ticker `k` short for `size` from the cash not `locked` behind shorts (a
+    /// share of it: the notional a buy would get, `N / reference` shares), if the equity
+    /// beyond the longs still covers the initial margin of every short after it; adds the
+    /// new short's collateral to `locked`.
     #[inline]
     fn open_short(
         &mut self,
         orders: &mut Orders,
         pos: &mut Position,
         k: usize,
-        share: f64,
+        size: Size,
         equity_ref: f64,
         locked: &mut f64,
     ) {
-        let Models { market, config, fills, fees, .. } = *self.models;
+        let Models { config, fills, fees, .. } = *self.models;
         let Some(margin) = config.margin else { return };
         let reference = self.refs[k];
         let free = self.portfolio.cash - *locked;
-        if free <= 0.0 {
-            orders.refuse(1 << k, Refusal::MARGIN);
+        let Some((notional, input, cap)) =
+            self.opening(orders, k, -pos.shares, size, equity_ref, free, Refusal::MARGIN)
+        else {
             return;
-        }
-        let room = config.max_position_pct * equity_ref + pos.shares * reference;
-        if room <= 0.0 {
-            orders.refuse(1 << k, Refusal::POSITION_CAP);
-            return;
-        }
-        let notional = (share * free).min(room);
-        if notional < config.min_order_notional {
-            orders.refuse(1 << k, Refusal::TOO_SMALL);
-            return;
-        }
-        let input = self.input(k);
-        if !fills.can_fill(self.cost, &input) {
-            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
-            return;
-        }
-        let raw = notional / reference;
+        };
+        let raw = match size {
+            Size::Shares(q) if q * reference <= notional => q,
+            _ => notional / reference,
+        };
         let mut shares = if config.fractional_shares { raw } else { raw.floor() };
         let mut unfilled = 0.0;
-        match participation_cap(market, config, self.fill_bar, k) {
-            Some(Err(refusal)) => {
-                orders.refuse(1 << k, refusal);
-                return;
-            }
-            Some(Ok(cap)) if cap < shares => (shares, unfilled) = (cap, shares - cap),
-            _ => {}
+        if let Some(cap) = cap.filter(|&c| c < shares) {
+            (shares, unfilled) = (cap, shares - cap);
         }
         if shares <= 0.0 {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
@@ -779,9 +876,9 @@ impl Fill<'_, '_> {
             // fill it (then the position stays, and the next one is closed).
             let mut none = Orders::default();
             day_trades += if before < 0.0 {
-                self.cover(&mut none, pos, k, Some(Refusal::MARGIN_CALL))
+                self.cover(&mut none, pos, k, None, Some(Refusal::MARGIN_CALL))
             } else {
-                self.sell_long(&mut none, pos, k, Some(Refusal::MARGIN_CALL))
+                self.sell_long(&mut none, pos, k, None, Some(Refusal::MARGIN_CALL))
             };
             if pos.shares != before {
                 closed |= 1 << k;

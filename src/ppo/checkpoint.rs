@@ -45,6 +45,14 @@ pub struct ModelSpec {
     /// Hidden widths of each of the policy and value MLPs.
     pub net_arch: Vec<usize>,
     pub activation: Activation,
+    /// Actions per ticker: 3 for the seed's {hold, buy, sell}, the number of levels with
+    /// target-position actions (3 in checkpoints written before those existed).
+    #[serde(default = "seed_actions")]
+    pub n_actions: usize,
+}
+
+fn seed_actions() -> usize {
+    3
 }
 
 /// `state.ron`: where the run stood when the checkpoint was written.
@@ -90,6 +98,7 @@ impl ModelSpec {
         field("features per ticker", self.n_features.to_string(), here.n_features.to_string());
         field("observation width", self.obs_dim.to_string(), here.obs_dim.to_string());
         field("network input width", self.input_dim.to_string(), here.input_dim.to_string());
+        field("actions per ticker", self.n_actions.to_string(), here.n_actions.to_string());
         out.join("; ")
     }
 }
@@ -301,6 +310,28 @@ mod tests {
         assert!(final_dir(root.path()).is_dir());
         prune(root.path(), 0);
         assert_eq!(std::fs::read_dir(root.path().join("checkpoints")).unwrap().count(), 2);
+    }
+
+    /// A model spec written before target positions (no `n_actions`) reads as the seed's
+    /// three actions, and a different count is named when specs are compared.
+    #[test]
+    fn specs_without_n_actions_read_as_three() {
+        let spec = ModelSpec {
+            obs_dim: 10,
+            input_dim: 10,
+            n_tickers: 2,
+            n_features: 3,
+            layout: crate::config::ObservationLayout::Materialized,
+            net_arch: vec![8],
+            activation: crate::config::Activation::Tanh,
+            n_actions: 5,
+        };
+        let text = ron::ser::to_string(&spec).unwrap();
+        let old = text.replace(",n_actions:5", "");
+        assert_ne!(old, text, "{text}");
+        let read: ModelSpec = ron::from_str(&old).unwrap();
+        assert_eq!(read, ModelSpec { n_actions: 3, ..spec.clone() });
+        assert_eq!(read.differences(&spec), "actions per ticker 3 in the checkpoint, 5 here");
     }
 
     #[test]

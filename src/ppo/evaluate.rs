@@ -43,7 +43,7 @@ impl Learner {
         let act = |obs: &[f32], masks: &[bool], actions: &mut [u8]| {
             let chosen = tch::no_grad(|| {
                 let x = observe(&mut self.obs_norm, self.cfg.obs_clip, input, self.device, obs, n, false)?;
-                let m = masking.then(|| masks_tensor(masks, self.spec.n_tickers, self.device)).transpose()?;
+                let m = masking.then(|| masks_tensor(masks, &self.spec, self.device)).transpose()?;
                 if self.cfg.eval_deterministic {
                     return actions_to_host(&self.model.greedy(&x, m.as_ref())?);
                 }
@@ -83,13 +83,13 @@ pub(super) struct Baselines {
 /// draws uniform actions (the backtests' `random`, stream `seed`) through the eval env, its
 /// costs and rules included.
 pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> Result<Baselines, PpoError> {
-    let (n, k) = (env.n_envs(), env.n_tickers());
+    let (n, k, n_actions) = (env.n_envs(), env.n_tickers(), env.n_actions());
 
     // Buy-and-hold: the bars each episode visits, from a run that holds.
     env.reset(seed);
     let starts: Vec<usize> = (0..n).map(|i| env.env_state(i).map_or(0, |(_, _, clock)| clock.bar as usize)).collect();
     let mut bars: Vec<Vec<usize>> = starts.iter().map(|&b| vec![b]).collect();
-    // The actions start at 0 (hold) and stay there.
+    // The actions start at the hold code (no order) and stay there.
     first_episodes(env, seed, |_, _, _| Ok(()), |i, b| bars[i].push(b.infos[i].bar as usize))?;
     let market = env.market();
     let (mut bh_return, mut bh_sharpe) = (0.0, 0.0);
@@ -111,7 +111,7 @@ pub(super) fn baselines(env: &mut TradingEnv, seed: u64, bars_per_year: f64) -> 
     let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut ep_return = vec![0.0; n];
     let random = |_: &[f32], _: &[bool], actions: &mut [u8]| {
-        crate::backtest::random_actions(&mut rng, actions);
+        crate::backtest::random_actions(&mut rng, n_actions, actions);
         Ok(())
     };
     first_episodes(env, seed, random, |i, b| {
@@ -141,7 +141,7 @@ fn first_episodes(
 ) -> Result<(), PpoError> {
     let (n, auto_reset) = (env.n_envs(), env.auto_reset());
     let max_steps = env.market().n_bars() + 1;
-    let mut actions = vec![0u8; n * env.n_tickers()];
+    let mut actions = vec![env.hold_code(); n * env.n_tickers()];
     let first = env.reset(seed);
     let (mut obs, mut masks) = (first.obs.clone(), first.action_masks.clone());
     let mut done = vec![false; n];

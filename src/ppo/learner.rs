@@ -40,7 +40,7 @@ pub(crate) struct Learner {
     pub(super) rollout: Rollout,
     /// Normalized inputs of the observations to act on next. `[n_envs, input_dim]`
     pub(super) x: Tensor,
-    /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, 3]`
+    /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, n_actions]`
     /// and the uniforms actions are sampled with `[n_envs, n_tickers]`.
     pub(super) logits_host: Vec<f32>,
     pub(super) uniforms: Vec<f32>,
@@ -72,6 +72,7 @@ pub(super) fn model_spec(cfg: &Config, env: &TradingEnv) -> Result<ModelSpec, Pp
         layout,
         net_arch: cfg.training.net_arch.clone(),
         activation: cfg.training.activation,
+        n_actions: env.n_actions(),
     })
 }
 
@@ -107,16 +108,15 @@ impl Learner {
             Precision::Bf16 => Kind::BFloat16,
             Precision::Fp32 | Precision::Auto => Kind::Float,
         };
-        let rollout =
-            Rollout::new(t.n_steps, n_envs, spec.n_tickers, spec.input_dim, x_kind, device, t.action_masking)?;
+        let rollout = Rollout::new(t.n_steps, n_envs, &spec, x_kind, device, t.action_masking)?;
         let (n, d) = (n_envs as i64, spec.input_dim as i64);
         Ok(Self {
             cfg: t.clone(),
             device,
             x: Tensor::f_zeros([n, d], (Kind::Float, device))?,
-            logits_host: vec![0.0; n_envs * spec.n_tickers * 3],
+            logits_host: vec![0.0; n_envs * spec.n_tickers * spec.n_actions],
             uniforms: vec![0.0; n_envs * spec.n_tickers],
-            masks: if t.action_masking { vec![true; n_envs * spec.n_tickers * 3] } else { Vec::new() },
+            masks: if t.action_masking { vec![true; n_envs * spec.n_tickers * spec.n_actions] } else { Vec::new() },
             spec,
             model,
             adam,

@@ -3,8 +3,9 @@
 //!
 //! Policy and value are separate MLPs (no shared trunk, as SB3's `MlpPolicy` with
 //! `net_arch=dict(pi=.., vf=..)` and the seed's ~2.5M-parameter network) in one
-//! `VarStore` under `actor.*` and `critic.*`. The policy head gives 3 logits per ticker,
-//! one independent categorical over {hold, buy, sell} each; log-probabilities and
+//! `VarStore` under `actor.*` and `critic.*`. The policy head gives `n_actions` logits per
+//! ticker, one independent categorical each (over {hold, buy, sell}, or the target
+//! levels); log-probabilities and
 //! entropies are summed over tickers, so the joint action is one sample for PPO.
 
 use super::PpoError;
@@ -19,8 +20,6 @@ use std::sync::Mutex;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-/// Actions per ticker: 0 hold, 1 buy, 2 sell.
-pub const N_ACTIONS: i64 = 3;
 /// The logit of a masked action (sb3-contrib's `MaskableCategorical`): its probability
 /// underflows to exactly 0 in f32, while every sum and product stays finite (no NaN in
 /// the entropy, whose term p × log p is then 0).
@@ -115,6 +114,7 @@ pub struct ActorCritic {
     compute: Kind,
     input_dim: i64,
     n_tickers: i64,
+    n_actions: i64,
 }
 
 impl ActorCritic {
@@ -124,18 +124,18 @@ impl ActorCritic {
     /// # Errors
     /// [`PpoError::Setup`] for an empty shape.
     pub fn new(spec: &ModelSpec, device: Device, seed: u64) -> Result<Self, PpoError> {
-        if spec.input_dim == 0 || spec.n_tickers == 0 || spec.net_arch.is_empty() {
+        if spec.input_dim == 0 || spec.n_tickers == 0 || spec.n_actions < 2 || spec.net_arch.is_empty() {
             return Err(PpoError::Setup(format!("cannot build a network for {spec:?}")));
         }
         let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
-        let (input, n_tickers) = (spec.input_dim as i64, spec.n_tickers as i64);
+        let (input, n_tickers, n_actions) = (spec.input_dim as i64, spec.n_tickers as i64, spec.n_actions as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ INIT_SALT);
         let actor =
-            Mlp::new(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * N_ACTIONS, 0.01, spec.activation)?;
+            Mlp::new(&root / "actor", &mut rng, input, &spec.net_arch, n_tickers * n_actions, 0.01, spec.activation)?;
         let critic = Mlp::new(&root / "critic", &mut rng, input, &spec.net_arch, 1, 1.0, spec.activation)?;
         vs.set_device(device);
-        Ok(Self { vs, actor, critic, compute: Kind::Float, input_dim: input, n_tickers })
+        Ok(Self { vs, actor, critic, compute: Kind::Float, input_dim: input, n_tickers, n_actions })
     }
 
     /// Runs the products of [`Self::evaluate`] (the update's forward pass) in `precision`
@@ -172,7 +172,7 @@ impl ActorCritic {
 
     fn logits_in(&self, x: &Tensor, kind: Kind) -> Result<Tensor, PpoError> {
         self.check(x)?;
-        Ok(self.actor.forward(x, kind)?.f_view([-1, self.n_tickers, N_ACTIONS])?)
+        Ok(self.actor.forward(x, kind)?.f_view([-1, self.n_tickers, self.n_actions])?)
     }
 
     /// Logits of `x` with the actions `masks` forbids (`[n, n_tickers, 3]` bool, true =
@@ -216,11 +216,11 @@ impl ActorCritic {
         let logits = self.masked_logits(x, masks)?;
         let log_p = logits.f_log_softmax(-1, Kind::Float)?;
         let cdf = log_p.f_exp()?.f_cumsum(-1, Kind::Float)?;
-        // Action k when cdf[k−1] ≤ u < cdf[k]; rounding can leave cdf[2] just below 1.
+        // Action k when cdf[k−1] ≤ u < cdf[k]; rounding can leave the last cdf just below 1.
         let actions = cdf
             .f_le_tensor(&uniforms.f_unsqueeze(-1)?)?
             .f_sum_dim_intlist(&[-1i64][..], false, Kind::Int64)?
-            .f_clamp_max(N_ACTIONS - 1)?;
+            .f_clamp_max(self.n_actions - 1)?;
         let logp = log_p.f_gather(-1, &actions.f_unsqueeze(-1)?, false)?.f_squeeze_dim(-1)?.f_sum_dim_intlist(
             &[-1i64][..],
             false,
@@ -298,6 +298,7 @@ pub struct Inference {
     act: Activation,
     kind: Kind,
     n_tickers: i64,
+    n_actions: i64,
 }
 
 impl Inference {
@@ -328,7 +329,7 @@ impl Inference {
             out.push(if h.kind() == Kind::Float { h } else { h.f_to_kind(Kind::Float)? });
         }
         let values = out.pop().expect("two networks").f_view([-1])?;
-        let logits = out.pop().expect("two networks").f_view([-1, self.n_tickers, N_ACTIONS])?;
+        let logits = out.pop().expect("two networks").f_view([-1, self.n_tickers, self.n_actions])?;
         Ok((logits, values))
     }
 }
@@ -356,6 +357,7 @@ impl ActorCritic {
                 act: self.actor.act,
                 kind: Kind::Float,
                 n_tickers: self.n_tickers,
+                n_actions: self.n_actions,
             })
         })
     }
@@ -388,32 +390,34 @@ pub fn mask_bias(masks: &Tensor) -> Result<Tensor, PpoError> {
     Ok(masks.f_logical_not()?.f_to_kind(Kind::Float)?.f_mul_scalar(f64::from(MASKED_LOGIT))?)
 }
 
-/// Host masks (`[n × n_tickers × 3]`, true = allowed) as a bool tensor `[n, n_tickers, 3]`
-/// on `device`.
+/// Host masks (`[n × n_tickers × n_actions]`, true = allowed) as a bool tensor `[n,
+/// n_tickers, n_actions]` on `device`.
 ///
 /// # Errors
-/// A torch error when the copy fails.
-pub fn masks_tensor(masks: &[bool], n_tickers: usize, device: Device) -> Result<Tensor, PpoError> {
-    Ok(Tensor::f_from_slice(masks)?.f_view([-1, n_tickers as i64, N_ACTIONS])?.f_to(device)?)
+/// A torch error when the copy fails or `masks` has another length.
+pub fn masks_tensor(masks: &[bool], spec: &ModelSpec, device: Device) -> Result<Tensor, PpoError> {
+    let shape = [-1, spec.n_tickers as i64, spec.n_actions as i64];
+    Ok(Tensor::f_from_slice(masks)?.f_view(shape)?.f_to(device)?)
 }
 
-/// Samples one action per ticker from `logits` (`[n × n_tickers × 3]`, host) by inverse
-/// CDF with `uniforms` (`[n × n_tickers]` in [0, 1)): action k when cdf[k−1] ≤ u < cdf[k].
-/// Writes the actions and, per row, the summed log-probability of its actions.
+/// Samples one action per ticker from `logits` (`[n × n_tickers × n_actions]`, host) by
+/// inverse CDF with `uniforms` (`[n × n_tickers]` in [0, 1)): action k when cdf[k−1] ≤ u <
+/// cdf[k]. Writes the actions and, per row, the summed log-probability of its actions.
 ///
 /// On the host: these are a few hundred numbers per step, fewer than the tensor operations
 /// it would take on the device would cost to dispatch.
 pub fn sample_host(logits: &[f32], uniforms: &[f32], actions: &mut [u8], logp: &mut [f32]) {
     let n_tickers = uniforms.len() / logp.len().max(1);
+    let n_actions = logits.len() / uniforms.len().max(1);
     for (row, lp) in logp.iter_mut().enumerate() {
         let mut sum = 0.0f32;
         for j in row * n_tickers..(row + 1) * n_tickers {
-            let l = &logits[3 * j..3 * j + 3];
-            let m = l[0].max(l[1]).max(l[2]);
-            let lse = m + ((l[0] - m).exp() + (l[1] - m).exp() + (l[2] - m).exp()).ln();
+            let l = &logits[n_actions * j..n_actions * (j + 1)];
+            let m = l.iter().copied().fold(l[0], f32::max);
+            let lse = m + l.iter().map(|&x| (x - m).exp()).fold(0.0f32, |s, e| s + e).ln();
             let (u, mut cdf, mut a) = (uniforms[j], 0.0f32, 0usize);
             // Rounding can leave the last cdf just below 1: clamp to the last action.
-            while a < 2 {
+            while a < n_actions - 1 {
                 cdf += (l[a] - lse).exp();
                 if u < cdf {
                     break;
@@ -605,7 +609,8 @@ impl Policy {
         self.try_act_masked(obs, None, n_envs, deterministic)
     }
 
-    /// [`Policy::try_act`] among the actions `masks` allows (`[n_envs × n_tickers × 3]`,
+    /// [`Policy::try_act`] among the actions `masks` allows (`[n_envs × n_tickers ×
+    /// n_actions]`,
     /// the env's [`crate::env::StepBuffers::action_masks`]; all without).
     ///
     /// # Errors
@@ -618,17 +623,18 @@ impl Policy {
         deterministic: bool,
     ) -> Result<Vec<u8>, PpoError> {
         if let Some(m) = masks
-            && m.len() != n_envs * self.spec.n_tickers * 3
+            && m.len() != n_envs * self.spec.n_tickers * self.spec.n_actions
         {
             return Err(PpoError::Setup(format!(
-                "action masks: expected {n_envs} × {} × 3 flags, got {}",
+                "action masks: expected {n_envs} × {} × {} flags, got {}",
                 self.spec.n_tickers,
+                self.spec.n_actions,
                 m.len()
             )));
         }
         tch::no_grad(|| {
             let x = self.inputs(obs, n_envs)?;
-            let masks = masks.map(|m| masks_tensor(m, self.spec.n_tickers, self.device)).transpose()?;
+            let masks = masks.map(|m| masks_tensor(m, &self.spec, self.device)).transpose()?;
             let actions = if deterministic {
                 self.model.greedy(&x, masks.as_ref())?
             } else {
@@ -739,17 +745,21 @@ pub fn load_obs_norm(
 mod tests {
     use super::*;
 
-    fn model() -> ActorCritic {
-        let spec = ModelSpec {
+    fn spec(n_actions: usize) -> ModelSpec {
+        ModelSpec {
             obs_dim: 13,
             input_dim: 13,
             n_tickers: 3,
+            n_actions,
             n_features: 0,
             layout: ObservationLayout::Materialized,
             net_arch: vec![16, 8],
             activation: Activation::Tanh,
-        };
-        ActorCritic::new(&spec, Device::Cpu, 7).expect("model")
+        }
+    }
+
+    fn model() -> ActorCritic {
+        ActorCritic::new(&spec(3), Device::Cpu, 7).expect("model")
     }
 
     #[test]
@@ -765,23 +775,27 @@ mod tests {
 
     #[test]
     fn host_sampling_matches_the_device_sampler() {
-        tch::manual_seed(1);
-        let m = model();
-        let x = Tensor::randn([64, 13], (Kind::Float, Device::Cpu)) * 3.0;
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let uniforms: Vec<f32> = (0..64 * 3).map(|_| rng.random::<f32>()).collect();
-        let u = Tensor::from_slice(&uniforms).view([64, 3]);
-        let (want_actions, want_logp, _) = m.sample(&x, &u, None).unwrap();
-        let logits = Vec::<f32>::try_from(m.logits(&x).unwrap().contiguous().view([-1])).unwrap();
-        let (mut actions, mut logp) = (vec![0u8; 64 * 3], vec![0f32; 64]);
-        sample_host(&logits, &uniforms, &mut actions, &mut logp);
-        assert_eq!(actions, actions_to_host(&want_actions).unwrap());
-        let want_logp = Vec::<f32>::try_from(&want_logp).unwrap();
-        for (g, w) in logp.iter().zip(&want_logp) {
-            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        // The seed's three actions, and five target levels.
+        for n_actions in [3u8, 5] {
+            tch::manual_seed(1);
+            let m = ActorCritic::new(&spec(usize::from(n_actions)), Device::Cpu, 7).expect("model");
+            let x = Tensor::randn([256, 13], (Kind::Float, Device::Cpu)) * 3.0;
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let uniforms: Vec<f32> = (0..256 * 3).map(|_| rng.random::<f32>()).collect();
+            let u = Tensor::from_slice(&uniforms).view([256, 3]);
+            let (want_actions, want_logp, _) = m.sample(&x, &u, None).unwrap();
+            let logits = Vec::<f32>::try_from(m.logits(&x).unwrap().contiguous().view([-1])).unwrap();
+            assert_eq!(logits.len(), 256 * 3 * usize::from(n_actions));
+            let (mut actions, mut logp) = (vec![0u8; 256 * 3], vec![0f32; 256]);
+            sample_host(&logits, &uniforms, &mut actions, &mut logp);
+            assert_eq!(actions, actions_to_host(&want_actions).unwrap());
+            let want_logp = Vec::<f32>::try_from(&want_logp).unwrap();
+            for (g, w) in logp.iter().zip(&want_logp) {
+                assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+            // Every action occurs: the uniforms span the whole CDF.
+            assert!((0..n_actions).all(|a| actions.contains(&a)), "{n_actions} actions");
         }
-        // Every action occurs: the uniforms span the whole CDF.
-        assert!((0..3).all(|a| actions.contains(&a)));
     }
 
     #[test]
@@ -793,7 +807,7 @@ mod tests {
         // Hold always allowed; buy and sell each forbidden about half the time.
         let masks: Vec<bool> = (0..64 * 3 * 3).map(|i| i % 3 == 0 || rng.random::<bool>()).collect();
         let uniforms: Vec<f32> = (0..64 * 3).map(|_| rng.random::<f32>()).collect();
-        let mt = masks_tensor(&masks, 3, Device::Cpu).unwrap();
+        let mt = masks_tensor(&masks, &spec(3), Device::Cpu).unwrap();
         let (want_actions, want_logp, _) =
             m.sample(&x, &Tensor::from_slice(&uniforms).view([64, 3]), Some(&mt)).unwrap();
         let want_logp = Vec::<f32>::try_from(&want_logp).unwrap();

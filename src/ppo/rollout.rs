@@ -8,6 +8,7 @@
 //! arrive, and a truncated episode's reward gets γ·V(final_obs) added (the bootstrap) before
 //! GAE sees it; bankruptcy (termination) gets nothing.
 
+use super::checkpoint::ModelSpec;
 use super::learner::{Learner, observe};
 use super::{PpoError, gae, model};
 use crate::vec_env::TradingEnv;
@@ -30,7 +31,7 @@ pub(super) struct Rollout {
     /// Episode ended at this step. `[n_steps, n_envs]`, host
     pub(super) dones: Vec<bool>,
     /// The env's action masks the actions were sampled under. `[n_steps, n_envs,
-    /// n_tickers, 3]`, host; empty without action masking
+    /// n_tickers, n_actions]`, host; empty without action masking
     pub(super) masks: Vec<bool>,
 }
 
@@ -43,13 +44,13 @@ impl Rollout {
     pub(super) fn new(
         n_steps: usize,
         n_envs: usize,
-        n_tickers: usize,
-        input_dim: usize,
+        spec: &ModelSpec,
         x_kind: Kind,
         device: Device,
         masking: bool,
     ) -> Result<Self, PpoError> {
-        let (s, n, d) = (n_steps as i64, n_envs as i64, input_dim as i64);
+        let (s, n, d) = (n_steps as i64, n_envs as i64, spec.input_dim as i64);
+        let (n_tickers, n_actions) = (spec.n_tickers, spec.n_actions);
         Ok(Self {
             x: Tensor::f_zeros([s, n, d], (x_kind, device))?,
             actions: vec![0; n_steps * n_envs * n_tickers],
@@ -57,7 +58,7 @@ impl Rollout {
             values: vec![0.0; n_steps * n_envs],
             rewards: vec![0.0; n_steps * n_envs],
             dones: vec![false; n_steps * n_envs],
-            masks: if masking { vec![true; n_steps * n_envs * n_tickers * 3] } else { Vec::new() },
+            masks: if masking { vec![true; n_steps * n_envs * n_tickers * n_actions] } else { Vec::new() },
         })
     }
 }
@@ -80,7 +81,7 @@ impl Learner {
     }
 
     fn collect_inner(&mut self, env: &mut TradingEnv) -> Result<RolloutStats, PpoError> {
-        let (n, k) = (self.n_envs, self.spec.n_tickers);
+        let (n, k, a) = (self.n_envs, self.spec.n_tickers, self.spec.n_actions);
         let clip = self.cfg.obs_clip;
         let mut stats = RolloutStats::default();
         let net = self.model.inference()?;
@@ -94,16 +95,16 @@ impl Learner {
             let (logits, values) = net.logits_values(&self.x)?;
             let out = Tensor::f_cat(&[logits.f_view([n as i64, -1])?, values.f_unsqueeze(1)?], 1)?.f_to(Device::Cpu)?;
             let out = Vec::<f32>::try_from(out.f_contiguous()?.f_view([-1])?)?;
-            let width = 3 * k + 1;
+            let width = a * k + 1;
             for i in 0..n {
-                self.logits_host[i * 3 * k..(i + 1) * 3 * k].copy_from_slice(&out[i * width..i * width + 3 * k]);
-                self.rollout.values[t * n + i] = out[i * width + 3 * k];
+                self.logits_host[i * a * k..(i + 1) * a * k].copy_from_slice(&out[i * width..i * width + a * k]);
+                self.rollout.values[t * n + i] = out[i * width + a * k];
             }
             let step = t as i64;
             self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
             if masking {
                 // Sampled among the allowed actions only: the masked ones get no probability.
-                let cells = t * n * k * 3..(t + 1) * n * k * 3;
+                let cells = t * n * k * a..(t + 1) * n * k * a;
                 self.rollout.masks[cells].copy_from_slice(&self.masks);
                 model::mask_host(&mut self.logits_host, &self.masks);
                 masked += self.masks.iter().filter(|&&m| !m).count();
@@ -146,7 +147,8 @@ impl Learner {
             }
             self.x = next_x;
         }
-        stats.masked_share = masked as f64 / (2 * self.cfg.n_steps * n * k) as f64;
+        // Of the actions that trade: two of the seed's three, all levels but one.
+        stats.masked_share = masked as f64 / ((a - 1) * self.cfg.n_steps * n * k) as f64;
         Ok(stats)
     }
 }

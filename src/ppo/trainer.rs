@@ -189,7 +189,7 @@ impl Trainer {
         let l = &mut self.learner;
         tch::no_grad(|| {
             let x = observe(&mut l.obs_norm, l.cfg.obs_clip, &l.input, l.device, obs, n_envs, false)?;
-            let masks = masks.map(|m| model::masks_tensor(m, l.spec.n_tickers, l.device)).transpose()?;
+            let masks = masks.map(|m| model::masks_tensor(m, &l.spec, l.device)).transpose()?;
             let actions = actions_to_host(&l.model.greedy(&x, masks.as_ref())?)?;
             let values = Vec::<f32>::try_from(l.model.value(&x)?.f_to(Device::Cpu)?)?;
             Ok((actions, values))

@@ -51,7 +51,7 @@ impl Learner {
         let b_values = Tensor::f_from_slice(&values)?.f_to(self.device)?;
         // The masks each action was sampled under: the update scores the same distribution.
         let b_bias = if c.action_masking {
-            Some(model::mask_bias(&model::masks_tensor(&self.rollout.masks, self.spec.n_tickers, self.device)?)?)
+            Some(model::mask_bias(&model::masks_tensor(&self.rollout.masks, &self.spec, self.device)?)?)
         } else {
             None
         };

@@ -4,7 +4,7 @@
 //! cover (a buy) waits as long after its latest short sale.
 
 use super::RulesConfig;
-use crate::env::{ActionMask, EnvParams, EpisodeClock, Orders, Position, Positions, Refusal, Targets, long_short};
+use crate::env::{ActionMask, EnvParams, EpisodeClock, Orders, Position, Positions, Refusal, Targets, exits};
 use bevy_ecs::prelude::*;
 
 /// Refuses sells of positions younger than `min_holding_bars`.
@@ -30,8 +30,7 @@ pub fn enforce_holding_period(
 
 /// The rule for one env that may hold shorts: sells of young longs and buys of young shorts.
 pub fn refuse_young_exits(orders: &mut Orders, positions: &[Position], fill_bar: u32, min_bars: u32) {
-    let (long, short) = long_short(positions);
-    let exits = (orders.sell & long) | (orders.buy & short);
+    let exits = exits(orders, positions);
     orders.refuse(young(positions, fill_bar, min_bars) & exits, Refusal::HOLDING_PERIOD);
 }
 
@@ -67,9 +66,7 @@ pub fn mask_young_sells(
         let fill_bar = params.fill_bar(clock.bar as usize) as u32;
         let young = young(&positions.0, fill_bar, min);
         if params.short_selling {
-            let (long, short) = long_short(&positions.0);
-            mask.forbid_sell(young & long);
-            mask.forbid_buy(young & short);
+            mask.forbid_exits(young, &positions.0);
         } else {
             mask.forbid_sell(young);
         }

@@ -11,7 +11,7 @@
 use crate::config::PdtConfig;
 use crate::env::{
     ActionMask, EnvParams, EpisodeClock, MarketData, Orders, PdtState, Portfolio, Position, Positions, Refusal,
-    Targets, long_short,
+    Targets, exits,
 };
 use bevy_ecs::prelude::*;
 
@@ -66,8 +66,7 @@ pub fn refuse_day_trade_exits(
     if equity >= cfg.equity_threshold {
         return;
     }
-    let (long, short) = long_short(positions);
-    let exits = (orders.sell & long) | (orders.buy & short);
+    let exits = exits(orders, positions);
     refuse_past_count(orders, bought_on(positions, day) & exits, pdt, day, cfg);
 }
 
@@ -115,9 +114,7 @@ pub fn mask_day_trades(
         if pdt.day_trades_left(portfolio.pdt_equity(&params.pdt, market.day(t), day), day, &params.pdt) == 0 {
             let bought = bought_on(&positions.0, day);
             if params.short_selling {
-                let (long, short) = long_short(&positions.0);
-                mask.forbid_sell(bought & long);
-                mask.forbid_buy(bought & short);
+                mask.forbid_exits(bought, &positions.0);
             } else {
                 mask.forbid_sell(bought);
             }

@@ -155,6 +155,7 @@ pub struct TradingEnv {
     n_tickers: usize,
     /// Actions per ticker (the masks' last dimension).
     n_actions: usize,
+    hold_code: u8,
     obs_dim: usize,
 }
 
@@ -227,6 +228,7 @@ impl TradingEnv {
         let columns = first.resource::<ObservationColumns>().clone();
         let obs_dim = columns.width();
         let n_actions = first.resource::<EnvParams>().n_actions();
+        let hold_code = if first.resource::<EnvParams>().targets.is_some() { crate::env::KEEP } else { 0 };
         let mut buffers = StepBuffers::new(opts.n_envs, obs_dim, n_tickers, n_actions);
         let mut shards = Vec::with_capacity(n_shards);
         for (mut world, envs) in worlds {
@@ -258,6 +260,7 @@ impl TradingEnv {
             n_envs: opts.n_envs,
             n_tickers,
             n_actions,
+            hold_code,
             obs_dim,
         })
     }
@@ -333,6 +336,12 @@ impl TradingEnv {
     /// (`environment.target_positions`).
     pub fn n_actions(&self) -> usize {
         self.n_actions
+    }
+
+    /// The code that sends no order and is no refusal: 0 (hold) with the seed's actions,
+    /// [`crate::env::KEEP`] with target positions.
+    pub fn hold_code(&self) -> u8 {
+        self.hold_code
     }
 
     /// Observation width.

@@ -29,6 +29,33 @@ pub fn one_ticker_open_close(open: Vec<f64>, close: Vec<f64>, day: Vec<u32>) -> 
     MarketData::new(n, 1, 1, c).expect("shapes")
 }
 
+/// A market of `d` tickers from proptest's returns (closes) and gaps (opens), with costs'
+/// inputs: ATR 1% of price, return std 2%, mean volume 10,000 shares; three bars a
+/// trading day.
+pub fn volatile_market(d: usize, returns: &[f64], gaps: &[f64]) -> MarketData {
+    let n = returns.len() / d;
+    let mut close = vec![0.0; n * d];
+    let mut open = vec![0.0; n * d];
+    for k in 0..d {
+        let mut p = 100.0;
+        for t in 0..n {
+            open[t * d + k] = p * (1.0 + gaps[t * d + k]);
+            p = open[t * d + k] * (1.0 + returns[t * d + k]);
+            close[t * d + k] = p;
+        }
+    }
+    let c = MarketColumns {
+        open,
+        close,
+        atr_frac: vec![0.01; n * d],
+        ret_std: vec![0.02; n * d],
+        mean_volume: vec![1e4; n * d],
+        day: (0..n as u32).map(|t| t / 3).collect(),
+        features: vec![0.0; n * d],
+    };
+    MarketData::new(n, d, 1, c).expect("shapes")
+}
+
 /// $10,000, positions up to all of equity, no spread, slippage, impact or fees, no daily
 /// cap, no holding period; then `adjust`, then validated.
 pub fn cost_free(adjust: impl FnOnce(&mut EnvironmentConfig)) -> EnvironmentConfig {
