@@ -11,8 +11,8 @@
 //! 3. one plugin per concern, each depending on the core only: [`observation`],
 //!    [`rules`], [`execution`], [`reward`];
 //! 4. [`vec_env`]: the plugin group [`PloutosPlugins`] and the batched [`TradingEnv`];
-//! 5. the learner (`ppo`), [`backtest`]s, [`bench`], [`sweep`]s and the `ploutos` binary on
-//!    top.
+//! 5. the learner (`ppo`), [`backtest`]s, [`bench`], [`sweep`]s, [`trade`] and the
+//!    `ploutos` binary on top.
 //!
 //! A plugin author imports [`prelude`] and nothing else. The simulation side builds and
 //! tests without libtorch (`cargo test --no-default-features`); the learner sits behind
@@ -37,6 +37,7 @@ pub mod reward;
 pub mod rules;
 pub mod short_selling;
 pub mod sweep;
+pub mod trade;
 pub mod vec_env;
 
 pub use vec_env::{EnvError, EnvOptions, PloutosPlugins, TradingEnv};

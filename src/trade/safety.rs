@@ -1,0 +1,98 @@
+//! The limits `ploutos trade` checks before every order and at every bar, whatever the
+//! agent decided: a maximum order notional, a maximum daily loss (then flatten and stop),
+//! and a kill-switch file (stop before sending anything more).
+
+use std::path::{Path, PathBuf};
+
+/// The configured limits; `None` is off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// No order worth more than this (shares × the last close), in dollars.
+    pub max_order_notional: Option<f64>,
+    /// Stop when equity falls this fraction under the day's first equity (0.05 = 5%).
+    pub max_daily_loss: Option<f64>,
+    /// Stop when this file exists.
+    pub kill_switch: Option<PathBuf>,
+}
+
+/// Why an order is withheld or the session stops.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The order is over `max_order_notional`: withheld, the session goes on.
+    OrderTooLarge { notional: f64, max: f64 },
+    /// The day's loss reached `max_daily_loss`: flatten and stop.
+    DailyLoss { loss: f64, max: f64 },
+    /// The kill-switch file exists: stop, send nothing more.
+    KillSwitch(PathBuf),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OrderTooLarge { notional, max } => {
+                write!(f, "order of ${notional:.2} over the maximum order notional ${max:.2}: withheld")
+            }
+            Self::DailyLoss { loss, max } => write!(
+                f,
+                "daily loss {:.2}% reached the maximum {:.2}%: flattening and stopping",
+                100.0 * loss,
+                100.0 * max
+            ),
+            Self::KillSwitch(path) => write!(f, "kill switch {} exists: stopping", path.display()),
+        }
+    }
+}
+
+impl Limits {
+    /// Whether an order worth `notional` dollars (its shares × the last close, or its
+    /// notional) may be sent.
+    ///
+    /// # Errors
+    /// [`Stop::OrderTooLarge`].
+    pub fn check_order(&self, notional: f64) -> Result<(), Stop> {
+        let notional = notional.abs();
+        match self.max_order_notional {
+            Some(max) if notional > max => Err(Stop::OrderTooLarge { notional, max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the session may go on at a bar where equity is `equity` and was
+    /// `day_start` at the day's first bar.
+    ///
+    /// # Errors
+    /// [`Stop::KillSwitch`] first, then [`Stop::DailyLoss`].
+    pub fn check_bar(&self, day_start: f64, equity: f64) -> Result<(), Stop> {
+        if let Some(path) = self.kill_switch.as_deref().filter(|p| Path::exists(p)) {
+            return Err(Stop::KillSwitch(path.to_path_buf()));
+        }
+        let loss = if day_start > 0.0 { (day_start - equity) / day_start } else { 0.0 };
+        match self.max_daily_loss {
+            Some(max) if loss >= max => Err(Stop::DailyLoss { loss, max }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_withhold_large_orders_and_stop_on_loss_or_kill_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let kill = dir.path().join("STOP");
+        let limits =
+            Limits { max_order_notional: Some(5_000.0), max_daily_loss: Some(0.05), kill_switch: Some(kill.clone()) };
+        assert!(limits.check_order(4_900.0).is_ok());
+        assert!(limits.check_order(-4_900.0).is_ok());
+        let err = limits.check_order(5_100.0).unwrap_err();
+        assert_eq!(err.to_string(), "order of $5100.00 over the maximum order notional $5000.00: withheld");
+        assert!(limits.check_bar(10_000.0, 9_600.0).is_ok());
+        assert!(matches!(limits.check_bar(10_000.0, 9_500.0), Err(Stop::DailyLoss { .. })));
+        std::fs::write(&kill, "").unwrap();
+        assert_eq!(limits.check_bar(10_000.0, 10_100.0), Err(Stop::KillSwitch(kill)));
+        assert!(Limits::default().check_order(1e12).is_ok());
+        assert!(Limits::default().check_bar(1.0, 0.0).is_ok());
+    }
+}

@@ -1,0 +1,100 @@
+//! The replay broker (`ploutos::trade::ReplayBroker`): it fills an order exactly as the env
+//! fills the same order over the same bars (shares, price, fees, cash), never shows a bar
+//! after the present one, and answers as a broker: duplicates, unknown symbols, buying
+//! power, quantities, cancels, day trades.
+
+use ploutos::config::EnvironmentConfig;
+use ploutos::env::{EpisodeBounds, MarketData, Side};
+use ploutos::trade::{Broker, BrokerError, OrderRequest, OrderSide, OrderStatus, Quantity, ReplayBroker};
+use ploutos::{EnvOptions, TradingEnv};
+
+const START: usize = 200;
+
+fn market() -> MarketData {
+    MarketData::random_walk(400, 2, 3, 11).with_tickers(&["AAA".into(), "BBB".into()]).expect("names")
+}
+
+fn times(n: usize) -> Vec<i64> {
+    (0..n as i64).map(|t| 1_700_000_000 + 3_600 * t).collect()
+}
+
+fn order(id: &str, ticker: &str, side: OrderSide, quantity: Quantity) -> OrderRequest {
+    OrderRequest { client_order_id: id.into(), ticker: ticker.into(), side, quantity }
+}
+
+/// The env buys AAA at bar 200 (20% of the cash: $2,000 of notional) and sells it at bar
+/// 206; the broker, given a $2,000 buy and then a sell of the shares bought, fills both at
+/// the same shares, prices and fees, and its cash after each equals the env's.
+#[test]
+fn fills_like_the_env() {
+    let cfg = EnvironmentConfig { bankruptcy_pct: 0.0, ..EnvironmentConfig::default() };
+    let bounds = EpisodeBounds { first: START as u32, last: 399, random_start: false };
+    let mut env = TradingEnv::new(&cfg, market(), EnvOptions::replay(bounds)).expect("env");
+    env.reset(0);
+    env.step(&[1, 0]).expect("step");
+    for _ in 0..5 {
+        env.step(&[0, 0]).expect("step");
+    }
+    env.step(&[2, 0]).expect("step");
+    let trades = env.take_trades(0);
+    assert_eq!(trades.iter().map(|t| t.side).collect::<Vec<_>>(), [Side::Buy, Side::Sell]);
+
+    let mut broker = ReplayBroker::new(&cfg, market(), times(400), START).expect("broker");
+    broker.submit(&order("b", "AAA", OrderSide::Buy, Quantity::Notional(2_000.0))).unwrap();
+    broker.advance();
+    let b = broker.order("b").unwrap().unwrap();
+    assert_eq!(b.status, OrderStatus::Filled);
+    assert_eq!((b.filled_shares, b.fill_price), (trades[0].shares, Some(trades[0].fill_price)));
+    assert_eq!(broker.account().unwrap().cash, trades[0].cash_after);
+    for _ in 0..5 {
+        broker.advance();
+    }
+    broker.submit(&order("s", "AAA", OrderSide::Sell, Quantity::Shares(b.filled_shares))).unwrap();
+    broker.advance();
+    let s = broker.order("s").unwrap().unwrap();
+    assert_eq!((s.filled_shares, s.fill_price), (trades[1].shares, Some(trades[1].fill_price)));
+    assert_eq!(broker.account().unwrap().cash, trades[1].cash_after);
+    assert!(broker.positions().unwrap().is_empty());
+    assert_eq!(broker.now(), START + 7);
+}
+
+#[test]
+fn answers_as_a_broker() {
+    let cfg = EnvironmentConfig::default();
+    let mut broker = ReplayBroker::new(&cfg, market(), times(400), START).expect("broker");
+    // No bar after the present one.
+    let bars = broker.bars_since(&["AAA".into(), "BBB".into()], 0).unwrap();
+    assert_eq!(bars.len(), 2 * (START + 1));
+    assert_eq!(bars.last().unwrap().time, times(400)[START]);
+    assert_eq!(broker.clock().unwrap().next_open, times(400)[START + 1]);
+
+    let buy = order("pl-x-1-AAA-o", "AAA", OrderSide::Buy, Quantity::Notional(3_000.0));
+    assert_eq!(broker.submit(&buy).unwrap().status, OrderStatus::Accepted);
+    assert!(matches!(broker.submit(&buy), Err(BrokerError::Duplicate(_))), "an id is used once");
+    let unknown = order("u", "ZZZ", OrderSide::Buy, Quantity::Shares(1.0));
+    assert!(matches!(broker.submit(&unknown), Err(BrokerError::Rejected { reason, .. }) if reason == "unknown symbol"));
+    let too_much = order("big", "BBB", OrderSide::Buy, Quantity::Notional(50_000.0));
+    broker.submit(&too_much).unwrap();
+    let naked = order("naked", "BBB", OrderSide::Sell, Quantity::Shares(1.0));
+    broker.submit(&naked).unwrap();
+    let cancelled = order("c", "BBB", OrderSide::Buy, Quantity::Shares(1.0));
+    broker.submit(&cancelled).unwrap();
+    broker.cancel("c").unwrap();
+    assert!(broker.advance());
+    let status = |b: &mut ReplayBroker, id: &str| b.order(id).unwrap().map(|o| (o.status, o.reason));
+    assert_eq!(status(&mut broker, "pl-x-1-AAA-o").unwrap().0, OrderStatus::Filled);
+    assert_eq!(status(&mut broker, "big"), Some((OrderStatus::Rejected, Some("insufficient buying power".into()))));
+    assert_eq!(status(&mut broker, "naked"), Some((OrderStatus::Rejected, Some("insufficient qty".into()))));
+    assert_eq!(status(&mut broker, "c").unwrap().0, OrderStatus::Canceled);
+    let positions = broker.positions().unwrap();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].ticker, "AAA");
+    // Sold at the next bar: a day trade when it is the same trading day.
+    let shares = positions[0].shares;
+    broker.submit(&order("out", "AAA", OrderSide::Sell, Quantity::Shares(shares))).unwrap();
+    broker.advance();
+    let account = broker.account().unwrap();
+    let m = market();
+    assert_eq!(account.day_trade_count, u32::from(m.day(broker.now()) == m.day(START + 1)));
+    assert!((account.equity - account.cash).abs() < 1e-9, "flat: equity is cash");
+}
