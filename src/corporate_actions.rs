@@ -54,21 +54,24 @@ pub fn apply_corporate_actions(
     market: Res<MarketData>,
     params: Res<EnvParams>,
     config: Res<ExecutionConfig>,
-    mut envs: Query<(
-        &mut Positions,
-        &mut Portfolio,
-        &mut Ledger,
-        &mut Orders,
-        &EpisodeClock,
-        Option<&mut OrderShares>,
-    )>,
+    clocks: Query<(Entity, &EpisodeClock)>,
+    mut envs: Query<(&mut Positions, &mut Portfolio, &mut Ledger, &mut Orders, Option<&mut OrderShares>)>,
 ) {
     // Under `close` fills the orders have filled already (this runs after them).
     let before_fills = params.fill_timing == FillTiming::NextOpen;
-    envs.iter_mut().for_each(|(mut positions, mut portfolio, mut ledger, mut orders, clock, mut sizes)| {
+    // Most bars have no event: a pass over the clocks alone finds the envs that have one,
+    // and only theirs are fetched whole.
+    for (env, clock) in &clocks {
         // Past the last bar the mask is 0: nothing to apply.
         let bar = clock.bar as usize + 1;
-        for k in bits(market.corporate_action_tickers(bar)) {
+        let events = market.corporate_action_tickers(bar);
+        if events == 0 {
+            continue;
+        }
+        let Ok((mut positions, mut portfolio, mut ledger, mut orders, mut sizes)) = envs.get_mut(env) else {
+            continue;
+        };
+        for k in bits(events) {
             let (ratio, dividend) = market.corporate_action(bar, k);
             // A sized order waiting for this open was decided in the old shares: a broker
             // adjusts it by the ratio, as the position (whole shares toward zero).
@@ -110,5 +113,5 @@ pub fn apply_corporate_actions(
                 ledger.dividends += paid;
             }
         }
-    });
+    }
 }

@@ -75,7 +75,7 @@ pub fn refuse_not_shortable(
     mut envs: Query<(&mut Orders, &Positions, Option<&OrderShares>)>,
 ) {
     envs.iter_mut().for_each(|(mut orders, positions, sizes)| {
-        let (long, _) = long_short(&positions.0);
+        let long = orders.long;
         let opening = match sizes {
             None => !long,
             Some(s) => positions

@@ -3,7 +3,7 @@
 use crate::config::EnvironmentConfig;
 use crate::env::{
     ActionBuffer, ActionMask, ActionMasking, EnvId, EnvParams, EpisodeClock, MarketData, OrderShares, Orders,
-    Portfolio, Position, Positions, Refusal, Targets,
+    Portfolio, Position, Positions, Refusal, Targets, prefetch_lines,
 };
 use bevy_ecs::prelude::*;
 
@@ -51,18 +51,21 @@ pub fn apply_actions(
 /// Decodes one env's actions; with `short_selling` a sell with no position is an order
 /// (to open a short).
 pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position], short_selling: bool) {
-    let (mut buy, mut sell, mut invalid, mut held) = (0u64, 0u64, 0u32, 0u64);
+    let (mut buy, mut sell, mut invalid, mut held, mut short) = (0u64, 0u64, 0u32, 0u64, 0u64);
     for (k, (&a, pos)) in row.iter().zip(positions).enumerate() {
         buy |= u64::from(a == 1) << k;
         sell |= u64::from(a == 2) << k;
         invalid += u32::from(a > 2);
         held |= u64::from(pos.shares > 0.0) << k;
+        short |= u64::from(pos.shares < 0.0) << k;
     }
     orders.refused = Default::default();
     orders.refused.0[Refusal::INVALID_ACTION.0 as usize] = invalid;
     orders.n_refused = invalid;
     orders.buy = buy;
     orders.sell = sell;
+    orders.long = held;
+    orders.short = short;
     if !short_selling {
         orders.refuse(sell & !held, Refusal::NO_POSITION);
     }
@@ -173,10 +176,19 @@ pub fn apply_target_actions(
     params: Res<EnvParams>,
     market: Res<MarketData>,
     masking: Res<ActionMasking>,
+    mut bars: Local<Vec<u32>>,
     mut envs: Query<(&EnvId, &mut Orders, &mut OrderShares, &Positions, &Portfolio, &EpisodeClock, &mut ActionMask)>,
 ) {
     let Some(levels) = &params.targets else { return };
-    envs.iter_mut().for_each(|(id, mut orders, mut shares, positions, portfolio, clock, mut mask)| {
+    // Each env reads the closes of its own (random) bar, from memory rather than cache:
+    // ask for the rows of the envs a few places ahead while decoding this one.
+    const AHEAD: usize = 4;
+    bars.clear();
+    bars.extend(envs.iter().map(|(.., clock, _)| clock.bar));
+    for (n, (id, mut orders, mut shares, positions, portfolio, clock, mut mask)) in envs.iter_mut().enumerate() {
+        if let Some(&bar) = bars.get(n + AHEAD) {
+            prefetch_lines(market.close_row(bar as usize));
+        }
         let closes = market.close_row(clock.bar as usize);
         decode_targets(
             &mut orders,
@@ -192,7 +204,7 @@ pub fn apply_target_actions(
             orders.refuse(forbidden, Refusal::MASKED);
             *mask = ActionMask::default();
         }
-    });
+    }
 }
 
 /// Decodes one env's target-position actions into orders and their signed sizes in shares
@@ -207,10 +219,12 @@ pub fn decode_targets(
     closes: &[f64],
     levels: &TargetLevels,
 ) {
-    let (mut buy, mut sell, mut invalid) = (0u64, 0u64, 0u32);
+    let (mut buy, mut sell, mut invalid, mut long, mut short) = (0u64, 0u64, 0u32, 0u64, 0u64);
     let n = row.len().min(positions.len()).min(shares.len()).min(closes.len());
     for k in 0..n {
         let a = usize::from(row[k]);
+        long |= u64::from(positions[k].shares > 0.0) << k;
+        short |= u64::from(positions[k].shares < 0.0) << k;
         // `TargetLevels::order`, unrolled here without its per-call checks: the hot loop
         // of every step with target positions.
         let d = match levels.weights.get(a) {
@@ -229,4 +243,6 @@ pub fn decode_targets(
     orders.n_refused = invalid;
     orders.buy = buy;
     orders.sell = sell;
+    orders.long = long;
+    orders.short = short;
 }

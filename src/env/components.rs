@@ -183,6 +183,12 @@ pub struct Orders {
     /// Refusals of this step, all reasons: `refused.total()`, kept as orders are refused so
     /// that the per-step report does not sum every reason.
     pub n_refused: u32,
+    /// Tickers held long when the orders were decoded (the decision's positions): what
+    /// tells an exit from an opening order for the rules, which then need not read the
+    /// positions again. Execution, after splits and margin calls, reads the positions.
+    pub long: u64,
+    /// Tickers held short when the orders were decoded.
+    pub short: u64,
 }
 
 impl Orders {
@@ -305,11 +311,11 @@ pub fn long_short(positions: &[Position]) -> (u64, u64) {
 }
 
 /// The exits among an env's live orders, as a bit mask: sells of longs and buys of
-/// shorts (what the holding period and the PDT rule judge).
+/// shorts held when the orders were decoded (what the holding period and the PDT rule
+/// judge).
 #[inline]
-pub fn exits(orders: &Orders, positions: &[Position]) -> u64 {
-    let (long, short) = long_short(positions);
-    (orders.sell & long) | (orders.buy & short)
+pub fn exits(orders: &Orders) -> u64 {
+    (orders.sell & orders.long) | (orders.buy & orders.short)
 }
 
 /// All positions of an env, indexed by ticker.

@@ -30,7 +30,7 @@ pub fn enforce_holding_period(
 
 /// The rule for one env that may hold shorts: sells of young longs and buys of young shorts.
 pub fn refuse_young_exits(orders: &mut Orders, positions: &[Position], fill_bar: u32, min_bars: u32) {
-    let exits = exits(orders, positions);
+    let exits = exits(orders);
     orders.refuse(young(positions, fill_bar, min_bars) & exits, Refusal::HOLDING_PERIOD);
 }
 

@@ -66,7 +66,7 @@ pub fn refuse_day_trade_exits(
     if equity >= cfg.equity_threshold {
         return;
     }
-    let exits = exits(orders, positions);
+    let exits = exits(orders);
     refuse_past_count(orders, bought_on(positions, day) & exits, pdt, day, cfg);
 }
 

@@ -6,9 +6,7 @@
 //! execution then refuses (no cash, position cap) does not count as executed, but its slot
 //! is not handed to a later order of the same bar.
 
-use crate::env::{
-    ActionMask, EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Positions, Refusal, Targets, long_short,
-};
+use crate::env::{ActionMask, EnvParams, EpisodeClock, MarketData, Orders, Portfolio, Refusal, Targets};
 use bevy_ecs::prelude::*;
 
 /// Refuses orders over the daily cap.
@@ -18,14 +16,14 @@ use bevy_ecs::prelude::*;
 pub fn enforce_trades_per_day(
     params: Res<EnvParams>,
     market: Res<MarketData>,
-    mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock, &Positions)>,
+    mut envs: Query<(&mut Orders, &Portfolio, &EpisodeClock)>,
 ) {
     let Some(cap) = params.max_trades_per_day else { return };
     let short_selling = params.short_selling;
-    envs.iter_mut().for_each(|(mut orders, portfolio, clock, positions)| {
+    envs.iter_mut().for_each(|(mut orders, portfolio, clock)| {
         let day = market.day(params.fill_bar(clock.bar as usize));
         if short_selling {
-            let (long, short) = long_short(&positions.0);
+            let (long, short) = (orders.long, orders.short);
             refuse_over_cap_in_order(&mut orders, portfolio.executed_on(day), cap, long, short);
         } else {
             refuse_over_cap(&mut orders, portfolio.executed_on(day), cap);

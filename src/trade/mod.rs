@@ -3,7 +3,8 @@
 //!
 //! * [`broker`]: the [`Broker`] trait `trade` drives (account, positions, orders, bars,
 //!   clock) and its types; [`replay::ReplayBroker`], the deterministic account of record
-//!   for tests, which fills with the env's own fill and fee models. Alpaca comes next.
+//!   for tests, which fills with the env's own fill and fee models; [`alpaca`], Alpaca's
+//!   REST API (feature `alpaca`, part of `cli`).
 //! * [`order_id`]: client order ids derived from (run, bar, ticker, leg), so that a restart
 //!   never doubles an order.
 //! * [`journal`]: every decision, order and answer as JSON lines, synced per bar, read back
@@ -12,6 +13,8 @@
 //!
 //! The session calendar is [`crate::market::nyse`].
 
+#[cfg(feature = "alpaca")]
+pub mod alpaca;
 pub mod broker;
 pub mod journal;
 pub mod order_id;

@@ -1,0 +1,543 @@
+//! Alpaca's REST v2 trading API and its market-data bars API as a [`Broker`]: the paper
+//! endpoint unless told otherwise, keys from `APCA_API_KEY_ID` / `APCA_API_SECRET_KEY`, sent
+//! only as request headers (never logged, never in an error, never in `Debug`).
+//!
+//! Retries: a transient failure (HTTP 429, a 5xx, a timeout, a dropped connection) is
+//! retried up to [`AlpacaConfig::retries`] times, waiting `backoff × 2^i` (or the server's
+//! `Retry-After` when longer). An order is never sent twice: before a retry of a submission
+//! the adapter asks for the order by its client id, and returns it when the lost attempt
+//! reached the broker; Alpaca refuses a second order with a client id it has seen, which
+//! [`Broker::submit`] answers as [`BrokerError::Duplicate`].
+//!
+//! Rejections keep Alpaca's own words (`insufficient buying power`, `trade denied due to
+//! pattern day trading protection`, ...) in [`BrokerError::Rejected`].
+
+use super::broker::{
+    Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
+    OrderStatus, Quantity,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Alpaca's paper-trading endpoint (the default).
+pub const PAPER_URL: &str = "https://paper-api.alpaca.markets";
+/// Alpaca's live-trading endpoint (`--live`).
+pub const LIVE_URL: &str = "https://api.alpaca.markets";
+/// Alpaca's market-data endpoint.
+pub const DATA_URL: &str = "https://data.alpaca.markets";
+/// Environment variable holding the key id.
+pub const KEY_ID_VAR: &str = "APCA_API_KEY_ID";
+/// Environment variable holding the secret key.
+pub const SECRET_VAR: &str = "APCA_API_SECRET_KEY";
+
+/// Where and how the adapter talks to Alpaca.
+#[derive(Clone)]
+pub struct AlpacaConfig {
+    /// Trading API base, without `/v2` (e.g. [`PAPER_URL`]).
+    pub trading_url: String,
+    /// Market-data API base, without `/v2` ([`DATA_URL`]).
+    pub data_url: String,
+    pub key_id: String,
+    pub secret_key: String,
+    /// Bars' timeframe as Alpaca spells it (`1Hour`, `1Day`, ...).
+    pub timeframe: String,
+    /// Market-data feed (`iex` for free accounts, `sip`).
+    pub feed: String,
+    /// Retries of a transient failure.
+    pub retries: u32,
+    /// First wait before a retry, doubled at each one.
+    pub backoff: Duration,
+    /// Time limit of one HTTP call.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for AlpacaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys stay out of every log line and error.
+        f.debug_struct("AlpacaConfig")
+            .field("trading_url", &self.trading_url)
+            .field("data_url", &self.data_url)
+            .field("timeframe", &self.timeframe)
+            .field("feed", &self.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlpacaConfig {
+    /// The paper endpoint (or the live one), with the keys from the environment.
+    ///
+    /// # Errors
+    /// [`BrokerError::Other`] naming the variable that is missing or empty.
+    pub fn from_env(live: bool, timeframe: &str) -> Result<Self, BrokerError> {
+        let var = |name: &str| match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(BrokerError::Other(format!("alpaca: environment variable {name} is not set"))),
+        };
+        Ok(Self::new(
+            if live { LIVE_URL } else { PAPER_URL },
+            DATA_URL,
+            &var(KEY_ID_VAR)?,
+            &var(SECRET_VAR)?,
+            timeframe,
+        ))
+    }
+
+    /// An adapter config with explicit endpoints and keys (tests point it at a local server).
+    pub fn new(trading_url: &str, data_url: &str, key_id: &str, secret_key: &str, timeframe: &str) -> Self {
+        Self {
+            trading_url: trading_url.trim_end_matches('/').to_string(),
+            data_url: data_url.trim_end_matches('/').to_string(),
+            key_id: key_id.to_string(),
+            secret_key: secret_key.to_string(),
+            timeframe: timeframe.to_string(),
+            feed: "iex".to_string(),
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The Alpaca adapter (see the module docs).
+pub struct AlpacaBroker {
+    config: AlpacaConfig,
+    agent: ureq::Agent,
+    /// The `Retry-After` of the latest transient answer, in seconds.
+    retry_after: std::cell::Cell<Option<u64>>,
+}
+
+/// What one HTTP call gave.
+enum Reply {
+    /// A 2xx and its body (`Value::Null` when empty).
+    Ok(Value),
+    /// 404.
+    NotFound,
+    /// Any other 4xx, with Alpaca's message.
+    Refused(u16, String),
+}
+
+impl AlpacaBroker {
+    pub fn new(config: AlpacaConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self { config, agent, retry_after: std::cell::Cell::new(None) }
+    }
+
+    /// One call, no retry: `Err` only for a transient failure or an unreadable answer.
+    fn call_once(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, BrokerError> {
+        let path = url.split_once("//").map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
+        let path = path.split('?').next().unwrap_or(path);
+        let what = format!("{method} {path}");
+        let headers = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+            r.header("APCA-API-KEY-ID", &self.config.key_id).header("APCA-API-SECRET-KEY", &self.config.secret_key)
+        };
+        let sent = match (method, body) {
+            ("GET", _) => headers(self.agent.get(url)).call(),
+            ("DELETE", _) => headers(self.agent.delete(url)).call(),
+            (_, Some(body)) => self
+                .agent
+                .post(url)
+                .header("APCA-API-KEY-ID", &self.config.key_id)
+                .header("APCA-API-SECRET-KEY", &self.config.secret_key)
+                .send_json(body),
+            (_, None) => unreachable!("a POST always has a body"),
+        };
+        let mut response = match sent {
+            Ok(r) => r,
+            // Timeouts, refused or dropped connections: the call may or may not have landed.
+            Err(e) => return Err(BrokerError::Transient(format!("{what}: {}", transport_error(&e)))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| BrokerError::Transient(format!("{what}: reading the answer: {}", transport_error(&e))))?;
+        if status == 429 || status >= 500 {
+            self.retry_after.set(retry_after);
+            return Err(BrokerError::Transient(format!("{what}: HTTP {status}")));
+        }
+        let reply = match status {
+            200..=299 if text.trim().is_empty() => Reply::Ok(Value::Null),
+            200..=299 => Reply::Ok(
+                serde_json::from_str(&text)
+                    .map_err(|e| BrokerError::Other(format!("{what}: unreadable answer: {e}")))?,
+            ),
+            404 => Reply::NotFound,
+            _ => Reply::Refused(status, message(&text)),
+        };
+        Ok(reply)
+    }
+
+    /// Waits before retry `i` (0-based): `backoff × 2^i`, or the server's `Retry-After`
+    /// (at most a minute) when longer.
+    fn wait(&self, i: u32) {
+        let backoff = self.config.backoff.saturating_mul(1 << i.min(16));
+        let asked = Duration::from_secs(self.retry_after.take().unwrap_or(0).min(60));
+        std::thread::sleep(backoff.max(asked));
+    }
+
+    /// A call that is safe to repeat (reads, cancels), retried on transient failures.
+    fn call(&self, method: &str, url: &str) -> Result<Reply, BrokerError> {
+        let mut i = 0;
+        loop {
+            match self.call_once(method, url, None) {
+                Ok(reply) => return Ok(reply),
+                Err(BrokerError::Transient(e)) if i < self.config.retries => {
+                    tracing::warn!("{e}; retry {} of {}", i + 1, self.config.retries);
+                    self.wait(i);
+                    i += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A read that must answer 2xx.
+    fn get(&self, url: &str) -> Result<Value, BrokerError> {
+        match self.call("GET", url)? {
+            Reply::Ok(v) => Ok(v),
+            Reply::NotFound => Err(BrokerError::Other(format!("{url}: not found"))),
+            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
+        }
+    }
+
+    fn trading(&self, path: &str) -> String {
+        format!("{}/v2{path}", self.config.trading_url)
+    }
+
+    /// The raw order with this client id, if Alpaca has it.
+    fn order_json(&self, client_order_id: &str) -> Result<Option<AlpacaOrder>, BrokerError> {
+        let url = self.trading(&format!("/orders:by_client_order_id?client_order_id={}", encode(client_order_id)));
+        match self.call("GET", &url)? {
+            Reply::Ok(v) => Ok(Some(parse(v, "order")?)),
+            Reply::NotFound => Ok(None),
+            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
+        }
+    }
+}
+
+/// A transport error in one line, without the URL's query (nothing secret is in it, but
+/// it is noise).
+fn transport_error(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => "timed out".to_string(),
+        ureq::Error::Io(io) => format!("connection failed ({})", io.kind()),
+        other => other.to_string(),
+    }
+}
+
+/// Alpaca's error message (`{"code": 40310000, "message": "..."}`), or the body itself.
+fn message(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+/// Percent-encodes a query value (client ids are `[A-Za-z0-9._:-]`, symbols too; the rest
+/// is encoded all the same).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T, BrokerError> {
+    serde_json::from_value(v).map_err(|e| BrokerError::Other(format!("alpaca: unreadable {what}: {e}")))
+}
+
+/// Alpaca sends numbers as strings (`"cash": "100000.5"`); some fields are null.
+fn num(s: &Option<String>, field: &str) -> Result<f64, BrokerError> {
+    match s.as_deref() {
+        None => Ok(0.0),
+        Some(s) => s.trim().parse().map_err(|_| BrokerError::Other(format!("alpaca: {field} {s:?} is not a number"))),
+    }
+}
+
+fn time(s: &str, field: &str) -> Result<i64, BrokerError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|_| BrokerError::Other(format!("alpaca: {field} {s:?} is not an RFC 3339 time")))
+}
+
+#[derive(Deserialize)]
+struct AlpacaAccount {
+    cash: Option<String>,
+    equity: Option<String>,
+    last_equity: Option<String>,
+    daytrade_count: Option<u32>,
+    pattern_day_trader: Option<bool>,
+    trading_blocked: Option<bool>,
+    account_blocked: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct AlpacaPosition {
+    symbol: String,
+    qty: String,
+    side: Option<String>,
+    avg_entry_price: String,
+}
+
+#[derive(Deserialize)]
+struct AlpacaOrder {
+    client_order_id: String,
+    symbol: Option<String>,
+    side: Option<String>,
+    qty: Option<Value>,
+    notional: Option<Value>,
+    filled_qty: Option<Value>,
+    filled_avg_price: Option<Value>,
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct AlpacaClock {
+    timestamp: String,
+    is_open: bool,
+    next_open: String,
+    next_close: String,
+}
+
+#[derive(Deserialize)]
+struct AlpacaBar {
+    t: String,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: f64,
+}
+
+#[derive(Deserialize)]
+struct AlpacaBars {
+    #[serde(default)]
+    bars: std::collections::BTreeMap<String, Option<Vec<AlpacaBar>>>,
+    next_page_token: Option<String>,
+}
+
+/// A number Alpaca may send as a string or as a number.
+fn value_num(v: &Option<Value>) -> Option<f64> {
+    match v.as_ref()? {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+impl AlpacaOrder {
+    fn state(&self) -> Result<OrderState, BrokerError> {
+        let status = match self.status.as_str() {
+            "new"
+            | "accepted"
+            | "pending_new"
+            | "accepted_for_bidding"
+            | "held"
+            | "calculated"
+            | "pending_review"
+            | "pending_cancel"
+            | "pending_replace"
+            | "stopped"
+            | "suspended" => OrderStatus::Accepted,
+            "partially_filled" => OrderStatus::PartiallyFilled,
+            "filled" => OrderStatus::Filled,
+            "canceled" | "done_for_day" | "replaced" => OrderStatus::Canceled,
+            "expired" => OrderStatus::Expired,
+            "rejected" => OrderStatus::Rejected,
+            other => return Err(BrokerError::Other(format!("alpaca: unknown order status {other:?}"))),
+        };
+        let side = match self.side.as_deref() {
+            Some("sell") => OrderSide::Sell,
+            _ => OrderSide::Buy,
+        };
+        let quantity = match (value_num(&self.qty), value_num(&self.notional)) {
+            (_, Some(n)) => Quantity::Notional(n),
+            (q, None) => Quantity::Shares(q.unwrap_or(0.0)),
+        };
+        Ok(OrderState {
+            client_order_id: self.client_order_id.clone(),
+            ticker: self.symbol.clone().unwrap_or_default(),
+            side,
+            quantity,
+            status,
+            filled_shares: value_num(&self.filled_qty).unwrap_or(0.0),
+            fill_price: value_num(&self.filled_avg_price),
+            reason: None,
+        })
+    }
+}
+
+impl Broker for AlpacaBroker {
+    fn account(&mut self) -> Result<Account, BrokerError> {
+        let a: AlpacaAccount = parse(self.get(&self.trading("/account"))?, "account")?;
+        Ok(Account {
+            cash: num(&a.cash, "cash")?,
+            equity: num(&a.equity, "equity")?,
+            last_equity: num(&a.last_equity, "last_equity")?,
+            day_trade_count: a.daytrade_count.unwrap_or(0),
+            pattern_day_trader: a.pattern_day_trader.unwrap_or(false),
+            trading_blocked: a.trading_blocked.unwrap_or(false) || a.account_blocked.unwrap_or(false),
+        })
+    }
+
+    fn positions(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        let list: Vec<AlpacaPosition> = parse(self.get(&self.trading("/positions"))?, "positions")?;
+        list.into_iter()
+            .map(|p| {
+                let qty = num(&Some(p.qty.clone()), "qty")?.abs();
+                let sign = if p.side.as_deref() == Some("short") { -1.0 } else { 1.0 };
+                Ok(BrokerPosition {
+                    ticker: p.symbol,
+                    shares: sign * qty,
+                    avg_cost: num(&Some(p.avg_entry_price), "avg_entry_price")?,
+                })
+            })
+            .collect()
+    }
+
+    fn submit(&mut self, order: &OrderRequest) -> Result<OrderState, BrokerError> {
+        let id = &order.client_order_id;
+        let mut body = json!({
+            "symbol": order.ticker,
+            "side": match order.side { OrderSide::Buy => "buy", OrderSide::Sell => "sell" },
+            "type": "market",
+            // A market order sent after the close waits for the next session's open.
+            "time_in_force": "day",
+            "client_order_id": id,
+        });
+        // Alpaca takes up to 9 decimals, as strings.
+        match order.quantity {
+            Quantity::Shares(q) => body["qty"] = json!(format!("{q:.9}")),
+            Quantity::Notional(n) => body["notional"] = json!(format!("{n:.2}")),
+        }
+        let url = self.trading("/orders");
+        let mut i = 0;
+        loop {
+            if i > 0 {
+                // The lost attempt may have reached Alpaca: never send the order twice.
+                if let Some(sent) = self.order_json(id)? {
+                    return sent.state();
+                }
+            }
+            match self.call_once("POST", &url, Some(&body)) {
+                Ok(Reply::Ok(v)) => return parse::<AlpacaOrder>(v, "order")?.state(),
+                Ok(Reply::Refused(_, msg)) if msg.contains("client_order_id must be unique") => {
+                    return Err(BrokerError::Duplicate(id.clone()));
+                }
+                Ok(Reply::Refused(status, msg)) => {
+                    return Err(BrokerError::Rejected {
+                        client_order_id: id.clone(),
+                        reason: format!("{msg} (HTTP {status})"),
+                    });
+                }
+                Ok(Reply::NotFound) => {
+                    return Err(BrokerError::Other(format!("{url}: not found (is the base URL right?)")));
+                }
+                Err(BrokerError::Transient(e)) if i < self.config.retries => {
+                    tracing::warn!("{e}; retry {} of {}", i + 1, self.config.retries);
+                    self.wait(i);
+                    i += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn cancel(&mut self, client_order_id: &str) -> Result<(), BrokerError> {
+        let Some(order) = self.order_json(client_order_id)? else { return Ok(()) };
+        if order.state()?.status.is_final() {
+            return Ok(());
+        }
+        let id = self.order_id(client_order_id)?;
+        match self.call("DELETE", &self.trading(&format!("/orders/{}", encode(&id))))? {
+            // 422: no longer cancelable (it filled meanwhile), which is what was asked.
+            Reply::Ok(_) | Reply::NotFound | Reply::Refused(422, _) => Ok(()),
+            Reply::Refused(status, msg) => {
+                Err(BrokerError::Other(format!("cancel {client_order_id}: HTTP {status}: {msg}")))
+            }
+        }
+    }
+
+    fn order(&mut self, client_order_id: &str) -> Result<Option<OrderState>, BrokerError> {
+        self.order_json(client_order_id)?.map(|o| o.state()).transpose()
+    }
+
+    fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError> {
+        let start = chrono::DateTime::from_timestamp(since, 0)
+            .ok_or_else(|| BrokerError::Other(format!("alpaca: bad start time {since}")))?
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v2/stocks/bars?symbols={symbols}&timeframe={}&start={}&adjustment=raw&feed={}&limit=10000",
+                self.config.data_url,
+                encode(&self.config.timeframe),
+                encode(&start),
+                encode(&self.config.feed)
+            );
+            if let Some(token) = &page {
+                url.push_str(&format!("&page_token={}", encode(token)));
+            }
+            let answer: AlpacaBars = parse(self.get(&url)?, "bars")?;
+            for (ticker, bars) in answer.bars {
+                for b in bars.unwrap_or_default() {
+                    out.push(BrokerBar {
+                        ticker: ticker.clone(),
+                        time: time(&b.t, "bar time")?,
+                        open: b.o,
+                        high: b.h,
+                        low: b.l,
+                        close: b.c,
+                        volume: b.v,
+                    });
+                }
+            }
+            match answer.next_page_token.filter(|t| !t.is_empty()) {
+                Some(token) => page = Some(token),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| (a.time, &a.ticker).cmp(&(b.time, &b.ticker)));
+        Ok(out)
+    }
+
+    fn clock(&mut self) -> Result<MarketClock, BrokerError> {
+        let c: AlpacaClock = parse(self.get(&self.trading("/clock"))?, "clock")?;
+        Ok(MarketClock {
+            now: time(&c.timestamp, "timestamp")?,
+            is_open: c.is_open,
+            next_open: time(&c.next_open, "next_open")?,
+            next_close: time(&c.next_close, "next_close")?,
+        })
+    }
+}
+
+impl AlpacaBroker {
+    /// Alpaca's own id of the order with this client id (cancels take it).
+    fn order_id(&self, client_order_id: &str) -> Result<String, BrokerError> {
+        let url = self.trading(&format!("/orders:by_client_order_id?client_order_id={}", encode(client_order_id)));
+        match self.call("GET", &url)? {
+            Reply::Ok(v) => v
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| BrokerError::Other("alpaca: an order without an id".into())),
+            Reply::NotFound => Err(BrokerError::Other(format!("alpaca: no order {client_order_id}"))),
+            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
+        }
+    }
+}
