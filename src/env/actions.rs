@@ -41,11 +41,18 @@ pub fn apply_actions(
     }
     envs.p1().iter_mut().for_each(|(id, mut orders, positions, mut mask)| {
         decode(&mut orders, actions.row(id.index()), &positions.0, short);
-        // A ticker has one action, so one mask over both sides refuses exactly the masked ones.
-        let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
-        orders.refuse(forbidden, Refusal::MASKED);
-        *mask = ActionMask::default();
+        refuse_masked(&mut orders, &mut mask);
     });
+}
+
+/// Refuses the decoded orders the env's mask forbade (as `masked`), and clears the mask for
+/// the next observation.
+#[inline]
+fn refuse_masked(orders: &mut Orders, mask: &mut ActionMask) {
+    // A ticker has one action, so one mask over both sides refuses exactly the masked ones.
+    let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
+    orders.refuse(forbidden, Refusal::MASKED);
+    *mask = ActionMask::default();
 }
 
 /// Decodes one env's actions; with `short_selling` a sell with no position is an order
@@ -200,9 +207,7 @@ pub fn apply_target_actions(
             levels,
         );
         if masking.enabled {
-            let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
-            orders.refuse(forbidden, Refusal::MASKED);
-            *mask = ActionMask::default();
+            refuse_masked(&mut orders, &mut mask);
         }
     }
 }

@@ -520,7 +520,10 @@ impl Fill<'_, '_> {
     }
 
     /// An exit of ticker `k` from a position of `held` shares: its fill inputs, the shares
-    /// it fills and the rest of the order ([`Self::exit_size`]), or `None` once refused.
+    /// it fills (all, or `want` of them with a sized order, or what the participation cap
+    /// lets through; a forced order, named by `forced`, ignores the cap) and the rest of the
+    /// order; or `None` once refused (a ticker the fill model cannot fill, a fill bar the
+    /// cap does not let trade).
     #[inline]
     fn exit(
         &self,
@@ -531,13 +534,22 @@ impl Fill<'_, '_> {
         forced: Option<Refusal>,
     ) -> Option<(FillInput, f64, f64)> {
         let input = self.input(k);
-        match self.exit_size(k, &input, held, want, forced.is_some()) {
-            Ok((shares, unfilled)) => Some((input, shares, unfilled)),
-            Err(refusal) => {
-                orders.refuse(1 << k, refusal);
-                None
+        let refusal = if self.models.fills.can_fill(self.cost, &input) {
+            let held = want.map_or(held, |w| w.min(held));
+            if forced.is_some() {
+                return Some((input, held, 0.0));
             }
-        }
+            match participation_cap(self.models.market, self.models.config, self.fill_bar, k) {
+                None => return Some((input, held, 0.0)),
+                Some(Ok(cap)) if cap < held => return Some((input, cap, held - cap)),
+                Some(Ok(_)) => return Some((input, held, 0.0)),
+                Some(Err(refusal)) => refusal,
+            }
+        } else {
+            Refusal::NO_LIQUIDITY
+        };
+        orders.refuse(1 << k, refusal);
+        None
     }
 
     #[allow(clippy::too_many_arguments, reason = "the fields of one trade record")]
@@ -558,33 +570,6 @@ impl Fill<'_, '_> {
             let mut record = trade_record(self.fill_bar, k, side, shares, quote, price, fees, cash, unfilled);
             record.forced = forced;
             log.push(record);
-        }
-    }
-
-    /// Shares an exit of `held` shares fills (all, or `want` of them with a sized order, or
-    /// what the participation cap lets through; a forced order ignores the cap) and the rest
-    /// of the order, or the refusal. Also checks that the fill model can fill ticker `k`.
-    #[inline]
-    fn exit_size(
-        &self,
-        k: usize,
-        input: &FillInput,
-        held: f64,
-        want: Option<f64>,
-        forced: bool,
-    ) -> Result<(f64, f64), Refusal> {
-        if !self.models.fills.can_fill(self.cost, input) {
-            return Err(Refusal::NO_LIQUIDITY);
-        }
-        let held = want.map_or(held, |w| w.min(held));
-        if forced {
-            return Ok((held, 0.0));
-        }
-        match participation_cap(self.models.market, self.models.config, self.fill_bar, k) {
-            None => Ok((held, 0.0)),
-            Some(Err(refusal)) => Err(refusal),
-            Some(Ok(cap)) if cap < held => Ok((cap, held - cap)),
-            Some(Ok(_)) => Ok((held, 0.0)),
         }
     }
 
