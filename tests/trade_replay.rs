@@ -98,3 +98,44 @@ fn answers_as_a_broker() {
     assert_eq!(account.day_trade_count, u32::from(m.day(broker.now()) == m.day(START + 1)));
     assert!((account.equity - account.cash).abs() < 1e-9, "flat: equity is cash");
 }
+
+/// Hourly bars of the NYSE's regular sessions from 2024-06-28 (a Friday): 09:30, 10:30, ...,
+/// 15:30 on full days, up to 12:30 on a half day; weekends and holidays have none.
+fn nyse_hourly_times(n: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(n);
+    let mut date = chrono::NaiveDate::from_ymd_opt(2024, 6, 28).unwrap();
+    while out.len() < n {
+        if let Some((open, close)) = ploutos::market::nyse::session(date) {
+            out.extend((open..close).step_by(3_600).take(n - out.len()));
+        }
+        date = date.succ_opt().unwrap();
+    }
+    out
+}
+
+/// The replay clock stands at each bar's close: inside a session the market is still open
+/// and the next bar opens an hour later; at the last bar of a session (13:00 on the half day
+/// of 2024-07-03) it is closed and the next open is the next session's (2024-07-05, after
+/// Independence Day).
+#[test]
+fn the_clock_follows_the_nyse_sessions() {
+    let cfg = EnvironmentConfig::default();
+    let times = nyse_hourly_times(400);
+    let ny =
+        |d: u32, h: u32, m: u32| chrono::NaiveDate::from_ymd_opt(2024, 7, d).unwrap().and_hms_opt(h, m, 0).unwrap();
+    let unix = |t: chrono::NaiveDateTime| {
+        use chrono::TimeZone;
+        chrono_tz::America::New_York.from_local_datetime(&t).unwrap().timestamp()
+    };
+    let at = |ts: i64| times.iter().position(|&t| t == ts).expect("a bar opens then");
+    // 2024-07-03 10:30: the bar closes at 11:30, the session goes on.
+    let mut broker = ReplayBroker::new(&cfg, market(), times.clone(), at(unix(ny(3, 10, 30)))).unwrap();
+    let c = broker.clock().unwrap();
+    assert_eq!((c.now, c.is_open, c.next_open), (unix(ny(3, 11, 30)), true, unix(ny(3, 11, 30))));
+    assert_eq!(c.next_close, unix(ny(3, 13, 0)), "a half day");
+    // 12:30, the half day's last bar: closed at 13:00 until the 5th (the 4th is a holiday).
+    let mut broker = ReplayBroker::new(&cfg, market(), times.clone(), at(unix(ny(3, 12, 30)))).unwrap();
+    let c = broker.clock().unwrap();
+    assert_eq!((c.now, c.is_open), (unix(ny(3, 13, 0)), false));
+    assert_eq!((c.next_open, c.next_close), (unix(ny(5, 9, 30)), unix(ny(5, 16, 0))));
+}

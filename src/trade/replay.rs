@@ -3,7 +3,8 @@
 //! backtest over the same bars can be compared order for order.
 //!
 //! Time: the broker stands at the close of bar `now`; [`Broker::bars_since`] never returns
-//! a later bar. [`ReplayBroker::advance`] moves to the next bar: the orders accepted since
+//! a later bar, and [`Broker::clock`] tells that close's time and whether the session goes
+//! on after it, by the NYSE calendar. [`ReplayBroker::advance`] moves to the next bar: the orders accepted since
 //! the last move fill at its open — sells first, then buys, each in the order received (the
 //! env's order within a bar) — priced by the fill model ([`Fills`]) with the decision bar's
 //! cost inputs, charged the fee model's fees ([`Fees`]), exactly as execution prices an
@@ -306,8 +307,21 @@ impl Broker for ReplayBroker {
         Ok(out)
     }
 
+    /// The broker stands at the close of bar `now`: the next bar's open when that bar opens
+    /// in the same NYSE session (the market is open between the two), else the session's
+    /// close (half days and special hours included, [`crate::market::nyse`]). `next_open` is
+    /// the next bar's open and `next_close` its session's close (`i64::MAX` after the last
+    /// bar).
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
-        let next = self.times.get(self.now + 1).copied().unwrap_or(i64::MAX);
-        Ok(MarketClock { now: self.times[self.now], is_open: false, next_open: next, next_close: next })
+        use crate::market::nyse;
+        let (_, session_close) = nyse::next_session(self.times[self.now]);
+        let next = self.times.get(self.now + 1).copied();
+        let now = next.filter(|&n| n < session_close).unwrap_or(session_close);
+        Ok(MarketClock {
+            now,
+            is_open: now < session_close && nyse::is_open_at(now),
+            next_open: next.unwrap_or(i64::MAX),
+            next_close: next.map_or(i64::MAX, |n| nyse::next_session(n).1),
+        })
     }
 }
