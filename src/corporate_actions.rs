@@ -71,6 +71,8 @@ pub fn apply_corporate_actions(
         let Ok((mut positions, mut portfolio, mut ledger, mut orders, mut sizes)) = envs.get_mut(env) else {
             continue;
         };
+        // Cash and positions may change: no longer as marked.
+        portfolio.marked_gross = None;
         for k in bits(events) {
             let (ratio, dividend) = market.corporate_action(bar, k);
             // A sized order waiting for this open was decided in the old shares: a broker

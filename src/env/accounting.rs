@@ -1,16 +1,17 @@
 //! Mark-to-market: equity at the next bar's close, and the clock moves on.
 
-use crate::env::{EpisodeClock, MarketData, Portfolio, Positions, StepOutcome};
+use crate::env::{EnvParams, EpisodeClock, MarketData, Portfolio, Positions, StepOutcome};
 use bevy_ecs::prelude::*;
 
 /// Marks every env at bar t+1's close and advances its clock to t+1.
 ///
-/// Reads [`Positions`], [`MarketData`]; writes [`Portfolio`] (equity, previous equity,
-/// peak), [`EpisodeClock`], [`StepOutcome`] (the step return; the reward zeroed for the
-/// reward systems to add to). Runs in [`crate::env::StepSystems::Account`]. Keeps equity =
-/// cash + Σ shares × close.
+/// Reads [`Positions`], [`MarketData`], [`EnvParams`]; writes [`Portfolio`] (equity,
+/// previous equity, peak, and the marked gross value with short selling), [`EpisodeClock`],
+/// [`StepOutcome`] (the step return; the reward zeroed for the reward systems to add to).
+/// Runs in [`crate::env::StepSystems::Account`]. Keeps equity = cash + Σ shares × close.
 pub fn mark_to_market(
     market: Res<MarketData>,
+    params: Res<EnvParams>,
     mut envs: Query<(&mut Portfolio, &Positions, &mut EpisodeClock, &mut StepOutcome)>,
 ) {
     envs.iter_mut().for_each(|(mut portfolio, positions, mut clock, mut outcome)| {
@@ -24,6 +25,14 @@ pub fn mark_to_market(
         }
         p.prev_equity = p.equity;
         p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
+        if params.short_selling {
+            // As `Margin::met` sums it, term by term in ticker order.
+            let mut gross = 0.0;
+            for (pos, c) in positions.0.iter().zip(closes) {
+                gross += pos.shares.abs() * c;
+            }
+            p.marked_gross = Some(gross);
+        }
         p.peak_equity = p.peak_equity.max(p.equity);
         outcome.step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };
         outcome.reward = 0.0;

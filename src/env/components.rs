@@ -349,6 +349,11 @@ pub struct Portfolio {
     /// Cash account: proceeds of today's sells (trading day `trade_day`), part of `cash`
     /// but not settled until the next trading day (T+1). Always 0 in a margin account.
     pub unsettled: f64,
+    /// With short selling: the long plus the short value at the current mark, while cash
+    /// and positions are still as marked (`None` once a split or a dividend changed them,
+    /// or without short selling). The margin check at the decision bar reads it rather than
+    /// the closes again: the same sums in the same order, so the same answer.
+    pub marked_gross: Option<f64>,
 }
 
 impl Portfolio {
@@ -367,6 +372,7 @@ impl Portfolio {
             episode_reward: 0.0,
             prior_close_equity: initial_cash,
             unsettled: 0.0,
+            marked_gross: None,
         }
     }
 

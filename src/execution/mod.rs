@@ -845,8 +845,14 @@ impl Fill<'_, '_> {
             // Longs are paid in full: the equity covers all of their value.
             return 0;
         }
-        let closes = self.models.market.close_row(self.t);
-        if margin.met(self.portfolio.cash, positions, closes) {
+        // Cash and positions as marked at the decision bar's close: the mark's sums answer.
+        let met = match self.portfolio.marked_gross {
+            Some(gross) => self.portfolio.equity >= margin.maintenance * gross,
+            None => margin.met(self.portfolio.cash, positions, self.models.market.close_row(self.t)),
+        };
+        // Every test with shorts checks that the mark's sums answer as the closes do.
+        debug_assert_eq!(met, margin.met(self.portfolio.cash, positions, self.models.market.close_row(self.t)));
+        if met {
             return 0;
         }
         let (mut day_trades, mut closed) = (0, 0u64);
