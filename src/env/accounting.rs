@@ -1,6 +1,6 @@
 //! Mark-to-market: equity at the next bar's close, and the clock moves on.
 
-use crate::env::{EnvParams, EpisodeClock, MarketData, Portfolio, Positions, StepOutcome};
+use crate::env::{EnvParams, EpisodeClock, MarketData, Portfolio, Positions, StepOutcome, gross_value};
 use bevy_ecs::prelude::*;
 
 /// Marks every env at bar t+1's close and advances its clock to t+1.
@@ -26,12 +26,7 @@ pub fn mark_to_market(
         p.prev_equity = p.equity;
         p.equity = p.cash + positions.0.iter().zip(closes).map(|(pos, c)| pos.shares * c).sum::<f64>();
         if params.short_selling {
-            // As `Margin::met` sums it, term by term in ticker order.
-            let mut gross = 0.0;
-            for (pos, c) in positions.0.iter().zip(closes) {
-                gross += pos.shares.abs() * c;
-            }
-            p.marked_gross = Some(gross);
+            p.marked_gross = Some(gross_value(&positions.0, closes));
         }
         p.peak_equity = p.peak_equity.max(p.equity);
         outcome.step_return = if p.prev_equity > 0.0 { (p.equity - p.prev_equity) / p.prev_equity } else { 0.0 };

@@ -3,7 +3,7 @@
 use crate::config::EnvironmentConfig;
 use crate::env::{
     ActionBuffer, ActionMask, ActionMasking, EnvId, EnvParams, EpisodeClock, MarketData, OrderShares, Orders,
-    Portfolio, Position, Positions, Refusal, Targets, prefetch_lines,
+    Portfolio, Position, Positions, Refusal, Targets, long_short, prefetch_lines,
 };
 use bevy_ecs::prelude::*;
 
@@ -58,14 +58,13 @@ fn refuse_masked(orders: &mut Orders, mask: &mut ActionMask) {
 /// Decodes one env's actions; with `short_selling` a sell with no position is an order
 /// (to open a short).
 pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position], short_selling: bool) {
-    let (mut buy, mut sell, mut invalid, mut held, mut short) = (0u64, 0u64, 0u32, 0u64, 0u64);
-    for (k, (&a, pos)) in row.iter().zip(positions).enumerate() {
+    let (mut buy, mut sell, mut invalid) = (0u64, 0u64, 0u32);
+    for (k, &a) in row.iter().take(positions.len()).enumerate() {
         buy |= u64::from(a == 1) << k;
         sell |= u64::from(a == 2) << k;
         invalid += u32::from(a > 2);
-        held |= u64::from(pos.shares > 0.0) << k;
-        short |= u64::from(pos.shares < 0.0) << k;
     }
+    let (held, short) = long_short(positions);
     orders.refused = Default::default();
     orders.refused.0[Refusal::INVALID_ACTION.0 as usize] = invalid;
     orders.n_refused = invalid;
@@ -84,7 +83,7 @@ pub fn decode(orders: &mut Orders, row: &[u8], positions: &[Position], short_sel
 /// [`crate::env::EnvParams::action_masks`]).
 pub fn mask_sells_without_position(targets: Res<Targets>, mut envs: Query<(&Positions, &mut ActionMask)>) {
     targets.for_each_mut(&mut envs, |(positions, mut mask)| {
-        let held = positions.0.iter().enumerate().fold(0u64, |m, (k, p)| m | u64::from(p.shares > 0.0) << k);
+        let (held, _) = long_short(&positions.0);
         mask.forbid_sell(!held);
     });
 }
@@ -224,12 +223,10 @@ pub fn decode_targets(
     closes: &[f64],
     levels: &TargetLevels,
 ) {
-    let (mut buy, mut sell, mut invalid, mut long, mut short) = (0u64, 0u64, 0u32, 0u64, 0u64);
+    let (mut buy, mut sell, mut invalid) = (0u64, 0u64, 0u32);
     let n = row.len().min(positions.len()).min(shares.len()).min(closes.len());
     for k in 0..n {
         let a = usize::from(row[k]);
-        long |= u64::from(positions[k].shares > 0.0) << k;
-        short |= u64::from(positions[k].shares < 0.0) << k;
         // `TargetLevels::order`, unrolled here without its per-call checks: the hot loop
         // of every step with target positions.
         let d = match levels.weights.get(a) {
@@ -248,6 +245,5 @@ pub fn decode_targets(
     orders.n_refused = invalid;
     orders.buy = buy;
     orders.sell = sell;
-    orders.long = long;
-    orders.short = short;
+    (orders.long, orders.short) = long_short(positions);
 }

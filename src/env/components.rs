@@ -310,6 +310,17 @@ pub fn long_short(positions: &[Position]) -> (u64, u64) {
     (long, short)
 }
 
+/// Long plus short value of `positions` at `prices`, summed term by term in ticker order
+/// (the margin check and the mark that stands in for it must agree to the bit).
+#[inline]
+pub fn gross_value(positions: &[Position], prices: &[f64]) -> f64 {
+    let mut gross = 0.0;
+    for (p, &price) in positions.iter().zip(prices) {
+        gross += p.shares.abs() * price;
+    }
+    gross
+}
+
 /// The exits among an env's live orders, as a bit mask: sells of longs and buys of
 /// shorts held when the orders were decoded (what the holding period and the PDT rule
 /// judge).

@@ -35,7 +35,7 @@ use crate::config::{BuySizing, EnvironmentConfig};
 use crate::env::{
     ActionMask, EnvAppExt, EnvId, EnvParams, EnvRng, EpisodeClock, Ledger, MarketData, OrderShares, Orders, PdtState,
     Portfolio, Position, Positions, Refusal, Side, StepRows, StepSystems, Targets, TradeLog, TradeRecord, bits,
-    long_short,
+    gross_value, long_short,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -74,12 +74,11 @@ impl Margin {
     /// `prices`.
     #[inline]
     pub fn met(&self, cash: f64, positions: &[Position], prices: &[f64]) -> bool {
-        let (mut net, mut gross) = (0.0, 0.0);
+        let mut net = 0.0;
         for (p, &price) in positions.iter().zip(prices) {
             net += p.shares * price;
-            gross += p.shares.abs() * price;
         }
-        cash + net >= self.maintenance * gross
+        cash + net >= self.maintenance * gross_value(positions, prices)
     }
 }
 

@@ -293,6 +293,8 @@ struct AlpacaPosition {
 
 #[derive(Deserialize)]
 struct AlpacaOrder {
+    /// Alpaca's own id (cancels take it).
+    id: String,
     client_order_id: String,
     symbol: Option<String>,
     side: Option<String>,
@@ -460,8 +462,7 @@ impl Broker for AlpacaBroker {
         if order.state()?.status.is_final() {
             return Ok(());
         }
-        let id = self.order_id(client_order_id)?;
-        match self.call("DELETE", &self.trading(&format!("/orders/{}", encode(&id))))? {
+        match self.call("DELETE", &self.trading(&format!("/orders/{}", encode(&order.id))))? {
             // 422: no longer cancelable (it filled meanwhile), which is what was asked.
             Reply::Ok(_) | Reply::NotFound | Reply::Refused(422, _) => Ok(()),
             Reply::Refused(status, msg) => {
@@ -523,21 +524,5 @@ impl Broker for AlpacaBroker {
             next_open: time(&c.next_open, "next_open")?,
             next_close: time(&c.next_close, "next_close")?,
         })
-    }
-}
-
-impl AlpacaBroker {
-    /// Alpaca's own id of the order with this client id (cancels take it).
-    fn order_id(&self, client_order_id: &str) -> Result<String, BrokerError> {
-        let url = self.trading(&format!("/orders:by_client_order_id?client_order_id={}", encode(client_order_id)));
-        match self.call("GET", &url)? {
-            Reply::Ok(v) => v
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| BrokerError::Other("alpaca: an order without an id".into())),
-            Reply::NotFound => Err(BrokerError::Other(format!("alpaca: no order {client_order_id}"))),
-            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
-        }
     }
 }
