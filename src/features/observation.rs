@@ -55,6 +55,16 @@ impl ScaleFreeFeatures {
     pub fn column(&self, feature: Feature) -> &[f64] {
         &self.data[feature.index() * self.n_bars..(feature.index() + 1) * self.n_bars]
     }
+
+    /// Row `bar` of every feature, in table order.
+    ///
+    /// # Panics
+    ///
+    /// If `bar >= n_bars`.
+    pub fn row(&self, bar: usize) -> [f64; N_FEATURES] {
+        assert!(bar < self.n_bars, "bar {bar} out of range (n_bars = {})", self.n_bars);
+        std::array::from_fn(|i| self.data[i * self.n_bars + bar])
+    }
 }
 
 /// The features the agent sees: row-major `[n_bars][n_features]` `f32`, standardized,
@@ -144,13 +154,28 @@ impl FeatureScaler {
         let mut data = vec![0.0f32; n_bars * N_FEATURES];
         for feature in Feature::ALL {
             let i = feature.index();
-            let (m, s) = (self.mean[i], self.std[i]);
             for (t, &v) in features.column(feature).iter().enumerate() {
-                let z = (v - m) / s;
-                data[t * N_FEATURES + i] = if z.is_finite() { z.clamp(-self.clip, self.clip) as f32 } else { 0.0 };
+                data[t * N_FEATURES + i] = self.standardize(i, v);
             }
         }
         ObservationFeatures { n_bars, n_features: N_FEATURES, data }
+    }
+
+    /// [`FeatureScaler::transform`] of one bar's scale-free values (table order): what a
+    /// live feed turns its newest bar into.
+    ///
+    /// # Panics
+    ///
+    /// As [`FeatureScaler::transform`].
+    pub fn transform_row(&self, values: &[f64; N_FEATURES]) -> [f32; N_FEATURES] {
+        std::array::from_fn(|i| self.standardize(i, values[i]))
+    }
+
+    /// Feature `i`'s value `v` standardized, clipped, `NaN` → 0.
+    #[inline]
+    fn standardize(&self, i: usize, v: f64) -> f32 {
+        let z = (v - self.mean[i]) / self.std[i];
+        if z.is_finite() { z.clamp(-self.clip, self.clip) as f32 } else { 0.0 }
     }
 }
 

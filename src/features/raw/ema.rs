@@ -27,7 +27,9 @@ pub(crate) fn alpha_direct(alpha: f64) -> f64 {
 /// how chained EMAs such as the MACD signal are seeded with the first defined MACD). A
 /// `NaN` after the seed leaves the average unchanged but still decays its weight (pandas'
 /// `ignore_na=False`). Computed by [`Ewm`], one value at a time: the batch and a live
-/// feed share one recursion.
+/// feed share one recursion. (The features push values into [`Ewm`]s directly; this batch
+/// form remains the reference the tests compare with pandas' whole-series loop.)
+#[cfg(test)]
 pub(crate) fn ewm(x: &[f64], alpha: f64, min_periods: usize) -> Vec<f64> {
     let mut state = Ewm::new(alpha, min_periods);
     x.iter().map(|&v| state.push(v)).collect()
@@ -103,6 +105,7 @@ impl Ewm {
 
 /// EMA with span `n` and `min_periods = n` (ta's `_ema`, also [`crate::features`]'s
 /// `ema_10` rule).
+#[cfg(test)]
 pub(crate) fn ema_span(x: &[f64], n: usize) -> Vec<f64> {
     ewm(x, alpha_from_span(n as f64), n)
 }

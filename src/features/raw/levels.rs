@@ -13,53 +13,87 @@
 
 use std::collections::VecDeque;
 
-use super::{Feature, RawFeatures, RawInput};
+use super::carry::Carry;
+use super::{Bar, Feature, RawFeatures, RawInput};
 
 /// Trading days in 52 weeks.
-const DAYS_52W: u32 = 252;
+pub(super) const DAYS_52W: u32 = 252;
 
-/// Writes `pivot_*`, `high_52w` and `low_52w`.
-pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
-    pivots(input, out);
-    let [hi, lo] = out.cols_mut([Feature::High52w, Feature::Low52w]);
-    trailing_days_extreme(input.high, input.day, DAYS_52W, |a, b| a >= b, hi);
-    trailing_days_extreme(input.low, input.day, DAYS_52W, |a, b| a <= b, lo);
-}
-
-/// Floor pivots from the previous trading day's high, low and close.
-fn pivots(input: &RawInput, out: &mut RawFeatures) {
-    let (h, l, c, day) = (input.high, input.low, input.close, input.day);
+/// Writes `pivot_*`, `high_52w` and `low_52w`, resuming from `carry`.
+pub(super) fn compute(input: &RawInput, carry: &Carry, out: &mut RawFeatures) {
+    let mut pivots = carry.pivots.clone();
     let [r1, r2, s1, s2] = out.cols_mut([Feature::PivotR1, Feature::PivotR2, Feature::PivotS1, Feature::PivotS2]);
-    let mut levels = [f64::NAN; 4]; // r1, r2, s1, s2 of the current day
-    let (mut day_high, mut day_low) = (f64::NEG_INFINITY, f64::INFINITY);
-    for t in 0..c.len() {
-        if t > 0 && day[t] != day[t - 1] {
-            // Bar t opens a new day: the day that just ended sets today's levels.
-            let (hh, ll, cc) = (day_high, day_low, c[t - 1]);
-            let p = (hh + ll + cc) / 3.0;
-            levels = [2.0 * p - ll, p + (hh - ll), 2.0 * p - hh, p - (hh - ll)];
-            (day_high, day_low) = (f64::NEG_INFINITY, f64::INFINITY);
-        }
-        day_high = day_high.max(h[t]);
-        day_low = day_low.min(l[t]);
-        [r1[t], r2[t], s1[t], s2[t]] = levels;
+    for (t, (prev, bar)) in input.bars_with_prev(carry.prev).enumerate() {
+        [r1[t], r2[t], s1[t], s2[t]] = pivots.push(prev.as_ref(), &bar);
+    }
+    let (mut high, mut low) = (carry.high_52w.clone(), carry.low_52w.clone());
+    let [hi, lo] = out.cols_mut([Feature::High52w, Feature::Low52w]);
+    for t in 0..input.len() {
+        hi[t] = high.push(input.high[t], input.day[t]);
+        lo[t] = low.push(input.low[t], input.day[t]);
     }
 }
 
-/// Extreme of `x` over the bars of the last `days` trading days (by ordinal), up to bar `t`,
-/// with a monotonic deque: `O(n)`. `keep(a, b)` says whether `a` dominates `b`.
-fn trailing_days_extreme(x: &[f64], day: &[u32], days: u32, keep: impl Fn(f64, f64) -> bool, out: &mut [f64]) {
-    let mut deque: VecDeque<usize> = VecDeque::new();
-    for t in 0..x.len() {
-        while deque.back().is_some_and(|&b| keep(x[t], x[b])) {
-            deque.pop_back();
+/// Floor pivots from the previous trading day's high, low and close.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Pivots {
+    /// r1, r2, s1, s2 of the current day.
+    levels: [f64; 4],
+    day_high: f64,
+    day_low: f64,
+}
+
+impl Pivots {
+    pub(super) fn new() -> Self {
+        Self { levels: [f64::NAN; 4], day_high: f64::NEG_INFINITY, day_low: f64::INFINITY }
+    }
+
+    /// Takes the next bar (and its predecessor); returns r1, r2, s1, s2.
+    #[inline]
+    pub(super) fn push(&mut self, prev: Option<&Bar>, bar: &Bar) -> [f64; 4] {
+        if let Some(p) = prev
+            && bar.day != p.day
+        {
+            // The bar opens a new day: the day that just ended sets today's levels.
+            let (hh, ll, cc) = (self.day_high, self.day_low, p.close);
+            let pivot = (hh + ll + cc) / 3.0;
+            self.levels = [2.0 * pivot - ll, pivot + (hh - ll), 2.0 * pivot - hh, pivot - (hh - ll)];
+            (self.day_high, self.day_low) = (f64::NEG_INFINITY, f64::INFINITY);
         }
-        deque.push_back(t);
-        let oldest_day = day[t].saturating_sub(days - 1);
-        while deque.front().is_some_and(|&f| day[f] < oldest_day) {
-            deque.pop_front();
+        self.day_high = self.day_high.max(bar.high);
+        self.day_low = self.day_low.min(bar.low);
+        self.levels
+    }
+}
+
+/// Extreme of a series over the bars of the last `days` trading days (by ordinal), up to
+/// the current bar, with a monotonic deque of `(day, value)`: `O(1)` amortized per bar.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct TrailingExtreme {
+    days: u32,
+    /// Highest (`true`) or lowest.
+    highest: bool,
+    window: VecDeque<(u32, f64)>,
+}
+
+impl TrailingExtreme {
+    pub(super) fn new(days: u32, highest: bool) -> Self {
+        Self { days, highest, window: VecDeque::new() }
+    }
+
+    /// Takes the next value and its day ordinal; returns the extreme of the window.
+    #[inline]
+    pub(super) fn push(&mut self, x: f64, day: u32) -> f64 {
+        let dominates = |a: f64, b: f64| if self.highest { a >= b } else { a <= b };
+        while self.window.back().is_some_and(|&(_, b)| dominates(x, b)) {
+            self.window.pop_back();
         }
-        out[t] = deque.front().map_or(f64::NAN, |&f| x[f]);
+        self.window.push_back((day, x));
+        let oldest_day = day.saturating_sub(self.days - 1);
+        while self.window.front().is_some_and(|&(d, _)| d < oldest_day) {
+            self.window.pop_front();
+        }
+        self.window.front().map_or(f64::NAN, |&(_, v)| v)
     }
 }
 
@@ -72,8 +106,8 @@ mod tests {
         let n = 300;
         let x: Vec<f64> = (0..n).map(|i| if i == 10 { 1e6 } else { i as f64 }).collect();
         let day: Vec<u32> = (0..n as u32).collect();
-        let mut out = vec![0.0; n];
-        trailing_days_extreme(&x, &day, 252, |a, b| a >= b, &mut out);
+        let mut high = TrailingExtreme::new(252, true);
+        let out: Vec<f64> = x.iter().zip(&day).map(|(&x, &d)| high.push(x, d)).collect();
         assert_eq!(out[10], 1e6);
         assert_eq!(out[261], 1e6); // days 10..=261
         assert_eq!(out[262], 262.0);

@@ -12,6 +12,7 @@
 //! * Windows count bars; nothing resets at session or day boundaries, except the pivots
 //!   and the 52-week levels, which read [`RawInput::day`].
 
+mod carry;
 mod ema;
 mod levels;
 mod momentum;
@@ -24,6 +25,8 @@ mod window;
 
 use rayon::prelude::*;
 use std::fmt;
+
+pub(crate) use carry::Carry;
 
 /// One ticker's bars, oldest first; every slice has the same length.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +43,23 @@ pub struct RawInput<'a> {
     pub volume: &'a [f64],
     /// Trading-day ordinal of each bar, non-decreasing (for daily bars: 0,1,2,...).
     pub day: &'a [u32],
+}
+
+/// One bar, as the indicators that carry state from bar to bar read it (see [`Carry`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// Open price.
+    pub open: f64,
+    /// High price.
+    pub high: f64,
+    /// Low price.
+    pub low: f64,
+    /// Close price.
+    pub close: f64,
+    /// Traded volume (may be 0).
+    pub volume: f64,
+    /// Trading-day ordinal (non-decreasing along a series).
+    pub day: u32,
 }
 
 /// Why a [`RawInput`] cannot be computed.
@@ -90,6 +110,29 @@ impl<'a> RawInput<'a> {
     /// Whether there are no bars.
     pub fn is_empty(&self) -> bool {
         self.close.is_empty()
+    }
+
+    /// Bar `t`.
+    ///
+    /// # Panics
+    ///
+    /// If `t >= len()`.
+    #[inline]
+    pub fn bar(&self, t: usize) -> Bar {
+        Bar {
+            open: self.open[t],
+            high: self.high[t],
+            low: self.low[t],
+            close: self.close[t],
+            volume: self.volume[t],
+            day: self.day[t],
+        }
+    }
+
+    /// Every bar with the one before it; the first bar's predecessor is `first_prev` (`None`
+    /// at the start of a series, the bar before a tail when [`Carry`] resumes one).
+    pub(crate) fn bars_with_prev(&self, first_prev: Option<Bar>) -> impl Iterator<Item = (Option<Bar>, Bar)> + '_ {
+        (0..self.len()).map(move |t| (if t == 0 { first_prev } else { Some(self.bar(t - 1)) }, self.bar(t)))
     }
 
     /// Checks that all columns have the same length and that `day` never decreases.
@@ -303,6 +346,16 @@ impl RawFeatures {
         self.column(feature)[bar]
     }
 
+    /// Row `bar` of every feature, in table order.
+    ///
+    /// # Panics
+    ///
+    /// If `bar >= n_bars`.
+    pub fn row(&self, bar: usize) -> [f64; N_FEATURES] {
+        assert!(bar < self.n_bars, "bar {bar} out of range (n_bars = {})", self.n_bars);
+        std::array::from_fn(|i| self.data[i * self.n_bars + bar])
+    }
+
     /// Mutable access to one column.
     fn col_mut(&mut self, feature: Feature) -> &mut [f64] {
         let n = self.n_bars;
@@ -334,16 +387,29 @@ impl RawFeatures {
 /// If the input is invalid (see [`RawInput::validate`]); build it with [`RawInput::new`] to
 /// get an error instead.
 pub fn compute_raw(input: &RawInput) -> RawFeatures {
+    compute_from(input, &Carry::start())
+}
+
+/// Computes the features of bars that follow the ones `carry` has seen: the indicators that
+/// carry state from bar 0 (EMAs, Wilder sums, running sums, the day levels) resume from
+/// `carry`; the windowed ones read `input` only, so their values are exact from the bar
+/// whose window lies inside `input` (see [`Carry`]). `compute_raw` is this with
+/// [`Carry::start`].
+///
+/// # Panics
+///
+/// If the input is invalid (see [`compute_raw`]).
+pub(crate) fn compute_from(input: &RawInput, carry: &Carry) -> RawFeatures {
     if let Err(e) = input.validate() {
         panic!("invalid RawInput: {e}");
     }
     let mut out = RawFeatures::undefined(input.len());
-    trend::compute(input, &mut out);
-    momentum::compute(input, &mut out);
-    volatility::compute(input, &mut out);
-    volume::compute(input, &mut out);
-    levels::compute(input, &mut out);
-    statistics::compute(input, &mut out);
+    trend::compute(input, carry, &mut out);
+    momentum::compute(input, carry, &mut out);
+    volatility::compute(input, carry, &mut out);
+    volume::compute(input, carry, &mut out);
+    levels::compute(input, carry, &mut out);
+    statistics::compute(input, carry, &mut out);
     price_action::compute(input, &mut out);
     out
 }

@@ -7,15 +7,20 @@
 //! computed exactly as `(h + l + c) / 3.0` so that rounding-level ties resolve as in the
 //! reference.
 
-use super::ema::{alpha_direct, ema_span, ewm};
+use super::carry::Carry;
+use super::ema::{Ewm, alpha_direct, alpha_from_span};
 use super::window::{div_or_nan, lagged, rolling_centered_sum, rolling_max, rolling_mean, rolling_min, rolling_sum};
-use super::{Feature, RawFeatures, RawInput};
+use super::{Bar, Feature, RawFeatures, RawInput};
 
-/// Writes the eleven momentum features.
-pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
+/// Writes the eleven momentum features; the RSIs and the TSI resume from `carry`.
+pub(super) fn compute(input: &RawInput, carry: &Carry, out: &mut RawFeatures) {
     let (h, l, c) = (input.high, input.low, input.close);
-    out.col_mut(Feature::Rsi7).copy_from_slice(&rsi(c, 7));
-    out.col_mut(Feature::Rsi14).copy_from_slice(&rsi(c, 14));
+    for (feature, rsi) in [(Feature::Rsi7, &carry.rsi7), (Feature::Rsi14, &carry.rsi14)] {
+        let mut rsi = rsi.clone();
+        for ((prev, bar), o) in input.bars_with_prev(carry.prev).zip(out.col_mut(feature)) {
+            *o = rsi.push(prev.as_ref(), &bar);
+        }
+    }
 
     let hh = rolling_max(h, 14);
     let ll = rolling_min(l, 14);
@@ -33,7 +38,10 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
         }
     }
 
-    tsi(c, out.col_mut(Feature::Tsi));
+    let mut tsi = carry.tsi.clone();
+    for ((prev, bar), o) in input.bars_with_prev(carry.prev).zip(out.col_mut(Feature::Tsi)) {
+        *o = tsi.push(prev.as_ref(), &bar);
+    }
     ultimate_oscillator(input, out.col_mut(Feature::UltimateOsc));
     cci(input, 20, out.col_mut(Feature::Cci20));
     mfi(input, 14, out.col_mut(Feature::Mfi14));
@@ -47,42 +55,63 @@ pub(super) fn typical_price(input: &RawInput) -> Vec<f64> {
 
 /// Wilder RSI with `ta`'s seed: a zero change at bar 0, `ewm(alpha = 1/n, adjust=False)` of
 /// gains and losses, shown from bar `n-1`; 100 when the average loss is 0.
-fn rsi(c: &[f64], n: usize) -> Vec<f64> {
-    let mut gain = vec![0.0; c.len()];
-    let mut loss = vec![0.0; c.len()];
-    for t in 1..c.len() {
-        let d = c[t] - c[t - 1];
-        if d > 0.0 {
-            gain[t] = d;
-        } else if d < 0.0 {
-            loss[t] = -d;
-        }
-    }
-    let alpha = alpha_direct(1.0 / n as f64);
-    let ag = ewm(&gain, alpha, n);
-    let al = ewm(&loss, alpha, n);
-    ag.iter()
-        .zip(&al)
-        .map(|(&g, &l)| {
-            if l.is_nan() || g.is_nan() {
-                f64::NAN
-            } else if l == 0.0 {
-                100.0
-            } else {
-                100.0 - 100.0 / (1.0 + g / l)
-            }
-        })
-        .collect()
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Rsi {
+    gain: Ewm,
+    loss: Ewm,
 }
 
-/// True strength index (25, 13): `100 · E13(E25(d)) / E13(E25(|d|))`, `d = c_t - c_{t-1}`.
-fn tsi(c: &[f64], out: &mut [f64]) {
-    let d: Vec<f64> = (0..c.len()).map(|t| c[t] - lagged(c, t, 1)).collect();
-    let abs_d: Vec<f64> = d.iter().map(|v| v.abs()).collect();
-    let num = ema_span(&ema_span(&d, 25), 13);
-    let den = ema_span(&ema_span(&abs_d, 25), 13);
-    for ((o, a), b) in out.iter_mut().zip(&num).zip(&den) {
-        *o = div_or_nan(*a, *b) * 100.0;
+impl Rsi {
+    pub(super) fn new(n: usize) -> Self {
+        let alpha = alpha_direct(1.0 / n as f64);
+        Self { gain: Ewm::new(alpha, n), loss: Ewm::new(alpha, n) }
+    }
+
+    /// Takes the next bar (and its predecessor); returns the RSI.
+    #[inline]
+    pub(super) fn push(&mut self, prev: Option<&Bar>, bar: &Bar) -> f64 {
+        let d = prev.map_or(0.0, |p| bar.close - p.close);
+        let (gain, loss) = if d > 0.0 {
+            (d, 0.0)
+        } else if d < 0.0 {
+            (0.0, -d)
+        } else {
+            (0.0, 0.0)
+        };
+        let (g, l) = (self.gain.push(gain), self.loss.push(loss));
+        if l.is_nan() || g.is_nan() {
+            f64::NAN
+        } else if l == 0.0 {
+            100.0
+        } else {
+            100.0 - 100.0 / (1.0 + g / l)
+        }
+    }
+}
+
+/// True strength index (25, 13): `100 · E13(E25(d)) / E13(E25(|d|))`, `d = c_t - c_{t-1}`
+/// (undefined at bar 0, so each EMA is seeded with its input's first defined value).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tsi {
+    num: [Ewm; 2],
+    den: [Ewm; 2],
+}
+
+impl Tsi {
+    pub(super) fn new() -> Self {
+        let pair = || [Ewm::new(alpha_from_span(25.0), 25), Ewm::new(alpha_from_span(13.0), 13)];
+        Self { num: pair(), den: pair() }
+    }
+
+    /// Takes the next bar (and its predecessor); returns the TSI.
+    #[inline]
+    pub(super) fn push(&mut self, prev: Option<&Bar>, bar: &Bar) -> f64 {
+        let d = prev.map_or(f64::NAN, |p| bar.close - p.close);
+        let inner = self.num[0].push(d);
+        let num = self.num[1].push(inner);
+        let inner = self.den[0].push(d.abs());
+        let den = self.den[1].push(inner);
+        div_or_nan(num, den) * 100.0
     }
 }
 
@@ -148,7 +177,10 @@ mod tests {
     #[test]
     fn rsi_is_100_without_losses_and_starts_at_n_minus_1() {
         let c: Vec<f64> = (0..20).map(|i| 10.0 + i as f64).collect();
-        let r = rsi(&c, 7);
+        let day: Vec<u32> = (0..20).collect();
+        let input = RawInput { open: &c, high: &c, low: &c, close: &c, volume: &c, day: &day };
+        let mut rsi = Rsi::new(7);
+        let r: Vec<f64> = input.bars_with_prev(None).map(|(p, b)| rsi.push(p.as_ref(), &b)).collect();
         assert!(r[5].is_nan());
         assert_eq!(r[6], 100.0);
     }

@@ -17,7 +17,8 @@
 //! means are still summed two-pass. `zscore_20` is written by `volatility.rs`, next to the
 //! Bollinger bands whose mean and std it shares.
 
-use super::window::{div_or_nan, prefix_sums, rolling_centered_sum, rolling_mean, rolling_sum};
+use super::carry::Carry;
+use super::window::{div_or_nan, prefix_sums_from, rolling_centered_sum, rolling_mean, rolling_sum};
 use super::{Feature, RawFeatures, RawInput};
 
 /// Returns window of the rolling return statistics.
@@ -30,8 +31,9 @@ const HURST_CHUNKS: [usize; 5] = [10, 20, 25, 50, 100];
 const VR_Q: usize = 5;
 
 /// Writes seven statistical features; `zscore_20` shares the Bollinger bands' mean and
-/// population std and is written with them (`volatility.rs`).
-pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
+/// population std and is written with them (`volatility.rs`). The long windows' prefix sums
+/// of log returns continue `carry`'s.
+pub(super) fn compute(input: &RawInput, carry: &Carry, out: &mut RawFeatures) {
     let c = input.close;
     let len = c.len();
     let ret: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { c[t] / c[t - 1] - 1.0 }).collect();
@@ -39,8 +41,10 @@ pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
     autocorr(&ret, out.col_mut(Feature::Autocorr20));
 
     let log_ret: Vec<f64> = (0..len).map(|t| if t == 0 { f64::NAN } else { (c[t] / c[t - 1]).ln() }).collect();
-    hurst(&log_ret, out.col_mut(Feature::Hurst100));
-    variance_ratio(&log_ret, out.col_mut(Feature::VarianceRatio));
+    // The prefix sum of the log returns through the first bar (0 at the series' start).
+    let p0 = if len == 0 { 0.0 } else { carry.log_prefix_through(&input.bar(0)) };
+    hurst(&log_ret, p0, out.col_mut(Feature::Hurst100));
+    variance_ratio(&log_ret, p0, out.col_mut(Feature::VarianceRatio));
 }
 
 /// Mean, sample std, G1 skewness and G2 excess kurtosis of the last 20 simple returns.
@@ -171,14 +175,15 @@ fn chunk_rescaled_ranges_body(r: &[f64], prefix: &[f64], size: usize) -> Vec<f64
 
 /// Rescaled-range Hurst exponent of the last 100 log returns: the least-squares slope of
 /// `ln(mean R/S)` on `ln(size)` over the chunk sizes that have a chunk with `S > 0`. At least
-/// two sizes are needed for a slope; otherwise `NaN`.
-fn hurst(log_ret: &[f64], out: &mut [f64]) {
+/// two sizes are needed for a slope; otherwise `NaN`. `p0` is the prefix sum of the log
+/// returns through bar 0 of `log_ret` (whose own return is not in it).
+fn hurst(log_ret: &[f64], p0: f64, out: &mut [f64]) {
     let len = log_ret.len();
     if len <= LONG_WINDOW {
         return;
     }
     let r = &log_ret[1..]; // r[k] is the return of bar k+1
-    let prefix = prefix_sums(r);
+    let prefix = prefix_sums_from(r, p0);
     let rs: Vec<Vec<f64>> = HURST_CHUNKS.iter().map(|&s| chunk_rescaled_ranges(r, &prefix, s)).collect();
     let ln_size: Vec<f64> = HURST_CHUNKS.iter().map(|&s| (s as f64).ln()).collect();
     for (t, o) in out.iter_mut().enumerate().take(len).skip(LONG_WINDOW) {
@@ -212,15 +217,15 @@ fn hurst(log_ret: &[f64], out: &mut [f64]) {
 
 /// Lo–MacKinlay VR(5) of the last 100 log returns: the variance of the 96 overlapping 5-bar
 /// sums around `5·mean`, over 5 times the one-bar variance (both unbiased by their counts
-/// as FEATURES.md states).
-fn variance_ratio(x: &[f64], out: &mut [f64]) {
+/// as FEATURES.md states). `p0` as for [`hurst`].
+fn variance_ratio(x: &[f64], p0: f64, out: &mut [f64]) {
     let w = LONG_WINDOW;
     let n_sums = w - VR_Q + 1; // 96
     if x.len() <= w {
         return;
     }
     // Window means from prefix sums of the returns of bars 1.. (bar 0 has none).
-    let prefix = prefix_sums(&x[1..]);
+    let prefix = prefix_sums_from(&x[1..], p0);
     let mean: Vec<f64> =
         (0..x.len()).map(|t| if t >= w { (prefix[t] - prefix[t - w]) / w as f64 } else { f64::NAN }).collect();
     let s1 = rolling_centered_sum(x, &mean, w, |d| d * d);
@@ -242,7 +247,7 @@ mod tests {
     fn rescaled_range_of_a_known_chunk() {
         // x = [1, -1, 1, -1]: mean 0, cum = [1, 0, 1, 0], R = 1, S = 1.
         let r = [1.0, -1.0, 1.0, -1.0, 5.0, 5.0, 5.0, 5.0];
-        let rs = chunk_rescaled_ranges(&r, &prefix_sums(&r), 4);
+        let rs = chunk_rescaled_ranges(&r, &prefix_sums_from(&r, 0.0), 4);
         assert!((rs[0] - 1.0).abs() < 1e-15);
         assert!(rs[4].is_nan()); // constant chunk: S = 0
     }
@@ -261,7 +266,7 @@ mod tests {
             })
             .collect();
         let mut out = vec![f64::NAN; 150];
-        variance_ratio(&x, &mut out);
+        variance_ratio(&x, 0.0, &mut out);
         assert!(out[99].is_nan());
         // 5-bar sums are ±0.01 like the returns: VR = (96/480) / (100/99) = 0.198.
         assert!((out[100] - 0.198).abs() < 1e-12, "{}", out[100]);

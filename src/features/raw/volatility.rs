@@ -9,13 +9,18 @@
 //! partial window at the start of the series. `zscore_20` is computed here too, from the
 //! Bollinger mean and std.
 
+use super::carry::Carry;
 use super::window::{div_or_nan, rolling_max, rolling_mean, rolling_std};
-use super::{Feature, RawFeatures, RawInput};
+use super::{Bar, Feature, RawFeatures, RawInput};
 
-/// Writes `bb_*`, `atr_14`, `kc_*`, `ulcer_index` and `zscore_20`.
-pub(super) fn compute(input: &RawInput, out: &mut RawFeatures) {
+/// Writes `bb_*`, `atr_14`, `kc_*`, `ulcer_index` and `zscore_20`; the ATR resumes from
+/// `carry`.
+pub(super) fn compute(input: &RawInput, carry: &Carry, out: &mut RawFeatures) {
     bollinger(input.close, 20, 2.0, out);
-    atr(input, 14, out.col_mut(Feature::Atr14));
+    let mut atr = carry.atr.clone();
+    for ((prev, bar), o) in input.bars_with_prev(carry.prev).zip(out.col_mut(Feature::Atr14)) {
+        *o = atr.push(prev.as_ref(), &bar);
+    }
     keltner(input, 20, out);
     ulcer_index(input.close, 14, out.col_mut(Feature::UlcerIndex));
 }
@@ -40,23 +45,51 @@ fn bollinger(c: &[f64], n: usize, k: f64, out: &mut RawFeatures) {
 
 /// True range of bar `t`: `h - l` at bar 0, `max(h, c1) - min(l, c1)` after.
 pub(super) fn true_range(input: &RawInput, t: usize) -> f64 {
-    let (h, l, c) = (input.high, input.low, input.close);
-    if t == 0 { h[0] - l[0] } else { h[t].max(c[t - 1]) - l[t].min(c[t - 1]) }
+    let prev = if t == 0 { None } else { Some(input.bar(t - 1)) };
+    true_range_of(prev.as_ref(), &input.bar(t))
+}
+
+/// True range of `bar` after `prev`: `h - l` without one, `max(h, c1) - min(l, c1)` with.
+#[inline]
+fn true_range_of(prev: Option<&Bar>, bar: &Bar) -> f64 {
+    match prev {
+        None => bar.high - bar.low,
+        Some(p) => bar.high.max(p.close) - bar.low.min(p.close),
+    }
 }
 
 /// `ta`'s ATR: mean of the first `n` true ranges (bar 0 included) at bar `n-1`, then
 /// Wilder's `(13·ATR + TR)/14`.
-fn atr(input: &RawInput, n: usize, out: &mut [f64]) {
-    let len = input.len();
-    if len < n {
-        return;
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Atr {
+    n: usize,
+    /// Bars seen.
+    t: usize,
+    /// The sum of the true ranges until bar `n-1`, then the ATR.
+    a: f64,
+}
+
+impl Atr {
+    pub(super) fn new(n: usize) -> Self {
+        Self { n, t: 0, a: 0.0 }
     }
-    let nf = n as f64;
-    let mut a = (0..n).map(|t| true_range(input, t)).sum::<f64>() / nf;
-    out[n - 1] = a;
-    for (t, o) in out.iter_mut().enumerate().skip(n) {
-        a = (a * (nf - 1.0) + true_range(input, t)) / nf;
-        *o = a;
+
+    /// Takes the next bar (and its predecessor); returns the ATR (`NaN` before bar `n-1`).
+    #[inline]
+    pub(super) fn push(&mut self, prev: Option<&Bar>, bar: &Bar) -> f64 {
+        let tr = true_range_of(prev, bar);
+        let (t, nf) = (self.t, self.n as f64);
+        self.t += 1;
+        if t + 1 < self.n {
+            self.a = if t == 0 { tr } else { self.a + tr };
+            f64::NAN
+        } else if t + 1 == self.n {
+            self.a = (if t == 0 { tr } else { self.a + tr }) / nf;
+            self.a
+        } else {
+            self.a = (self.a * (nf - 1.0) + tr) / nf;
+            self.a
+        }
     }
 }
 

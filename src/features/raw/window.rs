@@ -105,13 +105,15 @@ pub(crate) fn rolling_centered_sum(x: &[f64], center: &[f64], w: usize, g: impl 
     rolling_kernel(x, center, w, 0.0, |a, v, c| a + g(v - c))
 }
 
-/// Prefix sums `P[k] = x_0 + … + x_{k-1}` (`P[0] = 0`), so that a window sum is
-/// `P[t+1] - P[t+1-w]` in `O(1)`. Only used where no reference digits are at stake (the
-/// log-return windows of `hurst_100` and `variance_ratio`, whose prefix is just
-/// `ln(c_t / c_0)`, so no large magnitudes build up).
-pub(crate) fn prefix_sums(x: &[f64]) -> Vec<f64> {
+/// Prefix sums `P[k] = p0 + x_0 + … + x_{k-1}` (`P[0] = p0`, summed left to right), so
+/// that a window sum is `P[t+1] - P[t+1-w]` in `O(1)`. Only used where no reference digits
+/// are at stake (the log-return windows of `hurst_100` and `variance_ratio`, whose prefix is
+/// just `ln(c_t / c_0)`, so no large magnitudes build up). `p0` is the prefix of the bars
+/// before `x` (0 at a series' start), so that a tail's prefixes are the whole series' to the
+/// bit.
+pub(crate) fn prefix_sums_from(x: &[f64], p0: f64) -> Vec<f64> {
     let mut p = Vec::with_capacity(x.len() + 1);
-    let mut s = 0.0;
+    let mut s = p0;
     p.push(s);
     for v in x {
         s += v;
@@ -177,7 +179,7 @@ mod tests {
     fn tiles_do_not_change_results() {
         let x: Vec<f64> = (0..3 * TILE + 17).map(|i| ((i * 7919) % 1000) as f64 / 7.0).collect();
         same(&rolling_sum(&x, 20), &naive(&x, 20, |s| s.iter().sum()));
-        let p = prefix_sums(&x);
+        let p = prefix_sums_from(&x, 0.0);
         assert_eq!(p.len(), x.len() + 1);
         assert!((p[x.len()] - x.iter().sum::<f64>()).abs() < 1e-9);
     }
