@@ -103,12 +103,19 @@ impl IncrementalFeatures {
     /// model's `scaler`, clipped, `NaN` → 0), or `None` before the first: the row the
     /// batch pipeline gives this bar.
     pub fn last_observation(&self, scaler: &FeatureScaler) -> Option<[f32; N_FEATURES]> {
+        self.last_rows(scaler).map(|(_, observation)| observation)
+    }
+
+    /// The newest bar's raw features and observation row together (one computation), or
+    /// `None` before the first bar.
+    pub fn last_rows(&self, scaler: &FeatureScaler) -> Option<([f64; N_FEATURES], [f32; N_FEATURES])> {
         let n = self.close.len();
         if n == 0 {
             return None;
         }
-        let scale_free = scale_free(&self.tail_raw(), &self.close, &self.volume);
-        Some(scaler.transform_row(&scale_free.row(n - 1)))
+        let raw = self.tail_raw();
+        let scale_free = scale_free(&raw, &self.close, &self.volume);
+        Some((raw.row(n - 1), scaler.transform_row(&scale_free.row(n - 1))))
     }
 
     /// The batch computation over the tail, resumed from the state before it.

@@ -516,6 +516,12 @@ impl Broker for AlpacaBroker {
         Ok(out)
     }
 
+    fn opening_prices(&mut self, _tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
+        Err(BrokerError::Other(
+            "alpaca: opening prices are not read yet, so the trade loop cannot run on alpaca".into(),
+        ))
+    }
+
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
         let c: AlpacaClock = parse(self.get(&self.trading("/clock"))?, "clock")?;
         Ok(MarketClock {

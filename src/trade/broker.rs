@@ -152,4 +152,7 @@ pub trait Broker {
     fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError>;
     /// The market clock.
     fn clock(&mut self) -> Result<MarketClock, BrokerError>;
+    /// The price each of `tickers` opened at in the bar now trading, once the session's
+    /// bar has opened (`None` before): what the orders of the last close are sized at.
+    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError>;
 }

@@ -14,8 +14,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    /// A session started: the run, the model and the broker.
-    Start { time: i64, run: String, model: String, broker: String, dry_run: bool },
+    /// A session started: the run, the model and the broker; its first decision bar (open
+    /// time) and starting cash, from which a restart re-derives every decision.
+    Start {
+        time: i64,
+        run: String,
+        model: String,
+        broker: String,
+        dry_run: bool,
+        first_bar_time: i64,
+        initial_cash: f64,
+    },
     /// The agent's action for one ticker at a bar close, and the order it means (signed
     /// shares, 0 for none).
     Decision { bar_time: i64, ticker: String, action: u8, shares: f64 },

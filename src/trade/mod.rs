@@ -17,15 +17,21 @@
 pub mod alpaca;
 pub mod broker;
 pub mod journal;
+pub mod live;
 pub mod order_id;
 pub mod replay;
+pub mod run;
 pub mod safety;
+pub mod session;
 
 pub use broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
     OrderStatus, Quantity,
 };
 pub use journal::{Entry, Journal, Replayed};
+pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
+pub use run::{Paced, TradeError, TradeOptions, TradeSummary, trade};
 pub use safety::{Limits, Stop};
+pub use session::{PlannedOrder, Session, SessionError};

@@ -38,6 +38,11 @@ struct Held {
 /// A deterministic broker over recorded bars (see the module docs).
 pub struct ReplayBroker {
     market: MarketData,
+    /// Each bar's high and low, bar-major like the market; `None`: the bars' highs and lows
+    /// are their open and close's extremes.
+    high_low: Option<(Vec<f64>, Vec<f64>)>,
+    /// The next bar has opened ([`ReplayBroker::open_next`]): its opening prices are known.
+    opened: bool,
     /// Each bar's open time, Unix seconds.
     times: Vec<i64>,
     now: usize,
@@ -83,6 +88,8 @@ impl ReplayBroker {
         }
         Ok(Self {
             market,
+            high_low: None,
+            opened: false,
             times,
             now: start,
             cash: cfg.initial_cash,
@@ -99,9 +106,35 @@ impl ReplayBroker {
         })
     }
 
+    /// The bars' highs and lows (bar-major `[n_bars, n_tickers]`, like the market's
+    /// arrays), so that [`Broker::bars_since`] returns the real bars.
+    ///
+    /// # Errors
+    /// [`BrokerError::Other`] when either has not one value per bar and ticker.
+    pub fn with_high_low(mut self, high: Vec<f64>, low: Vec<f64>) -> Result<Self, BrokerError> {
+        let cells = self.market.n_bars() * self.market.n_tickers();
+        if high.len() != cells || low.len() != cells {
+            return Err(BrokerError::Other(format!(
+                "replay: {} highs and {} lows for {cells} bars × tickers",
+                high.len(),
+                low.len()
+            )));
+        }
+        self.high_low = Some((high, low));
+        Ok(self)
+    }
+
     /// The bar the broker stands at (its close has printed).
     pub fn now(&self) -> usize {
         self.now
+    }
+
+    /// Moves to the next bar's open: its opening prices become known
+    /// ([`Broker::opening_prices`]); orders sent now fill at that open when
+    /// [`ReplayBroker::advance`] completes the bar. Returns false at the last bar.
+    pub fn open_next(&mut self) -> bool {
+        self.opened = self.now + 1 < self.market.n_bars();
+        self.opened
     }
 
     /// Equity marked at bar `t`'s close.
@@ -120,6 +153,7 @@ impl ReplayBroker {
         if next >= self.market.n_bars() {
             return false;
         }
+        self.opened = false;
         let mut pending = std::mem::take(&mut self.pending);
         // Sells first, then buys, each in arrival order (a stable sort).
         pending.sort_by_key(|o| o.side == OrderSide::Buy);
@@ -293,18 +327,37 @@ impl Broker for ReplayBroker {
         for t in (0..=self.now).filter(|&t| self.times[t] >= since) {
             for &k in &ks {
                 let (o, c) = (self.market.open_row(t)[k], self.market.close_row(t)[k]);
+                let cell = t * self.market.n_tickers() + k;
+                let (high, low) = match &self.high_low {
+                    Some((h, l)) => (h[cell], l[cell]),
+                    None => (o.max(c), o.min(c)),
+                };
                 out.push(BrokerBar {
                     ticker: self.market.tickers()[k].clone(),
                     time: self.times[t],
                     open: o,
-                    high: o.max(c),
-                    low: o.min(c),
+                    high,
+                    low,
                     close: c,
                     volume: self.market.volume(t, k).unwrap_or(0.0),
                 });
             }
         }
         Ok(out)
+    }
+
+    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
+        if !self.opened {
+            return Ok(None);
+        }
+        let row = self.market.open_row(self.now + 1);
+        tickers
+            .iter()
+            .map(|t| {
+                self.ticker(t).map(|k| row[k]).ok_or_else(|| BrokerError::Other(format!("replay: unknown ticker {t}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// The broker stands at the close of bar `now`: the next bar's open when that bar opens

@@ -1,0 +1,288 @@
+//! The trading loop of `ploutos trade`: at each bar close, new bars in, the agent's
+//! decision; at the next open, the orders that decision means, checked against the limits
+//! and sent; everything written to the journal and synced before the next bar.
+//!
+//! Order of one bar (see [`trade`]):
+//!
+//! 1. fetch the bars since the last one ([`super::live::LiveMarket`]; a gap stops the loop
+//!    before any decision on it);
+//! 2. the kill switch and the daily loss (equity against the broker's previous close):
+//!    stop, after flattening for the daily loss;
+//! 3. decide ([`super::session::Session::decide`]);
+//! 4. wait for the next bar's open, read its opening prices, compute the env's orders at
+//!    them ([`super::session::Session::orders`]);
+//! 5. reconcile: the broker's positions in the model's tickers must be the session's
+//!    before these orders (not with `dry_run`, where nothing is sent): otherwise stop,
+//!    since the agent would act on an account that is not the real one;
+//! 6. each order: over the maximum notional → withheld, and the loop stops after the bar
+//!    (the account no longer follows the agent); with `dry_run` → withheld; else written to
+//!    the journal, then sent; an id the broker has seen (a restart) is not sent again;
+//! 7. the bar is done: the journal is synced.
+
+use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, Quantity};
+use super::journal::{Entry, Journal};
+use super::live::{LiveError, LiveMarket};
+use super::order_id::{Leg, client_order_id};
+use super::replay::ReplayBroker;
+use super::safety::{Limits, Stop};
+use super::session::{PlannedOrder, Session, SessionError};
+use crate::backtest::Agent;
+
+/// A broker whose clock the loop can wait on.
+pub trait Paced: Broker {
+    /// Waits until the next bar has opened; false when there is no next bar.
+    ///
+    /// # Errors
+    /// The broker's.
+    fn wait_for_open(&mut self) -> Result<bool, BrokerError>;
+    /// Waits until the bar in progress has closed; false when there is none.
+    ///
+    /// # Errors
+    /// The broker's.
+    fn wait_for_close(&mut self) -> Result<bool, BrokerError>;
+}
+
+impl Paced for ReplayBroker {
+    fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
+        Ok(self.open_next())
+    }
+
+    fn wait_for_close(&mut self) -> Result<bool, BrokerError> {
+        Ok(self.advance())
+    }
+}
+
+/// What the loop is told.
+#[derive(Debug, Clone, Default)]
+pub struct TradeOptions {
+    /// The run's name: part of every client order id.
+    pub run: String,
+    /// Decide and journal, send nothing.
+    pub dry_run: bool,
+    pub limits: Limits,
+}
+
+/// What a loop did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TradeSummary {
+    /// Bars decided.
+    pub decisions: usize,
+    /// Orders sent (or found sent before a restart), in order.
+    pub sent: Vec<OrderRequest>,
+    /// Orders not sent, with the reason.
+    pub withheld: Vec<(OrderRequest, String)>,
+    /// Why the loop stopped before the broker's last bar, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Why the loop cannot go on (after writing it to the journal).
+#[derive(Debug, thiserror::Error)]
+pub enum TradeError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("bars: {0}")]
+    Live(#[from] LiveError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("journal {path}: {source}")]
+    Journal { path: String, source: std::io::Error },
+    /// The broker's account is not the one the session trades.
+    #[error(
+        "the broker holds {broker} shares of {ticker}, the session expects {expected}: the account changed outside this run (reconcile it, or start a new run)"
+    )]
+    Mismatch { ticker: String, broker: f64, expected: f64 },
+    /// The broker has no opening prices after saying the bar opened.
+    #[error("the broker has no opening prices for the bar that opened at {0}")]
+    NoOpeningPrices(i64),
+}
+
+/// Runs the loop until the broker has no next bar or a limit stops it (see the module docs).
+///
+/// # Errors
+/// [`TradeError`], written to the journal first when the journal still works.
+pub fn trade<B: Paced, A: Agent + ?Sized>(
+    broker: &mut B,
+    live: &mut LiveMarket,
+    session: &mut Session<'_, A>,
+    journal: &mut Journal,
+    opts: &TradeOptions,
+) -> Result<TradeSummary, TradeError> {
+    let mut summary = TradeSummary::default();
+    let result = run_loop(broker, live, session, journal, opts, &mut summary);
+    if let Err(e) = &result {
+        let now = live.times().last().copied().unwrap_or_default();
+        // The journal may be what failed: this line is best effort.
+        let _ = journal.write_synced(&Entry::Error { time: now, message: e.to_string(), stopped: true });
+    }
+    result.map(|()| summary)
+}
+
+fn run_loop<B: Paced, A: Agent + ?Sized>(
+    broker: &mut B,
+    live: &mut LiveMarket,
+    session: &mut Session<'_, A>,
+    journal: &mut Journal,
+    opts: &TradeOptions,
+    summary: &mut TradeSummary,
+) -> Result<(), TradeError> {
+    let tickers = live.tickers().to_vec();
+    let journal_error = |journal: &Journal, source: std::io::Error| TradeError::Journal {
+        path: journal.path().display().to_string(),
+        source,
+    };
+    loop {
+        let since = live.times().last().map_or(i64::MIN, |t| t + 1);
+        let bars = broker.bars_since(&tickers, since)?;
+        live.extend(&bars)?;
+        let n = live.n_bars();
+        if n == 0 || n - 1 < session.start() {
+            if !broker.wait_for_close()? {
+                return Ok(());
+            }
+            continue;
+        }
+        let bar_time = live.times()[n - 1];
+        let clock = broker.clock()?;
+        let account = broker.account()?;
+        if let Err(stop) = opts.limits.check_bar(account.last_equity, account.equity) {
+            journal
+                .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
+                .map_err(|e| journal_error(journal, e))?;
+            if matches!(stop, Stop::DailyLoss { .. }) && !opts.dry_run {
+                flatten(broker, journal, opts, bar_time, clock.next_open, summary)?;
+            }
+            summary.stopped = Some(stop.to_string());
+            return Ok(());
+        }
+        let actions = session.decide(live, clock.next_open)?.to_vec();
+        summary.decisions += 1;
+        if !broker.wait_for_open()? {
+            journal
+                .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
+                .map_err(|e| journal_error(journal, e))?;
+            return Ok(());
+        }
+        let opens = broker.opening_prices(&tickers)?.ok_or(TradeError::NoOpeningPrices(clock.next_open))?;
+        let (orders, before) = session.orders(live, clock.next_open, &opens)?;
+        if !opts.dry_run {
+            reconcile(broker, &tickers, &before)?;
+        }
+        for (k, ticker) in tickers.iter().enumerate() {
+            let shares = orders
+                .iter()
+                .filter(|o| o.ticker == k)
+                .map(|o| if o.side == OrderSide::Buy { o.shares } else { -o.shares })
+                .sum();
+            let entry = Entry::Decision { bar_time, ticker: ticker.clone(), action: actions[k], shares };
+            journal.write(&entry).map_err(|e| journal_error(journal, e))?;
+        }
+        let mut stop_after = None;
+        for order in &orders {
+            let request = request(opts, clock.next_open, &tickers, order);
+            let withheld = match opts.limits.check_order(order.shares * order.price) {
+                Err(stop) => {
+                    stop_after =
+                        Some(format!("{stop}; stopping after this bar: the account no longer follows the agent"));
+                    Some(stop.to_string())
+                }
+                Ok(()) if opts.dry_run => Some("dry run".to_string()),
+                Ok(()) => None,
+            };
+            if let Some(reason) = withheld {
+                let entry = Entry::Withheld { bar_time, request: request.clone(), reason: reason.clone() };
+                journal.write(&entry).map_err(|e| journal_error(journal, e))?;
+                summary.withheld.push((request, reason));
+                continue;
+            }
+            send(broker, journal, bar_time, request, summary)?;
+        }
+        journal
+            .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
+            .map_err(|e| journal_error(journal, e))?;
+        if let Some(reason) = stop_after {
+            summary.stopped = Some(reason);
+            return Ok(());
+        }
+        if !broker.wait_for_close()? {
+            return Ok(());
+        }
+    }
+}
+
+/// The broker order of a planned one.
+fn request(opts: &TradeOptions, fill_time: i64, tickers: &[String], order: &PlannedOrder) -> OrderRequest {
+    let ticker = &tickers[order.ticker];
+    OrderRequest {
+        client_order_id: client_order_id(&opts.run, fill_time, ticker, order.leg),
+        ticker: ticker.clone(),
+        side: order.side,
+        quantity: Quantity::Shares(order.shares),
+    }
+}
+
+/// Journals and sends one order; an id the broker already has (sent before a restart) is
+/// looked up instead of sent again.
+fn send<B: Broker>(
+    broker: &mut B,
+    journal: &mut Journal,
+    bar_time: i64,
+    request: OrderRequest,
+    summary: &mut TradeSummary,
+) -> Result<(), TradeError> {
+    let journal_error =
+        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
+    journal
+        .write_synced(&Entry::Order { bar_time, request: request.clone() })
+        .map_err(|e| journal_error(journal, e))?;
+    let state = match broker.submit(&request) {
+        Ok(state) => Some(state),
+        Err(BrokerError::Duplicate(id)) => broker.order(&id)?,
+        Err(BrokerError::Rejected { client_order_id, reason }) => {
+            let message = format!("order {client_order_id} rejected: {reason}");
+            journal
+                .write(&Entry::Error { time: bar_time, message, stopped: false })
+                .map_err(|e| journal_error(journal, e))?;
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(state) = state {
+        journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+        summary.sent.push(request);
+    }
+    Ok(())
+}
+
+/// Checks that the broker holds what the session expects in the model's tickers.
+fn reconcile<B: Broker>(broker: &mut B, tickers: &[String], expected: &[f64]) -> Result<(), TradeError> {
+    let held = broker.positions()?;
+    for (ticker, &want) in tickers.iter().zip(expected) {
+        let got = held.iter().filter(|p| &p.ticker == ticker).map(|p| p.shares).sum::<f64>();
+        if (got - want).abs() > 1e-6 * want.abs().max(1.0) {
+            return Err(TradeError::Mismatch { ticker: ticker.clone(), broker: got, expected: want });
+        }
+    }
+    Ok(())
+}
+
+/// Sends an order closing every position the broker holds (the daily-loss stop).
+fn flatten<B: Broker>(
+    broker: &mut B,
+    journal: &mut Journal,
+    opts: &TradeOptions,
+    bar_time: i64,
+    fill_time: i64,
+    summary: &mut TradeSummary,
+) -> Result<(), TradeError> {
+    for position in broker.positions()? {
+        let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
+        let request = OrderRequest {
+            client_order_id: client_order_id(&format!("{}-flatten", opts.run), fill_time, &position.ticker, Leg::Close),
+            ticker: position.ticker.clone(),
+            side,
+            quantity: Quantity::Shares(position.shares.abs()),
+        };
+        send(broker, journal, bar_time, request, summary)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! What the agent decides and which orders that means, computed by the very systems a
+//! backtest runs, so that trading and backtesting cannot disagree.
+//!
+//! The session replays one env from its first decision bar over the live market (the bars
+//! received, plus the next bar as far as it is known), with the actions decided so far:
+//! the env's account, positions, holding clocks, PDT count and daily cap at the newest bar
+//! are then exactly a backtest's over the same bars. Two moments per bar:
+//!
+//! 1. **At a bar's close** ([`Session::decide`]): the replay reaches the newest bar's
+//!    observation and the agent acts on it (deterministically). A restart re-derives every
+//!    earlier action the same way, so nothing but the session's first bar has to be kept.
+//! 2. **At the next bar's open** ([`Session::orders`]): with the opening prices known, the
+//!    replay executes that decision as a backtest would (market rules, sells before buys,
+//!    buys sized from the cash the sells left at these prices, whole shares, fees): the
+//!    env's fills are the orders to send, in its order, in shares.
+//!
+//! A replay costs `O(bars since the first decision)` env steps (microseconds each); the
+//! features are never recomputed ([`super::live::LiveMarket`]).
+
+use super::broker::OrderSide;
+use super::live::LiveMarket;
+use super::order_id::Leg;
+use crate::backtest::{Agent, replay_config, replay_masked};
+use crate::config::EnvironmentConfig;
+use crate::env::{Side, TradeRecord};
+use crate::vec_env::EnvError;
+
+/// One order of a decision, as the env filled it at the opening prices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedOrder {
+    /// Index in the model's tickers.
+    pub ticker: usize,
+    pub side: OrderSide,
+    /// Shares, > 0.
+    pub shares: f64,
+    /// The env's fill price (for the notional limit and the journal).
+    pub price: f64,
+    /// Whether it closes (part of) a position or opens one.
+    pub leg: Leg,
+    /// A forced order (a margin call's buy-in), not the agent's.
+    pub forced: bool,
+}
+
+/// Why a session cannot decide.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The env refused the market (a period too short, a config it cannot run).
+    #[error("env: {0}")]
+    Env(#[from] EnvError),
+    /// The agent failed to act.
+    #[error("model: {0}")]
+    Agent(Box<dyn std::error::Error + Send + Sync>),
+    /// No decision has been made at the newest bar yet ([`Session::decide`] first).
+    #[error("no decision at the newest bar yet")]
+    NotDecided,
+}
+
+/// A trading session of one agent (see the module docs).
+pub struct Session<'a, A: Agent + ?Sized> {
+    cfg: EnvironmentConfig,
+    agent: &'a A,
+    /// Live bar of the first decision.
+    start: usize,
+    /// Actions of the bars decided so far, `[decisions × n_tickers]` from `start`.
+    actions: Vec<u8>,
+}
+
+impl<'a, A: Agent + ?Sized> Session<'a, A> {
+    /// A session whose first decision is at live bar `start`, with `cfg`'s costs and rules
+    /// (as a backtest replays them) and `cfg.initial_cash` as the starting account.
+    pub fn new(cfg: &EnvironmentConfig, agent: &'a A, start: usize) -> Self {
+        Self { cfg: cfg.clone(), agent, start, actions: Vec::new() }
+    }
+
+    /// Live bar of the first decision.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Bars decided so far.
+    pub fn decided(&self, n_tickers: usize) -> usize {
+        self.actions.len() / n_tickers.max(1)
+    }
+
+    /// The actions at the newest bar of `live`, deciding every bar not decided yet (the
+    /// newest, or all of them after a restart). `next_time` is the next bar's open (the
+    /// broker's clock): the day it falls on is the day the orders count on.
+    ///
+    /// # Errors
+    /// [`SessionError`] when the env cannot replay or the agent fails.
+    pub fn decide(&mut self, live: &LiveMarket, next_time: i64) -> Result<&[u8], SessionError> {
+        let d = live.tickers().len();
+        let newest = live.n_bars() - 1;
+        if self.decided(d) < newest + 1 - self.start {
+            let decided_before = self.actions.len();
+            let market = live.market_with_next(next_time, None);
+            let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
+            let masked = self.agent.action_masks();
+            let (agent, start, recorded) = (self.agent, self.start, &mut self.actions);
+            let mut failure = None;
+            let actor = |t: usize, obs: &[f32], masks: &[bool], out: &mut [u8]| {
+                let i = (t - start) * d;
+                if let Some(a) = recorded.get(i..i + d) {
+                    out.copy_from_slice(a);
+                    return;
+                }
+                let chosen =
+                    if masked { agent.try_act_masked(obs, masks, 1, true) } else { agent.try_act(obs, 1, true) };
+                match chosen {
+                    Ok(a) => out.copy_from_slice(&a),
+                    Err(e) => {
+                        out.fill(0);
+                        failure.get_or_insert(e);
+                    }
+                }
+                recorded.extend_from_slice(out);
+            };
+            let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), masked, actor);
+            if let Some(e) = failure {
+                // Forget what this attempt decided: it is decided again at the next one.
+                self.actions.truncate(decided_before);
+                return Err(SessionError::Agent(Box::new(e)));
+            }
+            result?;
+        }
+        let i = (newest - self.start) * d;
+        Ok(&self.actions[i..i + d])
+    }
+
+    /// The orders of the newest decision, filled by the env at `opens` (the next bar's
+    /// opening prices, which opened at `next_time`), in the order the env fills them; and
+    /// every position (signed shares) before them.
+    ///
+    /// # Errors
+    /// [`SessionError::NotDecided`] before [`Session::decide`] at the newest bar, or the
+    /// env's refusal.
+    pub fn orders(
+        &self,
+        live: &LiveMarket,
+        next_time: i64,
+        opens: &[f64],
+    ) -> Result<(Vec<PlannedOrder>, Vec<f64>), SessionError> {
+        let d = live.tickers().len();
+        let newest = live.n_bars() - 1;
+        if self.decided(d) != newest + 1 - self.start {
+            return Err(SessionError::NotDecided);
+        }
+        let market = live.market_with_next(next_time, Some(opens));
+        let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
+        let (start, recorded) = (self.start, &self.actions);
+        let actor = |t: usize, _obs: &[f32], _masks: &[bool], out: &mut [u8]| {
+            out.copy_from_slice(&recorded[(t - start) * d..(t - start + 1) * d]);
+        };
+        let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), false, actor)?;
+        // Trades come in time order: the ones before the fill bar make the positions.
+        let fill_bar = newest as u32 + 1;
+        let (earlier, now): (Vec<&TradeRecord>, Vec<&TradeRecord>) =
+            result.trades.iter().partition(|t| t.bar < fill_bar);
+        let mut held = vec![0.0; d];
+        for trade in earlier {
+            held[usize::from(trade.ticker)] += signed(trade);
+        }
+        let before = held.clone();
+        let orders = now
+            .into_iter()
+            .map(|trade| {
+                let k = usize::from(trade.ticker);
+                let order = planned(trade, held[k]);
+                held[k] += signed(trade);
+                order
+            })
+            .collect();
+        Ok((orders, before))
+    }
+}
+
+/// The signed shares of a fill.
+fn signed(trade: &TradeRecord) -> f64 {
+    if trade.side == Side::Buy { trade.shares } else { -trade.shares }
+}
+
+/// A fill as an order, given the position before it.
+fn planned(trade: &TradeRecord, held: f64) -> PlannedOrder {
+    let side = if trade.side == Side::Buy { OrderSide::Buy } else { OrderSide::Sell };
+    let closes = held * signed(trade) < 0.0;
+    PlannedOrder {
+        ticker: usize::from(trade.ticker),
+        side,
+        shares: trade.shares,
+        price: trade.fill_price,
+        leg: if closes { Leg::Close } else { Leg::Open },
+        forced: trade.forced.is_some(),
+    }
+}
