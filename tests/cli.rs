@@ -739,3 +739,43 @@ fn backtest_policy_replays_target_positions() {
         "{err}"
     );
 }
+
+/// `trade --broker replay` over a model's test period sends the orders `backtest --model`
+/// fills over the same period (time, ticker, side, shares), and refuses bad input with one
+/// line: a model for other tickers, a journal that exists, a limit out of range, alpaca
+/// before its live pacing.
+#[cfg(feature = "learner")]
+#[test]
+fn trade_replay_sends_the_backtests_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = ploutos_in(d, &args(&tiny_train("tr", 4096)));
+    assert_eq!(code, 0, "{err}");
+    let model = "models/tr/final";
+    let (code, _, err) = ploutos_in(d, &["backtest", "--model", model, "--out", "reports/tr"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ploutos_in(d, &["trade", "--model", model, "--out", "trades/tr"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("orders sent"), "{out}");
+    let rows = |path: &str, cols: usize| -> Vec<String> {
+        std::fs::read_to_string(d.join(path))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(cols).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    let backtest = rows("reports/tr/trades.csv", 4);
+    assert!(!backtest.is_empty(), "the model trades in its test period");
+    assert_eq!(rows("trades/tr/orders.csv", 4), backtest);
+    assert!(std::fs::read_to_string(d.join("trades/tr/journal.jsonl")).unwrap().contains("\"kind\":\"bar_done\""));
+
+    assert_bad_input_in(d, &["trade", "--model", model, "--out", "trades/tr"], "journal.jsonl exists");
+    assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
+    assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "--broker alpaca");
+    assert_bad_input_in(
+        d,
+        &["trade", "--model", model, "--out", "trades/x", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],
+        "the network trades 2 tickers",
+    );
+}

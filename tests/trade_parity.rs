@@ -13,7 +13,7 @@ use ploutos::env::Side;
 use ploutos::features::N_FEATURES;
 use ploutos::observation::state_dim;
 use ploutos::trade::{
-    Broker, Journal, Limits, LiveMarket, OrderRequest, OrderSide, Quantity, ReplayBroker, Replayed, Session,
+    Broker, Journal, Limits, LiveMarket, OrderRequest, OrderSide, Quantity, ReplayBroker, Replayed, SentOrder, Session,
     TradeError, TradeOptions, trade,
 };
 
@@ -93,7 +93,11 @@ fn as_orders(trades: &[ploutos::env::TradeRecord], tickers: &[String]) -> Vec<(S
         .collect()
 }
 
-fn sent(orders: &[OrderRequest]) -> Vec<(String, OrderSide, f64)> {
+fn sent(orders: &[SentOrder]) -> Vec<(String, OrderSide, f64)> {
+    requests(&orders.iter().map(|o| o.request.clone()).collect::<Vec<_>>())
+}
+
+fn requests(orders: &[OrderRequest]) -> Vec<(String, OrderSide, f64)> {
     orders
         .iter()
         .map(|o| {
@@ -245,7 +249,7 @@ fn dry_run_sends_nothing_and_journals_every_order_as_withheld() {
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     assert!(summary.sent.is_empty());
     let withheld: Vec<OrderRequest> = summary.withheld.iter().map(|(o, _)| o.clone()).collect();
-    assert_eq!(sent(&withheld), as_orders(&backtest.trades, ds.panel.tickers()));
+    assert_eq!(requests(&withheld), as_orders(&backtest.trades, ds.panel.tickers()));
     assert!(summary.withheld.iter().all(|(_, why)| why == "dry run"));
     assert!(broker.positions().unwrap().is_empty());
     assert!(Replayed::read(journal.path()).unwrap().sent_ids().is_empty());
@@ -289,8 +293,8 @@ fn limits_stop_the_loop() {
     let opts = TradeOptions { limits: Limits { max_daily_loss: Some(0.001), ..Limits::default() }, ..options("loss") };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     assert!(summary.stopped.unwrap().contains("daily loss"));
-    let flatten: Vec<&OrderRequest> =
-        summary.sent.iter().filter(|o| o.client_order_id.contains("loss-flatten")).collect();
+    let flatten: Vec<&SentOrder> =
+        summary.sent.iter().filter(|o| o.request.client_order_id.contains("loss-flatten")).collect();
     assert!(!flatten.is_empty(), "it held positions when it stopped");
     assert!(broker.advance());
     assert!(broker.positions().unwrap().is_empty(), "flat after the flattening orders filled");

@@ -30,6 +30,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Run a model or a built-in/replayed policy over a period and write a report.
     Backtest(BacktestArgs),
+    /// Trade a model bar by bar through a broker: decide at each close, send the orders at
+    /// the next open, with safety limits and a journal (`--broker replay`: over CSV bars).
+    Trade(TradeArgs),
     /// Compute the 55 raw features of one CSV file of bars.
     Features(FeaturesArgs),
     /// Write the built-in synthetic market as one CSV file per ticker.
@@ -184,6 +187,49 @@ pub struct BacktestArgs {
     /// Output folder (default: `reports/<name>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TradeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Model folder to trade (`models/<run>/best`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Broker: `replay` (bars of the data, filled by the env's own models, the account of
+    /// record for tests) or `alpaca`.
+    #[arg(long, default_value = "replay", value_parser = ["replay", "alpaca"])]
+    pub broker: String,
+    /// Folder of `<TICKER>.csv` files to replay instead of the model's data source.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Which split to replay when no --data is given: train, validation, test or all.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// First date (inclusive) of the replayed period, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Last date (inclusive) of the replayed period, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Decide and journal every order, send none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The run's name, part of every client order id [default: the model's run name].
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
+    /// Output folder: `journal.jsonl`, `orders.csv` [default: `trades/<run>`].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Withhold any order worth more than this many dollars, and stop after its bar.
+    #[arg(long, value_name = "USD")]
+    pub max_order_notional: Option<f64>,
+    /// Flatten and stop when equity falls this fraction under the previous close (0.05 = 5%).
+    #[arg(long, value_name = "FRACTION")]
+    pub max_daily_loss: Option<f64>,
+    /// Stop before sending anything more as soon as this file exists.
+    #[arg(long, value_name = "FILE")]
+    pub kill_switch: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -91,7 +91,7 @@ pub fn finish(
 
 /// The feature standardization the model was trained with: the checkpoint's own copy, else
 /// its run folder's (runs saved before checkpoints carried one).
-fn load_scaler(model: &std::path::Path) -> anyhow::Result<ploutos::features::FeatureScaler> {
+pub(super) fn load_scaler(model: &std::path::Path) -> anyhow::Result<ploutos::features::FeatureScaler> {
     let own = model.join("feature_scaler.ron");
     let path = if own.is_file() { own } else { run_folder(model).join("feature_scaler.ron") };
     let text = std::fs::read_to_string(&path)
@@ -110,7 +110,7 @@ fn run_folder(model: &std::path::Path) -> PathBuf {
 }
 
 #[cfg(feature = "learner")]
-fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
+pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
     let cfg = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))?;
     let cfg = cfg.with_overrides(overrides)?;
     cfg.validate()?;
@@ -142,7 +142,7 @@ fn replay_model(
 }
 
 #[cfg(not(feature = "learner"))]
-fn model_config(_dir: &std::path::Path, _overrides: &[String]) -> anyhow::Result<Config> {
+pub(super) fn model_config(_dir: &std::path::Path, _overrides: &[String]) -> anyhow::Result<Config> {
     Err(BadArgument("--model needs the `learner` feature (default build)".into()).into())
 }
 
@@ -158,7 +158,7 @@ fn replay_model(
 }
 
 /// Bars of `part`, narrowed by `--from`/`--to` dates (inclusive).
-fn period(
+pub(super) fn period(
     ds: &Dataset,
     part: SplitPart,
     from: Option<&str>,

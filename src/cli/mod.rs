@@ -9,6 +9,7 @@ mod generate_data;
 mod seeds;
 #[cfg(feature = "learner")]
 mod sweep;
+mod trade;
 mod train;
 #[cfg(feature = "learner")]
 mod walk_forward;
@@ -55,6 +56,11 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
             || e.is::<ploutos::backtest::PolicyError>()
             || e.is::<ploutos::EnvError>()
             || e.is::<ploutos::sweep::SpecError>()
+            || e.is::<ploutos::trade::LiveError>()
+            || matches!(
+                e.downcast_ref::<ploutos::trade::TradeError>(),
+                Some(ploutos::trade::TradeError::Mismatch { .. })
+            )
             || checkpoint_error(e)
     })
 }
@@ -97,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Backtest(a) => backtest::run(a),
+        Command::Trade(a) => trade::run(a),
         Command::Features(a) => features::run(a),
         Command::GenerateData(a) => generate_data::run(a),
         Command::Bench(a) => bench::run(a),

@@ -565,6 +565,20 @@ impl Policy {
         Ok(())
     }
 
+    /// Acts on materialized observation rows whatever layout the model was trained with:
+    /// an index row is the materialized one with the features replaced by the bar index, so
+    /// the network input is the same. `ploutos trade` builds rows this way from a live feed,
+    /// with no feature table to gather from.
+    ///
+    /// # Errors
+    /// [`PpoError::Setup`] when the builder cannot be made.
+    pub fn use_materialized_rows(&mut self) -> Result<(), PpoError> {
+        let spec =
+            ModelSpec { layout: ObservationLayout::Materialized, obs_dim: self.spec.input_dim, ..self.spec.clone() };
+        self.input = Some(InputBuilder::new(&spec, None, self.device)?);
+        Ok(())
+    }
+
     /// The network's shape and observation layout.
     pub fn spec(&self) -> &ModelSpec {
         &self.spec

@@ -62,13 +62,20 @@ pub struct TradeOptions {
     pub limits: Limits,
 }
 
+/// An order sent, with the open time of the bar it is meant to fill at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentOrder {
+    pub fill_time: i64,
+    pub request: OrderRequest,
+}
+
 /// What a loop did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TradeSummary {
     /// Bars decided.
     pub decisions: usize,
     /// Orders sent (or found sent before a restart), in order.
-    pub sent: Vec<OrderRequest>,
+    pub sent: Vec<SentOrder>,
     /// Orders not sent, with the reason.
     pub withheld: Vec<(OrderRequest, String)>,
     /// Why the loop stopped before the broker's last bar, if it did.
@@ -194,7 +201,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 summary.withheld.push((request, reason));
                 continue;
             }
-            send(broker, journal, bar_time, request, summary)?;
+            send(broker, journal, bar_time, SentOrder { fill_time: clock.next_open, request }, summary)?;
         }
         journal
             .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
@@ -226,15 +233,16 @@ fn send<B: Broker>(
     broker: &mut B,
     journal: &mut Journal,
     bar_time: i64,
-    request: OrderRequest,
+    order: SentOrder,
     summary: &mut TradeSummary,
 ) -> Result<(), TradeError> {
+    let request = &order.request;
     let journal_error =
         |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
     journal
         .write_synced(&Entry::Order { bar_time, request: request.clone() })
         .map_err(|e| journal_error(journal, e))?;
-    let state = match broker.submit(&request) {
+    let state = match broker.submit(request) {
         Ok(state) => Some(state),
         Err(BrokerError::Duplicate(id)) => broker.order(&id)?,
         Err(BrokerError::Rejected { client_order_id, reason }) => {
@@ -248,7 +256,7 @@ fn send<B: Broker>(
     };
     if let Some(state) = state {
         journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-        summary.sent.push(request);
+        summary.sent.push(order);
     }
     Ok(())
 }
@@ -282,7 +290,7 @@ fn flatten<B: Broker>(
             side,
             quantity: Quantity::Shares(position.shares.abs()),
         };
-        send(broker, journal, bar_time, request, summary)?;
+        send(broker, journal, bar_time, SentOrder { fill_time, request }, summary)?;
     }
     Ok(())
 }
