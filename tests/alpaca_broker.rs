@@ -36,6 +36,9 @@ struct State {
     log: Vec<String>,
     /// Bars pages: (page token expected or None for the first, answer).
     bar_pages: Vec<(Option<String>, Value)>,
+    /// The market's time (Unix seconds) when a test moves it: the clock then answers from
+    /// the NYSE calendar at that time, as Alpaca's does.
+    now: Option<i64>,
 }
 
 /// The mock Alpaca: a tiny_http server on 127.0.0.1, one thread per request.
@@ -129,13 +132,38 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
             let body = state.lock().unwrap().positions.clone();
             respond(request, 200, &body, None)
         }
-        ("GET", "/v2/clock") => respond(
-            request,
-            200,
-            &json!({"timestamp": "2024-01-02T10:00:00.123456789-05:00", "is_open": true,
-                    "next_open": "2024-01-03T09:30:00-05:00", "next_close": "2024-01-02T16:00:00-05:00"}),
-            None,
-        ),
+        ("GET", "/v2/clock") => {
+            let now = state.lock().unwrap().now;
+            let body = match now {
+                None => json!({"timestamp": "2024-01-02T10:00:00.123456789-05:00", "is_open": true,
+                               "next_open": "2024-01-03T09:30:00-05:00", "next_close": "2024-01-02T16:00:00-05:00"}),
+                Some(now) => {
+                    use ploutos::market::nyse;
+                    let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+                    let (open, close) = nyse::next_session(now);
+                    let is_open = nyse::is_open_at(now);
+                    // Open: the next open is the following session's.
+                    let next_open = if is_open { nyse::next_session(close).0 } else { open };
+                    json!({"timestamp": rfc(now), "is_open": is_open, "next_open": rfc(next_open), "next_close": rfc(close)})
+                }
+            };
+            respond(request, 200, &body, None)
+        }
+        ("GET", "/v2/stocks/snapshots") => {
+            // AAPL's daily bar: today's once the session has opened (open 101.5), else the
+            // previous session's (open 99).
+            let now = state.lock().unwrap().now.unwrap_or(0);
+            let (open, _) = ploutos::market::nyse::next_session(now - 8 * 3_600);
+            let opened = ploutos::market::nyse::is_open_at(now) || now >= open;
+            let day = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%dT04:00:00Z").to_string();
+            let (t, o) = if opened { (day(open), 101.5) } else { (day(open - 86_400), 99.0) };
+            respond(
+                request,
+                200,
+                &json!({"AAPL": {"dailyBar": {"t": t, "o": o, "h": o, "l": o, "c": o, "v": 100}}}),
+                None,
+            )
+        }
         ("POST", "/v2/orders") => {
             let mut text = String::new();
             request.as_reader().read_to_string(&mut text).unwrap();
@@ -411,4 +439,36 @@ fn missing_keys_are_named() {
     }
     let err = AlpacaConfig::from_env(false, "1Hour").unwrap_err().to_string();
     assert!(err.contains("APCA_API_KEY_ID"), "{err}");
+}
+
+/// Daily bars on Alpaca's clock: from the evening of 2024-07-03 (a half day), the next open
+/// is 2024-07-05 09:30 (the 4th is a holiday); the opening prices appear once it opened; the
+/// close is waited for (plus the settle time); the sleeps follow the market's clock.
+#[test]
+fn the_pacing_follows_alpacas_clock_over_a_holiday() {
+    use ploutos::trade::Paced;
+    let alpaca = MockAlpaca::start();
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    alpaca.state.lock().unwrap().now = Some(et("2024-07-03T20:00:00-04:00"));
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, "1Day");
+    cfg.settle = Duration::from_secs(120);
+    let state = Arc::clone(&alpaca.state);
+    let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
+        let mut s = state.lock().unwrap();
+        s.now = s.now.map(|t| t + d.as_secs() as i64);
+    });
+    let now = |a: &MockAlpaca| a.state.lock().unwrap().now.unwrap();
+    let tickers = ["AAPL".to_string()];
+    assert_eq!(broker.opening_prices(&tickers).unwrap(), None, "closed: no opening prices");
+    assert!(broker.wait_for_open().unwrap());
+    let opened = now(&alpaca);
+    assert!((et("2024-07-05T09:30:00-04:00")..et("2024-07-05T09:31:00-04:00")).contains(&opened), "{opened}");
+    assert_eq!(broker.opening_prices(&tickers).unwrap(), Some(vec![101.5]));
+    assert!(broker.wait_for_close().unwrap());
+    let closed = now(&alpaca);
+    let close = et("2024-07-05T16:00:00-04:00");
+    assert!((close + 120..close + 180).contains(&closed), "{closed}");
+    // An hourly adapter does not guess opening prices.
+    let hourly = alpaca.broker(PATIENT).opening_prices(&tickers).unwrap_err().to_string();
+    assert!(hourly.contains("daily bars (1Day) only"), "{hourly}");
 }

@@ -197,9 +197,12 @@ pub struct TradeArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// Broker: `replay` (bars of the data, filled by the env's own models, the account of
-    /// record for tests) or `alpaca`.
+    /// record for tests) or `alpaca` (keys from APCA_API_KEY_ID and APCA_API_SECRET_KEY).
     #[arg(long, default_value = "replay", value_parser = ["replay", "alpaca"])]
     pub broker: String,
+    /// Alpaca: trade the live account instead of the paper one (the default).
+    #[arg(long)]
+    pub live: bool,
     /// Folder of `<TICKER>.csv` files to replay instead of the model's data source.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,

@@ -29,25 +29,62 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     Err(BadArgument("trade --model needs the `learner` feature (default build)".into()).into())
 }
 
+/// Calendar days of daily bars fetched from Alpaca before the first decision: the 52-week
+/// levels read 252 trading days, the other features at most 101 bars.
+#[cfg(feature = "learner")]
+const HISTORY_DAYS: i64 = 400;
+
 #[cfg(feature = "learner")]
 pub fn run(a: TradeArgs) -> anyhow::Result<()> {
-    use super::{backtest, train};
-    use anyhow::Context;
-    use ploutos::config::{DataSource, ObservationLayout};
-    use ploutos::dataset::SplitPart;
-    use ploutos::market::calendar::format_timestamp;
-    use ploutos::trade::{Entry, Journal, LiveMarket, Quantity, ReplayBroker, Session, TradeOptions, trade};
-    use std::io::Write;
-    use std::path::PathBuf;
+    use super::backtest;
+    use ploutos::config::ObservationLayout;
 
     let limits = limits(&a)?;
-    if a.broker == "alpaca" {
-        return Err(BadArgument(
-            "--broker alpaca: the adapter is in place (orders, account, bars), the live pacing of the loop (waiting for each close and open on Alpaca's clock, reading the opening prices) is not yet: use --broker replay".into(),
-        )
+    let mut cfg = backtest::model_config(&a.model, &a.common.overrides)?;
+    let scaler = backtest::load_scaler(&a.model)?;
+    let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
+    let mut policy = ploutos::ppo::Policy::load(&a.model, device).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    let n_tickers = cfg.data.tickers.len();
+    if policy.spec().n_tickers != n_tickers {
+        return Err(BadArgument(format!(
+            "--model {}: the network trades {} tickers, the data has {n_tickers}",
+            a.model.display(),
+            policy.spec().n_tickers,
+        ))
         .into());
     }
-    let mut cfg = backtest::model_config(&a.model, &a.common.overrides)?;
+    policy.use_materialized_rows().map_err(|e| BadArgument(format!("--model: {e}")))?;
+    cfg.environment.observation_layout = ObservationLayout::Materialized;
+    let run = a.run.clone().or_else(|| cfg.training.run_name.clone()).unwrap_or_else(|| {
+        let root = ploutos::ppo::checkpoint::run_root(&a.model);
+        root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let out = a.out.clone().unwrap_or_else(|| std::path::PathBuf::from("trades").join(&run));
+    let opts = ploutos::trade::TradeOptions { run, dry_run: a.dry_run, limits };
+    if a.broker == "alpaca" {
+        alpaca(&a, cfg, scaler, &policy, &out, opts)
+    } else {
+        replay(&a, cfg, scaler, &policy, &out, opts)
+    }
+}
+
+/// `--broker replay`: the data's bars as a live feed, over the period a backtest would run.
+#[cfg(feature = "learner")]
+fn replay(
+    a: &TradeArgs,
+    mut cfg: ploutos::config::Config,
+    scaler: ploutos::features::FeatureScaler,
+    policy: &ploutos::ppo::Policy,
+    out: &std::path::Path,
+    opts: ploutos::trade::TradeOptions,
+) -> anyhow::Result<()> {
+    use super::{backtest, train};
+    use anyhow::Context;
+    use ploutos::config::DataSource;
+    use ploutos::dataset::SplitPart;
+    use ploutos::market::calendar::format_timestamp;
+    use ploutos::trade::{Entry, Journal, LiveMarket, ReplayBroker, Session, trade};
+
     let model_tickers = cfg.data.tickers.clone();
     let mut part: SplitPart = a.split.parse().map_err(BadArgument)?;
     if let Some(dir) = &a.data {
@@ -55,7 +92,6 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         cfg.data.csv_dir = dir.display().to_string();
         part = SplitPart::All;
     }
-    let scaler = backtest::load_scaler(&a.model)?;
     let ds = train::load_dataset(&cfg, Some(scaler.clone()))?;
     if ds.panel.tickers() != model_tickers.as_slice() {
         return Err(BadArgument(format!(
@@ -70,25 +106,6 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     if range.len() < 2 {
         return Err(BadArgument(format!("the period holds {} bars: a session needs at least 2", range.len())).into());
     }
-    let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
-    let mut policy = ploutos::ppo::Policy::load(&a.model, device).map_err(|e| BadArgument(format!("--model: {e}")))?;
-    if policy.spec().n_tickers != model_tickers.len() {
-        return Err(BadArgument(format!(
-            "--model {}: the network trades {} tickers, the data has {}",
-            a.model.display(),
-            policy.spec().n_tickers,
-            model_tickers.len()
-        ))
-        .into());
-    }
-    policy.use_materialized_rows().map_err(|e| BadArgument(format!("--model: {e}")))?;
-    cfg.environment.observation_layout = ObservationLayout::Materialized;
-
-    let run = a.run.clone().or_else(|| cfg.training.run_name.clone()).unwrap_or_else(|| {
-        let root = ploutos::ppo::checkpoint::run_root(&a.model);
-        root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
-    });
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("trades").join(&run));
     let journal_path = out.join("journal.jsonl");
     if journal_path.exists() {
         return Err(BadArgument(format!(
@@ -107,13 +124,13 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         .and_then(|b| b.with_high_low(cells(true), cells(false)))
         .context("replay broker")?;
     let mut live = LiveMarket::new(panel.tickers().to_vec(), cfg.data.interval, scaler);
-    let mut session = Session::new(&cfg.environment, &policy, range.start);
+    let mut session = Session::new(&cfg.environment, policy, range.start);
     let mut journal =
         Journal::open(&journal_path).with_context(|| format!("cannot open {}", journal_path.display()))?;
     let first_bar_time = panel.timestamps()[range.start];
     let start = Entry::Start {
         time: first_bar_time,
-        run: run.clone(),
+        run: opts.run.clone(),
         model: a.model.display().to_string(),
         broker: a.broker.clone(),
         dry_run: a.dry_run,
@@ -121,29 +138,9 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         initial_cash: cfg.environment.initial_cash,
     };
     journal.write_synced(&start).with_context(|| format!("cannot write {}", journal_path.display()))?;
-    let opts = TradeOptions { run, dry_run: a.dry_run, limits };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
-
     let interval = panel.interval();
-    let orders_path = out.join("orders.csv");
-    let listed: Vec<(i64, &ploutos::trade::OrderRequest, &str)> = summary
-        .sent
-        .iter()
-        .map(|o| (o.fill_time, &o.request, "sent"))
-        .chain(summary.withheld.iter().map(|(r, why)| (0, r, why.as_str())))
-        .collect();
-    ploutos::fsutil::write_atomic_with(&orders_path, |w| {
-        writeln!(w, "time,ticker,side,shares,client_order_id,status")?;
-        for (time, r, status) in &listed {
-            let (Quantity::Shares(shares) | Quantity::Notional(shares)) = r.quantity;
-            let side = if r.side == ploutos::trade::OrderSide::Buy { "buy" } else { "sell" };
-            let time = if *time == 0 { String::new() } else { format_timestamp(*time, interval) };
-            let status = status.replace(',', ";");
-            writeln!(w, "{time},{},{side},{shares},{},{status}", r.ticker, r.client_order_id)?;
-        }
-        Ok(())
-    })
-    .with_context(|| format!("cannot write {}", orders_path.display()))?;
+    write_orders(&out.join("orders.csv"), &summary, interval)?;
     println!(
         "ploutos: traded {} bars from {} to {}: {} orders sent, {} withheld{}",
         summary.decisions,
@@ -153,6 +150,150 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         summary.withheld.len(),
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
-    println!("ploutos: journal {}, orders {}", journal_path.display(), orders_path.display());
+    println!("ploutos: journal {}, orders {}", journal_path.display(), out.join("orders.csv").display());
     Ok(())
+}
+
+/// `--broker alpaca`: daily bars on Alpaca's clock, until stopped (Ctrl-C, the kill switch,
+/// the daily loss). A journal of the same run resumes its session: the decisions since its
+/// first bar are re-derived from the bars, the orders already sent are found at Alpaca.
+#[cfg(feature = "learner")]
+fn alpaca(
+    a: &TradeArgs,
+    mut cfg: ploutos::config::Config,
+    scaler: ploutos::features::FeatureScaler,
+    policy: &ploutos::ppo::Policy,
+    out: &std::path::Path,
+    opts: ploutos::trade::TradeOptions,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use ploutos::config::Interval;
+    use ploutos::market::calendar;
+    use ploutos::trade::alpaca::{AlpacaBroker, AlpacaConfig};
+    use ploutos::trade::{Broker, Entry, Journal, LiveMarket, Replayed, Session, trade};
+
+    if cfg.data.interval != Interval::Day {
+        return Err(BadArgument(
+            "--broker alpaca trades daily models (data.interval 1d): hourly models read session-aligned hourly bars (09:30, 10:30, …), which Alpaca's bars API does not serve".into(),
+        )
+        .into());
+    }
+    let config = AlpacaConfig::from_env(a.live, "1Day").map_err(|e| BadArgument(e.to_string()))?;
+    let mut broker = AlpacaBroker::new(config);
+    let tickers = cfg.data.tickers.clone();
+    let journal_path = out.join("journal.jsonl");
+    let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
+    let resume = replayed.entries.iter().find_map(|e| match e {
+        Entry::Start { run, broker, first_bar_time, initial_cash, .. } if *run == opts.run && broker == "alpaca" => {
+            Some((*first_bar_time, *initial_cash))
+        }
+        _ => None,
+    });
+    let clock = broker.clock()?;
+    let account = broker.account()?;
+    if account.trading_blocked {
+        return Err(BadArgument("alpaca: trading is blocked on this account".into()).into());
+    }
+    let since = resume.map_or(clock.now, |(t, _)| t) - HISTORY_DAYS * 86_400;
+    let mut live = LiveMarket::new(tickers.clone(), Interval::Day, scaler);
+    live.extend(&broker.bars_since(&tickers, since)?)?;
+    if live.n_bars() < ploutos::features::MIN_BARS {
+        return Err(BadArgument(format!(
+            "alpaca has {} daily bars of {} since {}: the features need {}",
+            live.n_bars(),
+            tickers.join(" "),
+            calendar::format_timestamp(since, Interval::Day),
+            ploutos::features::MIN_BARS
+        ))
+        .into());
+    }
+    let (first_bar_time, initial_cash) = match resume {
+        Some(r) => r,
+        None => {
+            if let Some(p) = broker.positions()?.iter().find(|p| tickers.contains(&p.ticker)) {
+                return Err(BadArgument(format!(
+                    "the account holds {} shares of {}: a new session starts flat in its tickers (close them, or resume the run that holds them)",
+                    p.shares, p.ticker
+                ))
+                .into());
+            }
+            // The first decision is at the next close: today's when the session is open
+            // or has not opened yet today, else at the newest bar's.
+            let newest = live.times().last().copied().unwrap_or_default();
+            let today = calendar::session_timestamps(&[calendar_date(clock.now)], Interval::Day)[0];
+            (if clock.is_open || today > newest { today } else { newest }, account.equity)
+        }
+    };
+    cfg.environment.initial_cash = initial_cash;
+    let start = live.times().partition_point(|&t| t < first_bar_time);
+    let mut session = Session::new(&cfg.environment, policy, start);
+    let mut journal =
+        Journal::open(&journal_path).with_context(|| format!("cannot open {}", journal_path.display()))?;
+    if resume.is_none() {
+        let entry = Entry::Start {
+            time: clock.now,
+            run: opts.run.clone(),
+            model: a.model.display().to_string(),
+            broker: a.broker.clone(),
+            dry_run: a.dry_run,
+            first_bar_time,
+            initial_cash,
+        };
+        journal.write_synced(&entry).with_context(|| format!("cannot write {}", journal_path.display()))?;
+    }
+    println!(
+        "ploutos: trading {} on alpaca ({}), first decision at the close of {}; journal {}",
+        tickers.join(" "),
+        if a.live { "live" } else { "paper" },
+        calendar::format_timestamp(first_bar_time, Interval::Day),
+        journal_path.display()
+    );
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
+    write_orders(&out.join("orders.csv"), &summary, Interval::Day)?;
+    println!(
+        "ploutos: {} decisions, {} orders sent, {} withheld{}",
+        summary.decisions,
+        summary.sent.len(),
+        summary.withheld.len(),
+        summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The New York date of a Unix time.
+#[cfg(feature = "learner")]
+fn calendar_date(ts: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive())
+        .unwrap_or_default()
+}
+
+/// `orders.csv`: every order sent, then every order withheld (with why), atomically.
+#[cfg(feature = "learner")]
+fn write_orders(
+    path: &std::path::Path,
+    summary: &ploutos::trade::TradeSummary,
+    interval: ploutos::config::Interval,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use ploutos::market::calendar::format_timestamp;
+    use ploutos::trade::{OrderSide, Quantity};
+    use std::io::Write;
+
+    let listed = summary
+        .sent
+        .iter()
+        .map(|o| (Some(o.fill_time), &o.request, "sent"))
+        .chain(summary.withheld.iter().map(|(r, why)| (None, r, why.as_str())));
+    ploutos::fsutil::write_atomic_with(path, |w| {
+        writeln!(w, "time,ticker,side,shares,client_order_id,status")?;
+        for (time, r, status) in listed {
+            let (Quantity::Shares(shares) | Quantity::Notional(shares)) = r.quantity;
+            let side = if r.side == OrderSide::Buy { "buy" } else { "sell" };
+            let time = time.map(|t| format_timestamp(t, interval)).unwrap_or_default();
+            writeln!(w, "{time},{},{side},{shares},{},{}", r.ticker, r.client_order_id, status.replace(',', ";"))?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -50,6 +50,9 @@ pub struct AlpacaConfig {
     pub backoff: Duration,
     /// Time limit of one HTTP call.
     pub timeout: Duration,
+    /// Wait after a session's close before reading its bar (the daily bar is final once
+    /// the closing auction has printed).
+    pub settle: Duration,
 }
 
 impl std::fmt::Debug for AlpacaConfig {
@@ -95,6 +98,7 @@ impl AlpacaConfig {
             retries: 4,
             backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(10),
+            settle: Duration::from_secs(120),
         }
     }
 }
@@ -105,6 +109,10 @@ pub struct AlpacaBroker {
     agent: ureq::Agent,
     /// The `Retry-After` of the latest transient answer, in seconds.
     retry_after: std::cell::Cell<Option<u64>>,
+    /// How the pacing waits ([`AlpacaBroker::with_sleep`]).
+    sleep: Box<dyn FnMut(Duration) + Send>,
+    /// The session was seen open since the last close the pacing waited for.
+    saw_open: bool,
 }
 
 /// What one HTTP call gave.
@@ -124,7 +132,29 @@ impl AlpacaBroker {
             .http_status_as_error(false)
             .build()
             .into();
-        Self { config, agent, retry_after: std::cell::Cell::new(None) }
+        Self {
+            config,
+            agent,
+            retry_after: std::cell::Cell::new(None),
+            sleep: Box::new(std::thread::sleep),
+            saw_open: false,
+        }
+    }
+
+    /// Replaces how the pacing ([`Paced`]) waits: tests make time pass on their own clock.
+    pub fn with_sleep(mut self, sleep: impl FnMut(Duration) + Send + 'static) -> Self {
+        self.sleep = Box::new(sleep);
+        self
+    }
+
+    /// Sleeps `seconds`, at least one and at most an hour at a time (the clock is asked
+    /// again after each sleep, so a long wait follows the market's clock, not ours).
+    fn pause(&mut self, seconds: i64) {
+        (self.sleep)(Duration::from_secs(seconds.clamp(1, 3_600) as u64));
+    }
+
+    fn daily(&self) -> bool {
+        self.config.timeframe == "1Day"
     }
 
     /// One call, no retry: `Err` only for a transient failure or an unreadable answer.
@@ -264,6 +294,11 @@ fn num(s: &Option<String>, field: &str) -> Result<f64, BrokerError> {
         None => Ok(0.0),
         Some(s) => s.trim().parse().map_err(|_| BrokerError::Other(format!("alpaca: {field} {s:?} is not a number"))),
     }
+}
+
+/// The New York date of a Unix time.
+fn ny_date(ts: i64) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(ts, 0).map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive())
 }
 
 fn time(s: &str, field: &str) -> Result<i64, BrokerError> {
@@ -512,14 +547,49 @@ impl Broker for AlpacaBroker {
                 None => break,
             }
         }
+        if self.daily() {
+            // Alpaca serves today's bar while the session runs: only closed sessions' bars
+            // are bars.
+            let now = self.clock()?.now;
+            out.retain(|b| {
+                ny_date(b.time).and_then(crate::market::nyse::session).is_some_and(|(_, close)| close <= now)
+            });
+        }
         out.sort_by(|a, b| (a.time, &a.ticker).cmp(&(b.time, &b.ticker)));
         Ok(out)
     }
 
-    fn opening_prices(&mut self, _tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
-        Err(BrokerError::Other(
-            "alpaca: opening prices are not read yet, so the trade loop cannot run on alpaca".into(),
-        ))
+    /// Daily bars: today's opening print from the snapshots (`dailyBar.o`), once the session
+    /// is open and every ticker has one.
+    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
+        if !self.daily() {
+            return Err(BrokerError::Other(format!(
+                "alpaca: opening prices are read for daily bars (1Day) only, not {}",
+                self.config.timeframe
+            )));
+        }
+        let clock = self.clock()?;
+        if !clock.is_open {
+            return Ok(None);
+        }
+        let today = ny_date(clock.now);
+        let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
+        let url = format!(
+            "{}/v2/stocks/snapshots?symbols={symbols}&feed={}",
+            self.config.data_url,
+            encode(&self.config.feed)
+        );
+        let snapshots = self.get(&url)?;
+        let mut out = Vec::with_capacity(tickers.len());
+        for t in tickers {
+            let bar = &snapshots[t.as_str()]["dailyBar"];
+            let (Some(open), Some(stamp)) = (bar["o"].as_f64(), bar["t"].as_str()) else { return Ok(None) };
+            if ny_date(time(stamp, "dailyBar.t")?) != today {
+                return Ok(None); // no print today yet
+            }
+            out.push(open);
+        }
+        Ok(Some(out))
     }
 
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
@@ -530,5 +600,39 @@ impl Broker for AlpacaBroker {
             next_open: time(&c.next_open, "next_open")?,
             next_close: time(&c.next_close, "next_close")?,
         })
+    }
+}
+
+/// Daily bars on Alpaca's clock: a bar opens when the session opens and closes
+/// [`AlpacaConfig::settle`] after the session's close (holidays and half days are the
+/// clock's).
+impl super::run::Paced for AlpacaBroker {
+    fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
+        loop {
+            let c = self.clock()?;
+            if c.is_open {
+                self.saw_open = true;
+                return Ok(true);
+            }
+            self.pause(c.next_open - c.now);
+        }
+    }
+
+    fn wait_for_close(&mut self) -> Result<bool, BrokerError> {
+        loop {
+            let c = self.clock()?;
+            if c.is_open {
+                self.saw_open = true;
+                self.pause(c.next_close - c.now);
+            } else if self.saw_open {
+                self.saw_open = false;
+                let settle = self.config.settle.as_secs() as i64;
+                self.pause(settle);
+                return Ok(true);
+            } else {
+                // Closed, and not open since the last close: the bar is the next session's.
+                self.pause(c.next_open - c.now);
+            }
+        }
     }
 }
