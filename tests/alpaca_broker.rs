@@ -39,6 +39,10 @@ struct State {
     /// The market's time (Unix seconds) when a test moves it: the clock then answers from
     /// the NYSE calendar at that time, as Alpaca's does.
     now: Option<i64>,
+    /// AAPL's daily bars (time, open, high, low, close, volume) when a test trades on them:
+    /// the bars route serves those that have started by `now` (today's while it trades, as
+    /// Alpaca does), the snapshots today's once the session has opened.
+    daily: Vec<(i64, f64, f64, f64, f64, f64)>,
 }
 
 /// The mock Alpaca: a tiny_http server on 127.0.0.1, one thread per request.
@@ -147,6 +151,39 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                     json!({"timestamp": rfc(now), "is_open": is_open, "next_open": rfc(next_open), "next_close": rfc(close)})
                 }
             };
+            respond(request, 200, &body, None)
+        }
+        ("GET", "/v2/stocks/bars") if !state.lock().unwrap().daily.is_empty() => {
+            let st = state.lock().unwrap();
+            let now = st.now.unwrap_or(i64::MAX);
+            let since = query(&url, "start")
+                .map(|s| s.replace("%3A", ":"))
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+                .map_or(0, |t| t.timestamp());
+            let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+            let bars: Vec<Value> = st
+                .daily
+                .iter()
+                .filter(|b| b.0 >= since && b.0 <= now)
+                .map(|&(t, o, h, l, c, v)| json!({"t": rfc(t), "o": o, "h": h, "l": l, "c": c, "v": v}))
+                .collect();
+            drop(st);
+            respond(request, 200, &json!({"bars": {"AAPL": bars}, "next_page_token": null}), None)
+        }
+        ("GET", "/v2/stocks/snapshots") if !state.lock().unwrap().daily.is_empty() => {
+            let st = state.lock().unwrap();
+            let now = st.now.unwrap_or(0);
+            let started = |t: i64| {
+                let date = chrono::DateTime::from_timestamp(t, 0)
+                    .unwrap()
+                    .with_timezone(&chrono_tz::America::New_York)
+                    .date_naive();
+                ploutos::market::nyse::session(date).is_some_and(|(open, _)| open <= now)
+            };
+            let bar = st.daily.iter().rev().find(|b| started(b.0)).copied();
+            drop(st);
+            let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+            let body = bar.map_or(json!({}), |(t, o, ..)| json!({"AAPL": {"dailyBar": {"t": rfc(t), "o": o}}}));
             respond(request, 200, &body, None)
         }
         ("GET", "/v2/stocks/snapshots") => {
@@ -471,4 +508,92 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
     // An hourly adapter does not guess opening prices.
     let hourly = alpaca.broker(PATIENT).opening_prices(&tickers).unwrap_err().to_string();
     assert!(hourly.contains("daily bars (1Day) only"), "{hourly}");
+}
+
+/// The whole loop on Alpaca's daily bars, dry run: the history is fetched, each session's
+/// close brings one decision (none on the July 4 holiday), orders are sized at each open
+/// from the snapshots and journaled as withheld, and the kill switch stops it.
+#[test]
+fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
+    use ploutos::backtest::Agent;
+    use ploutos::config::{EnvironmentConfig, Interval};
+    use ploutos::features::FeatureScaler;
+    use ploutos::market::{calendar, nyse};
+    use ploutos::trade::{Journal, Limits, LiveMarket, Session, TradeOptions, trade};
+
+    // AAPL's sessions from 2023-06-01 to 2024-07-31, a deterministic walk.
+    let mut daily = Vec::new();
+    let mut date = chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
+    let mut price = 100.0f64;
+    while date <= chrono::NaiveDate::from_ymd_opt(2024, 7, 31).unwrap() {
+        if nyse::session(date).is_some() {
+            let step = ((daily.len() * 7919 % 101) as f64 - 50.0) / 1_000.0;
+            let (o, c) = (price, price * (1.0 + step));
+            daily.push((calendar::ny_midnight(date), o, o.max(c) * 1.01, o.min(c) * 0.99, c, 1e6));
+            price = c;
+        }
+        date = date.succ_opt().unwrap();
+    }
+    let alpaca = MockAlpaca::start();
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.daily = daily;
+        st.now = Some(et("2024-07-01T18:00:00-04:00"));
+        st.positions = json!([]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let (state, k) = (Arc::clone(&alpaca.state), kill.clone());
+    let stop_at = et("2024-07-10T12:00:00-04:00");
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, "1Day");
+    cfg.settle = Duration::from_secs(120);
+    let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
+        let mut s = state.lock().unwrap();
+        let now = s.now.unwrap() + d.as_secs() as i64;
+        s.now = Some(now);
+        if now >= stop_at {
+            std::fs::write(&k, "").unwrap();
+        }
+    });
+
+    /// Buys on even bars, sells on odd ones: orders at every open.
+    struct Alternate(std::cell::Cell<u32>);
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+    impl Agent for Alternate {
+        type Error = Never;
+        fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
+            let i = self.0.replace(self.0.get() + 1);
+            Ok(vec![if i % 2 == 0 { 1 } else { 2 }])
+        }
+    }
+    let tickers = vec!["AAPL".to_string()];
+    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
+    let mut live = LiveMarket::new(tickers.clone(), Interval::Day, scaler);
+    let history = broker.bars_since(&tickers, et("2023-06-01T00:00:00-04:00")).unwrap();
+    live.extend(&history).unwrap();
+    let newest = *live.times().last().unwrap();
+    assert_eq!(newest, calendar::ny_midnight(chrono::NaiveDate::from_ymd_opt(2024, 7, 1).unwrap()));
+    let agent = Alternate(Default::default());
+    let env = EnvironmentConfig::default();
+    let mut session = Session::new(&env, &agent, live.n_bars() - 1);
+    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let opts = TradeOptions {
+        run: "paper".into(),
+        dry_run: true,
+        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+    };
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    // Decisions at the closes of Jul 1, 2, 3 (a half day), 5, 8 and 9; the kill switch
+    // stops the loop at the close of the 10th.
+    assert_eq!(summary.decisions, 6, "{summary:?}");
+    assert!(summary.stopped.unwrap().contains("kill switch"));
+    assert!(summary.sent.is_empty() && alpaca.posts() == 0, "a dry run sends nothing");
+    let fills: Vec<String> = summary.withheld.iter().map(|(o, _)| o.client_order_id.clone()).collect();
+    assert!(!fills.is_empty());
+    // The orders of the Jul 3 close are for the open of Jul 5, after the holiday.
+    let jul5 = et("2024-07-05T09:30:00-04:00");
+    assert!(fills.iter().any(|id| id.contains(&format!("-{jul5}-"))), "{fills:?}");
 }
