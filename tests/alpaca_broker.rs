@@ -566,7 +566,7 @@ fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
         type Error = Never;
         fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
             let i = self.0.replace(self.0.get() + 1);
-            Ok(vec![if i % 2 == 0 { 1 } else { 2 }])
+            Ok(vec![if i.is_multiple_of(2) { 1 } else { 2 }])
         }
     }
     let tickers = vec!["AAPL".to_string()];
