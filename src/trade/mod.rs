@@ -1,10 +1,17 @@
-//! Paper and live trading (`ploutos trade`, issue 15), built up in steps. What is here so
-//! far, each piece tested on its own:
+//! Paper and live trading (`ploutos trade`, issue 15): a model traded bar by bar through
+//! a broker with the systems that trained and backtested it.
 //!
-//! * [`broker`]: the [`Broker`] trait `trade` drives (account, positions, orders, bars,
-//!   clock) and its types; [`replay::ReplayBroker`], the deterministic account of record
+//! * [`live`]: bars arriving one timestamp at a time become the market rows a backtest
+//!   builds from the whole file, with incremental features ([`crate::features::IncrementalFeatures`]).
+//! * [`session`]: the decision at each close and the orders it means at the next open,
+//!   from a replay of the env over the session's bars (parity with `backtest` by
+//!   construction).
+//! * [`run`]: the loop: fetch, limits, decide, reconcile, send, journal; [`Paced`] brokers
+//!   say when a bar opens and closes.
+//! * [`broker`]: the [`Broker`] trait (account, positions, orders, bars, clock, opening
+//!   prices) and its types; [`replay::ReplayBroker`], the deterministic account of record
 //!   for tests, which fills with the env's own fill and fee models; [`alpaca`], Alpaca's
-//!   REST API (feature `alpaca`, part of `cli`).
+//!   REST API (feature `alpaca`, part of `cli`), paced by Alpaca's clock for daily bars.
 //! * [`order_id`]: client order ids derived from (run, bar, ticker, leg), so that a restart
 //!   never doubles an order.
 //! * [`journal`]: every decision, order and answer as JSON lines, synced per bar, read back
