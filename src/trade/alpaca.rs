@@ -141,7 +141,7 @@ impl AlpacaBroker {
         }
     }
 
-    /// Replaces how the pacing ([`Paced`]) waits: tests make time pass on their own clock.
+    /// Replaces how the pacing ([`super::Paced`]) waits: tests make time pass on their own clock.
     pub fn with_sleep(mut self, sleep: impl FnMut(Duration) + Send + 'static) -> Self {
         self.sleep = Box::new(sleep);
         self

@@ -45,7 +45,8 @@ pub struct RawInput<'a> {
     pub day: &'a [u32],
 }
 
-/// One bar, as the indicators that carry state from bar to bar read it (see [`Carry`]).
+/// One bar, as the indicators that carry state from bar to bar read it (see
+/// [`crate::features::IncrementalFeatures`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
     /// Open price.
