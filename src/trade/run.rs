@@ -156,7 +156,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
                 .map_err(|e| journal_error(journal, e))?;
             if matches!(stop, Stop::DailyLoss { .. }) && !opts.dry_run {
-                flatten(broker, journal, opts, bar_time, clock.next_open, summary)?;
+                flatten(broker, journal, opts, &tickers, bar_time, clock.next_open, summary)?;
             }
             summary.stopped = Some(stop.to_string());
             return Ok(());
@@ -273,16 +273,18 @@ fn reconcile<B: Broker>(broker: &mut B, tickers: &[String], expected: &[f64]) ->
     Ok(())
 }
 
-/// Sends an order closing every position the broker holds (the daily-loss stop).
+/// Sends an order closing every position the broker holds in the session's tickers (the
+/// daily-loss stop; positions in other tickers are not the session's).
 fn flatten<B: Broker>(
     broker: &mut B,
     journal: &mut Journal,
     opts: &TradeOptions,
+    tickers: &[String],
     bar_time: i64,
     fill_time: i64,
     summary: &mut TradeSummary,
 ) -> Result<(), TradeError> {
-    for position in broker.positions()? {
+    for position in broker.positions()?.into_iter().filter(|p| tickers.contains(&p.ticker)) {
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
             client_order_id: client_order_id(&format!("{}-flatten", opts.run), fill_time, &position.ticker, Leg::Close),

@@ -53,6 +53,9 @@ pub enum SessionError {
     /// No decision has been made at the newest bar yet ([`Session::decide`] first).
     #[error("no decision at the newest bar yet")]
     NotDecided,
+    /// The live market has not reached the session's first bar.
+    #[error("the session starts at bar {start}, the market has {bars} bars")]
+    BeforeStart { start: usize, bars: usize },
 }
 
 /// A trading session of one agent (see the module docs).
@@ -82,6 +85,14 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         self.actions.len() / n_tickers.max(1)
     }
 
+    /// The newest bar of `live`, at or after the session's first.
+    fn newest(&self, live: &LiveMarket) -> Result<usize, SessionError> {
+        match live.n_bars().checked_sub(1) {
+            Some(newest) if newest >= self.start => Ok(newest),
+            _ => Err(SessionError::BeforeStart { start: self.start, bars: live.n_bars() }),
+        }
+    }
+
     /// The actions at the newest bar of `live`, deciding every bar not decided yet (the
     /// newest, or all of them after a restart). `next_time` is the next bar's open (the
     /// broker's clock): the day it falls on is the day the orders count on.
@@ -90,7 +101,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
     /// [`SessionError`] when the env cannot replay or the agent fails.
     pub fn decide(&mut self, live: &LiveMarket, next_time: i64) -> Result<&[u8], SessionError> {
         let d = live.tickers().len();
-        let newest = live.n_bars() - 1;
+        let newest = self.newest(live)?;
         if self.decided(d) < newest + 1 - self.start {
             let decided_before = self.actions.len();
             let market = live.market_with_next(next_time, None);
@@ -141,7 +152,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         opens: &[f64],
     ) -> Result<(Vec<PlannedOrder>, Vec<f64>), SessionError> {
         let d = live.tickers().len();
-        let newest = live.n_bars() - 1;
+        let newest = self.newest(live)?;
         if self.decided(d) != newest + 1 - self.start {
             return Err(SessionError::NotDecided);
         }
@@ -151,7 +162,10 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         let actor = |t: usize, _obs: &[f32], _masks: &[bool], out: &mut [u8]| {
             out.copy_from_slice(&recorded[(t - start) * d..(t - start + 1) * d]);
         };
-        let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), false, actor)?;
+        // The env runs as when the decisions were taken (with the masks when the agent
+        // reads them), as a backtest of the agent does.
+        let masked = self.agent.action_masks();
+        let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), masked, actor)?;
         // Trades come in time order: the ones before the fill bar make the positions.
         let fill_bar = newest as u32 + 1;
         let (earlier, now): (Vec<&TradeRecord>, Vec<&TradeRecord>) =
