@@ -593,7 +593,10 @@ fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
     assert!(summary.sent.is_empty() && alpaca.posts() == 0, "a dry run sends nothing");
     let fills: Vec<String> = summary.withheld.iter().map(|(o, _)| o.client_order_id.clone()).collect();
     assert!(!fills.is_empty());
-    // The orders of the Jul 3 close are for the open of Jul 5, after the holiday.
-    let jul5 = et("2024-07-05T09:30:00-04:00");
-    assert!(fills.iter().any(|id| id.contains(&format!("-{jul5}-"))), "{fills:?}");
+    // Ids name the decision bar: the buys decided at the Jul 1 and Jul 3 closes (the sells
+    // in between wait out the holding period), those of Jul 3 sized at the Jul 5 open after
+    // the holiday; no bar on Jul 4, no decision at the close of the 10th.
+    let day = |d: u32| calendar::ny_midnight(chrono::NaiveDate::from_ymd_opt(2024, 7, d).unwrap());
+    let has = |d: u32| fills.iter().any(|id| id.contains(&format!("-{}-", day(d))));
+    assert!(has(1) && has(3) && !has(4) && !has(10), "{fills:?}");
 }

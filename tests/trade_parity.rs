@@ -161,7 +161,7 @@ fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
         let mut live = live_market(&ds);
         let mut session = Session::new(&cfg, &agent, range.start);
         let mut journal = Journal::open(&path).unwrap();
-        let mut limited = Limited { inner: &mut broker, last: cut };
+        let mut limited = Limited { inner: &mut broker, last: cut, touch_at_open: None, reject: false };
         let summary = trade(&mut limited, &mut live, &mut session, &mut journal, &options("restart")).unwrap();
         first_sent.extend(summary.sent);
     }
@@ -184,10 +184,15 @@ fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
     assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
 }
 
-/// A replay broker that pretends the feed ends after bar `last` (a crash of the trader).
+/// A replay broker that pretends the feed ends after bar `last` (a crash of the trader),
+/// and can create a file when a bar opens and reject the orders of one bar.
 struct Limited<'a> {
     inner: &'a mut ReplayBroker,
     last: usize,
+    /// Created at the first open.
+    touch_at_open: Option<std::path::PathBuf>,
+    /// Orders are rejected while this is true (set by the first submission).
+    reject: bool,
 }
 
 impl Broker for Limited<'_> {
@@ -198,6 +203,12 @@ impl Broker for Limited<'_> {
         self.inner.positions()
     }
     fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
+        if self.reject {
+            return Err(ploutos::trade::BrokerError::Rejected {
+                client_order_id: order.client_order_id.clone(),
+                reason: "insufficient buying power".into(),
+            });
+        }
         self.inner.submit(order)
     }
     fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
@@ -223,7 +234,13 @@ impl Broker for Limited<'_> {
 
 impl ploutos::trade::Paced for Limited<'_> {
     fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
+        if let Some(path) = self.touch_at_open.take() {
+            std::fs::write(path, "").unwrap();
+        }
         self.inner.wait_for_open()
+    }
+    fn wait_briefly(&mut self) -> Result<(), ploutos::trade::BrokerError> {
+        self.inner.wait_briefly()
     }
     fn wait_for_close(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         // The crash: the orders of bar `last` are sent, the trader dies before its close.
@@ -325,4 +342,52 @@ fn an_account_that_is_not_the_sessions_is_refused_before_any_order() {
         "{err}"
     );
     assert_eq!(broker.positions().unwrap().len(), 1, "nothing was sent");
+}
+
+/// The kill switch appears between a close and the next open (overnight): the decision was
+/// taken, its orders are not sent.
+#[test]
+fn a_kill_switch_between_the_decision_and_the_open_stops_before_any_order() {
+    let ds = dataset();
+    let cfg = env_config();
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut limited =
+        Limited { inner: &mut broker, last: usize::MAX, touch_at_open: Some(kill.clone()), reject: false };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let opts = TradeOptions { limits: Limits { kill_switch: Some(kill), ..Limits::default() }, ..options("night") };
+    let summary = trade(&mut limited, &mut live, &mut session, &mut journal, &opts).unwrap();
+    assert_eq!((summary.decisions, summary.sent.len(), summary.withheld.len()), (1, 0, 0));
+    assert!(summary.stopped.unwrap().contains("kill switch"));
+}
+
+/// A rejected order withholds the bar's later orders (the buys count on the cash of the
+/// sells) and stops the loop after the bar.
+#[test]
+fn a_rejection_withholds_the_rest_of_the_bar_and_stops() {
+    let ds = dataset();
+    let cfg = env_config();
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    // The first bar whose decision makes two orders or more.
+    let fills: Vec<u32> = backtest.trades.iter().map(|t| t.bar).collect();
+    let bar = fills.windows(2).find(|w| w[0] == w[1]).map(|w| w[0] as usize).expect("a bar with two orders");
+    // A session whose first decision is that bar's, every order rejected.
+    let mut broker = replay_broker(&ds, &cfg, bar - 1);
+    let mut limited = Limited { inner: &mut broker, last: usize::MAX, touch_at_open: None, reject: true };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, bar - 1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("r.jsonl")).unwrap();
+    let summary = trade(&mut limited, &mut live, &mut session, &mut journal, &options("reject")).unwrap();
+    assert!(summary.sent.is_empty());
+    let stopped = summary.stopped.unwrap();
+    assert!(stopped.contains("was rejected") && stopped.contains("stopped after this bar"), "{stopped}");
+    assert!(!summary.withheld.is_empty(), "the bar's other orders are withheld");
+    assert!(summary.withheld.iter().all(|(_, why)| why.starts_with("not sent: order ")), "{:?}", summary.withheld);
+    assert_eq!(summary.decisions, 1);
 }

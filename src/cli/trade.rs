@@ -55,6 +55,12 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     }
     policy.use_materialized_rows().map_err(|e| BadArgument(format!("--model: {e}")))?;
     cfg.environment.observation_layout = ObservationLayout::Materialized;
+    if cfg.environment.max_participation.is_some() {
+        return Err(BadArgument(
+            "environment.max_participation caps orders by the fill bar's volume, which is not known when the orders go out: trade with --set environment.max_participation=None".into(),
+        )
+        .into());
+    }
     let run = a.run.clone().or_else(|| cfg.training.run_name.clone()).unwrap_or_else(|| {
         let root = ploutos::ppo::checkpoint::run_root(&a.model);
         root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
@@ -102,6 +108,12 @@ fn replay(
         ))
         .into());
     }
+    if ds.market.has_invented_bars() || ds.market.has_corporate_actions() {
+        return Err(BadArgument(
+            "the data has forward-filled bars or splits and dividends for the account, which a live feed does not carry: replay it with data.missing_bars: drop and prices adjusted (data.adjust: splits_and_dividends)".into(),
+        )
+        .into());
+    }
     let range = backtest::period(&ds, part, a.from.as_deref(), a.to.as_deref())?;
     if range.len() < 2 {
         return Err(BadArgument(format!("the period holds {} bars: a session needs at least 2", range.len())).into());
@@ -136,6 +148,7 @@ fn replay(
         dry_run: a.dry_run,
         first_bar_time,
         initial_cash: cfg.environment.initial_cash,
+        history_since: None,
     };
     journal.write_synced(&start).with_context(|| format!("cannot write {}", journal_path.display()))?;
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
@@ -183,18 +196,36 @@ fn alpaca(
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");
     let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
-    let resume = replayed.entries.iter().find_map(|e| match e {
-        Entry::Start { run, broker, first_bar_time, initial_cash, .. } if *run == opts.run && broker == "alpaca" => {
-            Some((*first_bar_time, *initial_cash))
+    let endpoint = if a.live { "alpaca-live" } else { "alpaca-paper" };
+    let resume = match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
+        None => None,
+        Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, .. })
+            if *run == opts.run && broker == endpoint && *dry_run == a.dry_run =>
+        {
+            Some((*first_bar_time, *initial_cash, *history_since))
         }
-        _ => None,
-    });
+        Some(Entry::Start { run, broker, dry_run, .. }) => {
+            return Err(BadArgument(format!(
+                "{} holds the session of run {run} on {broker}{}: this one is {} on {endpoint}{}; pick another --run or --out",
+                journal_path.display(),
+                if *dry_run { " (dry run)" } else { "" },
+                opts.run,
+                if a.dry_run { " (dry run)" } else { "" },
+            ))
+            .into());
+        }
+        Some(_) => None,
+    };
     let clock = broker.clock()?;
     let account = broker.account()?;
     if account.trading_blocked {
         return Err(BadArgument("alpaca: trading is blocked on this account".into()).into());
     }
-    let since = resume.map_or(clock.now, |(t, _)| t) - HISTORY_DAYS * 86_400;
+    let since = match resume {
+        Some((_, _, Some(since))) => since,
+        Some((first, _, None)) => first - HISTORY_DAYS * 86_400,
+        None => clock.now - HISTORY_DAYS * 86_400,
+    };
     let mut live = LiveMarket::new(tickers.clone(), Interval::Day, scaler);
     live.extend(&broker.bars_since(&tickers, since)?)?;
     if live.n_bars() < ploutos::features::MIN_BARS {
@@ -208,7 +239,7 @@ fn alpaca(
         .into());
     }
     let (first_bar_time, initial_cash) = match resume {
-        Some(r) => r,
+        Some((first, cash, _)) => (first, cash),
         None => {
             if let Some(p) = broker.positions()?.iter().find(|p| tickers.contains(&p.ticker)) {
                 return Err(BadArgument(format!(
@@ -220,7 +251,15 @@ fn alpaca(
             // The first decision is at the next close: today's when the session is open
             // or has not opened yet today, else at the newest bar's.
             let newest = live.times().last().copied().unwrap_or_default();
-            let today = calendar::session_timestamps(&[calendar_date(clock.now)], Interval::Day)[0];
+            let date = calendar_date(clock.now);
+            let today = calendar::session_timestamps(&[date], Interval::Day)[0];
+            let closed_today = ploutos::market::nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
+            if closed_today && newest < today {
+                return Err(BadArgument(
+                    "alpaca does not serve the bar of today's session yet: start again in a few minutes".into(),
+                )
+                .into());
+            }
             (if clock.is_open || today > newest { today } else { newest }, account.equity)
         }
     };
@@ -234,10 +273,11 @@ fn alpaca(
             time: clock.now,
             run: opts.run.clone(),
             model: a.model.display().to_string(),
-            broker: a.broker.clone(),
+            broker: endpoint.to_string(),
             dry_run: a.dry_run,
             first_bar_time,
             initial_cash,
+            history_since: Some(since),
         };
         journal.write_synced(&entry).with_context(|| format!("cannot write {}", journal_path.display()))?;
     }

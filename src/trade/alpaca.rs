@@ -635,4 +635,10 @@ impl super::run::Paced for AlpacaBroker {
             }
         }
     }
+
+    /// Ten seconds: a daily bar or an opening print that is late is usually there by then.
+    fn wait_briefly(&mut self) -> Result<(), BrokerError> {
+        self.pause(10);
+        Ok(())
+    }
 }

@@ -24,6 +24,10 @@ pub enum Entry {
         dry_run: bool,
         first_bar_time: i64,
         initial_cash: f64,
+        /// Start of the history the features were computed from (a resume reads the same
+        /// bars, so that it re-derives the same decisions).
+        #[serde(default)]
+        history_since: Option<i64>,
     },
     /// The agent's action for one ticker at a bar close, and the order it means (signed
     /// shares, 0 for none).

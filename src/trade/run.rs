@@ -5,18 +5,24 @@
 //! Order of one bar (see [`trade`]):
 //!
 //! 1. fetch the bars since the last one ([`super::live::LiveMarket`]; a gap stops the loop
-//!    before any decision on it);
+//!    before any decision on it). No new bar after a close: ask again a few times
+//!    ([`Paced::wait_briefly`]), then stop; several new bars after a decision (the loop
+//!    missed closes): stop, since the orders of the missed bars were never sent;
 //! 2. the kill switch and the daily loss (equity against the broker's previous close):
 //!    stop, after flattening for the daily loss;
 //! 3. decide ([`super::session::Session::decide`]);
-//! 4. wait for the next bar's open, read its opening prices, compute the env's orders at
-//!    them ([`super::session::Session::orders`]);
+//! 4. wait for the next bar's open (the kill switch is checked again: a decision and its
+//!    orders can be a night apart), read its opening prices (asked again a few times while
+//!    a ticker has not printed), compute the env's orders at them
+//!    ([`super::session::Session::orders`]);
 //! 5. reconcile: the broker's positions in the model's tickers must be the session's
 //!    before these orders (not with `dry_run`, where nothing is sent): otherwise stop,
 //!    since the agent would act on an account that is not the real one;
-//! 6. each order: over the maximum notional → withheld, and the loop stops after the bar
-//!    (the account no longer follows the agent); with `dry_run` → withheld; else written to
-//!    the journal, then sent; an id the broker has seen (a restart) is not sent again;
+//! 6. each order: over the maximum notional → withheld; with `dry_run` → withheld; else
+//!    written to the journal, then sent; an id the broker has seen (a restart) is not sent
+//!    again. Once an order is withheld (not in a dry run) or rejected, the bar's later
+//!    orders are withheld too (buys are sized from the cash the sells free) and the loop
+//!    stops after the bar: the account no longer follows the agent;
 //! 7. the bar is done: the journal is synced.
 
 use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, Quantity};
@@ -40,7 +46,17 @@ pub trait Paced: Broker {
     /// # Errors
     /// The broker's.
     fn wait_for_close(&mut self) -> Result<bool, BrokerError>;
+    /// Waits a little before asking again for data that is late (a bar after its close, an
+    /// opening print after the open).
+    ///
+    /// # Errors
+    /// The broker's.
+    fn wait_briefly(&mut self) -> Result<(), BrokerError>;
 }
+
+/// Times the loop asks again for a late bar or opening print ([`Paced::wait_briefly`]
+/// between two).
+const LATE_DATA_TRIES: u32 = 30;
 
 impl Paced for ReplayBroker {
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
@@ -49,6 +65,10 @@ impl Paced for ReplayBroker {
 
     fn wait_for_close(&mut self) -> Result<bool, BrokerError> {
         Ok(self.advance())
+    }
+
+    fn wait_briefly(&mut self) -> Result<(), BrokerError> {
+        Ok(())
     }
 }
 
@@ -101,6 +121,14 @@ pub enum TradeError {
     /// The broker has no opening prices after saying the bar opened.
     #[error("the broker has no opening prices for the bar that opened at {0}")]
     NoOpeningPrices(i64),
+    /// No bar arrived after a close.
+    #[error("no new bar after the bar at {0}: the feed is late or down")]
+    NoNewBar(i64),
+    /// Several bars arrived at once after a decision: the loop missed closes.
+    #[error(
+        "{0} bars arrived at once after the bar at {1}: the orders of the bars in between were never sent, so the account no longer follows the agent (start a new run)"
+    )]
+    MissedBars(usize, i64),
 }
 
 /// Runs the loop until the broker has no next bar or a limit stops it (see the module docs).
@@ -137,10 +165,14 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         path: journal.path().display().to_string(),
         source,
     };
+    // The newest bar decided by this loop, and whether a bar's orders left the account
+    // behind the agent.
+    let mut decided: Option<i64> = None;
+    let mut late = 0;
     loop {
         let since = live.times().last().map_or(i64::MIN, |t| t + 1);
         let bars = broker.bars_since(&tickers, since)?;
-        live.extend(&bars)?;
+        let added = live.extend(&bars)?;
         let n = live.n_bars();
         if n == 0 || n - 1 < session.start() {
             if !broker.wait_for_close()? {
@@ -149,6 +181,20 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             continue;
         }
         let bar_time = live.times()[n - 1];
+        if let Some(last) = decided {
+            if added == 0 {
+                late += 1;
+                if late > LATE_DATA_TRIES {
+                    return Err(TradeError::NoNewBar(last));
+                }
+                broker.wait_briefly()?;
+                continue;
+            }
+            if added > 1 {
+                return Err(TradeError::MissedBars(added, last));
+            }
+        }
+        late = 0;
         let clock = broker.clock()?;
         let account = broker.account()?;
         if let Err(stop) = opts.limits.check_bar(account.last_equity, account.equity) {
@@ -162,6 +208,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             return Ok(());
         }
         let actions = session.decide(live, clock.next_open)?.to_vec();
+        decided = Some(bar_time);
         summary.decisions += 1;
         if !broker.wait_for_open()? {
             journal
@@ -169,7 +216,24 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 .map_err(|e| journal_error(journal, e))?;
             return Ok(());
         }
-        let opens = broker.opening_prices(&tickers)?.ok_or(TradeError::NoOpeningPrices(clock.next_open))?;
+        if let Err(stop) = opts.limits.check_kill_switch() {
+            journal
+                .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
+                .map_err(|e| journal_error(journal, e))?;
+            summary.stopped = Some(stop.to_string());
+            return Ok(());
+        }
+        let mut tries = 0;
+        let opens = loop {
+            if let Some(opens) = broker.opening_prices(&tickers)? {
+                break opens;
+            }
+            tries += 1;
+            if tries > LATE_DATA_TRIES {
+                return Err(TradeError::NoOpeningPrices(clock.next_open));
+            }
+            broker.wait_briefly()?;
+        };
         let (orders, before) = session.orders(live, clock.next_open, &opens)?;
         if !opts.dry_run {
             reconcile(broker, &tickers, &before)?;
@@ -183,17 +247,20 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             let entry = Entry::Decision { bar_time, ticker: ticker.clone(), action: actions[k], shares };
             journal.write(&entry).map_err(|e| journal_error(journal, e))?;
         }
-        let mut stop_after = None;
+        let mut stop_after: Option<String> = None;
         for order in &orders {
-            let request = request(opts, clock.next_open, &tickers, order);
-            let withheld = match opts.limits.check_order(order.shares * order.price) {
-                Err(stop) => {
-                    stop_after =
-                        Some(format!("{stop}; stopping after this bar: the account no longer follows the agent"));
-                    Some(stop.to_string())
+            let request = request(opts, bar_time, &tickers, order);
+            let withheld = if let Some(why) = &stop_after {
+                Some(format!("not sent: {why}"))
+            } else {
+                match opts.limits.check_order(order.shares * order.price) {
+                    Err(stop) => {
+                        stop_after = Some(format!("{stop}; the account no longer follows the agent"));
+                        Some(stop.to_string())
+                    }
+                    Ok(()) if opts.dry_run => Some("dry run".to_string()),
+                    Ok(()) => None,
                 }
-                Ok(()) if opts.dry_run => Some("dry run".to_string()),
-                Ok(()) => None,
             };
             if let Some(reason) = withheld {
                 let entry = Entry::Withheld { bar_time, request: request.clone(), reason: reason.clone() };
@@ -201,13 +268,18 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 summary.withheld.push((request, reason));
                 continue;
             }
-            send(broker, journal, bar_time, SentOrder { fill_time: clock.next_open, request }, summary)?;
+            let id = request.client_order_id.clone();
+            let at_broker =
+                send(broker, journal, bar_time, SentOrder { fill_time: clock.next_open, request }, summary)?;
+            if !at_broker {
+                stop_after = Some(format!("order {id} was rejected; the account no longer follows the agent"));
+            }
         }
         journal
             .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
             .map_err(|e| journal_error(journal, e))?;
         if let Some(reason) = stop_after {
-            summary.stopped = Some(reason);
+            summary.stopped = Some(format!("{reason}: stopped after this bar"));
             return Ok(());
         }
         if !broker.wait_for_close()? {
@@ -216,11 +288,12 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
     }
 }
 
-/// The broker order of a planned one.
-fn request(opts: &TradeOptions, fill_time: i64, tickers: &[String], order: &PlannedOrder) -> OrderRequest {
+/// The broker order of a planned one; its id names the decision bar, so that a restart
+/// derives the same one whatever the time.
+fn request(opts: &TradeOptions, bar_time: i64, tickers: &[String], order: &PlannedOrder) -> OrderRequest {
     let ticker = &tickers[order.ticker];
     OrderRequest {
-        client_order_id: client_order_id(&opts.run, fill_time, ticker, order.leg),
+        client_order_id: client_order_id(&opts.run, bar_time, ticker, order.leg),
         ticker: ticker.clone(),
         side: order.side,
         quantity: Quantity::Shares(order.shares),
@@ -228,14 +301,15 @@ fn request(opts: &TradeOptions, fill_time: i64, tickers: &[String], order: &Plan
 }
 
 /// Journals and sends one order; an id the broker already has (sent before a restart) is
-/// looked up instead of sent again.
+/// looked up instead of sent again. Returns whether the order is at the broker (false: it
+/// was rejected).
 fn send<B: Broker>(
     broker: &mut B,
     journal: &mut Journal,
     bar_time: i64,
     order: SentOrder,
     summary: &mut TradeSummary,
-) -> Result<(), TradeError> {
+) -> Result<bool, TradeError> {
     let request = &order.request;
     let journal_error =
         |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
@@ -244,7 +318,10 @@ fn send<B: Broker>(
         .map_err(|e| journal_error(journal, e))?;
     let state = match broker.submit(request) {
         Ok(state) => Some(state),
-        Err(BrokerError::Duplicate(id)) => broker.order(&id)?,
+        Err(BrokerError::Duplicate(id)) => match broker.order(&id)? {
+            Some(state) => Some(state),
+            None => return Err(BrokerError::Other(format!("order {id}: a duplicate the broker cannot find")).into()),
+        },
         Err(BrokerError::Rejected { client_order_id, reason }) => {
             let message = format!("order {client_order_id} rejected: {reason}");
             journal
@@ -254,11 +331,14 @@ fn send<B: Broker>(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(state) = state {
-        journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-        summary.sent.push(order);
+    match state {
+        Some(state) => {
+            journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+            summary.sent.push(order);
+            Ok(true)
+        }
+        None => Ok(false),
     }
-    Ok(())
 }
 
 /// Checks that the broker holds what the session expects in the model's tickers.
@@ -287,7 +367,7 @@ fn flatten<B: Broker>(
     for position in broker.positions()?.into_iter().filter(|p| tickers.contains(&p.ticker)) {
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
-            client_order_id: client_order_id(&format!("{}-flatten", opts.run), fill_time, &position.ticker, Leg::Close),
+            client_order_id: client_order_id(&format!("{}-flatten", opts.run), bar_time, &position.ticker, Leg::Close),
             ticker: position.ticker.clone(),
             side,
             quantity: Quantity::Shares(position.shares.abs()),

@@ -57,15 +57,25 @@ impl Limits {
         }
     }
 
+    /// Whether the kill-switch file exists: checked again right before orders go out, since
+    /// a bar's decision and its orders can be a night apart.
+    ///
+    /// # Errors
+    /// [`Stop::KillSwitch`].
+    pub fn check_kill_switch(&self) -> Result<(), Stop> {
+        match self.kill_switch.as_deref().filter(|p| Path::exists(p)) {
+            Some(path) => Err(Stop::KillSwitch(path.to_path_buf())),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the session may go on at a bar where equity is `equity` and was
     /// `day_start` at the day's first bar.
     ///
     /// # Errors
     /// [`Stop::KillSwitch`] first, then [`Stop::DailyLoss`].
     pub fn check_bar(&self, day_start: f64, equity: f64) -> Result<(), Stop> {
-        if let Some(path) = self.kill_switch.as_deref().filter(|p| Path::exists(p)) {
-            return Err(Stop::KillSwitch(path.to_path_buf()));
-        }
+        self.check_kill_switch()?;
         let loss = if day_start > 0.0 { (day_start - equity) / day_start } else { 0.0 };
         match self.max_daily_loss {
             Some(max) if loss >= max => Err(Stop::DailyLoss { loss, max }),
