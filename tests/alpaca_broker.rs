@@ -43,6 +43,9 @@ struct State {
     /// the bars route serves those that have started by `now` (today's while it trades, as
     /// Alpaca does), the snapshots today's once the session has opened.
     daily: Vec<(i64, f64, f64, f64, f64, f64)>,
+    /// Fill every order at once at the open of the session in progress (of `daily`), and
+    /// move the positions: a broker whose market orders fill at the opening print.
+    fill_at_open: bool,
 }
 
 /// The mock Alpaca: a tiny_http server on 127.0.0.1, one thread per request.
@@ -239,6 +242,36 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                 "type": "market", "side": body["side"], "time_in_force": body["time_in_force"],
                 "limit_price": null, "stop_price": null, "status": "accepted", "extended_hours": false
             });
+            let mut order = order;
+            if st.fill_at_open {
+                let now = st.now.unwrap_or(0);
+                let started = |t: i64| {
+                    let date = chrono::DateTime::from_timestamp(t, 0)
+                        .unwrap()
+                        .with_timezone(&chrono_tz::America::New_York)
+                        .date_naive();
+                    ploutos::market::nyse::session(date).is_some_and(|(open, _)| open <= now)
+                };
+                let price = st.daily.iter().rev().find(|b| started(b.0)).map(|b| b.1).unwrap();
+                let qty: f64 = body["qty"].as_str().unwrap().parse().unwrap();
+                let signed = if body["side"] == "buy" { qty } else { -qty };
+                order["status"] = json!("filled");
+                order["filled_qty"] = json!(body["qty"]);
+                order["filled_avg_price"] = json!(price.to_string());
+                let symbol = body["symbol"].as_str().unwrap().to_string();
+                let positions = st.positions.as_array_mut().unwrap();
+                let held = positions.iter().position(|p| p["symbol"] == symbol.as_str());
+                let before = held.map_or(0.0, |i| positions[i]["qty"].as_str().unwrap().parse::<f64>().unwrap());
+                let after = before + signed;
+                if let Some(i) = held {
+                    positions.remove(i);
+                }
+                if after.abs() > 1e-9 {
+                    positions
+                        .push(json!({"symbol": symbol, "qty": after.to_string(), "avg_entry_price": price.to_string(),
+                                          "side": if after > 0.0 { "long" } else { "short" }}));
+                }
+            }
             st.orders.push(order.clone());
             drop(st);
             if let Some(Fault::TakeThenStall(d)) = fault {
@@ -515,6 +548,17 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
 /// from the snapshots and journaled as withheld, and the kill switch stops it.
 #[test]
 fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
+    daily_loop(true);
+}
+
+/// The same loop sending its orders: Alpaca fills them at the opening print, the positions
+/// match the session's at every open, every order is sent once.
+#[test]
+fn a_paper_loop_sends_each_order_once_and_follows_the_account() {
+    daily_loop(false);
+}
+
+fn daily_loop(dry_run: bool) {
     use ploutos::backtest::Agent;
     use ploutos::config::{EnvironmentConfig, Interval};
     use ploutos::features::FeatureScaler;
@@ -541,6 +585,7 @@ fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
         st.daily = daily;
         st.now = Some(et("2024-07-01T18:00:00-04:00"));
         st.positions = json!([]);
+        st.fill_at_open = !dry_run;
     }
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
@@ -580,18 +625,30 @@ fn a_dry_run_loop_trades_daily_bars_on_alpacas_clock() {
     let env = EnvironmentConfig::default();
     let mut session = Session::new(&env, &agent, live.n_bars() - 1);
     let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let opts = TradeOptions {
-        run: "paper".into(),
-        dry_run: true,
-        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
-    };
+    let opts =
+        TradeOptions { run: "paper".into(), dry_run, limits: Limits { kill_switch: Some(kill), ..Limits::default() } };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    check_daily_loop(&alpaca, &summary, dry_run);
+}
+
+/// The daily loop's decisions, orders and ids (see the tests above).
+fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary, dry_run: bool) {
+    use ploutos::market::calendar;
     // Decisions at the closes of Jul 1, 2, 3 (a half day), 5, 8 and 9; the kill switch
     // stops the loop at the close of the 10th.
     assert_eq!(summary.decisions, 6, "{summary:?}");
-    assert!(summary.stopped.unwrap().contains("kill switch"));
-    assert!(summary.sent.is_empty() && alpaca.posts() == 0, "a dry run sends nothing");
-    let fills: Vec<String> = summary.withheld.iter().map(|(o, _)| o.client_order_id.clone()).collect();
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"));
+    let fills: Vec<String> = if dry_run {
+        assert!(summary.sent.is_empty() && alpaca.posts() == 0, "a dry run sends nothing");
+        summary.withheld.iter().map(|(o, _)| o.client_order_id.clone()).collect()
+    } else {
+        // Every order reached Alpaca once, filled, and the positions followed the session
+        // at every open (the loop reconciles them, or it would have stopped).
+        assert!(summary.withheld.is_empty());
+        assert_eq!(alpaca.posts(), summary.sent.len());
+        assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+        summary.sent.iter().map(|o| o.request.client_order_id.clone()).collect()
+    };
     assert!(!fills.is_empty());
     // Ids name the decision bar: the buys decided at the Jul 1 and Jul 3 closes (the sells
     // in between wait out the holding period), those of Jul 3 sized at the Jul 5 open after
