@@ -48,6 +48,19 @@ struct State {
     fill_at_open: bool,
 }
 
+impl State {
+    /// The daily bar of the latest session that has opened by `now`: today's once the bell
+    /// has rung.
+    fn session_bar(&self, now: i64) -> Option<(i64, f64, f64, f64, f64, f64)> {
+        use ploutos::market::{calendar, nyse};
+        self.daily
+            .iter()
+            .rev()
+            .find(|b| nyse::session(calendar::ny_date(b.0)).is_some_and(|(open, _)| open <= now))
+            .copied()
+    }
+}
+
 /// The mock Alpaca: a tiny_http server on 127.0.0.1, one thread per request.
 struct MockAlpaca {
     url: String,
@@ -176,14 +189,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         ("GET", "/v2/stocks/snapshots") if !state.lock().unwrap().daily.is_empty() => {
             let st = state.lock().unwrap();
             let now = st.now.unwrap_or(0);
-            let started = |t: i64| {
-                let date = chrono::DateTime::from_timestamp(t, 0)
-                    .unwrap()
-                    .with_timezone(&chrono_tz::America::New_York)
-                    .date_naive();
-                ploutos::market::nyse::session(date).is_some_and(|(open, _)| open <= now)
-            };
-            let bar = st.daily.iter().rev().find(|b| started(b.0)).copied();
+            let bar = st.session_bar(now);
             drop(st);
             let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
             let body = bar.map_or(json!({}), |(t, o, ..)| json!({"AAPL": {"dailyBar": {"t": rfc(t), "o": o}}}));
@@ -245,14 +251,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
             let mut order = order;
             if st.fill_at_open {
                 let now = st.now.unwrap_or(0);
-                let started = |t: i64| {
-                    let date = chrono::DateTime::from_timestamp(t, 0)
-                        .unwrap()
-                        .with_timezone(&chrono_tz::America::New_York)
-                        .date_naive();
-                    ploutos::market::nyse::session(date).is_some_and(|(open, _)| open <= now)
-                };
-                let price = st.daily.iter().rev().find(|b| started(b.0)).map(|b| b.1).unwrap();
+                let price = st.session_bar(now).unwrap().1;
                 let qty: f64 = body["qty"].as_str().unwrap().parse().unwrap();
                 let signed = if body["side"] == "buy" { qty } else { -qty };
                 order["status"] = json!("filled");

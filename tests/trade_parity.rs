@@ -67,15 +67,8 @@ fn env_config() -> EnvironmentConfig {
 
 /// A replay broker over the dataset, standing at bar `start`'s close.
 fn replay_broker(ds: &Dataset, cfg: &EnvironmentConfig, start: usize) -> ReplayBroker {
-    let p = &ds.panel;
-    let cells = |high: bool| -> Vec<f64> {
-        (0..p.n_bars())
-            .flat_map(|t| (0..p.n_tickers()).map(move |k| if high { p.high(k)[t] } else { p.low(k)[t] }))
-            .collect()
-    };
-    let (high, low) = (cells(true), cells(false));
     ReplayBroker::new(cfg, ds.market.clone(), ds.panel.timestamps().to_vec(), start)
-        .and_then(|b| b.with_high_low(high, low))
+        .and_then(|b| b.with_high_low(&ds.panel))
         .expect("broker")
 }
 

@@ -127,13 +127,8 @@ fn replay(
         .into());
     }
     let panel = &ds.panel;
-    let cells = |high: bool| -> Vec<f64> {
-        (0..panel.n_bars())
-            .flat_map(|t| (0..panel.n_tickers()).map(move |k| if high { panel.high(k)[t] } else { panel.low(k)[t] }))
-            .collect()
-    };
     let mut broker = ReplayBroker::new(&cfg.environment, ds.market.clone(), panel.timestamps().to_vec(), range.start)
-        .and_then(|b| b.with_high_low(cells(true), cells(false)))
+        .and_then(|b| b.with_high_low(panel))
         .context("replay broker")?;
     let mut live = LiveMarket::new(panel.tickers().to_vec(), cfg.data.interval, scaler);
     let mut session = Session::new(&cfg.environment, policy, range.start);
@@ -251,7 +246,7 @@ fn alpaca(
             // The first decision is at the next close: today's when the session is open
             // or has not opened yet today, else at the newest bar's.
             let newest = live.times().last().copied().unwrap_or_default();
-            let date = calendar_date(clock.now);
+            let date = calendar::ny_date(clock.now);
             let today = calendar::session_timestamps(&[date], Interval::Day)[0];
             let closed_today = ploutos::market::nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
             if closed_today && newest < today {
@@ -298,14 +293,6 @@ fn alpaca(
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
     Ok(())
-}
-
-/// The New York date of a Unix time.
-#[cfg(feature = "learner")]
-fn calendar_date(ts: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive())
-        .unwrap_or_default()
 }
 
 /// `orders.csv`: every order sent, then every order withheld (with why), atomically.

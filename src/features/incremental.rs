@@ -118,33 +118,30 @@ impl IncrementalFeatures {
         Some((raw.row(n - 1), scaler.transform_row(&scale_free.row(n - 1))))
     }
 
-    /// The batch computation over the tail, resumed from the state before it.
-    fn tail_raw(&self) -> RawFeatures {
-        let input = RawInput {
+    /// The tail's bars as the feature code takes them.
+    fn tail(&self) -> RawInput<'_> {
+        RawInput {
             open: &self.open,
             high: &self.high,
             low: &self.low,
             close: &self.close,
             volume: &self.volume,
             day: &self.day,
-        };
-        compute_from(&input, &self.carry)
+        }
+    }
+
+    /// The batch computation over the tail, resumed from the state before it.
+    fn tail_raw(&self) -> RawFeatures {
+        compute_from(&self.tail(), &self.carry)
     }
 
     /// Pushes all but the last `TAIL_BARS` bars into the state and drops them.
     fn trim(&mut self) {
         let cut = self.close.len() - TAIL_BARS;
-        for t in 0..cut {
-            let bar = Bar {
-                open: self.open[t],
-                high: self.high[t],
-                low: self.low[t],
-                close: self.close[t],
-                volume: self.volume[t],
-                day: self.day[t],
-            };
-            self.carry.push(&bar);
-        }
+        let mut carry = self.carry.clone();
+        let tail = self.tail();
+        (0..cut).for_each(|t| carry.push(&tail.bar(t)));
+        self.carry = carry;
         for column in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
             column.drain(..cut);
         }

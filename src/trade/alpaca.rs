@@ -16,6 +16,7 @@ use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
     OrderStatus, Quantity,
 };
+use crate::market::calendar::ny_date;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -296,11 +297,6 @@ fn num(s: &Option<String>, field: &str) -> Result<f64, BrokerError> {
     }
 }
 
-/// The New York date of a Unix time.
-fn ny_date(ts: i64) -> Option<chrono::NaiveDate> {
-    chrono::DateTime::from_timestamp(ts, 0).map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive())
-}
-
 fn time(s: &str, field: &str) -> Result<i64, BrokerError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
@@ -551,9 +547,7 @@ impl Broker for AlpacaBroker {
             // Alpaca serves today's bar while the session runs: only closed sessions' bars
             // are bars.
             let now = self.clock()?.now;
-            out.retain(|b| {
-                ny_date(b.time).and_then(crate::market::nyse::session).is_some_and(|(_, close)| close <= now)
-            });
+            out.retain(|b| crate::market::nyse::session(ny_date(b.time)).is_some_and(|(_, close)| close <= now));
         }
         out.sort_by(|a, b| (a.time, &a.ticker).cmp(&(b.time, &b.ticker)));
         Ok(out)

@@ -24,6 +24,7 @@ use super::broker::{
 use crate::config::EnvironmentConfig;
 use crate::env::MarketData;
 use crate::execution::{CostModel, FeeModel, Fees, FillInput, FillModel, Fills, SpreadSlippageImpact, UsEquityFees};
+use crate::market::Panel;
 use std::collections::BTreeMap;
 
 /// One position of the replayed account.
@@ -106,21 +107,24 @@ impl ReplayBroker {
         })
     }
 
-    /// The bars' highs and lows (bar-major `[n_bars, n_tickers]`, like the market's
-    /// arrays), so that [`Broker::bars_since`] returns the real bars.
+    /// The bars' highs and lows from `panel` (the one the market was built from), so that
+    /// [`Broker::bars_since`] returns the real bars.
     ///
     /// # Errors
-    /// [`BrokerError::Other`] when either has not one value per bar and ticker.
-    pub fn with_high_low(mut self, high: Vec<f64>, low: Vec<f64>) -> Result<Self, BrokerError> {
-        let cells = self.market.n_bars() * self.market.n_tickers();
-        if high.len() != cells || low.len() != cells {
+    /// [`BrokerError::Other`] when the panel's shape is not the market's.
+    pub fn with_high_low(mut self, panel: &Panel) -> Result<Self, BrokerError> {
+        let (n, d) = (self.market.n_bars(), self.market.n_tickers());
+        if panel.n_bars() != n || panel.n_tickers() != d {
             return Err(BrokerError::Other(format!(
-                "replay: {} highs and {} lows for {cells} bars × tickers",
-                high.len(),
-                low.len()
+                "replay: a panel of {} bars × {} tickers for a market of {n} × {d}",
+                panel.n_bars(),
+                panel.n_tickers()
             )));
         }
-        self.high_low = Some((high, low));
+        let bar_major = |column: fn(&Panel, usize) -> &[f64]| -> Vec<f64> {
+            (0..n).flat_map(|t| (0..d).map(move |k| column(panel, k)[t])).collect()
+        };
+        self.high_low = Some((bar_major(Panel::high), bar_major(Panel::low)));
         Ok(self)
     }
 
