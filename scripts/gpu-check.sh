@@ -2,22 +2,71 @@
 # GPU check, run on a CUDA machine that has torch 2.11.0 in `python3` (no build there):
 #   strip -o target/gpu/ploutos target/release/ploutos   # here, after `make build`
 #   bash scripts/gpu-check.sh                              # there, with target/gpu/ploutos carried
-# Measures PPO throughput with the seed's network, trains config/ultimate.ron briefly and
-# runs make train's quick run (config/default.ron) on the GPU.
+# Optional: PLOUTOS_BASELINE_BIN=target/gpu/ploutos-base (an earlier build, measured in the
+# same invocation for a before/after), OUT=dir (the benches' full output), SEED_ONLY=1
+# (skip the 1,024-env rows), QUICK=1 (also make train's quick run, about 3 minutes). Models go to models/ in the current folder.
+# Measures PPO throughput with the seed's network (medians of 3 runs per row), profiles
+# an iteration phase by phase, trains config/ultimate.ron briefly, compares one update on
+# the CPU and the GPU, runs tests/ppo_learning.rs on the GPU when its release test binary
+# is carried as target/gpu/ppo_learning (`cargo test --release --test ppo_learning
+# --no-run`, then strip it there), and (QUICK=1) runs make train's quick run.
 set -u
 TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
 export LD_LIBRARY_PATH=$TL
 B=${PLOUTOS_BIN:-./target/gpu/ploutos}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-for p in fp32 bf16; do
-    echo "== $p seed net 1024-512-256: 16 envs x 4096 steps, batch 8192, 20 epochs (the seed's config)"
-    timeout 100 $B bench --train --net 1024,512,256 --envs 16 --n-steps 4096 --batch 8192 --epochs 20 --json --set training.device=cuda --set training.precision=$p --baseline /nonexistent 2>&1 | tail -2
-    echo "== $p seed net: 1024 envs x 256 steps, batch 8192, 20 epochs"
-    timeout 60 $B bench --train --net 1024,512,256 --envs 1024 --n-steps 256 --batch 8192 --epochs 20 --json --set training.device=cuda --set training.precision=$p --baseline /nonexistent 2>&1 | tail -2
+BASE=${PLOUTOS_BASELINE_BIN:-}
+O=${OUT:-/tmp/gpu-check}
+mkdir -p "$O"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
+SEED="--net 1024,512,256 --envs 16 --n-steps 4096 --batch 8192 --epochs 20"
+WIDE="--net 1024,512,256 --envs 1024 --n-steps 256 --batch 8192 --epochs 20"
+bench() { # label binary precision shape [extra]
+    local label=$1 bin=$2 p=$3 shape=$4; shift 4
+    timeout 150 $bin bench --train $shape --repeat 3 --set training.device=cuda --set training.precision=$p \
+        --baseline /nonexistent "$@" > "$O/bench-$label.txt" 2>&1
+    echo "== $label: $(grep -m1 'ploutos PPO' "$O/bench-$label.txt" || tail -1 "$O/bench-$label.txt")"
+    grep -A20 '^profile' "$O/bench-$label.txt"
+}
+bench seed-tf32 "$B" tf32 "$SEED" --profile
+[ -n "$BASE" ] && bench base-seed-fp32 "$BASE" fp32 "$SEED"
+bench seed-fp32 "$B" fp32 "$SEED"
+echo "== one update on the CPU and on the GPU from the same seed (64-64 net, 16 envs x 256 steps, 10 epochs)"
+for d in cpu:fp32 cuda:fp32 cuda:tf32; do
+    dev=${d%%:*}; p=${d##*:}
+    timeout 60 $B train --config config/default.ron --set training.device=$dev --set training.precision=$p \
+        --set training.n_envs=16 --set training.total_timesteps=4096 --set training.eval_freq=1000000 \
+        --set "training.run_name=Some(\"cmp-$dev-$p\")" > "$O/cmp-$dev-$p.txt" 2>&1 \
+        || { echo "cmp $d failed:"; tail -3 "$O/cmp-$dev-$p.txt"; }
 done
-echo "== 64-64: 16 envs x 256 steps, batch 1024, 10 epochs"
-timeout 30 $B bench --train --net 64,64 --envs 16 --n-steps 256 --batch 1024 --epochs 10 --json --set training.device=cuda --baseline /nonexistent 2>&1 | tail -2
-echo "== config/ultimate.ron, 262,144 timesteps"
-timeout 60 $B train --config config/ultimate.ron --set training.total_timesteps=262144 --set training.run_name=gpu --set training.eval_freq=131072 2>&1 | tail -8
-echo "== config/default.ron, make train's quick run (6M timesteps, about 3 minutes on an H200)"
-timeout 240 $B train --config config/default.ron --set 'training.run_name=Some("gpu-quick")' 2>&1 | grep -E "^eval @|done after" | sed -n '1p;10p;$p'
+python3 - models <<'PY'
+import sys, torch
+from safetensors.torch import load_file
+root = sys.argv[1]
+ref = load_file(f"{root}/cmp-cpu-fp32/final/model.safetensors")
+for other in ["cmp-cuda-fp32", "cmp-cuda-tf32"]:
+    try:
+        got = load_file(f"{root}/{other}/final/model.safetensors")
+    except Exception as e:
+        print(other, "missing:", e); continue
+    worst = max(((got[k].double() - ref[k].double()).norm() / ref[k].double().norm()).item() for k in ref)
+    print(f"{other} vs cmp-cpu-fp32 after one update: worst relative weight difference over tensors {worst:.2e}")
+PY
+T=$(ls target/gpu/ppo_learning* 2>/dev/null | head -1)
+if [ -n "$T" ]; then
+    echo "== tests/ppo_learning.rs on the GPU (planted signal and shuffled control; bf16)"
+    PLOUTOS_TEST_DEVICE=cuda timeout 120 $T --nocapture 2>&1 | grep -E "shuffle=|test result|panicked"
+    echo "== the same with tf32"
+    PLOUTOS_TEST_DEVICE=cuda PLOUTOS_TEST_PRECISION=tf32 timeout 120 $T --nocapture ppo_learns 2>&1 | grep -E "shuffle=|test result|panicked"
+fi
+echo "== config/ultimate.ron (the seed's config, precision auto), 1,048,576 timesteps"
+timeout 90 $B train --config config/ultimate.ron --set training.total_timesteps=1048576 \
+    --set 'training.run_name=Some("gpu")' --set training.eval_freq=524288 2>&1 | tail -4
+if [ "${SEED_ONLY:-0}" != 1 ]; then
+    [ -n "$BASE" ] && bench base-wide-fp32 "$BASE" fp32 "$WIDE"
+    bench wide-fp32 "$B" fp32 "$WIDE"
+    bench wide-tf32 "$B" tf32 "$WIDE" --profile
+fi
+[ "${QUICK:-0}" = 1 ] || exit 0
+echo "== config/default.ron, make train's quick run (6M timesteps), precision auto"
+timeout 240 $B train --config config/default.ron --set 'training.run_name=Some("gpu-quick")' 2>&1 \
+    | grep -E "^eval @|done after" | sed -n '1p;10p;$p'

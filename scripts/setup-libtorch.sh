@@ -33,7 +33,19 @@ ensure_ray() {
         || echo "ploutos setup: ray==$RAY_VERSION could not be installed; sweeps can still run locally (--backend local)" >&2
 }
 
+# CUDA's compiler-runtime headers (`crt/`, 134 KB), which the wheel's nvidia-cuda-runtime
+# lacks: build.rs needs them to compile CUDA graphs into csrc/torch_shim.cpp. Without
+# them the build still works, and rollouts on a GPU launch their kernels one by one.
+CUDA_CRT_VERSION="13.0.88"
+ensure_cuda_headers() {
+    [ -f "$LINK/../nvidia/cu13/include/crt/host_config.h" ] && return 0
+    [ -d "$LINK/../nvidia/cu13/include" ] || return 0
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps "nvidia-cuda-crt==$CUDA_CRT_VERSION" \
+        || echo "ploutos setup: nvidia-cuda-crt could not be installed; GPU rollouts will not use CUDA graphs" >&2
+}
+
 if [ "$(installed_version 2>/dev/null || true)" = "$TORCH_VERSION" ] && [ -f "$LINK/lib/libtorch_cpu.so" ]; then
+    ensure_cuda_headers
     ensure_numpy
     ensure_ray
     exit 0
@@ -62,6 +74,7 @@ ln -sfn "$site" "$LINK"
 got=$(installed_version || true)
 [ "$got" = "$TORCH_VERSION" ] \
     || die "found torch '$got' in $VENV but tch 0.24 needs $TORCH_VERSION; delete $VENV and re-run make."
+ensure_cuda_headers
 ensure_numpy
 ensure_ray
 echo "ploutos setup: libtorch $TORCH_VERSION ready at $LINK"

@@ -12,7 +12,7 @@
 
 use ploutos::config::{Config, ObservationLayout};
 use ploutos::env::{EpisodeBounds, MarketData};
-use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, bench_train};
+use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, bench_train, profile_train};
 use ploutos::{EnvOptions, TradingEnv};
 use tch::{Cuda, Device};
 
@@ -28,6 +28,21 @@ fn bench_train_smoke() {
     assert_eq!(b.params, 584 * 8 + 8 + 8 * 30 + 30 + 584 * 8 + 8 + 8 + 1);
     assert!(b.timesteps_per_sec > 0.0);
     assert!(bench_train(&c, &[8], 2, 8, 64, 1, 1).is_err(), "batch larger than the rollout");
+}
+
+#[test]
+fn profile_charges_every_step_and_minibatch_to_a_phase() {
+    let mut c = Config::default();
+    c.training.device = "cpu".into();
+    c.training.threads = 1;
+    // 2 iterations of 8 steps; minibatches of 8 over 2 × 8 rows, 2 epochs: 4 per update.
+    let phases = profile_train(&c, &[8], 2, 8, 8, 2, 2).unwrap();
+    let count = |name: &str| phases.iter().find(|p| p.phase == name).map_or(0, |p| p.count);
+    assert_eq!(count("rollout: env step"), 2 * 8);
+    assert_eq!(count("rollout: inference (device round trip)"), 2 * 8);
+    assert_eq!(count("update: backward"), 2 * 4);
+    assert_eq!(count("update: statistics readback"), 2);
+    assert!(phases.iter().all(|p| p.secs >= 0.0 && p.count > 0));
 }
 
 #[test]

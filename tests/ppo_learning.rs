@@ -83,7 +83,9 @@ fn config() -> Config {
     t.ent_coef = 0.01;
     t.target_kl = None;
     t.net_arch = vec![32, 32];
-    t.device = "cpu".into();
+    // `PLOUTOS_TEST_DEVICE=cuda` (and `PLOUTOS_TEST_PRECISION=tf32`) run these tests on a
+    // GPU: scripts/gpu-check.sh does, with a release build of this file.
+    t.device = std::env::var("PLOUTOS_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     t.threads = 1;
     t.seed = 1;
     t.eval_freq = 0;
@@ -116,7 +118,10 @@ fn held_out_return(c: &Config, market: MarketData, mut act: impl FnMut(&[f32]) -
 /// Trains on bars 0..2000 and returns (policy, buy-and-hold) mean held-out returns.
 fn train_and_evaluate(shuffle: bool, precision: Precision) -> (f64, f64) {
     let mut c = config();
-    c.training.precision = precision;
+    c.training.precision = match std::env::var("PLOUTOS_TEST_PRECISION").as_deref() {
+        Ok("tf32") if precision == Precision::Fp32 => Precision::Tf32,
+        _ => precision,
+    };
     let root = tempfile::tempdir().unwrap();
     let out =
         RunPaths { models: root.path().join("models"), runs: root.path().join("runs"), logs: root.path().join("logs") };

@@ -320,4 +320,9 @@ pub struct BenchArgs {
     /// with `training.action_masking` (instead of the SB3 comparison).
     #[arg(long, requires = "train", conflicts_with = "contention")]
     pub masking_cost: bool,
+    /// With --train: also profile two more iterations, phase by phase (rollout inference,
+    /// env step, observations; the update's gathers, forward, backward, optimizer), each
+    /// phase waiting for the device so that its kernels are charged to it.
+    #[arg(long, requires = "train", conflicts_with_all = ["contention", "masking_cost"])]
+    pub profile: bool,
 }

@@ -539,6 +539,11 @@ mod with_learner {
             .expect("at least one run");
         let sb3_rate = (!sb3_rates.is_empty()).then(|| ploutos::bench::median(sb3_rates.clone()));
         let ratios: Vec<f64> = rates.iter().zip(&sb3_rates).map(|(o, s)| o / s).collect();
+        let profile = if a.profile {
+            Some(ploutos::ppo::profile_train(cfg, &net, n_envs, n_steps, batch, epochs, PROFILED_ITERATIONS)?)
+        } else {
+            None
+        };
         if a.json {
             let mut v = serde_json::to_value(&ours).unwrap_or_default();
             v["timesteps_per_sec"] = mid.into();
@@ -547,6 +552,10 @@ mod with_learner {
             v["sb3_timesteps_per_sec"] = sb3_rate.map_or(serde_json::Value::Null, Into::into);
             v["sb3_timesteps_per_sec_runs"] = sb3_rates.clone().into();
             v["ratio_vs_sb3"] = sb3_rate.map_or(serde_json::Value::Null, |r| (mid / r).into());
+            if let Some(p) = &profile {
+                v["profile"] = serde_json::to_value(p).unwrap_or_default();
+                v["profile_iterations"] = PROFILED_ITERATIONS.into();
+            }
             println!("{v}");
         } else {
             let span = |v: &[f64]| {
@@ -581,7 +590,33 @@ mod with_learner {
                     "SB3 PPO:     not run (shared/bench/sb3_ppo.py or a Python with stable_baselines3 not found)"
                 ),
             }
+            if let Some(p) = &profile {
+                print_profile(p);
+            }
         }
         Ok(())
+    }
+
+    /// Iterations `bench --train --profile` profiles (after the timed runs).
+    const PROFILED_ITERATIONS: usize = 2;
+
+    /// The profile as a table: seconds per iteration, share, and time per call.
+    fn print_profile(phases: &[ploutos::ppo::profile::PhaseTime]) {
+        let total: f64 = phases.iter().map(|p| p.secs).sum();
+        let per_iter = PROFILED_ITERATIONS as f64;
+        println!(
+            "profile ({PROFILED_ITERATIONS} iterations, each phase waiting for the device: {:.3} s per iteration):",
+            total / per_iter
+        );
+        for p in phases {
+            println!(
+                "  {:<50} {:>8.3} s/iter {:>5.1}% {:>10.1} µs/call ({} calls/iter)",
+                p.phase,
+                p.secs / per_iter,
+                100.0 * p.secs / total.max(1e-12),
+                1e6 * p.secs / p.count.max(1) as f64,
+                p.count / PROFILED_ITERATIONS as u64
+            );
+        }
     }
 }

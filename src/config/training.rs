@@ -19,10 +19,17 @@ pub enum Activation {
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// `bf16` on a CPU with AVX512-BF16 (where it is about 3.5× faster), else `fp32`
-    /// (GPUs included: at these network sizes bf16 does not pay there).
+    /// (GPUs included: on an H200 neither bf16 nor tf32 is faster at the seed's sizes,
+    /// where the update waits on kernel launches, not on arithmetic).
     Auto,
     /// f32 throughout.
     Fp32,
+    /// On CUDA, the update's f32 matrix products on TF32 tensor cores (PyTorch's
+    /// `torch.backends.cuda.matmul.allow_tf32 = True`: inputs rounded to a 10-bit
+    /// mantissa, f32 accumulation); everything else, and every product on a CPU, in f32.
+    /// Rollouts and backtests act in f32. Pays where the update's products are large
+    /// enough to wait on arithmetic (wider networks, bigger minibatches).
+    Tf32,
     /// Mixed precision: weights, optimizer, losses and statistics in f32; the layers'
     /// products in bfloat16 (as `torch.autocast(dtype=torch.bfloat16)`); rollouts and
     /// backtests act in f32. About 3.5× faster products on CPUs with AVX512-BF16; slower on
@@ -99,7 +106,8 @@ pub struct TrainingConfig {
     pub net_arch: Vec<usize>,
     /// Hidden activation (default: `tanh`).
     pub activation: Activation,
-    /// `auto`, `fp32` or `bf16` (mixed precision, see [`Precision`]) (default: `auto`).
+    /// `auto`, `fp32`, `tf32` (CUDA) or `bf16` (mixed precision), see [`Precision`]
+    /// (default: `auto`).
     pub precision: Precision,
     /// Master seed of envs, network init and minibatch shuffling (default: 42).
     pub seed: u64,

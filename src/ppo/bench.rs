@@ -2,6 +2,7 @@
 //! set-up, for `ploutos bench --train` and the README's figures.
 
 use super::learner::Learner;
+use super::profile::{PhaseTime, Profiler};
 use super::{PpoError, device};
 use crate::config::{Config, ObservationLayout};
 use crate::env::{EpisodeBounds, MarketData};
@@ -49,27 +50,8 @@ pub fn bench_train(
     epochs: usize,
     iterations: usize,
 ) -> Result<TrainBench, PpoError> {
-    let mut c = cfg.clone();
-    c.training.net_arch = net.to_vec();
-    c.training.n_envs = n_envs;
-    c.training.n_steps = n_steps;
-    c.training.batch_size = batch;
-    c.training.n_epochs = epochs;
-    c.training.target_kl = None;
-    c.environment.observation_layout = ObservationLayout::Materialized;
-    let market = MarketData::random_walk(17_640, 10, 55, 0);
-    let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
-    let opts = EnvOptions {
-        threads: c.training.threads,
-        action_masks: c.training.action_masking,
-        ..EnvOptions::training(n_envs, bounds)
-    };
-    let mut env = TradingEnv::new(&c.environment, market, opts)?;
-    let mut learner = Learner::new(&c, &env)?;
-    learner.reset_envs(&mut env, c.training.seed)?;
+    let (c, mut env, mut learner) = set_up(cfg, net, n_envs, n_steps, batch, epochs)?;
     let lr = c.training.learning_rate;
-    learner.collect(&mut env)?;
-    learner.update(lr)?;
     let (mut rollout_secs, mut update_secs) = (0.0, 0.0);
     for _ in 0..iterations {
         let t = Instant::now();
@@ -95,4 +77,60 @@ pub fn bench_train(
         rollout_secs,
         update_secs,
     })
+}
+
+/// Where the time of [`bench_train`]'s iterations goes: the same set-up and warm-up, then
+/// `iterations` profiled iterations (see [`super::profile`]: each phase waits for the
+/// device, so these iterations are slower than plain ones), summed per phase.
+///
+/// # Errors
+/// As [`bench_train`].
+pub fn profile_train(
+    cfg: &Config,
+    net: &[usize],
+    n_envs: usize,
+    n_steps: usize,
+    batch: usize,
+    epochs: usize,
+    iterations: usize,
+) -> Result<Vec<PhaseTime>, PpoError> {
+    let (c, mut env, mut learner) = set_up(cfg, net, n_envs, n_steps, batch, epochs)?;
+    learner.profiler = Some(Profiler::new(learner.device));
+    for _ in 0..iterations {
+        learner.collect(&mut env)?;
+        learner.update(c.training.learning_rate)?;
+    }
+    Ok(learner.profiler.map(|p| p.phases().to_vec()).unwrap_or_default())
+}
+
+/// The bench's config, env and learner, after one untimed warm-up iteration.
+fn set_up(
+    cfg: &Config,
+    net: &[usize],
+    n_envs: usize,
+    n_steps: usize,
+    batch: usize,
+    epochs: usize,
+) -> Result<(Config, TradingEnv, Learner), PpoError> {
+    let mut c = cfg.clone();
+    c.training.net_arch = net.to_vec();
+    c.training.n_envs = n_envs;
+    c.training.n_steps = n_steps;
+    c.training.batch_size = batch;
+    c.training.n_epochs = epochs;
+    c.training.target_kl = None;
+    c.environment.observation_layout = ObservationLayout::Materialized;
+    let market = MarketData::random_walk(17_640, 10, 55, 0);
+    let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
+    let opts = EnvOptions {
+        threads: c.training.threads,
+        action_masks: c.training.action_masking,
+        ..EnvOptions::training(n_envs, bounds)
+    };
+    let mut env = TradingEnv::new(&c.environment, market, opts)?;
+    let mut learner = Learner::new(&c, &env)?;
+    learner.reset_envs(&mut env, c.training.seed)?;
+    learner.collect(&mut env)?;
+    learner.update(c.training.learning_rate)?;
+    Ok((c, env, learner))
 }

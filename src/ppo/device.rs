@@ -60,7 +60,7 @@ pub fn device_name(device: Device) -> String {
 }
 
 /// The precision `auto` stands for on `device` (see [`crate::config::Precision::Auto`]);
-/// `fp32` and `bf16` stand for themselves.
+/// the others stand for themselves.
 pub fn resolve_precision(precision: crate::config::Precision, device: Device) -> crate::config::Precision {
     use crate::config::Precision;
     match precision {
@@ -82,18 +82,79 @@ fn cpu_has_bf16() -> bool {
     }
 }
 
-/// `fp32` or `bf16`, as printed by benchmarks.
+/// `fp32`, `tf32` or `bf16`, as printed by benchmarks.
 pub fn precision_name(precision: crate::config::Precision) -> &'static str {
     match precision {
         crate::config::Precision::Auto => "auto",
         crate::config::Precision::Fp32 => "fp32",
         crate::config::Precision::Bf16 => "bf16",
+        crate::config::Precision::Tf32 => "tf32",
+    }
+}
+
+unsafe extern "C" {
+    // csrc/torch_shim.cpp, compiled by build.rs.
+    fn ploutos_set_matmul_tf32(tf32: std::ffi::c_int) -> std::ffi::c_int;
+    fn ploutos_matmul_tf32() -> std::ffi::c_int;
+}
+
+/// Lets f32 matrix products on CUDA use TF32 tensor cores while it lives, and restores
+/// the previous setting when dropped (libtorch's setting is global to the process: the
+/// update turns it on around its products only, so that rollouts, evaluations and
+/// backtests act in f32). Does nothing when `on` is false; the setting never affects CPU
+/// products.
+#[derive(Debug)]
+#[must_use = "TF32 is turned off again when the guard drops"]
+pub struct Tf32Guard {
+    previous: Option<bool>,
+}
+
+impl Tf32Guard {
+    pub fn new(on: bool) -> Self {
+        if !on {
+            return Self { previous: None };
+        }
+        // SAFETY: two plain C functions of the shim; they take and return ints and catch
+        // every C++ exception.
+        let previous = unsafe { ploutos_matmul_tf32() } != 0;
+        unsafe { ploutos_set_matmul_tf32(1) };
+        Self { previous: Some(previous) }
+    }
+}
+
+impl Drop for Tf32Guard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous {
+            // SAFETY: as in `new`.
+            unsafe { ploutos_set_matmul_tf32(std::ffi::c_int::from(previous)) };
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf32_guard_turns_tf32_on_and_restores_it() {
+        let before = unsafe { ploutos_matmul_tf32() } != 0;
+        assert!(!before, "PyTorch's default is IEEE f32 products");
+        {
+            let _off = Tf32Guard::new(false);
+            assert!(unsafe { ploutos_matmul_tf32() } == 0);
+            let _on = Tf32Guard::new(true);
+            assert!(unsafe { ploutos_matmul_tf32() } != 0);
+        }
+        assert!(unsafe { ploutos_matmul_tf32() } == 0);
+    }
+
+    #[test]
+    fn auto_is_fp32_on_cuda_and_tf32_stands_for_itself() {
+        use crate::config::Precision;
+        assert_eq!(resolve_precision(Precision::Auto, Device::Cuda(0)), Precision::Fp32);
+        assert_eq!(resolve_precision(Precision::Tf32, Device::Cuda(0)), Precision::Tf32);
+        assert_ne!(resolve_precision(Precision::Auto, Device::Cpu), Precision::Tf32);
+    }
 
     #[test]
     fn parses_cpu_and_rejects_junk() {

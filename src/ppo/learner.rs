@@ -9,6 +9,7 @@ use super::checkpoint::{self, CheckpointState, ModelSpec};
 use super::model::{self, ActorCritic, InputBuilder};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::optimizer::Adam;
+use super::profile::Profiler;
 use super::rollout::Rollout;
 use super::{PpoError, device};
 use crate::config::{Config, Precision, TrainingConfig};
@@ -23,6 +24,16 @@ use tch::{Device, Kind, Tensor};
 /// (envs use `ChaCha8Rng::seed_from_u64(seed)` with stream = env index).
 const LEARNER_SALT: u64 = 0x5050_4f5f_4c45_4152; // "PPO_LEAR"
 
+/// Rollouts of at most this many input floats per step (`n_envs × input_dim`) build and
+/// normalize their inputs on the host and upload them once, whatever the device.
+///
+/// On a GPU, building and normalizing a step's inputs there costs about twenty kernel
+/// launches (the index layout's gather, the running statistics' merge, the
+/// normalization), each some microseconds of host time, whatever the rows: for the seed's
+/// 16 envs, more than the arithmetic on the host (16 × 584 floats). For thousands of envs
+/// the device's bandwidth wins. 64 Ki floats is 112 envs of the 584-float input.
+pub(super) const HOST_INPUT_FLOATS: usize = 1 << 16;
+
 /// Network, optimizer, normalizers, RNG and rollout storage: everything PPO needs besides
 /// the envs and the run's bookkeeping.
 #[derive(Debug)]
@@ -32,8 +43,15 @@ pub(crate) struct Learner {
     pub(super) spec: ModelSpec,
     pub(super) model: ActorCritic,
     pub(super) adam: Adam,
+    /// Builds the network inputs, on the host for small rollouts ([`HOST_INPUT_FLOATS`]),
+    /// else on the device; the observation statistics live where the inputs are built.
     pub(super) input: InputBuilder,
     pub(super) obs_norm: Option<RunningMeanStd>,
+    /// The update's f32 products may use TF32 (`precision: tf32` on CUDA).
+    pub(super) tf32: bool,
+    /// Per-phase wall times, for `ploutos bench --train --profile` (off otherwise: a mark
+    /// waits for the device).
+    pub(super) profiler: Option<Profiler>,
     pub(super) rew_scaler: Option<RewardScaler>,
     pub(super) rng: ChaCha8Rng,
     pub(super) n_envs: usize,
@@ -99,15 +117,17 @@ impl Learner {
         let precision = device::resolve_precision(t.precision, device);
         model.set_precision(precision);
         let adam = Adam::new(&model.vs, t.learning_rate, 1e-5)?;
-        let input = InputBuilder::new(&spec, Some(env.market()), device)?;
-        let obs_norm = if t.normalize_obs { Some(RunningMeanStd::new(spec.input_dim, device)?) } else { None };
+        let input_device = if n_envs * spec.input_dim <= HOST_INPUT_FLOATS { Device::Cpu } else { device };
+        let input = InputBuilder::new(&spec, Some(env.market()), input_device)?;
+        let obs_norm = if t.normalize_obs { Some(RunningMeanStd::new(spec.input_dim, input_device)?) } else { None };
         let rew_scaler = t.normalize_reward.then(|| RewardScaler::new(n_envs, t.gamma));
         // With mixed precision the inputs are kept in bf16: the network casts them anyway,
         // and minibatch gathers move half the bytes.
         let x_kind = match precision {
             Precision::Bf16 => Kind::BFloat16,
-            Precision::Fp32 | Precision::Auto => Kind::Float,
+            Precision::Fp32 | Precision::Tf32 | Precision::Auto => Kind::Float,
         };
+        let tf32 = precision == Precision::Tf32 && device.is_cuda();
         let rollout = Rollout::new(t.n_steps, n_envs, &spec, x_kind, device, t.action_masking)?;
         let (n, d) = (n_envs as i64, spec.input_dim as i64);
         Ok(Self {
@@ -122,6 +142,8 @@ impl Learner {
             adam,
             input,
             obs_norm,
+            tf32,
+            profiler: None,
             rew_scaler,
             rng: ChaCha8Rng::seed_from_u64(t.seed ^ LEARNER_SALT),
             n_envs,
@@ -173,10 +195,10 @@ impl Learner {
         let opt = Tensor::read_safetensors(&optimizer).map_err(|e| checkpoint::unreadable(&optimizer, &e))?;
         self.adam.load_named(&opt).map_err(|m| err(checkpoint::OPTIMIZER_FILE, m))?;
         if self.obs_norm.is_some() {
-            self.obs_norm = model::load_obs_norm(dir, state, self.device)?;
+            self.obs_norm = model::load_obs_norm(dir, state, self.input.device())?;
             if self.obs_norm.is_none() {
                 tracing::warn!("the checkpoint has no observation statistics; starting them afresh");
-                self.obs_norm = Some(RunningMeanStd::new(self.spec.input_dim, self.device)?);
+                self.obs_norm = Some(RunningMeanStd::new(self.spec.input_dim, self.input.device())?);
             }
         }
         if let Some(r) = &mut self.rew_scaler {
@@ -198,8 +220,9 @@ impl Learner {
     }
 }
 
-/// Raw observation rows → normalized network inputs; `update` merges them into the
-/// running statistics first (SB3 updates, then normalizes, on every training step).
+/// Raw observation rows → normalized network inputs on `device`; `update` merges them
+/// into the running statistics first (SB3 updates, then normalizes, on every training
+/// step).
 pub(super) fn observe(
     obs_norm: &mut Option<RunningMeanStd>,
     clip: f64,
@@ -209,7 +232,20 @@ pub(super) fn observe(
     n: usize,
     update: bool,
 ) -> Result<Tensor, PpoError> {
-    let raw = input.build(obs, n, device)?;
+    Ok(observe_where_built(obs_norm, clip, input, obs, n, update)?.f_to(device)?)
+}
+
+/// [`observe`], left where `input` builds (the host for small rollouts): the rollout
+/// uploads it straight into its storage.
+pub(super) fn observe_where_built(
+    obs_norm: &mut Option<RunningMeanStd>,
+    clip: f64,
+    input: &InputBuilder,
+    obs: &[f32],
+    n: usize,
+    update: bool,
+) -> Result<Tensor, PpoError> {
+    let raw = input.build(obs, n, input.device())?;
     match obs_norm {
         Some(norm) => {
             if update {
@@ -218,5 +254,27 @@ pub(super) fn observe(
             Ok(norm.normalize(&raw, clip)?)
         }
         None => Ok(raw),
+    }
+}
+
+impl Learner {
+    /// Writes the next inputs (built by [`observe_where_built`]) into `self.x`, in place:
+    /// a rollout's captured graph reads them there.
+    pub(super) fn upload(&mut self, next: &Tensor) -> Result<(), PpoError> {
+        Ok(self.x.f_copy_(next)?)
+    }
+
+    /// Charges the time since the last mark to `phase` when profiling (see [`Profiler`]).
+    pub(super) fn mark(&mut self, phase: &'static str) {
+        if let Some(p) = &mut self.profiler {
+            p.mark(phase);
+        }
+    }
+
+    /// Starts a profiled stretch (a rollout, an update) without charging anything.
+    pub(super) fn mark_start(&mut self) {
+        if let Some(p) = &mut self.profiler {
+            p.start();
+        }
     }
 }

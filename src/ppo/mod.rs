@@ -44,6 +44,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod cuda_graph;
 pub mod device;
 mod evaluate;
 pub mod gae;
@@ -52,13 +53,14 @@ pub mod loss;
 pub mod model;
 pub mod normalize;
 pub mod optimizer;
+pub mod profile;
 mod rollout;
 pub mod trainer;
 mod update;
 
 /// The Sharpe ratio evaluation scores episodes with: the backtest reports' own.
 pub use crate::backtest::metrics::sharpe;
-pub use bench::{TrainBench, bench_train};
+pub use bench::{TrainBench, bench_train, profile_train};
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
 pub use gae::{bootstrap_truncated, compute_gae, explained_variance};

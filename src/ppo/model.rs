@@ -144,7 +144,7 @@ impl ActorCritic {
     pub fn set_precision(&mut self, precision: Precision) {
         self.compute = match precision {
             Precision::Bf16 => Kind::BFloat16,
-            Precision::Fp32 | Precision::Auto => Kind::Float,
+            Precision::Fp32 | Precision::Tf32 | Precision::Auto => Kind::Float,
         };
     }
 
@@ -278,58 +278,61 @@ impl ActorCritic {
     }
 }
 
-/// The networks frozen for a rollout: weights without gradients, in f32, and the first
-/// layers of policy and value fused into one product.
+/// The networks frozen for a rollout: weights without gradients, in f32, policy and value
+/// stacked layer by layer so that each layer of both is one batched product.
 ///
-/// A rollout step runs the networks on a few rows (one per env); on a CPU its cost is
-/// mostly the dispatch of each tensor operation, so it pays to do fewer of them. The
-/// weights do not change during a rollout. Acting is always in f32, as [`Policy`] acts in
-/// backtests: with `precision: bf16` only the update's products are in bf16, where the
-/// rows are thousands and bf16 pays (on a few rows it is slower than f32).
+/// A rollout step runs the networks on a few rows (one per env). On a CPU its cost is
+/// mostly the dispatch of each tensor operation, on a GPU the launch of each kernel: so
+/// it pays to do fewer of them. Policy and value have the same hidden widths, so layer
+/// `i` of both is one `baddbmm` over a batch of two (`[2, n, d_in] × [2, d_in, d_out]`,
+/// the input shared by both for the first layer); the heads are padded to the wider one
+/// (the policy's `n_tickers × n_actions`; the value's single output, zeros beside it). A
+/// step is then one product and one activation per layer, and the outputs of both
+/// networks are one tensor that reaches the host in one transfer. The weights do not
+/// change during a rollout. Acting is always in f32, as [`Policy`] acts in backtests:
+/// with `precision: bf16` only the update's products are in bf16, where the rows are
+/// thousands and bf16 pays (on a few rows it is slower than f32).
 #[derive(Debug)]
 pub struct Inference {
-    /// `[actor first layer; critic first layer]` stacked, and its biases.
-    first: (Tensor, Tensor),
-    /// Width of the actor's first layer (the split of the fused product).
-    split: i64,
-    /// The remaining layers of each network.
-    actor: Vec<(Tensor, Tensor)>,
-    critic: Vec<(Tensor, Tensor)>,
+    /// Per layer: `[actorᵀ, criticᵀ]` stacked `[2, d_in, d_out]` and the biases `[2, 1,
+    /// d_out]`.
+    layers: Vec<(Tensor, Tensor)>,
     act: Activation,
-    kind: Kind,
     n_tickers: i64,
     n_actions: i64,
 }
 
 impl Inference {
-    /// Logits `[n, n_tickers, 3]` and values `[n]`, both f32.
+    /// Both networks' outputs `[2, n, n_tickers × n_actions]` in f32: row `[0, i]` env
+    /// `i`'s logits, `[1, i, 0]` its value (the rest of row `[1, i]` is padding).
+    ///
+    /// # Errors
+    /// A torch error on mismatched shapes.
+    pub fn outputs(&self, x: &Tensor) -> Result<Tensor, PpoError> {
+        let x = if x.kind() == Kind::Float { x.shallow_clone() } else { x.f_to_kind(Kind::Float)? };
+        let size = x.size();
+        let mut h = x.f_unsqueeze(0)?.f_expand([2, size[0], size[1]], false)?;
+        let last = self.layers.len() - 1;
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = b.f_baddbmm(&h, w, 1.0, 1.0)?;
+            if i < last {
+                h = match self.act {
+                    Activation::Tanh => h.f_tanh()?,
+                    Activation::Relu => h.f_relu()?,
+                };
+            }
+        }
+        Ok(h)
+    }
+
+    /// Logits `[n, n_tickers, n_actions]` and values `[n]`, both f32.
     ///
     /// # Errors
     /// A torch error on mismatched shapes.
     pub fn logits_values(&self, x: &Tensor) -> Result<(Tensor, Tensor), PpoError> {
-        let act = |h: Tensor| match self.act {
-            Activation::Tanh => h.f_tanh(),
-            Activation::Relu => h.f_relu(),
-        };
-        let x = if x.kind() == self.kind { x.shallow_clone() } else { x.f_to_kind(self.kind)? };
-        let h = act(x.f_linear(&self.first.0, Some(&self.first.1))?)?;
-        let width = h.size()[1];
-        let mut out = Vec::with_capacity(2);
-        for (mut h, layers) in [
-            (h.f_narrow(1, 0, self.split)?, &self.actor),
-            (h.f_narrow(1, self.split, width - self.split)?, &self.critic),
-        ] {
-            let last = layers.len() - 1;
-            for (i, (w, b)) in layers.iter().enumerate() {
-                h = h.f_linear(w, Some(b))?;
-                if i < last {
-                    h = act(h)?;
-                }
-            }
-            out.push(if h.kind() == Kind::Float { h } else { h.f_to_kind(Kind::Float)? });
-        }
-        let values = out.pop().expect("two networks").f_view([-1])?;
-        let logits = out.pop().expect("two networks").f_view([-1, self.n_tickers, self.n_actions])?;
+        let out = self.outputs(x)?;
+        let logits = out.f_select(0, 0)?.f_view([-1, self.n_tickers, self.n_actions])?;
+        let values = out.f_select(0, 1)?.f_select(1, 0)?;
         Ok((logits, values))
     }
 }
@@ -338,27 +341,35 @@ impl ActorCritic {
     /// The networks frozen for a rollout (see [`Inference`]).
     ///
     /// # Errors
-    /// A torch error when a cast fails.
+    /// A torch error when a copy fails.
     pub fn inference(&self) -> Result<Inference, PpoError> {
         tch::no_grad(|| {
-            // The weights are the f32 masters: detached views, not copies (they do not
-            // change during a rollout). Every layer of an `Mlp` has a bias.
-            let freeze = |l: &nn::Linear| -> Result<(Tensor, Tensor), tch::TchError> {
-                Ok((l.ws.f_detach()?, l.bs.as_ref().expect("Mlp layers have biases").f_detach()?))
+            // Every layer of an `Mlp` has a bias. Hidden layers have the same widths in
+            // both networks; the heads are padded with zero rows to the wider one.
+            let padded = |l: &nn::Linear, rows: i64| -> Result<(Tensor, Tensor), tch::TchError> {
+                let (w, b) = (l.ws.f_detach()?, l.bs.as_ref().expect("Mlp layers have biases").f_detach()?);
+                let missing = rows - w.size()[0];
+                if missing == 0 {
+                    return Ok((w, b));
+                }
+                let zw = Tensor::f_zeros([missing, w.size()[1]], (w.kind(), w.device()))?;
+                let zb = Tensor::f_zeros([missing], (b.kind(), b.device()))?;
+                Ok((Tensor::f_cat(&[&w, &zw], 0)?, Tensor::f_cat(&[&b, &zb], 0)?))
             };
-            let (a0, c0) = (freeze(&self.actor.layers[0])?, freeze(&self.critic.layers[0])?);
-            let first = (Tensor::f_cat(&[&a0.0, &c0.0], 0)?, Tensor::f_cat(&[&a0.1, &c0.1], 0)?);
-            let rest = |m: &Mlp| m.layers[1..].iter().map(freeze).collect::<Result<Vec<_>, _>>();
-            Ok(Inference {
-                split: a0.0.size()[0],
-                first,
-                actor: rest(&self.actor)?,
-                critic: rest(&self.critic)?,
-                act: self.actor.act,
-                kind: Kind::Float,
-                n_tickers: self.n_tickers,
-                n_actions: self.n_actions,
-            })
+            let layers = self
+                .actor
+                .layers
+                .iter()
+                .zip(&self.critic.layers)
+                .map(|(a, c)| {
+                    let rows = a.ws.size()[0].max(c.ws.size()[0]);
+                    let ((aw, ab), (cw, cb)) = (padded(a, rows)?, padded(c, rows)?);
+                    let w = Tensor::f_stack(&[aw.f_tr()?, cw.f_tr()?], 0)?.f_contiguous()?;
+                    let b = Tensor::f_stack(&[ab, cb], 0)?.f_unsqueeze(1)?;
+                    Ok::<_, tch::TchError>((w, b))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Inference { layers, act: self.actor.act, n_tickers: self.n_tickers, n_actions: self.n_actions })
         })
     }
 }
@@ -443,6 +454,7 @@ pub struct InputBuilder {
     state_dim: usize,
     /// `[n_bars, n_tickers × n_features]` on the device (index layout only).
     table: Option<Tensor>,
+    device: Device,
 }
 
 impl InputBuilder {
@@ -475,7 +487,12 @@ impl InputBuilder {
                 Some(Tensor::f_from_slice(m.feature_table())?.f_view([m.n_bars() as i64, width])?.f_to(device)?)
             }
         };
-        Ok(Self { layout: spec.layout, obs_dim: spec.obs_dim, state_dim: spec.obs_dim - 1, table })
+        Ok(Self { layout: spec.layout, obs_dim: spec.obs_dim, state_dim: spec.obs_dim - 1, table, device })
+    }
+
+    /// Where [`Self::build`] should build (where the index layout's table lives).
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// Uploads `n` observation rows in one copy and builds the network input `[n,

@@ -113,8 +113,11 @@ impl RunningMeanStd {
             return Tensor::f_from_slice(&out)?.f_view([n as i64, dim as i64]);
         }
         tch::no_grad(|| {
-            let mean = self.mean.f_to_kind(Kind::Float)?;
-            let std = self.var.f_add_scalar(VAR_EPS)?.f_sqrt()?.f_to_kind(Kind::Float)?;
+            // The statistics may live on the host (a learner that builds its rollout
+            // inputs there) while `x` is on the device (an evaluation's inputs).
+            let device = x.device();
+            let mean = self.mean.f_to_kind(Kind::Float)?.f_to(device)?;
+            let std = self.var.f_add_scalar(VAR_EPS)?.f_sqrt()?.f_to_kind(Kind::Float)?.f_to(device)?;
             x.f_sub(&mean)?.f_div(&std)?.f_clamp(-clip, clip)
         })
     }

@@ -93,6 +93,28 @@ impl Adam {
         Ok(self.grad.as_mut().expect("gathered above"))
     }
 
+    /// Computes the gradients of `loss` for the next step, without touching the
+    /// variables' `.grad` fields (`torch.autograd.grad`): no zeroing before and no
+    /// gathering after, two tensor operations per variable fewer than
+    /// [`Adam::zero_grad`], `backward` and the gather, which on a GPU are kernel
+    /// launches a minibatch waits for. A variable `loss` does not reach gets zeros.
+    ///
+    /// # Errors
+    /// A torch error on a failed kernel.
+    pub fn backward(&mut self, loss: &Tensor) -> Result<(), PpoError> {
+        let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
+        let parts = tch::no_grad(|| {
+            grads
+                .iter()
+                .zip(&self.params)
+                .map(|(g, (_, p))| if g.defined() { g.f_reshape([-1]) } else { p.f_zeros_like()?.f_reshape([-1]) })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        self.grad = Some(Tensor::f_cat(&parts, 0)?);
+        Ok(())
+    }
+
     /// The gradients the next step uses, flat in variable-name order (after
     /// [`Adam::clip_grad_norm`], clipped).
     ///
@@ -197,6 +219,29 @@ mod tests {
         // First step moves each weight by lr × sign(g).
         let got = Vec::<f32>::try_from(&w).unwrap();
         assert!((got[0] - 0.9).abs() < 1e-5 && (got[1] - 1.1).abs() < 1e-5, "{got:?}");
+    }
+
+    #[test]
+    fn backward_gives_the_gradients_of_zero_grad_and_backward() {
+        tch::manual_seed(3);
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var("a", &[3, 2], tch::nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let b = vs.root().var("b", &[2], tch::nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let _unused = vs.root().var("c", &[4], tch::nn::Init::Const(1.0));
+        let mut adam = Adam::new(&vs, 0.1, 1e-8).unwrap();
+        let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+        let loss = || (x.matmul(&a) + &b).tanh().square().sum(Kind::Float);
+        adam.zero_grad();
+        loss().backward();
+        let want = Vec::<f32>::try_from(adam.gradients().unwrap()).unwrap();
+        // Twice: `.grad` is neither read nor accumulated into.
+        for _ in 0..2 {
+            adam.backward(&loss()).unwrap();
+            let got = Vec::<f32>::try_from(adam.gradients().unwrap()).unwrap();
+            assert_eq!(got, want);
+        }
+        assert_eq!(want.len(), 3 * 2 + 2 + 4);
+        assert!(want[8..].iter().all(|&g| g == 0.0), "the unused variable gets zeros");
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //! GAE sees it; bankruptcy (termination) gets nothing.
 
 use super::checkpoint::ModelSpec;
-use super::learner::{Learner, observe};
+use super::cuda_graph::{self, CudaGraph};
+use super::learner::{Learner, observe, observe_where_built};
+use super::model::Inference;
 use super::{PpoError, gae, model};
 use crate::vec_env::TradingEnv;
 use rand::Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
 
 /// One rollout, kept on the device except what the host needs for GAE.
@@ -84,24 +87,25 @@ impl Learner {
         let (n, k, a) = (self.n_envs, self.spec.n_tickers, self.spec.n_actions);
         let clip = self.cfg.obs_clip;
         let mut stats = RolloutStats::default();
-        let net = self.model.inference()?;
+        let acting = Acting::new(self.model.inference()?, &self.x, self.device)?;
         let masking = self.cfg.action_masking;
         let mut masked = 0usize;
+        self.mark_start();
         for t in 0..self.cfg.n_steps {
             for u in self.uniforms.iter_mut() {
                 *u = self.rng.random::<f32>();
             }
-            // One transfer per step: logits and values to the host, actions sampled there.
-            let (logits, values) = net.logits_values(&self.x)?;
-            let out = Tensor::f_cat(&[logits.f_view([n as i64, -1])?, values.f_unsqueeze(1)?], 1)?.f_to(Device::Cpu)?;
+            self.rollout.x.f_select(0, t as i64)?.f_copy_(&self.x)?;
+            // One transfer per step: both networks' outputs to the host, actions sampled
+            // there. Row i of the first half is env i's logits, of the second its value.
+            let out = acting.outputs(&self.x)?.f_to(Device::Cpu)?;
             let out = Vec::<f32>::try_from(out.f_contiguous()?.f_view([-1])?)?;
-            let width = a * k + 1;
+            let width = a * k;
             for i in 0..n {
-                self.logits_host[i * a * k..(i + 1) * a * k].copy_from_slice(&out[i * width..i * width + a * k]);
-                self.rollout.values[t * n + i] = out[i * width + a * k];
+                self.logits_host[i * width..(i + 1) * width].copy_from_slice(&out[i * width..(i + 1) * width]);
+                self.rollout.values[t * n + i] = out[(n + i) * width];
             }
-            let step = t as i64;
-            self.rollout.x.f_select(0, step)?.f_copy_(&self.x)?;
+            self.mark("rollout: inference (device round trip)");
             if masking {
                 // Sampled among the allowed actions only: the masked ones get no probability.
                 let cells = t * n * k * a..(t + 1) * n * k * a;
@@ -111,8 +115,10 @@ impl Learner {
             }
             let actions = &mut self.rollout.actions[t * n * k..(t + 1) * n * k];
             model::sample_host(&self.logits_host, &self.uniforms, actions, &mut self.rollout.logp[t * n..(t + 1) * n]);
+            self.mark("rollout: sampling (host)");
 
-            let buffers = env.step(actions)?;
+            let buffers = env.step(&self.rollout.actions[t * n * k..(t + 1) * n * k])?;
+            self.mark("rollout: env step");
             if masking {
                 self.masks.copy_from_slice(&buffers.action_masks);
             }
@@ -132,11 +138,14 @@ impl Learner {
             if t + 1 == self.cfg.n_steps {
                 stats.equity_mean = buffers.infos.iter().map(|i| i.equity).sum::<f64>() / n as f64;
             }
-            let next_x = observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.obs, n, true)?;
+            let next = observe_where_built(&mut self.obs_norm, clip, &self.input, &buffers.obs, n, true)?;
             if let Some(scaler) = &mut self.rew_scaler {
                 let dones = self.rollout.dones[row.clone()].to_vec();
                 scaler.scale(&mut self.rollout.rewards[row.clone()], dones.into_iter());
             }
+            self.mark("rollout: observe (inputs, normalization)");
+            self.upload(&next)?;
+            self.mark("rollout: upload");
             if any_truncated {
                 // Bootstrap: r += γ·V(final_obs) where the data ran out or the episode
                 // reached its length; bankruptcy (termination) is a true end.
@@ -144,11 +153,67 @@ impl Learner {
                     observe(&mut self.obs_norm, clip, &self.input, self.device, &buffers.final_obs, n, false)?;
                 let v_final = Vec::<f32>::try_from(self.model.value(&final_x)?.f_to(Device::Cpu)?)?;
                 gae::bootstrap_truncated(&mut self.rollout.rewards[row], &buffers.truncated, &v_final, self.cfg.gamma);
+                self.mark("rollout: truncation bootstrap");
             }
-            self.x = next_x;
         }
         // Of the actions that trade: two of the seed's three, all levels but one.
         stats.masked_share = masked as f64 / ((a - 1) * self.cfg.n_steps * n * k) as f64;
         Ok(stats)
+    }
+}
+
+/// How a rollout runs its networks: eagerly, or on CUDA as a graph captured at the start
+/// of the rollout (see [`super::cuda_graph`]).
+enum Acting {
+    Eager(Inference),
+    Graph {
+        /// What every replay overwrites: [`Inference::outputs`] of the captured input.
+        out: Tensor,
+        graph: CudaGraph,
+        /// The weights the graph reads.
+        _net: Inference,
+    },
+}
+
+/// One warning per process when graphs cannot be used.
+static GRAPH_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl Acting {
+    /// A graph of `net` reading `x` in place on CUDA when the build has graphs, checked
+    /// once against the eager pass; else, or when the capture or the check fails (said
+    /// once per process), eager.
+    fn new(net: Inference, x: &Tensor, device: Device) -> Result<Self, PpoError> {
+        let Device::Cuda(index) = device else { return Ok(Self::Eager(net)) };
+        if !cuda_graph::supported() {
+            return Ok(Self::Eager(net));
+        }
+        let captured = CudaGraph::capture(index, || net.outputs(x)).and_then(|(graph, out)| {
+            graph.replay()?;
+            let gap = out.f_sub(&net.outputs(x)?)?.f_abs()?.f_max()?.f_double_value(&[])?;
+            if gap.is_nan() || gap > 1e-6 {
+                return Err(PpoError::Setup(format!("the replayed outputs differ from the eager ones by {gap}")));
+            }
+            Ok((graph, out))
+        });
+        match captured {
+            Ok((graph, out)) => Ok(Self::Graph { out, graph, _net: net }),
+            Err(e) => {
+                if !GRAPH_WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("rollouts launch their kernels one by one: {e}");
+                }
+                Ok(Self::Eager(net))
+            }
+        }
+    }
+
+    /// Both networks' outputs for `x` (the tensor the graph was captured on).
+    fn outputs(&self, x: &Tensor) -> Result<Tensor, PpoError> {
+        match self {
+            Self::Eager(net) => net.outputs(x),
+            Self::Graph { out, graph, .. } => {
+                graph.replay()?;
+                Ok(out.shallow_clone())
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 use super::PpoError;
 use super::gae::{compute_gae, explained_variance};
 use super::learner::Learner;
-use super::{loss, model};
+use super::{device, loss, model};
 use rand::seq::SliceRandom;
 use tch::{Device, Kind, Tensor};
 
@@ -29,6 +29,7 @@ impl Learner {
     pub(super) fn update(&mut self, lr: f64) -> Result<UpdateStats, PpoError> {
         let c = self.cfg.clone();
         let (s, n) = (c.n_steps, self.n_envs);
+        self.mark_start();
         let total = (s * n) as i64;
 
         // --- GAE(γ, λ) ---
@@ -49,6 +50,8 @@ impl Learner {
             .f_to(self.device)?;
         let b_logp = Tensor::f_from_slice(&self.rollout.logp)?.f_to(self.device)?;
         let b_values = Tensor::f_from_slice(&values)?.f_to(self.device)?;
+        // The per-sample scalars side by side: one gather per minibatch instead of four.
+        let b_scalars = Tensor::f_stack(&[b_logp, b_values, b_returns, b_adv], 1)?;
         // The masks each action was sampled under: the update scores the same distribution.
         let b_bias = if c.action_masking {
             Some(model::mask_bias(&model::masks_tensor(&self.rollout.masks, &self.spec, self.device)?)?)
@@ -58,6 +61,9 @@ impl Learner {
 
         // --- Adam learning rate (`set_lr`: constant or linearly annealed) ---
         self.adam.set_lr(lr);
+        // --- `precision: tf32` on CUDA: the products below on TF32 tensor cores ---
+        let _tf32 = device::Tf32Guard::new(self.tf32);
+        self.mark("update: GAE and uploads");
 
         let mut mb_stats: Vec<Tensor> = Vec::new();
         let mut early_stopped = false;
@@ -73,11 +79,13 @@ impl Learner {
                 let idx = order.f_narrow(0, start, len)?;
                 let mb_x = b_x.f_index_select(0, &idx)?;
                 let mb_actions = b_actions.f_index_select(0, &idx)?;
-                let mb_old_logp = b_logp.f_index_select(0, &idx)?;
-                let mb_old_values = b_values.f_index_select(0, &idx)?;
-                let mb_returns = b_returns.f_index_select(0, &idx)?;
-                let mut mb_adv = b_adv.f_index_select(0, &idx)?;
+                let mb_scalars = b_scalars.f_index_select(0, &idx)?;
+                let mb_old_logp = mb_scalars.f_select(1, 0)?;
+                let mb_old_values = mb_scalars.f_select(1, 1)?;
+                let mb_returns = mb_scalars.f_select(1, 2)?;
+                let mut mb_adv = mb_scalars.f_select(1, 3)?;
                 let mb_bias = b_bias.as_ref().map(|b| b.f_index_select(0, &idx)).transpose()?;
+                self.mark("update: minibatch gathers");
 
                 let (new_logp, entropy, new_values) = self.model.evaluate(&mb_x, &mb_actions, mb_bias.as_ref())?;
 
@@ -101,6 +109,7 @@ impl Learner {
                 let entropy_mean = entropy.f_mean(Kind::Float)?;
                 let loss =
                     pg_loss.f_sub(&entropy_mean.f_mul_scalar(c.ent_coef)?)?.f_add(&v_loss.f_mul_scalar(c.vf_coef)?)?;
+                self.mark("update: forward and losses");
 
                 // --- target_kl: stop before stepping past 1.5 × target (SB3) ---
                 if let Some(target) = c.target_kl
@@ -112,11 +121,13 @@ impl Learner {
                 }
 
                 // --- backward, global grad-norm clip, Adam (eps 1e-5) ---
-                self.adam.zero_grad();
-                loss.f_backward()?;
+                self.adam.backward(&loss)?;
+                self.mark("update: backward");
                 let grad_norm = self.adam.clip_grad_norm(c.max_grad_norm)?;
                 self.adam.step()?;
+                self.mark("update: optimizer (clip, Adam)");
                 mb_stats.push(stats_row(&pg_loss, &v_loss, &entropy_mean, &kl, &clipfrac, Some(&grad_norm))?);
+                self.mark("update: minibatch statistics");
             }
         }
         // One host sync for all minibatch statistics.
@@ -126,6 +137,7 @@ impl Learner {
                 .f_nanmean(&[0i64][..], false, None::<Kind>)?
                 .f_to(Device::Cpu)?,
         )?;
+        self.mark("update: statistics readback");
         let get = |i: usize| means.get(i).copied().unwrap_or(f64::NAN);
         Ok(UpdateStats {
             policy_loss: get(0),

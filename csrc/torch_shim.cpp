@@ -1,0 +1,120 @@
+// What Ploutos needs of libtorch that tch 0.24 does not wrap, as a few C functions:
+// - whether f32 matrix products on CUDA may use TF32 tensor cores (PyTorch's
+//   `torch.backends.cuda.matmul.allow_tf32`, i.e. `torch.set_float32_matmul_precision`);
+// - CUDA graphs (PyTorch's `torch.cuda.CUDAGraph`): a rollout step's network is a dozen
+//   small kernels whose launches cost more than their arithmetic; captured once per
+//   rollout, a step replays them with one launch.
+// Built by build.rs with the `learner` feature only, against the headers of the libtorch
+// that tch links; without CUDA's headers the graph functions say they are unsupported.
+#include <ATen/Context.h>
+
+#include <exception>
+#include <string>
+
+namespace {
+thread_local std::string last_error;
+
+template <typename F>
+int guarded(F&& f) {
+    try {
+        f();
+        return 0;
+    } catch (const std::exception& e) {
+        last_error = e.what();
+    } catch (...) {
+        last_error = "unknown C++ exception";
+    }
+    return 1;
+}
+}  // namespace
+
+extern "C" {
+
+// The message of the last failed call on this thread.
+const char* ploutos_last_error() { return last_error.c_str(); }
+
+// Sets the float32 matmul precision: "high" (TF32 allowed) when `tf32` is non-zero, else
+// "highest" (IEEE f32, PyTorch's default). Returns 0, or 1 when libtorch threw.
+int ploutos_set_matmul_tf32(int tf32) {
+    return guarded([&] { at::globalContext().setFloat32MatmulPrecision(tf32 ? "high" : "highest"); });
+}
+
+// Whether float32 matrix products on CUDA may use TF32 now (1) or not (0).
+int ploutos_matmul_tf32() { return at::globalContext().allowTF32CuBLAS() ? 1 : 0; }
+}
+
+#ifdef PLOUTOS_CUDA_GRAPHS
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
+
+namespace {
+// A graph and the streams around its capture: captures must run on a side stream, never
+// on the default one, and the caller's stream is made current again afterwards.
+struct Graph {
+    at::cuda::CUDAGraph graph;
+    c10::cuda::CUDAStream caller;
+    c10::cuda::CUDAStream side;
+    Graph(c10::DeviceIndex device)
+        : caller(c10::cuda::getCurrentCUDAStream(device)), side(c10::cuda::getStreamFromPool(false, device)) {}
+};
+}  // namespace
+
+extern "C" {
+
+int ploutos_cuda_graphs_supported() { return 1; }
+
+// A new graph for `device`, with its side stream made current (after the device is idle):
+// the caller runs warm-up passes on it, then capture_begin. NULL on failure.
+void* ploutos_graph_new(int device) {
+    Graph* g = nullptr;
+    int rc = guarded([&] {
+        g = new Graph(static_cast<c10::DeviceIndex>(device));
+        c10::cuda::device_synchronize();
+        c10::cuda::setCurrentCUDAStream(g->side);
+    });
+    if (rc != 0) {
+        delete g;
+        return nullptr;
+    }
+    return g;
+}
+
+int ploutos_graph_capture_begin(void* g) {
+    return guarded([&] { static_cast<Graph*>(g)->graph.capture_begin(); });
+}
+
+int ploutos_graph_capture_end(void* g) {
+    return guarded([&] { static_cast<Graph*>(g)->graph.capture_end(); });
+}
+
+// Waits for the side stream and makes the caller's stream current again.
+int ploutos_graph_leave(void* g) {
+    return guarded([&] {
+        auto* graph = static_cast<Graph*>(g);
+        graph->side.synchronize();
+        c10::cuda::setCurrentCUDAStream(graph->caller);
+    });
+}
+
+// Replays the captured kernels on the current stream.
+int ploutos_graph_replay(void* g) {
+    return guarded([&] { static_cast<Graph*>(g)->graph.replay(); });
+}
+
+void ploutos_graph_free(void* g) { delete static_cast<Graph*>(g); }
+}
+#else
+extern "C" {
+int ploutos_cuda_graphs_supported() { return 0; }
+void* ploutos_graph_new(int) {
+    last_error = "this build has no CUDA graphs (CUDA's headers were not found at build time)";
+    return nullptr;
+}
+int ploutos_graph_capture_begin(void*) { return 1; }
+int ploutos_graph_capture_end(void*) { return 1; }
+int ploutos_graph_leave(void*) { return 1; }
+int ploutos_graph_replay(void*) { return 1; }
+void ploutos_graph_free(void*) {}
+}
+#endif
