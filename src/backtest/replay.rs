@@ -7,7 +7,7 @@
 
 use super::policy::{Policy, random_actions, random_stream};
 use crate::config::{BuySizing, EnvironmentConfig};
-use crate::env::{EnvTotals, KEEP, MarketData, TradeRecord};
+use crate::env::{EnvTotals, MarketData, TradeRecord, hold_action};
 use crate::vec_env::{EnvError, EnvOptions, TradingEnv};
 use std::ops::Range;
 
@@ -78,7 +78,7 @@ pub fn replay_policy(
         _ => None,
     };
     let n_actions = cfg.n_actions();
-    let hold = if cfg.target_positions.enabled { KEEP } else { 0 };
+    let hold = hold_action(&cfg);
     let actor = |t: usize, _obs: &[f32], out: &mut [u8]| match policy {
         Policy::BuyAndHold => out.fill(if t == first { 1 } else { 0 }),
         Policy::Flat => out.fill(hold),

@@ -13,6 +13,13 @@ use bevy_ecs::prelude::*;
 /// code above 2 as invalid, this one included.
 pub const KEEP: u8 = u8::MAX;
 
+/// The action that leaves a ticker as it is under `cfg`: [`KEEP`] with target positions,
+/// else the seed's hold (0). What a flat policy sends, and what an env sends for a ticker
+/// no agent acts on.
+pub fn hold_action(cfg: &EnvironmentConfig) -> u8 {
+    if cfg.target_positions.enabled { KEEP } else { 0 }
+}
+
 /// Decodes each env's row of the [`ActionBuffer`] into [`Orders`], refuses the orders its
 /// [`ActionMask`] forbade, and clears the mask for the next observation.
 ///

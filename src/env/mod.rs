@@ -177,7 +177,7 @@ mod schedule;
 
 pub use accounting::mark_to_market;
 pub use actions::{
-    KEEP, TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets,
+    KEEP, TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets, hold_action,
     mask_sells_without_position,
 };
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};

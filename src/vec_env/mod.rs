@@ -228,7 +228,7 @@ impl TradingEnv {
         let columns = first.resource::<ObservationColumns>().clone();
         let obs_dim = columns.width();
         let n_actions = first.resource::<EnvParams>().n_actions();
-        let hold_code = if first.resource::<EnvParams>().targets.is_some() { crate::env::KEEP } else { 0 };
+        let hold_code = crate::env::hold_action(cfg);
         let mut buffers = StepBuffers::new(opts.n_envs, obs_dim, n_tickers, n_actions);
         let mut shards = Vec::with_capacity(n_shards);
         for (mut world, envs) in worlds {
