@@ -41,7 +41,19 @@ fn shim(lib: &std::path::Path) {
     // CUDA graphs need CUDA's runtime headers and libtorch's CUDA libraries: the wheel's
     // `nvidia/cu13/include` beside `torch/`, else a CUDA toolkit. Without them the shim
     // reports graphs as unsupported and rollouts launch their kernels one by one.
-    if let Some(cuda) = cuda_include(lib)
+    // Built again when the headers appear (`make setup` installs them into an older .venv).
+    if let Some(nvidia) = std::fs::canonicalize(lib).ok().and_then(|l| Some(l.parent()?.parent()?.join("nvidia")))
+        && nvidia.is_dir()
+    {
+        println!("cargo:rerun-if-changed={}", nvidia.display());
+    }
+    let cuda = cuda_include(lib);
+    if cuda.is_none() && lib.join("libtorch_cuda.so").exists() {
+        println!(
+            "cargo:warning=CUDA's crt/ headers not found beside libtorch (run `make setup`): GPU rollouts will not use CUDA graphs"
+        );
+    }
+    if let Some(cuda) = cuda
         && lib.join("libtorch_cuda.so").exists()
     {
         build.include(cuda).define("PLOUTOS_CUDA_GRAPHS", None);

@@ -39,8 +39,15 @@ int ploutos_set_matmul_tf32(int tf32) {
     return guarded([&] { at::globalContext().setFloat32MatmulPrecision(tf32 ? "high" : "highest"); });
 }
 
-// Whether float32 matrix products on CUDA may use TF32 now (1) or not (0).
-int ploutos_matmul_tf32() { return at::globalContext().allowTF32CuBLAS() ? 1 : 0; }
+// Whether float32 matrix products on CUDA may use TF32 now (1) or not (0); -1 when
+// libtorch threw.
+int ploutos_matmul_tf32() {
+    int on = 0;
+    if (guarded([&] { on = at::globalContext().allowTF32CuBLAS() ? 1 : 0; }) != 0) {
+        return -1;
+    }
+    return on;
+}
 }
 
 #ifdef PLOUTOS_CUDA_GRAPHS
@@ -48,15 +55,22 @@ int ploutos_matmul_tf32() { return at::globalContext().allowTF32CuBLAS() ? 1 : 0
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 
+
+
 namespace {
 // A graph and the streams around its capture: captures must run on a side stream, never
-// on the default one, and the caller's stream is made current again afterwards.
+// on the default one, with the graph's device current; the caller's device and stream are
+// made current again afterwards.
 struct Graph {
     at::cuda::CUDAGraph graph;
     c10::cuda::CUDAStream caller;
     c10::cuda::CUDAStream side;
+    // The caller's current device, current again after `ploutos_graph_leave`.
+    c10::DeviceIndex caller_device;
     Graph(c10::DeviceIndex device)
-        : caller(c10::cuda::getCurrentCUDAStream(device)), side(c10::cuda::getStreamFromPool(false, device)) {}
+        : caller(c10::cuda::getCurrentCUDAStream(device)),
+          side(c10::cuda::getStreamFromPool(false, device)),
+          caller_device(c10::cuda::current_device()) {}
 };
 }  // namespace
 
@@ -69,7 +83,9 @@ int ploutos_cuda_graphs_supported() { return 1; }
 void* ploutos_graph_new(int device) {
     Graph* g = nullptr;
     int rc = guarded([&] {
-        g = new Graph(static_cast<c10::DeviceIndex>(device));
+        auto index = static_cast<c10::DeviceIndex>(device);
+        g = new Graph(index);
+        c10::cuda::set_device(index);
         c10::cuda::device_synchronize();
         c10::cuda::setCurrentCUDAStream(g->side);
     });
@@ -80,21 +96,25 @@ void* ploutos_graph_new(int device) {
     return g;
 }
 
+// Thread-local capture: other threads (another run in the same process, the allocator's)
+// may go on using CUDA while this one captures.
 int ploutos_graph_capture_begin(void* g) {
-    return guarded([&] { static_cast<Graph*>(g)->graph.capture_begin(); });
+    return guarded([&] { static_cast<Graph*>(g)->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal); });
 }
 
 int ploutos_graph_capture_end(void* g) {
     return guarded([&] { static_cast<Graph*>(g)->graph.capture_end(); });
 }
 
-// Waits for the side stream and makes the caller's stream current again.
+// Makes the caller's stream and device current again, then waits for the side stream.
 int ploutos_graph_leave(void* g) {
-    return guarded([&] {
-        auto* graph = static_cast<Graph*>(g);
-        graph->side.synchronize();
+    auto* graph = static_cast<Graph*>(g);
+    int restored = guarded([&] {
         c10::cuda::setCurrentCUDAStream(graph->caller);
+        c10::cuda::set_device(graph->caller_device);
     });
+    int waited = guarded([&] { graph->side.synchronize(); });
+    return restored != 0 ? restored : waited;
 }
 
 // Replays the captured kernels on the current stream.

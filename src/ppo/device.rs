@@ -99,10 +99,10 @@ unsafe extern "C" {
 }
 
 /// Lets f32 matrix products on CUDA use TF32 tensor cores while it lives, and restores
-/// the previous setting when dropped (libtorch's setting is global to the process: the
-/// update turns it on around its products only, so that rollouts, evaluations and
-/// backtests act in f32). Does nothing when `on` is false; the setting never affects CPU
-/// products.
+/// the previous setting when dropped. libtorch's setting is global to the process (and
+/// may reach oneDNN's CPU products too): the update turns it on around its products on
+/// CUDA only, so that rollouts, evaluations and backtests act in f32. Does nothing when
+/// `on` is false; when libtorch refuses the setting, says so and leaves f32 products.
 #[derive(Debug)]
 #[must_use = "TF32 is turned off again when the guard drops"]
 pub struct Tf32Guard {
@@ -116,9 +116,12 @@ impl Tf32Guard {
         }
         // SAFETY: two plain C functions of the shim; they take and return ints and catch
         // every C++ exception.
-        let previous = unsafe { ploutos_matmul_tf32() } != 0;
-        unsafe { ploutos_set_matmul_tf32(1) };
-        Self { previous: Some(previous) }
+        let previous = unsafe { ploutos_matmul_tf32() };
+        if previous < 0 || unsafe { ploutos_set_matmul_tf32(1) } != 0 {
+            tracing::warn!("libtorch refused TF32 products; the update runs in f32");
+            return Self { previous: None };
+        }
+        Self { previous: Some(previous != 0) }
     }
 }
 

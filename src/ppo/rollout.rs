@@ -169,22 +169,25 @@ enum Acting {
     Graph {
         /// What every replay overwrites: [`Inference::outputs`] of the captured input.
         out: Tensor,
+        /// Where the captured input lives: the graph reads it there and nowhere else.
+        input: usize,
         graph: CudaGraph,
         /// The weights the graph reads.
         _net: Inference,
     },
 }
 
-/// One warning per process when graphs cannot be used.
-static GRAPH_WARNED: AtomicBool = AtomicBool::new(false);
+/// Set by the first failed capture: a failed capture can leave libtorch's allocator state
+/// behind, so it is not tried again in this process (and said once).
+static GRAPHS_DISABLED: AtomicBool = AtomicBool::new(false);
 
 impl Acting {
     /// A graph of `net` reading `x` in place on CUDA when the build has graphs, checked
     /// once against the eager pass; else, or when the capture or the check fails (said
-    /// once per process), eager.
+    /// once, and not tried again in this process), eager.
     fn new(net: Inference, x: &Tensor, device: Device) -> Result<Self, PpoError> {
         let Device::Cuda(index) = device else { return Ok(Self::Eager(net)) };
-        if !cuda_graph::supported() {
+        if !cuda_graph::supported() || GRAPHS_DISABLED.load(Ordering::Relaxed) {
             return Ok(Self::Eager(net));
         }
         let captured = CudaGraph::capture(index, || net.outputs(x)).and_then(|(graph, out)| {
@@ -196,9 +199,9 @@ impl Acting {
             Ok((graph, out))
         });
         match captured {
-            Ok((graph, out)) => Ok(Self::Graph { out, graph, _net: net }),
+            Ok((graph, out)) => Ok(Self::Graph { out, input: x.data_ptr() as usize, graph, _net: net }),
             Err(e) => {
-                if !GRAPH_WARNED.swap(true, Ordering::Relaxed) {
+                if !GRAPHS_DISABLED.swap(true, Ordering::Relaxed) {
                     tracing::warn!("rollouts launch their kernels one by one: {e}");
                 }
                 Ok(Self::Eager(net))
@@ -210,7 +213,10 @@ impl Acting {
     fn outputs(&self, x: &Tensor) -> Result<Tensor, PpoError> {
         match self {
             Self::Eager(net) => net.outputs(x),
-            Self::Graph { out, graph, .. } => {
+            Self::Graph { out, input, graph, .. } => {
+                if x.data_ptr() as usize != *input {
+                    return Err(PpoError::Setup("the rollout's inputs moved while a CUDA graph reads them".into()));
+                }
                 graph.replay()?;
                 Ok(out.shallow_clone())
             }
