@@ -35,7 +35,9 @@
 //!   {hold, buy, sell} per ticker; [`Policy`] for backtests.
 //! - [`normalize`]: running observation statistics and reward scaling (SB3 `VecNormalize`).
 //! - [`checkpoint`]: atomic `step_<N>/`, `best/`, `final/` directories, resume.
-//! - [`device`]: `training.device` and thread settings.
+//! - [`device`]: `training.device`, thread settings and the TF32 switch.
+//! - [`cuda_graph`]: CUDA graphs, which rollouts on CUDA capture their network pass as.
+//! - [`profile`]: where an iteration's time goes (`ploutos bench --train --profile`).
 //!
 //! Everything a run reports goes out through [`TrainHooks`]; the metrics writers live
 //! elsewhere and never see a tensor.
