@@ -16,11 +16,17 @@ use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, bench_train, profile_trai
 use ploutos::{EnvOptions, TradingEnv};
 use tch::{Cuda, Device};
 
-#[test]
-fn bench_train_smoke() {
+/// The default config on one CPU thread.
+fn cpu_config() -> Config {
     let mut c = Config::default();
     c.training.device = "cpu".into();
     c.training.threads = 1;
+    c
+}
+
+#[test]
+fn bench_train_smoke() {
+    let c = cpu_config();
     let b = bench_train(&c, &[8], 2, 8, 8, 1, 1).unwrap();
     assert_eq!(b.obs_dim, 3 * 10 + 4 + 550);
     assert_eq!(b.device, "cpu");
@@ -32,9 +38,7 @@ fn bench_train_smoke() {
 
 #[test]
 fn profile_charges_every_step_and_minibatch_to_a_phase() {
-    let mut c = Config::default();
-    c.training.device = "cpu".into();
-    c.training.threads = 1;
+    let c = cpu_config();
     // 2 iterations of 8 steps; minibatches of 8 over 2 × 8 rows, 2 epochs: 4 per update.
     let phases = profile_train(&c, &[8], 2, 8, 8, 2, 2).unwrap();
     let count = |name: &str| phases.iter().find(|p| p.phase == name).map_or(0, |p| p.count);

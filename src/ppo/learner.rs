@@ -258,12 +258,6 @@ pub(super) fn observe_where_built(
 }
 
 impl Learner {
-    /// Writes the next inputs (built by [`observe_where_built`]) into `self.x`, in place:
-    /// a rollout's captured graph reads them there.
-    pub(super) fn upload(&mut self, next: &Tensor) -> Result<(), PpoError> {
-        Ok(self.x.f_copy_(next)?)
-    }
-
     /// Charges the time since the last mark to `phase` when profiling (see [`Profiler`]).
     pub(super) fn mark(&mut self, phase: &'static str) {
         if let Some(p) = &mut self.profiler {

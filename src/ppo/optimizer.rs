@@ -79,18 +79,27 @@ impl Adam {
     /// The variables' gradients as one flat vector (zeros for a variable without one).
     fn gather(&mut self) -> Result<&mut Tensor, PpoError> {
         if self.grad.is_none() {
-            let parts = tch::no_grad(|| {
-                self.params
-                    .iter()
-                    .map(|(_, p)| {
-                        let g = p.grad();
-                        if g.defined() { g.f_reshape([-1]) } else { p.f_detach()?.f_zeros_like()?.f_reshape([-1]) }
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
-            self.grad = Some(Tensor::f_cat(&parts, 0)?);
+            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+            self.grad = Some(self.flatten(&grads)?);
         }
         Ok(self.grad.as_mut().expect("gathered above"))
+    }
+
+    /// `grads` (one per variable, in variable order; undefined where a variable got none)
+    /// as one flat vector, zeros standing in for the undefined ones.
+    fn flatten(&self, grads: &[Tensor]) -> Result<Tensor, PpoError> {
+        let parts = tch::no_grad(|| {
+            grads
+                .iter()
+                .zip(&self.params)
+                .map(
+                    |(g, (_, p))| {
+                        if g.defined() { g.f_reshape([-1]) } else { p.f_detach()?.f_zeros_like()?.f_reshape([-1]) }
+                    },
+                )
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(Tensor::f_cat(&parts, 0)?)
     }
 
     /// Computes the gradients of `loss` for the next step, without touching the
@@ -104,14 +113,7 @@ impl Adam {
     pub fn backward(&mut self, loss: &Tensor) -> Result<(), PpoError> {
         let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
         let grads = Tensor::f_run_backward(&[loss], &inputs, false, false)?;
-        let parts = tch::no_grad(|| {
-            grads
-                .iter()
-                .zip(&self.params)
-                .map(|(g, (_, p))| if g.defined() { g.f_reshape([-1]) } else { p.f_zeros_like()?.f_reshape([-1]) })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        self.grad = Some(Tensor::f_cat(&parts, 0)?);
+        self.grad = Some(self.flatten(&grads)?);
         Ok(())
     }
 

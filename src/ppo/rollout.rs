@@ -144,7 +144,8 @@ impl Learner {
                 scaler.scale(&mut self.rollout.rewards[row.clone()], dones.into_iter());
             }
             self.mark("rollout: observe (inputs, normalization)");
-            self.upload(&next)?;
+            // In place: a rollout's captured graph reads its inputs there.
+            self.x.f_copy_(&next)?;
             self.mark("rollout: upload");
             if any_truncated {
                 // Bootstrap: r += γ·V(final_obs) where the data ran out or the episode

@@ -91,7 +91,8 @@ impl Trainer {
                         spec.obs_dim, spec.n_tickers, learner.spec.obs_dim, learner.spec.n_tickers
                     )));
                 }
-                let input = InputBuilder::new(&spec, Some(e.market()), learner.device)?;
+                // Where the learner builds its own inputs: the observation statistics live there.
+                let input = InputBuilder::new(&spec, Some(e.market()), learner.input.device())?;
                 Some((e, input))
             }
             None => None,

@@ -41,17 +41,16 @@ impl Learner {
         let (adv, returns) =
             compute_gae(&self.rollout.rewards, &values, &self.rollout.dones, &last_values, n, c.gamma, c.gae_lambda);
         let ev = explained_variance(&values, &returns);
-        let b_adv = Tensor::f_from_slice(&adv)?.f_to(self.device)?;
-        let b_returns = Tensor::f_from_slice(&returns)?.f_to(self.device)?;
         let b_x = self.rollout.x.f_view([total, self.spec.input_dim as i64])?;
         let b_actions = Tensor::f_from_slice(&self.rollout.actions)?
             .f_to_kind(Kind::Int64)?
             .f_view([total, self.spec.n_tickers as i64])?
             .f_to(self.device)?;
-        let b_logp = Tensor::f_from_slice(&self.rollout.logp)?.f_to(self.device)?;
-        let b_values = Tensor::f_from_slice(&values)?.f_to(self.device)?;
-        // The per-sample scalars side by side: one gather per minibatch instead of four.
-        let b_scalars = Tensor::f_stack(&[b_logp, b_values, b_returns, b_adv], 1)?;
+        // The per-sample scalars side by side (old log-probability, value, return,
+        // advantage), uploaded once: one gather per minibatch instead of four.
+        let scalars: Vec<f32> =
+            (0..total as usize).flat_map(|i| [self.rollout.logp[i], values[i], returns[i], adv[i]]).collect();
+        let b_scalars = Tensor::f_from_slice(&scalars)?.f_view([total, 4])?.f_to(self.device)?;
         // The masks each action was sampled under: the update scores the same distribution.
         let b_bias = if c.action_masking {
             Some(model::mask_bias(&model::masks_tensor(&self.rollout.masks, &self.spec, self.device)?)?)
