@@ -261,6 +261,8 @@ impl<'m> RefEnv<'m> {
         // opens (after its exit, when it goes through zero).
         let n = actions.len();
         let (mut want, mut rest) = (vec![f64::INFINITY; n], vec![0.0; n]);
+        // The signed order of each ticker, in shares (0: none).
+        let mut order = vec![0.0; n];
         let targets = &cfg.target_positions;
         for (k, &a) in actions.iter().enumerate() {
             if targets.enabled {
@@ -278,6 +280,7 @@ impl<'m> RefEnv<'m> {
                 if d == 0.0 || (d * c).abs() < targets.no_trade_band * cfg.max_position_pct * e {
                     continue;
                 }
+                order[k] = d;
                 match (d > 0.0, held) {
                     (false, h) if h > 0.0 => (want[k], rest[k], _) = (-d, (-d - h).max(0.0), sells.push(k)),
                     (true, h) if h < 0.0 => (want[k], rest[k], _) = (d, (d + h).max(0.0), covers.push(k)),
@@ -370,6 +373,25 @@ impl<'m> RefEnv<'m> {
         // Splits and dividends of bar t+1 (answer 19): before fills at its open.
         if self.next_open() {
             let gone = self.corporate_actions(t + 1);
+            // A sized order waiting for a split's open is multiplied by its ratio, whole
+            // shares toward zero (answer 21), and split again into its exit and opening parts
+            // against the split position.
+            for k in (0..n).filter(|&k| order[k] != 0.0) {
+                let ratio = m.corporate_action(t + 1, k).0;
+                if ratio == 1.0 {
+                    continue;
+                }
+                let q = order[k] * ratio;
+                let d = if cfg.fractional_shares { q } else { ((q * 1e9).round() / 1e9).trunc() };
+                let held = self.pos[k].shares;
+                (want[k], rest[k]) = if sells.contains(&k) {
+                    (-d, (-d - held).max(0.0))
+                } else if covers.contains(&k) {
+                    (d, (d + held).max(0.0))
+                } else {
+                    (f64::INFINITY, d.abs())
+                };
+            }
             // A paid-out position's exit has nothing left to close.
             for k in gone {
                 for exits in [&mut sells, &mut covers] {
@@ -1373,8 +1395,9 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
 /// Target positions (answer 21): five levels with shorts, a band, sized exits and flips,
 /// a participation cap that cuts exits short (no flip then), the `no_short` list refusing
 /// flips into a short, margin calls (initial and maintenance margin at 90%, so that a small
-/// loss calls), the daily cap and the rules on exits, under both fill timings; whole shares and a commission at the close (the exact-size buy and its
-/// fallback).
+/// loss calls), splits (forward and reverse) and dividends on longs and shorts, the daily
+/// cap and the rules on exits, under both fill timings; whole shares and a commission at
+/// the close (the exact-size buy and its fallback).
 #[rstest]
 #[case::next_open(FillTiming::NextOpen)]
 #[case::close(FillTiming::Close)]
@@ -1407,8 +1430,19 @@ fn matches_reference_with_target_positions(#[case] timing: FillTiming) {
     let volume: Vec<f64> = (0..market.n_bars() * market.n_tickers())
         .map(|_| if rng.random::<f64>() < 0.03 { 0.0 } else { rng.random_range(0.0..4_000.0) })
         .collect();
+    let events = (0..market.n_bars() * market.n_tickers())
+        .map(|_| match rng.random::<f64>() {
+            u if u < 0.005 => ([2.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..4)], 0.0),
+            u if u < 0.02 => (1.0, rng.random_range(0.01..1.0)),
+            _ => (1.0, 0.0),
+        })
+        .collect();
     let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
-    let market = market.with_volume(volume).and_then(|m| m.with_tickers(&names)).expect("shapes");
+    let market = market
+        .with_volume(volume)
+        .and_then(|m| m.with_corporate_actions(events))
+        .and_then(|m| m.with_tickers(&names))
+        .expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
         compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 16, p: [0.0; 3], levels: Some(5) });
