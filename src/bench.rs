@@ -68,7 +68,8 @@ pub fn all_realism_on(cfg: &mut EnvironmentConfig) {
     cfg.pdt.equity = crate::config::PdtEquity::PreviousClose;
 }
 
-/// Measures env-steps per second of `n_envs` envs for about `seconds`.
+/// Measures env-steps per second of `n_envs` envs for about `seconds`: the median of 3
+/// timed runs of [`EnvRun`].
 ///
 /// # Errors
 /// [`EnvError`] when the env cannot be built (no envs, a market too short for its bounds).
@@ -79,36 +80,67 @@ pub fn measure_env(
     threads: usize,
     seconds: f64,
 ) -> Result<EnvBench, EnvError> {
-    let n_tickers = market.n_tickers();
-    let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
-    let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })?;
-    env.reset(0);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let n_actions = env.n_actions() as u8;
-    let pool: Vec<Vec<u8>> =
-        (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..n_actions)).collect()).collect();
-    for a in pool.iter().take(3) {
-        let _ = env.step(a);
-    }
-    let mut rates = Vec::with_capacity(3);
-    for _ in 0..3 {
-        let (mut steps, t0) = (0usize, Instant::now());
-        while t0.elapsed().as_secs_f64() < seconds / 3.0 {
-            let _ = env.step(&pool[steps & 15]);
-            steps += 1;
-        }
-        rates.push((steps * n_envs) as f64 / t0.elapsed().as_secs_f64());
-    }
-    let rate = median(rates);
+    let mut run = EnvRun::new(cfg, market, n_envs, threads)?;
+    let rate = median((0..3).map(|_| run.rate_for(seconds / 3.0)).collect());
     Ok(EnvBench {
         system: "ploutos",
         n_envs,
-        n_tickers,
+        n_tickers: run.n_tickers,
         layout: layout_name(cfg.observation_layout),
-        obs_dim: env.obs_dim(),
+        obs_dim: run.env.obs_dim(),
         env_steps_per_sec: rate,
-        obs_bytes_per_sec: rate * (env.obs_dim() * 4) as f64,
+        obs_bytes_per_sec: rate * (run.env.obs_dim() * 4) as f64,
     })
+}
+
+/// A built env stepping random actions (16 pre-drawn batches, cycled), timed in runs of a
+/// given length. Two of them alive side by side can be timed in alternation (`bench
+/// --realism-cost`), so that both see the same load of a shared machine.
+pub struct EnvRun {
+    env: TradingEnv,
+    actions: Vec<Vec<u8>>,
+    n_envs: usize,
+    n_tickers: usize,
+    steps: usize,
+}
+
+impl EnvRun {
+    /// Builds `n_envs` envs over episodes with random starts, resets them (seed 0) and
+    /// steps 3 warm-up batches.
+    ///
+    /// # Errors
+    /// [`EnvError`] when the env cannot be built (no envs, a market too short for its
+    /// bounds).
+    pub fn new(cfg: &EnvironmentConfig, market: MarketData, n_envs: usize, threads: usize) -> Result<Self, EnvError> {
+        let n_tickers = market.n_tickers();
+        let bounds = EpisodeBounds { first: 100, last: (market.n_bars() - 1) as u32, random_start: true };
+        let mut env = TradingEnv::new(cfg, market, EnvOptions { threads, ..EnvOptions::training(n_envs, bounds) })?;
+        env.reset(0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let n_actions = env.n_actions() as u8;
+        let actions: Vec<Vec<u8>> =
+            (0..16).map(|_| (0..n_envs * n_tickers).map(|_| rng.random_range(0..n_actions)).collect()).collect();
+        let mut run = Self { env, actions, n_envs, n_tickers, steps: 0 };
+        for _ in 0..3 {
+            run.step();
+        }
+        Ok(run)
+    }
+
+    fn step(&mut self) {
+        let _ = self.env.step(&self.actions[self.steps & 15]);
+        self.steps += 1;
+    }
+
+    /// Env-steps per second over a run of about `seconds` (whole batches).
+    pub fn rate_for(&mut self, seconds: f64) -> f64 {
+        let (mut batches, t0) = (0usize, Instant::now());
+        while t0.elapsed().as_secs_f64() < seconds {
+            self.step();
+            batches += 1;
+        }
+        (batches * self.n_envs) as f64 / t0.elapsed().as_secs_f64()
+    }
 }
 
 /// Write bandwidth of this machine in bytes per second: the median of 3 fills of a

@@ -88,6 +88,27 @@ fn bench_train_json_reports_the_median_of_its_runs() {
     assert!(v["sb3_timesteps_per_sec"].is_null() && v["ratio_vs_sb3"].is_null());
 }
 
+/// `bench --realism-cost` times both envs in alternation: as many runs of each as
+/// `--repeat` × `--seconds` holds quarter-seconds, the ratio being the median of the pairs'.
+#[test]
+fn bench_realism_cost_json_pairs_its_runs() {
+    let args =
+        ["bench", "--realism-cost", "--envs", "8", "--layout", "index", "--repeat", "2", "--seconds", "0.5", "--json"];
+    let (code, out, err) = ploutos(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let runs = |key: &str| -> Vec<f64> {
+        v[key].as_array().expect("runs").iter().map(|x| x.as_f64().expect("number")).collect()
+    };
+    let (plain, real) = (runs("default_runs"), runs("realism_runs"));
+    assert_eq!((plain.len(), real.len()), (4, 4));
+    let mut ratios: Vec<f64> = real.iter().zip(&plain).map(|(r, p)| r / p).collect();
+    ratios.sort_by(f64::total_cmp);
+    let ratio = v["ratio"].as_f64().expect("ratio");
+    assert!((ratio - (ratios[1] + ratios[2]) / 2.0).abs() < 1e-12, "{ratio} vs {ratios:?}");
+    assert!(v["ratio_q1"].as_f64() <= Some(ratio) && Some(ratio) <= v["ratio_q3"].as_f64());
+}
+
 /// `bench`'s numbers pass the validation of the config keys they stand for, before
 /// anything runs: no panic, no libtorch trace, no endless or empty measurement.
 #[test]

@@ -1,8 +1,9 @@
 //! Short selling and Reg T margin (`environment.short_selling`, execution contract answer
 //! 20): a short's account by hand (proceeds, borrow fee, cover), a margin call's forced
 //! buy-in, the `no_short` list, the config's refusals, and properties over random markets:
-//! cash + long value − short liability = equity at every bar, and a forced buy-in leaves
-//! the equity at or above the maintenance margin of what is left.
+//! cash + long value − short liability = equity at every bar, a forced buy-in leaves
+//! the equity at or above the maintenance margin of what is left, and nothing (a forced
+//! buy-in included) fills on an invented bar.
 
 use ploutos::config::{Account, Config, EnvironmentConfig};
 use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Refusal, Side};
@@ -169,6 +170,60 @@ fn bad_short_settings_are_refused() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random volatile markets with random invented (forward-filled) bars, random actions,
+    /// every realism switch that moves orders (shorts with a maintenance margin at the
+    /// initial one, so that calls happen; target positions or the seed's actions; a
+    /// participation cap or none; either fill timing): no trade, the agent's or a forced
+    /// buy-in, fills on an invented bar of its ticker.
+    #[test]
+    fn no_fill_on_an_invented_bar(
+        returns in proptest::collection::vec(-0.08f64..0.08, 3 * 120),
+        gaps in proptest::collection::vec(-0.03f64..0.03, 3 * 120),
+        invented in proptest::collection::vec(0u64..8, 120),
+        share_invented in 0.0f64..0.5,
+        actions in proptest::collection::vec(0u8..5, 3 * 119),
+        targets in any::<bool>(),
+        cap in proptest::option::of(0.01f64..0.5),
+        close_fills in any::<bool>(),
+    ) {
+        // About `share_invented` of the bars have some tickers invented (the mask's bits).
+        let mask: Vec<u64> = invented
+            .iter()
+            .enumerate()
+            .map(|(t, &bits)| if ((t as f64 * 0.618_034) % 1.0) < share_invented { bits } else { 0 })
+            .collect();
+        let volume: Vec<f64> = (0..3 * 120).map(|i| 100.0 + (i * 37 % 1_000) as f64).collect();
+        let m = hand::volatile_market(3, &returns, &gaps)
+            .with_volume(volume)
+            .and_then(|m| m.with_invented_bars(mask.clone()))
+            .expect("shapes");
+        let mut cfg = EnvironmentConfig { buy_pct: 0.9, max_position_pct: 1.0, ..EnvironmentConfig::default() };
+        cfg.short_selling.enabled = true;
+        cfg.short_selling.maintenance_margin = 0.5;
+        cfg.max_trades_per_day = None;
+        cfg.bankruptcy_pct = 0.0;
+        cfg.max_participation = cap;
+        cfg.target_positions.enabled = targets;
+        cfg.target_positions.levels = vec![-1.0, -0.5, 0.0, 0.5, 1.0];
+        if close_fills {
+            cfg.fill_timing = ploutos::config::FillTiming::Close;
+        }
+        cfg.validate().expect("valid");
+        let mut env = hand::replay(&cfg, m);
+        let n_actions = env.n_actions() as u8;
+        let mut fills = 0;
+        for a in actions.chunks(3) {
+            let a: Vec<u8> = a.iter().map(|&x| x % n_actions).collect();
+            env.step(&a).expect("step");
+            for t in env.take_trades(0) {
+                prop_assert!(mask[t.bar as usize] >> t.ticker & 1 == 0,
+                    "{:?} trade of ticker {} on its invented bar {}", t.forced, t.ticker, t.bar);
+                fills += 1;
+            }
+        }
+        prop_assert!(fills > 0);
+    }
 
     /// Random volatile markets and random actions, shorts on with the seed's costs and a
     /// maintenance margin at the initial one (so that calls happen): at every bar equity =

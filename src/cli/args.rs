@@ -283,10 +283,11 @@ pub struct BenchArgs {
     /// every quarter, a 2:1 split every two years), to measure what applying them costs.
     #[arg(long, conflicts_with = "train")]
     pub corporate_actions: bool,
-    /// What the market realism costs: interleaved pairs of runs of the configured env and of
-    /// the same env with every realism switch on (short selling and margin, target positions, a
-    /// participation cap, FINRA's PDT equity, splits and dividends on the account), medians of
-    /// `--repeat` pairs (default: 4,096 envs).
+    /// What the market realism costs: the configured env and the same env with every realism
+    /// switch on (short selling and margin, target positions, a participation cap, FINRA's
+    /// PDT equity, splits and dividends on the account), timed in alternation in runs of a
+    /// quarter of a second, `--repeat` × `--seconds` seconds each; medians, and the median of
+    /// the pairs' ratios (default: 4,096 envs).
     #[arg(long, conflicts_with_all = ["train", "corporate_actions"])]
     pub realism_cost: bool,
     /// Folder of the Python baselines (`numpy_env.py`, `sb3_ppo.py`)

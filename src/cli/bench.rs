@@ -5,7 +5,8 @@
 use super::BadArgument;
 use super::args::BenchArgs;
 use ploutos::bench::{
-    EnvBench, bench_market, bench_market_with_actions, measure_copy_bandwidth, measure_env, measure_write_bandwidth,
+    EnvBench, EnvRun, bench_market, bench_market_with_actions, measure_copy_bandwidth, measure_env,
+    measure_write_bandwidth,
 };
 use ploutos::config::ObservationLayout;
 use std::path::{Path, PathBuf};
@@ -76,17 +77,21 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--realism-cost`: per layout and env count, `--repeat` interleaved pairs (the
-/// configured env, then every realism switch on), so that both see the same load; prints
-/// the medians of each and the median of the pairs' ratios (on a shared machine the load
-/// changes between pairs more than within one, so each pair's ratio is the steadier
-/// estimate).
+/// `--realism-cost`: per layout and env count, the configured env and the same env with
+/// every realism switch on, both built once and timed in alternation, in runs of
+/// [`REALISM_RUN_SECONDS`] each, `--repeat` × `--seconds` seconds per env in all. Prints the
+/// medians of each env's runs and the median of the pairs' ratios: on a shared machine the
+/// load changes from one second to the next, and two runs a quarter of a second apart see
+/// nearly the same, so each pair's ratio is the steady estimate (pairs of whole
+/// `--seconds` runs, as this measured first, moved the median ratio by ±0.05 between
+/// invocations of one build).
 fn realism_cost(cfg: &ploutos::config::Config, a: &BenchArgs, layouts: &[ObservationLayout]) -> anyhow::Result<()> {
     let envs = if a.envs.is_empty() { vec![4096] } else { a.envs.clone() };
+    let pairs = ((a.repeat as f64 * a.seconds / REALISM_RUN_SECONDS).round() as usize).max(1);
     if !a.json {
         println!(
-            "{:>6} {:>13} {:>20} {:>20} {:>8}   (medians of {} interleaved pairs, ratio: median of the pairs' ratios)",
-            "envs", "layout", "default env-steps/s", "realism env-steps/s", "ratio", a.repeat
+            "{:>6} {:>13} {:>20} {:>20} {:>8}   (medians of {pairs} alternated runs of {REALISM_RUN_SECONDS} s each; ratio: median of the pairs' ratios)",
+            "envs", "layout", "default env-steps/s", "realism env-steps/s", "ratio"
         );
     }
     for &layout in layouts {
@@ -95,29 +100,44 @@ fn realism_cost(cfg: &ploutos::config::Config, a: &BenchArgs, layouts: &[Observa
             base.observation_layout = layout;
             let mut on = base.clone();
             ploutos::bench::all_realism_on(&mut on);
-            let (mut plain, mut real) = (Vec::new(), Vec::new());
-            for _ in 0..a.repeat {
-                plain.push(measure_env(&base, bench_market(10), n, cfg.training.threads, a.seconds)?.env_steps_per_sec);
-                real.push(
-                    measure_env(&on, bench_market_with_actions(10), n, cfg.training.threads, a.seconds)?
-                        .env_steps_per_sec,
-                );
+            let mut plain_env = EnvRun::new(&base, bench_market(10), n, cfg.training.threads)?;
+            let mut real_env = EnvRun::new(&on, bench_market_with_actions(10), n, cfg.training.threads)?;
+            let (mut plain, mut real) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+            for _ in 0..pairs {
+                plain.push(plain_env.rate_for(REALISM_RUN_SECONDS));
+                real.push(real_env.rate_for(REALISM_RUN_SECONDS));
             }
             let (p, r) = (ploutos::bench::median(plain.clone()), ploutos::bench::median(real.clone()));
             let ratios: Vec<f64> = real.iter().zip(&plain).map(|(r, p)| r / p).collect();
             let ratio = ploutos::bench::median(ratios.clone());
+            // The middle half of the pairs' ratios: how far one pair strays.
+            let (q1, q3) = quartiles(&ratios);
             if a.json {
                 let v = serde_json::json!({
                     "envs": n, "layout": ploutos::bench::layout_name(layout), "default": p, "realism": r,
-                    "ratio": ratio, "default_runs": plain, "realism_runs": real, "ratios": ratios,
+                    "ratio": ratio, "ratio_q1": q1, "ratio_q3": q3, "run_seconds": REALISM_RUN_SECONDS,
+                    "default_runs": plain, "realism_runs": real,
                 });
                 println!("{v}");
             } else {
-                println!("{n:>6} {:>13} {p:>20.0} {r:>20.0} {ratio:>8.2}", ploutos::bench::layout_name(layout));
+                println!(
+                    "{n:>6} {:>13} {p:>20.0} {r:>20.0} {ratio:>8.2}   (pairs' ratios, middle half: {q1:.2}–{q3:.2})",
+                    ploutos::bench::layout_name(layout)
+                );
             }
         }
     }
     Ok(())
+}
+
+/// Seconds of one timed run in `--realism-cost`'s alternation.
+const REALISM_RUN_SECONDS: f64 = 0.25;
+
+/// First and third quartiles of `v`.
+fn quartiles(v: &[f64]) -> (f64, f64) {
+    use statrs::statistics::{Data, OrderStatistics};
+    let mut data = Data::new(v.to_vec());
+    (data.lower_quartile(), data.upper_quartile())
 }
 
 /// Busy loops in processes of their own, beside a measurement; killed on drop.

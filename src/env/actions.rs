@@ -3,7 +3,7 @@
 use crate::config::EnvironmentConfig;
 use crate::env::{
     ActionBuffer, ActionMask, ActionMasking, EnvId, EnvParams, EpisodeClock, MarketData, OrderShares, Orders,
-    Portfolio, Position, Positions, Refusal, Targets, long_short, prefetch_lines,
+    Portfolio, Position, Positions, Refusal, Targets, long_short, prefetch_ahead,
 };
 use bevy_ecs::prelude::*;
 
@@ -195,13 +195,10 @@ pub fn apply_target_actions(
     let Some(levels) = &params.targets else { return };
     // Each env reads the closes of its own (random) bar, from memory rather than cache:
     // ask for the rows of the envs a few places ahead while decoding this one.
-    const AHEAD: usize = 4;
     bars.clear();
     bars.extend(envs.iter().map(|(.., clock, _)| clock.bar));
     for (n, (id, mut orders, mut shares, positions, portfolio, clock, mut mask)) in envs.iter_mut().enumerate() {
-        if let Some(&bar) = bars.get(n + AHEAD) {
-            prefetch_lines(market.close_row(bar as usize));
-        }
+        prefetch_ahead(&bars, n, |bar| market.close_row(bar));
         let closes = market.close_row(clock.bar as usize);
         decode_targets(
             &mut orders,

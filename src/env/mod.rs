@@ -49,8 +49,10 @@
 //!     (never with 0, even at a negative equity); a replay (`ploutos backtest`) runs to the
 //!     end of its period regardless.
 //! 15. **Invented bars** (`data.missing_bars: forward_fill`): an order whose fill bar is an
-//!     invented bar of its ticker is refused (`invented_bar`); the bar still marks equity
-//!     (at the repeated close) and appears in the observation.
+//!     invented bar of its ticker is refused (`invented_bar`), and a margin call (answer
+//!     20) does not close that ticker in that bar either (nothing traded then; it closes
+//!     the next position instead); the bar still marks equity (at the repeated close) and
+//!     appears in the observation.
 //! 16. **Action masks** ([`EnvParams::action_masks`]): written with every observation, for
 //!     the coming decision, by each plugin for the orders it would refuse if sent alone,
 //!     from the state at the decision bar only (a buy is judged at that bar's close, a day
@@ -120,7 +122,7 @@
 //!     closes whole positions at the step's reference prices, shorts then longs, each in
 //!     ticker order, until the equity at those prices meets the maintenance margin of what
 //!     is left (or nothing is left): forced orders, ignoring the rules and the participation
-//!     cap (not a fill model that cannot fill), written in `trades.csv` with `forced =
+//!     cap (not a fill model that cannot fill, nor an invented bar), written in `trades.csv` with `forced =
 //!     margin_call` and counted in `report.json`'s `forced_orders`; the agent's orders of
 //!     those tickers in that bar are refused (`margin_call`). Tickers in `no_short` cannot be
 //!     sold short (`not_shortable`). The holding period and the PDT rule treat a cover like
@@ -185,7 +187,7 @@ pub use components::*;
 pub use episodes::{begin_reset, end_episodes, env_rng, finish_restart, start_episode, start_episodes};
 pub(crate) use extend::add_mask_readers;
 pub use extend::{ActionMasking, EnvAppExt, ObservationColumns, Targets};
-pub(crate) use market_data::prefetch_lines;
+pub(crate) use market_data::prefetch_ahead;
 pub use market_data::{MarketColumns, MarketData, MarketDataError};
 pub use schedule::{EnvReset, EnvStep, MAX_SHARD_ENVS, MIN_SHARD_ENVS, ResetSystems, StepSystems};
 

@@ -829,9 +829,10 @@ impl Fill<'_, '_> {
     /// A margin call: when the equity marked at the decision bar's close is under the
     /// maintenance margin of the positions' value there, the broker closes whole
     /// positions at this bar's reference prices — shorts first, then longs, each in ticker
-    /// order — until the equity at those prices is at or above the maintenance margin of
-    /// what is left (or nothing is left). The agent's orders of the closed tickers are
-    /// refused as `margin_call`. Returns the day trades made.
+    /// order, skipping tickers whose fill bar is invented — until the equity at those
+    /// prices is at or above the maintenance margin of what is left (or nothing is left).
+    /// The agent's orders of the closed tickers are refused as `margin_call`. Returns the
+    /// day trades made.
     fn margin_call(
         &mut self,
         orders: &mut Orders,
@@ -856,7 +857,9 @@ impl Fill<'_, '_> {
         }
         let (mut day_trades, mut closed) = (0, 0u64);
         let refs = self.refs;
-        for k in bits(short).chain(bits(long)) {
+        // Nothing traded on an invented bar: the broker cannot close those tickers now.
+        let invented = self.models.market.invented(self.fill_bar);
+        for k in bits(short & !invented).chain(bits(long & !invented)) {
             if margin.met(self.portfolio.cash, positions, refs) {
                 break;
             }

@@ -24,7 +24,7 @@
 use crate::config::{EnvironmentConfig, ObservationLayout};
 use crate::env::{
     ActionMask, EnvAppExt, EnvId, EnvParams, EpisodeClock, MarketData, ObservationColumns, PdtState, Portfolio,
-    Position, Positions, StepRows, Targets, prefetch_lines,
+    Position, Positions, StepRows, Targets, prefetch_ahead,
 };
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -124,15 +124,14 @@ pub fn write_observations(
     // Every env, in table order: the step's hot path. Materialized rows copy a feature row
     // of a random bar per env, from memory rather than cache: ask for the rows of the envs
     // a few places ahead while copying this one.
-    const AHEAD: usize = 4;
     let prefetch = config.layout == ObservationLayout::Materialized;
     if prefetch {
         bars.clear();
         bars.extend(envs.iter().map(|(.., clock)| clock.bar));
     }
     for (n, (id, portfolio, positions, pdt, clock)) in envs.iter().enumerate() {
-        if let Some(&bar) = bars.get(n + AHEAD).filter(|_| prefetch) {
-            prefetch_lines(market.feature_row(bar as usize));
+        if prefetch {
+            prefetch_ahead(&bars, n, |bar| market.feature_row(bar));
         }
         write_row(rows.obs_row(id.index()), &ctx, portfolio, &positions.0, pdt, clock);
     }
