@@ -11,7 +11,7 @@
 use crate::config::EnvironmentConfig;
 use crate::env::{
     ActionMask, EnvAppExt, EnvStep, EpisodeClock, Ledger, MarketData, OrderShares, Orders, Portfolio, Positions,
-    Refusal, StepSystems, Targets, long_short, mark_to_market,
+    Refusal, StepSystems, Targets, into_short, long_short, mark_to_market,
 };
 use crate::rules::BuiltInRules;
 use bevy_app::{App, Plugin};
@@ -78,19 +78,15 @@ pub fn refuse_not_shortable(
         let long = orders.long;
         let opening = match sizes {
             None => !long,
-            Some(s) => positions
-                .0
-                .iter()
-                .zip(&s.0)
-                .enumerate()
-                .fold(0u64, |m, (k, (p, q))| m | u64::from(p.shares + q < 0.0) << k),
+            Some(s) => into_short(&positions.0, &s.0),
         };
         let sells = orders.sell;
         orders.refuse(sells & short.no_short & opening, Refusal::NOT_SHORTABLE);
     });
 }
 
-/// Masks the short sales [`refuse_not_shortable`] would refuse.
+/// Masks the short sales [`refuse_not_shortable`] would refuse, and with target positions
+/// the levels that would flip a long of those tickers into a short.
 ///
 /// Reads [`ShortSelling`], [`Positions`]; writes [`ActionMask`]. An action-mask system.
 pub fn mask_not_shortable(
@@ -101,6 +97,7 @@ pub fn mask_not_shortable(
     targets.for_each_mut(&mut envs, |(positions, mut mask)| {
         let (long, _) = long_short(&positions.0);
         mask.forbid_sell(short.no_short & !long);
+        mask.forbid_short(short.no_short);
     });
 }
 

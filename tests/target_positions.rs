@@ -1,6 +1,6 @@
 //! Target-position actions (`environment.target_positions`, execution contract answer 21):
 //! a partial exit, a flip from long to short and back, the no-trade band, by hand; the
-//! masks per level; the codes that hold; and properties over random markets: an order never
+//! masks per level (flips of a `no_short` ticker into a short among them); the codes that hold; and properties over random markets: an order never
 //! overshoots its target nor goes the wrong way, nothing is sent inside the band, and cash +
 //! long value − short liability = equity at every bar.
 
@@ -162,6 +162,36 @@ fn masks_have_one_flag_per_level() {
     assert_eq!(env.totals().refused.0[Refusal::MASKED.0 as usize], 1);
     let b = env.step(&[2]).expect("step");
     assert_eq!(b.action_masks, vec![true, true, true]);
+}
+
+/// A `no_short` ticker: from flat, the short levels are masked; held long, the levels that
+/// would flip the long into a short are masked while the exits to flat or to half stay
+/// allowed. A flip sent anyway is refused as `masked` (not filled in part), and without
+/// masks as `not_shortable`.
+#[test]
+fn flips_of_a_no_short_ticker_into_a_short_are_masked() {
+    let run = |action_masks: bool| {
+        let cfg = config(|c| c.short_selling.no_short = vec!["A".into()]);
+        let market = hand::one_ticker(vec![100.0; 6], (0..6).collect()).with_tickers(&["A".into()]).expect("one name");
+        let bounds = EpisodeBounds { first: 0, last: 5, random_start: false };
+        let mut env =
+            TradingEnv::new(&cfg, market, EnvOptions { action_masks, ..EnvOptions::replay(bounds) }).expect("env");
+        let b = env.reset(0);
+        if action_masks {
+            assert_eq!(b.action_masks, vec![false, false, true, true, true], "flat: no short levels");
+        }
+        let b = env.step(&[4]).expect("step");
+        if action_masks {
+            assert_eq!(b.action_masks, vec![false, false, true, true, true], "long 100: no flips into a short");
+        }
+        env.step(&[0]).expect("step");
+        let trades = env.take_trades(0);
+        assert_eq!(trades.len(), 1, "only the first buy fills: {trades:?}");
+        let refused = env.totals().refused.0;
+        (refused[Refusal::MASKED.0 as usize], refused[Refusal::NOT_SHORTABLE.0 as usize])
+    };
+    assert_eq!(run(true), (1, 0));
+    assert_eq!(run(false), (0, 1));
 }
 
 /// A target-level cell that is not a level is refused by the config's validation, as are

@@ -56,6 +56,8 @@ pub fn apply_actions(
 /// the next observation.
 #[inline]
 fn refuse_masked(orders: &mut Orders, mask: &mut ActionMask) {
+    // (A flip into a short that `no_short` forbids is refused by `apply_target_actions`,
+    // which knows the orders' sizes.)
     // A ticker has one action, so one mask over both sides refuses exactly the masked ones.
     let forbidden = (orders.buy & mask.no_buy) | (orders.sell & mask.no_sell);
     orders.refuse(forbidden, Refusal::MASKED);
@@ -154,7 +156,8 @@ impl TargetLevels {
 
     /// Writes one env's mask row for the learner (`[n_tickers × len]`, true = allowed): a
     /// level is allowed when its order is none, or a buy the mask allows, or a sell it
-    /// allows. When every level of a ticker is forbidden (its position sits outside the band
+    /// allows that does not end short where the mask forbids a short
+    /// ([`ActionMask::no_short`]). When every level of a ticker is forbidden (its position sits outside the band
     /// of every level, and it can neither buy nor sell), the level with the smallest order
     /// is left allowed, so that the policy has something to pick: its order is refused as
     /// `masked`, and the agent holds.
@@ -162,9 +165,11 @@ impl TargetLevels {
         for (k, cell) in cells.chunks_exact_mut(self.len()).enumerate() {
             let (held, close) = (positions[k].shares, closes[k]);
             let (mut any, mut smallest, mut nearest) = (false, f64::INFINITY, 0);
+            let no_short = mask.no_short >> k & 1 != 0;
             for (a, allowed) in cell.iter_mut().enumerate() {
                 let d = self.order(a, held, equity, close);
-                *allowed = (d == 0.0) || (d > 0.0 && mask.allows(k, 1)) || (d < 0.0 && mask.allows(k, 2));
+                let sell = mask.allows(k, 2) && !(no_short && held + d < 0.0);
+                *allowed = (d == 0.0) || (d > 0.0 && mask.allows(k, 1)) || (d < 0.0 && sell);
                 any |= *allowed;
                 if d.abs() < smallest {
                     (smallest, nearest) = (d.abs(), a);
@@ -210,9 +215,20 @@ pub fn apply_target_actions(
             levels,
         );
         if masking.enabled {
+            if mask.no_short != 0 {
+                let flips = orders.sell & mask.no_short & into_short(&positions.0, &shares.0);
+                orders.refuse(flips, Refusal::MASKED);
+            }
             refuse_masked(&mut orders, &mut mask);
         }
     }
+}
+
+/// The tickers whose order of `sizes` signed shares leaves them short: short sales, adds
+/// to a short, and sells of a long that go through zero.
+#[inline]
+pub fn into_short(positions: &[Position], sizes: &[f64]) -> u64 {
+    positions.iter().zip(sizes).enumerate().fold(0u64, |m, (k, (p, q))| m | u64::from(p.shares + q < 0.0) << k)
 }
 
 /// Decodes one env's target-position actions into orders and their signed sizes in shares

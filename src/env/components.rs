@@ -234,6 +234,10 @@ pub struct ActionMask {
     pub no_buy: u64,
     /// Tickers that may not be sold.
     pub no_sell: u64,
+    /// Tickers whose order may not end short: with target positions, a level whose sell
+    /// goes through zero into a short (a flip) is forbidden, although the sell itself (of
+    /// the long) is allowed. Short sales from flat are forbidden by `no_sell`.
+    pub no_short: u64,
 }
 
 impl ActionMask {
@@ -247,6 +251,13 @@ impl ActionMask {
     #[inline]
     pub fn forbid_sell(&mut self, mask: u64) {
         self.no_sell |= mask;
+    }
+
+    /// Forbids the orders that would leave the tickers in `mask` short (see
+    /// [`ActionMask::no_short`]).
+    #[inline]
+    pub fn forbid_short(&mut self, mask: u64) {
+        self.no_short |= mask;
     }
 
     /// Forbids the exits of the tickers in `mask`: selling a long, buying back a short.

@@ -160,7 +160,8 @@
 //!     (`[n_tickers × n_levels]`): a level is allowed when its order is none, a buy the
 //!     buy mask allows or a sell the sell mask allows; when none is, the level with the
 //!     smallest order is left allowed (sent, it is refused as `masked`: the agent holds).
-//!     No mask sees a flip's opening part (its margin) or a `no_short` flip. An action file
+//!     A flip of a `no_short` long into a short is masked (sent, `masked`); no mask sees a
+//!     flip's opening part otherwise (its margin, its cash). An action file
 //!     (`backtest --policy FILE`) gives levels as numbers (`-0.5`, `1`), empty or `hold`
 //!     for no order; the buy-and-hold benchmark keeps the seed's actions.
 //!
@@ -180,7 +181,7 @@ mod schedule;
 pub use accounting::mark_to_market;
 pub use actions::{
     KEEP, TargetLevels, apply_actions, apply_target_actions, decode as decode_actions, decode_targets, hold_action,
-    mask_sells_without_position,
+    into_short, mask_sells_without_position,
 };
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
