@@ -33,20 +33,31 @@ extern "C" {
 // The message of the last failed call on this thread.
 const char* ploutos_last_error() { return last_error.c_str(); }
 
-// Sets the float32 matmul precision: "high" (TF32 allowed) when `tf32` is non-zero, else
-// "highest" (IEEE f32, PyTorch's default). Returns 0, or 1 when libtorch threw.
-int ploutos_set_matmul_tf32(int tf32) {
-    return guarded([&] { at::globalContext().setFloat32MatmulPrecision(tf32 ? "high" : "highest"); });
+// Sets the float32 matmul precision (`torch.set_float32_matmul_precision`): 0 "highest"
+// (IEEE f32, PyTorch's default), 1 "high" (TF32 allowed), 2 "medium" (bf16 allowed).
+// Returns 0, or 1 when libtorch threw or `precision` is none of these.
+int ploutos_set_matmul_precision(int precision) {
+    static const char* const names[] = {"highest", "high", "medium"};
+    if (precision < 0 || precision > 2) {
+        last_error = "matmul precision " + std::to_string(precision) + " is not 0, 1 or 2";
+        return 1;
+    }
+    return guarded([&] { at::globalContext().setFloat32MatmulPrecision(names[precision]); });
 }
 
-// Whether float32 matrix products on CUDA may use TF32 now (1) or not (0); -1 when
-// libtorch threw.
-int ploutos_matmul_tf32() {
-    int on = 0;
-    if (guarded([&] { on = at::globalContext().allowTF32CuBLAS() ? 1 : 0; }) != 0) {
+// The float32 matmul precision now, numbered as above; -1 when libtorch threw.
+int ploutos_matmul_precision() {
+    int precision = -1;
+    if (guarded([&] {
+            switch (at::globalContext().float32MatmulPrecision()) {
+                case at::Float32MatmulPrecision::HIGHEST: precision = 0; break;
+                case at::Float32MatmulPrecision::HIGH: precision = 1; break;
+                case at::Float32MatmulPrecision::MEDIUM: precision = 2; break;
+            }
+        }) != 0) {
         return -1;
     }
-    return on;
+    return precision;
 }
 }
 

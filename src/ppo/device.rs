@@ -94,19 +94,26 @@ pub fn precision_name(precision: crate::config::Precision) -> &'static str {
 
 unsafe extern "C" {
     // csrc/torch_shim.cpp, compiled by build.rs.
-    fn ploutos_set_matmul_tf32(tf32: std::ffi::c_int) -> std::ffi::c_int;
-    fn ploutos_matmul_tf32() -> std::ffi::c_int;
+    fn ploutos_set_matmul_precision(precision: std::ffi::c_int) -> std::ffi::c_int;
+    fn ploutos_matmul_precision() -> std::ffi::c_int;
 }
+
+/// libtorch's float32 matmul precisions, as the shim numbers them.
+const HIGHEST: std::ffi::c_int = 0;
+const HIGH: std::ffi::c_int = 1;
 
 /// Lets f32 matrix products on CUDA use TF32 tensor cores while it lives, and restores
 /// the previous setting when dropped. libtorch's setting is global to the process (and
 /// may reach oneDNN's CPU products too): the update turns it on around its products on
 /// CUDA only, so that rollouts, evaluations and backtests act in f32. Does nothing when
-/// `on` is false; when libtorch refuses the setting, says so and leaves f32 products.
+/// `on` is false or when the precision already allows TF32 ("high", or "medium", which
+/// allows bf16 too and is left as it is); when libtorch refuses the setting, says so and
+/// leaves f32 products.
 #[derive(Debug)]
 #[must_use = "TF32 is turned off again when the guard drops"]
 pub struct Tf32Guard {
-    previous: Option<bool>,
+    /// The precision to restore ("highest"), when the guard changed it.
+    previous: Option<std::ffi::c_int>,
 }
 
 impl Tf32Guard {
@@ -116,12 +123,15 @@ impl Tf32Guard {
         }
         // SAFETY: two plain C functions of the shim; they take and return ints and catch
         // every C++ exception.
-        let previous = unsafe { ploutos_matmul_tf32() };
-        if previous < 0 || unsafe { ploutos_set_matmul_tf32(1) } != 0 {
+        let previous = unsafe { ploutos_matmul_precision() };
+        if previous >= HIGH {
+            return Self { previous: None };
+        }
+        if previous < 0 || unsafe { ploutos_set_matmul_precision(HIGH) } != 0 {
             tracing::warn!("libtorch refused TF32 products; the update runs in f32");
             return Self { previous: None };
         }
-        Self { previous: Some(previous != 0) }
+        Self { previous: Some(previous) }
     }
 }
 
@@ -129,7 +139,7 @@ impl Drop for Tf32Guard {
     fn drop(&mut self) {
         if let Some(previous) = self.previous {
             // SAFETY: as in `new`.
-            unsafe { ploutos_set_matmul_tf32(std::ffi::c_int::from(previous)) };
+            unsafe { ploutos_set_matmul_precision(previous) };
         }
     }
 }
@@ -140,15 +150,25 @@ mod tests {
 
     #[test]
     fn tf32_guard_turns_tf32_on_and_restores_it() {
-        let before = unsafe { ploutos_matmul_tf32() } != 0;
-        assert!(!before, "PyTorch's default is IEEE f32 products");
+        let precision = || unsafe { ploutos_matmul_precision() };
+        assert_eq!(precision(), HIGHEST, "PyTorch's default is IEEE f32 products");
         {
             let _off = Tf32Guard::new(false);
-            assert!(unsafe { ploutos_matmul_tf32() } == 0);
+            assert_eq!(precision(), HIGHEST);
             let _on = Tf32Guard::new(true);
-            assert!(unsafe { ploutos_matmul_tf32() } != 0);
+            assert_eq!(precision(), HIGH);
         }
-        assert!(unsafe { ploutos_matmul_tf32() } == 0);
+        assert_eq!(precision(), HIGHEST);
+        // A precision that allows TF32 already is left as it is. ("medium" is not tried:
+        // it may reach oneDNN's CPU products, which other tests of this process run.)
+        assert_eq!(unsafe { ploutos_set_matmul_precision(HIGH) }, 0);
+        {
+            let _on = Tf32Guard::new(true);
+            assert_eq!(precision(), HIGH);
+        }
+        assert_eq!(precision(), HIGH);
+        assert_eq!(unsafe { ploutos_set_matmul_precision(HIGHEST) }, 0);
+        assert_ne!(unsafe { ploutos_set_matmul_precision(3) }, 0, "not a precision");
     }
 
     #[test]
