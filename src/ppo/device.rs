@@ -98,7 +98,8 @@ unsafe extern "C" {
     fn ploutos_matmul_precision() -> std::ffi::c_int;
 }
 
-/// libtorch's float32 matmul precisions, as the shim numbers them.
+/// libtorch's float32 matmul precisions, as the shim numbers them (below `HIGHEST`: the
+/// shim failed).
 const HIGHEST: std::ffi::c_int = 0;
 const HIGH: std::ffi::c_int = 1;
 
@@ -127,7 +128,7 @@ impl Tf32Guard {
         if previous >= HIGH {
             return Self { previous: None };
         }
-        if previous < 0 || unsafe { ploutos_set_matmul_precision(HIGH) } != 0 {
+        if previous < HIGHEST || unsafe { ploutos_set_matmul_precision(HIGH) } != 0 {
             tracing::warn!("libtorch refused TF32 products; the update runs in f32");
             return Self { previous: None };
         }

@@ -446,15 +446,36 @@ pub fn sample_host(logits: &[f32], uniforms: &[f32], actions: &mut [u8], logp: &
 ///
 /// Materialized rows already are the input. Index rows are [state | bar index]: the
 /// shared feature table is uploaded once and gathered per row, `cat(state,
-/// table[bar])`, so the host never copies features.
+/// table[bar])`, so the host never copies features. On the CPU the table is the market's
+/// own memory, not a copy of it.
 #[derive(Debug)]
 pub struct InputBuilder {
     layout: ObservationLayout,
     obs_dim: usize,
     state_dim: usize,
-    /// `[n_bars, n_tickers × n_features]` on the device (index layout only).
+    /// `[n_bars, n_tickers × n_features]` on the device (index layout only). Declared
+    /// before `_features` so that it drops first.
     table: Option<Tensor>,
+    /// The market's feature table, kept alive for `table` when that tensor is a view of
+    /// it (on the CPU).
+    _features: Option<std::sync::Arc<[f32]>>,
     device: Device,
+}
+
+/// The index layout's table of `m` as a `[n_bars, width]` tensor on `device`: on the CPU a
+/// view of the market's own memory (returned with it, to be kept alive as long as the
+/// tensor), elsewhere an upload.
+fn feature_table(m: &MarketData, device: Device) -> Result<(Tensor, Option<std::sync::Arc<[f32]>>), tch::TchError> {
+    let shape = [m.n_bars() as i64, (m.n_tickers() * m.n_features()) as i64];
+    if device != Device::Cpu {
+        return Ok((Tensor::f_from_slice(m.feature_table())?.f_view(shape)?.f_to(device)?, None));
+    }
+    let features = std::sync::Arc::clone(&m.features);
+    // SAFETY: `features` holds `n_bars × width` initialized f32 values (checked when the
+    // market was built), never written after that; the caller keeps this Arc alive for
+    // as long as the tensor, and the tensor is only read (`index_select` copies rows out).
+    let table = unsafe { Tensor::f_from_blob(features.as_ptr().cast::<u8>(), &shape, &[], Kind::Float, Device::Cpu)? };
+    Ok((table, Some(features)))
 }
 
 impl InputBuilder {
@@ -477,17 +498,24 @@ impl InputBuilder {
                 spec.n_features
             )));
         }
-        let table = match spec.layout {
-            ObservationLayout::Materialized => None,
+        let (table, features) = match spec.layout {
+            ObservationLayout::Materialized => (None, None),
             ObservationLayout::Index => {
                 let m = market.ok_or_else(|| {
                     PpoError::Setup("the index observation layout needs the market's feature table".into())
                 })?;
-                let width = (m.n_tickers() * m.n_features()) as i64;
-                Some(Tensor::f_from_slice(m.feature_table())?.f_view([m.n_bars() as i64, width])?.f_to(device)?)
+                let (table, features) = feature_table(m, device)?;
+                (Some(table), features)
             }
         };
-        Ok(Self { layout: spec.layout, obs_dim: spec.obs_dim, state_dim: spec.obs_dim - 1, table, device })
+        Ok(Self {
+            layout: spec.layout,
+            obs_dim: spec.obs_dim,
+            state_dim: spec.obs_dim - 1,
+            table,
+            _features: features,
+            device,
+        })
     }
 
     /// Where [`Self::build`] should build (where the index layout's table lives).
@@ -791,6 +819,34 @@ mod tests {
 
     fn model() -> ActorCritic {
         ActorCritic::new(&spec(3), Device::Cpu, 7).expect("model")
+    }
+
+    /// On the CPU the index layout's table is the market's own memory (no copy), kept alive
+    /// by the builder after the market is gone, and gathered per row.
+    #[test]
+    fn the_cpu_feature_table_is_the_markets_memory() {
+        let market = MarketData::random_walk(50, 3, 4, 0);
+        let (state_dim, width) = (5, 3 * 4);
+        let spec = ModelSpec {
+            obs_dim: state_dim + 1,
+            input_dim: state_dim + width,
+            n_features: 4,
+            layout: ObservationLayout::Index,
+            ..spec(3)
+        };
+        let input = InputBuilder::new(&spec, Some(&market), Device::Cpu).expect("builder");
+        let table = input.table.as_ref().expect("index table");
+        assert_eq!(table.data_ptr() as *const f32, market.feature_table().as_ptr());
+        let want: Vec<Vec<f32>> = [7usize, 49].iter().map(|&t| market.feature_row(t).to_vec()).collect();
+        drop(market);
+        let mut obs = vec![0.5f32; 2 * (state_dim + 1)];
+        (obs[state_dim], obs[2 * state_dim + 1]) = (7.0, 49.0);
+        let x = input.build(&obs, 2, Device::Cpu).expect("inputs");
+        assert_eq!(x.size(), [2, (state_dim + width) as i64]);
+        for (i, row) in want.iter().enumerate() {
+            let got = Vec::<f32>::try_from(x.get(i as i64).narrow(0, state_dim as i64, width as i64)).expect("row");
+            assert_eq!(&got, row);
+        }
     }
 
     #[test]
