@@ -16,7 +16,7 @@ use crate::env::MarketData;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
@@ -458,19 +458,22 @@ pub struct InputBuilder {
     table: Option<Tensor>,
     /// The market's feature table, kept alive for `table` when that tensor is a view of
     /// it (on the CPU).
-    _features: Option<std::sync::Arc<[f32]>>,
+    _features: TableMemory,
     device: Device,
 }
+
+/// The memory a CPU feature table views (`None`: the tensor owns its own).
+type TableMemory = Option<Arc<[f32]>>;
 
 /// The index layout's table of `m` as a `[n_bars, width]` tensor on `device`: on the CPU a
 /// view of the market's own memory (returned with it, to be kept alive as long as the
 /// tensor), elsewhere an upload.
-fn feature_table(m: &MarketData, device: Device) -> Result<(Tensor, Option<std::sync::Arc<[f32]>>), tch::TchError> {
+fn feature_table(m: &MarketData, device: Device) -> Result<(Tensor, TableMemory), tch::TchError> {
     let shape = [m.n_bars() as i64, (m.n_tickers() * m.n_features()) as i64];
     if device != Device::Cpu {
         return Ok((Tensor::f_from_slice(m.feature_table())?.f_view(shape)?.f_to(device)?, None));
     }
-    let features = std::sync::Arc::clone(&m.features);
+    let features = Arc::clone(&m.features);
     // SAFETY: `features` holds `n_bars × width` initialized f32 values (checked when the
     // market was built), never written after that; the caller keeps this Arc alive for
     // as long as the tensor, and the tensor is only read (`index_select` copies rows out).
