@@ -2,8 +2,8 @@
 //! 20): a short's account by hand (proceeds, borrow fee, cover), a margin call's forced
 //! buy-in, the `no_short` list, the config's refusals, and properties over random markets:
 //! cash + long value − short liability = equity at every bar, a forced buy-in leaves
-//! the equity at or above the maintenance margin of what is left, and nothing (a forced
-//! buy-in included) fills on an invented bar.
+//! the equity at or above the maintenance margin of what is left (or only positions on an
+//! invented bar), and nothing (a forced buy-in included) fills on an invented bar.
 
 use ploutos::config::{Account, Config, EnvironmentConfig};
 use ploutos::env::{EpisodeBounds, MarketColumns, MarketData, Refusal, Side};
@@ -175,7 +175,9 @@ proptest! {
     /// every realism switch that moves orders (shorts with a maintenance margin at the
     /// initial one, so that calls happen; target positions or the seed's actions; a
     /// participation cap or none; either fill timing): no trade, the agent's or a forced
-    /// buy-in, fills on an invented bar of its ticker.
+    /// buy-in, fills on an invented bar of its ticker; after a bar's forced buy-ins the
+    /// equity at the fill's reference prices meets the maintenance margin of what is left,
+    /// or nothing is left but positions on an invented bar of that fill.
     #[test]
     fn no_fill_on_an_invented_bar(
         returns in proptest::collection::vec(-0.08f64..0.08, 3 * 120),
@@ -210,16 +212,31 @@ proptest! {
             cfg.fill_timing = ploutos::config::FillTiming::Close;
         }
         cfg.validate().expect("valid");
+        // The fills' reference prices: the fill bar's open, or its close.
+        let refs: Vec<Vec<f64>> =
+            (0..120).map(|t| if close_fills { m.close_row(t).to_vec() } else { m.open_row(t).to_vec() }).collect();
+        let maintenance = cfg.short_selling.maintenance_margin;
         let mut env = hand::replay(&cfg, m);
         let n_actions = env.n_actions() as u8;
-        let mut fills = 0;
+        let (mut fills, mut shares) = (0, [0.0f64; 3]);
         for a in actions.chunks(3) {
             let a: Vec<u8> = a.iter().map(|&x| x % n_actions).collect();
             env.step(&a).expect("step");
-            for t in env.take_trades(0) {
+            let trades = env.take_trades(0);
+            let n_forced = trades.iter().take_while(|t| t.forced.is_some()).count();
+            for (i, t) in trades.iter().enumerate() {
                 prop_assert!(mask[t.bar as usize] >> t.ticker & 1 == 0,
                     "{:?} trade of ticker {} on its invented bar {}", t.forced, t.ticker, t.bar);
                 fills += 1;
+                shares[t.ticker as usize] += if t.side == Side::Buy { t.shares } else { -t.shares };
+                if i + 1 == n_forced {
+                    let (bar, r) = (t.bar as usize, &refs[t.bar as usize]);
+                    let net = t.cash_after + shares.iter().zip(r).map(|(q, r)| q * r).sum::<f64>();
+                    let gross: f64 = shares.iter().zip(r).map(|(q, r)| q.abs() * r).sum();
+                    let stuck = (0..3).all(|k| shares[k] == 0.0 || mask[bar] >> k & 1 == 1);
+                    prop_assert!(net >= maintenance * gross - 1e-9 * gross || stuck,
+                        "bar {bar}: equity {net} under {maintenance} × {gross} after the buy-in, {shares:?} left");
+                }
             }
         }
         prop_assert!(fills > 0);

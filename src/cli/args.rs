@@ -273,7 +273,7 @@ pub struct BenchArgs {
     /// Observation layout: `materialized` or `index` (default: both).
     #[arg(long, value_name = "LAYOUT")]
     pub layout: Option<String>,
-    /// Seconds measured per configuration.
+    /// Seconds measured per configuration (with --realism-cost: per env and repeat).
     #[arg(long, default_value_t = 2.0)]
     pub seconds: f64,
     /// Print one JSON object per line instead of a table.
@@ -314,7 +314,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub contention: u32,
     /// Runs of --train, each Ploutos then SB3 (interleaved, so that both see the same
-    /// load); medians are reported.
+    /// load); medians are reported. With --realism-cost: multiplies --seconds.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
     /// With --train: what action masking costs, from interleaved pairs of runs without and

@@ -79,7 +79,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
 /// `--realism-cost`: per layout and env count, the configured env and the same env with
 /// every realism switch on, both built once and timed in alternation, in runs of
-/// [`REALISM_RUN_SECONDS`] each, `--repeat` × `--seconds` seconds per env in all. Prints the
+/// [`REALISM_RUN_SECONDS`] each (each env first in every other pair), `--repeat` ×
+/// `--seconds` seconds per env in all (at least one pair). Prints the
 /// medians of each env's runs and the median of the pairs' ratios: on a shared machine the
 /// load changes from one second to the next, and two runs a quarter of a second apart see
 /// nearly the same, so each pair's ratio is the steady estimate (pairs of whole
@@ -103,9 +104,16 @@ fn realism_cost(cfg: &ploutos::config::Config, a: &BenchArgs, layouts: &[Observa
             let mut plain_env = EnvRun::new(&base, bench_market(10), n, cfg.training.threads)?;
             let mut real_env = EnvRun::new(&on, bench_market_with_actions(10), n, cfg.training.threads)?;
             let (mut plain, mut real) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
-            for _ in 0..pairs {
-                plain.push(plain_env.rate_for(REALISM_RUN_SECONDS));
-                real.push(real_env.rate_for(REALISM_RUN_SECONDS));
+            for i in 0..pairs {
+                // Each env first in every other pair: a load that drifts one way within
+                // the invocation weighs on both alike.
+                if i % 2 == 0 {
+                    plain.push(plain_env.rate_for(REALISM_RUN_SECONDS));
+                    real.push(real_env.rate_for(REALISM_RUN_SECONDS));
+                } else {
+                    real.push(real_env.rate_for(REALISM_RUN_SECONDS));
+                    plain.push(plain_env.rate_for(REALISM_RUN_SECONDS));
+                }
             }
             let (p, r) = (ploutos::bench::median(plain.clone()), ploutos::bench::median(real.clone()));
             let ratios: Vec<f64> = real.iter().zip(&plain).map(|(r, p)| r / p).collect();
@@ -116,7 +124,7 @@ fn realism_cost(cfg: &ploutos::config::Config, a: &BenchArgs, layouts: &[Observa
                 let v = serde_json::json!({
                     "envs": n, "layout": ploutos::bench::layout_name(layout), "default": p, "realism": r,
                     "ratio": ratio, "ratio_q1": q1, "ratio_q3": q3, "run_seconds": REALISM_RUN_SECONDS,
-                    "default_runs": plain, "realism_runs": real,
+                    "default_runs": plain, "realism_runs": real, "ratios": ratios,
                 });
                 println!("{v}");
             } else {

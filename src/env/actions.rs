@@ -157,8 +157,9 @@ impl TargetLevels {
     /// Writes one env's mask row for the learner (`[n_tickers × len]`, true = allowed): a
     /// level is allowed when its order is none, or a buy the mask allows, or a sell it
     /// allows that does not end short where the mask forbids a short
-    /// ([`ActionMask::no_short`]). When every level of a ticker is forbidden (its position sits outside the band
-    /// of every level, and it can neither buy nor sell), the level with the smallest order
+    /// ([`ActionMask::no_short`]). When every level of a ticker is forbidden (its position
+    /// sits outside the band of every level, and it can neither buy nor sell), the level
+    /// with the smallest order
     /// is left allowed, so that the policy has something to pick: its order is refused as
     /// `masked`, and the agent holds.
     pub fn mask_row(&self, cells: &mut [bool], mask: &ActionMask, positions: &[Position], equity: f64, closes: &[f64]) {

@@ -202,7 +202,8 @@ pub trait EnvAppExt {
     -> &mut Self;
 
     /// Adds systems that forbid actions for the coming decision with
-    /// [`ActionMask::forbid_buy`] / [`ActionMask::forbid_sell`]: they run where observation
+    /// [`ActionMask::forbid_buy`] / [`ActionMask::forbid_sell`] / [`ActionMask::forbid_short`]
+    /// (or [`ActionMask::forbid_exits`]): they run where observation
     /// systems run, after them; the masks then go to
     /// [`crate::env::StepBuffers::action_masks`], and masked orders are refused.
     fn add_action_mask_systems<M>(&mut self, systems: impl IntoScheduleConfigs<ScheduleSystem, M> + Clone)

@@ -50,9 +50,10 @@
 //!     end of its period regardless.
 //! 15. **Invented bars** (`data.missing_bars: forward_fill`): an order whose fill bar is an
 //!     invented bar of its ticker is refused (`invented_bar`), and a margin call (answer
-//!     20) does not close that ticker in that bar either (nothing traded then; it closes
-//!     the next position instead); the bar still marks equity (at the repeated close) and
-//!     appears in the observation.
+//!     20) does not close that ticker in that bar either (nothing traded then: it closes
+//!     the next position instead, and when only such positions are left the account may
+//!     stay under the maintenance margin until the next bar's call); the bar still marks
+//!     equity (at the repeated close) and appears in the observation.
 //! 16. **Action masks** ([`EnvParams::action_masks`]): written with every observation, for
 //!     the coming decision, by each plugin for the orders it would refuse if sent alone,
 //!     from the state at the decision bar only (a buy is judged at that bar's close, a day
@@ -121,9 +122,11 @@
 //!     close is under `maintenance_margin` × (long value + short value) there, the broker
 //!     closes whole positions at the step's reference prices, shorts then longs, each in
 //!     ticker order, until the equity at those prices meets the maintenance margin of what
-//!     is left (or nothing is left): forced orders, ignoring the rules and the participation
-//!     cap (not a fill model that cannot fill, nor an invented bar), written in `trades.csv` with `forced =
-//!     margin_call` and counted in `report.json`'s `forced_orders`; the agent's orders of
+//!     is left (or nothing is left that can trade: a position whose fill bar is invented,
+//!     answer 15, stays, and the call comes again at the next bar): forced orders, ignoring
+//!     the rules and the participation cap (not a fill model that cannot fill, nor an
+//!     invented bar), written in `trades.csv` with `forced = margin_call` and counted in
+//!     `report.json`'s `forced_orders`; the agent's orders of
 //!     those tickers in that bar are refused (`margin_call`). Tickers in `no_short` cannot be
 //!     sold short (`not_shortable`). The holding period and the PDT rule treat a cover like
 //!     the sell of a long: it waits `min_holding_bars` after the latest short sale, and is a
@@ -156,8 +159,8 @@
 //!     a flip are two trades, and the opening one can be refused (`margin`, `cash`,
 //!     `position_cap`, ...) after the closing one filled; the daily cap counts a flip once
 //!     when it is decided and its two trades once they fill; a flip of a `no_short` ticker
-//!     into a short is refused whole (`not_shortable`). Masks have one flag per level
-//!     (`[n_tickers × n_levels]`): a level is allowed when its order is none, a buy the
+//!     into a short is refused whole (`not_shortable`, or `masked` with masks on). Masks
+//!     have one flag per level (`[n_tickers × n_levels]`): a level is allowed when its order is none, a buy the
 //!     buy mask allows or a sell the sell mask allows; when none is, the level with the
 //!     smallest order is left allowed (sent, it is refused as `masked`: the agent holds).
 //!     A flip of a `no_short` long into a short is masked (sent, `masked`); no mask sees a

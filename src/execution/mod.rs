@@ -830,7 +830,8 @@ impl Fill<'_, '_> {
     /// maintenance margin of the positions' value there, the broker closes whole
     /// positions at this bar's reference prices — shorts first, then longs, each in ticker
     /// order, skipping tickers whose fill bar is invented — until the equity at those
-    /// prices is at or above the maintenance margin of what is left (or nothing is left).
+    /// prices is at or above the maintenance margin of what is left (or nothing is left
+    /// but positions on an invented bar: the next bar's call tries them again).
     /// The agent's orders of the closed tickers are refused as `margin_call`. Returns the
     /// day trades made.
     fn margin_call(

@@ -161,7 +161,8 @@ mod tests {
         }
         assert_eq!(precision(), HIGHEST);
         // A precision that allows TF32 already is left as it is. ("medium" is not tried:
-        // it may reach oneDNN's CPU products, which other tests of this process run.)
+        // the setting reaches oneDNN's CPU products too, and bf16 there could change the
+        // results of other tests of this process running meanwhile.)
         assert_eq!(unsafe { ploutos_set_matmul_precision(HIGH) }, 0);
         {
             let _on = Tf32Guard::new(true);
