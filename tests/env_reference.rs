@@ -1,5 +1,5 @@
 //! A plain single-env reference of one step, written from the env's docs (the execution
-//! contract in `ploutos::env`, answers 1–14 and 17–21, and the docs of `execution`, `execution::fill`,
+//! contract in `ploutos::env`, answers 1–15 and 17–21, and the docs of `execution`, `execution::fill`,
 //! `execution::fees`, `rules::*`, `reward` and `env::observation`), driven side by side with
 //! the batched ECS [`TradingEnv`] on random actions.
 //!
@@ -318,6 +318,18 @@ impl<'m> RefEnv<'m> {
             !listed
         });
 
+        // Rule 0: no fill on an invented bar of the ticker (answer 15), the whole order.
+        let invented = m.invented(fill_bar);
+        for list in [&mut sells, &mut covers, &mut opens, &mut buys] {
+            list.retain(|&k| {
+                let hit = invented >> k & 1 == 1;
+                if hit {
+                    refused[self.names.iter().position(|n| n == "invented_bar").unwrap()] += 1;
+                }
+                !hit
+            });
+        }
+
         // Rule 1: minimum holding period, age = fill bar − fill bar of the latest buy (or
         // short sale, for a cover).
         for exits in [&mut sells, &mut covers] {
@@ -437,6 +449,10 @@ impl<'m> RefEnv<'m> {
                 for k in order {
                     if met(self.cash, &self.pos, &refs) {
                         break;
+                    }
+                    // Nothing traded on an invented bar: that position stays (answer 15).
+                    if invented >> k & 1 == 1 {
+                        continue;
                     }
                     if mean_volume[k] <= 0.0 && cfg.impact_coef > 0.0 {
                         continue;
@@ -1118,6 +1134,12 @@ fn count(refused: &[(String, u64)], name: &str) -> u64 {
     refused.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
 
+/// Invented (forward-filled) bars: one bar in twenty has some of its `n_tickers` tickers
+/// invented (answer 15).
+fn invented_bars(n_bars: usize, n_tickers: u32, rng: &mut ChaCha8Rng) -> Vec<u64> {
+    (0..n_bars).map(|_| if rng.random::<f64>() < 0.05 { rng.random_range(1..1u64 << n_tickers) } else { 0 }).collect()
+}
+
 fn hourly_bounds(market: &MarketData) -> EpisodeBounds {
     EpisodeBounds { first: 25, last: market.n_bars() as u32 - 1, random_start: true }
 }
@@ -1346,8 +1368,9 @@ fn matches_reference_pdt_on_the_previous_close(#[case] timing: FillTiming) {
 
 /// Short selling and margin (answer 20): shorts sized like buys from the free cash, covers,
 /// the `no_short` list, a daily borrow fee, and a maintenance margin at the initial one with
-/// heavy leverage so that margin calls close positions by forced orders; with splits and
-/// dividends on shorts, a daily cap and the PDT rule on exits, under both fill timings.
+/// heavy leverage so that margin calls close positions by forced orders (skipping tickers
+/// on an invented bar); with splits and dividends on shorts, invented bars, a daily cap and
+/// the PDT rule on exits, under both fill timings.
 #[rstest]
 #[case::next_open(FillTiming::NextOpen)]
 #[case::close(FillTiming::Close)]
@@ -1381,13 +1404,18 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
         })
         .collect();
     let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
-    let market = market.with_corporate_actions(events).and_then(|m| m.with_tickers(&names)).expect("shapes");
+    let invented = invented_bars(market.n_bars(), 4, &mut rng);
+    let market = market
+        .with_corporate_actions(events)
+        .and_then(|m| m.with_invented_bars(invented))
+        .and_then(|m| m.with_tickers(&names))
+        .expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, refused, done) =
         compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 14, p: [0.4, 0.25, 0.35], levels: None });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
-    for r in ["margin_call", "not_shortable", "holding_period", "pdt", "trades_per_day"] {
+    for r in ["margin_call", "not_shortable", "holding_period", "pdt", "trades_per_day", "invented_bar"] {
         assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
     }
 }
@@ -1395,7 +1423,8 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
 /// Target positions (answer 21): five levels with shorts, a band, sized exits and flips,
 /// a participation cap that cuts exits short (no flip then), the `no_short` list refusing
 /// flips into a short, margin calls (initial and maintenance margin at 90%, so that a small
-/// loss calls), splits (forward and reverse) and dividends on longs and shorts, the daily
+/// loss calls), splits (forward and reverse) and dividends on longs and shorts, invented
+/// bars (no fill, forced or not), the daily
 /// cap and the rules on exits, under both fill timings; whole shares and a commission at
 /// the close (the exact-size buy and its fallback).
 #[rstest]
@@ -1438,9 +1467,11 @@ fn matches_reference_with_target_positions(#[case] timing: FillTiming) {
         })
         .collect();
     let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
+    let invented = invented_bars(market.n_bars(), 4, &mut rng);
     let market = market
         .with_volume(volume)
         .and_then(|m| m.with_corporate_actions(events))
+        .and_then(|m| m.with_invented_bars(invented))
         .and_then(|m| m.with_tickers(&names))
         .expect("shapes");
     let bounds = hourly_bounds(&market);
@@ -1448,7 +1479,15 @@ fn matches_reference_with_target_positions(#[case] timing: FillTiming) {
         compare(&cfg, market, bounds, Run { steps: 2_000, n_envs: 8, seed: 16, p: [0.0; 3], levels: Some(5) });
     assert!(trades > 5_000, "{trades} trades");
     assert!(done > 8 * 5, "{done} episodes");
-    for r in ["margin_call", "not_shortable", "holding_period", "trades_per_day", "invalid_action", "zero_volume"] {
+    for r in [
+        "margin_call",
+        "not_shortable",
+        "holding_period",
+        "trades_per_day",
+        "invalid_action",
+        "zero_volume",
+        "invented_bar",
+    ] {
         assert!(count(&refused, r) > 0, "no {r} refusal in {refused:?}");
     }
 }
