@@ -1134,6 +1134,18 @@ fn count(refused: &[(String, u64)], name: &str) -> u64 {
     refused.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
 
+/// Splits and dividends for `cells` (bar, ticker) cells (answer 19): a split, of one of
+/// `ratios`, with probability `p_split`; else a dividend of $0.01–$1 up to `p_event` in all.
+fn random_events(cells: usize, ratios: &[f64], p_split: f64, p_event: f64, rng: &mut ChaCha8Rng) -> Vec<(f64, f64)> {
+    (0..cells)
+        .map(|_| match rng.random::<f64>() {
+            u if u < p_split => (ratios[rng.random_range(0..ratios.len())], 0.0),
+            u if u < p_event => (1.0, rng.random_range(0.01..1.0)),
+            _ => (1.0, 0.0),
+        })
+        .collect()
+}
+
 /// Invented (forward-filled) bars: one bar in twenty has some of its `n_tickers` tickers
 /// invented (answer 15).
 fn invented_bars(n_bars: usize, n_tickers: u32, rng: &mut ChaCha8Rng) -> Vec<u64> {
@@ -1266,13 +1278,8 @@ fn matches_reference_through_splits_and_dividends(#[case] timing: FillTiming) {
     };
     let market = MarketData::random_walk(1_000, 4, 2, 15);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let events = (0..market.n_bars() * market.n_tickers())
-        .map(|_| match rng.random::<f64>() {
-            u if u < 0.01 => ([2.0, 3.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..5)], 0.0),
-            u if u < 0.04 => (1.0, rng.random_range(0.01..1.0)),
-            _ => (1.0, 0.0),
-        })
-        .collect();
+    let events =
+        random_events(market.n_bars() * market.n_tickers(), &[2.0, 3.0, 0.5, 1.0 / 3.0, 0.01], 0.01, 0.04, &mut rng);
     let market = market.with_corporate_actions(events).expect("shapes");
     let bounds = hourly_bounds(&market);
     let (trades, _, done) =
@@ -1396,13 +1403,8 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
     }
     let market = MarketData::random_walk(1_000, 4, 2, 17);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let events = (0..market.n_bars() * market.n_tickers())
-        .map(|_| match rng.random::<f64>() {
-            u if u < 0.005 => ([2.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..4)], 0.0),
-            u if u < 0.02 => (1.0, rng.random_range(0.01..1.0)),
-            _ => (1.0, 0.0),
-        })
-        .collect();
+    let events =
+        random_events(market.n_bars() * market.n_tickers(), &[2.0, 0.5, 1.0 / 3.0, 0.01], 0.005, 0.02, &mut rng);
     let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
     let invented = invented_bars(market.n_bars(), 4, &mut rng);
     let market = market
@@ -1424,9 +1426,9 @@ fn matches_reference_with_short_selling(#[case] timing: FillTiming) {
 /// a participation cap that cuts exits short (no flip then), the `no_short` list refusing
 /// flips into a short, margin calls (initial and maintenance margin at 90%, so that a small
 /// loss calls), splits (forward and reverse) and dividends on longs and shorts, invented
-/// bars (no fill, forced or not), the daily
-/// cap and the rules on exits, under both fill timings; whole shares and a commission at
-/// the close (the exact-size buy and its fallback).
+/// bars (no fill, forced or not), the daily cap and the rules on exits, under both fill
+/// timings; whole shares and a commission at the close (the exact-size buy and its
+/// fallback).
 #[rstest]
 #[case::next_open(FillTiming::NextOpen)]
 #[case::close(FillTiming::Close)]
@@ -1459,13 +1461,8 @@ fn matches_reference_with_target_positions(#[case] timing: FillTiming) {
     let volume: Vec<f64> = (0..market.n_bars() * market.n_tickers())
         .map(|_| if rng.random::<f64>() < 0.03 { 0.0 } else { rng.random_range(0.0..4_000.0) })
         .collect();
-    let events = (0..market.n_bars() * market.n_tickers())
-        .map(|_| match rng.random::<f64>() {
-            u if u < 0.005 => ([2.0, 0.5, 1.0 / 3.0, 0.01][rng.random_range(0..4)], 0.0),
-            u if u < 0.02 => (1.0, rng.random_range(0.01..1.0)),
-            _ => (1.0, 0.0),
-        })
-        .collect();
+    let events =
+        random_events(market.n_bars() * market.n_tickers(), &[2.0, 0.5, 1.0 / 3.0, 0.01], 0.005, 0.02, &mut rng);
     let names: Vec<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
     let invented = invented_bars(market.n_bars(), 4, &mut rng);
     let market = market
