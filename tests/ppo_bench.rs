@@ -12,7 +12,7 @@
 
 use ploutos::config::{Config, ObservationLayout};
 use ploutos::env::{EpisodeBounds, MarketData};
-use ploutos::ppo::{NoHooks, Policy, RunPaths, Trainer, bench_train, profile_train};
+use ploutos::ppo::{NoHooks, Policy, RunPaths, TrainShape, Trainer, bench_train, profile_train};
 use ploutos::{EnvOptions, TradingEnv};
 use tch::{Cuda, Device};
 
@@ -24,23 +24,27 @@ fn cpu_config() -> Config {
     c
 }
 
+fn shape(net: &[usize], n_envs: usize, n_steps: usize, batch: usize, epochs: usize) -> TrainShape {
+    TrainShape { net: net.to_vec(), n_envs, n_steps, batch, epochs }
+}
+
 #[test]
 fn bench_train_smoke() {
     let c = cpu_config();
-    let b = bench_train(&c, &[8], 2, 8, 8, 1, 1).unwrap();
+    let b = bench_train(&c, &shape(&[8], 2, 8, 8, 1), 1).unwrap();
     assert_eq!(b.obs_dim, 3 * 10 + 4 + 550);
     assert_eq!(b.device, "cpu");
     // Two 584→8→… MLPs: (584·8 + 8) + (8·30 + 30) + (584·8 + 8) + (8 + 1).
     assert_eq!(b.params, 584 * 8 + 8 + 8 * 30 + 30 + 584 * 8 + 8 + 8 + 1);
     assert!(b.timesteps_per_sec > 0.0);
-    assert!(bench_train(&c, &[8], 2, 8, 64, 1, 1).is_err(), "batch larger than the rollout");
+    assert!(bench_train(&c, &shape(&[8], 2, 8, 64, 1), 1).is_err(), "batch larger than the rollout");
 }
 
 #[test]
 fn profile_charges_every_step_and_minibatch_to_a_phase() {
     let c = cpu_config();
     // 2 iterations of 8 steps; minibatches of 8 over 2 × 8 rows, 2 epochs: 4 per update.
-    let phases = profile_train(&c, &[8], 2, 8, 8, 2, 2).unwrap();
+    let phases = profile_train(&c, &shape(&[8], 2, 8, 8, 2), 2).unwrap();
     let count = |name: &str| phases.iter().find(|p| p.phase == name).map_or(0, |p| p.count);
     assert_eq!(count("rollout: env step"), 2 * 8);
     assert_eq!(count("rollout: inference (device round trip)"), 2 * 8);
@@ -66,7 +70,7 @@ fn bench_report() {
         _ => vec![(vec![64, 64], 16, 256, 1024, 4, 3), (vec![64, 64], 64, 128, 1024, 4, 3)],
     };
     for (net, n_envs, n_steps, batch, epochs, iters) in runs {
-        let b = bench_train(&c, &net, n_envs, n_steps, batch, epochs, iters).unwrap();
+        let b = bench_train(&c, &shape(&net, n_envs, n_steps, batch, epochs), iters).unwrap();
         println!("{}", serde_json::to_string(&b).unwrap());
     }
 }

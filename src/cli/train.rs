@@ -414,13 +414,9 @@ mod with_learner {
 
     /// `bench --train --contention N`: interleaved pairs of runs, alone and beside N busy
     /// processes; the medians and the median of the pairs' slowdowns.
-    fn contention(
-        cfg: &Config,
-        a: &BenchArgs,
-        net: &[usize],
-        (n_envs, n_steps, batch, epochs): (usize, usize, usize, usize),
-    ) -> anyhow::Result<()> {
-        let run = || Ok(ploutos::ppo::bench_train(cfg, net, n_envs, n_steps, batch, epochs, 3)?);
+    fn contention(cfg: &Config, a: &BenchArgs, shape: &ploutos::ppo::TrainShape) -> anyhow::Result<()> {
+        let ploutos::ppo::TrainShape { net, n_envs, n_steps, batch, epochs } = shape;
+        let run = || Ok(ploutos::ppo::bench_train(cfg, shape, 3)?);
         let beside_busy = || {
             let _busy = super::super::bench::BusyProcesses::start(a.contention)?;
             run()
@@ -453,19 +449,15 @@ mod with_learner {
 
     /// `bench --train --masking-cost`: interleaved pairs of runs without and with action
     /// masking; the medians and the median of the pairs' costs.
-    fn masking_cost(
-        cfg: &Config,
-        a: &BenchArgs,
-        net: &[usize],
-        (n_envs, n_steps, batch, epochs): (usize, usize, usize, usize),
-    ) -> anyhow::Result<()> {
+    fn masking_cost(cfg: &Config, a: &BenchArgs, shape: &ploutos::ppo::TrainShape) -> anyhow::Result<()> {
+        let ploutos::ppo::TrainShape { net, n_envs, n_steps, batch, epochs } = shape;
         let (mut off, mut on) = (cfg.clone(), cfg.clone());
         off.training.action_masking = false;
         on.training.action_masking = true;
         let (plain_runs, masked_runs) = interleaved(
             a.repeat,
-            || Ok(ploutos::ppo::bench_train(&off, net, n_envs, n_steps, batch, epochs, 3)?),
-            || Ok(ploutos::ppo::bench_train(&on, net, n_envs, n_steps, batch, epochs, 3)?),
+            || Ok(ploutos::ppo::bench_train(&off, shape, 3)?),
+            || Ok(ploutos::ppo::bench_train(&on, shape, 3)?),
         )?;
         let plain: Vec<f64> = plain_runs.iter().map(|r| r.timesteps_per_sec).collect();
         let masked: Vec<f64> = masked_runs.iter().map(|r| r.timesteps_per_sec).collect();
@@ -518,16 +510,17 @@ mod with_learner {
                 BadArgument(format!("--batch {batch} exceeds the rollout of {} steps", n_envs * n_steps)).into()
             );
         }
+        let shape = ploutos::ppo::TrainShape { net: net.clone(), n_envs, n_steps, batch, epochs };
         if a.contention > 0 {
-            return contention(cfg, a, &net, (n_envs, n_steps, batch, epochs));
+            return contention(cfg, a, &shape);
         }
         if a.masking_cost {
-            return masking_cost(cfg, a, &net, (n_envs, n_steps, batch, epochs));
+            return masking_cost(cfg, a, &shape);
         }
         // Interleaved runs: a burst of load on the shared machine hits one pair, not one side.
         let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());
         for _ in 0..a.repeat {
-            runs.push(ploutos::ppo::bench_train(cfg, &net, n_envs, n_steps, batch, epochs, 3)?);
+            runs.push(ploutos::ppo::bench_train(cfg, &shape, 3)?);
             let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &net, n_envs, n_steps, batch, epochs);
             sb3_rates.extend(sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64()));
         }
@@ -539,11 +532,8 @@ mod with_learner {
             .expect("at least one run");
         let sb3_rate = (!sb3_rates.is_empty()).then(|| ploutos::bench::median(sb3_rates.clone()));
         let ratios: Vec<f64> = rates.iter().zip(&sb3_rates).map(|(o, s)| o / s).collect();
-        let profile = if a.profile {
-            Some(ploutos::ppo::profile_train(cfg, &net, n_envs, n_steps, batch, epochs, PROFILED_ITERATIONS)?)
-        } else {
-            None
-        };
+        let profile =
+            if a.profile { Some(ploutos::ppo::profile_train(cfg, &shape, PROFILED_ITERATIONS)?) } else { None };
         if a.json {
             let mut v = serde_json::to_value(&ours).unwrap_or_default();
             v["timesteps_per_sec"] = mid.into();

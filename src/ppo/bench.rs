@@ -41,16 +41,9 @@ pub struct TrainBench {
 ///
 /// # Errors
 /// [`PpoError::Setup`] for sizes that do not fit (batch > rollout), or torch and env errors.
-pub fn bench_train(
-    cfg: &Config,
-    net: &[usize],
-    n_envs: usize,
-    n_steps: usize,
-    batch: usize,
-    epochs: usize,
-    iterations: usize,
-) -> Result<TrainBench, PpoError> {
-    let (c, mut env, mut learner) = set_up(cfg, net, n_envs, n_steps, batch, epochs)?;
+pub fn bench_train(cfg: &Config, shape: &TrainShape, iterations: usize) -> Result<TrainBench, PpoError> {
+    let (c, mut env, mut learner) = set_up(cfg, shape)?;
+    let TrainShape { net, n_envs, n_steps, batch, epochs } = shape.clone();
     let lr = c.training.learning_rate;
     let (mut rollout_secs, mut update_secs) = (0.0, 0.0);
     for _ in 0..iterations {
@@ -67,7 +60,7 @@ pub fn bench_train(
         params: learner.model.n_params(),
         device: device::device_name(learner.device),
         precision: device::precision_name(device::resolve_precision(c.training.precision, learner.device)),
-        net_arch: net.to_vec(),
+        net_arch: net,
         n_envs,
         n_steps,
         batch_size: batch,
@@ -85,16 +78,8 @@ pub fn bench_train(
 ///
 /// # Errors
 /// As [`bench_train`].
-pub fn profile_train(
-    cfg: &Config,
-    net: &[usize],
-    n_envs: usize,
-    n_steps: usize,
-    batch: usize,
-    epochs: usize,
-    iterations: usize,
-) -> Result<Vec<PhaseTime>, PpoError> {
-    let (c, mut env, mut learner) = set_up(cfg, net, n_envs, n_steps, batch, epochs)?;
+pub fn profile_train(cfg: &Config, shape: &TrainShape, iterations: usize) -> Result<Vec<PhaseTime>, PpoError> {
+    let (c, mut env, mut learner) = set_up(cfg, shape)?;
     learner.profiler = Some(Profiler::new(learner.device));
     for _ in 0..iterations {
         learner.collect(&mut env)?;
@@ -103,21 +88,29 @@ pub fn profile_train(
     Ok(learner.profiler.map(|p| p.phases().to_vec()).unwrap_or_default())
 }
 
+/// The sizes of a measured training run ([`bench_train`], [`profile_train`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainShape {
+    /// Hidden layers.
+    pub net: Vec<usize>,
+    pub n_envs: usize,
+    /// Steps per env per rollout.
+    pub n_steps: usize,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Epochs per update.
+    pub epochs: usize,
+}
+
 /// The bench's config, env and learner, after one untimed warm-up iteration.
-fn set_up(
-    cfg: &Config,
-    net: &[usize],
-    n_envs: usize,
-    n_steps: usize,
-    batch: usize,
-    epochs: usize,
-) -> Result<(Config, TradingEnv, Learner), PpoError> {
+fn set_up(cfg: &Config, shape: &TrainShape) -> Result<(Config, TradingEnv, Learner), PpoError> {
+    let n_envs = shape.n_envs;
     let mut c = cfg.clone();
-    c.training.net_arch = net.to_vec();
+    c.training.net_arch = shape.net.clone();
     c.training.n_envs = n_envs;
-    c.training.n_steps = n_steps;
-    c.training.batch_size = batch;
-    c.training.n_epochs = epochs;
+    c.training.n_steps = shape.n_steps;
+    c.training.batch_size = shape.batch;
+    c.training.n_epochs = shape.epochs;
     c.training.target_kl = None;
     c.environment.observation_layout = ObservationLayout::Materialized;
     let market = MarketData::random_walk(17_640, 10, 55, 0);

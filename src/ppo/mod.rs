@@ -62,7 +62,7 @@ mod update;
 
 /// The Sharpe ratio evaluation scores episodes with: the backtest reports' own.
 pub use crate::backtest::metrics::sharpe;
-pub use bench::{TrainBench, bench_train, profile_train};
+pub use bench::{TrainBench, TrainShape, bench_train, profile_train};
 pub use checkpoint::{CheckpointState, ModelSpec};
 pub use device::{parse_device, set_threads};
 pub use gae::{bootstrap_truncated, compute_gae, explained_variance};
