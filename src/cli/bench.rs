@@ -292,14 +292,8 @@ fn numpy_baseline(dir: &Path, n: usize, layout: ObservationLayout, seconds: f64)
 
 #[cfg(feature = "learner")]
 /// Runs `sb3_ppo.py` with the same sizes, when a Python with stable-baselines3 is found.
-pub fn sb3_baseline(
-    dir: Option<&Path>,
-    net: &[usize],
-    n_envs: usize,
-    n_steps: usize,
-    batch: usize,
-    epochs: usize,
-) -> Option<serde_json::Value> {
+pub fn sb3_baseline(dir: Option<&Path>, shape: &ploutos::ppo::TrainShape) -> Option<serde_json::Value> {
+    let ploutos::ppo::TrainShape { net, n_envs, n_steps, batch, epochs } = shape;
     let dir = baseline_dir(dir)?;
     let py = python_with("stable_baselines3")?;
     let net: Vec<String> = net.iter().map(ToString::to_string).collect();

@@ -521,7 +521,7 @@ mod with_learner {
         let (mut runs, mut sb3_rates) = (Vec::new(), Vec::new());
         for _ in 0..a.repeat {
             runs.push(ploutos::ppo::bench_train(cfg, &shape, 3)?);
-            let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &net, n_envs, n_steps, batch, epochs);
+            let sb3 = super::super::bench::sb3_baseline(a.baseline.as_deref(), &shape);
             sb3_rates.extend(sb3.as_ref().and_then(|v| v["timesteps_per_sec"].as_f64()));
         }
         let rates: Vec<f64> = runs.iter().map(|r| r.timesteps_per_sec).collect();
