@@ -5,16 +5,19 @@
 //! computes them over the whole file. Also: a restart in the middle of the period sends
 //! nothing twice, `--dry-run` sends nothing, the kill switch stops before deciding, a
 //! maximum notional withholds and stops, and an account that does not match is refused.
+//! The session decides on the broker's account: cash paid in outside the run sizes the
+//! buys, and the broker's day-trade count agrees with the env's where the PDT rule binds.
 
 use ploutos::backtest::{Agent, replay_agent};
 use ploutos::config::{DataConfig, EnvironmentConfig, Interval, SyntheticConfig};
 use ploutos::dataset::{Dataset, SplitPart};
+use ploutos::env::Refusal;
 use ploutos::env::Side;
 use ploutos::features::N_FEATURES;
 use ploutos::observation::state_dim;
 use ploutos::trade::{
-    Broker, Journal, Limits, LiveMarket, OrderRequest, OrderSide, Quantity, ReplayBroker, Replayed, SentOrder, Session,
-    TradeError, TradeOptions, trade,
+    AccountSnapshot, Broker, Journal, Limits, LiveMarket, OrderRequest, OrderSide, Quantity, ReplayBroker, Replayed,
+    SentOrder, Session, TradeError, TradeOptions, trade,
 };
 
 /// Buys a ticker whose first feature (sma_10's distance from the close) is below −0.3
@@ -154,7 +157,7 @@ fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
         let mut live = live_market(&ds);
         let mut session = Session::new(&cfg, &agent, range.start);
         let mut journal = Journal::open(&path).unwrap();
-        let mut limited = Limited { inner: &mut broker, last: cut, touch_at_open: None, reject: false };
+        let mut limited = Limited { inner: &mut broker, last: cut, touch_at_open: None, reject: false, deposit: None };
         let summary = trade(&mut limited, &mut live, &mut session, &mut journal, &options("restart")).unwrap();
         first_sent.extend(summary.sent);
     }
@@ -163,6 +166,12 @@ fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
     // broker, not sent again.
     let mut live = live_market(&ds);
     let mut session = Session::new(&cfg, &agent, range.start);
+    // As `ploutos trade` resumes: the earlier bars on the accounts they were decided on.
+    let journaled: Vec<(i64, AccountSnapshot)> = Replayed::read(&path).unwrap().accounts().collect();
+    assert_eq!(journaled.len(), cut + 1 - range.start, "one account per bar decided before the crash");
+    for (bar_time, account) in journaled {
+        session.set_account(bar_time, account);
+    }
     let mut journal = Journal::open(&path).unwrap();
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("restart")).unwrap();
     let at_cut = first_sent.iter().filter(|o| summary.sent.contains(o)).count();
@@ -186,6 +195,8 @@ struct Limited<'a> {
     touch_at_open: Option<std::path::PathBuf>,
     /// Orders are rejected while this is true (set by the first submission).
     reject: bool,
+    /// Cash paid into the account at the close of this bar.
+    deposit: Option<(usize, f64)>,
 }
 
 impl Broker for Limited<'_> {
@@ -240,7 +251,12 @@ impl ploutos::trade::Paced for Limited<'_> {
         if self.inner.now() >= self.last {
             return Ok(false);
         }
-        self.inner.wait_for_close()
+        let more = self.inner.wait_for_close()?;
+        if let Some((bar, amount)) = self.deposit.filter(|&(bar, _)| bar == self.inner.now()) {
+            self.inner.transfer(amount);
+            self.deposit = Some((bar, 0.0));
+        }
+        Ok(more)
     }
 }
 
@@ -348,8 +364,13 @@ fn a_kill_switch_between_the_decision_and_the_open_stops_before_any_order() {
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
     let mut broker = replay_broker(&ds, &cfg, range.start);
-    let mut limited =
-        Limited { inner: &mut broker, last: usize::MAX, touch_at_open: Some(kill.clone()), reject: false };
+    let mut limited = Limited {
+        inner: &mut broker,
+        last: usize::MAX,
+        touch_at_open: Some(kill.clone()),
+        reject: false,
+        deposit: None,
+    };
     let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
     let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
     let opts = TradeOptions { limits: Limits { kill_switch: Some(kill), ..Limits::default() }, ..options("night") };
@@ -372,7 +393,8 @@ fn a_rejection_withholds_the_rest_of_the_bar_and_stops() {
     let bar = fills.windows(2).find(|w| w[0] == w[1]).map(|w| w[0] as usize).expect("a bar with two orders");
     // A session whose first decision is that bar's, every order rejected.
     let mut broker = replay_broker(&ds, &cfg, bar - 1);
-    let mut limited = Limited { inner: &mut broker, last: usize::MAX, touch_at_open: None, reject: true };
+    let mut limited =
+        Limited { inner: &mut broker, last: usize::MAX, touch_at_open: None, reject: true, deposit: None };
     let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, bar - 1));
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(&dir.path().join("r.jsonl")).unwrap();
@@ -383,4 +405,171 @@ fn a_rejection_withholds_the_rest_of_the_bar_and_stops() {
     assert!(!summary.withheld.is_empty(), "the bar's other orders are withheld");
     assert!(summary.withheld.iter().all(|(_, why)| why.starts_with("not sent: order ")), "{:?}", summary.withheld);
     assert_eq!(summary.decisions, 1);
+}
+
+/// The broker's account holds more than the config's initial cash (a new session on a
+/// funded account): the session trades the broker's cash from the first bar, as a backtest
+/// with that much cash does.
+#[test]
+fn the_session_trades_the_brokers_cash_not_the_configs() {
+    let ds = dataset();
+    let cfg = env_config();
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let funded = EnvironmentConfig { initial_cash: cfg.initial_cash * 1.5, ..cfg.clone() };
+    let backtest = replay_agent(&funded, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    broker.transfer(cfg.initial_cash * 0.5);
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("f.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("funded")).unwrap();
+    assert!(summary.stopped.is_none());
+    assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
+    // One account per decision in the journal, the broker's.
+    let replayed = Replayed::read(journal.path()).unwrap();
+    let accounts: Vec<(i64, AccountSnapshot)> = replayed.accounts().collect();
+    assert_eq!(accounts.len(), summary.decisions);
+    assert_eq!(accounts[0].1.cash, cfg.initial_cash * 1.5);
+}
+
+/// Cash paid in during the session: the orders before it are the backtest's, the buys after
+/// it are sized from the larger cash, and the positions still reconcile at every bar.
+#[test]
+fn a_deposit_during_the_session_sizes_the_later_buys_from_the_brokers_cash() {
+    let ds = dataset();
+    let cfg = env_config();
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    let tickers = ds.panel.tickers();
+    let deposit_bar = range.start + range.len() / 2;
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut limited = Limited {
+        inner: &mut broker,
+        last: usize::MAX,
+        touch_at_open: None,
+        reject: false,
+        deposit: Some((deposit_bar, cfg.initial_cash)),
+    };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("d.jsonl")).unwrap();
+    let summary = trade(&mut limited, &mut live, &mut session, &mut journal, &options("deposit")).unwrap();
+    assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
+    // Orders filling at or before the deposit bar were decided before it.
+    let deposit_time = ds.panel.timestamps()[deposit_bar];
+    let before = summary.sent.iter().filter(|o| o.fill_time <= deposit_time).count();
+    let bt_before = backtest.trades.iter().filter(|t| t.bar as usize <= deposit_bar).count();
+    assert_eq!(before, bt_before);
+    assert_eq!(sent(&summary.sent[..before]), as_orders(&backtest.trades[..bt_before], tickers));
+    // The first buy after it: the same ticker at the same bar as the backtest's, more shares.
+    let ours = summary.sent[before..].iter().find(|o| o.request.side == OrderSide::Buy).expect("a later buy");
+    let theirs = backtest.trades[bt_before..].iter().find(|t| t.side == Side::Buy).expect("a later buy");
+    assert_eq!(ours.fill_time, ds.panel.timestamps()[theirs.bar as usize]);
+    assert_eq!(ours.request.ticker, tickers[usize::from(theirs.ticker)]);
+    let Quantity::Shares(shares) = ours.request.quantity else { panic!("shares") };
+    assert!(shares > 1.5 * theirs.shares, "{shares} shares vs the backtest's {}", theirs.shares);
+}
+
+/// Hourly bars and an account under the PDT threshold: the env refuses day trades, and the
+/// broker's day-trade count (which the session reads at each close) agrees with the env's,
+/// so the trade sends the backtest's orders.
+#[test]
+fn parity_holds_where_the_pdt_rule_binds() {
+    let data = DataConfig {
+        tickers: vec!["AAA".into(), "BBB".into(), "CCC".into()],
+        interval: Interval::Hour,
+        synthetic: SyntheticConfig { years: 1.0, ..SyntheticConfig::default() },
+        ..DataConfig::default()
+    };
+    let ds = Dataset::load(&data).unwrap();
+    let cfg = EnvironmentConfig { initial_cash: 20_000.0, ..EnvironmentConfig::default() };
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    let refused_pdt = backtest.totals.refused.0[usize::from(Refusal::PDT.0)];
+    assert!(refused_pdt > 0, "the PDT rule binds");
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut live = LiveMarket::new(ds.panel.tickers().to_vec(), Interval::Hour, ds.scaler.clone());
+    let mut session = Session::new(&cfg, &agent, range.start);
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("p.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("pdt")).unwrap();
+    assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
+    assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
+    let counts = Replayed::read(journal.path()).unwrap().accounts().map(|(_, a)| a.day_trade_count).max();
+    assert!(counts.unwrap() >= 3, "the broker counted the day trades");
+}
+
+/// Buys every ticker at every bar and keeps each observation it was given.
+struct Recording {
+    seen: std::sync::Mutex<Vec<Vec<f32>>>,
+}
+
+impl Agent for Recording {
+    type Error = Never;
+    fn try_act(&self, obs: &[f32], n_envs: usize, _deterministic: bool) -> Result<Vec<u8>, Never> {
+        self.seen.lock().unwrap().push(obs.to_vec());
+        Ok(vec![1; 3 * n_envs])
+    }
+}
+
+/// The observation at a close reads the broker's day trades and cash, and the orders at the
+/// next open are sized from the broker's cash.
+#[test]
+fn the_agent_observes_the_brokers_account() {
+    let ds = dataset();
+    let cfg = EnvironmentConfig { initial_cash: 20_000.0, ..EnvironmentConfig::default() };
+    let start = ds.range(SplitPart::Test).start;
+    let times = ds.panel.timestamps();
+    let mut live = live_market(&ds);
+    let bars = replay_broker(&ds, &cfg, start).bars_since(ds.panel.tickers(), i64::MIN).unwrap();
+    live.extend(&bars).unwrap();
+    let opens = ds.market.open_row(start + 1).to_vec();
+    let pdt_column = state_dim(3) - 2;
+    let decide = |account: Option<AccountSnapshot>| {
+        let agent = Recording { seen: std::sync::Mutex::new(Vec::new()) };
+        let mut session = Session::new(&cfg, &agent, start);
+        if let Some(a) = account {
+            session.set_account(times[start], a);
+        }
+        session.decide(&live, times[start + 1]).unwrap();
+        let (orders, _) = session.orders(&live, times[start + 1], &opens).unwrap();
+        let obs = agent.seen.lock().unwrap()[0].clone();
+        let spent: f64 = orders.iter().map(|o| o.shares * o.price).sum();
+        (obs, spent)
+    };
+    let (simulated, spent_simulated) = decide(None);
+    let broker = AccountSnapshot { cash: 12_000.0, last_equity: 12_000.0, day_trade_count: 2 };
+    let (real, spent_real) = decide(Some(broker));
+    // Under $25,000, one day trade of three is left at the broker, all three in the env.
+    assert_eq!((simulated[pdt_column], real[pdt_column]), (1.0, 1.0 / 3.0));
+    // The buys spend shares of the broker's cash, not of the config's.
+    let ratio = spent_real / spent_simulated;
+    assert!((ratio - 0.6).abs() < 0.02, "{spent_real} vs {spent_simulated}");
+}
+
+/// Short selling: the replay broker charges the shorts' borrow fee as the env does, so the
+/// broker's cash (which the session reads at every close) is the backtest's, and the trade
+/// sends the backtest's orders, shorts and covers included.
+#[test]
+fn parity_holds_with_shorts_and_their_borrow_fees() {
+    let ds = dataset();
+    let mut cfg = env_config();
+    cfg.short_selling.enabled = true;
+    cfg.short_selling.borrow_rate = 0.5;
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    assert!(backtest.totals.borrow_fees > 100.0, "shorts paid fees: {}", backtest.totals.borrow_fees);
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("s.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("shorts")).unwrap();
+    assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
+    assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
+    let (equity, want) = (broker.account().unwrap().equity, backtest.equity.last().unwrap().equity);
+    assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
 }

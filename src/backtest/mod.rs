@@ -13,5 +13,7 @@ pub mod walk_forward;
 
 pub use agent::{Agent, AgentReplayError, replay_agent};
 pub use policy::{ActionTable, IgnoredActions, Policy, PolicyError, parse_action, random_actions, random_stream};
-pub use replay::{Actor, EquityRow, ReplayResult, replay, replay_config, replay_masked, replay_policy};
+pub use replay::{
+    Actor, EquityRow, ReplayResult, replay, replay_config, replay_extended, replay_masked, replay_policy,
+};
 pub use walk_forward::{Fold, WalkForward, WalkForwardError};

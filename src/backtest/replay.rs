@@ -115,6 +115,24 @@ pub fn replay_masked(
     range: Range<usize>,
     name: String,
     action_masks: bool,
+    actor: impl FnMut(usize, &[f32], &[bool], &mut [u8]),
+) -> Result<ReplayResult, EnvError> {
+    replay_extended(cfg, market, range, name, action_masks, |_| {}, actor)
+}
+
+/// [`replay_masked`] of an env that `extend` adds plugins to (as
+/// [`TradingEnv::with_plugins`]): `ploutos trade` replays its session with the broker's
+/// account this way.
+///
+/// # Errors
+/// [`EnvError`] when the range holds fewer than 2 bars.
+pub fn replay_extended(
+    cfg: &EnvironmentConfig,
+    market: MarketData,
+    range: Range<usize>,
+    name: String,
+    action_masks: bool,
+    extend: impl Fn(&mut bevy_app::App),
     mut actor: impl FnMut(usize, &[f32], &[bool], &mut [u8]),
 ) -> Result<ReplayResult, EnvError> {
     let n_bars = market.n_bars();
@@ -122,7 +140,7 @@ pub fn replay_masked(
         .filter(|_| range.end <= n_bars)
         .ok_or(EnvError::Bounds { first: range.start as u32, last: range.end.saturating_sub(1) as u32, n_bars })?;
     let opts = EnvOptions { action_masks, ..EnvOptions::replay(bounds) };
-    let mut env = TradingEnv::new(cfg, market, opts)?;
+    let mut env = TradingEnv::with_plugins(cfg, market, opts, extend)?;
     let d = env.n_tickers();
     let mut actions = vec![0u8; d];
     let first = env.reset(0);

@@ -552,6 +552,36 @@ impl PdtState {
             self.next = (self.next + 1) % self.days.len();
         }
     }
+
+    /// Makes the count in the window ending on `day` equal `count`, a broker's: day trades
+    /// it has and the record lacks (made outside the env) are recorded on `day`, the newest
+    /// day they can be from, so they leave the window no sooner than the broker's; day
+    /// trades the record has and the broker does not are removed from the oldest days of
+    /// the window first (the broker's window has moved past them).
+    pub fn set_in_window(&mut self, day: u32, window: u32, count: u32) {
+        let have = self.in_window(day, window);
+        if count >= have {
+            self.record(day, count - have);
+            return;
+        }
+        let mut excess = have - count;
+        // Slots in the window, oldest day first.
+        let mut slots: Vec<usize> = (0..self.days.len())
+            .filter(|&i| {
+                let (d, n) = self.days[i];
+                d != u32::MAX && n > 0 && day.wrapping_sub(d) < window
+            })
+            .collect();
+        slots.sort_by_key(|&i| self.days[i].0);
+        for i in slots {
+            let taken = self.days[i].1.min(excess);
+            self.days[i].1 -= taken;
+            excess -= taken;
+            if excess == 0 {
+                break;
+            }
+        }
+    }
 }
 
 /// Where an env is in its episode.

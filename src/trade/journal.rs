@@ -4,6 +4,7 @@
 //! on reading), and a restart reads it back to know which orders it already sent.
 
 use super::broker::{OrderRequest, OrderState};
+use super::broker_account::AccountSnapshot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -29,6 +30,9 @@ pub enum Entry {
         #[serde(default)]
         history_since: Option<i64>,
     },
+    /// The broker's account at a bar close, which the decision at that close reads (not in a
+    /// dry run, which decides on the simulated account); a restart decides again from it.
+    Account { bar_time: i64, account: AccountSnapshot },
     /// The agent's action for one ticker at a bar close, and the order it means (signed
     /// shares, 0 for none).
     Decision { bar_time: i64, ticker: String, action: u8, shares: f64 },
@@ -168,6 +172,15 @@ impl Replayed {
             })
             .collect();
         self.sent_ids().difference(&answered).copied().collect()
+    }
+
+    /// The broker's account at each bar close the journal recorded, oldest first: a
+    /// restart gives them to the session ([`super::Session::set_account`]).
+    pub fn accounts(&self) -> impl Iterator<Item = (i64, AccountSnapshot)> + '_ {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Account { bar_time, account } => Some((*bar_time, *account)),
+            _ => None,
+        })
     }
 
     /// The last bar the journal finished, if any.

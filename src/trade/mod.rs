@@ -5,7 +5,8 @@
 //!   builds from the whole file, with incremental features ([`crate::features::IncrementalFeatures`]).
 //! * [`session`]: the decision at each close and the orders it means at the next open,
 //!   from a replay of the env over the session's bars (parity with `backtest` by
-//!   construction).
+//!   construction), on the broker's account ([`broker_account`]: its cash, previous-close
+//!   equity and day-trade count replace the simulated ones).
 //! * [`run`]: the loop: fetch, limits, decide, reconcile, send, journal; [`Paced`] brokers
 //!   say when a bar opens and closes.
 //! * [`broker`]: the [`Broker`] trait (account, positions, orders, bars, clock, opening
@@ -23,6 +24,7 @@
 #[cfg(feature = "alpaca")]
 pub mod alpaca;
 pub mod broker;
+pub mod broker_account;
 pub mod journal;
 pub mod live;
 pub mod order_id;
@@ -35,6 +37,7 @@ pub use broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
     OrderStatus, Quantity,
 };
+pub use broker_account::{AccountSnapshot, BrokerAccountPlugin, CASH_TOLERANCE};
 pub use journal::{Entry, Journal, Replayed};
 pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};

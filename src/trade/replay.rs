@@ -15,7 +15,8 @@
 //! too (`insufficient qty`), an order of an unknown ticker (`unknown symbol`); an order of a
 //! ticker the fill model cannot fill is cancelled at the open (`no liquidity`). A day trade
 //! is a sell (or a cover) of a position bought (or shorted) on the same trading day; the
-//! account reports those of the last five trading days.
+//! account reports those of the last five trading days. Shorts pay the env's borrow fee
+//! (`short_selling.borrow_rate`, per trading day, on their value at the close).
 
 use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
@@ -25,6 +26,7 @@ use crate::config::EnvironmentConfig;
 use crate::env::MarketData;
 use crate::execution::{CostModel, FeeModel, Fees, FillInput, FillModel, Fills, SpreadSlippageImpact, UsEquityFees};
 use crate::market::Panel;
+use crate::short_selling::TRADING_DAYS_PER_YEAR;
 use std::collections::BTreeMap;
 
 /// One position of the replayed account.
@@ -61,6 +63,8 @@ pub struct ReplayBroker {
     fees: Fees,
     fractional: bool,
     short_selling: bool,
+    /// The shorts' yearly borrow rate (0 without short selling).
+    borrow_rate: f64,
 }
 
 impl ReplayBroker {
@@ -104,6 +108,7 @@ impl ReplayBroker {
             fees: Fees::UsEquity(UsEquityFees::new(&cfg.fees)),
             fractional: cfg.fractional_shares,
             short_selling: cfg.short_selling.enabled,
+            borrow_rate: if cfg.short_selling.enabled { cfg.short_selling.borrow_rate } else { 0.0 },
         })
     }
 
@@ -158,6 +163,11 @@ impl ReplayBroker {
             return false;
         }
         self.opened = false;
+        let days = self.market.day(next) - self.market.day(t);
+        if days > 0 {
+            // The close before a new trading day, before that day's fills.
+            self.last_equity = self.equity_at(t);
+        }
         let mut pending = std::mem::take(&mut self.pending);
         // Sells first, then buys, each in arrival order (a stable sort).
         pending.sort_by_key(|o| o.side == OrderSide::Buy);
@@ -165,11 +175,24 @@ impl ReplayBroker {
             let state = self.fill(t, next, &order);
             self.orders.insert(order.client_order_id.clone(), state);
         }
-        if self.market.day(next) != self.market.day(t) {
-            self.last_equity = self.equity_at(t);
+        // The shorts' borrow fee, as the env charges it: per trading day, on their value at
+        // the close.
+        if days > 0 && self.borrow_rate > 0.0 {
+            let closes = self.market.close_row(next);
+            let value: f64 = self.held.iter().zip(closes).map(|(h, c)| (-h.shares).max(0.0) * c).sum();
+            if value > 0.0 {
+                self.cash -= self.borrow_rate / TRADING_DAYS_PER_YEAR * f64::from(days) * value;
+            }
         }
         self.now = next;
         true
+    }
+
+    /// Cash paid into the account (a deposit; negative: a withdrawal), as a broker's
+    /// account sees transfers: the env's account does not know about it until the session
+    /// reads the broker's ([`super::broker_account`]).
+    pub fn transfer(&mut self, amount: f64) {
+        self.cash += amount;
     }
 
     /// Fills one order decided at bar `t` at bar `next`'s open.

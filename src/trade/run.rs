@@ -10,7 +10,9 @@
 //!    missed closes): stop, since the orders of the missed bars were never sent;
 //! 2. the kill switch and the daily loss (equity against the broker's previous close):
 //!    stop, after flattening for the daily loss;
-//! 3. decide ([`super::session::Session::decide`]);
+//! 3. decide ([`super::session::Session::decide`]) on the broker's account (cash, previous
+//!    close's equity, day trades: [`super::broker_account`]), journaled first (not with
+//!    `dry_run`, which decides on the simulated account);
 //! 4. wait for the next bar's open (the kill switch is checked again: a decision and its
 //!    orders can be a night apart), read its opening prices (asked again a few times while
 //!    a ticker has not printed), compute the env's orders at them
@@ -26,6 +28,7 @@
 //! 7. the bar is done: the journal is synced.
 
 use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, Quantity};
+use super::broker_account::AccountSnapshot;
 use super::journal::{Entry, Journal};
 use super::live::{LiveError, LiveMarket};
 use super::order_id::{Leg, client_order_id};
@@ -206,6 +209,13 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             }
             summary.stopped = Some(stop.to_string());
             return Ok(());
+        }
+        if !opts.dry_run {
+            // The decision reads the broker's account (a dry run's, the simulated one: the
+            // broker's does not follow orders that are never sent).
+            let snapshot = AccountSnapshot::from(&account);
+            session.set_account(bar_time, snapshot);
+            journal.write(&Entry::Account { bar_time, account: snapshot }).map_err(|e| journal_error(journal, e))?;
         }
         let actions = session.decide(live, clock.next_open)?.to_vec();
         decided = Some(bar_time);

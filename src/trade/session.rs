@@ -14,16 +14,24 @@
 //!    buys sized from the cash the sells left at these prices, whole shares, fees): the
 //!    env's fills are the orders to send, in its order, in shares.
 //!
+//! The account in the replay is the broker's wherever the broker reported one
+//! ([`Session::set_account`], [`super::broker_account`]): the agent observes the real cash,
+//! previous-close equity and day-trade count, and the orders are sized from the real cash.
+//! A bar without a report (a dry run) keeps the simulated account.
+//!
 //! A replay costs `O(bars since the first decision)` env steps (microseconds each); the
 //! features are never recomputed ([`super::live::LiveMarket`]).
 
 use super::broker::OrderSide;
+use super::broker_account::{AccountSnapshot, BrokerAccountPlugin};
 use super::live::LiveMarket;
 use super::order_id::Leg;
-use crate::backtest::{Agent, replay_config, replay_masked};
+use crate::backtest::{Agent, ReplayResult, replay_config, replay_extended};
 use crate::config::EnvironmentConfig;
 use crate::env::{Side, TradeRecord};
 use crate::vec_env::EnvError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One order of a decision, as the env filled it at the opening prices.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,13 +74,47 @@ pub struct Session<'a, A: Agent + ?Sized> {
     start: usize,
     /// Actions of the bars decided so far, `[decisions × n_tickers]` from `start`.
     actions: Vec<u8>,
+    /// The broker's account at bar closes, by bar time.
+    accounts: BTreeMap<i64, AccountSnapshot>,
 }
 
 impl<'a, A: Agent + ?Sized> Session<'a, A> {
     /// A session whose first decision is at live bar `start`, with `cfg`'s costs and rules
     /// (as a backtest replays them) and `cfg.initial_cash` as the starting account.
     pub fn new(cfg: &EnvironmentConfig, agent: &'a A, start: usize) -> Self {
-        Self { cfg: cfg.clone(), agent, start, actions: Vec::new() }
+        Self { cfg: cfg.clone(), agent, start, actions: Vec::new(), accounts: BTreeMap::new() }
+    }
+
+    /// The broker's account at the close of the bar that opened at `bar_time`: the replay
+    /// puts it in place of the simulated one from that bar on. The first report of a bar
+    /// stands (a restart re-derives a decision from the account it was taken on).
+    pub fn set_account(&mut self, bar_time: i64, account: AccountSnapshot) {
+        self.accounts.entry(bar_time).or_insert(account);
+    }
+
+    /// The replay of bars `start..=newest + 1` of `live`'s market plus the next bar
+    /// (`opens` once it opened), with the broker's accounts, driven by `actor`.
+    fn replay(
+        &self,
+        live: &LiveMarket,
+        next_time: i64,
+        opens: Option<&[f64]>,
+        actor: impl FnMut(usize, &[f32], &[bool], &mut [u8]),
+    ) -> Result<ReplayResult, SessionError> {
+        let newest = self.newest(live)?;
+        let market = live.market_with_next(next_time, opens);
+        let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
+        let by_bar: Arc<[Option<AccountSnapshot>]> =
+            live.times().iter().map(|t| self.accounts.get(t).copied()).chain(std::iter::once(None)).collect();
+        let extend = |app: &mut bevy_app::App| {
+            if by_bar.iter().any(Option::is_some) {
+                app.add_plugins(BrokerAccountPlugin { by_bar: by_bar.clone() });
+            }
+        };
+        // The env runs as when the decisions were taken (with the masks when the agent
+        // reads them), as a backtest of the agent does.
+        let masked = self.agent.action_masks();
+        Ok(replay_extended(&cfg, market, self.start..newest + 2, String::new(), masked, extend, actor)?)
     }
 
     /// Live bar of the first decision.
@@ -104,10 +146,9 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         let newest = self.newest(live)?;
         if self.decided(d) < newest + 1 - self.start {
             let decided_before = self.actions.len();
-            let market = live.market_with_next(next_time, None);
-            let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
             let masked = self.agent.action_masks();
-            let (agent, start, recorded) = (self.agent, self.start, &mut self.actions);
+            let (agent, start) = (self.agent, self.start);
+            let mut recorded = std::mem::take(&mut self.actions);
             let mut failure = None;
             let actor = |t: usize, obs: &[f32], masks: &[bool], out: &mut [u8]| {
                 let i = (t - start) * d;
@@ -126,7 +167,8 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
                 }
                 recorded.extend_from_slice(out);
             };
-            let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), masked, actor);
+            let result = self.replay(live, next_time, None, actor);
+            self.actions = recorded;
             if let Some(e) = failure {
                 // Forget what this attempt decided: it is decided again at the next one.
                 self.actions.truncate(decided_before);
@@ -156,16 +198,11 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         if self.decided(d) != newest + 1 - self.start {
             return Err(SessionError::NotDecided);
         }
-        let market = live.market_with_next(next_time, Some(opens));
-        let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
         let (start, recorded) = (self.start, &self.actions);
         let actor = |t: usize, _obs: &[f32], _masks: &[bool], out: &mut [u8]| {
             out.copy_from_slice(&recorded[(t - start) * d..(t - start + 1) * d]);
         };
-        // The env runs as when the decisions were taken (with the masks when the agent
-        // reads them), as a backtest of the agent does.
-        let masked = self.agent.action_masks();
-        let result = replay_masked(&cfg, market, self.start..newest + 2, String::new(), masked, actor)?;
+        let result = self.replay(live, next_time, Some(opens), actor)?;
         // Trades come in time order: the ones before the fill bar make the positions.
         let fill_bar = newest as u32 + 1;
         let (earlier, now): (Vec<&TradeRecord>, Vec<&TradeRecord>) =
