@@ -5,6 +5,7 @@
 //! restart in the middle of a day, paginated bars. No network beyond the loopback.
 #![cfg(feature = "alpaca")]
 
+use ploutos::config::Interval;
 use ploutos::trade::alpaca::{AlpacaBroker, AlpacaConfig};
 use ploutos::trade::{Broker, BrokerError, OrderRequest, OrderSide, OrderStatus, Quantity};
 use serde_json::{Value, json};
@@ -43,8 +44,13 @@ struct State {
     /// the bars route serves those that have started by `now` (today's while it trades, as
     /// Alpaca does), the snapshots today's once the session has opened.
     daily: Vec<(i64, f64, f64, f64, f64, f64)>,
-    /// Fill every order at once at the open of the session in progress (of `daily`), and
-    /// move the positions: a broker whose market orders fill at the opening print.
+    /// AAPL's 30-minute bars (time, open, high, low, close, volume) when a test trades
+    /// hourly: the bars route serves those that have started by `now` (`30Min`), and a
+    /// minute bar at each one's start with its open (`1Min`).
+    halves: Vec<(i64, f64, f64, f64, f64, f64)>,
+    /// Fill every order at once at the open of the bar in progress (the session's of
+    /// `daily`, the hour's of `halves`), and move the positions and the cash: a broker
+    /// whose market orders fill at the opening print.
     fill_at_open: bool,
 }
 
@@ -58,6 +64,15 @@ impl State {
             .rev()
             .find(|b| nyse::session(calendar::ny_date(b.0)).is_some_and(|(open, _)| open <= now))
             .copied()
+    }
+
+    /// The opening print of the bar in progress at `now`.
+    fn open_now(&self, now: i64) -> f64 {
+        if self.halves.is_empty() {
+            return self.session_bar(now).unwrap().1;
+        }
+        let (start, _) = ploutos::market::nyse::hourly_bar(now).expect("the session is open");
+        self.halves.iter().find(|b| b.0 == start).unwrap().1
     }
 }
 
@@ -100,7 +115,7 @@ impl MockAlpaca {
     }
 
     fn broker(&self, timeout: Duration) -> AlpacaBroker {
-        let mut cfg = AlpacaConfig::new(&self.url, &self.url, KEY, SECRET, "1Hour");
+        let mut cfg = AlpacaConfig::new(&self.url, &self.url, KEY, SECRET, Interval::Hour);
         cfg.retries = 4;
         cfg.backoff = Duration::from_millis(20);
         cfg.timeout = timeout;
@@ -186,6 +201,30 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
             drop(st);
             respond(request, 200, &json!({"bars": {"AAPL": bars}, "next_page_token": null}), None)
         }
+        ("GET", "/v2/stocks/bars") if !state.lock().unwrap().halves.is_empty() => {
+            let st = state.lock().unwrap();
+            let now = st.now.unwrap_or(i64::MAX);
+            let since = query(&url, "start")
+                .map(|s| s.replace("%3A", ":"))
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+                .map_or(0, |t| t.timestamp());
+            let minutes = query(&url, "timeframe").as_deref() == Some("1Min");
+            let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+            let bars: Vec<Value> = st
+                .halves
+                .iter()
+                .filter(|b| b.0 >= since && b.0 <= now)
+                .map(|&(t, o, h, l, c, v)| {
+                    if minutes {
+                        json!({"t": rfc(t), "o": o, "h": o, "l": o, "c": o, "v": v / 30.0})
+                    } else {
+                        json!({"t": rfc(t), "o": o, "h": h, "l": l, "c": c, "v": v})
+                    }
+                })
+                .collect();
+            drop(st);
+            respond(request, 200, &json!({"bars": {"AAPL": bars}, "next_page_token": null}), None)
+        }
         ("GET", "/v2/stocks/snapshots") if !state.lock().unwrap().daily.is_empty() => {
             let st = state.lock().unwrap();
             let now = st.now.unwrap_or(0);
@@ -251,7 +290,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
             let mut order = order;
             if st.fill_at_open {
                 let now = st.now.unwrap_or(0);
-                let price = st.session_bar(now).unwrap().1;
+                let price = st.open_now(now);
                 let qty: f64 = body["qty"].as_str().unwrap().parse().unwrap();
                 let signed = if body["side"] == "buy" { qty } else { -qty };
                 order["status"] = json!("filled");
@@ -262,6 +301,9 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                 let held = positions.iter().position(|p| p["symbol"] == symbol.as_str());
                 let before = held.map_or(0.0, |i| positions[i]["qty"].as_str().unwrap().parse::<f64>().unwrap());
                 let after = before + signed;
+                let cash: f64 = st.account["cash"].as_str().unwrap().parse().unwrap();
+                st.account["cash"] = json!((cash - signed * price).to_string());
+                let positions = st.positions.as_array_mut().unwrap();
                 if let Some(i) = held {
                     positions.remove(i);
                 }
@@ -339,7 +381,11 @@ fn reads_the_account_positions_and_clock() {
     // 10:00 New York (UTC−5) is 15:00 UTC.
     assert_eq!(c.now, 1_704_207_600);
     assert!(c.is_open);
-    assert_eq!(c.next_open - c.now, 23 * 3600 + 30 * 60);
+    // Hourly, in the session: the next orders fill in the hour in progress (09:30–10:30).
+    assert_eq!(c.next_open - c.now, -30 * 60);
+    // Daily: at the next session's open, as Alpaca says.
+    let mut daily = AlpacaBroker::new(AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day));
+    assert_eq!(daily.clock().unwrap().next_open - c.now, 23 * 3600 + 30 * 60);
     // A blocked account says so.
     alpaca.state.lock().unwrap().account["account_blocked"] = json!(true);
     assert!(broker.account().unwrap().trading_blocked);
@@ -463,36 +509,57 @@ fn cancel_cancels_an_open_order_and_leaves_a_filled_one() {
     assert_eq!(deletes, 1, "a final order is not sent a cancel");
 }
 
+/// Hourly models: Alpaca's 30-minute bars, every page, become the training data's hours
+/// (09:30, 10:30, … New York), only those of the regular session that have closed.
 #[test]
-fn bars_follow_the_pages_and_come_back_in_time_order() {
+fn bars_follow_the_pages_and_come_back_as_closed_session_hours_in_time_order() {
     let alpaca = MockAlpaca::start();
-    alpaca.state.lock().unwrap().bar_pages = vec![
-        (
-            None,
-            json!({"bars": {"AAPL": [{"t": "2024-01-02T15:30:00Z", "o": 10.0, "h": 11.0, "l": 9.5, "c": 10.5, "v": 1200.0, "n": 12, "vw": 10.2}],
-                            "MSFT": [{"t": "2024-01-02T14:30:00Z", "o": 20.0, "h": 21.0, "l": 19.0, "c": 20.5, "v": 800.0, "n": 8, "vw": 20.1}]},
-                   "next_page_token": "page-2"}),
-        ),
-        (
-            Some("page-2".to_string()),
-            json!({"bars": {"AAPL": [{"t": "2024-01-02T16:30:00Z", "o": 10.5, "h": 10.8, "l": 10.1, "c": 10.2, "v": 900.0, "n": 9, "vw": 10.4}]},
-                   "next_page_token": null}),
-        ),
-    ];
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    let bar = |t: &str, o: f64, h: f64, l: f64, c: f64, v: f64| json!({"t": t, "o": o, "h": h, "l": l, "c": c, "v": v, "n": 9, "vw": o});
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.now = Some(et("2024-01-02T11:35:00-05:00"));
+        st.bar_pages = vec![
+            (
+                None,
+                json!({"bars": {"AAPL": [bar("2024-01-02T13:00:00Z", 9.0, 9.0, 9.0, 9.0, 50.0),
+                                         bar("2024-01-02T14:30:00Z", 10.0, 11.0, 9.5, 10.5, 1200.0),
+                                         bar("2024-01-02T15:00:00Z", 10.5, 11.5, 10.0, 11.2, 800.0)],
+                                "MSFT": [bar("2024-01-02T14:30:00Z", 20.0, 21.0, 19.0, 20.5, 800.0)]},
+                       "next_page_token": "page-2"}),
+            ),
+            (
+                Some("page-2".to_string()),
+                json!({"bars": {"AAPL": [bar("2024-01-02T15:30:00Z", 11.2, 11.3, 10.1, 10.2, 900.0),
+                                         bar("2024-01-02T16:30:00Z", 10.2, 10.4, 10.0, 10.3, 700.0)]},
+                       "next_page_token": null}),
+            ),
+        ];
+    }
     let mut broker = alpaca.broker(PATIENT);
     let bars = broker.bars_since(&["AAPL".to_string(), "MSFT".to_string()], 1_704_200_000).unwrap();
-    let got: Vec<(&str, i64, f64)> = bars.iter().map(|b| (b.ticker.as_str(), b.time, b.close)).collect();
-    assert_eq!(got, vec![("MSFT", 1_704_205_800, 20.5), ("AAPL", 1_704_209_400, 10.5), ("AAPL", 1_704_213_000, 10.2)]);
+    let got: Vec<(&str, i64, [f64; 5])> =
+        bars.iter().map(|b| (b.ticker.as_str(), b.time, [b.open, b.high, b.low, b.close, b.volume])).collect();
+    let (h930, h1030) = (et("2024-01-02T09:30:00-05:00"), et("2024-01-02T10:30:00-05:00"));
+    // Pre-market (08:00) is not a session bar, and the 11:30 hour has not closed at 11:35.
+    assert_eq!(
+        got,
+        vec![
+            ("AAPL", h930, [10.0, 11.5, 9.5, 11.2, 2000.0]),
+            ("MSFT", h930, [20.0, 21.0, 19.0, 20.5, 800.0]),
+            ("AAPL", h1030, [11.2, 11.3, 10.1, 10.2, 900.0]),
+        ]
+    );
     let log = alpaca.state.lock().unwrap().log.clone();
     let first = log.iter().find(|l| l.contains("/v2/stocks/bars")).unwrap();
     assert!(first.contains("symbols=AAPL%2CMSFT") || first.contains("symbols=AAPL,MSFT"), "{first}");
-    assert!(first.contains("timeframe=1Hour") && first.contains("start=2024-01-02T12%3A53%3A20Z"), "{first}");
+    assert!(first.contains("timeframe=30Min") && first.contains("start=2024-01-02T12%3A53%3A20Z"), "{first}");
 }
 
 #[test]
 fn the_keys_never_show_in_debug_output_or_errors() {
     let alpaca = MockAlpaca::start();
-    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, "wrong-secret-xyz", "1Day");
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, "wrong-secret-xyz", Interval::Day);
     assert!(!format!("{cfg:?}").contains("wrong-secret-xyz"));
     cfg.retries = 0;
     let err = AlpacaBroker::new(cfg).account().unwrap_err().to_string();
@@ -506,7 +573,7 @@ fn missing_keys_are_named() {
     if std::env::var("APCA_API_KEY_ID").is_ok() {
         return;
     }
-    let err = AlpacaConfig::from_env(false, "1Hour").unwrap_err().to_string();
+    let err = AlpacaConfig::from_env(false, Interval::Hour).unwrap_err().to_string();
     assert!(err.contains("APCA_API_KEY_ID"), "{err}");
 }
 
@@ -519,7 +586,7 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
     let alpaca = MockAlpaca::start();
     let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
     alpaca.state.lock().unwrap().now = Some(et("2024-07-03T20:00:00-04:00"));
-    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, "1Day");
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day);
     cfg.settle = Duration::from_secs(120);
     let state = Arc::clone(&alpaca.state);
     let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
@@ -537,9 +604,6 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
     let closed = now(&alpaca);
     let close = et("2024-07-05T16:00:00-04:00");
     assert!((close + 120..close + 180).contains(&closed), "{closed}");
-    // An hourly adapter does not guess opening prices.
-    let hourly = alpaca.broker(PATIENT).opening_prices(&tickers).unwrap_err().to_string();
-    assert!(hourly.contains("daily bars (1Day) only"), "{hourly}");
 }
 
 /// The whole loop on Alpaca's daily bars, dry run: the history is fetched, each session's
@@ -559,7 +623,7 @@ fn a_paper_loop_sends_each_order_once_and_follows_the_account() {
 
 fn daily_loop(dry_run: bool) {
     use ploutos::backtest::Agent;
-    use ploutos::config::{EnvironmentConfig, Interval};
+    use ploutos::config::EnvironmentConfig;
     use ploutos::features::FeatureScaler;
     use ploutos::market::{calendar, nyse};
     use ploutos::trade::{Journal, Limits, LiveMarket, Session, TradeOptions, trade};
@@ -590,7 +654,7 @@ fn daily_loop(dry_run: bool) {
     let kill = dir.path().join("STOP");
     let (state, k) = (Arc::clone(&alpaca.state), kill.clone());
     let stop_at = et("2024-07-10T12:00:00-04:00");
-    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, "1Day");
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day);
     cfg.settle = Duration::from_secs(120);
     let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
         let mut s = state.lock().unwrap();
@@ -655,4 +719,123 @@ fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary,
     let day = |d: u32| calendar::ny_midnight(chrono::NaiveDate::from_ymd_opt(2024, 7, d).unwrap());
     let has = |d: u32| fills.iter().any(|id| id.contains(&format!("-{}-", day(d))));
     assert!(has(1) && has(3) && !has(4) && !has(10), "{fills:?}");
+}
+
+/// An hourly model on Alpaca: the history comes as the training data's hours built from
+/// 30-minute bars; each hour's close brings one decision (four on the July 3 half day, the
+/// last one 12:30–13:00; none on July 4), its orders go out at the next hour's first
+/// minute print (the next session's for the day's last hour), Alpaca fills them, and the
+/// positions follow the session at every open; the kill switch stops the loop.
+#[test]
+fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
+    use ploutos::backtest::Agent;
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::features::FeatureScaler;
+    use ploutos::market::nyse;
+    use ploutos::trade::{Entry, Journal, Limits, LiveMarket, Replayed, Session, TradeOptions, trade};
+
+    // AAPL's 30-minute bars of every session from 2024-05-01 to 2024-07-31.
+    let mut halves = Vec::new();
+    let mut date = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    let mut price = 100.0f64;
+    while date <= chrono::NaiveDate::from_ymd_opt(2024, 7, 31).unwrap() {
+        if let Some((open, close)) = nyse::session(date) {
+            for t in (open..close).step_by(1_800) {
+                let step = ((halves.len() * 7919 % 101) as f64 - 50.0) / 2_000.0;
+                let (o, c) = (price, price * (1.0 + step));
+                halves.push((t, o, o.max(c) * 1.002, o.min(c) * 0.998, c, 1e5));
+                price = c;
+            }
+        }
+        date = date.succ_opt().unwrap();
+    }
+    let alpaca = MockAlpaca::start();
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.halves = halves;
+        st.now = Some(et("2024-07-02T11:45:00-04:00"));
+        st.positions = json!([]);
+        st.fill_at_open = true;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let (state, k) = (Arc::clone(&alpaca.state), kill.clone());
+    let stop_at = et("2024-07-05T11:00:00-04:00");
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Hour);
+    cfg.settle = Duration::from_secs(60);
+    let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
+        let mut s = state.lock().unwrap();
+        let now = s.now.unwrap() + d.as_secs() as i64;
+        s.now = Some(now);
+        if now >= stop_at {
+            std::fs::write(&k, "").unwrap();
+        }
+    });
+
+    /// Buys on even bars, sells on odd ones.
+    struct Alternate(std::cell::Cell<u32>);
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+    impl Agent for Alternate {
+        type Error = Never;
+        fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
+            let i = self.0.replace(self.0.get() + 1);
+            Ok(vec![if i.is_multiple_of(2) { 1 } else { 2 }])
+        }
+    }
+    let tickers = vec!["AAPL".to_string()];
+    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
+    let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler);
+    let history = broker.bars_since(&tickers, et("2024-05-01T00:00:00-04:00")).unwrap();
+    live.extend(&history).unwrap();
+    // The hours that closed by 11:45: the 10:30 one is the newest; 7 a day before.
+    assert_eq!(*live.times().last().unwrap(), et("2024-07-02T10:30:00-04:00"));
+    assert!(live.times().iter().all(|&t| nyse::hourly_bar(t).is_some_and(|(start, _)| start == t)));
+    // The first decision at the close of the hour in progress (11:30), not there yet.
+    let first = nyse::hourly_bar(broker.clock().unwrap().now).unwrap().0;
+    let start = live.times().partition_point(|&t| t < first);
+    assert_eq!(start, live.n_bars());
+    let agent = Alternate(Default::default());
+    let env = EnvironmentConfig { initial_cash: 10_000.0, ..EnvironmentConfig::default() };
+    let mut session = Session::new(&env, &agent, start);
+    let path = dir.path().join("journal.jsonl");
+    let mut journal = Journal::open(&path).unwrap();
+    let opts = TradeOptions {
+        run: "hourly".into(),
+        dry_run: false,
+        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+    };
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
+    let decided: std::collections::BTreeSet<i64> = Replayed::read(&path)
+        .unwrap()
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Decision { bar_time, .. } => Some(*bar_time),
+            _ => None,
+        })
+        .collect();
+    let hours = |day: &str, list: &[&str]| list.iter().map(|h| et(&format!("{day}T{h}:00-04:00"))).collect::<Vec<_>>();
+    let mut want = hours("2024-07-02", &["11:30", "12:30", "13:30", "14:30", "15:30"]);
+    want.extend(hours("2024-07-03", &["09:30", "10:30", "11:30", "12:30"]));
+    want.extend(hours("2024-07-05", &["09:30"]));
+    assert_eq!(decided.into_iter().collect::<Vec<_>>(), want);
+    assert_eq!(summary.decisions, want.len());
+    // Orders went out at the opens, each once, all filled; the positions matched the
+    // session's at every open (or the loop would have stopped on a mismatch).
+    assert!(!summary.sent.is_empty() && summary.withheld.is_empty());
+    assert_eq!(alpaca.posts(), summary.sent.len());
+    assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+    // A decision at an hour's close fills in the next hour of the session (the same trading
+    // day, as the env counts day trades); the half day's last one (12:30) at the July 5 open.
+    let fills_of = |bar: i64| summary.sent.iter().filter(move |o| o.request.client_order_id.contains(&bar.to_string()));
+    assert!(fills_of(want[0]).count() > 0);
+    assert!(fills_of(want[0]).all(|o| o.fill_time == want[1]), "{:?}", summary.sent);
+    // The half day's last decision (12:30) fills at the July 5 open.
+    let after_half_day = summary.sent.iter().filter(|o| o.request.client_order_id.contains(&want[8].to_string()));
+    assert!(after_half_day.clone().count() > 0, "{:?}", summary.sent);
+    assert!(after_half_day.clone().all(|o| o.fill_time == et("2024-07-05T09:30:00-04:00")));
 }

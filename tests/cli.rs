@@ -126,7 +126,14 @@ fn bad_bench_arguments_exit_2() {
 
 /// `ploutos ARGS` run in `dir`: (exit code, stdout, stderr).
 fn ploutos_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ploutos")).args(args).current_dir(dir).output().expect("runs");
+    // Without Alpaca keys, whatever the caller's environment: no test reaches the network.
+    let out = Command::new(env!("CARGO_BIN_EXE_ploutos"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .output()
+        .expect("runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -764,7 +771,7 @@ fn backtest_policy_replays_target_positions() {
 /// `trade --broker replay` over a model's test period sends the orders `backtest --model`
 /// fills over the same period (time, ticker, side, shares), and refuses bad input with one
 /// line: a model for other tickers, a journal that exists, a limit out of range, alpaca
-/// before its live pacing.
+/// without its keys.
 #[cfg(feature = "learner")]
 #[test]
 fn trade_replay_sends_the_backtests_orders() {
@@ -793,7 +800,7 @@ fn trade_replay_sends_the_backtests_orders() {
 
     assert_bad_input_in(d, &["trade", "--model", model, "--out", "trades/tr"], "journal.jsonl exists");
     assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
-    assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "--broker alpaca");
+    assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "APCA_API_KEY_ID is not set");
     assert_bad_input_in(
         d,
         &["trade", "--model", model, "--out", "trades/x", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],

@@ -29,7 +29,7 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     Err(BadArgument("trade --model needs the `learner` feature (default build)".into()).into())
 }
 
-/// Calendar days of daily bars fetched from Alpaca before the first decision: the 52-week
+/// Calendar days of bars (daily or hourly) fetched from Alpaca before the first decision: the 52-week
 /// levels read 252 trading days, the other features at most 101 bars.
 #[cfg(feature = "learner")]
 const HISTORY_DAYS: i64 = 400;
@@ -162,7 +162,7 @@ fn replay(
     Ok(())
 }
 
-/// `--broker alpaca`: daily bars on Alpaca's clock, until stopped (Ctrl-C, the kill switch,
+/// `--broker alpaca`: daily or session-aligned hourly bars on Alpaca's clock, until stopped (Ctrl-C, the kill switch,
 /// the daily loss). A journal of the same run resumes its session: the decisions since its
 /// first bar are re-derived from the bars, the orders already sent are found at Alpaca.
 #[cfg(feature = "learner")]
@@ -180,13 +180,8 @@ fn alpaca(
     use ploutos::trade::alpaca::{AlpacaBroker, AlpacaConfig};
     use ploutos::trade::{Broker, Entry, Journal, LiveMarket, Replayed, Session, trade};
 
-    if cfg.data.interval != Interval::Day {
-        return Err(BadArgument(
-            "--broker alpaca trades daily models (data.interval 1d): hourly models read session-aligned hourly bars (09:30, 10:30, …), which Alpaca's bars API does not serve".into(),
-        )
-        .into());
-    }
-    let config = AlpacaConfig::from_env(a.live, "1Day").map_err(|e| BadArgument(e.to_string()))?;
+    let interval = cfg.data.interval;
+    let config = AlpacaConfig::from_env(a.live, interval).map_err(|e| BadArgument(e.to_string()))?;
     let mut broker = AlpacaBroker::new(config);
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");
@@ -221,12 +216,13 @@ fn alpaca(
         Some((first, _, None)) => first - HISTORY_DAYS * 86_400,
         None => clock.now - HISTORY_DAYS * 86_400,
     };
-    let mut live = LiveMarket::new(tickers.clone(), Interval::Day, scaler);
+    let mut live = LiveMarket::new(tickers.clone(), interval, scaler);
     live.extend(&broker.bars_since(&tickers, since)?)?;
     if live.n_bars() < ploutos::features::MIN_BARS {
         return Err(BadArgument(format!(
-            "alpaca has {} daily bars of {} since {}: the features need {}",
+            "alpaca has {} {} bars of {} since {}: the features need {}",
             live.n_bars(),
+            if interval == Interval::Day { "daily" } else { "hourly" },
             tickers.join(" "),
             calendar::format_timestamp(since, Interval::Day),
             ploutos::features::MIN_BARS
@@ -243,19 +239,26 @@ fn alpaca(
                 ))
                 .into());
             }
-            // The first decision is at the next close: today's when the session is open
-            // or has not opened yet today, else at the newest bar's.
+            // The first decision is at the next close. Daily: today's when the session is
+            // open or has not opened yet today, else at the newest bar's. Hourly: the hour's
+            // in progress, else the first hour's of the next session.
             let newest = live.times().last().copied().unwrap_or_default();
-            let date = calendar::ny_date(clock.now);
-            let today = calendar::session_timestamps(&[date], Interval::Day)[0];
-            let closed_today = ploutos::market::nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
-            if closed_today && newest < today {
-                return Err(BadArgument(
-                    "alpaca does not serve the bar of today's session yet: start again in a few minutes".into(),
-                )
-                .into());
-            }
-            (if clock.is_open || today > newest { today } else { newest }, account.equity)
+            let first = if interval == Interval::Hour {
+                ploutos::market::nyse::hourly_bar(if clock.is_open { clock.now } else { clock.next_open })
+                    .map_or(clock.next_open, |(start, _)| start)
+            } else {
+                let date = calendar::ny_date(clock.now);
+                let today = calendar::session_timestamps(&[date], Interval::Day)[0];
+                let closed_today = ploutos::market::nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
+                if closed_today && newest < today {
+                    return Err(BadArgument(
+                        "alpaca does not serve the bar of today's session yet: start again in a few minutes".into(),
+                    )
+                    .into());
+                }
+                if clock.is_open || today > newest { today } else { newest }
+            };
+            (first, account.equity)
         }
     };
     cfg.environment.initial_cash = initial_cash;
@@ -284,11 +287,11 @@ fn alpaca(
         "ploutos: trading {} on alpaca ({}), first decision at the close of {}; journal {}",
         tickers.join(" "),
         if a.live { "live" } else { "paper" },
-        calendar::format_timestamp(first_bar_time, Interval::Day),
+        calendar::format_timestamp(first_bar_time, interval),
         journal_path.display()
     );
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
-    write_orders(&out.join("orders.csv"), &summary, Interval::Day)?;
+    write_orders(&out.join("orders.csv"), &summary, interval)?;
     println!(
         "ploutos: {} decisions, {} orders sent, {} withheld{}",
         summary.decisions,

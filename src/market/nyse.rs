@@ -123,6 +123,21 @@ pub fn is_open_at(ts: i64) -> bool {
     session(super::calendar::ny_date(ts)).is_some_and(|(open, close)| (open..close).contains(&ts))
 }
 
+/// The session-aligned hourly bar that `ts` falls in, `(start, end)` in Unix seconds: bars
+/// start at the training data's hours ([`super::calendar::HOURLY_SESSION`]: 09:30, 10:30,
+/// …, 15:30 New York) and end at the next one or at the session's close (the last bar of a
+/// day is 30 minutes, of a half day too: 12:30–13:00). `None` outside the regular session.
+pub fn hourly_bar(ts: i64) -> Option<(i64, i64)> {
+    let date = super::calendar::ny_date(ts);
+    let (open, close) = session(date).filter(|&(open, close)| (open..close).contains(&ts))?;
+    let starts = super::calendar::session_timestamps(&[date], crate::config::Interval::Hour);
+    // A session that opens late (a few of `SPECIAL_HOURS`) starts its first bar at its open.
+    let i = starts.partition_point(|&s| s <= ts);
+    let start = if i == 0 { open } else { starts[i - 1].max(open) };
+    let end = starts.get(i).map_or(close, |&next| next.min(close));
+    Some((start, end))
+}
+
 /// The next session that has not closed at `ts`: the current one while open, else the next
 /// one to open. `(open, close)` in Unix seconds.
 pub fn next_session(ts: i64) -> (i64, i64) {
@@ -219,6 +234,25 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn hourly_bars_start_on_the_training_hours_and_end_at_the_close() {
+        let at = |y, m, d, h, min| ny_local_to_unix(date(y, m, d).and_hms_opt(h, min, 0).unwrap()).unwrap();
+        // A regular day (EDT): 10:45 is in the 10:30 bar; 15:59 in the 30-minute last one.
+        assert_eq!(hourly_bar(at(2024, 7, 2, 10, 45)), Some((at(2024, 7, 2, 10, 30), at(2024, 7, 2, 11, 30))));
+        assert_eq!(hourly_bar(at(2024, 7, 2, 9, 30)), Some((at(2024, 7, 2, 9, 30), at(2024, 7, 2, 10, 30))));
+        assert_eq!(hourly_bar(at(2024, 7, 2, 15, 59)), Some((at(2024, 7, 2, 15, 30), at(2024, 7, 2, 16, 0))));
+        assert_eq!(hourly_bar(at(2024, 7, 2, 16, 0)), None);
+        assert_eq!(hourly_bar(at(2024, 7, 2, 9, 29)), None);
+        // A half day: the 12:30 bar ends at 13:00, nothing after.
+        assert_eq!(hourly_bar(at(2024, 7, 3, 12, 40)), Some((at(2024, 7, 3, 12, 30), at(2024, 7, 3, 13, 0))));
+        assert_eq!(hourly_bar(at(2024, 7, 3, 13, 30)), None);
+        // A holiday and a winter day (EST).
+        assert_eq!(hourly_bar(at(2024, 7, 4, 11, 0)), None);
+        assert_eq!(hourly_bar(at(2024, 1, 3, 14, 0)), Some((at(2024, 1, 3, 13, 30), at(2024, 1, 3, 14, 30))));
+        // A late open (12:00 on 2002-09-11): the first bar starts at the open.
+        assert_eq!(hourly_bar(at(2002, 9, 11, 12, 10)), Some((at(2002, 9, 11, 12, 0), at(2002, 9, 11, 12, 30))));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! reached the broker; Alpaca refuses a second order with a client id it has seen, which
 //! [`Broker::submit`] answers as [`BrokerError::Duplicate`].
 //!
+//! Bars: daily models read Alpaca's `1Day` bars; hourly models the training data's hours
+//! (09:30, 10:30, …, 15:30 New York), which Alpaca's `1Hour` bars (on the hour) are not, so
+//! they are merged from `30Min` bars ([`hours_of`]); only bars that have closed are
+//! returned. Opening prices: the snapshots' daily bar, or the hour's first `1Min` bar.
+//!
 //! Rejections keep Alpaca's own words (`insufficient buying power`, `trade denied due to
 //! pattern day trading protection`, ...) in [`BrokerError::Rejected`].
 
@@ -16,7 +21,9 @@ use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
     OrderStatus, Quantity,
 };
+use crate::config::Interval;
 use crate::market::calendar::ny_date;
+use crate::market::nyse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -41,8 +48,10 @@ pub struct AlpacaConfig {
     pub data_url: String,
     pub key_id: String,
     pub secret_key: String,
-    /// Bars' timeframe as Alpaca spells it (`1Hour`, `1Day`, ...).
-    pub timeframe: String,
+    /// The model's bars: daily (Alpaca's `1Day` bars), or hourly, session-aligned like the
+    /// training data's (09:30, 10:30, …, 15:30 New York), built from Alpaca's `30Min` bars
+    /// since Alpaca's `1Hour` bars start on the hour.
+    pub interval: Interval,
     /// Market-data feed (`iex` for free accounts, `sip`).
     pub feed: String,
     /// Retries of a transient failure.
@@ -62,7 +71,7 @@ impl std::fmt::Debug for AlpacaConfig {
         f.debug_struct("AlpacaConfig")
             .field("trading_url", &self.trading_url)
             .field("data_url", &self.data_url)
-            .field("timeframe", &self.timeframe)
+            .field("interval", &self.interval)
             .field("feed", &self.feed)
             .finish_non_exhaustive()
     }
@@ -73,28 +82,22 @@ impl AlpacaConfig {
     ///
     /// # Errors
     /// [`BrokerError::Other`] naming the variable that is missing or empty.
-    pub fn from_env(live: bool, timeframe: &str) -> Result<Self, BrokerError> {
+    pub fn from_env(live: bool, interval: Interval) -> Result<Self, BrokerError> {
         let var = |name: &str| match std::env::var(name) {
             Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
             _ => Err(BrokerError::Other(format!("alpaca: environment variable {name} is not set"))),
         };
-        Ok(Self::new(
-            if live { LIVE_URL } else { PAPER_URL },
-            DATA_URL,
-            &var(KEY_ID_VAR)?,
-            &var(SECRET_VAR)?,
-            timeframe,
-        ))
+        Ok(Self::new(if live { LIVE_URL } else { PAPER_URL }, DATA_URL, &var(KEY_ID_VAR)?, &var(SECRET_VAR)?, interval))
     }
 
     /// An adapter config with explicit endpoints and keys (tests point it at a local server).
-    pub fn new(trading_url: &str, data_url: &str, key_id: &str, secret_key: &str, timeframe: &str) -> Self {
+    pub fn new(trading_url: &str, data_url: &str, key_id: &str, secret_key: &str, interval: Interval) -> Self {
         Self {
             trading_url: trading_url.trim_end_matches('/').to_string(),
             data_url: data_url.trim_end_matches('/').to_string(),
             key_id: key_id.to_string(),
             secret_key: secret_key.to_string(),
-            timeframe: timeframe.to_string(),
+            interval,
             feed: "iex".to_string(),
             retries: 4,
             backoff: Duration::from_millis(500),
@@ -155,7 +158,48 @@ impl AlpacaBroker {
     }
 
     fn daily(&self) -> bool {
-        self.config.timeframe == "1Day"
+        self.config.interval == Interval::Day
+    }
+
+    /// Bars of `timeframe` (Alpaca's spelling) of `tickers` that opened at or after `since`,
+    /// every page, in Alpaca's order.
+    fn fetch_bars(&self, tickers: &[String], timeframe: &str, since: i64) -> Result<Vec<BrokerBar>, BrokerError> {
+        let start = chrono::DateTime::from_timestamp(since, 0)
+            .ok_or_else(|| BrokerError::Other(format!("alpaca: bad start time {since}")))?
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v2/stocks/bars?symbols={symbols}&timeframe={timeframe}&start={}&adjustment=raw&feed={}&limit=10000",
+                self.config.data_url,
+                encode(&start),
+                encode(&self.config.feed)
+            );
+            if let Some(token) = &page {
+                url.push_str(&format!("&page_token={}", encode(token)));
+            }
+            let answer: AlpacaBars = parse(self.get(&url)?, "bars")?;
+            for (ticker, bars) in answer.bars {
+                for b in bars.unwrap_or_default() {
+                    out.push(BrokerBar {
+                        ticker: ticker.clone(),
+                        time: time(&b.t, "bar time")?,
+                        open: b.o,
+                        high: b.h,
+                        low: b.l,
+                        close: b.c,
+                        volume: b.v,
+                    });
+                }
+            }
+            match answer.next_page_token.filter(|t| !t.is_empty()) {
+                Some(token) => page = Some(token),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// One call, no retry: `Err` only for a transient failure or an unreadable answer.
@@ -507,64 +551,40 @@ impl Broker for AlpacaBroker {
     }
 
     fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError> {
-        let start = chrono::DateTime::from_timestamp(since, 0)
-            .ok_or_else(|| BrokerError::Other(format!("alpaca: bad start time {since}")))?
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
-        let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/v2/stocks/bars?symbols={symbols}&timeframe={}&start={}&adjustment=raw&feed={}&limit=10000",
-                self.config.data_url,
-                encode(&self.config.timeframe),
-                encode(&start),
-                encode(&self.config.feed)
-            );
-            if let Some(token) = &page {
-                url.push_str(&format!("&page_token={}", encode(token)));
-            }
-            let answer: AlpacaBars = parse(self.get(&url)?, "bars")?;
-            for (ticker, bars) in answer.bars {
-                for b in bars.unwrap_or_default() {
-                    out.push(BrokerBar {
-                        ticker: ticker.clone(),
-                        time: time(&b.t, "bar time")?,
-                        open: b.o,
-                        high: b.h,
-                        low: b.l,
-                        close: b.c,
-                        volume: b.v,
-                    });
-                }
-            }
-            match answer.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page = Some(token),
-                None => break,
-            }
-        }
-        if self.daily() {
-            // Alpaca serves today's bar while the session runs: only closed sessions' bars
-            // are bars.
-            let now = self.clock()?.now;
-            out.retain(|b| crate::market::nyse::session(ny_date(b.time)).is_some_and(|(_, close)| close <= now));
-        }
+        // Alpaca serves the bar in progress too: only bars that have closed are bars.
+        let now = self.clock()?.now;
+        let mut out = if self.daily() {
+            let mut bars = self.fetch_bars(tickers, "1Day", since)?;
+            bars.retain(|b| nyse::session(ny_date(b.time)).is_some_and(|(_, close)| close <= now));
+            bars
+        } else {
+            hours_of(&self.fetch_bars(tickers, "30Min", since)?, since, now)
+        };
         out.sort_by(|a, b| (a.time, &a.ticker).cmp(&(b.time, &b.ticker)));
         Ok(out)
     }
 
     /// Daily bars: today's opening print from the snapshots (`dailyBar.o`), once the session
-    /// is open and every ticker has one.
+    /// is open and every ticker has one. Hourly bars: the open of each ticker's first minute
+    /// bar (`1Min`) of the hour in progress, once every ticker has one.
     fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
-        if !self.daily() {
-            return Err(BrokerError::Other(format!(
-                "alpaca: opening prices are read for daily bars (1Day) only, not {}",
-                self.config.timeframe
-            )));
-        }
         let clock = self.clock()?;
         if !clock.is_open {
             return Ok(None);
+        }
+        if !self.daily() {
+            let Some((start, end)) = nyse::hourly_bar(clock.now) else { return Ok(None) };
+            let minutes = self.fetch_bars(tickers, "1Min", start)?;
+            let mut out = Vec::with_capacity(tickers.len());
+            for t in tickers {
+                let first =
+                    minutes.iter().filter(|b| &b.ticker == t && (start..end).contains(&b.time)).min_by_key(|b| b.time);
+                match first {
+                    Some(b) => out.push(b.open),
+                    None => return Ok(None), // no trade in this hour yet
+                }
+            }
+            return Ok(Some(out));
         }
         let today = ny_date(clock.now);
         let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
@@ -588,18 +608,49 @@ impl Broker for AlpacaBroker {
 
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
         let c: AlpacaClock = parse(self.get(&self.trading("/clock"))?, "clock")?;
-        Ok(MarketClock {
-            now: time(&c.timestamp, "timestamp")?,
-            is_open: c.is_open,
-            next_open: time(&c.next_open, "next_open")?,
-            next_close: time(&c.next_close, "next_close")?,
-        })
+        let now = time(&c.timestamp, "timestamp")?;
+        let mut next_open = time(&c.next_open, "next_open")?;
+        if !self.daily() && c.is_open {
+            // Hourly, in the session: the bar the next orders fill in is the hour in
+            // progress (the loop decides just after the previous hour's close).
+            next_open = nyse::hourly_bar(now).map_or(next_open, |(start, _)| start);
+        }
+        Ok(MarketClock { now, is_open: c.is_open, next_open, next_close: time(&c.next_close, "next_close")? })
     }
 }
 
-/// Daily bars on Alpaca's clock: a bar opens when the session opens and closes
+/// Session-aligned hourly bars (see [`nyse::hourly_bar`]) from 30-minute bars: open of the
+/// first, close of the last, highest high, lowest low, summed volume, of the bars in the
+/// regular session; only hours that start at or after `since` and have closed by `now`. An
+/// hour where a ticker did not trade in one half is built from the other; in neither, it
+/// has no bar (a gap, which stops the loop).
+pub fn hours_of(halves: &[BrokerBar], since: i64, now: i64) -> Vec<BrokerBar> {
+    let mut hours: std::collections::BTreeMap<(i64, &str), BrokerBar> = std::collections::BTreeMap::new();
+    let mut ordered: Vec<&BrokerBar> = halves.iter().collect();
+    ordered.sort_by_key(|b| b.time);
+    for b in ordered {
+        let Some((start, end)) = nyse::hourly_bar(b.time) else { continue };
+        if start < since || end > now {
+            continue;
+        }
+        hours
+            .entry((start, b.ticker.as_str()))
+            .and_modify(|h| {
+                h.high = h.high.max(b.high);
+                h.low = h.low.min(b.low);
+                h.close = b.close;
+                h.volume += b.volume;
+            })
+            .or_insert_with(|| BrokerBar { time: start, ..b.clone() });
+    }
+    hours.into_values().collect()
+}
+
+/// Bars on Alpaca's clock. Daily: a bar opens when the session opens and closes
 /// [`AlpacaConfig::settle`] after the session's close (holidays and half days are the
-/// clock's).
+/// clock's). Hourly: a bar closes `settle` after its hour's end ([`nyse::hourly_bar`]: the
+/// next training hour, or the session's close), and the next one has opened then unless the
+/// session closed, when it opens with the next session.
 impl super::run::Paced for AlpacaBroker {
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
         loop {
@@ -613,14 +664,23 @@ impl super::run::Paced for AlpacaBroker {
     }
 
     fn wait_for_close(&mut self) -> Result<bool, BrokerError> {
+        let settle = self.config.settle.as_secs() as i64;
         loop {
             let c = self.clock()?;
-            if c.is_open {
+            if !self.daily() {
+                match nyse::hourly_bar(c.now).filter(|_| c.is_open) {
+                    Some((_, end)) => {
+                        self.pause(end - c.now);
+                        self.pause(settle);
+                        return Ok(true);
+                    }
+                    None => self.pause(c.next_open - c.now),
+                }
+            } else if c.is_open {
                 self.saw_open = true;
                 self.pause(c.next_close - c.now);
             } else if self.saw_open {
                 self.saw_open = false;
-                let settle = self.config.settle.as_secs() as i64;
                 self.pause(settle);
                 return Ok(true);
             } else {
@@ -630,7 +690,7 @@ impl super::run::Paced for AlpacaBroker {
         }
     }
 
-    /// Ten seconds: a daily bar or an opening print that is late is usually there by then.
+    /// Ten seconds: a bar or an opening print that is late is usually there by then.
     fn wait_briefly(&mut self) -> Result<(), BrokerError> {
         self.pause(10);
         Ok(())

@@ -114,6 +114,8 @@ pub struct MarketClock {
     pub now: i64,
     /// The regular session is open.
     pub is_open: bool,
+    /// The open of the next bar orders fill in: the next session's open for daily bars;
+    /// for hourly bars while the session is open, the hour in progress's.
     pub next_open: i64,
     pub next_close: i64,
 }

@@ -12,7 +12,8 @@
 //! * [`broker`]: the [`Broker`] trait (account, positions, orders, bars, clock, opening
 //!   prices) and its types; [`replay::ReplayBroker`], the deterministic account of record
 //!   for tests, which fills with the env's own fill and fee models; [`alpaca`], Alpaca's
-//!   REST API (feature `alpaca`, part of `cli`), paced by Alpaca's clock for daily bars.
+//!   REST API (feature `alpaca`, part of `cli`), paced by Alpaca's clock for daily bars and
+//!   for hourly ones aligned with the training data's (09:30, 10:30, …).
 //! * [`order_id`]: client order ids derived from (run, bar, ticker, leg), so that a restart
 //!   never doubles an order.
 //! * [`journal`]: every decision, order and answer as JSON lines, synced per bar, read back
