@@ -595,11 +595,15 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
     });
     let now = |a: &MockAlpaca| a.state.lock().unwrap().now.unwrap();
     let tickers = ["AAPL".to_string()];
-    assert_eq!(broker.opening_prices(&tickers).unwrap(), None, "closed: no opening prices");
+    let (jul3, jul5) = (et("2024-07-03T09:30:00-04:00"), et("2024-07-05T09:30:00-04:00"));
+    assert_eq!(broker.opening_prices(&tickers, jul5).unwrap(), None, "closed: no opening prices");
     assert!(broker.wait_for_open().unwrap());
     let opened = now(&alpaca);
-    assert!((et("2024-07-05T09:30:00-04:00")..et("2024-07-05T09:31:00-04:00")).contains(&opened), "{opened}");
-    assert_eq!(broker.opening_prices(&tickers).unwrap(), Some(vec![101.5]));
+    assert!((jul5..jul5 + 60).contains(&opened), "{opened}");
+    assert_eq!(broker.opening_prices(&tickers, jul5).unwrap(), Some(vec![101.5]));
+    // A loop that slept through July 3's session does not size its orders at July 5's.
+    let late = broker.opening_prices(&tickers, jul3).unwrap_err().to_string();
+    assert!(late.contains("the loop is late") && late.contains("2024-07-03 09:30 EDT"), "{late}");
     assert!(broker.wait_for_close().unwrap());
     let closed = now(&alpaca);
     let close = et("2024-07-05T16:00:00-04:00");

@@ -231,8 +231,12 @@ impl Broker for Limited<'_> {
     fn clock(&mut self) -> Result<ploutos::trade::MarketClock, ploutos::trade::BrokerError> {
         self.inner.clock()
     }
-    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
-        self.inner.opening_prices(tickers)
+    fn opening_prices(
+        &mut self,
+        tickers: &[String],
+        bar_open: i64,
+    ) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
+        self.inner.opening_prices(tickers, bar_open)
     }
 }
 
@@ -474,7 +478,8 @@ fn a_deposit_during_the_session_sizes_the_later_buys_from_the_brokers_cash() {
 
 /// Hourly bars and an account under the PDT threshold: the env refuses day trades, and the
 /// broker's day-trade count (which the session reads at each close) agrees with the env's,
-/// so the trade sends the backtest's orders.
+/// so the trade sends the backtest's orders; with FINRA's rule (3 day trades in 5 days) and
+/// a stricter one (1 in 3 days).
 #[test]
 fn parity_holds_where_the_pdt_rule_binds() {
     let data = DataConfig {
@@ -484,22 +489,25 @@ fn parity_holds_where_the_pdt_rule_binds() {
         ..DataConfig::default()
     };
     let ds = Dataset::load(&data).unwrap();
-    let cfg = EnvironmentConfig { initial_cash: 20_000.0, ..EnvironmentConfig::default() };
     let range = ds.range(SplitPart::Test);
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
-    let refused_pdt = backtest.totals.refused.0[usize::from(Refusal::PDT.0)];
-    assert!(refused_pdt > 0, "the PDT rule binds");
-    let mut broker = replay_broker(&ds, &cfg, range.start);
-    let mut live = LiveMarket::new(ds.panel.tickers().to_vec(), Interval::Hour, ds.scaler.clone());
-    let mut session = Session::new(&cfg, &agent, range.start);
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(&dir.path().join("p.jsonl")).unwrap();
-    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("pdt")).unwrap();
-    assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
-    assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
-    let counts = Replayed::read(journal.path()).unwrap().accounts().map(|(_, a)| a.day_trade_count).max();
-    assert!(counts.unwrap() >= 3, "the broker counted the day trades");
+    for (window_days, max_day_trades) in [(5, 3), (3, 1)] {
+        let mut cfg = EnvironmentConfig { initial_cash: 20_000.0, ..EnvironmentConfig::default() };
+        (cfg.pdt.window_days, cfg.pdt.max_day_trades) = (window_days, max_day_trades);
+        let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+        let refused_pdt = backtest.totals.refused.0[usize::from(Refusal::PDT.0)];
+        assert!(refused_pdt > 0, "the PDT rule binds");
+        let mut broker = replay_broker(&ds, &cfg, range.start);
+        let mut live = LiveMarket::new(ds.panel.tickers().to_vec(), Interval::Hour, ds.scaler.clone());
+        let mut session = Session::new(&cfg, &agent, range.start);
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("p.jsonl")).unwrap();
+        let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("pdt")).unwrap();
+        assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
+        assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()), "window {window_days}");
+        let counts = Replayed::read(journal.path()).unwrap().accounts().map(|(_, a)| a.day_trade_count).max();
+        assert!(counts.unwrap() >= max_day_trades, "the broker counted the day trades");
+    }
 }
 
 /// Buys every ticker at every bar and keeps each observation it was given.

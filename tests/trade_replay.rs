@@ -139,3 +139,17 @@ fn the_clock_follows_the_nyse_sessions() {
     assert_eq!((c.now, c.is_open), (unix(ny(3, 13, 0)), false));
     assert_eq!((c.next_open, c.next_close), (unix(ny(5, 9, 30)), unix(ny(5, 16, 0))));
 }
+
+/// Opening prices are those of the bar asked for: before it opens, none; once it opened,
+/// its opens; asked for an earlier bar (a loop that fell behind), an error naming both.
+#[test]
+fn opening_prices_are_the_asked_bars_or_an_error() {
+    let mut broker = ReplayBroker::new(&EnvironmentConfig::default(), market(), times(400), START).expect("broker");
+    let tickers = ["AAA".to_string(), "BBB".to_string()];
+    let next = times(400)[START + 1];
+    assert_eq!(broker.opening_prices(&tickers, next).unwrap(), None);
+    assert!(broker.open_next());
+    assert_eq!(broker.opening_prices(&tickers, next).unwrap(), Some(market().open_row(START + 1).to_vec()));
+    let late = broker.opening_prices(&tickers, times(400)[START]).unwrap_err();
+    assert!(matches!(&late, BrokerError::Other(m) if m.contains("the loop is late")), "{late}");
+}

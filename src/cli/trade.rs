@@ -29,8 +29,8 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     Err(BadArgument("trade --model needs the `learner` feature (default build)".into()).into())
 }
 
-/// Calendar days of bars (daily or hourly) fetched from Alpaca before the first decision: the 52-week
-/// levels read 252 trading days, the other features at most 101 bars.
+/// Calendar days of bars (daily or hourly) fetched from Alpaca before the first decision:
+/// the 52-week levels read 252 trading days, the other features at most 101 bars.
 #[cfg(feature = "learner")]
 const HISTORY_DAYS: i64 = 400;
 
@@ -162,9 +162,10 @@ fn replay(
     Ok(())
 }
 
-/// `--broker alpaca`: daily or session-aligned hourly bars on Alpaca's clock, until stopped (Ctrl-C, the kill switch,
-/// the daily loss). A journal of the same run resumes its session: the decisions since its
-/// first bar are re-derived from the bars, the orders already sent are found at Alpaca.
+/// `--broker alpaca`: daily or session-aligned hourly bars on Alpaca's clock, until stopped
+/// (Ctrl-C, the kill switch, the daily loss). A journal of the same run resumes its
+/// session: the decisions since its first bar are re-derived from the bars and the accounts
+/// they were decided on, the orders already sent are found at Alpaca.
 #[cfg(feature = "learner")]
 fn alpaca(
     a: &TradeArgs,
@@ -181,6 +182,15 @@ fn alpaca(
     use ploutos::trade::{Broker, Entry, Journal, LiveMarket, Replayed, Session, trade};
 
     let interval = cfg.data.interval;
+    let pdt = &cfg.environment.pdt;
+    let margin = cfg.environment.account == ploutos::config::Account::Margin;
+    if pdt.enabled && margin && pdt.window_days != 5 {
+        return Err(BadArgument(format!(
+            "environment.pdt.window_days {}: Alpaca counts day trades over FINRA's 5 trading days, and the session reads its count; trade with --set environment.pdt.window_days=5",
+            pdt.window_days
+        ))
+        .into());
+    }
     let config = AlpacaConfig::from_env(a.live, interval).map_err(|e| BadArgument(e.to_string()))?;
     let mut broker = AlpacaBroker::new(config);
     let tickers = cfg.data.tickers.clone();
@@ -258,7 +268,8 @@ fn alpaca(
                 }
                 if clock.is_open || today > newest { today } else { newest }
             };
-            (first, account.equity)
+            // The session's money is the account's cash (what its buys can spend).
+            (first, account.cash)
         }
     };
     cfg.environment.initial_cash = initial_cash;

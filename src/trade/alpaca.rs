@@ -551,14 +551,15 @@ impl Broker for AlpacaBroker {
     }
 
     fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError> {
-        // Alpaca serves the bar in progress too: only bars that have closed are bars.
-        let now = self.clock()?.now;
+        // Alpaca serves the bar in progress too: only bars that closed `settle` ago are bars
+        // (a bar read sooner may still miss its last prints, and is never read again).
+        let settled = self.clock()?.now - self.config.settle.as_secs() as i64;
         let mut out = if self.daily() {
             let mut bars = self.fetch_bars(tickers, "1Day", since)?;
-            bars.retain(|b| nyse::session(ny_date(b.time)).is_some_and(|(_, close)| close <= now));
+            bars.retain(|b| nyse::session(ny_date(b.time)).is_some_and(|(_, close)| close <= settled));
             bars
         } else {
-            hours_of(&self.fetch_bars(tickers, "30Min", since)?, since, now)
+            hours_of(&self.fetch_bars(tickers, "30Min", since)?, since, settled)
         };
         out.sort_by(|a, b| (a.time, &a.ticker).cmp(&(b.time, &b.ticker)));
         Ok(out)
@@ -567,10 +568,21 @@ impl Broker for AlpacaBroker {
     /// Daily bars: today's opening print from the snapshots (`dailyBar.o`), once the session
     /// is open and every ticker has one. Hourly bars: the open of each ticker's first minute
     /// bar (`1Min`) of the hour in progress, once every ticker has one.
-    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
+    fn opening_prices(&mut self, tickers: &[String], bar_open: i64) -> Result<Option<Vec<f64>>, BrokerError> {
         let clock = self.clock()?;
         if !clock.is_open {
             return Ok(None);
+        }
+        // The bar trading now: the hour in progress, or today's session.
+        let trading = if self.daily() {
+            nyse::session(ny_date(clock.now)).map_or(clock.now, |(open, _)| open)
+        } else {
+            nyse::hourly_bar(clock.now).map_or(clock.now, |(start, _)| start)
+        };
+        // Daily bars are dated at midnight: the same day is the same bar.
+        let same = if self.daily() { ny_date(trading) == ny_date(bar_open) } else { trading == bar_open };
+        if !same {
+            return Err(BrokerError::late(bar_open, trading));
         }
         if !self.daily() {
             let Some((start, end)) = nyse::hourly_bar(clock.now) else { return Ok(None) };
@@ -621,16 +633,16 @@ impl Broker for AlpacaBroker {
 
 /// Session-aligned hourly bars (see [`nyse::hourly_bar`]) from 30-minute bars: open of the
 /// first, close of the last, highest high, lowest low, summed volume, of the bars in the
-/// regular session; only hours that start at or after `since` and have closed by `now`. An
+/// regular session; only hours that start at or after `since` and have closed by `until`. An
 /// hour where a ticker did not trade in one half is built from the other; in neither, it
 /// has no bar (a gap, which stops the loop).
-pub fn hours_of(halves: &[BrokerBar], since: i64, now: i64) -> Vec<BrokerBar> {
+pub fn hours_of(halves: &[BrokerBar], since: i64, until: i64) -> Vec<BrokerBar> {
     let mut hours: std::collections::BTreeMap<(i64, &str), BrokerBar> = std::collections::BTreeMap::new();
     let mut ordered: Vec<&BrokerBar> = halves.iter().collect();
     ordered.sort_by_key(|b| b.time);
     for b in ordered {
         let Some((start, end)) = nyse::hourly_bar(b.time) else { continue };
-        if start < since || end > now {
+        if start < since || end > until {
             continue;
         }
         hours
@@ -694,5 +706,66 @@ impl super::run::Paced for AlpacaBroker {
     fn wait_briefly(&mut self) -> Result<(), BrokerError> {
         self.pause(10);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    fn half(ticker: &str, time: &str, open: f64, close: f64, volume: f64) -> BrokerBar {
+        let (t, o, c) = (at(time), open, close);
+        BrokerBar {
+            ticker: ticker.into(),
+            time: t,
+            open: o,
+            high: o.max(c) + 1.0,
+            low: o.min(c) - 1.0,
+            close: c,
+            volume,
+        }
+    }
+
+    #[test]
+    fn hours_merge_the_session_halves_and_keep_only_closed_ones() {
+        let halves = [
+            // A regular day: 09:30 from two halves; AAA missed 11:00–11:30, so its 10:30
+            // hour is its 10:30–11:00 half alone; an after-hours bar is not a session bar.
+            half("AAA", "2024-07-02T09:30:00-04:00", 10.0, 11.0, 100.0),
+            half("AAA", "2024-07-02T10:00:00-04:00", 11.0, 12.0, 50.0),
+            half("AAA", "2024-07-02T10:30:00-04:00", 12.0, 12.5, 70.0),
+            half("BBB", "2024-07-02T10:00:00-04:00", 20.0, 21.0, 10.0),
+            half("AAA", "2024-07-02T16:00:00-04:00", 13.0, 13.0, 5.0),
+            // A half day: the 12:30 hour is the 12:30–13:00 half.
+            half("AAA", "2024-07-03T12:00:00-04:00", 14.0, 15.0, 30.0),
+            half("AAA", "2024-07-03T12:30:00-04:00", 15.0, 16.0, 40.0),
+            half("AAA", "2024-07-03T13:00:00-04:00", 16.0, 16.0, 1.0),
+        ];
+        let got = |since: &str, until: &str| -> Vec<(String, i64, [f64; 5])> {
+            hours_of(&halves, at(since), at(until))
+                .into_iter()
+                .map(|b| (b.ticker, b.time, [b.open, b.high, b.low, b.close, b.volume]))
+                .collect()
+        };
+        let h = |s: &str| at(s);
+        assert_eq!(
+            got("2024-07-02T00:00:00-04:00", "2024-07-04T00:00:00-04:00"),
+            vec![
+                ("AAA".into(), h("2024-07-02T09:30:00-04:00"), [10.0, 13.0, 9.0, 12.0, 150.0]),
+                ("BBB".into(), h("2024-07-02T09:30:00-04:00"), [20.0, 22.0, 19.0, 21.0, 10.0]),
+                ("AAA".into(), h("2024-07-02T10:30:00-04:00"), [12.0, 13.5, 11.0, 12.5, 70.0]),
+                ("AAA".into(), h("2024-07-03T11:30:00-04:00"), [14.0, 16.0, 13.0, 15.0, 30.0]),
+                ("AAA".into(), h("2024-07-03T12:30:00-04:00"), [15.0, 17.0, 14.0, 16.0, 40.0]),
+            ]
+        );
+        // At 11:29 the 10:30 hour has not closed; hours before `since` are not returned.
+        let early = got("2024-07-02T09:30:01-04:00", "2024-07-02T11:29:00-04:00");
+        assert!(early.is_empty(), "{early:?}");
+        let one = got("2024-07-02T09:30:01-04:00", "2024-07-02T11:30:00-04:00");
+        assert_eq!(one.iter().map(|b| b.1).collect::<Vec<_>>(), [h("2024-07-02T10:30:00-04:00")]);
     }
 }

@@ -134,6 +134,19 @@ pub enum BrokerError {
     Other(String),
 }
 
+impl BrokerError {
+    /// Opening prices asked for the bar that opened at `bar_open` while the bar that opened
+    /// at `trading` trades: the loop is late, and nothing is sent for the bar it missed.
+    pub fn late(bar_open: i64, trading: i64) -> Self {
+        let at = |t: i64| crate::market::calendar::ny_datetime(t).format("%Y-%m-%d %H:%M %Z").to_string();
+        Self::Other(format!(
+            "the orders are for the bar that opened at {}, the bar trading now opened at {}: the loop is late and sends nothing for it",
+            at(bar_open),
+            at(trading)
+        ))
+    }
+}
+
 /// A broker `ploutos trade` can trade with.
 ///
 /// Implementations must make [`Broker::submit`] idempotent on
@@ -154,7 +167,12 @@ pub trait Broker {
     fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError>;
     /// The market clock.
     fn clock(&mut self) -> Result<MarketClock, BrokerError>;
-    /// The price each of `tickers` opened at in the bar now trading, once the session's
-    /// bar has opened (`None` before): what the orders of the last close are sized at.
-    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError>;
+    /// The price each of `tickers` opened at in the bar that opened at `bar_open` (the
+    /// clock's `next_open` at the decision), once it has opened (`None` before): what the
+    /// orders of the last close are sized at.
+    ///
+    /// # Errors
+    /// [`BrokerError::Other`] when the bar now trading is a later one: the loop is late (a
+    /// machine that slept), and prices of another bar would size orders meant for this one.
+    fn opening_prices(&mut self, tickers: &[String], bar_open: i64) -> Result<Option<Vec<f64>>, BrokerError>;
 }

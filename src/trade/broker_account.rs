@@ -40,6 +40,7 @@ pub const CASH_TOLERANCE: f64 = 0.005;
 /// What the session reads from the broker's account at a bar close.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AccountSnapshot {
+    /// Cash, as [`Account::cash`] (short sales' proceeds included).
     pub cash: f64,
     /// Equity at the previous trading day's close.
     pub last_equity: f64,

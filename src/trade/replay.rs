@@ -15,8 +15,10 @@
 //! too (`insufficient qty`), an order of an unknown ticker (`unknown symbol`); an order of a
 //! ticker the fill model cannot fill is cancelled at the open (`no liquidity`). A day trade
 //! is a sell (or a cover) of a position bought (or shorted) on the same trading day; the
-//! account reports those of the last five trading days. Shorts pay the env's borrow fee
-//! (`short_selling.borrow_rate`, per trading day, on their value at the close).
+//! account reports those of the PDT window (`pdt.window_days`, FINRA's five trading days).
+//! Shorts pay the env's borrow fee (`short_selling.borrow_rate`, per trading day, on their
+//! value at the close), and a sale of a long has the fees it cannot pay waived, as in the
+//! env: the account the session reads at each close is the env's.
 
 use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
@@ -65,6 +67,8 @@ pub struct ReplayBroker {
     short_selling: bool,
     /// The shorts' yearly borrow rate (0 without short selling).
     borrow_rate: f64,
+    /// Trading days of the PDT window the account counts day trades over.
+    pdt_window: u32,
 }
 
 impl ReplayBroker {
@@ -109,6 +113,7 @@ impl ReplayBroker {
             fractional: cfg.fractional_shares,
             short_selling: cfg.short_selling.enabled,
             borrow_rate: if cfg.short_selling.enabled { cfg.short_selling.borrow_rate } else { 0.0 },
+            pdt_window: cfg.pdt.window_days,
         })
     }
 
@@ -224,7 +229,13 @@ impl ReplayBroker {
                 }
                 let quote = self.fills.sell(&self.cost, &input, shares);
                 let (price, notional) = (quote.sell_price(), shares * quote.sell_price());
-                (-shares, price, self.fees.sell_fees(shares, notional) - notional)
+                let mut fees = self.fees.sell_fees(shares, notional);
+                if h.shares > 0.0 {
+                    // As the env: fees a sale of a long cannot pay (a nearly worthless sale
+                    // in an account without cash) are waived.
+                    fees = fees.min(self.cash + notional);
+                }
+                (-shares, price, fees - notional)
             }
             (OrderSide::Buy, Quantity::Shares(shares)) => {
                 let quote = self.fills.cover(&self.cost, &input, shares);
@@ -290,8 +301,8 @@ fn accepted(order: &OrderRequest) -> OrderState {
 impl Broker for ReplayBroker {
     fn account(&mut self) -> Result<Account, BrokerError> {
         let day = self.market.day(self.now);
-        // FINRA's window: the last five trading days, today included.
-        let count = self.day_trades.iter().filter(|&&d| d + 5 > day).count() as u32;
+        // The PDT window (FINRA's: the last five trading days), today included.
+        let count = self.day_trades.iter().filter(|&&d| d + self.pdt_window > day).count() as u32;
         Ok(Account {
             cash: self.cash,
             equity: self.equity_at(self.now),
@@ -373,9 +384,12 @@ impl Broker for ReplayBroker {
         Ok(out)
     }
 
-    fn opening_prices(&mut self, tickers: &[String]) -> Result<Option<Vec<f64>>, BrokerError> {
+    fn opening_prices(&mut self, tickers: &[String], bar_open: i64) -> Result<Option<Vec<f64>>, BrokerError> {
         if !self.opened {
             return Ok(None);
+        }
+        if self.times[self.now + 1] != bar_open {
+            return Err(BrokerError::late(bar_open, self.times[self.now + 1]));
         }
         let row = self.market.open_row(self.now + 1);
         tickers

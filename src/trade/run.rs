@@ -213,9 +213,12 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         if !opts.dry_run {
             // The decision reads the broker's account (a dry run's, the simulated one: the
             // broker's does not follow orders that are never sent).
+            // A bar decided before a restart keeps the account it was decided on.
             let snapshot = AccountSnapshot::from(&account);
-            session.set_account(bar_time, snapshot);
-            journal.write(&Entry::Account { bar_time, account: snapshot }).map_err(|e| journal_error(journal, e))?;
+            if session.set_account(bar_time, snapshot) {
+                let entry = Entry::Account { bar_time, account: snapshot };
+                journal.write(&entry).map_err(|e| journal_error(journal, e))?;
+            }
         }
         let actions = session.decide(live, clock.next_open)?.to_vec();
         decided = Some(bar_time);
@@ -235,7 +238,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         }
         let mut tries = 0;
         let opens = loop {
-            if let Some(opens) = broker.opening_prices(&tickers)? {
+            if let Some(opens) = broker.opening_prices(&tickers, clock.next_open)? {
                 break opens;
             }
             tries += 1;

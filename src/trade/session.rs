@@ -87,9 +87,16 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
 
     /// The broker's account at the close of the bar that opened at `bar_time`: the replay
     /// puts it in place of the simulated one from that bar on. The first report of a bar
-    /// stands (a restart re-derives a decision from the account it was taken on).
-    pub fn set_account(&mut self, bar_time: i64, account: AccountSnapshot) {
-        self.accounts.entry(bar_time).or_insert(account);
+    /// stands (a restart re-derives a decision from the account it was taken on); returns
+    /// whether this one is the first.
+    pub fn set_account(&mut self, bar_time: i64, account: AccountSnapshot) -> bool {
+        match self.accounts.entry(bar_time) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(account);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        }
     }
 
     /// The replay of bars `start..=newest + 1` of `live`'s market plus the next bar
