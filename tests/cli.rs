@@ -801,6 +801,9 @@ fn trade_replay_sends_the_backtests_orders() {
     assert_bad_input_in(d, &["trade", "--model", model, "--out", "trades/tr"], "journal.jsonl exists");
     assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "APCA_API_KEY_ID is not set");
+    assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca", "--paper"], "APCA_API_KEY_ID is not set");
+    let (code, _, err) = ploutos_in(d, &["trade", "--model", model, "--paper", "--live"]);
+    assert!(code == 2 && err.contains("'--paper' cannot be used with '--live'"), "{err}");
     assert_bad_input_in(
         d,
         &["trade", "--model", model, "--out", "trades/x", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],

@@ -200,7 +200,10 @@ pub struct TradeArgs {
     /// record for tests) or `alpaca` (keys from APCA_API_KEY_ID and APCA_API_SECRET_KEY).
     #[arg(long, default_value = "replay", value_parser = ["replay", "alpaca"])]
     pub broker: String,
-    /// Alpaca: trade the live account instead of the paper one (the default).
+    /// Alpaca: trade the paper account (the default; the flag says it explicitly).
+    #[arg(long, conflicts_with = "live")]
+    pub paper: bool,
+    /// Alpaca: trade the live account instead of the paper one.
     #[arg(long)]
     pub live: bool,
     /// Folder of `<TICKER>.csv` files to replay instead of the model's data source.
