@@ -153,3 +153,61 @@ fn opening_prices_are_the_asked_bars_or_an_error() {
     let late = broker.opening_prices(&tickers, times(400)[START]).unwrap_err();
     assert!(matches!(&late, BrokerError::Other(m) if m.contains("the loop is late")), "{late}");
 }
+
+/// A long bought with all the cash and sold after its price collapsed: the sale cannot pay
+/// its commission, which the env waives down to what the account holds (no leverage on
+/// longs); the broker waives it the same way, so its cash (which the session reads at each
+/// close) is still the env's.
+#[test]
+fn a_sale_that_cannot_pay_its_fees_has_them_waived_as_in_the_env() {
+    let n = 12;
+    let price: Vec<f64> = (0..n).map(|t| if t < 4 { 100.0 } else { 0.01 }).collect();
+    let columns = ploutos::env::MarketColumns {
+        open: price.clone(),
+        close: price,
+        atr_frac: vec![0.01; n],
+        ret_std: vec![0.01; n],
+        mean_volume: vec![1e6; n],
+        day: (0..n as u32).collect(),
+        features: vec![0.0; n * 3],
+    };
+    let market = || MarketData::new(n, 1, 3, columns.clone()).unwrap().with_tickers(&["AAA".into()]).unwrap();
+    let mut cfg = EnvironmentConfig {
+        bankruptcy_pct: 0.0,
+        buy_pct: 0.9,
+        max_position_pct: 1.0,
+        min_holding_bars: 0,
+        ..EnvironmentConfig::default()
+    };
+    cfg.fees.commission_per_order = 800.0;
+    let bounds = EpisodeBounds { first: 1, last: n as u32 - 1, random_start: false };
+    let mut env = TradingEnv::new(&cfg, market(), EnvOptions::replay(bounds)).expect("env");
+    env.reset(0);
+    env.step(&[1]).expect("step");
+    for _ in 0..4 {
+        env.step(&[0]).expect("step");
+    }
+    env.step(&[2]).expect("step");
+    let trades = env.take_trades(0);
+    assert_eq!(trades.iter().map(|t| t.side).collect::<Vec<_>>(), [Side::Buy, Side::Sell]);
+    let sale = &trades[1];
+    assert!(sale.fees < 800.0, "the commission was waived in part: {}", sale.fees);
+
+    let mut broker = ReplayBroker::new(&cfg, market(), times(n), 1).expect("broker");
+    let shares = trades[0].shares;
+    broker.submit(&order("b", "AAA", OrderSide::Buy, Quantity::Shares(shares))).unwrap();
+    broker.advance();
+    // The env priced the buy from its budget, the broker the shares it bought: the same
+    // cash up to rounding.
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-4;
+    assert!(close(broker.account().unwrap().cash, trades[0].cash_after));
+    for _ in 0..4 {
+        broker.advance();
+    }
+    broker.submit(&order("s", "AAA", OrderSide::Sell, Quantity::Shares(shares))).unwrap();
+    broker.advance();
+    assert_eq!(broker.order("s").unwrap().unwrap().status, OrderStatus::Filled);
+    // Without the waiver the broker's cash would be hundreds of dollars below zero.
+    assert!(close(broker.account().unwrap().cash, sale.cash_after), "{:?}", broker.account());
+    assert!(sale.cash_after >= 0.0);
+}
