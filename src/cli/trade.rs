@@ -192,6 +192,12 @@ fn alpaca(
         .into());
     }
     let config = AlpacaConfig::from_env(a.live, interval).map_err(|e| BadArgument(e.to_string()))?;
+    // A session runs for days: one line per bar, and the adapter's retries, on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .try_init();
     let mut broker = AlpacaBroker::new(config);
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");

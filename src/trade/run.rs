@@ -261,6 +261,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             journal.write(&entry).map_err(|e| journal_error(journal, e))?;
         }
         let mut stop_after: Option<String> = None;
+        let (sent_before, withheld_before) = (summary.sent.len(), summary.withheld.len());
         for order in &orders {
             let request = request(opts, bar_time, &tickers, order);
             let withheld = if let Some(why) = &stop_after {
@@ -291,6 +292,14 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         journal
             .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
             .map_err(|e| journal_error(journal, e))?;
+        // A heartbeat for whoever watches a session that runs for days.
+        tracing::info!(
+            "bar {} done: {} orders sent, {} withheld; equity {:.2} at its close",
+            crate::market::calendar::ny_datetime(bar_time).format("%Y-%m-%d %H:%M %Z"),
+            summary.sent.len() - sent_before,
+            summary.withheld.len() - withheld_before,
+            account.equity
+        );
         if let Some(reason) = stop_after {
             summary.stopped = Some(format!("{reason}: stopped after this bar"));
             return Ok(());
