@@ -798,7 +798,9 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     assert_eq!(*live.times().last().unwrap(), et("2024-07-02T10:30:00-04:00"));
     assert!(live.times().iter().all(|&t| nyse::hourly_bar(t).is_some_and(|(start, _)| start == t)));
     // The first decision at the close of the hour in progress (11:30), not there yet.
-    let first = nyse::hourly_bar(broker.clock().unwrap().now).unwrap().0;
+    let newest = *live.times().last().unwrap();
+    let first = ploutos::trade::first_decision_bar(Interval::Hour, &broker.clock().unwrap(), newest).unwrap();
+    assert_eq!(first, et("2024-07-02T11:30:00-04:00"));
     let start = live.times().partition_point(|&t| t < first);
     assert_eq!(start, live.n_bars());
     let agent = Alternate(Default::default());

@@ -255,24 +255,13 @@ fn alpaca(
                 ))
                 .into());
             }
-            // The first decision is at the next close. Daily: today's when the session is
-            // open or has not opened yet today, else at the newest bar's. Hourly: the hour's
-            // in progress, else the first hour's of the next session.
+            // The first decision is at the next close the session can act on.
             let newest = live.times().last().copied().unwrap_or_default();
-            let first = if interval == Interval::Hour {
-                ploutos::market::nyse::hourly_bar(if clock.is_open { clock.now } else { clock.next_open })
-                    .map_or(clock.next_open, |(start, _)| start)
-            } else {
-                let date = calendar::ny_date(clock.now);
-                let today = calendar::session_timestamps(&[date], Interval::Day)[0];
-                let closed_today = ploutos::market::nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
-                if closed_today && newest < today {
-                    return Err(BadArgument(
-                        "alpaca does not serve the bar of today's session yet: start again in a few minutes".into(),
-                    )
-                    .into());
-                }
-                if clock.is_open || today > newest { today } else { newest }
+            let Some(first) = ploutos::trade::first_decision_bar(interval, &clock, newest) else {
+                return Err(BadArgument(
+                    "alpaca does not serve the bar of today's session yet: start again in a few minutes".into(),
+                )
+                .into());
             };
             // The session's money is the account's cash (what its buys can spend).
             (first, account.cash)

@@ -45,4 +45,4 @@ pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
 pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, trade};
 pub use safety::{Limits, Stop};
-pub use session::{PlannedOrder, Session, SessionError};
+pub use session::{PlannedOrder, Session, SessionError, first_decision_bar};

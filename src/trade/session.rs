@@ -22,13 +22,14 @@
 //! A replay costs `O(bars since the first decision)` env steps (microseconds each); the
 //! features are never recomputed ([`super::live::LiveMarket`]).
 
-use super::broker::OrderSide;
+use super::broker::{MarketClock, OrderSide};
 use super::broker_account::{AccountSnapshot, BrokerAccountPlugin};
 use super::live::LiveMarket;
 use super::order_id::Leg;
 use crate::backtest::{Agent, ReplayResult, replay_config, replay_extended};
-use crate::config::EnvironmentConfig;
+use crate::config::{EnvironmentConfig, Interval};
 use crate::env::{Side, TradeRecord};
+use crate::market::{calendar, nyse};
 use crate::vec_env::EnvError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,6 +233,31 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
     }
 }
 
+/// The open time of a new session's first decision bar, on the broker's `clock`, with
+/// `newest` the open time of the newest bar received: the next close the session can act
+/// on. Daily: today's session's, while it is open or has not opened yet (or on a day
+/// without one, the next session's: the first bar at or after the time), else the newest
+/// bar's, decided at once. Hourly: the hour's in progress ([`nyse::hourly_bar`]), else the
+/// first hour's of the next session. `None`: today's session has closed and its daily bar
+/// is not served yet (start again in a few minutes).
+pub fn first_decision_bar(interval: Interval, clock: &MarketClock, newest: i64) -> Option<i64> {
+    match interval {
+        Interval::Hour => {
+            let at = if clock.is_open { clock.now } else { clock.next_open };
+            Some(nyse::hourly_bar(at).map_or(clock.next_open, |(start, _)| start))
+        }
+        Interval::Day => {
+            let date = calendar::ny_date(clock.now);
+            let today = calendar::session_timestamps(&[date], Interval::Day)[0];
+            let closed_today = nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
+            if closed_today && newest < today {
+                return None;
+            }
+            Some(if clock.is_open || today > newest { today } else { newest })
+        }
+    }
+}
+
 /// The signed shares of a fill.
 fn signed(trade: &TradeRecord) -> f64 {
     if trade.side == Side::Buy { trade.shares } else { -trade.shares }
@@ -248,5 +274,49 @@ fn planned(trade: &TradeRecord, held: f64) -> PlannedOrder {
         price: trade.fill_price,
         leg: if closes { Leg::Close } else { Leg::Open },
         forced: trade.forced.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    /// A clock at `now` as Alpaca's reads (the hour in progress as `next_open` for hourly
+    /// bars in the session, as the adapter reports it).
+    fn clock(now: &str, interval: Interval) -> MarketClock {
+        let now = at(now);
+        let (open, close) = nyse::next_session(now);
+        let is_open = nyse::is_open_at(now);
+        let next_open = match (is_open, interval) {
+            (true, Interval::Hour) => nyse::hourly_bar(now).unwrap().0,
+            (true, Interval::Day) => nyse::next_session(close).0,
+            (false, _) => open,
+        };
+        MarketClock { now, is_open, next_open, next_close: close }
+    }
+
+    #[test]
+    fn a_new_session_decides_first_at_the_next_close_it_can_act_on() {
+        let midnight = |d: &str| at(&format!("{d}T00:00:00-04:00"));
+        let day =
+            |now: &str, newest: &str| first_decision_bar(Interval::Day, &clock(now, Interval::Day), midnight(newest));
+        // Evening, today's bar served: decided at once. Its bar not served yet: start later.
+        assert_eq!(day("2024-07-02T18:00:00-04:00", "2024-07-02"), Some(midnight("2024-07-02")));
+        assert_eq!(day("2024-07-02T16:01:00-04:00", "2024-07-01"), None);
+        // In the session, or before it opens: today's close.
+        assert_eq!(day("2024-07-02T11:00:00-04:00", "2024-07-01"), Some(midnight("2024-07-02")));
+        assert_eq!(day("2024-07-02T08:00:00-04:00", "2024-07-01"), Some(midnight("2024-07-02")));
+        // A holiday: the first bar at or after it (the next session's).
+        assert_eq!(day("2024-07-04T12:00:00-04:00", "2024-07-03"), Some(midnight("2024-07-04")));
+        let hour = |now: &str| first_decision_bar(Interval::Hour, &clock(now, Interval::Hour), 0);
+        // In the session: the hour in progress; after it or on a holiday: the next first hour.
+        assert_eq!(hour("2024-07-02T11:45:00-04:00"), Some(at("2024-07-02T11:30:00-04:00")));
+        assert_eq!(hour("2024-07-02T15:59:00-04:00"), Some(at("2024-07-02T15:30:00-04:00")));
+        assert_eq!(hour("2024-07-03T13:30:00-04:00"), Some(at("2024-07-05T09:30:00-04:00")));
+        assert_eq!(hour("2024-07-04T10:00:00-04:00"), Some(at("2024-07-05T09:30:00-04:00")));
     }
 }
