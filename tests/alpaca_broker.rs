@@ -625,14 +625,9 @@ fn a_paper_loop_sends_each_order_once_and_follows_the_account() {
     daily_loop(false);
 }
 
-fn daily_loop(dry_run: bool) {
-    use ploutos::backtest::Agent;
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::features::FeatureScaler;
+/// AAPL's daily bars of every session from 2023-06-01 to 2024-07-31, a deterministic walk.
+fn daily_walk() -> Vec<(i64, f64, f64, f64, f64, f64)> {
     use ploutos::market::{calendar, nyse};
-    use ploutos::trade::{Journal, Limits, LiveMarket, Session, TradeOptions, trade};
-
-    // AAPL's sessions from 2023-06-01 to 2024-07-31, a deterministic walk.
     let mut daily = Vec::new();
     let mut date = chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
     let mut price = 100.0f64;
@@ -645,6 +640,17 @@ fn daily_loop(dry_run: bool) {
         }
         date = date.succ_opt().unwrap();
     }
+    daily
+}
+
+fn daily_loop(dry_run: bool) {
+    use ploutos::backtest::Agent;
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::features::FeatureScaler;
+    use ploutos::market::calendar;
+    use ploutos::trade::{Journal, Limits, LiveMarket, Session, TradeOptions, trade};
+
+    let daily = daily_walk();
     let alpaca = MockAlpaca::start();
     let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
     {
@@ -844,4 +850,87 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let after_half_day = summary.sent.iter().filter(|o| o.request.client_order_id.contains(&want[8].to_string()));
     assert!(after_half_day.clone().count() > 0, "{:?}", summary.sent);
     assert!(after_half_day.clone().all(|o| o.fill_time == et("2024-07-05T09:30:00-04:00")));
+}
+
+/// `ploutos trade --broker alpaca` itself, against the mock through Alpaca's own endpoint
+/// variables: a new session on a daily model fetches the history, starts at the evening's
+/// bar with the account's cash, journals its start, and stops at the kill switch before
+/// deciding; the same command resumes the run (one start in the journal). Refused before
+/// any call: a base URL of the live endpoint without `--live`, a PDT window Alpaca does
+/// not count over.
+#[cfg(feature = "learner")]
+#[test]
+fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ploutos = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ploutos"));
+        cmd.args(args).current_dir(d);
+        for var in ["APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL", "APCA_API_DATA_URL"] {
+            cmd.env_remove(var);
+        }
+        let out = cmd.envs(env.iter().copied()).output().expect("runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    };
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.ron");
+    let train = [
+        "train",
+        "--config",
+        config,
+        "--set=training.run_name=ap",
+        "--set=data.interval=1d",
+        "--set=data.synthetic.years=3",
+        "--set=data.tickers=[\"AAPL\"]",
+        "--set=training.total_timesteps=1024",
+        "--set=training.n_envs=4",
+        "--set=training.n_steps=128",
+        "--set=training.batch_size=128",
+        "--set=training.eval_freq=1024",
+        "--set=training.eval_episodes=1",
+        "--set=training.checkpoint_freq=1024",
+        "--set=environment.episode_length=100",
+    ];
+    let (code, _, err) = ploutos(&train, &[]);
+    assert_eq!(code, 0, "{err}");
+
+    let alpaca = MockAlpaca::start();
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.daily = daily_walk();
+        st.now = Some(et("2024-07-01T18:00:00-04:00"));
+        st.positions = json!([]);
+    }
+    std::fs::write(d.join("STOP"), "").unwrap();
+    let env = [
+        ("APCA_API_KEY_ID", KEY),
+        ("APCA_API_SECRET_KEY", SECRET),
+        ("APCA_API_BASE_URL", alpaca.url.as_str()),
+        ("APCA_API_DATA_URL", alpaca.url.as_str()),
+    ];
+    let trade = ["trade", "--model", "models/ap/final", "--broker", "alpaca", "--run", "cli", "--kill-switch", "STOP"];
+    for attempt in ["start", "resume"] {
+        let (code, out, err) = ploutos(&trade, &env);
+        assert_eq!(code, 0, "{attempt}: {err}");
+        assert!(out.contains("first decision at the close of 2024-07-01"), "{attempt}: {out}");
+        assert!(out.contains("0 decisions, 0 orders sent") && out.contains("stopped: kill switch"), "{out}");
+    }
+    let journal = std::fs::read_to_string(d.join("trades/cli/journal.jsonl")).unwrap();
+    let starts: Vec<&str> = journal.lines().filter(|l| l.contains("\"kind\":\"start\"")).collect();
+    assert_eq!(starts.len(), 1, "{journal}");
+    assert!(starts[0].contains("\"broker\":\"alpaca-paper\"") && starts[0].contains("\"initial_cash\":10000.25"));
+    let stops = journal.lines().filter(|l| l.contains("\"kind\":\"error\"") && l.contains("kill switch"));
+    assert_eq!(stops.count(), 2, "the journal records both stops: {journal}");
+    let calls = alpaca.state.lock().unwrap().log.len();
+
+    // Refused before any call to the mock.
+    let live_url = [("APCA_API_BASE_URL", "https://api.alpaca.markets"), env[0], env[1]];
+    let (code, _, err) = ploutos(&["trade", "--model", "models/ap/final", "--broker", "alpaca"], &live_url);
+    assert!(code == 2 && err.contains("APCA_API_BASE_URL is https://api.alpaca.markets"), "{err}");
+    let window = ["trade", "--model", "models/ap/final", "--broker", "alpaca", "--set=environment.pdt.window_days=3"];
+    let (code, _, err) = ploutos(&window, &env);
+    assert!(code == 2 && err.contains("environment.pdt.window_days 3"), "{err}");
+    assert_eq!(alpaca.state.lock().unwrap().log.len(), calls);
 }

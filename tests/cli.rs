@@ -132,6 +132,8 @@ fn ploutos_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .current_dir(dir)
         .env_remove("APCA_API_KEY_ID")
         .env_remove("APCA_API_SECRET_KEY")
+        .env_remove("APCA_API_BASE_URL")
+        .env_remove("APCA_API_DATA_URL")
         .output()
         .expect("runs");
     (

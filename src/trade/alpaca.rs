@@ -38,6 +38,10 @@ pub const DATA_URL: &str = "https://data.alpaca.markets";
 pub const KEY_ID_VAR: &str = "APCA_API_KEY_ID";
 /// Environment variable holding the secret key.
 pub const SECRET_VAR: &str = "APCA_API_SECRET_KEY";
+/// Environment variable moving the trading endpoint (Alpaca's SDKs read it too).
+pub const BASE_URL_VAR: &str = "APCA_API_BASE_URL";
+/// Environment variable moving the market-data endpoint (Alpaca's SDKs read it too).
+pub const DATA_URL_VAR: &str = "APCA_API_DATA_URL";
 
 /// Where and how the adapter talks to Alpaca.
 #[derive(Clone)]
@@ -78,16 +82,33 @@ impl std::fmt::Debug for AlpacaConfig {
 }
 
 impl AlpacaConfig {
-    /// The paper endpoint (or the live one), with the keys from the environment.
+    /// The paper endpoint (or the live one), with the keys from the environment. The
+    /// endpoints can be moved (a proxy, a test server) with Alpaca's own variables,
+    /// [`BASE_URL_VAR`] and [`DATA_URL_VAR`]; a base URL that is Alpaca's other endpoint
+    /// (the live one without `live`, the paper one with it) is refused: the mode says which
+    /// account trades.
     ///
     /// # Errors
-    /// [`BrokerError::Other`] naming the variable that is missing or empty.
+    /// [`BrokerError::Other`] naming the variable that is missing, empty or contradicts
+    /// `live`.
     pub fn from_env(live: bool, interval: Interval) -> Result<Self, BrokerError> {
         let var = |name: &str| match std::env::var(name) {
             Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
             _ => Err(BrokerError::Other(format!("alpaca: environment variable {name} is not set"))),
         };
-        Ok(Self::new(if live { LIVE_URL } else { PAPER_URL }, DATA_URL, &var(KEY_ID_VAR)?, &var(SECRET_VAR)?, interval))
+        let mode = if live { LIVE_URL } else { PAPER_URL };
+        let trading = var(BASE_URL_VAR).unwrap_or_else(|_| mode.to_string());
+        let other = if live { PAPER_URL } else { LIVE_URL };
+        if trading.trim_end_matches('/') == other {
+            return Err(BrokerError::Other(format!(
+                "alpaca: {BASE_URL_VAR} is {other}, the {} endpoint, and this run trades {}: unset it or {}",
+                if live { "paper" } else { "live" },
+                if live { "live (--live)" } else { "on paper" },
+                if live { "drop --live" } else { "add --live" }
+            )));
+        }
+        let data = var(DATA_URL_VAR).unwrap_or_else(|_| DATA_URL.to_string());
+        Ok(Self::new(&trading, &data, &var(KEY_ID_VAR)?, &var(SECRET_VAR)?, interval))
     }
 
     /// An adapter config with explicit endpoints and keys (tests point it at a local server).
