@@ -10,6 +10,7 @@ use ploutos::trade::alpaca::{AlpacaBroker, AlpacaConfig};
 use ploutos::trade::{Broker, BrokerError, OrderRequest, OrderSide, OrderStatus, Quantity};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -381,11 +382,18 @@ fn reads_the_account_positions_and_clock() {
     // 10:00 New York (UTC−5) is 15:00 UTC.
     assert_eq!(c.now, 1_704_207_600);
     assert!(c.is_open);
-    // Hourly, in the session: the next orders fill in the hour in progress (09:30–10:30).
-    assert_eq!(c.next_open - c.now, -30 * 60);
-    // Daily: at the next session's open, as Alpaca says.
+    assert_eq!(c.next_open - c.now, 23 * 3600 + 30 * 60);
+    // The bar after a bar, by the calendar: hourly, the next hour of the session, or the
+    // next session's first; daily, the next session's open.
+    use ploutos::trade::Paced;
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    let after = |b: &mut AlpacaBroker, t: &str| b.next_bar_open(et(t)).unwrap();
+    assert_eq!(after(&mut broker, "2024-07-02T10:30:00-04:00"), et("2024-07-02T11:30:00-04:00"));
+    assert_eq!(after(&mut broker, "2024-07-02T15:30:00-04:00"), et("2024-07-03T09:30:00-04:00"));
+    assert_eq!(after(&mut broker, "2024-07-03T12:30:00-04:00"), et("2024-07-05T09:30:00-04:00"));
     let mut daily = AlpacaBroker::new(AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day));
-    assert_eq!(daily.clock().unwrap().next_open - c.now, 23 * 3600 + 30 * 60);
+    assert_eq!(after(&mut daily, "2024-07-03T00:00:00-04:00"), et("2024-07-05T09:30:00-04:00"));
+    assert_eq!(after(&mut daily, "2024-07-05T00:00:00-04:00"), et("2024-07-08T09:30:00-04:00"));
     // A blocked account says so.
     alpaca.state.lock().unwrap().account["account_blocked"] = json!(true);
     assert!(broker.account().unwrap().trading_blocked);
@@ -625,6 +633,21 @@ fn a_paper_loop_sends_each_order_once_and_follows_the_account() {
     daily_loop(false);
 }
 
+/// Buys on even decisions, sells on odd ones (one ticker): orders at every open.
+struct Alternate(std::cell::Cell<u32>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+impl ploutos::backtest::Agent for Alternate {
+    type Error = Never;
+    fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
+        let i = self.0.replace(self.0.get() + 1);
+        Ok(vec![if i.is_multiple_of(2) { 1 } else { 2 }])
+    }
+}
+
 /// AAPL's daily bars of every session from 2023-06-01 to 2024-07-31, a deterministic walk.
 fn daily_walk() -> Vec<(i64, f64, f64, f64, f64, f64)> {
     use ploutos::market::{calendar, nyse};
@@ -643,55 +666,56 @@ fn daily_walk() -> Vec<(i64, f64, f64, f64, f64, f64)> {
     daily
 }
 
-fn daily_loop(dry_run: bool) {
-    use ploutos::backtest::Agent;
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::features::FeatureScaler;
-    use ploutos::market::calendar;
-    use ploutos::trade::{Journal, Limits, LiveMarket, Session, TradeOptions, trade};
-
-    let daily = daily_walk();
+/// A mock Alpaca with [`daily_walk`]'s bars at the evening of 2024-07-01, no positions,
+/// filling orders at the open unless `dry_run`; an adapter whose sleeps move its clock and
+/// create `kill` once the clock passes `stop_at`.
+fn daily_setup(dry_run: bool, kill: &std::path::Path, stop_at: Arc<AtomicI64>) -> (MockAlpaca, AlpacaBroker) {
     let alpaca = MockAlpaca::start();
-    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
     {
         let mut st = alpaca.state.lock().unwrap();
-        st.daily = daily;
+        st.daily = daily_walk();
         st.now = Some(et("2024-07-01T18:00:00-04:00"));
         st.positions = json!([]);
         st.fill_at_open = !dry_run;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let kill = dir.path().join("STOP");
-    let (state, k) = (Arc::clone(&alpaca.state), kill.clone());
-    let stop_at = et("2024-07-10T12:00:00-04:00");
+    let (state, k) = (Arc::clone(&alpaca.state), kill.to_path_buf());
     let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day);
     cfg.settle = Duration::from_secs(120);
-    let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
+    let broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
         let mut s = state.lock().unwrap();
         let now = s.now.unwrap() + d.as_secs() as i64;
         s.now = Some(now);
-        if now >= stop_at {
+        if now >= stop_at.load(Ordering::SeqCst) {
             std::fs::write(&k, "").unwrap();
         }
     });
+    (alpaca, broker)
+}
 
-    /// Buys on even bars, sells on odd ones: orders at every open.
-    struct Alternate(std::cell::Cell<u32>);
-    #[derive(Debug, thiserror::Error)]
-    #[error("never")]
-    struct Never;
-    impl Agent for Alternate {
-        type Error = Never;
-        fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
-            let i = self.0.replace(self.0.get() + 1);
-            Ok(vec![if i.is_multiple_of(2) { 1 } else { 2 }])
-        }
-    }
+/// AAPL's daily bars from 2023-06-01 to the broker's present, as a live market.
+fn daily_market(broker: &mut AlpacaBroker) -> ploutos::trade::LiveMarket {
+    use ploutos::features::FeatureScaler;
     let tickers = vec!["AAPL".to_string()];
     let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
-    let mut live = LiveMarket::new(tickers.clone(), Interval::Day, scaler);
-    let history = broker.bars_since(&tickers, et("2023-06-01T00:00:00-04:00")).unwrap();
-    live.extend(&history).unwrap();
+    let mut live = ploutos::trade::LiveMarket::new(tickers.clone(), Interval::Day, scaler);
+    live.extend(&broker.bars_since(&tickers, et("2023-06-01T00:00:00-04:00")).unwrap()).unwrap();
+    live
+}
+
+fn et(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+}
+
+fn daily_loop(dry_run: bool) {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::market::calendar;
+    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let stop_at = Arc::new(AtomicI64::new(et("2024-07-10T12:00:00-04:00")));
+    let (alpaca, mut broker) = daily_setup(dry_run, &kill, stop_at);
+    let mut live = daily_market(&mut broker);
     let newest = *live.times().last().unwrap();
     assert_eq!(newest, calendar::ny_midnight(chrono::NaiveDate::from_ymd_opt(2024, 7, 1).unwrap()));
     let agent = Alternate(Default::default());
@@ -702,6 +726,69 @@ fn daily_loop(dry_run: bool) {
         TradeOptions { run: "paper".into(), dry_run, limits: Limits { kill_switch: Some(kill), ..Limits::default() } };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     check_daily_loop(&alpaca, &summary, dry_run);
+}
+
+/// A daily paper run that dies in the middle of a session, after that morning's orders
+/// filled, and is resumed at 11:00: it decides the previous close again on the account it
+/// was decided on, finds that bar's orders at Alpaca (filled: the positions reconcile with
+/// them) instead of sending them again, and goes on to the next closes.
+#[test]
+fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Limits, Replayed, Session, TradeOptions, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    // The first run: decisions at the Jul 1, 2 and 3 closes, the Jul 3 buy sent and filled
+    // at the Jul 5 open (after the holiday); the switch appears at 10:00 and stops it at
+    // the close.
+    let stop_at = Arc::new(AtomicI64::new(et("2024-07-05T10:00:00-04:00")));
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::clone(&stop_at));
+    let path = dir.path().join("journal.jsonl");
+    let opts = TradeOptions {
+        run: "paper".into(),
+        dry_run: false,
+        limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
+    };
+    let env = EnvironmentConfig::default();
+    let mut live = daily_market(&mut broker);
+    let start = live.n_bars() - 1;
+    let agent = Alternate(Default::default());
+    let mut session = Session::new(&env, &agent, start);
+    let first = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    assert_eq!(first.decisions, 3);
+    let jul3 = et("2024-07-03T00:00:00-04:00").to_string();
+    let jul3_orders: Vec<String> = alpaca
+        .orders()
+        .iter()
+        .map(|o| o["client_order_id"].as_str().unwrap().to_string())
+        .filter(|id| id.contains(&jul3))
+        .collect();
+    assert!(!jul3_orders.is_empty() && alpaca.orders().iter().all(|o| o["status"] == "filled"));
+
+    // The crash at 11:00 on Jul 5 (what the first run did after it: nothing but the stop).
+    alpaca.state.lock().unwrap().now = Some(et("2024-07-05T11:00:00-04:00"));
+    std::fs::remove_file(&kill).unwrap();
+    stop_at.store(et("2024-07-09T12:00:00-04:00"), Ordering::SeqCst);
+    let posts = alpaca.posts();
+    let mut live = daily_market(&mut broker);
+    assert_eq!(*live.times().last().unwrap(), et("2024-07-03T00:00:00-04:00"), "Jul 5 has not closed");
+    let agent = Alternate(Default::default());
+    let mut session = Session::new(&env, &agent, start);
+    for (bar_time, account) in Replayed::read(&path).unwrap().accounts() {
+        session.set_account(bar_time, account);
+    }
+    let again = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    // The Jul 3 orders: found, not posted again; then the Jul 5 and 8 closes.
+    let found: Vec<&str> =
+        again.sent.iter().map(|o| o.request.client_order_id.as_str()).filter(|id| id.contains(&jul3)).collect();
+    assert_eq!(found, jul3_orders.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(again.decisions, 3, "{again:?}");
+    assert!(again.stopped.as_deref().unwrap().contains("kill switch"));
+    let ids: std::collections::BTreeSet<String> =
+        alpaca.orders().iter().map(|o| o["client_order_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), alpaca.orders().len(), "no id twice at Alpaca");
+    assert_eq!(alpaca.posts() - posts, again.sent.len() - found.len(), "only the new orders were posted");
 }
 
 /// The daily loop's decisions, orders and ids (see the tests above).
@@ -738,7 +825,6 @@ fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary,
 /// positions follow the session at every open; the kill switch stops the loop.
 #[test]
 fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
-    use ploutos::backtest::Agent;
     use ploutos::config::EnvironmentConfig;
     use ploutos::features::FeatureScaler;
     use ploutos::market::nyse;
@@ -783,18 +869,6 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
         }
     });
 
-    /// Buys on even bars, sells on odd ones.
-    struct Alternate(std::cell::Cell<u32>);
-    #[derive(Debug, thiserror::Error)]
-    #[error("never")]
-    struct Never;
-    impl Agent for Alternate {
-        type Error = Never;
-        fn try_act(&self, _obs: &[f32], _n: usize, _det: bool) -> Result<Vec<u8>, Never> {
-            let i = self.0.replace(self.0.get() + 1);
-            Ok(vec![if i.is_multiple_of(2) { 1 } else { 2 }])
-        }
-    }
     let tickers = vec!["AAPL".to_string()];
     let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
     let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler);

@@ -467,7 +467,7 @@ impl<'m> RefEnv<'m> {
                         (Side::Buy, fill, fees)
                     } else {
                         let fill = (r * (1.0 - h - s - i)).max(0.0);
-                        let fees = self.sell_fees(q, q * fill).min(self.cash + q * fill);
+                        let fees = self.sell_fees(q, q * fill).min((self.cash + q * fill).max(0.0));
                         self.cash += q * fill - fees;
                         (Side::Sell, fill, fees)
                     };
@@ -525,7 +525,7 @@ impl<'m> RefEnv<'m> {
             let fill = (r * (1.0 - h - s - i)).max(0.0);
             let notional = q * fill;
             // Fees beyond what the account holds are waived (cash never goes below zero by a sell).
-            let fees = self.sell_fees(q, notional).min(self.cash + notional);
+            let fees = self.sell_fees(q, notional).min((self.cash + notional).max(0.0));
             self.cash += notional - fees;
             if cfg.account == Account::Cash {
                 self.unsettled.1 += notional - fees;

@@ -274,6 +274,8 @@ proptest! {
             let n_forced = trades.iter().take_while(|t| t.forced.is_some()).count();
             prop_assert!(trades[n_forced..].iter().all(|t| t.forced.is_none()));
             for (i, t) in trades.iter().enumerate() {
+                // A fee is never a credit, even on a sale waived down to a cash in debit.
+                prop_assert!(t.fees >= 0.0, "bar {}: fees {} on {:?}", t.bar, t.fees, t);
                 let k = t.ticker as usize;
                 shares[k] += if t.side == Side::Buy { t.shares } else { -t.shares };
                 if i + 1 == n_forced {

@@ -241,6 +241,9 @@ impl Broker for Limited<'_> {
 }
 
 impl ploutos::trade::Paced for Limited<'_> {
+    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, ploutos::trade::BrokerError> {
+        self.inner.next_bar_open(bar_time)
+    }
     fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         if let Some(path) = self.touch_at_open.take() {
             std::fs::write(path, "").unwrap();

@@ -40,6 +40,11 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     use ploutos::config::ObservationLayout;
 
     let limits = limits(&a)?;
+    if a.broker == "replay" && (a.live || a.paper) {
+        return Err(
+            BadArgument("--live and --paper choose Alpaca's account: they go with --broker alpaca".into()).into()
+        );
+    }
     let mut cfg = backtest::model_config(&a.model, &a.common.overrides)?;
     let scaler = backtest::load_scaler(&a.model)?;
     let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
@@ -192,12 +197,15 @@ fn alpaca(
         .into());
     }
     let config = AlpacaConfig::from_env(a.live, interval).map_err(|e| BadArgument(e.to_string()))?;
-    // A session runs for days: one line per bar, and the adapter's retries, on stderr.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .try_init();
+    // A session runs for days: one line per bar, and the adapter's retries, on stderr. The
+    // HTTP client's own logs stay off whatever RUST_LOG says: at trace level they dump the
+    // request headers, the secret key among them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info".into())
+        .add_directive("ureq=off".parse().expect("a valid directive"))
+        .add_directive("ureq_proto=off".parse().expect("a valid directive"));
+    let _ =
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).try_init();
     let mut broker = AlpacaBroker::new(config);
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");
@@ -264,6 +272,13 @@ fn alpaca(
                 .into());
             };
             // The session's money is the account's cash (what its buys can spend).
+            if account.cash.is_nan() || account.cash <= 0.0 {
+                return Err(BadArgument(format!(
+                    "the account's cash is {}: a new session needs cash to trade with",
+                    account.cash
+                ))
+                .into());
+            }
             (first, account.cash)
         }
     };

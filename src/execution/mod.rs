@@ -591,8 +591,9 @@ impl Fill<'_, '_> {
         let notional = shares * price;
         let portfolio = &mut *self.portfolio;
         // No leverage on longs: fees beyond what the account holds (a commission on a
-        // worthless sale) are waived rather than driving cash below zero.
-        let fees = fees.sell_fees(shares, notional).min(portfolio.cash + notional);
+        // worthless sale) are waived rather than driving cash below zero; never below zero
+        // themselves (cash below zero, a margin debit after a cover, is not a credit).
+        let fees = fees.sell_fees(shares, notional).min((portfolio.cash + notional).max(0.0));
         portfolio.cash += notional - fees;
         if config.cash_account {
             portfolio.unsettled += notional - fees;

@@ -99,7 +99,7 @@ impl AlpacaConfig {
         let mode = if live { LIVE_URL } else { PAPER_URL };
         let trading = var(BASE_URL_VAR).unwrap_or_else(|_| mode.to_string());
         let other = if live { PAPER_URL } else { LIVE_URL };
-        if trading.trim_end_matches('/') == other {
+        if host(&trading) == host(other) {
             return Err(BrokerError::Other(format!(
                 "alpaca: {BASE_URL_VAR} is {other}, the {} endpoint, and this run trades {}: unset it or {}",
                 if live { "paper" } else { "live" },
@@ -319,6 +319,15 @@ impl AlpacaBroker {
             Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
         }
     }
+}
+
+/// The host of a URL, lower case, without scheme, credentials, port or path: what says
+/// which of Alpaca's endpoints a URL is, however it is spelled.
+fn host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.split(':').next().unwrap_or("").trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// A transport error in one line, without the URL's query (nothing secret is in it, but
@@ -641,14 +650,12 @@ impl Broker for AlpacaBroker {
 
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
         let c: AlpacaClock = parse(self.get(&self.trading("/clock"))?, "clock")?;
-        let now = time(&c.timestamp, "timestamp")?;
-        let mut next_open = time(&c.next_open, "next_open")?;
-        if !self.daily() && c.is_open {
-            // Hourly, in the session: the bar the next orders fill in is the hour in
-            // progress (the loop decides just after the previous hour's close).
-            next_open = nyse::hourly_bar(now).map_or(next_open, |(start, _)| start);
-        }
-        Ok(MarketClock { now, is_open: c.is_open, next_open, next_close: time(&c.next_close, "next_close")? })
+        Ok(MarketClock {
+            now: time(&c.timestamp, "timestamp")?,
+            is_open: c.is_open,
+            next_open: time(&c.next_open, "next_open")?,
+            next_close: time(&c.next_close, "next_close")?,
+        })
     }
 }
 
@@ -685,6 +692,22 @@ pub fn hours_of(halves: &[BrokerBar], since: i64, until: i64) -> Vec<BrokerBar> 
 /// next training hour, or the session's close), and the next one has opened then unless the
 /// session closed, when it opens with the next session.
 impl super::run::Paced for AlpacaBroker {
+    /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
+    /// of the session, or the next session's open after its last hour.
+    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
+        let end = if self.daily() {
+            nyse::session(ny_date(bar_time)).map(|(_, close)| close)
+        } else {
+            nyse::hourly_bar(bar_time).map(|(_, end)| end)
+        };
+        let end =
+            end.ok_or_else(|| BrokerError::Other(format!("alpaca: no regular session at the bar of {bar_time}")))?;
+        Ok(match nyse::hourly_bar(end).filter(|_| !self.daily()) {
+            Some((start, _)) => start,
+            None => nyse::next_session(end).0,
+        })
+    }
+
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
         loop {
             let c = self.clock()?;
@@ -749,6 +772,17 @@ mod tests {
             close: c,
             volume,
         }
+    }
+
+    #[test]
+    fn an_endpoint_is_known_by_its_host_however_spelled() {
+        for url in
+            ["https://api.alpaca.markets", "HTTPS://API.Alpaca.Markets:443/v2", "https://u:p@api.alpaca.markets."]
+        {
+            assert_eq!(host(url), "api.alpaca.markets", "{url}");
+        }
+        assert_eq!(host(PAPER_URL), "paper-api.alpaca.markets");
+        assert_eq!(host("http://127.0.0.1:8080"), "127.0.0.1");
     }
 
     #[test]

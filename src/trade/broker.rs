@@ -114,8 +114,7 @@ pub struct MarketClock {
     pub now: i64,
     /// The regular session is open.
     pub is_open: bool,
-    /// The open of the next bar orders fill in: the next session's open for daily bars;
-    /// for hourly bars while the session is open, the hour in progress's.
+    /// The next session's open (the next bar's, for the replay broker).
     pub next_open: i64,
     pub next_close: i64,
 }

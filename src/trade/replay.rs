@@ -138,6 +138,18 @@ impl ReplayBroker {
         Ok(self)
     }
 
+    /// The open time of the bar after the one that opened at `bar_time` (`i64::MAX` after
+    /// the last bar).
+    ///
+    /// # Errors
+    /// [`BrokerError::Other`] when no bar opened at `bar_time`.
+    pub fn bar_after(&self, bar_time: i64) -> Result<i64, BrokerError> {
+        match self.times.binary_search(&bar_time) {
+            Ok(t) => Ok(self.times.get(t + 1).copied().unwrap_or(i64::MAX)),
+            Err(_) => Err(BrokerError::Other(format!("replay: no bar opened at {bar_time}"))),
+        }
+    }
+
     /// The bar the broker stands at (its close has printed).
     pub fn now(&self) -> usize {
         self.now
@@ -233,7 +245,7 @@ impl ReplayBroker {
                 if h.shares > 0.0 {
                     // As the env: fees a sale of a long cannot pay (a nearly worthless sale
                     // in an account without cash) are waived.
-                    fees = fees.min(self.cash + notional);
+                    fees = fees.min((self.cash + notional).max(0.0));
                 }
                 (-shares, price, fees - notional)
             }

@@ -13,16 +13,19 @@
 //! 3. decide ([`super::session::Session::decide`]) on the broker's account (cash, previous
 //!    close's equity, day trades: [`super::broker_account`]), journaled first (not with
 //!    `dry_run`, which decides on the simulated account);
-//! 4. wait for the next bar's open (the kill switch is checked again: a decision and its
-//!    orders can be a night apart), read its opening prices (asked again a few times while
-//!    a ticker has not printed), compute the env's orders at them
+//! 4. wait for the open of the bar after this one ([`Paced::next_bar_open`], from the bar,
+//!    not from the clock: a run resumed in the middle of that bar still fills in it; the
+//!    kill switch is checked again: a decision and its orders can be a night apart), read
+//!    its opening prices (asked again a few times while a ticker has not printed; an error
+//!    when a later bar trades already: the loop is late), compute the env's orders at them
 //!    ([`super::session::Session::orders`]);
 //! 5. reconcile: the broker's positions in the model's tickers must be the session's
-//!    before these orders (not with `dry_run`, where nothing is sent): otherwise stop,
-//!    since the agent would act on an account that is not the real one;
-//! 6. each order: over the maximum notional → withheld; with `dry_run` → withheld; else
-//!    written to the journal, then sent; an id the broker has seen (a restart) is not sent
-//!    again. Once an order is withheld (not in a dry run) or rejected, the bar's later
+//!    before these orders, plus what those of them the broker has already (sent before a
+//!    restart in the middle of the bar) filled (not with `dry_run`, where nothing is sent):
+//!    otherwise stop, since the agent would act on an account that is not the real one;
+//! 6. each order: one the broker has already is not sent again; over the maximum notional
+//!    → withheld; with `dry_run` → withheld; else written to the journal, then sent (an id
+//!    the broker has seen answers as the order it is). Once an order is withheld (not in a dry run) or rejected, the bar's later
 //!    orders are withheld too (buys are sized from the cash the sells free) and the loop
 //!    stops after the bar: the account no longer follows the agent;
 //! 7. the bar is done: the journal is synced.
@@ -39,6 +42,12 @@ use crate::backtest::Agent;
 
 /// A broker whose clock the loop can wait on.
 pub trait Paced: Broker {
+    /// The open time of the bar after the bar that opened at `bar_time`: the bar a decision
+    /// at that bar's close fills in (`i64::MAX` after the last bar of a finite feed).
+    ///
+    /// # Errors
+    /// The broker's, or a `bar_time` that is not a bar of its feed.
+    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError>;
     /// Waits until the next bar has opened; false when there is no next bar.
     ///
     /// # Errors
@@ -62,6 +71,10 @@ pub trait Paced: Broker {
 const LATE_DATA_TRIES: u32 = 30;
 
 impl Paced for ReplayBroker {
+    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
+        self.bar_after(bar_time)
+    }
+
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
         Ok(self.open_next())
     }
@@ -172,13 +185,24 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
     // behind the agent.
     let mut decided: Option<i64> = None;
     let mut late = 0;
+    // The session's first bar was in progress and has closed since: a bar that is not there
+    // yet is late (asked again shortly), not a bar away (which would miss its close).
+    let mut first_closed = false;
     loop {
         let since = live.times().last().map_or(i64::MIN, |t| t + 1);
         let bars = broker.bars_since(&tickers, since)?;
         let added = live.extend(&bars)?;
         let n = live.n_bars();
         if n == 0 || n - 1 < session.start() {
-            if !broker.wait_for_close()? {
+            if first_closed {
+                late += 1;
+                if late > LATE_DATA_TRIES {
+                    return Err(TradeError::NoNewBar(live.times().last().copied().unwrap_or_default()));
+                }
+                broker.wait_briefly()?;
+            } else if broker.wait_for_close()? {
+                first_closed = true;
+            } else {
                 return Ok(());
             }
             continue;
@@ -198,14 +222,17 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             }
         }
         late = 0;
-        let clock = broker.clock()?;
+        // The bar the decision at this close fills in, from the bar itself: a loop resumed
+        // in the middle of the next bar must not take the clock's next open for it.
+        let next_open = broker.next_bar_open(bar_time)?;
+        let first_of_run = decided.is_none();
         let account = broker.account()?;
         if let Err(stop) = opts.limits.check_bar(account.last_equity, account.equity) {
             journal
                 .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
                 .map_err(|e| journal_error(journal, e))?;
             if matches!(stop, Stop::DailyLoss { .. }) && !opts.dry_run {
-                flatten(broker, journal, opts, &tickers, bar_time, clock.next_open, summary)?;
+                flatten(broker, journal, opts, &tickers, bar_time, next_open, summary)?;
             }
             summary.stopped = Some(stop.to_string());
             return Ok(());
@@ -220,7 +247,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 journal.write(&entry).map_err(|e| journal_error(journal, e))?;
             }
         }
-        let actions = session.decide(live, clock.next_open)?.to_vec();
+        let actions = session.decide(live, next_open)?.to_vec();
         decided = Some(bar_time);
         summary.decisions += 1;
         if !broker.wait_for_open()? {
@@ -238,18 +265,31 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         }
         let mut tries = 0;
         let opens = loop {
-            if let Some(opens) = broker.opening_prices(&tickers, clock.next_open)? {
+            if let Some(opens) = broker.opening_prices(&tickers, next_open)? {
                 break opens;
             }
             tries += 1;
             if tries > LATE_DATA_TRIES {
-                return Err(TradeError::NoOpeningPrices(clock.next_open));
+                return Err(TradeError::NoOpeningPrices(next_open));
             }
             broker.wait_briefly()?;
         };
-        let (orders, before) = session.orders(live, clock.next_open, &opens)?;
+        let (orders, mut expected) = session.orders(live, next_open, &opens)?;
+        // Orders of this bar the broker has already: sent before a restart in the middle of
+        // the bar. What they filled is in the broker's positions; they are not sent again.
+        let mut at_broker = std::collections::BTreeMap::new();
         if !opts.dry_run {
-            reconcile(broker, &tickers, &before)?;
+            if first_of_run {
+                for order in &orders {
+                    let id = request(opts, bar_time, &tickers, order).client_order_id;
+                    if let Some(state) = broker.order(&id)? {
+                        let sign = if state.side == OrderSide::Buy { 1.0 } else { -1.0 };
+                        expected[order.ticker] += sign * state.filled_shares;
+                        at_broker.insert(id, state);
+                    }
+                }
+            }
+            reconcile(broker, &tickers, &expected)?;
         }
         for (k, ticker) in tickers.iter().enumerate() {
             let shares = orders
@@ -264,6 +304,11 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         let (sent_before, withheld_before) = (summary.sent.len(), summary.withheld.len());
         for order in &orders {
             let request = request(opts, bar_time, &tickers, order);
+            if let Some(state) = at_broker.remove(&request.client_order_id) {
+                journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+                summary.sent.push(SentOrder { fill_time: next_open, request });
+                continue;
+            }
             let withheld = if let Some(why) = &stop_after {
                 Some(format!("not sent: {why}"))
             } else {
@@ -283,8 +328,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 continue;
             }
             let id = request.client_order_id.clone();
-            let at_broker =
-                send(broker, journal, bar_time, SentOrder { fill_time: clock.next_open, request }, summary)?;
+            let at_broker = send(broker, journal, bar_time, SentOrder { fill_time: next_open, request }, summary)?;
             if !at_broker {
                 stop_after = Some(format!("order {id} was rejected; the account no longer follows the agent"));
             }

@@ -234,28 +234,32 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
 }
 
 /// The open time of a new session's first decision bar, on the broker's `clock`, with
-/// `newest` the open time of the newest bar received: the next close the session can act
-/// on. Daily: today's session's, while it is open or has not opened yet (or on a day
-/// without one, the next session's: the first bar at or after the time), else the newest
-/// bar's, decided at once. Hourly: the hour's in progress ([`nyse::hourly_bar`]), else the
-/// first hour's of the next session. `None`: today's session has closed and its daily bar
-/// is not served yet (start again in a few minutes).
+/// `newest` the open time of the newest bar received: the first close the session can act
+/// on. While the market is open, the bar in progress's (today's session, or the hour in
+/// progress, [`nyse::hourly_bar`]). While it is closed, the newest bar's, decided at once
+/// (its orders go out at the next open, as a decision at that close would have), once the
+/// last bar of the latest session that closed has been served; `None` before (start again
+/// in a few minutes).
 pub fn first_decision_bar(interval: Interval, clock: &MarketClock, newest: i64) -> Option<i64> {
-    match interval {
-        Interval::Hour => {
-            let at = if clock.is_open { clock.now } else { clock.next_open };
-            Some(nyse::hourly_bar(at).map_or(clock.next_open, |(start, _)| start))
-        }
-        Interval::Day => {
-            let date = calendar::ny_date(clock.now);
-            let today = calendar::session_timestamps(&[date], Interval::Day)[0];
-            let closed_today = nyse::session(date).is_some_and(|(_, close)| close <= clock.now);
-            if closed_today && newest < today {
-                return None;
-            }
-            Some(if clock.is_open || today > newest { today } else { newest })
-        }
+    if clock.is_open {
+        return Some(match interval {
+            Interval::Day => calendar::session_timestamps(&[calendar::ny_date(clock.now)], Interval::Day)[0],
+            Interval::Hour => nyse::hourly_bar(clock.now).map_or(clock.now, |(start, _)| start),
+        });
     }
+    // The latest session that closed at or before now (a few days back at most).
+    let mut date = calendar::ny_date(clock.now);
+    let close = loop {
+        if let Some((_, close)) = nyse::session(date).filter(|&(_, close)| close <= clock.now) {
+            break close;
+        }
+        date = date.pred_opt()?;
+    };
+    let last_bar = match interval {
+        Interval::Day => calendar::session_timestamps(&[date], Interval::Day)[0],
+        Interval::Hour => nyse::hourly_bar(close - 1).map_or(close, |(start, _)| start),
+    };
+    (newest >= last_bar).then_some(newest)
 }
 
 /// The signed shares of a fill.
@@ -304,19 +308,31 @@ mod tests {
         let midnight = |d: &str| at(&format!("{d}T00:00:00-04:00"));
         let day =
             |now: &str, newest: &str| first_decision_bar(Interval::Day, &clock(now, Interval::Day), midnight(newest));
-        // Evening, today's bar served: decided at once. Its bar not served yet: start later.
+        // Closed, the latest session's bar served: the newest bar, decided at once (evening,
+        // night, before the open, a weekend, a holiday); not served yet: start later.
         assert_eq!(day("2024-07-02T18:00:00-04:00", "2024-07-02"), Some(midnight("2024-07-02")));
+        assert_eq!(day("2024-07-03T08:00:00-04:00", "2024-07-02"), Some(midnight("2024-07-02")));
+        assert_eq!(day("2024-07-04T12:00:00-04:00", "2024-07-03"), Some(midnight("2024-07-03")));
+        assert_eq!(day("2024-07-06T12:00:00-04:00", "2024-07-05"), Some(midnight("2024-07-05")));
         assert_eq!(day("2024-07-02T16:01:00-04:00", "2024-07-01"), None);
-        // In the session, or before it opens: today's close.
+        assert_eq!(day("2024-07-03T14:00:00-04:00", "2024-07-02"), None, "the half day's bar");
+        // Open: today's close.
         assert_eq!(day("2024-07-02T11:00:00-04:00", "2024-07-01"), Some(midnight("2024-07-02")));
-        assert_eq!(day("2024-07-02T08:00:00-04:00", "2024-07-01"), Some(midnight("2024-07-02")));
-        // A holiday: the first bar at or after it (the next session's).
-        assert_eq!(day("2024-07-04T12:00:00-04:00", "2024-07-03"), Some(midnight("2024-07-04")));
-        let hour = |now: &str| first_decision_bar(Interval::Hour, &clock(now, Interval::Hour), 0);
-        // In the session: the hour in progress; after it or on a holiday: the next first hour.
-        assert_eq!(hour("2024-07-02T11:45:00-04:00"), Some(at("2024-07-02T11:30:00-04:00")));
-        assert_eq!(hour("2024-07-02T15:59:00-04:00"), Some(at("2024-07-02T15:30:00-04:00")));
-        assert_eq!(hour("2024-07-03T13:30:00-04:00"), Some(at("2024-07-05T09:30:00-04:00")));
-        assert_eq!(hour("2024-07-04T10:00:00-04:00"), Some(at("2024-07-05T09:30:00-04:00")));
+        let hour =
+            |now: &str, newest: &str| first_decision_bar(Interval::Hour, &clock(now, Interval::Hour), at(newest));
+        // Open: the hour in progress.
+        assert_eq!(
+            hour("2024-07-02T11:45:00-04:00", "2024-07-02T10:30:00-04:00"),
+            Some(at("2024-07-02T11:30:00-04:00"))
+        );
+        assert_eq!(
+            hour("2024-07-02T15:59:00-04:00", "2024-07-02T14:30:00-04:00"),
+            Some(at("2024-07-02T15:30:00-04:00"))
+        );
+        // Closed: the session's last hour, decided at once, once served.
+        let last = "2024-07-03T12:30:00-04:00";
+        assert_eq!(hour("2024-07-03T13:30:00-04:00", last), Some(at(last)));
+        assert_eq!(hour("2024-07-05T08:00:00-04:00", last), Some(at(last)));
+        assert_eq!(hour("2024-07-03T13:01:00-04:00", "2024-07-03T11:30:00-04:00"), None);
     }
 }
