@@ -702,6 +702,21 @@ fn daily_market(broker: &mut AlpacaBroker) -> ploutos::trade::LiveMarket {
     live
 }
 
+/// A session from live bar `start` that decides again on the accounts journaled in `path`,
+/// as `ploutos trade` resumes one.
+fn resumed<'a>(
+    env: &ploutos::config::EnvironmentConfig,
+    agent: &'a Alternate,
+    start: usize,
+    path: &std::path::Path,
+) -> ploutos::trade::Session<'a, Alternate> {
+    let mut session = ploutos::trade::Session::new(env, agent, start);
+    for (bar_time, account) in ploutos::trade::Replayed::read(path).unwrap().accounts() {
+        session.set_account(bar_time, account);
+    }
+    session
+}
+
 fn et(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
 }
@@ -735,7 +750,7 @@ fn daily_loop(dry_run: bool) {
 #[test]
 fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() {
     use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Limits, Replayed, Session, TradeOptions, trade};
+    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
@@ -774,10 +789,7 @@ fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() 
     let mut live = daily_market(&mut broker);
     assert_eq!(*live.times().last().unwrap(), et("2024-07-03T00:00:00-04:00"), "Jul 5 has not closed");
     let agent = Alternate(Default::default());
-    let mut session = Session::new(&env, &agent, start);
-    for (bar_time, account) in Replayed::read(&path).unwrap().accounts() {
-        session.set_account(bar_time, account);
-    }
+    let mut session = resumed(&env, &agent, start, &path);
     let again = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
     // The Jul 3 orders: found, not posted again; then the Jul 5 and 8 closes.
     let found: Vec<&str> =
@@ -857,21 +869,22 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
     let (state, k) = (Arc::clone(&alpaca.state), kill.clone());
-    let stop_at = et("2024-07-05T11:00:00-04:00");
+    let stop_at = Arc::new(AtomicI64::new(et("2024-07-05T11:00:00-04:00")));
+    let stop = Arc::clone(&stop_at);
     let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Hour);
     cfg.settle = Duration::from_secs(60);
     let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
         let mut s = state.lock().unwrap();
         let now = s.now.unwrap() + d.as_secs() as i64;
         s.now = Some(now);
-        if now >= stop_at {
+        if now >= stop.load(Ordering::SeqCst) {
             std::fs::write(&k, "").unwrap();
         }
     });
 
     let tickers = vec!["AAPL".to_string()];
     let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
-    let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler);
+    let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler.clone());
     let history = broker.bars_since(&tickers, et("2024-05-01T00:00:00-04:00")).unwrap();
     live.extend(&history).unwrap();
     // The hours that closed by 11:45: the 10:30 one is the newest; 7 a day before.
@@ -891,7 +904,7 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let opts = TradeOptions {
         run: "hourly".into(),
         dry_run: false,
-        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+        limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
     };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
@@ -924,6 +937,24 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let after_half_day = summary.sent.iter().filter(|o| o.request.client_order_id.contains(&want[8].to_string()));
     assert!(after_half_day.clone().count() > 0, "{:?}", summary.sent);
     assert!(after_half_day.clone().all(|o| o.fill_time == et("2024-07-05T09:30:00-04:00")));
+
+    // The run stopped at the close of Jul 5's 10:30 hour. Resumed in the minute after that
+    // hour ended, before Alpaca serves its bar: the loop waits for the bar (instead of taking
+    // the 09:30 decision's orders for late), decides it and trades the 11:30 hour.
+    alpaca.state.lock().unwrap().now = Some(et("2024-07-05T11:30:20-04:00"));
+    std::fs::remove_file(&kill).unwrap();
+    stop_at.store(et("2024-07-05T13:00:00-04:00"), Ordering::SeqCst);
+    let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler);
+    live.extend(&broker.bars_since(&tickers, et("2024-05-01T00:00:00-04:00")).unwrap()).unwrap();
+    assert_eq!(*live.times().last().unwrap(), et("2024-07-05T09:30:00-04:00"), "not served yet");
+    let agent = Alternate(Default::default());
+    let mut session = resumed(&env, &agent, start, &path);
+    let again = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    assert!(again.stopped.as_deref().unwrap().contains("kill switch"), "{again:?}");
+    let h1030 = et("2024-07-05T10:30:00-04:00").to_string();
+    let decided_1030 = again.sent.iter().filter(|o| o.request.client_order_id.contains(&h1030));
+    assert!(decided_1030.clone().count() > 0, "{again:?}");
+    assert!(decided_1030.clone().all(|o| o.fill_time == et("2024-07-05T11:30:00-04:00")));
 }
 
 /// `ploutos trade --broker alpaca` itself, against the mock through Alpaca's own endpoint

@@ -68,6 +68,16 @@ fn env_config() -> EnvironmentConfig {
     EnvironmentConfig { max_trades_per_day: Some(4), ..EnvironmentConfig::default() }
 }
 
+/// The dataset, the env config, the test period and the [`Threshold`] agent's backtest
+/// over it.
+fn threshold_backtest() -> (Dataset, EnvironmentConfig, std::ops::Range<usize>, ploutos::backtest::ReplayResult) {
+    let (ds, cfg) = (dataset(), env_config());
+    let range = ds.range(SplitPart::Test);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    (ds, cfg, range, backtest)
+}
+
 /// A replay broker over the dataset, standing at bar `start`'s close.
 fn replay_broker(ds: &Dataset, cfg: &EnvironmentConfig, start: usize) -> ReplayBroker {
     ReplayBroker::new(cfg, ds.market.clone(), ds.panel.timestamps().to_vec(), start)
@@ -139,11 +149,8 @@ fn trade_over_the_replay_broker_sends_the_backtests_orders() {
 
 #[test]
 fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
-    let ds = dataset();
-    let cfg = env_config();
-    let range = ds.range(SplitPart::Test);
+    let (ds, cfg, range, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
 
     // The first run dies at bar `cut`, after sending that bar's orders: a decision bar with
     // orders, a third into the period.
@@ -583,4 +590,33 @@ fn parity_holds_with_shorts_and_their_borrow_fees() {
     assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
     let (equity, want) = (broker.account().unwrap().equity, backtest.equity.last().unwrap().equity);
     assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
+}
+
+/// A restart finds an order of the bar in progress canceled at the broker since (sent before
+/// the crash, never filled): it is not counted as sent, the bar's later orders are withheld,
+/// and the loop stops after the bar.
+#[test]
+fn a_restart_that_finds_an_order_canceled_stops_after_the_bar() {
+    let (ds, cfg, range, backtest) = threshold_backtest();
+    let agent = Threshold { n_tickers: 3 };
+    let fill = backtest.trades.iter().map(|t| t.bar as usize).find(|&b| b > range.start + 10).unwrap();
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let first = {
+        let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+        let mut limited =
+            Limited { inner: &mut broker, last: fill - 1, touch_at_open: None, reject: false, deposit: None };
+        trade(&mut limited, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &options("cancel")).unwrap()
+    };
+    let canceled = first.sent.last().unwrap().request.client_order_id.clone();
+    broker.cancel(&canceled).unwrap();
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let again =
+        trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &options("cancel")).unwrap();
+    assert!(again.sent.iter().all(|o| o.request.client_order_id != canceled));
+    assert!(again.withheld.iter().any(|(o, why)| o.client_order_id == canceled && why.contains("Canceled")));
+    let stopped = again.stopped.unwrap();
+    assert!(stopped.contains("did not fill") && stopped.contains("stopped after this bar"), "{stopped}");
+    assert_eq!(again.decisions, 1);
 }

@@ -694,6 +694,16 @@ pub fn hours_of(halves: &[BrokerBar], since: i64, until: i64) -> Vec<BrokerBar> 
 impl super::run::Paced for AlpacaBroker {
     /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
     /// of the session, or the next session's open after its last hour.
+    fn has_ended(&mut self, bar_open: i64) -> Result<bool, BrokerError> {
+        let end = if self.daily() {
+            nyse::session(ny_date(bar_open)).map(|(_, close)| close)
+        } else {
+            nyse::hourly_bar(bar_open).map(|(_, end)| end)
+        };
+        let now = self.clock()?.now;
+        Ok(end.is_some_and(|end| end <= now))
+    }
+
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
         let end = if self.daily() {
             nyse::session(ny_date(bar_time)).map(|(_, close)| close)

@@ -166,9 +166,9 @@ pub trait Broker {
     fn bars_since(&mut self, tickers: &[String], since: i64) -> Result<Vec<BrokerBar>, BrokerError>;
     /// The market clock.
     fn clock(&mut self) -> Result<MarketClock, BrokerError>;
-    /// The price each of `tickers` opened at in the bar that opened at `bar_open` (the
-    /// clock's `next_open` at the decision), once it has opened (`None` before): what the
-    /// orders of the last close are sized at.
+    /// The price each of `tickers` opened at in the bar that opened at `bar_open` (the bar
+    /// after the decision's, [`super::Paced::next_bar_open`]), once it has opened (`None`
+    /// before): what the orders of the last close are sized at.
     ///
     /// # Errors
     /// [`BrokerError::Other`] when the bar now trading is a later one: the loop is late (a

@@ -5,7 +5,8 @@
 //! Order of one bar (see [`trade`]):
 //!
 //! 1. fetch the bars since the last one ([`super::live::LiveMarket`]; a gap stops the loop
-//!    before any decision on it). No new bar after a close: ask again a few times
+//!    before any decision on it). No new bar after a close (or, at a run's first bar, the
+//!    next bar ended already but is not served yet): ask again a few times
 //!    ([`Paced::wait_briefly`]), then stop; several new bars after a decision (the loop
 //!    missed closes): stop, since the orders of the missed bars were never sent;
 //! 2. the kill switch and the daily loss (equity against the broker's previous close):
@@ -30,7 +31,7 @@
 //!    stops after the bar: the account no longer follows the agent;
 //! 7. the bar is done: the journal is synced.
 
-use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, Quantity};
+use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, OrderState, OrderStatus, Quantity};
 use super::broker_account::AccountSnapshot;
 use super::journal::{Entry, Journal};
 use super::live::{LiveError, LiveMarket};
@@ -48,6 +49,15 @@ pub trait Paced: Broker {
     /// # Errors
     /// The broker's, or a `bar_time` that is not a bar of its feed.
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError>;
+    /// Whether the bar that opens at `bar_open` has ended by the broker's clock (a live
+    /// feed serves it a little later; a replay serves every bar at once: never).
+    ///
+    /// # Errors
+    /// The broker's.
+    fn has_ended(&mut self, bar_open: i64) -> Result<bool, BrokerError> {
+        let _ = bar_open;
+        Ok(false)
+    }
     /// Waits until the next bar has opened; false when there is no next bar.
     ///
     /// # Errors
@@ -221,11 +231,23 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 return Err(TradeError::MissedBars(added, last));
             }
         }
-        late = 0;
         // The bar the decision at this close fills in, from the bar itself: a loop resumed
         // in the middle of the next bar must not take the clock's next open for it.
         let next_open = broker.next_bar_open(bar_time)?;
         let first_of_run = decided.is_none();
+        if first_of_run {
+            // A run (re)started after that bar ended, before the broker served it: the bar is
+            // late data, not a bar to trade in (asked again shortly).
+            if broker.has_ended(next_open)? {
+                late += 1;
+                if late > LATE_DATA_TRIES {
+                    return Err(TradeError::NoNewBar(bar_time));
+                }
+                broker.wait_briefly()?;
+                continue;
+            }
+        }
+        late = 0;
         let account = broker.account()?;
         if let Err(stop) = opts.limits.check_bar(account.last_equity, account.equity) {
             journal
@@ -279,17 +301,31 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         // the bar. What they filled is in the broker's positions; they are not sent again.
         let mut at_broker = std::collections::BTreeMap::new();
         if !opts.dry_run {
-            if first_of_run {
-                for order in &orders {
-                    let id = request(opts, bar_time, &tickers, order).client_order_id;
-                    if let Some(state) = broker.order(&id)? {
-                        let sign = if state.side == OrderSide::Buy { 1.0 } else { -1.0 };
-                        expected[order.ticker] += sign * state.filled_shares;
-                        at_broker.insert(id, state);
+            let before = expected.clone();
+            let mut tries = 0;
+            loop {
+                if first_of_run {
+                    expected.clone_from(&before);
+                    for order in &orders {
+                        let id = request(opts, bar_time, &tickers, order).client_order_id;
+                        if let Some(state) = broker.order(&id)? {
+                            let sign = if state.side == OrderSide::Buy { 1.0 } else { -1.0 };
+                            expected[order.ticker] += sign * state.filled_shares;
+                            at_broker.insert(id, state);
+                        }
                     }
                 }
+                // An order found still open may fill between its lookup and the positions:
+                // look again a few times before calling the account someone else's.
+                let filling = at_broker.values().any(|s: &OrderState| !s.status.is_final());
+                match reconcile(broker, &tickers, &expected) {
+                    Err(_) if filling && tries < 3 => {
+                        tries += 1;
+                        broker.wait_briefly()?;
+                    }
+                    result => break result?,
+                }
             }
-            reconcile(broker, &tickers, &expected)?;
         }
         for (k, ticker) in tickers.iter().enumerate() {
             let shares = orders
@@ -305,8 +341,20 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         for order in &orders {
             let request = request(opts, bar_time, &tickers, order);
             if let Some(state) = at_broker.remove(&request.client_order_id) {
+                let id = request.client_order_id.clone();
+                let dead = dead(&state, &request);
                 journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-                summary.sent.push(SentOrder { fill_time: next_open, request });
+                match dead {
+                    None => summary.sent.push(SentOrder { fill_time: next_open, request }),
+                    Some(message) => {
+                        let entry = Entry::Error { time: bar_time, message: message.clone(), stopped: false };
+                        journal.write(&entry).map_err(|e| journal_error(journal, e))?;
+                        summary.withheld.push((request, message));
+                        stop_after.get_or_insert(format!(
+                            "order {id} did not fill at the broker; the account no longer follows the agent"
+                        ));
+                    }
+                }
                 continue;
             }
             let withheld = if let Some(why) = &stop_after {
@@ -399,12 +447,33 @@ fn send<B: Broker>(
     };
     match state {
         Some(state) => {
+            let dead = dead(&state, request);
             journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+            if let Some(message) = dead {
+                // Found at the broker after a restart, but it will not fill.
+                journal
+                    .write(&Entry::Error { time: bar_time, message, stopped: false })
+                    .map_err(|e| journal_error(journal, e))?;
+                return Ok(false);
+            }
             summary.sent.push(order);
             Ok(true)
         }
         None => Ok(false),
     }
+}
+
+/// Why an order the broker has will not fill as asked: rejected, canceled or expired short
+/// of its shares (sent before a restart, and refused or dropped since).
+fn dead(state: &OrderState, request: &OrderRequest) -> Option<String> {
+    let Quantity::Shares(want) = request.quantity else { return None };
+    let short = state.filled_shares < want * (1.0 - 1e-9);
+    (state.status.is_final() && state.status != OrderStatus::Filled && short).then(|| {
+        format!(
+            "order {} is {:?} at the broker with {} of {want} shares filled",
+            state.client_order_id, state.status, state.filled_shares
+        )
+    })
 }
 
 /// Checks that the broker holds what the session expects in the model's tickers.

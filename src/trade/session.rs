@@ -289,25 +289,19 @@ mod tests {
         chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
     }
 
-    /// A clock at `now` as Alpaca's reads (the hour in progress as `next_open` for hourly
-    /// bars in the session, as the adapter reports it).
-    fn clock(now: &str, interval: Interval) -> MarketClock {
+    /// A clock at `now` as Alpaca's reads.
+    fn clock(now: &str) -> MarketClock {
         let now = at(now);
         let (open, close) = nyse::next_session(now);
         let is_open = nyse::is_open_at(now);
-        let next_open = match (is_open, interval) {
-            (true, Interval::Hour) => nyse::hourly_bar(now).unwrap().0,
-            (true, Interval::Day) => nyse::next_session(close).0,
-            (false, _) => open,
-        };
+        let next_open = if is_open { nyse::next_session(close).0 } else { open };
         MarketClock { now, is_open, next_open, next_close: close }
     }
 
     #[test]
     fn a_new_session_decides_first_at_the_next_close_it_can_act_on() {
         let midnight = |d: &str| at(&format!("{d}T00:00:00-04:00"));
-        let day =
-            |now: &str, newest: &str| first_decision_bar(Interval::Day, &clock(now, Interval::Day), midnight(newest));
+        let day = |now: &str, newest: &str| first_decision_bar(Interval::Day, &clock(now), midnight(newest));
         // Closed, the latest session's bar served: the newest bar, decided at once (evening,
         // night, before the open, a weekend, a holiday); not served yet: start later.
         assert_eq!(day("2024-07-02T18:00:00-04:00", "2024-07-02"), Some(midnight("2024-07-02")));
@@ -318,8 +312,7 @@ mod tests {
         assert_eq!(day("2024-07-03T14:00:00-04:00", "2024-07-02"), None, "the half day's bar");
         // Open: today's close.
         assert_eq!(day("2024-07-02T11:00:00-04:00", "2024-07-01"), Some(midnight("2024-07-02")));
-        let hour =
-            |now: &str, newest: &str| first_decision_bar(Interval::Hour, &clock(now, Interval::Hour), at(newest));
+        let hour = |now: &str, newest: &str| first_decision_bar(Interval::Hour, &clock(now), at(newest));
         // Open: the hour in progress.
         assert_eq!(
             hour("2024-07-02T11:45:00-04:00", "2024-07-02T10:30:00-04:00"),
