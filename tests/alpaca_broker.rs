@@ -147,6 +147,14 @@ fn header<'a>(request: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
     request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
 
+/// The `start` of a bars request (Unix seconds; 0 when absent).
+fn start_of(url: &str) -> i64 {
+    query(url, "start")
+        .map(|s| s.replace("%3A", ":"))
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map_or(0, |t| t.timestamp())
+}
+
 fn query(url: &str, key: &str) -> Option<String> {
     url.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
 }
@@ -188,10 +196,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         ("GET", "/v2/stocks/bars") if !state.lock().unwrap().daily.is_empty() => {
             let st = state.lock().unwrap();
             let now = st.now.unwrap_or(i64::MAX);
-            let since = query(&url, "start")
-                .map(|s| s.replace("%3A", ":"))
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-                .map_or(0, |t| t.timestamp());
+            let since = start_of(&url);
             let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
             let bars: Vec<Value> = st
                 .daily
@@ -205,10 +210,7 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         ("GET", "/v2/stocks/bars") if !state.lock().unwrap().halves.is_empty() => {
             let st = state.lock().unwrap();
             let now = st.now.unwrap_or(i64::MAX);
-            let since = query(&url, "start")
-                .map(|s| s.replace("%3A", ":"))
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-                .map_or(0, |t| t.timestamp());
+            let since = start_of(&url);
             let minutes = query(&url, "timeframe").as_deref() == Some("1Min");
             let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
             let bars: Vec<Value> = st

@@ -119,11 +119,8 @@ fn options(run: &str) -> TradeOptions {
 
 #[test]
 fn trade_over_the_replay_broker_sends_the_backtests_orders() {
-    let ds = dataset();
-    let cfg = env_config();
-    let range = ds.range(SplitPart::Test);
+    let (ds, cfg, range, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).expect("backtest");
     assert!(backtest.trades.len() >= 20, "the agent trades: {} trades", backtest.trades.len());
 
     let mut broker = replay_broker(&ds, &cfg, range.start);
@@ -276,11 +273,8 @@ impl ploutos::trade::Paced for Limited<'_> {
 
 #[test]
 fn dry_run_sends_nothing_and_journals_every_order_as_withheld() {
-    let ds = dataset();
-    let cfg = env_config();
-    let range = ds.range(SplitPart::Test);
+    let (ds, cfg, range, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
     let mut broker = replay_broker(&ds, &cfg, range.start);
     let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
     let dir = tempfile::tempdir().unwrap();
@@ -397,11 +391,8 @@ fn a_kill_switch_between_the_decision_and_the_open_stops_before_any_order() {
 /// sells) and stops the loop after the bar.
 #[test]
 fn a_rejection_withholds_the_rest_of_the_bar_and_stops() {
-    let ds = dataset();
-    let cfg = env_config();
-    let range = ds.range(SplitPart::Test);
+    let (ds, cfg, _, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
     // The first bar whose decision makes two orders or more.
     let fills: Vec<u32> = backtest.trades.iter().map(|t| t.bar).collect();
     let bar = fills.windows(2).find(|w| w[0] == w[1]).map(|w| w[0] as usize).expect("a bar with two orders");
@@ -451,11 +442,8 @@ fn the_session_trades_the_brokers_cash_not_the_configs() {
 /// it are sized from the larger cash, and the positions still reconcile at every bar.
 #[test]
 fn a_deposit_during_the_session_sizes_the_later_buys_from_the_brokers_cash() {
-    let ds = dataset();
-    let cfg = env_config();
-    let range = ds.range(SplitPart::Test);
+    let (ds, cfg, range, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
-    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
     let tickers = ds.panel.tickers();
     let deposit_bar = range.start + range.len() / 2;
     let mut broker = replay_broker(&ds, &cfg, range.start);

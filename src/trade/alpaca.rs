@@ -182,6 +182,16 @@ impl AlpacaBroker {
         self.config.interval == Interval::Day
     }
 
+    /// When the bar that opened at `bar_open` ends, by the NYSE calendar: its session's close
+    /// (daily), its hour's end (hourly); `None` outside the regular session.
+    fn bar_end(&self, bar_open: i64) -> Option<i64> {
+        if self.daily() {
+            nyse::session(ny_date(bar_open)).map(|(_, close)| close)
+        } else {
+            nyse::hourly_bar(bar_open).map(|(_, end)| end)
+        }
+    }
+
     /// Bars of `timeframe` (Alpaca's spelling) of `tickers` that opened at or after `since`,
     /// every page, in Alpaca's order.
     fn fetch_bars(&self, tickers: &[String], timeframe: &str, since: i64) -> Result<Vec<BrokerBar>, BrokerError> {
@@ -692,26 +702,17 @@ pub fn hours_of(halves: &[BrokerBar], since: i64, until: i64) -> Vec<BrokerBar> 
 /// next training hour, or the session's close), and the next one has opened then unless the
 /// session closed, when it opens with the next session.
 impl super::run::Paced for AlpacaBroker {
-    /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
-    /// of the session, or the next session's open after its last hour.
     fn has_ended(&mut self, bar_open: i64) -> Result<bool, BrokerError> {
-        let end = if self.daily() {
-            nyse::session(ny_date(bar_open)).map(|(_, close)| close)
-        } else {
-            nyse::hourly_bar(bar_open).map(|(_, end)| end)
-        };
         let now = self.clock()?.now;
-        Ok(end.is_some_and(|end| end <= now))
+        Ok(self.bar_end(bar_open).is_some_and(|end| end <= now))
     }
 
+    /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
+    /// of the session, or the next session's open after its last hour.
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
-        let end = if self.daily() {
-            nyse::session(ny_date(bar_time)).map(|(_, close)| close)
-        } else {
-            nyse::hourly_bar(bar_time).map(|(_, end)| end)
-        };
-        let end =
-            end.ok_or_else(|| BrokerError::Other(format!("alpaca: no regular session at the bar of {bar_time}")))?;
+        let end = self
+            .bar_end(bar_time)
+            .ok_or_else(|| BrokerError::Other(format!("alpaca: no regular session at the bar of {bar_time}")))?;
         Ok(match nyse::hourly_bar(end).filter(|_| !self.daily()) {
             Some((start, _)) => start,
             None => nyse::next_session(end).0,

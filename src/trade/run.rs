@@ -26,9 +26,10 @@
 //!    otherwise stop, since the agent would act on an account that is not the real one;
 //! 6. each order: one the broker has already is not sent again; over the maximum notional
 //!    → withheld; with `dry_run` → withheld; else written to the journal, then sent (an id
-//!    the broker has seen answers as the order it is). Once an order is withheld (not in a dry run) or rejected, the bar's later
-//!    orders are withheld too (buys are sized from the cash the sells free) and the loop
-//!    stops after the bar: the account no longer follows the agent;
+//!    the broker has seen answers as the order it is). Once an order is withheld (not in a
+//!    dry run), rejected or found dead at the broker, the bar's later orders are withheld too
+//!    (buys are sized from the cash the sells free) and the loop stops after the bar: the
+//!    account no longer follows the agent;
 //! 7. the bar is done: the journal is synced.
 
 use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, OrderState, OrderStatus, Quantity};
@@ -205,11 +206,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         let n = live.n_bars();
         if n == 0 || n - 1 < session.start() {
             if first_closed {
-                late += 1;
-                if late > LATE_DATA_TRIES {
-                    return Err(TradeError::NoNewBar(live.times().last().copied().unwrap_or_default()));
-                }
-                broker.wait_briefly()?;
+                wait_for_late_bar(broker, &mut late, live.times().last().copied().unwrap_or_default())?;
             } else if broker.wait_for_close()? {
                 first_closed = true;
             } else {
@@ -220,11 +217,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         let bar_time = live.times()[n - 1];
         if let Some(last) = decided {
             if added == 0 {
-                late += 1;
-                if late > LATE_DATA_TRIES {
-                    return Err(TradeError::NoNewBar(last));
-                }
-                broker.wait_briefly()?;
+                wait_for_late_bar(broker, &mut late, last)?;
                 continue;
             }
             if added > 1 {
@@ -239,11 +232,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             // A run (re)started after that bar ended, before the broker served it: the bar is
             // late data, not a bar to trade in (asked again shortly).
             if broker.has_ended(next_open)? {
-                late += 1;
-                if late > LATE_DATA_TRIES {
-                    return Err(TradeError::NoNewBar(bar_time));
-                }
-                broker.wait_briefly()?;
+                wait_for_late_bar(broker, &mut late, bar_time)?;
                 continue;
             }
         }
@@ -342,13 +331,9 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             let request = request(opts, bar_time, &tickers, order);
             if let Some(state) = at_broker.remove(&request.client_order_id) {
                 let id = request.client_order_id.clone();
-                let dead = dead(&state, &request);
-                journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-                match dead {
+                match answered(journal, bar_time, state, &request)? {
                     None => summary.sent.push(SentOrder { fill_time: next_open, request }),
                     Some(message) => {
-                        let entry = Entry::Error { time: bar_time, message: message.clone(), stopped: false };
-                        journal.write(&entry).map_err(|e| journal_error(journal, e))?;
                         summary.withheld.push((request, message));
                         stop_after.get_or_insert(format!(
                             "order {id} did not fill at the broker; the account no longer follows the agent"
@@ -445,35 +430,61 @@ fn send<B: Broker>(
         }
         Err(e) => return Err(e.into()),
     };
-    match state {
-        Some(state) => {
-            let dead = dead(&state, request);
-            journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-            if let Some(message) = dead {
-                // Found at the broker after a restart, but it will not fill.
-                journal
-                    .write(&Entry::Error { time: bar_time, message, stopped: false })
-                    .map_err(|e| journal_error(journal, e))?;
-                return Ok(false);
-            }
-            summary.sent.push(order);
-            Ok(true)
-        }
-        None => Ok(false),
+    let Some(state) = state else { return Ok(false) };
+    if answered(journal, bar_time, state, request)?.is_some() {
+        return Ok(false);
     }
+    summary.sent.push(order);
+    Ok(true)
 }
 
-/// Why an order the broker has will not fill as asked: rejected, canceled or expired short
-/// of its shares (sent before a restart, and refused or dropped since).
-fn dead(state: &OrderState, request: &OrderRequest) -> Option<String> {
-    let Quantity::Shares(want) = request.quantity else { return None };
-    let short = state.filled_shares < want * (1.0 - 1e-9);
-    (state.status.is_final() && state.status != OrderStatus::Filled && short).then(|| {
-        format!(
-            "order {} is {:?} at the broker with {} of {want} shares filled",
-            state.client_order_id, state.status, state.filled_shares
-        )
-    })
+/// Journals the broker's answer for `request`, and returns why the order will not fill as
+/// asked when it will not: rejected, canceled or expired short of its shares (an order sent
+/// before a restart, refused or dropped since), journaled as an error too.
+///
+/// # Errors
+/// [`TradeError::Journal`].
+fn answered(
+    journal: &mut Journal,
+    bar_time: i64,
+    state: OrderState,
+    request: &OrderRequest,
+) -> Result<Option<String>, TradeError> {
+    let dead = match request.quantity {
+        Quantity::Shares(want) => {
+            let short = state.filled_shares < want * (1.0 - 1e-9);
+            (state.status.is_final() && state.status != OrderStatus::Filled && short).then(|| {
+                format!(
+                    "order {} is {:?} at the broker with {} of {want} shares filled",
+                    state.client_order_id, state.status, state.filled_shares
+                )
+            })
+        }
+        Quantity::Notional(_) => None,
+    };
+    let mut entries = vec![Entry::Answer { state }];
+    if let Some(message) = &dead {
+        entries.push(Entry::Error { time: bar_time, message: message.clone(), stopped: false });
+    }
+    for entry in &entries {
+        journal
+            .write(entry)
+            .map_err(|source| TradeError::Journal { path: journal.path().display().to_string(), source })?;
+    }
+    Ok(dead)
+}
+
+/// Counts one more try for a bar that is late (a feed that has not served it yet), waits a
+/// little, and gives up with [`TradeError::NoNewBar`] after [`LATE_DATA_TRIES`].
+///
+/// # Errors
+/// [`TradeError::NoNewBar`] (`after`: the newest bar received), or the broker's.
+fn wait_for_late_bar<B: Paced>(broker: &mut B, late: &mut u32, after: i64) -> Result<(), TradeError> {
+    *late += 1;
+    if *late > LATE_DATA_TRIES {
+        return Err(TradeError::NoNewBar(after));
+    }
+    Ok(broker.wait_briefly()?)
 }
 
 /// Checks that the broker holds what the session expects in the model's tickers.
