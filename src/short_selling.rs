@@ -101,6 +101,14 @@ pub fn mask_not_shortable(
     });
 }
 
+/// The borrow fee of `days` trading days on the shorts among `shares` (signed, by ticker),
+/// valued at `closes`: `borrow_rate / 252 × days × value`. The env's accounting and the
+/// replay broker's both charge it, so that the two accounts cannot drift apart.
+pub fn borrow_fee(borrow_rate: f64, days: u32, shares: impl Iterator<Item = f64>, closes: &[f64]) -> f64 {
+    let value: f64 = shares.zip(closes).map(|(q, c)| (-q).max(0.0) * c).sum();
+    borrow_rate / TRADING_DAYS_PER_YEAR * f64::from(days) * value
+}
+
 /// Charges the borrow fee of the shorts held at the coming mark: `borrow_rate / 252` × the
 /// trading days from the decision bar's day to the mark bar's day × the shorts' value at
 /// the mark bar's close (nothing between two bars of one day).
@@ -113,17 +121,14 @@ pub fn charge_borrow_fees(
     market: Res<MarketData>,
     mut envs: Query<(&mut Portfolio, &mut Ledger, &Positions, &EpisodeClock)>,
 ) {
-    let per_day = short.borrow_rate / TRADING_DAYS_PER_YEAR;
     envs.iter_mut().for_each(|(mut portfolio, mut ledger, positions, clock)| {
         let t = clock.bar as usize;
         let days = market.day(t + 1) - market.day(t);
         if days == 0 {
             return;
         }
-        let closes = market.close_row(t + 1);
-        let value: f64 = positions.0.iter().zip(closes).map(|(p, c)| (-p.shares).max(0.0) * c).sum();
-        if value > 0.0 {
-            let fee = per_day * f64::from(days) * value;
+        let fee = borrow_fee(short.borrow_rate, days, positions.0.iter().map(|p| p.shares), market.close_row(t + 1));
+        if fee > 0.0 {
             portfolio.cash -= fee;
             ledger.borrow_fees += fee;
         }

@@ -159,9 +159,8 @@ impl TargetLevels {
     /// allows that does not end short where the mask forbids a short
     /// ([`ActionMask::no_short`]). When every level of a ticker is forbidden (its position
     /// sits outside the band of every level, and it can neither buy nor sell), the level
-    /// with the smallest order
-    /// is left allowed, so that the policy has something to pick: its order is refused as
-    /// `masked`, and the agent holds.
+    /// with the smallest order is left allowed, so that the policy has something to pick:
+    /// its order is refused as `masked`, and the agent holds.
     pub fn mask_row(&self, cells: &mut [bool], mask: &ActionMask, positions: &[Position], equity: f64, closes: &[f64]) {
         for (k, cell) in cells.chunks_exact_mut(self.len()).enumerate() {
             let (held, close) = (positions[k].shares, closes[k]);

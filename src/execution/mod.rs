@@ -183,6 +183,16 @@ impl Plugin for ExecutionPlugin {
     }
 }
 
+/// The fees a sale of a long pays out of `fees`, with `cash` before it: no leverage on
+/// longs, so fees beyond what the account holds after the sale (a commission on a worthless
+/// sale) are waived rather than driving cash below zero; never below zero themselves (cash
+/// below zero, a margin debit after a cover, is not a credit). The replay broker waives
+/// them the same way.
+#[inline]
+pub fn long_sale_fees(fees: f64, cash: f64, notional: f64) -> f64 {
+    fees.min((cash + notional).max(0.0))
+}
+
 /// Draws each starting env's cost parameters for its new episode.
 ///
 /// Reads [`CostRandomization`], [`Targets`]; writes [`CostModel`], [`EnvRng`] (one draw).
@@ -590,10 +600,7 @@ impl Fill<'_, '_> {
         let price = quote.sell_price();
         let notional = shares * price;
         let portfolio = &mut *self.portfolio;
-        // No leverage on longs: fees beyond what the account holds (a commission on a
-        // worthless sale) are waived rather than driving cash below zero; never below zero
-        // themselves (cash below zero, a margin debit after a cover, is not a credit).
-        let fees = fees.sell_fees(shares, notional).min((portfolio.cash + notional).max(0.0));
+        let fees = long_sale_fees(fees.sell_fees(shares, notional), portfolio.cash, notional);
         portfolio.cash += notional - fees;
         if config.cash_account {
             portfolio.unsettled += notional - fees;

@@ -26,9 +26,11 @@ use super::broker::{
 };
 use crate::config::EnvironmentConfig;
 use crate::env::MarketData;
-use crate::execution::{CostModel, FeeModel, Fees, FillInput, FillModel, Fills, SpreadSlippageImpact, UsEquityFees};
+use crate::execution::{
+    CostModel, FeeModel, Fees, FillInput, FillModel, Fills, SpreadSlippageImpact, UsEquityFees, long_sale_fees,
+};
 use crate::market::Panel;
-use crate::short_selling::TRADING_DAYS_PER_YEAR;
+use crate::short_selling::borrow_fee;
 use std::collections::BTreeMap;
 
 /// One position of the replayed account.
@@ -195,11 +197,8 @@ impl ReplayBroker {
         // The shorts' borrow fee, as the env charges it: per trading day, on their value at
         // the close.
         if days > 0 && self.borrow_rate > 0.0 {
-            let closes = self.market.close_row(next);
-            let value: f64 = self.held.iter().zip(closes).map(|(h, c)| (-h.shares).max(0.0) * c).sum();
-            if value > 0.0 {
-                self.cash -= self.borrow_rate / TRADING_DAYS_PER_YEAR * f64::from(days) * value;
-            }
+            let shares = self.held.iter().map(|h| h.shares);
+            self.cash -= borrow_fee(self.borrow_rate, days, shares, self.market.close_row(next));
         }
         self.now = next;
         true
@@ -243,9 +242,7 @@ impl ReplayBroker {
                 let (price, notional) = (quote.sell_price(), shares * quote.sell_price());
                 let mut fees = self.fees.sell_fees(shares, notional);
                 if h.shares > 0.0 {
-                    // As the env: fees a sale of a long cannot pay (a nearly worthless sale
-                    // in an account without cash) are waived.
-                    fees = fees.min((self.cash + notional).max(0.0));
+                    fees = long_sale_fees(fees, self.cash, notional);
                 }
                 (-shares, price, fees - notional)
             }
