@@ -550,14 +550,14 @@ fn train_seeds_summarizes_every_seed_beside_the_baselines() {
     let (code, _, err) = ploutos_in(d, &args(&a));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("models/sw/seed_42 already holds run"), "{err}");
-    // Bad counts and a resume exit 2, with clap's error line naming --seeds.
+    // Bad counts and a resume exit 2, with one error line naming --seeds.
     for bad in [&["--seeds", "0"][..], &["--seeds", "2", "--resume", "models/sw/seed_42"][..]] {
         let mut b = tiny_train("sw2", 1024);
         b.extend(bad.iter().map(|s| s.to_string()));
         let (code, _, err) = ploutos_in(d, &args(&b));
         assert_eq!(code, 2, "{bad:?}: {err}");
-        let first = err.lines().next().unwrap_or_default();
-        assert!(first.starts_with("error:") && first.contains("--seeds"), "{bad:?}: {err}");
+        assert!(err.starts_with("ploutos: error:") && err.contains("--seeds"), "{bad:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
     }
 }
 
@@ -804,8 +804,7 @@ fn trade_replay_sends_the_backtests_orders() {
     assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "APCA_API_KEY_ID is not set");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca", "--paper"], "APCA_API_KEY_ID is not set");
-    let (code, _, err) = ploutos_in(d, &["trade", "--model", model, "--paper", "--live"]);
-    assert!(code == 2 && err.contains("'--paper' cannot be used with '--live'"), "{err}");
+    assert_bad_input_in(d, &["trade", "--model", model, "--paper", "--live"], "'--paper' cannot be used with '--live'");
     assert_bad_input_in(
         d,
         &["trade", "--model", model, "--out", "trades/x", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],

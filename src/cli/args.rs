@@ -14,13 +14,67 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses `std::env::args`; on `--help`/`--version` or a usage error prints clap's
-    /// message and returns the exit code (0, or 2 for bad arguments).
+    /// Parses `std::env::args`. On `--help`/`--version` prints clap's text and returns
+    /// exit code 0; on bad arguments prints one `ploutos: error:` line, as every other
+    /// user mistake gets (clap's usage block is what `--help` is for), and returns 2.
     pub fn parse_args() -> Result<Self, ExitCode> {
         Self::try_parse().map_err(|e| {
-            let _ = e.print();
+            // `ploutos` alone (or `ploutos sweep`) gets the command list, as `--help`.
+            let listing = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+            if e.use_stderr() && !listing {
+                eprintln!("ploutos: error: {}", usage_error_line(&e.render().to_string()));
+            } else {
+                let _ = e.print();
+            }
             ExitCode::from(if e.use_stderr() { 2 } else { 0 })
         })
+    }
+}
+
+/// Clap's rendered usage error as one line: the message with its details and tips, without
+/// the usage block, and clap's closing "For more information, try '--help'" in brackets.
+fn usage_error_line(rendered: &str) -> String {
+    let mut line = String::new();
+    let mut usage = false;
+    for text in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(more) = text.strip_prefix("For more information, ") {
+            return format!("{line} ({})", more.trim_end_matches('.'));
+        }
+        usage |= text.starts_with("Usage:");
+        if usage {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(text.strip_prefix("error: ").unwrap_or(text));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let e = Cli::try_parse_from(args).expect_err("a usage error");
+        usage_error_line(&e.render().to_string())
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_their_details() {
+        let conflict = error_of(&["ploutos", "trade", "--live", "--paper", "--model", "m", "--broker", "alpaca"]);
+        assert!(conflict.starts_with("the argument '--live' cannot be used with '--paper'"), "{conflict}");
+        let unknown = error_of(&["ploutos", "train", "--confi", "x.ron"]);
+        assert_eq!(
+            unknown,
+            "unexpected argument '--confi' found; tip: a similar argument exists: '--config' (try '--help')"
+        );
+        let missing = error_of(&["ploutos", "features"]);
+        assert!(missing.starts_with("the following required arguments were not provided: --"), "{missing}");
+        for line in [conflict, unknown, missing] {
+            assert!(!line.contains('\n') && !line.contains("Usage") && line.ends_with("(try '--help')"), "{line}");
+        }
     }
 }
 
