@@ -4,12 +4,14 @@
 #   bash scripts/gpu-check.sh                              # there, with target/gpu/ploutos carried
 # Optional: PLOUTOS_BASELINE_BIN=target/gpu/ploutos-base (an earlier build, measured in the
 # same invocation for a before/after), OUT=dir (the benches' full output), SEED_ONLY=1
-# (skip the 1,024-env rows), QUICK=1 (also make train's quick run, about 3 minutes). Models go to models/ in the current folder.
-# Measures PPO throughput with the seed's network (medians of 3 runs per row), profiles
-# an iteration phase by phase, trains config/ultimate.ron briefly, compares one update on
-# the CPU and the GPU, runs tests/ppo_learning.rs on the GPU when its release test binary
-# is carried as target/gpu/ppo_learning (`cargo test --release --test ppo_learning
-# --no-run`, then strip it there), and (QUICK=1) runs make train's quick run.
+# (skip the 1,024-env rows), QUICK=1 (also make train's quick run, about 3 minutes).
+# Models go to models/ in the current folder.
+# Measures PPO throughput with the seed's network (medians of 3 runs per row), and the same
+# build without CUDA graphs (PLOUTOS_CUDA_GRAPHS=0); profiles an iteration phase by phase;
+# trains config/ultimate.ron briefly; compares one update on the CPU and the GPU; runs
+# tests/ppo_learning.rs on the GPU when its release test binary is carried as
+# target/gpu/ppo_learning (`cargo test --release --test ppo_learning --no-run`, then strip
+# it there); lists any graph fallback; and (QUICK=1) runs make train's quick run.
 set -u
 TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
 export LD_LIBRARY_PATH=$TL
@@ -30,6 +32,8 @@ bench() { # label binary precision shape [extra]
 bench seed-tf32 "$B" tf32 "$SEED" --profile
 [ -n "$BASE" ] && bench base-seed-fp32 "$BASE" fp32 "$SEED"
 bench seed-fp32 "$B" fp32 "$SEED"
+# The same build without CUDA graphs (rollouts and update launch kernel by kernel).
+PLOUTOS_CUDA_GRAPHS=0 bench seed-fp32-nographs "$B" fp32 "$SEED"
 # The env step of 16 envs took 31 µs there with 16 threads (5 µs on a 2-core CPU): one thread?
 bench seed-fp32-1thread "$B" fp32 "$SEED" --set training.threads=1
 echo "== one update on the CPU and on the GPU from the same seed (64-64 net, 16 envs x 256 steps, 10 epochs)"
@@ -62,12 +66,16 @@ if [ -n "$T" ]; then
 fi
 echo "== config/ultimate.ron (the seed's config, precision auto), 1,048,576 timesteps"
 timeout 90 $B train --config config/ultimate.ron --set training.total_timesteps=1048576 \
-    --set 'training.run_name=Some("gpu")' --set training.eval_freq=524288 2>&1 | tail -4
+    --set 'training.run_name=Some("gpu")' --set training.eval_freq=524288 > "$O/ultimate.txt" 2>&1
+tail -4 "$O/ultimate.txt"
 if [ "${SEED_ONLY:-0}" != 1 ]; then
     [ -n "$BASE" ] && bench base-wide-fp32 "$BASE" fp32 "$WIDE"
     bench wide-fp32 "$B" fp32 "$WIDE"
+    PLOUTOS_CUDA_GRAPHS=0 bench wide-fp32-nographs "$B" fp32 "$WIDE"
     bench wide-tf32 "$B" tf32 "$WIDE" --profile
 fi
+echo "== graph fallbacks (none expected):"
+grep -h "CUDA graphs are off" "$O"/*.txt | sort | uniq -c
 [ "${QUICK:-0}" = 1 ] || exit 0
 echo "== config/default.ron, make train's quick run (6M timesteps), precision auto"
 timeout 240 $B train --config config/default.ron --set 'training.run_name=Some("gpu-quick")' 2>&1 \

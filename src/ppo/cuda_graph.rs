@@ -12,6 +12,7 @@
 
 use super::PpoError;
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 unsafe extern "C" {
     fn ploutos_last_error() -> *const c_char;
@@ -38,6 +39,28 @@ fn shim_error(what: &str) -> PpoError {
 pub fn supported() -> bool {
     // SAFETY: a plain C function of the shim.
     unsafe { ploutos_cuda_graphs_supported() != 0 }
+}
+
+/// The variable that turns graphs off (`0` or `off`), to measure without them.
+pub const GRAPHS_VAR: &str = "PLOUTOS_CUDA_GRAPHS";
+
+/// Set by the first failed capture or check: a failed capture can leave libtorch's
+/// allocator state behind, so none is tried again in this process.
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process captures graphs: the build has them, [`GRAPHS_VAR`] does not turn
+/// them off, and no capture has failed.
+pub fn enabled() -> bool {
+    let off = std::env::var(GRAPHS_VAR).is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false"));
+    supported() && !off && !DISABLED.load(Ordering::Relaxed)
+}
+
+/// Turns graphs off for the rest of the process after a failed capture or check, saying
+/// why (once: later failures are the same story).
+pub fn disable(why: &dyn std::fmt::Display) {
+    if !DISABLED.swap(true, Ordering::Relaxed) {
+        tracing::warn!("CUDA graphs are off for this run, kernels are launched one by one: {why}");
+    }
 }
 
 /// Captured kernels, replayed with [`CudaGraph::replay`].

@@ -6,6 +6,7 @@
 //! [`super::update`] (`update`), [`super::evaluate`] (`evaluate`).
 
 use super::checkpoint::{self, CheckpointState, ModelSpec};
+use super::minibatch::{Batch, UpdateGraph};
 use super::model::{self, ActorCritic, InputBuilder};
 use super::normalize::{RewardScaler, RunningMeanStd};
 use super::optimizer::Adam;
@@ -56,6 +57,13 @@ pub(crate) struct Learner {
     pub(super) rng: ChaCha8Rng,
     pub(super) n_envs: usize,
     pub(super) rollout: Rollout,
+    /// The rollout's samples as the update reads them.
+    pub(super) batch: Batch,
+    /// The update's minibatch captured as a CUDA graph (on CUDA, after the first update).
+    pub(super) update_graph: Option<UpdateGraph>,
+    /// Tests: full minibatches run the captured pass eagerly on any device, to check it
+    /// against the eager minibatch.
+    pub(super) pass_on_host: bool,
     /// Normalized inputs of the observations to act on next. `[n_envs, input_dim]`
     pub(super) x: Tensor,
     /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, n_actions]`
@@ -129,6 +137,7 @@ impl Learner {
         };
         let tf32 = precision == Precision::Tf32 && device.is_cuda();
         let rollout = Rollout::new(t.n_steps, n_envs, &spec, x_kind, device, t.action_masking)?;
+        let batch = Batch::new(&rollout, spec.n_tickers, spec.n_actions, device)?;
         let (n, d) = (n_envs as i64, spec.input_dim as i64);
         Ok(Self {
             cfg: t.clone(),
@@ -148,6 +157,9 @@ impl Learner {
             rng: ChaCha8Rng::seed_from_u64(t.seed ^ LEARNER_SALT),
             n_envs,
             rollout,
+            batch,
+            update_graph: None,
+            pass_on_host: false,
         })
     }
 

@@ -14,12 +14,12 @@
 //! | bootstrap on truncation (bankruptcy is termination) | [`bootstrap_truncated`] (`gae.rs`), called in `Learner::collect` |
 //! | GAE(γ, λ) | [`compute_gae`] (`gae.rs`), called at the top of `Learner::update` (`update.rs`) |
 //! | shuffled minibatches, `n_epochs` passes | `Learner::update` |
-//! | per-minibatch advantage normalization | `Learner::update` |
+//! | per-minibatch advantage normalization | `losses` (`minibatch.rs`) |
 //! | clipped surrogate | [`policy_loss`] (`loss.rs`) |
 //! | (clipped) value loss | [`value_loss`] (`loss.rs`) |
-//! | entropy bonus | `Learner::update` (`loss = pg − ent_coef·H + vf_coef·v`) |
+//! | entropy bonus | `losses` (`minibatch.rs`: `loss = pg − ent_coef·H + vf_coef·v`) |
 //! | approximate KL, clip fraction | [`approx_kl`], [`clip_fraction`] (`loss.rs`) |
-//! | `target_kl` early stop (1.5 × target, before the step) | `Learner::update` |
+//! | `target_kl` early stop (1.5 × target, before the step) | `Learner::eager_minibatch` (`minibatch.rs`) |
 //! | global grad-norm clip | [`Adam::clip_grad_norm`] (`optimizer.rs`) |
 //! | Adam (β = 0.9, 0.999, eps 1e-5) | [`Adam::step`] (`optimizer.rs`) |
 //! | explained variance | [`explained_variance`] (`gae.rs`) |
@@ -36,7 +36,8 @@
 //! - [`normalize`]: running observation statistics and reward scaling (SB3 `VecNormalize`).
 //! - [`checkpoint`]: atomic `step_<N>/`, `best/`, `final/` directories, resume.
 //! - [`device`]: `training.device`, thread settings and the TF32 switch.
-//! - [`cuda_graph`]: CUDA graphs, which rollouts on CUDA capture their network pass as.
+//! - [`cuda_graph`]: CUDA graphs, which rollouts on CUDA capture their network pass as,
+//!   and the update its minibatch (`minibatch.rs`).
 //! - [`profile`]: where an iteration's time goes (`ploutos bench --train --profile`).
 //!
 //! Everything a run reports goes out through [`TrainHooks`]; the metrics writers live
@@ -52,6 +53,7 @@ mod evaluate;
 pub mod gae;
 mod learner;
 pub mod loss;
+mod minibatch;
 pub mod model;
 pub mod normalize;
 pub mod optimizer;

@@ -149,20 +149,85 @@ impl Adam {
     /// A torch error on a failed kernel.
     pub fn step(&mut self) -> Result<(), PpoError> {
         self.step += 1;
-        let t = self.step as i32;
-        let bc1 = 1.0 - self.beta1.powi(t);
-        let bc2 = 1.0 - self.beta2.powi(t);
-        let (beta1, beta2, lr, eps) = (self.beta1, self.beta2, self.lr, self.eps);
+        let [coef, bc2_sqrt] = self.step_factors(self.step);
+        let (beta1, beta2, eps) = (self.beta1, self.beta2, self.eps);
         let g = self.gather()?.shallow_clone();
         tch::no_grad(|| {
             let _ = self.m.f_mul_scalar_(beta1)?.f_add_(&g.f_mul_scalar(1.0 - beta1)?)?;
             let _ = self.v.f_mul_scalar_(beta2)?.f_addcmul_(&g.f_mul_scalar(1.0 - beta2)?, &g)?;
-            let denom = self.v.f_sqrt()?.f_div_scalar(bc2.sqrt())?.f_add_scalar(eps)?;
-            let _ = self.flat.f_addcdiv_(&self.m.f_mul_scalar(-lr / bc1)?, &denom)?;
+            let denom = self.v.f_sqrt()?.f_div_scalar(bc2_sqrt)?.f_add_scalar(eps)?;
+            let _ = self.flat.f_addcdiv_(&self.m.f_mul_scalar(coef)?, &denom)?;
             Ok::<(), PpoError>(())
         })?;
         self.grad = None;
         Ok(())
+    }
+
+    /// The two factors of step `t` at the current learning rate that change from step to
+    /// step: −lr/(1−β₁ᵗ), the moment's coefficient, and √(1−β₂ᵗ), the variance's bias
+    /// correction.
+    pub fn step_factors(&self, t: u64) -> [f64; 2] {
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        [-self.lr / (1.0 - self.beta1.powi(t)), (1.0 - self.beta2.powi(t)).sqrt()]
+    }
+
+    /// [`Adam::step`] in a form a CUDA graph can capture: the step's factors
+    /// ([`Adam::step_factors`]) are read from `factors` `[2]`, a device tensor the caller
+    /// fills before each replay, and the new moments and weights are written only where
+    /// `commit` (a bool device scalar) holds, so that a step that must not be taken (the
+    /// `target_kl` stop, decided on the device) leaves everything as it was, bit for bit.
+    /// With `commit` true the result equals [`Adam::step`]'s. The step count is not
+    /// touched: the caller counts a step that was taken with [`Adam::count_step`].
+    ///
+    /// # Errors
+    /// A torch error on a failed kernel.
+    pub fn masked_step(&mut self, factors: &Tensor, commit: &Tensor) -> Result<(), PpoError> {
+        let (beta1, beta2, eps) = (self.beta1, self.beta2, self.eps);
+        let g = self.gather()?.shallow_clone();
+        tch::no_grad(|| {
+            let m = self.m.f_mul_scalar(beta1)?.f_add(&g.f_mul_scalar(1.0 - beta1)?)?;
+            let v = self.v.f_mul_scalar(beta2)?.f_addcmul(&g.f_mul_scalar(1.0 - beta2)?, &g)?;
+            let denom = v.f_sqrt()?.f_div(&factors.f_select(0, 1)?)?.f_add_scalar(eps)?;
+            let flat = self.flat.f_addcdiv(&m.f_mul(&factors.f_select(0, 0)?)?, &denom)?;
+            for (old, new) in [(&mut self.m, m), (&mut self.v, v), (&mut self.flat, flat)] {
+                let kept = new.f_where_self(commit, old)?;
+                old.f_copy_(&kept)?;
+            }
+            Ok::<(), PpoError>(())
+        })?;
+        self.grad = None;
+        Ok(())
+    }
+
+    /// Counts a step [`Adam::masked_step`] took.
+    pub fn count_step(&mut self) {
+        self.step += 1;
+    }
+
+    /// Copies of the weights and both moments, for [`Adam::restore`].
+    ///
+    /// # Errors
+    /// A torch error when the device cannot allocate.
+    pub fn snapshot(&self) -> Result<[Tensor; 3], PpoError> {
+        let copy = |t: &Tensor| {
+            let mut c = t.f_empty_like()?;
+            tch::no_grad(|| c.f_copy_(t))?;
+            Ok::<_, PpoError>(c)
+        };
+        Ok([copy(&self.flat)?, copy(&self.m)?, copy(&self.v)?])
+    }
+
+    /// Writes a [`Adam::snapshot`] back in place (the variables keep their storage).
+    ///
+    /// # Errors
+    /// A torch error on a failed copy.
+    pub fn restore(&mut self, snapshot: &[Tensor; 3]) -> Result<(), PpoError> {
+        tch::no_grad(|| {
+            for (to, from) in [&mut self.flat, &mut self.m, &mut self.v].into_iter().zip(snapshot) {
+                to.f_copy_(from)?;
+            }
+            Ok(())
+        })
     }
 
     /// `m.<var>`, `v.<var>` and `step` (i64), on the CPU, for `optimizer.safetensors`.

@@ -15,7 +15,6 @@ use super::model::Inference;
 use super::{PpoError, gae, model};
 use crate::vec_env::TradingEnv;
 use rand::Rng;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Kind, Tensor};
 
 /// One rollout, kept on the device except what the host needs for GAE.
@@ -178,17 +177,13 @@ enum Acting {
     },
 }
 
-/// Set by the first failed capture: a failed capture can leave libtorch's allocator state
-/// behind, so it is not tried again in this process (and said once).
-static GRAPHS_DISABLED: AtomicBool = AtomicBool::new(false);
-
 impl Acting {
     /// A graph of `net` reading `x` in place on CUDA when the build has graphs, checked
     /// once against the eager pass; else, or when the capture or the check fails (said
     /// once, and not tried again in this process), eager.
     fn new(net: Inference, x: &Tensor, device: Device) -> Result<Self, PpoError> {
         let Device::Cuda(index) = device else { return Ok(Self::Eager(net)) };
-        if !cuda_graph::supported() || GRAPHS_DISABLED.load(Ordering::Relaxed) {
+        if !cuda_graph::enabled() {
             return Ok(Self::Eager(net));
         }
         let captured = CudaGraph::capture(index, || net.outputs(x)).and_then(|(graph, out)| {
@@ -202,9 +197,7 @@ impl Acting {
         match captured {
             Ok((graph, out)) => Ok(Self::Graph { out, input: x.data_ptr() as usize, graph, _net: net }),
             Err(e) => {
-                if !GRAPHS_DISABLED.swap(true, Ordering::Relaxed) {
-                    tracing::warn!("rollouts launch their kernels one by one: {e}");
-                }
+                cuda_graph::disable(&format!("a rollout's capture: {e}"));
                 Ok(Self::Eager(net))
             }
         }
