@@ -257,6 +257,18 @@ pub(super) fn observe_where_built(
     n: usize,
     update: bool,
 ) -> Result<Tensor, PpoError> {
+    if input.device() == Device::Cpu && obs_norm.as_ref().is_none_or(|s| s.mean.device() == Device::Cpu) {
+        // The rollout's per-step path: rows, statistics and normalization as host loops.
+        let mut rows = input.build_host(obs, n)?;
+        let dim = rows.len() / n.max(1);
+        if let Some(norm) = obs_norm {
+            if update {
+                norm.update_rows(&rows, dim)?;
+            }
+            norm.normalize_rows(&mut rows, dim, clip)?;
+        }
+        return Ok(Tensor::f_from_slice(&rows)?.f_view([n as i64, dim as i64])?);
+    }
     let raw = input.build(obs, n, input.device())?;
     match obs_norm {
         Some(norm) => {

@@ -553,6 +553,45 @@ impl InputBuilder {
     }
 }
 
+impl InputBuilder {
+    /// [`Self::build`] on the host, for a builder on the CPU: the inputs as row-major
+    /// floats `[n, input_dim]`, with no tensor in between (a rollout step builds a few
+    /// rows, where each tensor operation costs more than copying them).
+    ///
+    /// # Errors
+    /// [`PpoError::Setup`] when `obs` is not `n × obs_dim` long, the builder is not on the
+    /// CPU, or a bar index is outside the table.
+    pub fn build_host(&self, obs: &[f32], n: usize) -> Result<Vec<f32>, PpoError> {
+        if obs.len() != n * self.obs_dim {
+            return Err(PpoError::Setup(format!(
+                "observations: expected {n} × {} floats, got {}",
+                self.obs_dim,
+                obs.len()
+            )));
+        }
+        let table = match (self.layout, &self._features) {
+            (ObservationLayout::Materialized, _) => return Ok(obs.to_vec()),
+            (ObservationLayout::Index, Some(table)) if self.device == Device::Cpu => table,
+            (ObservationLayout::Index, _) => {
+                return Err(PpoError::Setup("the index layout's host inputs need the feature table on the CPU".into()));
+            }
+        };
+        let width = self.table.as_ref().and_then(|t| t.size().get(1).copied()).unwrap_or(0) as usize;
+        let n_bars = table.len() / width.max(1);
+        let mut rows = Vec::with_capacity(n * (self.state_dim + width));
+        for row in obs.chunks_exact(self.obs_dim) {
+            let (state, bar) = row.split_at(self.state_dim);
+            let b = bar[0];
+            if !(b >= 0.0 && (b as usize) < n_bars && b.fract() == 0.0) {
+                return Err(PpoError::Setup(format!("bar index {b} is outside the feature table's {n_bars} bars")));
+            }
+            rows.extend_from_slice(state);
+            rows.extend_from_slice(&table[b as usize * width..(b as usize + 1) * width]);
+        }
+        Ok(rows)
+    }
+}
+
 /// The network's input width for observation rows `obs_dim` wide, the same for both
 /// layouts: the row with the bar index (index layout, always the last column) replaced by
 /// all tickers' features.
@@ -850,6 +889,12 @@ mod tests {
             let got = Vec::<f32>::try_from(x.get(i as i64).narrow(0, state_dim as i64, width as i64)).expect("row");
             assert_eq!(&got, row);
         }
+        // The host builder gives the same rows, and refuses a bar outside the table.
+        let host = input.build_host(&obs, 2).expect("host inputs");
+        assert_eq!(host, Vec::<f32>::try_from(x.view([-1])).expect("rows"));
+        obs[state_dim] = 50.0;
+        let err = input.build_host(&obs, 2).unwrap_err().to_string();
+        assert!(err.contains("bar index 50 is outside the feature table's 50 bars"), "{err}");
     }
 
     #[test]

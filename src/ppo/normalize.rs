@@ -72,21 +72,49 @@ impl RunningMeanStd {
 
     /// [`Self::update`] on the CPU: the same merge, with the batch moments in f64 loops.
     fn update_host(&mut self, batch: &Tensor) -> Result<(), tch::TchError> {
-        let (rows, n, dim) = host_rows(batch)?;
+        let (rows, _, dim) = host_rows(batch)?;
+        self.update_rows(&rows, dim)
+    }
+
+    /// [`Self::update`] for host rows `dim` wide (row-major), with statistics on the CPU:
+    /// the rollout's per-step path, where a few rows cost less as loops than as tensors.
+    ///
+    /// # Errors
+    /// [`tch::TchError::Shape`] when `dim` differs from the statistics' width or does not
+    /// divide the rows.
+    pub fn update_rows(&mut self, rows: &[f32], dim: usize) -> Result<(), tch::TchError> {
+        let (mut mean, mut var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
+        check_width(rows, dim, mean.len())?;
+        let n = rows.len() / dim.max(1);
         if n == 0 {
             return Ok(());
         }
-        let (mut mean, mut var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
-        if mean.len() != dim {
-            return Err(tch::TchError::Shape(format!("batch has {dim} columns, the statistics {}", mean.len())));
-        }
+        let (batch_mean, batch_var) = column_moments(rows, dim);
         for c in 0..dim {
-            let batch = moments(rows.iter().skip(c).step_by(dim).map(|&x| f64::from(x)), n as f64);
-            (mean[c], var[c]) = merge_moments((mean[c], var[c]), self.count, batch, n as f64);
+            (mean[c], var[c]) = merge_moments((mean[c], var[c]), self.count, (batch_mean[c], batch_var[c]), n as f64);
         }
         self.mean = Tensor::f_from_slice(&mean)?;
         self.var = Tensor::f_from_slice(&var)?;
         self.count += n as f64;
+        Ok(())
+    }
+
+    /// [`Self::normalize`] of host rows `dim` wide, in place, with statistics on the CPU.
+    ///
+    /// # Errors
+    /// [`tch::TchError::Shape`] as [`Self::update_rows`].
+    pub fn normalize_rows(&self, rows: &mut [f32], dim: usize, clip: f64) -> Result<(), tch::TchError> {
+        let (mean, var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
+        check_width(rows, dim, mean.len())?;
+        // As the device path: mean and std rounded to f32, then f32 arithmetic.
+        let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let std: Vec<f32> = var.iter().map(|&v| (v + VAR_EPS).sqrt() as f32).collect();
+        let clip = clip as f32;
+        for row in rows.chunks_exact_mut(dim) {
+            for ((x, m), s) in row.iter_mut().zip(&mean).zip(&std) {
+                *x = ((*x - m) / s).clamp(-clip, clip);
+            }
+        }
         Ok(())
     }
 
@@ -96,21 +124,9 @@ impl RunningMeanStd {
     /// A [`tch::TchError`] when the width of `x` differs from `dim`.
     pub fn normalize(&self, x: &Tensor, clip: f64) -> Result<Tensor, tch::TchError> {
         if x.device() == Device::Cpu && self.mean.device() == Device::Cpu && x.dim() == 2 {
-            let (rows, n, dim) = host_rows(x)?;
-            let (mean, var) = (host_f64(&self.mean)?, host_f64(&self.var)?);
-            if mean.len() != dim {
-                return Err(tch::TchError::Shape(format!("input has {dim} columns, the statistics {}", mean.len())));
-            }
-            // As the device path: mean and std rounded to f32, then f32 arithmetic.
-            let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-            let std: Vec<f32> = var.iter().map(|&v| (v + VAR_EPS).sqrt() as f32).collect();
-            let clip = clip as f32;
-            let out: Vec<f32> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| ((x - mean[i % dim]) / std[i % dim]).clamp(-clip, clip))
-                .collect();
-            return Tensor::f_from_slice(&out)?.f_view([n as i64, dim as i64]);
+            let (mut rows, n, dim) = host_rows(x)?;
+            self.normalize_rows(&mut rows, dim, clip)?;
+            return Tensor::f_from_slice(&rows)?.f_view([n as i64, dim as i64]);
         }
         tch::no_grad(|| {
             // The statistics may live on the host (a learner that builds its rollout
@@ -160,6 +176,39 @@ impl RunningMeanStd {
 fn moments(xs: impl Iterator<Item = f64> + Clone, n: f64) -> (f64, f64) {
     let mean = xs.clone().sum::<f64>() / n;
     (mean, xs.map(|x| (x - mean).powi(2)).sum::<f64>() / n)
+}
+
+/// Per-column mean and population variance of rows `dim` wide (at least one row), each
+/// column summed in row order as [`moments`] sums: the same numbers, read row by row.
+fn column_moments(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (rows.len() / dim) as f64;
+    // `Iterator::sum` of f64 starts at −0.0: so do these sums.
+    let mut mean = vec![-0.0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        for (m, &x) in mean.iter_mut().zip(row) {
+            *m += f64::from(x);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![-0.0f64; dim];
+    for row in rows.chunks_exact(dim) {
+        for ((v, &x), m) in var.iter_mut().zip(row).zip(&mean) {
+            *v += (f64::from(x) - m).powi(2);
+        }
+    }
+    var.iter_mut().for_each(|v| *v /= n);
+    (mean, var)
+}
+
+/// Rows `dim` wide against statistics `width` wide.
+fn check_width(rows: &[f32], dim: usize, width: usize) -> Result<(), tch::TchError> {
+    if dim != width || (dim == 0 && !rows.is_empty()) || !rows.len().is_multiple_of(dim.max(1)) {
+        return Err(tch::TchError::Shape(format!(
+            "{} floats in rows {dim} wide, the statistics {width} wide",
+            rows.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Chan et al.'s parallel merge: the running (mean, variance) over `count` samples with a
@@ -260,6 +309,26 @@ mod tests {
         }
         let z = rms.normalize(&Tensor::from_slice(&[1e6f32, -1e6]).view([1, 2]), 10.0).unwrap();
         assert_eq!(Vec::<f32>::try_from(z.view([-1])).unwrap(), vec![10.0, -10.0]);
+    }
+
+    /// The host rows' moments are [`moments`] per column, bit for bit (row order, −0.0
+    /// start), so the rollout's host path keeps the statistics it had.
+    #[test]
+    fn column_moments_are_the_per_column_moments() {
+        let dim = 7;
+        let mut rows: Vec<f32> = (0..5 * dim).map(|i| ((i * 7919) % 97) as f32 / 7.3 - 6.0).collect();
+        for r in 0..5 {
+            rows[r * dim] = -0.0;
+        }
+        let (mean, var) = column_moments(&rows, dim);
+        for c in 0..dim {
+            let (m, v) = moments(rows.iter().skip(c).step_by(dim).map(|&x| f64::from(x)), 5.0);
+            assert_eq!((mean[c].to_bits(), var[c].to_bits()), (m.to_bits(), v.to_bits()), "column {c}");
+        }
+        assert!(mean[0].is_sign_negative(), "a column of −0.0 keeps its sign, as `sum` does");
+        let mut rms = RunningMeanStd::new(dim, Device::Cpu).unwrap();
+        assert!(rms.update_rows(&rows[..dim + 1], dim).is_err(), "rows must be whole");
+        assert!(rms.update_rows(&rows, dim + 1).is_err(), "the width must be the statistics'");
     }
 
     #[test]
