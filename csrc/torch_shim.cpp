@@ -2,8 +2,8 @@
 // - whether f32 matrix products on CUDA may use TF32 tensor cores (PyTorch's
 //   `torch.backends.cuda.matmul.allow_tf32`, i.e. `torch.set_float32_matmul_precision`);
 // - CUDA graphs (PyTorch's `torch.cuda.CUDAGraph`): a rollout step's network is a dozen
-//   small kernels whose launches cost more than their arithmetic; captured once per
-//   rollout, a step replays them with one launch.
+//   small kernels whose launches cost more than their arithmetic, an update's minibatch
+//   some two hundred; captured once, each replays them with one launch.
 // Built by build.rs with the `learner` feature only, against the headers of the libtorch
 // that tch links; without CUDA's headers the graph functions say they are unsupported.
 #include <ATen/Context.h>

@@ -4,7 +4,9 @@
 //! A rollout step runs the networks on a few rows: a dozen small kernels whose launches
 //! (host time in libtorch's dispatcher and CUDA's driver) cost several times their
 //! arithmetic, and the step waits for all of them before it can sample. Captured once
-//! per rollout (the weights change only between rollouts), a step is one replay.
+//! per rollout (the weights change only between rollouts), a step is one replay. The
+//! update's minibatch, some two hundred kernels, is captured once per run and replayed for
+//! every full minibatch (`minibatch.rs`).
 //!
 //! A capture reads and writes fixed addresses: the tensors it reads must keep their
 //! storage (write new inputs into them with `copy_`), and the tensors it returns are
@@ -12,6 +14,7 @@
 
 use super::PpoError;
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 unsafe extern "C" {
@@ -41,7 +44,7 @@ pub fn supported() -> bool {
     unsafe { ploutos_cuda_graphs_supported() != 0 }
 }
 
-/// The variable that turns graphs off (`0` or `off`), to measure without them.
+/// The variable that turns graphs off (`0`, `off` or `false`), to measure without them.
 pub const GRAPHS_VAR: &str = "PLOUTOS_CUDA_GRAPHS";
 
 /// Set by the first failed capture or check: a failed capture can leave libtorch's
@@ -51,7 +54,8 @@ static DISABLED: AtomicBool = AtomicBool::new(false);
 /// Whether this process captures graphs: the build has them, [`GRAPHS_VAR`] does not turn
 /// them off, and no capture has failed.
 pub fn enabled() -> bool {
-    let off = std::env::var(GRAPHS_VAR).is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false"));
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var(GRAPHS_VAR).is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false")));
     supported() && !off && !DISABLED.load(Ordering::Relaxed)
 }
 

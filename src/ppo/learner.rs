@@ -63,7 +63,7 @@ pub(crate) struct Learner {
     pub(super) update_graph: Option<UpdateGraph>,
     /// Tests: full minibatches run the captured pass eagerly on any device, to check it
     /// against the eager minibatch.
-    pub(super) pass_on_host: bool,
+    pub(super) force_pass: bool,
     /// Normalized inputs of the observations to act on next. `[n_envs, input_dim]`
     pub(super) x: Tensor,
     /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, n_actions]`
@@ -159,7 +159,7 @@ impl Learner {
             rollout,
             batch,
             update_graph: None,
-            pass_on_host: false,
+            force_pass: false,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The PPO loss terms and their diagnostics on plain tensors, as pure functions so that each
 //! can be checked against a hand computation: clipped surrogate, (clipped) value loss,
-//! approximate KL and clip fraction. The minibatch update that combines them is
-//! `Learner::update` (`update.rs`).
+//! approximate KL and clip fraction. The minibatch that combines them is `losses` in
+//! `minibatch.rs`.
 
 use tch::{Kind, Tensor};
 

@@ -13,7 +13,9 @@
 //! factors are device tensors filled before each replay; and the `target_kl` stop is
 //! decided on the device: Adam writes its step only where the KL allows it
 //! ([`Adam::masked_step`]), and the host reads that flag after the replay. The pass gives
-//! the eager minibatch's results (the tests run it on the host against the eager update).
+//! the eager minibatch's results: bit for bit on the CPU, where the tests run it against the
+//! eager update; on CUDA within a rounding step (the eager step divides by a host scalar,
+//! which CUDA's kernel turns into a product with its reciprocal).
 //!
 //! [`Adam::masked_step`]: super::optimizer::Adam::masked_step
 
@@ -235,9 +237,9 @@ pub(super) struct UpdateGraph {
     out: Tensor,
 }
 
-/// The relative gap between a replay's weights and the eager pass's that a capture may
-/// show (the same kernels: in practice none).
-const CHECK_TOLERANCE: f64 = 1e-4;
+/// The gap between a replay's results and the eager pass's that a capture may show,
+/// relative to their scale: rounding, not a broken capture.
+const CHECK_TOLERANCE: f64 = 1e-3;
 
 impl Learner {
     /// One minibatch, operation by operation (any size, any device), with `target_kl`
@@ -268,16 +270,16 @@ impl Learner {
 
     /// Whether full minibatches go through [`Learner::graph_minibatch`]: on CUDA with
     /// graphs on, or on any device when a test asks for the captured pass
-    /// ([`Learner::pass_on_host`]).
+    /// ([`Learner::force_pass`]).
     pub(super) fn graphs_wanted(&self) -> bool {
-        self.pass_on_host || (self.device.is_cuda() && cuda_graph::enabled())
+        self.force_pass || (self.device.is_cuda() && (self.update_graph.is_some() || cuda_graph::enabled()))
     }
 
     /// The factors of the `n` steps this update may take, one row each, on the device:
     /// row `j` is step `steps + j + 1` at the current learning rate, which minibatch `j`
     /// takes unless the update stopped before it. One upload per update, where a row per
     /// minibatch would wait for the device each time.
-    pub(super) fn step_factors(&self, n: usize, c: &TrainingConfig) -> Result<Tensor, PpoError> {
+    pub(super) fn replay_factors(&self, n: usize, c: &TrainingConfig) -> Result<Tensor, PpoError> {
         let first = self.adam.steps();
         let limit = c.target_kl.map_or(f64::INFINITY, |t| 1.5 * t);
         let rows: Vec<f64> = (1..=n as u64)
@@ -290,9 +292,9 @@ impl Learner {
     }
 
     /// One full minibatch as a replay of the captured pass, with `factors` (a row of
-    /// [`Learner::step_factors`]); the first call captures it. `None` when graphs are
+    /// [`Learner::replay_factors`]); the first call captures it. `None` when graphs are
     /// unavailable or the capture or its check failed (said once): the caller runs the
-    /// minibatch eagerly. With [`Learner::pass_on_host`] off CUDA, the pass runs eagerly.
+    /// minibatch eagerly. With [`Learner::force_pass`] off CUDA, the pass runs eagerly.
     pub(super) fn graph_minibatch(
         &mut self,
         idx: &Tensor,
@@ -320,7 +322,7 @@ impl Learner {
                 tch::no_grad(|| row.f_copy_(&g.out))?;
                 row
             }
-            _ if self.pass_on_host => minibatch_pass(&self.model, &mut self.adam, &self.batch, idx, factors, c)?,
+            _ if self.force_pass => minibatch_pass(&self.model, &mut self.adam, &self.batch, idx, factors, c)?,
             _ => return Ok(None),
         };
         // Without target_kl every step is taken: no need to wait for the device to know.
@@ -347,37 +349,82 @@ impl Learner {
         tch::no_grad(|| {
             idx_static.f_copy_(idx)?;
             factors_static.f_copy_(factors)?;
-            factors_static.f_select(0, COMMIT)?.f_fill_(0.0)
-        })
-        .map(drop)?;
+            let _ = factors_static.f_select(0, COMMIT)?.f_fill_(0.0)?;
+            Ok::<_, tch::TchError>(())
+        })?;
         let before = self.adam.snapshot()?;
         let (model, adam, batch) = (&self.model, &mut self.adam, &self.batch);
         let (graph, out) =
             CudaGraph::capture(index, || minibatch_pass(model, adam, batch, &idx_static, &factors_static, c))?;
         let mut g = UpdateGraph { graph, idx: idx_static, factors: factors_static, out };
-
-        // The check: the pass run eagerly, then the replay, from the same weights.
         tch::no_grad(|| g.factors.f_copy_(factors))?;
-        self.adam.restore(&before)?;
-        let eager = minibatch_pass(&self.model, &mut self.adam, &self.batch, &g.idx, &g.factors, c)?;
-        let eager_state = self.adam.snapshot()?;
-        self.adam.restore(&before)?;
-        g.graph.replay()?;
-        let replayed = self.adam.snapshot()?;
-        self.adam.restore(&before)?;
-        let gap = |a: &Tensor, b: &Tensor| -> Result<f64, PpoError> {
-            Ok(a.f_sub(b)?.f_abs()?.f_max()?.f_to_kind(Kind::Double)?.f_double_value(&[])?)
-        };
-        let moved = gap(&eager_state[0], &before[0])?;
-        let off = gap(&replayed[0], &eager_state[0])?;
-        let stepped = (gap(&eager.f_select(0, 6)?, &g.out.f_select(0, 6)?)?, eager.f_double_value(&[6])?);
-        if off.is_nan() || off > CHECK_TOLERANCE * moved.max(f64::MIN_POSITIVE) || stepped.0 != 0.0 {
-            return Err(PpoError::Setup(format!(
-                "a replay moved the weights {off:.3e} away from the eager pass (which moved them {moved:.3e}, step taken: {})",
-                stepped.1
-            )));
-        }
+        let graph = &g.graph;
+        self.check_replay(&g.idx, &g.factors, &g.out, &before, c, &mut |_| graph.replay())?;
         Ok(g)
+    }
+
+    /// From the weights `before`, the pass run eagerly on `idx` and `factors` and one
+    /// `replay` (which writes `out`) must agree: the weights' change, both moments and the
+    /// statistics within [`CHECK_TOLERANCE`] of their scale (a capture that reads stale
+    /// inputs or misses kernels is off by far more; the same kernels on another stream may
+    /// round differently), the step taken or not alike. The weights are as `before`
+    /// afterwards, whatever happened.
+    fn check_replay(
+        &mut self,
+        idx: &Tensor,
+        factors: &Tensor,
+        out: &Tensor,
+        before: &[Tensor; 3],
+        c: &TrainingConfig,
+        replay: &mut dyn FnMut(&mut Self) -> Result<(), PpoError>,
+    ) -> Result<(), PpoError> {
+        let checked = self.compare_replay(idx, factors, out, before, c, replay);
+        let restored = self.adam.restore(before);
+        checked?;
+        restored
+    }
+
+    fn compare_replay(
+        &mut self,
+        idx: &Tensor,
+        factors: &Tensor,
+        out: &Tensor,
+        before: &[Tensor; 3],
+        c: &TrainingConfig,
+        replay: &mut dyn FnMut(&mut Self) -> Result<(), PpoError>,
+    ) -> Result<(), PpoError> {
+        self.adam.restore(before)?;
+        let eager = minibatch_pass(&self.model, &mut self.adam, &self.batch, idx, factors, c)?;
+        let eager_state = self.adam.snapshot()?;
+        self.adam.restore(before)?;
+        replay(self)?;
+        let replayed = self.adam.snapshot()?;
+        let host = |t: &Tensor| -> Result<Vec<f64>, PpoError> {
+            Ok(Vec::<f64>::try_from(t.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?.f_reshape([-1])?)?)
+        };
+        let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let w0 = host(&before[0])?;
+        for (k, name) in ["weight changes", "first moments", "second moments"].iter().enumerate() {
+            let (mut e, mut r) = (host(&eager_state[k])?, host(&replayed[k])?);
+            if k == 0 {
+                e.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
+                r.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
+            }
+            let off = max_abs(&e.iter().zip(&r).map(|(a, b)| a - b).collect::<Vec<_>>());
+            let scale = max_abs(&e);
+            if off.is_nan() || off > CHECK_TOLERANCE * scale + 4.0 * f64::from(f32::EPSILON) * max_abs(&w0) {
+                return Err(PpoError::Setup(format!(
+                    "a replay's {name} are {off:.3e} away from the eager pass's (of scale {scale:.3e})"
+                )));
+            }
+        }
+        let (e, r) = (host(&eager)?, host(out)?);
+        let agree =
+            |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= CHECK_TOLERANCE * a.abs().max(b.abs());
+        if !e.iter().zip(&r).all(|(&a, &b)| agree(a, b)) {
+            return Err(PpoError::Setup(format!("a replay's statistics {r:?} differ from the eager pass's {e:?}")));
+        }
+        Ok(())
     }
 }
 
@@ -390,7 +437,7 @@ mod tests {
 
     /// A small env and learner (masks on, 3 × 40 samples in minibatches of 32: three full
     /// ones and a remainder of 24 per epoch).
-    fn learner(target_kl: Option<f64>, pass_on_host: bool) -> (TradingEnv, Learner) {
+    fn learner(target_kl: Option<f64>, force_pass: bool) -> (TradingEnv, Learner) {
         let mut c = Config::default();
         let t = &mut c.training;
         (t.net_arch, t.n_envs, t.n_steps, t.batch_size, t.n_epochs) = (vec![16, 16], 3, 40, 32, 3);
@@ -400,7 +447,7 @@ mod tests {
         let opts = EnvOptions { threads: 1, action_masks: true, ..EnvOptions::training(3, bounds) };
         let mut env = TradingEnv::new(&c.environment, market, opts).unwrap();
         let mut learner = Learner::new(&c, &env).unwrap();
-        learner.pass_on_host = pass_on_host;
+        learner.force_pass = force_pass;
         learner.reset_envs(&mut env, 7).unwrap();
         (env, learner)
     }
@@ -416,8 +463,8 @@ mod tests {
         updates: Vec<UpdateRow>,
     }
 
-    fn train(target_kl: Option<f64>, pass_on_host: bool, lr: f64) -> Trained {
-        let (mut env, mut l) = learner(target_kl, pass_on_host);
+    fn train(target_kl: Option<f64>, force_pass: bool, lr: f64) -> Trained {
+        let (mut env, mut l) = learner(target_kl, force_pass);
         let mut updates = Vec::new();
         for _ in 0..3 {
             l.collect(&mut env).unwrap();
@@ -457,6 +504,44 @@ mod tests {
         let Trained { steps, updates, .. } = train(None, true, 3e-3);
         assert!(updates.iter().all(|u| !u.1 && u.0 == 3), "{updates:?}");
         assert_eq!(steps, 3 * 3 * 4);
+    }
+
+    /// The capture's check, with the replay played by the pass itself (what a good graph
+    /// does) and by broken ones: only the first passes, and the weights are left as they
+    /// were in every case.
+    #[test]
+    fn the_capture_check_tells_a_faithful_replay_from_a_broken_one() {
+        let (mut env, mut l) = learner(Some(0.5), false);
+        l.collect(&mut env).unwrap();
+        l.update(3e-3).unwrap();
+        let c = l.cfg.clone();
+        let idx = Tensor::arange(32, (Kind::Int64, Device::Cpu));
+        let factors = l.replay_factors(1, &c).unwrap().get(0);
+        let out = Tensor::zeros([7], (Kind::Float, Device::Cpu));
+        let before = l.adam.snapshot().unwrap();
+        let weights = |l: &Learner| Vec::<f32>::try_from(&l.adam.snapshot().unwrap()[0]).unwrap();
+        let w0 = weights(&l);
+        let replay_on = |idx: Tensor, factors: Tensor, mut out: Tensor| {
+            move |l: &mut Learner| {
+                let r = minibatch_pass(&l.model, &mut l.adam, &l.batch, &idx, &factors, &l.cfg.clone())?;
+                Ok(out.f_copy_(&r)?)
+            }
+        };
+        let mut faithful = replay_on(idx.shallow_clone(), factors.shallow_clone(), out.shallow_clone());
+        l.check_replay(&idx, &factors, &out, &before, &c, &mut faithful).expect("a faithful replay passes");
+        assert_eq!(weights(&l), w0);
+
+        let mut idle = |_: &mut Learner| Ok(());
+        let err = l.check_replay(&idx, &factors, &out, &before, &c, &mut idle).unwrap_err().to_string();
+        assert!(err.contains("a replay's weight changes are"), "{err}");
+        let other = Tensor::arange_start(32, 64, (Kind::Int64, Device::Cpu));
+        let mut stale = replay_on(other, factors.shallow_clone(), out.shallow_clone());
+        let err = l.check_replay(&idx, &factors, &out, &before, &c, &mut stale).unwrap_err().to_string();
+        assert!(err.contains("away from the eager pass's") || err.contains("differ from the eager"), "{err}");
+        let mut failing = |_: &mut Learner| Err(PpoError::Setup("launch failed".into()));
+        let err = l.check_replay(&idx, &factors, &out, &before, &c, &mut failing).unwrap_err().to_string();
+        assert!(err.contains("launch failed"), "{err}");
+        assert_eq!(weights(&l), w0, "the weights are as before after every failed check");
     }
 
     #[test]

@@ -176,7 +176,9 @@ impl Adam {
     /// fills before each replay, and the new moments and weights are written only where
     /// `commit` (a bool device scalar) holds, so that a step that must not be taken (the
     /// `target_kl` stop, decided on the device) leaves everything as it was, bit for bit.
-    /// With `commit` true the result equals [`Adam::step`]'s. The step count is not
+    /// With `commit` true the result equals [`Adam::step`]'s: bit for bit on the CPU, within
+    /// a rounding step on CUDA (whose kernel divides by a host scalar as a product with its
+    /// reciprocal, and by a tensor truly). The step count is not
     /// touched: the caller counts a step that was taken with [`Adam::count_step`].
     ///
     /// # Errors

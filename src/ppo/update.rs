@@ -49,7 +49,7 @@ impl Learner {
         // --- `precision: tf32` on CUDA: the products below on TF32 tensor cores ---
         let _tf32 = device::Tf32Guard::new(self.tf32);
         let minibatches = c.n_epochs * (total as usize).div_ceil(c.batch_size);
-        let factors = if self.graphs_wanted() { Some(self.step_factors(minibatches, &c)?) } else { None };
+        let factors = if self.graphs_wanted() { Some(self.replay_factors(minibatches, &c)?) } else { None };
         self.mark("update: GAE and uploads");
 
         let mut mb_stats: Vec<Tensor> = Vec::with_capacity(minibatches);
