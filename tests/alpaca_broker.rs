@@ -739,8 +739,12 @@ fn daily_loop(dry_run: bool) {
     let env = EnvironmentConfig::default();
     let mut session = Session::new(&env, &agent, live.n_bars() - 1);
     let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let opts =
-        TradeOptions { run: "paper".into(), dry_run, limits: Limits { kill_switch: Some(kill), ..Limits::default() } };
+    let opts = TradeOptions {
+        run: "paper".into(),
+        dry_run,
+        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+        ..TradeOptions::default()
+    };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     check_daily_loop(&alpaca, &summary, dry_run);
 }
@@ -766,6 +770,7 @@ fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() 
         run: "paper".into(),
         dry_run: false,
         limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
+        ..TradeOptions::default()
     };
     let env = EnvironmentConfig::default();
     let mut live = daily_market(&mut broker);
@@ -803,6 +808,53 @@ fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() 
         alpaca.orders().iter().map(|o| o["client_order_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), alpaca.orders().len(), "no id twice at Alpaca");
     assert_eq!(alpaca.posts() - posts, again.sent.len() - found.len(), "only the new orders were posted");
+}
+
+/// A run name used again for a new session (a fresh folder, the same evening) after the
+/// first session's position was closed by hand: the new session's orders carry its own tag,
+/// so it sends and follows them instead of taking the first session's filled order for its
+/// own (which left the account short of what it expected, and stopped it).
+#[test]
+fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    // Each session decides the Jul 1 close; its buy fills at the Jul 2 open; the switch
+    // appears at 10:00 and stops it at the Jul 2 close.
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-02T10:00:00-04:00"))));
+    let env = EnvironmentConfig::default();
+    let session = |broker: &mut AlpacaBroker, tag: &str| {
+        let opts = TradeOptions {
+            run: "reused".into(),
+            session: Some(tag.into()),
+            dry_run: false,
+            limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
+        };
+        let mut live = daily_market(broker);
+        let agent = Alternate(Default::default());
+        let mut session = Session::new(&env, &agent, live.n_bars() - 1);
+        let mut journal = Journal::open(&dir.path().join(format!("{tag}.jsonl"))).unwrap();
+        trade(broker, &mut live, &mut session, &mut journal, &opts).unwrap()
+    };
+    let jul1 = format!("-{}-", et("2024-07-01T00:00:00-04:00"));
+    let first = session(&mut broker, "a1");
+    let ids = |summary: &ploutos::trade::TradeSummary| -> Vec<String> {
+        summary.sent.iter().map(|o| o.request.client_order_id.clone()).filter(|id| id.contains(&jul1)).collect()
+    };
+    assert_eq!(ids(&first), [format!("pl-reused.a1{jul1}AAPL-o")], "{first:?}");
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.positions = json!([]);
+        st.now = Some(et("2024-07-01T18:00:00-04:00"));
+    }
+    std::fs::remove_file(&kill).unwrap();
+    let posts = alpaca.posts();
+    let second = session(&mut broker, "b2");
+    assert_eq!(ids(&second), [format!("pl-reused.b2{jul1}AAPL-o")], "{second:?}");
+    assert_eq!(alpaca.posts() - posts, second.sent.len(), "every order of the new session was posted");
+    assert!(second.stopped.as_deref().unwrap().contains("kill switch"), "{second:?}");
 }
 
 /// The daily loop's decisions, orders and ids (see the tests above).
@@ -905,6 +957,7 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let mut journal = Journal::open(&path).unwrap();
     let opts = TradeOptions {
         run: "hourly".into(),
+        session: Some("h0".into()),
         dry_run: false,
         limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
     };
@@ -1028,6 +1081,7 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     let starts: Vec<&str> = journal.lines().filter(|l| l.contains("\"kind\":\"start\"")).collect();
     assert_eq!(starts.len(), 1, "{journal}");
     assert!(starts[0].contains("\"broker\":\"alpaca-paper\"") && starts[0].contains("\"initial_cash\":10000.25"));
+    assert!(starts[0].contains("\"session\":\""), "a new session journals its tag: {}", starts[0]);
     let stops = journal.lines().filter(|l| l.contains("\"kind\":\"error\"") && l.contains("kill switch"));
     assert_eq!(stops.count(), 2, "the journal records both stops: {journal}");
     let calls = alpaca.state.lock().unwrap().log.len();

@@ -71,7 +71,7 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
     });
     let out = a.out.clone().unwrap_or_else(|| std::path::PathBuf::from("trades").join(&run));
-    let opts = ploutos::trade::TradeOptions { run, dry_run: a.dry_run, limits };
+    let opts = ploutos::trade::TradeOptions { run, session: None, dry_run: a.dry_run, limits };
     if a.broker == "alpaca" {
         alpaca(&a, cfg, scaler, &policy, &out, opts)
     } else {
@@ -149,6 +149,7 @@ fn replay(
         first_bar_time,
         initial_cash: cfg.environment.initial_cash,
         history_since: None,
+        session: None,
     };
     journal.write_synced(&start).with_context(|| format!("cannot write {}", journal_path.display()))?;
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
@@ -178,7 +179,7 @@ fn alpaca(
     scaler: ploutos::features::FeatureScaler,
     policy: &ploutos::ppo::Policy,
     out: &std::path::Path,
-    opts: ploutos::trade::TradeOptions,
+    mut opts: ploutos::trade::TradeOptions,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use ploutos::config::Interval;
@@ -213,9 +214,10 @@ fn alpaca(
     let endpoint = if a.live { "alpaca-live" } else { "alpaca-paper" };
     let resume = match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
         None => None,
-        Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, .. })
+        Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, session, .. })
             if *run == opts.run && broker == endpoint && *dry_run == a.dry_run =>
         {
+            opts.session.clone_from(session);
             Some((*first_bar_time, *initial_cash, *history_since))
         }
         Some(Entry::Start { run, broker, dry_run, .. }) => {
@@ -292,6 +294,8 @@ fn alpaca(
     let mut journal =
         Journal::open(&journal_path).with_context(|| format!("cannot open {}", journal_path.display()))?;
     if resume.is_none() {
+        // A new session's orders carry a tag of their own (see `TradeOptions::session`).
+        opts.session = Some(ploutos::trade::session_tag());
         let entry = Entry::Start {
             time: clock.now,
             run: opts.run.clone(),
@@ -301,6 +305,7 @@ fn alpaca(
             first_bar_time,
             initial_cash,
             history_since: Some(since),
+            session: opts.session.clone(),
         };
         journal.write_synced(&entry).with_context(|| format!("cannot write {}", journal_path.display()))?;
     }

@@ -29,6 +29,10 @@ pub enum Entry {
         /// bars, so that it re-derives the same decisions).
         #[serde(default)]
         history_since: Option<i64>,
+        /// The session's tag in its client order ids ([`super::TradeOptions::session`]);
+        /// absent in journals from before tags and for the replay broker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// The broker's account at a bar close, which the decision at that close reads (not in a
     /// dry run, which decides on the simulated account); a restart decides again from it.

@@ -43,6 +43,6 @@ pub use journal::{Entry, Journal, Replayed};
 pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
-pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, trade};
+pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, session_tag, trade};
 pub use safety::{Limits, Stop};
 pub use session::{PlannedOrder, Session, SessionError, first_decision_bar};

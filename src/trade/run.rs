@@ -104,9 +104,36 @@ impl Paced for ReplayBroker {
 pub struct TradeOptions {
     /// The run's name: part of every client order id.
     pub run: String,
+    /// The session's tag, also part of every client order id ([`TradeOptions::id_name`]):
+    /// drawn when a session starts on a real broker and journaled, so that a resume derives
+    /// the same ids and a new session under a reused run name never takes an earlier
+    /// session's orders at the broker for its own. `None` for sessions journaled before
+    /// tags, whose ids stay as they were.
+    pub session: Option<String>,
     /// Decide and journal, send nothing.
     pub dry_run: bool,
     pub limits: Limits,
+}
+
+impl TradeOptions {
+    /// The name client order ids carry: `<run>.<session tag>`, or the run's alone.
+    pub fn id_name(&self) -> String {
+        match &self.session {
+            Some(tag) => format!("{}.{tag}", self.run),
+            None => self.run.clone(),
+        }
+    }
+}
+
+/// A new session's tag: six random base-36 characters (two billion tags).
+pub fn session_tag() -> String {
+    let mut n = rand::random::<u64>() % 36u64.pow(6);
+    let mut tag = String::with_capacity(6);
+    for _ in 0..6 {
+        tag.push(char::from_digit((n % 36) as u32, 36).unwrap_or('0'));
+        n /= 36;
+    }
+    tag
 }
 
 /// An order sent, with the open time of the bar it is meant to fill at.
@@ -392,7 +419,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
 fn request(opts: &TradeOptions, bar_time: i64, tickers: &[String], order: &PlannedOrder) -> OrderRequest {
     let ticker = &tickers[order.ticker];
     OrderRequest {
-        client_order_id: client_order_id(&opts.run, bar_time, ticker, order.leg),
+        client_order_id: client_order_id(&opts.id_name(), bar_time, ticker, order.leg),
         ticker: ticker.clone(),
         side: order.side,
         quantity: Quantity::Shares(order.shares),
@@ -513,7 +540,12 @@ fn flatten<B: Broker>(
     for position in broker.positions()?.into_iter().filter(|p| tickers.contains(&p.ticker)) {
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
-            client_order_id: client_order_id(&format!("{}-flatten", opts.run), bar_time, &position.ticker, Leg::Close),
+            client_order_id: client_order_id(
+                &format!("{}-flatten", opts.id_name()),
+                bar_time,
+                &position.ticker,
+                Leg::Close,
+            ),
             ticker: position.ticker.clone(),
             side,
             quantity: Quantity::Shares(position.shares.abs()),
@@ -521,4 +553,19 @@ fn flatten<B: Broker>(
         send(broker, journal, bar_time, SentOrder { fill_time, request }, summary)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tags_are_six_base36_characters_in_the_ids() {
+        let (a, b) = (session_tag(), session_tag());
+        assert!(a.len() == 6 && a.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()), "{a}");
+        assert_ne!(a, b, "two sessions, two tags");
+        let opts = TradeOptions { run: "r".into(), session: Some(a.clone()), ..TradeOptions::default() };
+        assert_eq!(opts.id_name(), format!("r.{a}"));
+        assert_eq!(TradeOptions { session: None, ..opts }.id_name(), "r", "journals without a tag keep their ids");
+    }
 }
