@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use ploutos::config::Config;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,10 +20,11 @@ impl Cli {
     /// user mistake gets (clap's usage block is what `--help` is for), and returns 2.
     pub fn parse_args() -> Result<Self, ExitCode> {
         Self::try_parse().map_err(|e| {
-            // `ploutos` alone (or `ploutos sweep`) gets the command list, as `--help`.
+            // `ploutos` alone gets the command list, as `--help`.
             let listing = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
             if e.use_stderr() && !listing {
-                eprintln!("ploutos: error: {}", usage_error_line(&e.render().to_string()));
+                // A closed stderr is no reason to panic.
+                let _ = writeln!(std::io::stderr(), "ploutos: error: {}", usage_error_line(&e.render().to_string()));
             } else {
                 let _ = e.print();
             }

@@ -168,6 +168,50 @@ fn replay(
     Ok(())
 }
 
+/// Where a journal's session resumes (its start entry's).
+#[cfg(feature = "learner")]
+#[derive(Debug, PartialEq)]
+struct Resume {
+    first_bar_time: i64,
+    initial_cash: f64,
+    history_since: Option<i64>,
+    /// The tag its client order ids carry (`None` in a journal from before tags).
+    session: Option<String>,
+}
+
+/// The session `replayed` (read from `path`) holds, to resume: `None` for a journal without
+/// one (a new session starts). A session of another run, endpoint or kind (dry or not) is
+/// refused: its orders are not this one's.
+#[cfg(feature = "learner")]
+fn resume_point(
+    replayed: &ploutos::trade::Replayed,
+    path: &std::path::Path,
+    this_run: &str,
+    endpoint: &str,
+    this_dry_run: bool,
+) -> Result<Option<Resume>, BadArgument> {
+    use ploutos::trade::Entry;
+    match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
+        Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, session, .. })
+            if run == this_run && broker == endpoint && *dry_run == this_dry_run =>
+        {
+            Ok(Some(Resume {
+                first_bar_time: *first_bar_time,
+                initial_cash: *initial_cash,
+                history_since: *history_since,
+                session: session.clone(),
+            }))
+        }
+        Some(Entry::Start { run, broker, dry_run, .. }) => Err(BadArgument(format!(
+            "{} holds the session of run {run} on {broker}{}: this one is {this_run} on {endpoint}{}; pick another --run or --out",
+            path.display(),
+            if *dry_run { " (dry run)" } else { "" },
+            if this_dry_run { " (dry run)" } else { "" },
+        ))),
+        _ => Ok(None),
+    }
+}
+
 /// `--broker alpaca`: daily or session-aligned hourly bars on Alpaca's clock, until stopped
 /// (Ctrl-C, the kill switch, the daily loss). A journal of the same run resumes its
 /// session: the decisions since its first bar are re-derived from the bars and the accounts
@@ -212,34 +256,19 @@ fn alpaca(
     let journal_path = out.join("journal.jsonl");
     let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
     let endpoint = if a.live { "alpaca-live" } else { "alpaca-paper" };
-    let resume = match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
-        None => None,
-        Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, session, .. })
-            if *run == opts.run && broker == endpoint && *dry_run == a.dry_run =>
-        {
-            opts.session.clone_from(session);
-            Some((*first_bar_time, *initial_cash, *history_since))
-        }
-        Some(Entry::Start { run, broker, dry_run, .. }) => {
-            return Err(BadArgument(format!(
-                "{} holds the session of run {run} on {broker}{}: this one is {} on {endpoint}{}; pick another --run or --out",
-                journal_path.display(),
-                if *dry_run { " (dry run)" } else { "" },
-                opts.run,
-                if a.dry_run { " (dry run)" } else { "" },
-            ))
-            .into());
-        }
-        Some(_) => None,
-    };
+    let resume = resume_point(&replayed, &journal_path, &opts.run, endpoint, a.dry_run)?;
+    if let Some(r) = &resume {
+        // The session's orders keep the ids they were sent with.
+        opts.session.clone_from(&r.session);
+    }
     let clock = broker.clock()?;
     let account = broker.account()?;
     if account.trading_blocked {
         return Err(BadArgument("alpaca: trading is blocked on this account".into()).into());
     }
-    let since = match resume {
-        Some((_, _, Some(since))) => since,
-        Some((first, _, None)) => first - HISTORY_DAYS * 86_400,
+    let since = match &resume {
+        Some(Resume { history_since: Some(since), .. }) => *since,
+        Some(r) => r.first_bar_time - HISTORY_DAYS * 86_400,
         None => clock.now - HISTORY_DAYS * 86_400,
     };
     let mut live = LiveMarket::new(tickers.clone(), interval, scaler);
@@ -255,8 +284,8 @@ fn alpaca(
         ))
         .into());
     }
-    let (first_bar_time, initial_cash) = match resume {
-        Some((first, cash, _)) => (first, cash),
+    let (first_bar_time, initial_cash) = match &resume {
+        Some(r) => (r.first_bar_time, r.initial_cash),
         None => {
             if let Some(p) = broker.positions()?.iter().find(|p| tickers.contains(&p.ticker)) {
                 return Err(BadArgument(format!(
@@ -356,4 +385,48 @@ fn write_orders(
         Ok(())
     })
     .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(all(test, feature = "learner"))]
+mod tests {
+    use super::*;
+    use ploutos::trade::{Entry, Journal, Replayed};
+
+    /// A resume takes its journal's session, the tag of its order ids included (a journal
+    /// from before tags: none); another run, endpoint or kind is refused.
+    #[test]
+    fn a_resume_takes_the_journals_session_and_its_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, session: Option<&str>| {
+            let path = dir.path().join(name);
+            let start = Entry::Start {
+                time: 1,
+                run: "r".into(),
+                model: "m".into(),
+                broker: "alpaca-paper".into(),
+                dry_run: false,
+                first_bar_time: 100,
+                initial_cash: 5.0,
+                history_since: Some(7),
+                session: session.map(Into::into),
+            };
+            Journal::open(&path).unwrap().write_synced(&start).unwrap();
+            (Replayed::read(&path).unwrap(), path)
+        };
+        let empty = dir.path().join("none.jsonl");
+        assert_eq!(resume_point(&Replayed::read(&empty).unwrap(), &empty, "r", "alpaca-paper", false).unwrap(), None);
+        let (tagged, path) = read("tagged.jsonl", Some("k3x9a2"));
+        let want =
+            Resume { first_bar_time: 100, initial_cash: 5.0, history_since: Some(7), session: Some("k3x9a2".into()) };
+        assert_eq!(resume_point(&tagged, &path, "r", "alpaca-paper", false).unwrap(), Some(want));
+        let (old, path) = read("old.jsonl", None);
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("session"));
+        assert_eq!(resume_point(&old, &path, "r", "alpaca-paper", false).unwrap().unwrap().session, None);
+        for (run, endpoint, dry_run) in
+            [("s", "alpaca-paper", false), ("r", "alpaca-live", false), ("r", "alpaca-paper", true)]
+        {
+            let err = resume_point(&tagged, &path, run, endpoint, dry_run).unwrap_err().to_string();
+            assert!(err.contains("holds the session of run r on alpaca-paper"), "{err}");
+        }
+    }
 }

@@ -260,7 +260,7 @@ pub(super) fn observe_where_built(
     if input.device() == Device::Cpu && obs_norm.as_ref().is_none_or(|s| s.mean.device() == Device::Cpu) {
         // The rollout's per-step path: rows, statistics and normalization as host loops.
         let mut rows = input.build_host(obs, n)?;
-        let dim = rows.len() / n.max(1);
+        let dim = input.input_dim();
         if let Some(norm) = obs_norm {
             if update {
                 norm.update_rows(&rows, dim)?;

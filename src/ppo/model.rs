@@ -576,19 +576,37 @@ impl InputBuilder {
                 return Err(PpoError::Setup("the index layout's host inputs need the feature table on the CPU".into()));
             }
         };
-        let width = self.table.as_ref().and_then(|t| t.size().get(1).copied()).unwrap_or(0) as usize;
+        let width = self.table_width();
         let n_bars = table.len() / width.max(1);
         let mut rows = Vec::with_capacity(n * (self.state_dim + width));
         for row in obs.chunks_exact(self.obs_dim) {
             let (state, bar) = row.split_at(self.state_dim);
             let b = bar[0];
-            if !(b >= 0.0 && (b as usize) < n_bars && b.fract() == 0.0) {
+            if b.fract() != 0.0 || !b.is_finite() {
+                return Err(PpoError::Setup(format!("bar index {b} is not a whole number")));
+            }
+            if !(b >= 0.0 && (b as usize) < n_bars) {
                 return Err(PpoError::Setup(format!("bar index {b} is outside the feature table's {n_bars} bars")));
             }
             rows.extend_from_slice(state);
             rows.extend_from_slice(&table[b as usize * width..(b as usize + 1) * width]);
         }
         Ok(rows)
+    }
+}
+
+impl InputBuilder {
+    /// The width of the index layout's table rows (0 for the materialized layout).
+    fn table_width(&self) -> usize {
+        self.table.as_ref().and_then(|t| t.size().get(1).copied()).unwrap_or(0) as usize
+    }
+
+    /// The width of the rows [`Self::build`] and [`Self::build_host`] give.
+    pub fn input_dim(&self) -> usize {
+        match self.layout {
+            ObservationLayout::Materialized => self.obs_dim,
+            ObservationLayout::Index => self.state_dim + self.table_width(),
+        }
     }
 }
 
@@ -892,9 +910,13 @@ mod tests {
         // The host builder gives the same rows, and refuses a bar outside the table.
         let host = input.build_host(&obs, 2).expect("host inputs");
         assert_eq!(host, Vec::<f32>::try_from(x.view([-1])).expect("rows"));
+        assert_eq!(input.input_dim(), state_dim + width);
         obs[state_dim] = 50.0;
         let err = input.build_host(&obs, 2).unwrap_err().to_string();
         assert!(err.contains("bar index 50 is outside the feature table's 50 bars"), "{err}");
+        obs[state_dim] = 7.5;
+        let err = input.build_host(&obs, 2).unwrap_err().to_string();
+        assert!(err.contains("bar index 7.5 is not a whole number"), "{err}");
     }
 
     #[test]

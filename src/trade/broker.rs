@@ -52,7 +52,7 @@ pub enum Quantity {
 /// A market order for the next open, as `ploutos trade` sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRequest {
-    /// Derived from (run, bar, ticker, leg) by [`super::client_order_id`]: a broker that
+    /// Derived from (run, session tag, bar, ticker, leg) by [`super::client_order_id`]: a broker that
     /// has seen it refuses a second order with it, so a restart never doubles an order.
     pub client_order_id: String,
     pub ticker: String,

@@ -14,8 +14,8 @@
 //!   for tests, which fills with the env's own fill and fee models; [`alpaca`], Alpaca's
 //!   REST API (feature `alpaca`, part of `cli`), paced by Alpaca's clock for daily bars and
 //!   for hourly ones aligned with the training data's (09:30, 10:30, …).
-//! * [`order_id`]: client order ids derived from (run, bar, ticker, leg), so that a restart
-//!   never doubles an order.
+//! * [`order_id`]: client order ids derived from (run, session tag, bar, ticker, leg), so
+//!   that a restart never doubles an order and a new session never takes an old one's.
 //! * [`journal`]: every decision, order and answer as JSON lines, synced per bar, read back
 //!   at a restart (a line cut by a crash is dropped).
 //! * [`safety`]: the maximum order notional, the maximum daily loss and the kill switch.

@@ -104,7 +104,7 @@ impl Paced for ReplayBroker {
 pub struct TradeOptions {
     /// The run's name: part of every client order id.
     pub run: String,
-    /// The session's tag, also part of every client order id ([`TradeOptions::id_name`]):
+    /// The session's tag, also part of every client order id ([`TradeOptions::id_kept`]):
     /// drawn when a session starts on a real broker and journaled, so that a resume derives
     /// the same ids and a new session under a reused run name never takes an earlier
     /// session's orders at the broker for its own. `None` for sessions journaled before
@@ -116,11 +116,13 @@ pub struct TradeOptions {
 }
 
 impl TradeOptions {
-    /// The name client order ids carry: `<run>.<session tag>`, or the run's alone.
-    pub fn id_name(&self) -> String {
+    /// What client order ids carry after the run's name, never cut: `.<session tag>` (none
+    /// for a journal from before tags) and then `purpose` (`-flatten` for the daily-loss
+    /// stop's orders, empty for the agent's).
+    pub fn id_kept(&self, purpose: &str) -> String {
         match &self.session {
-            Some(tag) => format!("{}.{tag}", self.run),
-            None => self.run.clone(),
+            Some(tag) => format!(".{tag}{purpose}"),
+            None => purpose.to_string(),
         }
     }
 }
@@ -419,7 +421,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
 fn request(opts: &TradeOptions, bar_time: i64, tickers: &[String], order: &PlannedOrder) -> OrderRequest {
     let ticker = &tickers[order.ticker];
     OrderRequest {
-        client_order_id: client_order_id(&opts.id_name(), bar_time, ticker, order.leg),
+        client_order_id: client_order_id(&opts.run, &opts.id_kept(""), bar_time, ticker, order.leg),
         ticker: ticker.clone(),
         side: order.side,
         quantity: Quantity::Shares(order.shares),
@@ -541,7 +543,8 @@ fn flatten<B: Broker>(
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
             client_order_id: client_order_id(
-                &format!("{}-flatten", opts.id_name()),
+                &opts.run,
+                &opts.id_kept("-flatten"),
                 bar_time,
                 &position.ticker,
                 Leg::Close,
@@ -565,7 +568,7 @@ mod tests {
         assert!(a.len() == 6 && a.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()), "{a}");
         assert_ne!(a, b, "two sessions, two tags");
         let opts = TradeOptions { run: "r".into(), session: Some(a.clone()), ..TradeOptions::default() };
-        assert_eq!(opts.id_name(), format!("r.{a}"));
-        assert_eq!(TradeOptions { session: None, ..opts }.id_name(), "r", "journals without a tag keep their ids");
+        assert_eq!(opts.id_kept("-flatten"), format!(".{a}-flatten"));
+        assert_eq!(TradeOptions { session: None, ..opts }.id_kept(""), "", "journals without a tag keep their ids");
     }
 }
