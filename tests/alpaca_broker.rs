@@ -829,8 +829,8 @@ fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
         let opts = TradeOptions {
             run: "reused".into(),
             session: Some(tag.into()),
-            dry_run: false,
             limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
+            ..TradeOptions::default()
         };
         let mut live = daily_market(broker);
         let agent = Alternate(Default::default());
@@ -855,6 +855,49 @@ fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
     assert_eq!(ids(&second), [format!("pl-reused.b2{jul1}AAPL-o")], "{second:?}");
     assert_eq!(alpaca.posts() - posts, second.sent.len(), "every order of the new session was posted");
     assert!(second.stopped.as_deref().unwrap().contains("kill switch"), "{second:?}");
+}
+
+/// A daily session started during Jul 2's session (its first decision at that close) that
+/// died before deciding and is restarted a minute after the close, before Alpaca serves the
+/// bar (the adapter waits `settle`, two minutes): knowing its first bar has ended, it asks
+/// again shortly and decides it, where waiting for the next close would have skipped the
+/// session's first decision.
+#[test]
+fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T10:00:00-04:00"))));
+    alpaca.state.lock().unwrap().now = Some(et("2024-07-02T16:01:00-04:00"));
+    let mut live = daily_market(&mut broker);
+    let jul2 = et("2024-07-02T00:00:00-04:00");
+    assert!(live.times().last().copied() < Some(jul2), "the Jul 2 bar is not served yet");
+    let opts = TradeOptions {
+        run: "late".into(),
+        first_bar_time: Some(jul2),
+        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+        ..TradeOptions::default()
+    };
+    let agent = Alternate(Default::default());
+    let env = EnvironmentConfig::default();
+    let mut session = Session::new(&env, &agent, live.n_bars());
+    let path = dir.path().join("journal.jsonl");
+    let summary = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    let decided: Vec<i64> = ploutos::trade::Replayed::read(&path)
+        .unwrap()
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            ploutos::trade::Entry::Decision { bar_time, .. } => Some(*bar_time),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided.first(), Some(&jul2), "{decided:?}");
+    // Its orders went out at the Jul 3 open and filled; the switch stops it at that close.
+    assert!(!summary.sent.is_empty() && alpaca.orders().iter().all(|o| o["status"] == "filled"), "{summary:?}");
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
 }
 
 /// The daily loop's decisions, orders and ids (see the tests above).
@@ -958,6 +1001,7 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     let opts = TradeOptions {
         run: "hourly".into(),
         session: Some("h0".into()),
+        first_bar_time: Some(first),
         dry_run: false,
         limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
     };

@@ -71,7 +71,7 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
     });
     let out = a.out.clone().unwrap_or_else(|| std::path::PathBuf::from("trades").join(&run));
-    let opts = ploutos::trade::TradeOptions { run, session: None, dry_run: a.dry_run, limits };
+    let opts = ploutos::trade::TradeOptions { run, dry_run: a.dry_run, limits, ..Default::default() };
     if a.broker == "alpaca" {
         alpaca(&a, cfg, scaler, &policy, &out, opts)
     } else {
@@ -314,6 +314,7 @@ fn alpaca(
         }
     };
     cfg.environment.initial_cash = initial_cash;
+    opts.first_bar_time = Some(first_bar_time);
     let start = live.times().partition_point(|&t| t < first_bar_time);
     let mut session = Session::new(&cfg.environment, policy, start);
     // A resumed session decides its earlier bars again on the accounts they were decided on.

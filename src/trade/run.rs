@@ -110,6 +110,12 @@ pub struct TradeOptions {
     /// session's orders at the broker for its own. `None` for sessions journaled before
     /// tags, whose ids stay as they were.
     pub session: Option<String>,
+    /// The open time of the session's first decision bar, which the feed may not have
+    /// served yet (a session started during that bar, or restarted before its first
+    /// decision): once that bar has ended, the loop asks again shortly for it instead of
+    /// waiting for the next close, which would miss it. `None`: the first bar's close is
+    /// waited for.
+    pub first_bar_time: Option<i64>,
     /// Decide and journal, send nothing.
     pub dry_run: bool,
     pub limits: Limits,
@@ -234,6 +240,9 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         let added = live.extend(&bars)?;
         let n = live.n_bars();
         if n == 0 || n - 1 < session.start() {
+            if !first_closed && let Some(first) = opts.first_bar_time {
+                first_closed = broker.has_ended(first)?;
+            }
             if first_closed {
                 wait_for_late_bar(broker, &mut late, live.times().last().copied().unwrap_or_default())?;
             } else if broker.wait_for_close()? {
