@@ -11,7 +11,9 @@
 # trains config/ultimate.ron briefly; compares one update on the CPU and the GPU; runs
 # tests/ppo_learning.rs on the GPU when its release test binary is carried as
 # target/gpu/ppo_learning (`cargo test --release --test ppo_learning --no-run`, then strip
-# it there); lists any graph fallback; and (QUICK=1) runs make train's quick run.
+# it there), and the library's CUDA-only tests when its test binary is carried as
+# target/gpu/ploutos-lib (`cargo test --release --lib --no-run`, stripped); lists any
+# graph fallback; and (QUICK=1) runs make train's quick run.
 set -u
 TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
 export LD_LIBRARY_PATH=$TL
@@ -57,6 +59,10 @@ for other in ["cmp-cuda-fp32", "cmp-cuda-tf32"]:
     worst = max(((got[k].double() - ref[k].double()).norm() / ref[k].double().norm()).item() for k in ref)
     print(f"{other} vs cmp-cpu-fp32 after one update: worst relative weight difference over tensors {worst:.2e}")
 PY
+if [ -x target/gpu/ploutos-lib ]; then
+    echo "== the update graph against the eager update on the GPU (the library's CUDA-only tests)"
+    timeout 120 target/gpu/ploutos-lib --ignored on_cuda 2>&1 | grep -E "^test |test result|panicked|assert"
+fi
 T=$(ls target/gpu/ppo_learning* 2>/dev/null | head -1)
 if [ -n "$T" ]; then
     echo "== tests/ppo_learning.rs on the GPU (planted signal and shuffled control; bf16)"

@@ -64,6 +64,8 @@ pub(crate) struct Learner {
     /// Tests: full minibatches run the captured pass eagerly on any device, to check it
     /// against the eager minibatch.
     pub(super) force_pass: bool,
+    /// Tests: the update runs eagerly even where graphs are on, to compare both on CUDA.
+    pub(super) eager_update: bool,
     /// Normalized inputs of the observations to act on next. `[n_envs, input_dim]`
     pub(super) x: Tensor,
     /// Buffers reused every step: the step's logits on the host `[n_envs, n_tickers, n_actions]`
@@ -160,6 +162,7 @@ impl Learner {
             batch,
             update_graph: None,
             force_pass: false,
+            eager_update: false,
         })
     }
 

@@ -272,7 +272,8 @@ impl Learner {
     /// graphs on, or on any device when a test asks for the captured pass
     /// ([`Learner::force_pass`]).
     pub(super) fn graphs_wanted(&self) -> bool {
-        self.force_pass || (self.device.is_cuda() && (self.update_graph.is_some() || cuda_graph::enabled()))
+        self.force_pass
+            || (!self.eager_update && self.device.is_cuda() && (self.update_graph.is_some() || cuda_graph::enabled()))
     }
 
     /// The factors of the `n` steps this update may take, one row each, on the device:
@@ -438,10 +439,14 @@ mod tests {
     /// A small env and learner (masks on, 3 × 40 samples in minibatches of 32: three full
     /// ones and a remainder of 24 per epoch).
     fn learner(target_kl: Option<f64>, force_pass: bool) -> (TradingEnv, Learner) {
+        learner_on("cpu", target_kl, force_pass)
+    }
+
+    fn learner_on(device: &str, target_kl: Option<f64>, force_pass: bool) -> (TradingEnv, Learner) {
         let mut c = Config::default();
         let t = &mut c.training;
         (t.net_arch, t.n_envs, t.n_steps, t.batch_size, t.n_epochs) = (vec![16, 16], 3, 40, 32, 3);
-        (t.target_kl, t.action_masking, t.threads, t.device) = (target_kl, true, 1, "cpu".into());
+        (t.target_kl, t.action_masking, t.threads, t.device) = (target_kl, true, 1, device.into());
         let market = MarketData::random_walk(600, 3, 55, 5);
         let bounds = EpisodeBounds { first: 60, last: (market.n_bars() - 1) as u32, random_start: true };
         let opts = EnvOptions { threads: 1, action_masks: true, ..EnvOptions::training(3, bounds) };
@@ -490,6 +495,47 @@ mod tests {
                 for (a, b) in p.2.iter().zip(&e.2) {
                     assert!(a == b || a.is_nan() && b.is_nan(), "statistics {:?} vs {:?}", p.2, e.2);
                 }
+            }
+        }
+    }
+
+    /// On CUDA, where the update replays its captured minibatch: the graph is captured (no
+    /// silent fall back to kernel-by-kernel launches) and one update gives the eager
+    /// update's weights and statistics within rounding (the eager step divides by a host
+    /// scalar, which CUDA turns into a product with its reciprocal), with and without a
+    /// `target_kl` stop.
+    #[test]
+    #[ignore = "needs CUDA: scripts/gpu-check.sh runs it"]
+    fn on_cuda_the_update_graph_follows_the_eager_update() {
+        assert!(tch::Cuda::is_available() && cuda_graph::supported(), "needs CUDA and a build with graphs");
+        for (target_kl, lr) in [(None, 3e-3), (Some(2e-3), 3e-2)] {
+            let run = |eager: bool| {
+                let (mut env, mut l) = learner_on("cuda", target_kl, false);
+                l.eager_update = eager;
+                let before = Vec::<f32>::try_from(l.adam.snapshot().unwrap()[0].to(Device::Cpu)).unwrap();
+                l.collect(&mut env).unwrap();
+                let u = l.update(lr).unwrap();
+                let after = Vec::<f32>::try_from(l.adam.snapshot().unwrap()[0].to(Device::Cpu)).unwrap();
+                let stats = [u.policy_loss, u.value_loss, u.entropy, u.approx_kl, u.clip_fraction, u.grad_norm];
+                (before, after, (u.epochs, u.early_stopped, l.adam.steps()), stats, l.update_graph.is_some())
+            };
+            let (w0, eager, eager_steps, eager_stats, _) = run(true);
+            let (_, graph, graph_steps, graph_stats, captured) = run(false);
+            assert!(captured && cuda_graph::enabled(), "the update was captured, target_kl {target_kl:?}");
+            assert_eq!(graph_steps, eager_steps, "epochs, early stop and steps, target_kl {target_kl:?}");
+            let max_abs = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, |m, x| m.max(x.abs()));
+            let moved = max_abs(&mut eager.iter().zip(&w0).map(|(a, b)| f64::from(a - b)));
+            let off = max_abs(&mut graph.iter().zip(&eager).map(|(a, b)| f64::from(a - b)));
+            let scale = max_abs(&mut w0.iter().map(|&w| f64::from(w)));
+            assert!(
+                off <= 1e-3 * moved + 4.0 * f64::from(f32::EPSILON) * scale,
+                "{off:e} of {moved:e}, target_kl {target_kl:?}"
+            );
+            for (a, b) in graph_stats.iter().zip(&eager_stats) {
+                assert!(
+                    (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) || a.is_nan() && b.is_nan(),
+                    "{graph_stats:?} vs {eager_stats:?}"
+                );
             }
         }
     }
