@@ -900,6 +900,50 @@ fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it
     assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
 }
 
+/// A loop restarted in the middle of Jul 2, after the orders of the Jul 1 close went out
+/// and before one of them filled, meets the daily-loss stop: it cancels that order before
+/// it closes the positions, so that nothing fills once the account is meant to be flat.
+#[test]
+fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Leg, Limits, Session, TradeOptions, client_order_id, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Orders do not fill by themselves here (no fill at the open).
+    let (alpaca, mut broker) = daily_setup(true, &dir.path().join("STOP"), Arc::new(AtomicI64::new(i64::MAX)));
+    let jul1 = et("2024-07-01T00:00:00-04:00");
+    let open_id = client_order_id("loss", ".t1", jul1, "AAPL", Leg::Open);
+    broker.submit(&order(&open_id, OrderSide::Buy, Quantity::Shares(5.0))).unwrap();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.now = Some(et("2024-07-02T10:00:00-04:00"));
+        st.account["equity"] = json!("11000");
+        st.positions = json!([{"asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415", "symbol": "AAPL",
+            "exchange": "NASDAQ", "asset_class": "us_equity", "avg_entry_price": "150.25", "qty": "10",
+            "side": "long", "market_value": "1600", "cost_basis": "1502.5", "qty_available": "10"}]);
+    }
+    let mut live = daily_market(&mut broker);
+    assert_eq!(live.times().last(), Some(&jul1));
+    let opts = TradeOptions {
+        run: "loss".into(),
+        session: Some("t1".into()),
+        limits: Limits { max_daily_loss: Some(0.03), ..Limits::default() },
+        ..TradeOptions::default()
+    };
+    let agent = Alternate(Default::default());
+    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
+    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    assert!(summary.stopped.as_deref().unwrap().contains("daily loss"), "{summary:?}");
+    let orders = alpaca.orders();
+    let status = |id: &str| orders.iter().find(|o| o["client_order_id"] == id).map(|o| o["status"].clone());
+    assert_eq!(status(&open_id), Some(json!("canceled")), "{orders:?}");
+    let flatten = client_order_id("loss", ".t1-flatten", jul1, "AAPL", Leg::Close);
+    let sent: Vec<&str> = summary.sent.iter().map(|o| o.request.client_order_id.as_str()).collect();
+    assert_eq!(sent, [flatten.as_str()]);
+    assert_eq!(summary.sent[0].request.side, OrderSide::Sell);
+}
+
 /// The daily loop's decisions, orders and ids (see the tests above).
 fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary, dry_run: bool) {
     use ploutos::market::calendar;

@@ -539,7 +539,13 @@ fn reconcile<B: Broker>(broker: &mut B, tickers: &[String], expected: &[f64]) ->
 
 /// Sends an order closing every position the broker holds in the session's tickers (the
 /// daily-loss stop; positions in other tickers are not the session's).
-fn flatten<B: Broker>(
+///
+/// First it cancels the orders of the decision at `bar_time` that are still open at the
+/// broker: a loop restarted in the bar they were sent in meets the stop right after them,
+/// and what they filled after the positions were read would leave the account holding
+/// shares once flat. A cancel that the broker has not carried out yet is looked at again
+/// a few times before the positions are read.
+fn flatten<B: Paced>(
     broker: &mut B,
     journal: &mut Journal,
     opts: &TradeOptions,
@@ -548,6 +554,31 @@ fn flatten<B: Broker>(
     fill_time: i64,
     summary: &mut TradeSummary,
 ) -> Result<(), TradeError> {
+    let journal_error =
+        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
+    for ticker in tickers {
+        for leg in [Leg::Close, Leg::Open] {
+            let id = client_order_id(&opts.run, &opts.id_kept(""), bar_time, ticker, leg);
+            let Some(state) = broker.order(&id)? else { continue };
+            if state.status.is_final() {
+                continue;
+            }
+            broker.cancel(&id)?;
+            let mut tries = 0;
+            let state = loop {
+                match broker.order(&id)? {
+                    Some(state) if !state.status.is_final() && tries < LATE_DATA_TRIES => {
+                        tries += 1;
+                        broker.wait_briefly()?;
+                    }
+                    state => break state,
+                }
+            };
+            if let Some(state) = state {
+                journal.write_synced(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+            }
+        }
+    }
     for position in broker.positions()?.into_iter().filter(|p| tickers.contains(&p.ticker)) {
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
