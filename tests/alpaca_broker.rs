@@ -53,6 +53,9 @@ struct State {
     /// `daily`, the hour's of `halves`), and move the positions and the cash: a broker
     /// whose market orders fill at the opening print.
     fill_at_open: bool,
+    /// Sessions the exchange called off after the built-in calendar was written: the clock
+    /// skips them (the bars route has none when a test removes them from `daily`).
+    called_off: Vec<chrono::NaiveDate>,
 }
 
 impl State {
@@ -182,12 +185,20 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                 None => json!({"timestamp": "2024-01-02T10:00:00.123456789-05:00", "is_open": true,
                                "next_open": "2024-01-03T09:30:00-05:00", "next_close": "2024-01-02T16:00:00-05:00"}),
                 Some(now) => {
-                    use ploutos::market::nyse;
+                    use ploutos::market::{calendar, nyse};
                     let rfc = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
-                    let (open, close) = nyse::next_session(now);
-                    let is_open = nyse::is_open_at(now);
+                    let off = state.lock().unwrap().called_off.clone();
+                    let session_after = |t: i64| {
+                        let mut session = nyse::next_session(t);
+                        while off.contains(&calendar::ny_date(session.0)) {
+                            session = nyse::next_session(session.1);
+                        }
+                        session
+                    };
+                    let (open, close) = session_after(now);
+                    let is_open = nyse::is_open_at(now) && !off.contains(&calendar::ny_date(now));
                     // Open: the next open is the following session's.
-                    let next_open = if is_open { nyse::next_session(close).0 } else { open };
+                    let next_open = if is_open { session_after(close).0 } else { open };
                     json!({"timestamp": rfc(now), "is_open": is_open, "next_open": rfc(next_open), "next_close": rfc(close)})
                 }
             };
@@ -942,6 +953,43 @@ fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
     let sent: Vec<&str> = summary.sent.iter().map(|o| o.request.client_order_id.as_str()).collect();
     assert_eq!(sent, [flatten.as_str()]);
     assert_eq!(summary.sent[0].request.side, OrderSide::Sell);
+}
+
+/// A session the built-in calendar does not know was called off (Jul 2 here, as a day of
+/// mourning would be): Alpaca's clock skips it, and so does the loop. The decision at the
+/// Jul 1 close fills at the Jul 3 open, sized at that open, where the calendar's Jul 2
+/// would have made the orders "late" at the Jul 3 open and stopped the loop.
+#[test]
+fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clock_does() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let kill = dir.path().join("STOP");
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
+    let jul2 = chrono::NaiveDate::from_ymd_opt(2024, 7, 2).unwrap();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.called_off.push(jul2);
+        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
+    }
+    let mut live = daily_market(&mut broker);
+    let opts = TradeOptions {
+        run: "mourning".into(),
+        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+        ..TradeOptions::default()
+    };
+    let agent = Alternate(Default::default());
+    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
+    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
+    // The Jul 1 decision's buy went out at the Jul 3 open and filled at that open.
+    let jul3_open = et("2024-07-03T09:30:00-04:00");
+    assert!(!summary.sent.is_empty(), "{summary:?}");
+    assert!(summary.sent.iter().all(|o| o.fill_time == jul3_open), "{:?}", summary.sent);
+    assert_eq!(summary.decisions, 1, "only the Jul 1 close before the switch");
+    assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
 }
 
 /// The daily loop's decisions, orders and ids (see the tests above).

@@ -22,7 +22,7 @@ use super::broker::{
     OrderStatus, Quantity,
 };
 use crate::config::Interval;
-use crate::market::calendar::ny_date;
+use crate::market::calendar::{ny_date, ny_datetime};
 use crate::market::nyse;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -708,15 +708,28 @@ impl super::run::Paced for AlpacaBroker {
     }
 
     /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
-    /// of the session, or the next session's open after its last hour.
+    /// of the session, or the next session's open after its last hour. Across sessions,
+    /// Alpaca's clock has the last word while that next session is still ahead: the
+    /// exchange can call a session off after this build's calendar was written (a day of
+    /// mourning), and the clock's next open then skips it.
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
         let end = self
             .bar_end(bar_time)
             .ok_or_else(|| BrokerError::Other(format!("alpaca: no regular session at the bar of {bar_time}")))?;
-        Ok(match nyse::hourly_bar(end).filter(|_| !self.daily()) {
-            Some((start, _)) => start,
-            None => nyse::next_session(end).0,
-        })
+        if let Some((start, _)) = nyse::hourly_bar(end).filter(|_| !self.daily()) {
+            return Ok(start);
+        }
+        let calendar = nyse::next_session(end).0;
+        let clock = self.clock()?;
+        if !clock.is_open && clock.now < calendar && clock.next_open != calendar {
+            tracing::warn!(
+                "alpaca's clock opens the next session at {}, the built-in NYSE calendar at {}: following Alpaca's",
+                ny_datetime(clock.next_open).format("%Y-%m-%d %H:%M %Z"),
+                ny_datetime(calendar).format("%Y-%m-%d %H:%M %Z"),
+            );
+            return Ok(clock.next_open);
+        }
+        Ok(calendar)
     }
 
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
