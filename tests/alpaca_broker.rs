@@ -992,6 +992,56 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
     assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
 }
 
+/// A running daily loop whose buy of the Jul 1 close is still unfilled when the daily loss
+/// trips at the Jul 2 close (a halted ticker): the stop cancels it, the last decision's
+/// order, before it reads the positions.
+#[test]
+fn the_daily_loss_stop_cancels_the_last_decisions_unfilled_order_on_a_running_loop() {
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::{Journal, Leg, Limits, Session, TradeOptions, client_order_id, trade};
+
+    let dir = tempfile::tempdir().unwrap();
+    let alpaca = MockAlpaca::start();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.daily = daily_walk();
+        st.now = Some(et("2024-07-01T18:00:00-04:00"));
+        st.positions = json!([]);
+    }
+    // Nothing fills; the equity falls 11% under the previous close at noon on Jul 2.
+    let state = Arc::clone(&alpaca.state);
+    let mut cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day);
+    cfg.settle = Duration::from_secs(120);
+    let mut broker = AlpacaBroker::new(cfg).with_sleep(move |d| {
+        let mut s = state.lock().unwrap();
+        let now = s.now.unwrap() + d.as_secs() as i64;
+        s.now = Some(now);
+        if now >= et("2024-07-02T12:00:00-04:00") {
+            s.account["equity"] = json!("11000");
+        }
+    });
+    let mut live = daily_market(&mut broker);
+    let opts = TradeOptions {
+        run: "halted".into(),
+        session: Some("t2".into()),
+        limits: Limits { max_daily_loss: Some(0.03), ..Limits::default() },
+        ..TradeOptions::default()
+    };
+    let agent = Alternate(Default::default());
+    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
+    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    assert!(summary.stopped.as_deref().unwrap().contains("daily loss"), "{summary:?}");
+    assert_eq!(summary.decisions, 1, "{summary:?}");
+    let buy = client_order_id("halted", ".t2", et("2024-07-01T00:00:00-04:00"), "AAPL", Leg::Open);
+    let orders = alpaca.orders();
+    assert_eq!(orders.len(), 1, "the buy, and no flatten order for an empty account: {orders:?}");
+    assert_eq!(
+        (orders[0]["client_order_id"].as_str(), orders[0]["status"].as_str()),
+        (Some(buy.as_str()), Some("canceled"))
+    );
+}
+
 /// The daily loop's decisions, orders and ids (see the tests above).
 fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary, dry_run: bool) {
     use ploutos::market::calendar;

@@ -499,6 +499,43 @@ mod tests {
         }
     }
 
+    /// The cases the CUDA comparison runs: (target_kl, learning rate). The second stops at
+    /// its KL limit within its one update (checked on the CPU below).
+    const CUDA_CASES: [(Option<f64>, f64); 2] = [(None, 3e-3), (Some(1e-5), 3e-2)];
+
+    /// One collect and update of the test learner on `device` (the update eager or not).
+    struct OneUpdate {
+        before: Vec<f32>,
+        after: Vec<f32>,
+        /// Epochs, early stop, steps.
+        steps: (usize, bool, u64),
+        stats: [f64; 6],
+        captured: bool,
+    }
+
+    fn one_update(device: &str, eager: bool, (target_kl, lr): (Option<f64>, f64)) -> OneUpdate {
+        let (mut env, mut l) = learner_on(device, target_kl, false);
+        l.eager_update = eager;
+        let weights = |l: &Learner| Vec::<f32>::try_from(l.adam.snapshot().unwrap()[0].to(Device::Cpu)).unwrap();
+        let before = weights(&l);
+        l.collect(&mut env).unwrap();
+        let u = l.update(lr).unwrap();
+        OneUpdate {
+            before,
+            after: weights(&l),
+            steps: (u.epochs, u.early_stopped, l.adam.steps()),
+            stats: [u.policy_loss, u.value_loss, u.entropy, u.approx_kl, u.clip_fraction, u.grad_norm],
+            captured: l.update_graph.is_some(),
+        }
+    }
+
+    #[test]
+    fn the_cuda_comparisons_cases_stop_at_the_kl_limit_or_not() {
+        let [free, limited] = CUDA_CASES.map(|case| one_update("cpu", true, case).steps);
+        assert_eq!(free, (3, false, 12), "three epochs of four minibatches");
+        assert!(limited.1 && limited.2 < 12, "{limited:?}");
+    }
+
     /// On CUDA, where the update replays its captured minibatch: the graph is captured (no
     /// silent fall back to kernel-by-kernel launches) and one update gives the eager
     /// update's weights and statistics within rounding (the eager step divides by a host
@@ -508,34 +545,20 @@ mod tests {
     #[ignore = "needs CUDA: scripts/gpu-check.sh runs it"]
     fn on_cuda_the_update_graph_follows_the_eager_update() {
         assert!(tch::Cuda::is_available() && cuda_graph::supported(), "needs CUDA and a build with graphs");
-        for (target_kl, lr) in [(None, 3e-3), (Some(2e-3), 3e-2)] {
-            let run = |eager: bool| {
-                let (mut env, mut l) = learner_on("cuda", target_kl, false);
-                l.eager_update = eager;
-                let before = Vec::<f32>::try_from(l.adam.snapshot().unwrap()[0].to(Device::Cpu)).unwrap();
-                l.collect(&mut env).unwrap();
-                let u = l.update(lr).unwrap();
-                let after = Vec::<f32>::try_from(l.adam.snapshot().unwrap()[0].to(Device::Cpu)).unwrap();
-                let stats = [u.policy_loss, u.value_loss, u.entropy, u.approx_kl, u.clip_fraction, u.grad_norm];
-                (before, after, (u.epochs, u.early_stopped, l.adam.steps()), stats, l.update_graph.is_some())
-            };
-            let (w0, eager, eager_steps, eager_stats, _) = run(true);
-            let (_, graph, graph_steps, graph_stats, captured) = run(false);
-            assert!(captured && cuda_graph::enabled(), "the update was captured, target_kl {target_kl:?}");
-            assert_eq!(graph_steps, eager_steps, "epochs, early stop and steps, target_kl {target_kl:?}");
+        for case in CUDA_CASES {
+            let eager = one_update("cuda", true, case);
+            let graph = one_update("cuda", false, case);
+            assert!(graph.captured && cuda_graph::enabled(), "the update was captured, {case:?}");
+            assert_eq!(graph.steps, eager.steps, "epochs, early stop and steps, {case:?}");
+            assert_eq!(eager.steps.1, case.0.is_some(), "the KL case stops early, the other not: {case:?}");
             let max_abs = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, |m, x| m.max(x.abs()));
-            let moved = max_abs(&mut eager.iter().zip(&w0).map(|(a, b)| f64::from(a - b)));
-            let off = max_abs(&mut graph.iter().zip(&eager).map(|(a, b)| f64::from(a - b)));
-            let scale = max_abs(&mut w0.iter().map(|&w| f64::from(w)));
-            assert!(
-                off <= 1e-3 * moved + 4.0 * f64::from(f32::EPSILON) * scale,
-                "{off:e} of {moved:e}, target_kl {target_kl:?}"
-            );
-            for (a, b) in graph_stats.iter().zip(&eager_stats) {
-                assert!(
-                    (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) || a.is_nan() && b.is_nan(),
-                    "{graph_stats:?} vs {eager_stats:?}"
-                );
+            let moved = max_abs(&mut eager.after.iter().zip(&eager.before).map(|(a, b)| f64::from(a - b)));
+            let off = max_abs(&mut graph.after.iter().zip(&eager.after).map(|(a, b)| f64::from(a - b)));
+            let scale = max_abs(&mut eager.before.iter().map(|&w| f64::from(w)));
+            assert!(off <= 1e-3 * moved + 4.0 * f64::from(f32::EPSILON) * scale, "{off:e} of {moved:e}, {case:?}");
+            for (a, b) in graph.stats.iter().zip(&eager.stats) {
+                let close = (a - b).abs() <= 1e-3 * a.abs().max(b.abs()) || a.is_nan() && b.is_nan();
+                assert!(close, "{:?} vs {:?}", graph.stats, eager.stats);
             }
         }
     }

@@ -81,6 +81,10 @@ pub trait Paced: Broker {
 /// between two).
 const LATE_DATA_TRIES: u32 = 30;
 
+/// How many times the daily-loss stop looks again at orders it canceled before it closes
+/// the positions (a [`Paced::wait_briefly`] apart: about a minute on Alpaca).
+const CANCEL_TRIES: u32 = 6;
+
 impl Paced for ReplayBroker {
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
         self.bar_after(bar_time)
@@ -280,10 +284,18 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             journal
                 .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
                 .map_err(|e| journal_error(journal, e))?;
+            let mut stopped = stop.to_string();
             if matches!(stop, Stop::DailyLoss { .. }) && !opts.dry_run {
+                // The orders that may still be open: the last decision's, sent at this bar's
+                // open, and (restarted after sending them) this bar's own.
+                let bars: Vec<i64> = decided.into_iter().chain([bar_time]).collect();
+                let open = cancel_open_orders(broker, journal, opts, &tickers, &bars, bar_time)?;
                 flatten(broker, journal, opts, &tickers, bar_time, next_open, summary)?;
+                if !open.is_empty() {
+                    stopped = format!("{stopped}; still open after their cancel: {}", open.join(", "));
+                }
             }
-            summary.stopped = Some(stop.to_string());
+            summary.stopped = Some(stopped);
             return Ok(());
         }
         if !opts.dry_run {
@@ -537,15 +549,65 @@ fn reconcile<B: Broker>(broker: &mut B, tickers: &[String], expected: &[f64]) ->
     Ok(())
 }
 
+/// Cancels the agent's orders of the decisions at `decision_bars` still open at the broker,
+/// before the daily-loss stop closes the positions ([`flatten`]): a halted ticker's, one
+/// filling in parts, or those a loop restarted in the bar they went out in meets the stop
+/// right after. What they filled after the positions were read would leave the account
+/// holding shares once flat. The cancels go out together and are looked at again a few
+/// times; an order still open then is journaled as an error (at `bar_time`) and returned.
+fn cancel_open_orders<B: Paced>(
+    broker: &mut B,
+    journal: &mut Journal,
+    opts: &TradeOptions,
+    tickers: &[String],
+    decision_bars: &[i64],
+    bar_time: i64,
+) -> Result<Vec<String>, TradeError> {
+    let journal_error =
+        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
+    let mut canceled = Vec::new();
+    for &bar in decision_bars {
+        for ticker in tickers {
+            for leg in [Leg::Close, Leg::Open] {
+                let id = client_order_id(&opts.run, &opts.id_kept(""), bar, ticker, leg);
+                if broker.order(&id)?.is_some_and(|state| !state.status.is_final()) {
+                    broker.cancel(&id)?;
+                    canceled.push(id);
+                }
+            }
+        }
+    }
+    let mut open = Vec::new();
+    for tries in 0..=CANCEL_TRIES {
+        open.clear();
+        for id in &canceled {
+            if broker.order(id)?.is_some_and(|state| !state.status.is_final()) {
+                open.push(id.clone());
+            }
+        }
+        if open.is_empty() || tries == CANCEL_TRIES {
+            break;
+        }
+        broker.wait_briefly()?;
+    }
+    for id in &canceled {
+        if let Some(state) = broker.order(id)? {
+            journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+        }
+    }
+    for id in &open {
+        let message = format!("order {id} is still open after its cancel: what it fills stays in the account");
+        journal
+            .write(&Entry::Error { time: bar_time, message, stopped: false })
+            .map_err(|e| journal_error(journal, e))?;
+    }
+    Ok(open)
+}
+
 /// Sends an order closing every position the broker holds in the session's tickers (the
-/// daily-loss stop; positions in other tickers are not the session's).
-///
-/// First it cancels the orders of the decision at `bar_time` that are still open at the
-/// broker: a loop restarted in the bar they were sent in meets the stop right after them,
-/// and what they filled after the positions were read would leave the account holding
-/// shares once flat. A cancel that the broker has not carried out yet is looked at again
-/// a few times before the positions are read.
-fn flatten<B: Paced>(
+/// daily-loss stop, after [`cancel_open_orders`]; positions in other tickers are not the
+/// session's).
+fn flatten<B: Broker>(
     broker: &mut B,
     journal: &mut Journal,
     opts: &TradeOptions,
@@ -554,31 +616,6 @@ fn flatten<B: Paced>(
     fill_time: i64,
     summary: &mut TradeSummary,
 ) -> Result<(), TradeError> {
-    let journal_error =
-        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
-    for ticker in tickers {
-        for leg in [Leg::Close, Leg::Open] {
-            let id = client_order_id(&opts.run, &opts.id_kept(""), bar_time, ticker, leg);
-            let Some(state) = broker.order(&id)? else { continue };
-            if state.status.is_final() {
-                continue;
-            }
-            broker.cancel(&id)?;
-            let mut tries = 0;
-            let state = loop {
-                match broker.order(&id)? {
-                    Some(state) if !state.status.is_final() && tries < LATE_DATA_TRIES => {
-                        tries += 1;
-                        broker.wait_briefly()?;
-                    }
-                    state => break state,
-                }
-            };
-            if let Some(state) = state {
-                journal.write_synced(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-            }
-        }
-    }
     for position in broker.positions()?.into_iter().filter(|p| tickers.contains(&p.ticker)) {
         let side = if position.shares > 0.0 { OrderSide::Sell } else { OrderSide::Buy };
         let request = OrderRequest {
