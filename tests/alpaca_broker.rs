@@ -56,6 +56,9 @@ struct State {
     /// Sessions the exchange called off after the built-in calendar was written: the clock
     /// skips them (the bars route has none when a test removes them from `daily`).
     called_off: Vec<chrono::NaiveDate>,
+    /// Cancels leave orders `pending_cancel` (a broker slow to carry them out) instead of
+    /// canceling them.
+    pending_cancels: bool,
 }
 
 impl State {
@@ -345,13 +348,14 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         ("DELETE", p) if p.starts_with("/v2/orders/") => {
             let id = p.trim_start_matches("/v2/orders/").to_string();
             let mut st = state.lock().unwrap();
+            let pending = st.pending_cancels;
             match st.orders.iter_mut().find(|o| o["id"] == id.as_str()) {
                 Some(o) if o["status"] == "filled" => {
                     drop(st);
                     respond(request, 422, &json!({"code": 42210000, "message": "order is not cancelable"}), None)
                 }
                 Some(o) => {
-                    o["status"] = json!("canceled");
+                    o["status"] = json!(if pending { "pending_cancel" } else { "canceled" });
                     drop(st);
                     respond(request, 204, &Value::Null, None)
                 }
@@ -912,10 +916,10 @@ fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it
 }
 
 /// A loop restarted in the middle of Jul 2, after the orders of the Jul 1 close went out
-/// and before one of them filled, meets the daily-loss stop: it cancels that order before
-/// it closes the positions, so that nothing fills once the account is meant to be flat.
-#[test]
-fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
+/// and before one of them filled, that meets the daily-loss stop, with a broker whose
+/// cancels complete at once or never (`pending_cancel`): the stop's summary, the Jul 1
+/// order's id and status at the mock, and the journal.
+fn daily_loss_after_a_restart(pending_cancels: bool) -> (ploutos::trade::TradeSummary, String, Value, String) {
     use ploutos::config::EnvironmentConfig;
     use ploutos::trade::{Journal, Leg, Limits, Session, TradeOptions, client_order_id, trade};
 
@@ -928,6 +932,7 @@ fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
     {
         let mut st = alpaca.state.lock().unwrap();
         st.now = Some(et("2024-07-02T10:00:00-04:00"));
+        st.pending_cancels = pending_cancels;
         st.account["equity"] = json!("11000");
         st.positions = json!([{"asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415", "symbol": "AAPL",
             "exchange": "NASDAQ", "asset_class": "us_equity", "avg_entry_price": "150.25", "qty": "10",
@@ -943,16 +948,37 @@ fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
     };
     let agent = Alternate(Default::default());
     let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
-    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let summary = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
     assert!(summary.stopped.as_deref().unwrap().contains("daily loss"), "{summary:?}");
-    let orders = alpaca.orders();
-    let status = |id: &str| orders.iter().find(|o| o["client_order_id"] == id).map(|o| o["status"].clone());
-    assert_eq!(status(&open_id), Some(json!("canceled")), "{orders:?}");
+    // The positions are closed either way.
     let flatten = client_order_id("loss", ".t1-flatten", jul1, "AAPL", Leg::Close);
     let sent: Vec<&str> = summary.sent.iter().map(|o| o.request.client_order_id.as_str()).collect();
     assert_eq!(sent, [flatten.as_str()]);
     assert_eq!(summary.sent[0].request.side, OrderSide::Sell);
+    let status = alpaca.orders().iter().find(|o| o["client_order_id"] == open_id.as_str()).unwrap()["status"].clone();
+    (summary, open_id, status, std::fs::read_to_string(&path).unwrap())
+}
+
+/// The daily-loss stop of a restarted loop cancels the bar's open order before it closes
+/// the positions, so that nothing fills once the account is meant to be flat.
+#[test]
+fn the_daily_loss_stop_cancels_the_bars_open_orders_before_it_flattens() {
+    let (summary, _, status, _) = daily_loss_after_a_restart(false);
+    assert_eq!(status, json!("canceled"));
+    assert!(!summary.stopped.unwrap().contains("still open"));
+}
+
+/// A cancel the broker does not carry out within the stop's minute of looking again: the
+/// positions are closed all the same, and the order is named in the stop's line and
+/// journaled as an error.
+#[test]
+fn an_order_still_open_after_its_cancel_is_named_in_the_daily_loss_stop() {
+    let (summary, id, status, journal) = daily_loss_after_a_restart(true);
+    assert_eq!(status, json!("pending_cancel"));
+    let stopped = summary.stopped.unwrap();
+    assert!(stopped.contains(&format!("still open after their cancel: {id}")), "{stopped}");
+    assert!(journal.contains(&format!("order {id} is still open after its cancel")), "{journal}");
 }
 
 /// A session the built-in calendar does not know was called off (Jul 2 here, as a day of
