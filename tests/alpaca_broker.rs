@@ -738,10 +738,25 @@ fn et(s: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
 }
 
+/// Trades `live` from its bar `start` with the [`Alternate`] agent on the default account,
+/// journaling to `journal`: the loop as `ploutos trade` runs it after its set-up.
+fn trade_alternate(
+    broker: &mut AlpacaBroker,
+    live: &mut ploutos::trade::LiveMarket,
+    start: usize,
+    opts: &ploutos::trade::TradeOptions,
+    journal: &std::path::Path,
+) -> ploutos::trade::TradeSummary {
+    let agent = Alternate(Default::default());
+    let env = ploutos::config::EnvironmentConfig::default();
+    let mut session = ploutos::trade::Session::new(&env, &agent, start);
+    let mut journal = ploutos::trade::Journal::open(journal).unwrap();
+    ploutos::trade::trade(broker, live, &mut session, &mut journal, opts).unwrap()
+}
+
 fn daily_loop(dry_run: bool) {
-    use ploutos::config::EnvironmentConfig;
     use ploutos::market::calendar;
-    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+    use ploutos::trade::{Limits, TradeOptions};
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
@@ -750,17 +765,14 @@ fn daily_loop(dry_run: bool) {
     let mut live = daily_market(&mut broker);
     let newest = *live.times().last().unwrap();
     assert_eq!(newest, calendar::ny_midnight(chrono::NaiveDate::from_ymd_opt(2024, 7, 1).unwrap()));
-    let agent = Alternate(Default::default());
-    let env = EnvironmentConfig::default();
-    let mut session = Session::new(&env, &agent, live.n_bars() - 1);
-    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
     let opts = TradeOptions {
         run: "paper".into(),
         dry_run,
         limits: Limits { kill_switch: Some(kill), ..Limits::default() },
         ..TradeOptions::default()
     };
-    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    let start = live.n_bars() - 1;
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("journal.jsonl"));
     check_daily_loop(&alpaca, &summary, dry_run);
 }
 
@@ -831,15 +843,13 @@ fn a_daily_run_resumed_during_the_session_finds_its_filled_orders_and_goes_on() 
 /// own (which left the account short of what it expected, and stopped it).
 #[test]
 fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+    use ploutos::trade::{Limits, TradeOptions};
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
     // Each session decides the Jul 1 close; its buy fills at the Jul 2 open; the switch
     // appears at 10:00 and stops it at the Jul 2 close.
     let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-02T10:00:00-04:00"))));
-    let env = EnvironmentConfig::default();
     let session = |broker: &mut AlpacaBroker, tag: &str| {
         let opts = TradeOptions {
             run: "reused".into(),
@@ -848,10 +858,8 @@ fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
             ..TradeOptions::default()
         };
         let mut live = daily_market(broker);
-        let agent = Alternate(Default::default());
-        let mut session = Session::new(&env, &agent, live.n_bars() - 1);
-        let mut journal = Journal::open(&dir.path().join(format!("{tag}.jsonl"))).unwrap();
-        trade(broker, &mut live, &mut session, &mut journal, &opts).unwrap()
+        let start = live.n_bars() - 1;
+        trade_alternate(broker, &mut live, start, &opts, &dir.path().join(format!("{tag}.jsonl")))
     };
     let jul1 = format!("-{}-", et("2024-07-01T00:00:00-04:00"));
     let first = session(&mut broker, "a1");
@@ -879,8 +887,7 @@ fn a_new_session_under_a_reused_run_name_sends_its_own_orders() {
 /// session's first decision.
 #[test]
 fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it() {
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+    use ploutos::trade::{Limits, TradeOptions};
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
@@ -895,11 +902,9 @@ fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it
         limits: Limits { kill_switch: Some(kill), ..Limits::default() },
         ..TradeOptions::default()
     };
-    let agent = Alternate(Default::default());
-    let env = EnvironmentConfig::default();
-    let mut session = Session::new(&env, &agent, live.n_bars());
     let path = dir.path().join("journal.jsonl");
-    let summary = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    let start = live.n_bars();
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &path);
     let decided: Vec<i64> = ploutos::trade::Replayed::read(&path)
         .unwrap()
         .entries
@@ -920,8 +925,7 @@ fn a_session_restarted_after_its_first_close_before_the_bar_is_served_decides_it
 /// cancels complete at once or never (`pending_cancel`): the stop's summary, the Jul 1
 /// order's id and status at the mock, and the journal.
 fn daily_loss_after_a_restart(pending_cancels: bool) -> (ploutos::trade::TradeSummary, String, Value, String) {
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Leg, Limits, Session, TradeOptions, client_order_id, trade};
+    use ploutos::trade::{Leg, Limits, TradeOptions, client_order_id};
 
     let dir = tempfile::tempdir().unwrap();
     // Orders do not fill by themselves here (no fill at the open).
@@ -946,10 +950,9 @@ fn daily_loss_after_a_restart(pending_cancels: bool) -> (ploutos::trade::TradeSu
         limits: Limits { max_daily_loss: Some(0.03), ..Limits::default() },
         ..TradeOptions::default()
     };
-    let agent = Alternate(Default::default());
-    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
     let path = dir.path().join("journal.jsonl");
-    let summary = trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    let start = live.n_bars() - 1;
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &path);
     assert!(summary.stopped.as_deref().unwrap().contains("daily loss"), "{summary:?}");
     // The positions are closed either way.
     let flatten = client_order_id("loss", ".t1-flatten", jul1, "AAPL", Leg::Close);
@@ -987,8 +990,7 @@ fn an_order_still_open_after_its_cancel_is_named_in_the_daily_loss_stop() {
 /// would have made the orders "late" at the Jul 3 open and stopped the loop.
 #[test]
 fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clock_does() {
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Limits, Session, TradeOptions, trade};
+    use ploutos::trade::{Limits, TradeOptions};
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
@@ -1005,10 +1007,8 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
         limits: Limits { kill_switch: Some(kill), ..Limits::default() },
         ..TradeOptions::default()
     };
-    let agent = Alternate(Default::default());
-    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
-    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    let start = live.n_bars() - 1;
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("journal.jsonl"));
     assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
     // The Jul 1 decision's buy went out at the Jul 3 open and filled at that open.
     let jul3_open = et("2024-07-03T09:30:00-04:00");
@@ -1023,8 +1023,7 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
 /// order, before it reads the positions.
 #[test]
 fn the_daily_loss_stop_cancels_the_last_decisions_unfilled_order_on_a_running_loop() {
-    use ploutos::config::EnvironmentConfig;
-    use ploutos::trade::{Journal, Leg, Limits, Session, TradeOptions, client_order_id, trade};
+    use ploutos::trade::{Leg, Limits, TradeOptions, client_order_id};
 
     let dir = tempfile::tempdir().unwrap();
     let alpaca = MockAlpaca::start();
@@ -1053,10 +1052,8 @@ fn the_daily_loss_stop_cancels_the_last_decisions_unfilled_order_on_a_running_lo
         limits: Limits { max_daily_loss: Some(0.03), ..Limits::default() },
         ..TradeOptions::default()
     };
-    let agent = Alternate(Default::default());
-    let mut session = Session::new(&EnvironmentConfig::default(), &agent, live.n_bars() - 1);
-    let mut journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
+    let start = live.n_bars() - 1;
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("journal.jsonl"));
     assert!(summary.stopped.as_deref().unwrap().contains("daily loss"), "{summary:?}");
     assert_eq!(summary.decisions, 1, "{summary:?}");
     let buy = client_order_id("halted", ".t2", et("2024-07-01T00:00:00-04:00"), "AAPL", Leg::Open);

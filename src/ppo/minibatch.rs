@@ -365,11 +365,8 @@ impl Learner {
     }
 
     /// From the weights `before`, the pass run eagerly on `idx` and `factors` and one
-    /// `replay` (which writes `out`) must agree: the weights' change, both moments and the
-    /// statistics within [`CHECK_TOLERANCE`] of their scale (a capture that reads stale
-    /// inputs or misses kernels is off by far more; the same kernels on another stream may
-    /// round differently), the step taken or not alike. The weights are as `before`
-    /// afterwards, whatever happened.
+    /// `replay` (which writes `out`) must agree ([`replay_agrees`]). The weights are as
+    /// `before` afterwards, whatever happened.
     fn check_replay(
         &mut self,
         idx: &Tensor,
@@ -379,54 +376,56 @@ impl Learner {
         c: &TrainingConfig,
         replay: &mut dyn FnMut(&mut Self) -> Result<(), PpoError>,
     ) -> Result<(), PpoError> {
-        let checked = self.compare_replay(idx, factors, out, before, c, replay);
+        let runs = (|| {
+            self.adam.restore(before)?;
+            let eager = minibatch_pass(&self.model, &mut self.adam, &self.batch, idx, factors, c)?;
+            let eager_state = self.adam.snapshot()?;
+            self.adam.restore(before)?;
+            replay(self)?;
+            Ok::<_, PpoError>((eager, eager_state, self.adam.snapshot()?))
+        })();
         let restored = self.adam.restore(before);
-        checked?;
-        restored
+        let (eager, eager_state, replayed) = runs?;
+        restored?;
+        replay_agrees(before, (&eager_state, &eager), (&replayed, out))
     }
+}
 
-    fn compare_replay(
-        &mut self,
-        idx: &Tensor,
-        factors: &Tensor,
-        out: &Tensor,
-        before: &[Tensor; 3],
-        c: &TrainingConfig,
-        replay: &mut dyn FnMut(&mut Self) -> Result<(), PpoError>,
-    ) -> Result<(), PpoError> {
-        self.adam.restore(before)?;
-        let eager = minibatch_pass(&self.model, &mut self.adam, &self.batch, idx, factors, c)?;
-        let eager_state = self.adam.snapshot()?;
-        self.adam.restore(before)?;
-        replay(self)?;
-        let replayed = self.adam.snapshot()?;
-        let host = |t: &Tensor| -> Result<Vec<f64>, PpoError> {
-            Ok(Vec::<f64>::try_from(t.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?.f_reshape([-1])?)?)
-        };
-        let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let w0 = host(&before[0])?;
-        for (k, name) in ["weight changes", "first moments", "second moments"].iter().enumerate() {
-            let (mut e, mut r) = (host(&eager_state[k])?, host(&replayed[k])?);
-            if k == 0 {
-                e.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
-                r.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
-            }
-            let off = max_abs(&e.iter().zip(&r).map(|(a, b)| a - b).collect::<Vec<_>>());
-            let scale = max_abs(&e);
-            if off.is_nan() || off > CHECK_TOLERANCE * scale + 4.0 * f64::from(f32::EPSILON) * max_abs(&w0) {
-                return Err(PpoError::Setup(format!(
-                    "a replay's {name} are {off:.3e} away from the eager pass's (of scale {scale:.3e})"
-                )));
-            }
+/// Whether a replay's weights, moments and statistics (`replayed`, from the weights
+/// `before`) agree with the eager pass's (`eager`): the weights' change, both moments and
+/// the statistics within [`CHECK_TOLERANCE`] of their scale (a capture that reads stale
+/// inputs or misses kernels is off by far more; the same kernels on another stream may
+/// round differently), the step taken or not alike.
+fn replay_agrees(
+    before: &[Tensor; 3],
+    (eager_state, eager): (&[Tensor; 3], &Tensor),
+    (replayed, out): (&[Tensor; 3], &Tensor),
+) -> Result<(), PpoError> {
+    let host = |t: &Tensor| -> Result<Vec<f64>, PpoError> {
+        Ok(Vec::<f64>::try_from(t.f_to_kind(Kind::Double)?.f_to(Device::Cpu)?.f_reshape([-1])?)?)
+    };
+    let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let w0 = host(&before[0])?;
+    for (k, name) in ["weight changes", "first moments", "second moments"].iter().enumerate() {
+        let (mut e, mut r) = (host(&eager_state[k])?, host(&replayed[k])?);
+        if k == 0 {
+            e.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
+            r.iter_mut().zip(&w0).for_each(|(x, w)| *x -= w);
         }
-        let (e, r) = (host(&eager)?, host(out)?);
-        let agree =
-            |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= CHECK_TOLERANCE * a.abs().max(b.abs());
-        if !e.iter().zip(&r).all(|(&a, &b)| agree(a, b)) {
-            return Err(PpoError::Setup(format!("a replay's statistics {r:?} differ from the eager pass's {e:?}")));
+        let off = max_abs(&e.iter().zip(&r).map(|(a, b)| a - b).collect::<Vec<_>>());
+        let scale = max_abs(&e);
+        if off.is_nan() || off > CHECK_TOLERANCE * scale + 4.0 * f64::from(f32::EPSILON) * max_abs(&w0) {
+            return Err(PpoError::Setup(format!(
+                "a replay's {name} are {off:.3e} away from the eager pass's (of scale {scale:.3e})"
+            )));
         }
-        Ok(())
     }
+    let (e, r) = (host(eager)?, host(out)?);
+    let agree = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= CHECK_TOLERANCE * a.abs().max(b.abs());
+    if !e.iter().zip(&r).all(|(&a, &b)| agree(a, b)) {
+        return Err(PpoError::Setup(format!("a replay's statistics {r:?} differ from the eager pass's {e:?}")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

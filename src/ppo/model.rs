@@ -533,13 +533,7 @@ impl InputBuilder {
     /// [`PpoError::Setup`] when `obs` is not `n × obs_dim` long; a torch error for a bar
     /// index outside the table.
     pub fn build(&self, obs: &[f32], n: usize, device: Device) -> Result<Tensor, PpoError> {
-        if obs.len() != n * self.obs_dim {
-            return Err(PpoError::Setup(format!(
-                "observations: expected {n} × {} floats, got {}",
-                self.obs_dim,
-                obs.len()
-            )));
-        }
+        self.check_rows(obs, n)?;
         let rows = Tensor::f_from_slice(obs)?.f_view([n as i64, self.obs_dim as i64])?.f_to(device)?;
         match (&self.layout, &self.table) {
             (ObservationLayout::Index, Some(table)) => {
@@ -562,13 +556,7 @@ impl InputBuilder {
     /// [`PpoError::Setup`] when `obs` is not `n × obs_dim` long, the builder is not on the
     /// CPU, or a bar index is outside the table.
     pub fn build_host(&self, obs: &[f32], n: usize) -> Result<Vec<f32>, PpoError> {
-        if obs.len() != n * self.obs_dim {
-            return Err(PpoError::Setup(format!(
-                "observations: expected {n} × {} floats, got {}",
-                self.obs_dim,
-                obs.len()
-            )));
-        }
+        self.check_rows(obs, n)?;
         let table = match (self.layout, &self._features) {
             (ObservationLayout::Materialized, _) => return Ok(obs.to_vec()),
             (ObservationLayout::Index, Some(table)) if self.device == Device::Cpu => table,
@@ -596,6 +584,18 @@ impl InputBuilder {
 }
 
 impl InputBuilder {
+    /// `obs` must be `n` observation rows.
+    fn check_rows(&self, obs: &[f32], n: usize) -> Result<(), PpoError> {
+        if obs.len() != n * self.obs_dim {
+            return Err(PpoError::Setup(format!(
+                "observations: expected {n} × {} floats, got {}",
+                self.obs_dim,
+                obs.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// The width of the index layout's table rows (0 for the materialized layout).
     fn table_width(&self) -> usize {
         self.table.as_ref().and_then(|t| t.size().get(1).copied()).unwrap_or(0) as usize

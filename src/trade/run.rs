@@ -577,23 +577,21 @@ fn cancel_open_orders<B: Paced>(
             }
         }
     }
-    let mut open = Vec::new();
+    // The canceled orders' last states: looked at again until all are final, or give up.
+    let mut states = Vec::with_capacity(canceled.len());
     for tries in 0..=CANCEL_TRIES {
-        open.clear();
+        states.clear();
         for id in &canceled {
-            if broker.order(id)?.is_some_and(|state| !state.status.is_final()) {
-                open.push(id.clone());
-            }
+            states.extend(broker.order(id)?);
         }
-        if open.is_empty() || tries == CANCEL_TRIES {
+        if states.iter().all(|s| s.status.is_final()) || tries == CANCEL_TRIES {
             break;
         }
         broker.wait_briefly()?;
     }
-    for id in &canceled {
-        if let Some(state) = broker.order(id)? {
-            journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
-        }
+    let open: Vec<String> = states.iter().filter(|s| !s.status.is_final()).map(|s| s.client_order_id.clone()).collect();
+    for state in states {
+        journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
     }
     for id in &open {
         let message = format!("order {id} is still open after its cancel: what it fills stays in the account");
