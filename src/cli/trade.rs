@@ -318,9 +318,7 @@ fn alpaca(
     let start = live.times().partition_point(|&t| t < first_bar_time);
     let mut session = Session::new(&cfg.environment, policy, start);
     // A resumed session decides its earlier bars again on the accounts they were decided on.
-    for (bar_time, account) in replayed.accounts() {
-        session.set_account(bar_time, account);
-    }
+    session.restore(&replayed);
     let mut journal =
         Journal::open(&journal_path).with_context(|| format!("cannot open {}", journal_path.display()))?;
     if resume.is_none() {

@@ -4,7 +4,7 @@
 //! on reading), and a restart reads it back to know which orders it already sent.
 
 use super::broker::{OrderRequest, OrderState};
-use super::broker_account::AccountSnapshot;
+use super::broker_account::{AccountSnapshot, Holding};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -36,7 +36,14 @@ pub enum Entry {
     },
     /// The broker's account at a bar close, which the decision at that close reads (not in a
     /// dry run, which decides on the simulated account); a restart decides again from it.
-    Account { bar_time: i64, account: AccountSnapshot },
+    Account {
+        bar_time: i64,
+        account: AccountSnapshot,
+        /// The broker's positions in the model's tickers, where an order of the session
+        /// filled in part and they are not the env's ([`super::Session::set_holdings`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holdings: Option<Vec<Holding>>,
+    },
     /// The agent's action for one ticker at a bar close, and the order it means (signed
     /// shares, 0 for none).
     Decision { bar_time: i64, ticker: String, action: u8, shares: f64 },
@@ -178,11 +185,12 @@ impl Replayed {
         self.sent_ids().difference(&answered).copied().collect()
     }
 
-    /// The broker's account at each bar close the journal recorded, oldest first: a
-    /// restart gives them to the session ([`super::Session::set_account`]).
-    pub fn accounts(&self) -> impl Iterator<Item = (i64, AccountSnapshot)> + '_ {
+    /// The broker's account at each bar close the journal recorded, oldest first, with its
+    /// positions where they were not the env's: a restart gives them to the session
+    /// ([`super::Session::set_account`], [`super::Session::set_holdings`]).
+    pub fn accounts(&self) -> impl Iterator<Item = (i64, AccountSnapshot, Option<&[Holding]>)> + '_ {
         self.entries.iter().filter_map(|e| match e {
-            Entry::Account { bar_time, account } => Some((*bar_time, *account)),
+            Entry::Account { bar_time, account, holdings } => Some((*bar_time, *account, holdings.as_deref())),
             _ => None,
         })
     }

@@ -38,7 +38,7 @@ pub use broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
     OrderStatus, Quantity,
 };
-pub use broker_account::{AccountSnapshot, BrokerAccountPlugin, CASH_TOLERANCE};
+pub use broker_account::{AccountSnapshot, BrokerAccountPlugin, CASH_TOLERANCE, Holding};
 pub use journal::{Entry, Journal, Replayed};
 pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};

@@ -11,9 +11,14 @@
 //!    missed closes): stop, since the orders of the missed bars were never sent;
 //! 2. the kill switch and the daily loss (equity against the broker's previous close):
 //!    stop, after flattening for the daily loss;
-//! 3. decide ([`super::session::Session::decide`]) on the broker's account (cash, previous
-//!    close's equity, day trades: [`super::broker_account`]), journaled first (not with
-//!    `dry_run`, which decides on the simulated account);
+//! 3. settle the previous decision's orders, which filled at this bar's open (not with
+//!    `dry_run`): one still open is cancelled (a market order the book could not fill
+//!    whole); when one filled in part, the broker's positions must be the env's but for
+//!    what went unfilled (otherwise stop, as at step 5), and they replace the env's from
+//!    this close on ([`super::session::Session::set_holdings`]);
+//!    decide ([`super::session::Session::decide`]) on the broker's account (cash, previous
+//!    close's equity, day trades, those positions: [`super::broker_account`]), journaled
+//!    first (not with `dry_run`, which decides on the simulated account);
 //! 4. wait for the open of the bar after this one ([`Paced::next_bar_open`], from the bar,
 //!    not from the clock: a run resumed in the middle of that bar still fills in it; the
 //!    kill switch is checked again: a decision and its orders can be a night apart), read
@@ -190,6 +195,13 @@ pub enum TradeError {
     /// No bar arrived after a close.
     #[error("no new bar after the bar at {0}: the feed is late or down")]
     NoNewBar(i64),
+    /// Orders of the session still open at the broker after their cancel: the account is
+    /// still moving.
+    #[error(
+        "{} still open at the broker after its cancel at the bar's close: the account is still moving (see to it at the broker, then resume)",
+        .0.join(", ")
+    )]
+    StillOpen(Vec<String>),
     /// Several bars arrived at once after a decision: the loop missed closes.
     #[error(
         "{0} bars arrived at once after the bar at {1}: the orders of the bars in between were never sent, so the account no longer follows the agent (start a new run)"
@@ -288,8 +300,16 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             if matches!(stop, Stop::DailyLoss { .. }) && !opts.dry_run {
                 // The orders that may still be open: the last decision's, sent at this bar's
                 // open, and (restarted after sending them) this bar's own.
-                let bars: Vec<i64> = decided.into_iter().chain([bar_time]).collect();
-                let open = cancel_open_orders(broker, journal, opts, &tickers, &bars, bar_time)?;
+                let mut ids = Vec::new();
+                for bar in decided.into_iter().chain([bar_time]) {
+                    for ticker in &tickers {
+                        ids.extend(
+                            [Leg::Close, Leg::Open]
+                                .map(|leg| client_order_id(&opts.run, &opts.id_kept(""), bar, ticker, leg)),
+                        );
+                    }
+                }
+                let open = settle(broker, journal, &ids, bar_time)?.open;
                 flatten(broker, journal, opts, &tickers, bar_time, next_open, summary)?;
                 if !open.is_empty() {
                     stopped = format!("{stopped}; still open after their cancel: {}", open.join(", "));
@@ -298,15 +318,21 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             summary.stopped = Some(stopped);
             return Ok(());
         }
-        if !opts.dry_run {
+        if !opts.dry_run && !session.has_account(bar_time) {
             // The decision reads the broker's account (a dry run's, the simulated one: the
             // broker's does not follow orders that are never sent).
             // A bar decided before a restart keeps the account it was decided on.
+            let (holdings, looked) = settle_fills(broker, journal, opts, session, live, bar_time, next_open)?;
+            // The previous decision's orders may have filled (or been cancelled) since the
+            // account was read: the decision reads it as they left it.
+            let account = if looked { broker.account()? } else { account.clone() };
             let snapshot = AccountSnapshot::from(&account);
-            if session.set_account(bar_time, snapshot) {
-                let entry = Entry::Account { bar_time, account: snapshot };
-                journal.write(&entry).map_err(|e| journal_error(journal, e))?;
+            session.set_account(bar_time, snapshot);
+            if let Some(held) = &holdings {
+                session.set_holdings(bar_time, held);
             }
+            let entry = Entry::Account { bar_time, account: snapshot, holdings };
+            journal.write(&entry).map_err(|e| journal_error(journal, e))?;
         }
         let actions = session.decide(live, next_open)?.to_vec();
         decided = Some(bar_time);
@@ -549,40 +575,49 @@ fn reconcile<B: Broker>(broker: &mut B, tickers: &[String], expected: &[f64]) ->
     Ok(())
 }
 
-/// Cancels the agent's orders of the decisions at `decision_bars` still open at the broker,
-/// before the daily-loss stop closes the positions ([`flatten`]): a halted ticker's, one
-/// filling in parts, or those a loop restarted in the bar they went out in meets the stop
-/// right after. What they filled after the positions were read would leave the account
-/// holding shares once flat. The cancels go out together and are looked at again a few
-/// times; an order still open then is journaled as an error (at `bar_time`) and returned.
-fn cancel_open_orders<B: Paced>(
+/// What [`settle`] found of a set of orders.
+struct Settled {
+    /// The latest state of each order the broker has.
+    states: Vec<OrderState>,
+    /// Those it cancelled (their last states journaled).
+    canceled: Vec<String>,
+    /// Those still open after their cancel (journaled as errors).
+    open: Vec<String>,
+}
+
+/// Cancels the orders of `ids` still open at the broker and looks at them again a few
+/// times until they are final: before the daily-loss stop closes the positions
+/// ([`flatten`]: a halted ticker's order, one filling in parts, or those a loop restarted
+/// in the bar they went out in meets the stop right after; what they filled after the
+/// positions were read would leave the account holding shares once flat), and before a
+/// decision reads the positions the previous decision's orders made ([`settle_fills`]).
+/// The cancels go out together; an order still open after [`CANCEL_TRIES`] looks is
+/// journaled as an error (at `bar_time`).
+fn settle<B: Paced>(
     broker: &mut B,
     journal: &mut Journal,
-    opts: &TradeOptions,
-    tickers: &[String],
-    decision_bars: &[i64],
+    ids: &[String],
     bar_time: i64,
-) -> Result<Vec<String>, TradeError> {
+) -> Result<Settled, TradeError> {
     let journal_error =
         |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
-    let mut canceled = Vec::new();
-    for &bar in decision_bars {
-        for ticker in tickers {
-            for leg in [Leg::Close, Leg::Open] {
-                let id = client_order_id(&opts.run, &opts.id_kept(""), bar, ticker, leg);
-                if broker.order(&id)?.is_some_and(|state| !state.status.is_final()) {
-                    broker.cancel(&id)?;
-                    canceled.push(id);
-                }
-            }
+    let (mut states, mut canceled) = (Vec::new(), Vec::new());
+    for id in ids {
+        let Some(state) = broker.order(id)? else { continue };
+        if !state.status.is_final() {
+            broker.cancel(id)?;
+            canceled.push(id.clone());
         }
+        states.push(state);
     }
     // The canceled orders' last states: looked at again until all are final, or give up.
-    let mut states = Vec::with_capacity(canceled.len());
     for tries in 0..=CANCEL_TRIES {
-        states.clear();
-        for id in &canceled {
-            states.extend(broker.order(id)?);
+        for state in &mut states {
+            if canceled.contains(&state.client_order_id)
+                && let Some(now) = broker.order(&state.client_order_id)?
+            {
+                *state = now;
+            }
         }
         if states.iter().all(|s| s.status.is_final()) || tries == CANCEL_TRIES {
             break;
@@ -590,8 +625,8 @@ fn cancel_open_orders<B: Paced>(
         broker.wait_briefly()?;
     }
     let open: Vec<String> = states.iter().filter(|s| !s.status.is_final()).map(|s| s.client_order_id.clone()).collect();
-    for state in states {
-        journal.write(&Entry::Answer { state }).map_err(|e| journal_error(journal, e))?;
+    for state in states.iter().filter(|s| canceled.contains(&s.client_order_id)) {
+        journal.write(&Entry::Answer { state: state.clone() }).map_err(|e| journal_error(journal, e))?;
     }
     for id in &open {
         let message = format!("order {id} is still open after its cancel: what it fills stays in the account");
@@ -599,11 +634,95 @@ fn cancel_open_orders<B: Paced>(
             .write(&Entry::Error { time: bar_time, message, stopped: false })
             .map_err(|e| journal_error(journal, e))?;
     }
-    Ok(open)
+    Ok(Settled { states, canceled, open })
+}
+
+/// At the close of the bar that opened at `bar_time`, before the decision: the orders of
+/// the previous decision, which filled at this bar's open, are settled ([`settle`]: one
+/// still open is cancelled, and one still open after that stops the loop). When one of
+/// them filled in part, the broker's positions must be the env's but for what the orders
+/// left unfilled; they are returned for the session to take from this close on, and each
+/// order filled in part is journaled. Filled in part: some shares, or none before the
+/// loop's cancel; an order the broker does not have, or dropped with nothing filled
+/// (rejected, expired), counts as filled whole, as the env filled it, and the positions
+/// then stop the loop. `None` when every order filled whole (the next open's check
+/// compares the positions). Also returns whether there were orders to look at.
+fn settle_fills<B: Paced, A: Agent + ?Sized>(
+    broker: &mut B,
+    journal: &mut Journal,
+    opts: &TradeOptions,
+    session: &mut Session<'_, A>,
+    live: &LiveMarket,
+    bar_time: i64,
+    next_open: i64,
+) -> Result<(Option<Vec<super::Holding>>, bool), TradeError> {
+    let (fills, before) = session.filled_at_newest(live, next_open)?;
+    if fills.is_empty() {
+        return Ok((None, false));
+    }
+    let journal_error =
+        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
+    let tickers = live.tickers();
+    let decision = live.times()[live.n_bars() - 2];
+    let ids: Vec<String> = fills.iter().map(|order| request(opts, decision, tickers, order).client_order_id).collect();
+    let settled = settle(broker, journal, &ids, bar_time)?;
+    if !settled.open.is_empty() {
+        return Err(TradeError::StillOpen(settled.open));
+    }
+    let mut expected = before;
+    let mut short = Vec::new();
+    for (order, id) in fills.iter().zip(&ids) {
+        let sign = if order.side == OrderSide::Buy { 1.0 } else { -1.0 };
+        let filled = match settled.states.iter().find(|s| &s.client_order_id == id) {
+            Some(state) => {
+                let asked = match state.quantity {
+                    Quantity::Shares(q) => q,
+                    Quantity::Notional(_) => order.shares,
+                };
+                let cut = state.filled_shares > 0.0 || settled.canceled.contains(id);
+                if cut && state.filled_shares < asked * (1.0 - 1e-9) {
+                    short.push((state, asked));
+                    state.filled_shares
+                } else {
+                    order.shares
+                }
+            }
+            None => order.shares,
+        };
+        expected[order.ticker] += sign * filled;
+    }
+    if short.is_empty() {
+        return Ok((None, true));
+    }
+    let held = broker.positions()?;
+    let mut holdings = Vec::with_capacity(tickers.len());
+    for (ticker, &want) in tickers.iter().zip(&expected) {
+        let mine: Vec<_> = held.iter().filter(|p| &p.ticker == ticker).collect();
+        let shares = mine.iter().map(|p| p.shares).sum::<f64>();
+        if (shares - want).abs() > 1e-6 * want.abs().max(1.0) {
+            return Err(TradeError::Mismatch { ticker: ticker.clone(), broker: shares, expected: want });
+        }
+        let avg_cost = mine.first().map_or(0.0, |p| p.avg_cost);
+        holdings.push(super::Holding { shares, avg_cost });
+    }
+    for (state, want) in short {
+        let message = format!(
+            "order {} filled {} of {want} shares ({:?}): the session goes on from the broker's positions",
+            state.client_order_id, state.filled_shares, state.status
+        );
+        tracing::warn!("{message}");
+        if !settled.canceled.contains(&state.client_order_id) {
+            journal.write(&Entry::Answer { state: state.clone() }).map_err(|e| journal_error(journal, e))?;
+        }
+        journal
+            .write(&Entry::Error { time: bar_time, message, stopped: false })
+            .map_err(|e| journal_error(journal, e))?;
+    }
+    Ok((Some(holdings), true))
 }
 
 /// Sends an order closing every position the broker holds in the session's tickers (the
-/// daily-loss stop, after [`cancel_open_orders`]; positions in other tickers are not the
+/// daily-loss stop, after [`settle`]; positions in other tickers are not the
 /// session's).
 fn flatten<B: Broker>(
     broker: &mut B,

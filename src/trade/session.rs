@@ -8,7 +8,8 @@
 //!
 //! 1. **At a bar's close** ([`Session::decide`]): the replay reaches the newest bar's
 //!    observation and the agent acts on it (deterministically). A restart re-derives every
-//!    earlier action the same way, so nothing but the session's first bar has to be kept.
+//!    earlier action the same way, so nothing but the session's first bar and the broker's
+//!    accounts (and positions) at the closes decided have to be kept (the journal's).
 //! 2. **At the next bar's open** ([`Session::orders`]): with the opening prices known, the
 //!    replay executes that decision as a backtest would (market rules, sells before buys,
 //!    buys sized from the cash the sells left at these prices, whole shares, fees): the
@@ -17,13 +18,16 @@
 //! The account in the replay is the broker's wherever the broker reported one
 //! ([`Session::set_account`], [`super::broker_account`]): the agent observes the real cash,
 //! previous-close equity and day-trade count, and the orders are sized from the real cash.
-//! A bar without a report (a dry run) keeps the simulated account.
+//! A bar without a report (a dry run) keeps the simulated account. Where the broker filled
+//! an order in part, its positions replace the env's from that close on
+//! ([`Session::set_holdings`]).
 //!
 //! A replay costs `O(bars since the first decision)` env steps (microseconds each); the
 //! features are never recomputed ([`super::live::LiveMarket`]).
 
 use super::broker::{MarketClock, OrderSide};
-use super::broker_account::{AccountSnapshot, BrokerAccountPlugin};
+use super::broker_account::{AccountSnapshot, BrokerAccountPlugin, Holding};
+use super::journal::Replayed;
 use super::live::LiveMarket;
 use super::order_id::Leg;
 use crate::backtest::{Agent, ReplayResult, replay_config, replay_extended};
@@ -77,13 +81,54 @@ pub struct Session<'a, A: Agent + ?Sized> {
     actions: Vec<u8>,
     /// The broker's account at bar closes, by bar time.
     accounts: BTreeMap<i64, AccountSnapshot>,
+    /// The broker's positions at bar closes where they are not the env's, by bar time.
+    holdings: BTreeMap<i64, Arc<[Holding]>>,
 }
 
 impl<'a, A: Agent + ?Sized> Session<'a, A> {
     /// A session whose first decision is at live bar `start`, with `cfg`'s costs and rules
     /// (as a backtest replays them) and `cfg.initial_cash` as the starting account.
     pub fn new(cfg: &EnvironmentConfig, agent: &'a A, start: usize) -> Self {
-        Self { cfg: cfg.clone(), agent, start, actions: Vec::new(), accounts: BTreeMap::new() }
+        Self {
+            cfg: cfg.clone(),
+            agent,
+            start,
+            actions: Vec::new(),
+            accounts: BTreeMap::new(),
+            holdings: BTreeMap::new(),
+        }
+    }
+
+    /// A resumed session's accounts and positions at the bars it decided before, as its
+    /// journal recorded them: it decides those bars again on them.
+    pub fn restore(&mut self, journal: &Replayed) {
+        for (bar_time, account, holdings) in journal.accounts() {
+            self.set_account(bar_time, account);
+            if let Some(held) = holdings {
+                self.set_holdings(bar_time, held);
+            }
+        }
+    }
+
+    /// Whether the broker's account at the close of the bar that opened at `bar_time` is
+    /// set already.
+    pub fn has_account(&self, bar_time: i64) -> bool {
+        self.accounts.contains_key(&bar_time)
+    }
+
+    /// The broker's positions in the model's tickers (in their order) at the close of the
+    /// bar that opened at `bar_time`, where an order of the session filled in part: the
+    /// replay puts them in place of the env's from that close on
+    /// ([`super::broker_account`]). The first report of a bar stands; returns whether
+    /// this one is the first.
+    pub fn set_holdings(&mut self, bar_time: i64, held: &[Holding]) -> bool {
+        match self.holdings.entry(bar_time) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(held.into());
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
+        }
     }
 
     /// The broker's account at the close of the bar that opened at `bar_time`: the replay
@@ -114,9 +159,11 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         let cfg = replay_config(&self.cfg, None, newest + 2 - self.start);
         let by_bar: Arc<[Option<AccountSnapshot>]> =
             live.times().iter().map(|t| self.accounts.get(t).copied()).chain(std::iter::once(None)).collect();
+        let holdings: Arc<[Option<Arc<[Holding]>>]> =
+            live.times().iter().map(|t| self.holdings.get(t).cloned()).chain(std::iter::once(None)).collect();
         let extend = |app: &mut bevy_app::App| {
-            if by_bar.iter().any(Option::is_some) {
-                app.add_plugins(BrokerAccountPlugin { by_bar: by_bar.clone() });
+            if by_bar.iter().any(Option::is_some) || holdings.iter().any(Option::is_some) {
+                app.add_plugins(BrokerAccountPlugin { by_bar: by_bar.clone(), holdings: holdings.clone() });
             }
         };
         // The env runs as when the decisions were taken (with the masks when the agent
@@ -152,7 +199,16 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
     pub fn decide(&mut self, live: &LiveMarket, next_time: i64) -> Result<&[u8], SessionError> {
         let d = live.tickers().len();
         let newest = self.newest(live)?;
-        if self.decided(d) < newest + 1 - self.start {
+        self.decide_through(live, next_time, newest)?;
+        let i = (newest - self.start) * d;
+        Ok(&self.actions[i..i + d])
+    }
+
+    /// Decides every bar of `live` up to `last` not decided yet (a later bar holds in the
+    /// replay, and stays undecided).
+    fn decide_through(&mut self, live: &LiveMarket, next_time: i64, last: usize) -> Result<(), SessionError> {
+        let d = live.tickers().len();
+        if self.decided(d) < last + 1 - self.start {
             let decided_before = self.actions.len();
             let masked = self.agent.action_masks();
             let (agent, start) = (self.agent, self.start);
@@ -162,6 +218,10 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
                 let i = (t - start) * d;
                 if let Some(a) = recorded.get(i..i + d) {
                     out.copy_from_slice(a);
+                    return;
+                }
+                if t > last {
+                    out.fill(0);
                     return;
                 }
                 let chosen =
@@ -184,8 +244,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
             }
             result?;
         }
-        let i = (newest - self.start) * d;
-        Ok(&self.actions[i..i + d])
+        Ok(())
     }
 
     /// The orders of the newest decision, filled by the env at `opens` (the next bar's
@@ -206,22 +265,63 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         if self.decided(d) != newest + 1 - self.start {
             return Err(SessionError::NotDecided);
         }
-        let (start, recorded) = (self.start, &self.actions);
-        let actor = |t: usize, _obs: &[f32], _masks: &[bool], out: &mut [u8]| {
-            out.copy_from_slice(&recorded[(t - start) * d..(t - start + 1) * d]);
+        let result = self.replay(live, next_time, Some(opens), self.recorded_actor(d))?;
+        Ok(self.fills_at(live, &result, newest + 1))
+    }
+
+    /// The env's fills at the newest bar of `live` (the orders of the decision at the bar
+    /// before, as they were sent), in the order the env filled them, and every position
+    /// before them; none at the session's first bar. The bars before the newest not decided
+    /// yet (after a restart) are decided first. `next_time` as for [`Session::decide`].
+    ///
+    /// # Errors
+    /// [`SessionError`] when the env cannot replay or the agent fails.
+    pub fn filled_at_newest(
+        &mut self,
+        live: &LiveMarket,
+        next_time: i64,
+    ) -> Result<(Vec<PlannedOrder>, Vec<f64>), SessionError> {
+        let d = live.tickers().len();
+        let newest = self.newest(live)?;
+        if newest == self.start {
+            return Ok((Vec::new(), vec![0.0; d]));
+        }
+        self.decide_through(live, next_time, newest - 1)?;
+        let result = self.replay(live, next_time, None, self.recorded_actor(d))?;
+        Ok(self.fills_at(live, &result, newest))
+    }
+
+    /// An actor that replays the recorded actions, and holds at a bar not decided yet.
+    fn recorded_actor(&self, d: usize) -> impl FnMut(usize, &[f32], &[bool], &mut [u8]) + '_ {
+        move |t: usize, _obs: &[f32], _masks: &[bool], out: &mut [u8]| {
+            let i = (t - self.start) * d;
+            match self.actions.get(i..i + d) {
+                Some(a) => out.copy_from_slice(a),
+                None => out.fill(0),
+            }
+        }
+    }
+
+    /// The fills of `result` at live bar `fill_bar` as orders, and every position before
+    /// them: the broker's where the session has them at a close before ([`Session::set_holdings`]),
+    /// plus the env's fills since.
+    fn fills_at(&self, live: &LiveMarket, result: &ReplayResult, fill_bar: usize) -> (Vec<PlannedOrder>, Vec<f64>) {
+        let times = live.times();
+        let upto = times.get(fill_bar).copied().unwrap_or(i64::MAX);
+        let adopted = self.holdings.range(..upto).next_back().map(|(t, h)| (times.partition_point(|x| x < t), h));
+        let (from, mut held) = match adopted {
+            // Put in place at that bar's close, after its fills.
+            Some((bar, h)) => (bar + 1, h.iter().map(|h| h.shares).collect()),
+            None => (0, vec![0.0; live.tickers().len()]),
         };
-        let result = self.replay(live, next_time, Some(opens), actor)?;
-        // Trades come in time order: the ones before the fill bar make the positions.
-        let fill_bar = newest as u32 + 1;
-        let (earlier, now): (Vec<&TradeRecord>, Vec<&TradeRecord>) =
-            result.trades.iter().partition(|t| t.bar < fill_bar);
-        let mut held = vec![0.0; d];
-        for trade in earlier {
+        for trade in result.trades.iter().filter(|t| (from..fill_bar).contains(&(t.bar as usize))) {
             held[usize::from(trade.ticker)] += signed(trade);
         }
         let before = held.clone();
-        let orders = now
-            .into_iter()
+        let orders = result
+            .trades
+            .iter()
+            .filter(|t| t.bar as usize == fill_bar)
             .map(|trade| {
                 let k = usize::from(trade.ticker);
                 let order = planned(trade, held[k]);
@@ -229,7 +329,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
                 order
             })
             .collect();
-        Ok((orders, before))
+        (orders, before)
     }
 }
 
