@@ -14,6 +14,7 @@
 # it there), and the library's CUDA-only tests when its test binary is carried as
 # target/gpu/ploutos-lib (`cargo test --release --lib --no-run`, stripped); lists any
 # graph fallback; and (QUICK=1) runs make train's quick run.
+# Exit status: 1 when a test binary failed (its full output is in $O), else 0.
 set -u
 TL=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
 export LD_LIBRARY_PATH=$TL
@@ -24,6 +25,16 @@ mkdir -p "$O"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
 SEED="--net 1024,512,256 --envs 16 --n-steps 4096 --batch 8192 --epochs 20"
 WIDE="--net 1024,512,256 --envs 1024 --n-steps 256 --batch 8192 --epochs 20"
+FAILED=""
+# Runs a test binary into $O/<label>.txt, shows the lines matching <pattern>, and notes a
+# failure (the exit status at the end) instead of losing it in a pipe.
+tests() { # label pattern command...
+    local label=$1 pattern=$2; shift 2
+    "$@" > "$O/$label.txt" 2>&1
+    local rc=$?
+    grep -E "$pattern" "$O/$label.txt"
+    [ $rc -eq 0 ] || { echo "!! $label failed (exit $rc): $O/$label.txt"; FAILED="$FAILED $label"; }
+}
 bench() { # label binary precision shape [extra]
     local label=$1 bin=$2 p=$3 shape=$4; shift 4
     timeout 150 $bin bench --train $shape --repeat 3 --set training.device=cuda --set training.precision=$p \
@@ -61,14 +72,15 @@ for other in ["cmp-cuda-fp32", "cmp-cuda-tf32"]:
 PY
 if [ -x target/gpu/ploutos-lib ]; then
     echo "== the update graph against the eager update on the GPU (the library's CUDA-only tests)"
-    timeout 120 target/gpu/ploutos-lib --ignored on_cuda 2>&1 | grep -E "^test |test result|panicked|assert"
+    tests lib-on-cuda "^test |test result|panicked|assert" timeout 120 target/gpu/ploutos-lib --ignored on_cuda
 fi
 T=$(ls target/gpu/ppo_learning* 2>/dev/null | head -1)
 if [ -n "$T" ]; then
     echo "== tests/ppo_learning.rs on the GPU (planted signal and shuffled control; bf16)"
-    PLOUTOS_TEST_DEVICE=cuda timeout 120 $T --nocapture 2>&1 | grep -E "shuffle=|test result|panicked"
+    PLOUTOS_TEST_DEVICE=cuda tests ppo-learning-bf16 "shuffle=|test result|panicked" timeout 120 $T --nocapture
     echo "== the same with tf32"
-    PLOUTOS_TEST_DEVICE=cuda PLOUTOS_TEST_PRECISION=tf32 timeout 120 $T --nocapture ppo_learns 2>&1 | grep -E "shuffle=|test result|panicked"
+    PLOUTOS_TEST_DEVICE=cuda PLOUTOS_TEST_PRECISION=tf32 tests ppo-learning-tf32 "shuffle=|test result|panicked" \
+        timeout 120 $T --nocapture ppo_learns
 fi
 echo "== config/ultimate.ron (the seed's config, precision auto), 1,048,576 timesteps"
 timeout 90 $B train --config config/ultimate.ron --set training.total_timesteps=1048576 \
@@ -82,7 +94,13 @@ if [ "${SEED_ONLY:-0}" != 1 ]; then
 fi
 echo "== graph fallbacks (none expected):"
 grep -h "CUDA graphs are off" "$O"/*.txt | sort | uniq -c
-[ "${QUICK:-0}" = 1 ] || exit 0
+finish() {
+    [ -z "$FAILED" ] && exit 0
+    echo "!! failed:$FAILED"
+    exit 1
+}
+[ "${QUICK:-0}" = 1 ] || finish
 echo "== config/default.ron, make train's quick run (6M timesteps), precision auto"
 timeout 240 $B train --config config/default.ron --set 'training.run_name=Some("gpu-quick")' 2>&1 \
     | grep -E "^eval @|done after" | sed -n '1p;10p;$p'
+finish
