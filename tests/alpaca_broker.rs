@@ -1007,7 +1007,7 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
     let mut live = daily_market(&mut broker);
     let opts = TradeOptions {
         run: "mourning".into(),
-        limits: Limits { kill_switch: Some(kill), ..Limits::default() },
+        limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
         ..TradeOptions::default()
     };
     let start = live.n_bars() - 1;
@@ -1018,6 +1018,25 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
     assert!(!summary.sent.is_empty(), "{summary:?}");
     assert!(summary.sent.iter().all(|o| o.fill_time == jul3_open), "{:?}", summary.sent);
     assert_eq!(summary.decisions, 1, "only the Jul 1 close before the switch");
+    assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+
+    // A run started at 10:00 on Jul 2 itself, in the hours the calendar still gives that
+    // session: it decides the Jul 1 close at once, and its orders wait for the Jul 3 open
+    // too (by the calendar, they were for Jul 2's and late at Jul 3's).
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.called_off.push(jul2);
+        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
+        st.now = Some(et("2024-07-02T10:00:00-04:00"));
+    }
+    std::fs::remove_file(&kill).unwrap();
+    let mut live = daily_market(&mut broker);
+    let start = live.n_bars() - 1;
+    let opts = TradeOptions { run: "mourning-day".into(), ..opts };
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("day.jsonl"));
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
+    assert!(!summary.sent.is_empty() && summary.sent.iter().all(|o| o.fill_time == jul3_open), "{summary:?}");
     assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
 }
 

@@ -711,8 +711,8 @@ impl super::run::Paced for AlpacaBroker {
     /// of the session, or the next session's open after its last hour. Across sessions,
     /// Alpaca's clock has the last word while that next session is still ahead: the
     /// exchange can call a session off after this build's calendar was written (a day of
-    /// mourning), and the clock's next open then skips it. (A run started or restarted on
-    /// such a day itself still goes by the calendar and stops with one line.)
+    /// mourning), and the clock's next open then skips it, also for a run started during
+    /// that day's hours (by the calendar).
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
         let end = self
             .bar_end(bar_time)
@@ -720,10 +720,12 @@ impl super::run::Paced for AlpacaBroker {
         if let Some((start, _)) = nyse::hourly_bar(end).filter(|_| !self.daily()) {
             return Ok(start);
         }
-        let calendar = nyse::next_session(end).0;
+        let (calendar, calendar_close) = nyse::next_session(end);
         let clock = self.clock()?;
         // Only later: a session the calendar lacks would have no bars the adapter keeps.
-        if !clock.is_open && clock.now < calendar && clock.next_open > calendar {
+        // Before that session's close by the calendar, and closed by the clock: before its
+        // open, or during hours the exchange called off.
+        if !clock.is_open && clock.now < calendar_close && clock.next_open > calendar {
             tracing::warn!(
                 "alpaca's clock opens the next session at {}, the built-in NYSE calendar at {}: following Alpaca's",
                 ny_datetime(clock.next_open).format("%Y-%m-%d %H:%M %Z"),
