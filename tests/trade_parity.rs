@@ -620,13 +620,15 @@ struct Partial<'a> {
     canceled: bool,
     /// The order expires with nothing filled, without a cancel.
     dead: Option<ploutos::trade::OrderState>,
+    /// Cancels never take: the order stays partially filled.
+    stuck: bool,
     /// A manual buy sent beside the partial order: (ticker, shares).
     manual: Option<(String, f64)>,
 }
 
 impl Partial<'_> {
     fn new(inner: &mut ReplayBroker) -> Partial<'_> {
-        Partial { inner, last: usize::MAX, target: None, canceled: false, dead: None, manual: None }
+        Partial { inner, last: usize::MAX, target: None, canceled: false, dead: None, stuck: false, manual: None }
     }
 }
 
@@ -675,7 +677,7 @@ impl Broker for Partial<'_> {
     }
     fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
         if self.target.as_ref().is_some_and(|(t, _, _)| t == id) {
-            self.canceled = true;
+            self.canceled = !self.stuck;
         }
         self.inner.cancel(id)
     }
@@ -805,6 +807,15 @@ fn a_partial_fill_is_taken_from_the_broker_and_the_session_goes_on() {
         all.extend(again.sent.into_iter().filter(|o| !first.sent.contains(o)));
         assert_eq!(all, summary.sent, "the resumed session decides on the broker's positions (crash at {crash})");
     }
+
+    // The rest of the order cannot be cancelled: the loop stops, naming it.
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut partial = Partial { stuck: true, ..Partial::new(&mut broker) };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let journal = &mut Journal::open(&dir.path().join("s.jsonl")).unwrap();
+    let err = trade(&mut partial, &mut live, &mut session, journal, &options("part")).unwrap_err();
+    assert!(matches!(&err, TradeError::StillOpen(ids) if *ids == [target.clone()]), "{err}");
+    assert!(err.to_string().contains("still open"), "{err}");
 
     // The order expires with nothing filled, without the loop's cancel: not a partial
     // fill, the account no longer follows the agent.
