@@ -62,6 +62,9 @@ struct State {
     /// With `fill_at_open`, the next order fills this share of its shares (rounded down)
     /// and stays `partially_filled` until it is cancelled: a book too thin for it.
     fill_part: Option<f64>,
+    /// Assets Alpaca describes otherwise than as an active, tradable, fractionable,
+    /// shortable, easy-to-borrow name (`/v2/assets/{symbol}`), by symbol.
+    assets: Vec<Value>,
 }
 
 impl State {
@@ -177,6 +180,19 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         return respond(request, 401, &json!({"code": 40110000, "message": "request is not authorized"}), None);
     }
     match (method.as_str(), path.as_str()) {
+        ("GET", p) if p.starts_with("/v2/assets/") => {
+            let symbol = p.trim_start_matches("/v2/assets/").to_string();
+            let found = state.lock().unwrap().assets.iter().find(|a| a["symbol"] == symbol.as_str()).cloned();
+            if found.as_ref().is_some_and(|a| a["missing"] == true) {
+                return respond(request, 404, &json!({"code": 40410000, "message": "asset not found"}), None);
+            }
+            let asset = found.unwrap_or_else(|| {
+                json!({"id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415", "class": "us_equity", "exchange": "NASDAQ",
+                       "symbol": symbol, "name": symbol, "status": "active", "tradable": true, "marginable": true,
+                       "shortable": true, "easy_to_borrow": true, "fractionable": true})
+            });
+            respond(request, 200, &asset, None)
+        }
         ("GET", "/v2/account") => {
             let body = state.lock().unwrap().account.clone();
             respond(request, 200, &body, None)
@@ -419,6 +435,36 @@ fn reads_the_account_positions_and_clock() {
     // A blocked account says so.
     alpaca.state.lock().unwrap().account["account_blocked"] = json!(true);
     assert!(broker.account().unwrap().trading_blocked);
+}
+
+/// Alpaca's description of a name, and what a model's env config cannot trade in it.
+#[test]
+fn assets_say_which_orders_alpaca_would_reject() {
+    use ploutos::trade::alpaca::asset_refusal;
+    let alpaca = MockAlpaca::start();
+    alpaca.state.lock().unwrap().assets = vec![
+        json!({"symbol": "BRK.A", "status": "active", "tradable": true, "fractionable": false,
+               "shortable": false, "easy_to_borrow": false}),
+        json!({"symbol": "ZZZZ", "missing": true}),
+    ];
+    let mut broker = alpaca.broker(PATIENT);
+    let aapl = broker.asset("AAPL").unwrap();
+    assert!(aapl.tradable && aapl.fractionable && aapl.shortable && aapl.easy_to_borrow);
+    let berkshire = broker.asset("BRK.A").unwrap();
+    assert!(!berkshire.fractionable && !berkshire.shortable);
+    let err = broker.asset("ZZZZ").unwrap_err().to_string();
+    assert!(err.contains("alpaca has no asset ZZZZ"), "{err}");
+
+    // (fractional, shorts): whole long-only orders go anywhere tradable.
+    assert_eq!(asset_refusal(&aapl, true, false), None);
+    assert_eq!(asset_refusal(&aapl, false, true), None);
+    assert_eq!(asset_refusal(&berkshire, false, false), None);
+    let why = |a, f, s| asset_refusal(a, f, s).unwrap();
+    assert!(why(&berkshire, true, false).contains("BRK.A is not fractionable"));
+    assert!(why(&aapl, true, true).contains("whole shares only"));
+    assert!(why(&berkshire, false, true).contains("BRK.A cannot be sold short"));
+    let halted = ploutos::trade::alpaca::Asset { tradable: false, ..aapl.clone() };
+    assert!(why(&halted, false, false).contains("AAPL is not tradable"));
 }
 
 #[test]
@@ -1375,4 +1421,18 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     let (code, _, err) = ploutos(&window, &env);
     assert!(code == 2 && err.contains("environment.pdt.window_days 3"), "{err}");
     assert_eq!(alpaca.state.lock().unwrap().log.len(), calls);
+
+    // A name Alpaca does not split, for a model that orders fractional shares (the default):
+    // refused before any bar is fetched, with what to change; whole shares go on.
+    alpaca.state.lock().unwrap().assets = vec![json!({"symbol": "AAPL", "status": "active", "tradable": true,
+        "fractionable": false, "shortable": true, "easy_to_borrow": true})];
+    let other =
+        ["trade", "--model", "models/ap/final", "--broker", "alpaca", "--run", "whole", "--kill-switch", "STOP"];
+    let (code, _, err) = ploutos(&other, &env);
+    assert!(code == 2 && err.contains("AAPL is not fractionable"), "{err}");
+    assert!(err.contains("--set environment.fractional_shares=false") && err.lines().count() == 1, "{err}");
+    assert!(!d.join("trades/whole/journal.jsonl").exists(), "nothing journaled");
+    let whole = [&other[..], &["--set=environment.fractional_shares=false"]].concat();
+    let (code, out, err) = ploutos(&whole, &env);
+    assert!(code == 0 && out.contains("stopped: kill switch"), "{err}");
 }

@@ -266,6 +266,22 @@ fn alpaca(
     if account.trading_blocked {
         return Err(BadArgument("alpaca: trading is blocked on this account".into()).into());
     }
+    // Orders Alpaca would reject at the first bar (a fractional order of a name it does not
+    // split, a fractional or impossible short sale): refused now, with what to change.
+    let fractional = cfg.environment.fractional_shares;
+    let shorts = cfg.environment.short_selling.enabled;
+    for ticker in &tickers {
+        let asset = broker.asset(ticker).map_err(|e| match e {
+            ploutos::trade::BrokerError::Transient(_) => anyhow::Error::from(e),
+            e => BadArgument(e.to_string()).into(),
+        })?;
+        if let Some(why) = ploutos::trade::alpaca::asset_refusal(&asset, fractional, shorts) {
+            return Err(BadArgument(why).into());
+        }
+        if shorts && !asset.easy_to_borrow {
+            tracing::warn!("alpaca: {ticker} is hard to borrow today: a short sale of it may be refused");
+        }
+    }
     let since = match &resume {
         Some(Resume { history_since: Some(since), .. }) => *since,
         Some(r) => r.first_bar_time - HISTORY_DAYS * 86_400,

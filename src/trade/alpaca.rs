@@ -166,6 +166,20 @@ impl AlpacaBroker {
         }
     }
 
+    /// What Alpaca says of `symbol` (`GET /v2/assets/{symbol}`).
+    ///
+    /// # Errors
+    /// [`BrokerError::Other`] naming the symbol when Alpaca has no such asset; the call's.
+    pub fn asset(&mut self, symbol: &str) -> Result<Asset, BrokerError> {
+        match self.call("GET", &self.trading(&format!("/assets/{}", encode(symbol))))? {
+            Reply::Ok(v) => parse(v, "asset"),
+            Reply::NotFound => Err(BrokerError::Other(format!("alpaca has no asset {symbol}"))),
+            Reply::Refused(status, msg) => {
+                Err(BrokerError::Other(format!("alpaca: asset {symbol}: HTTP {status}: {msg}")))
+            }
+        }
+    }
+
     /// Replaces how the pacing ([`super::Paced`]) waits: tests make time pass on their own clock.
     pub fn with_sleep(mut self, sleep: impl FnMut(Duration) + Send + 'static) -> Self {
         self.sleep = Box::new(sleep);
@@ -385,6 +399,51 @@ fn time(s: &str, field: &str) -> Result<i64, BrokerError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
         .map_err(|_| BrokerError::Other(format!("alpaca: {field} {s:?} is not an RFC 3339 time")))
+}
+
+/// What Alpaca says of a symbol: whether the session's orders in it can go through.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Asset {
+    pub symbol: String,
+    /// `active` or `inactive`.
+    pub status: String,
+    pub tradable: bool,
+    /// Orders in fractional shares are taken (else rejected: "requested asset is not
+    /// fractionable").
+    #[serde(default)]
+    pub fractionable: bool,
+    #[serde(default)]
+    pub shortable: bool,
+    /// Available to borrow today (a short sale of a hard-to-borrow name may be refused).
+    #[serde(default)]
+    pub easy_to_borrow: bool,
+}
+
+/// Why a model cannot trade `asset` at Alpaca as its env config says it trades, as one line
+/// naming the ticker and what to change; `None` when it can. `fractional`: the orders are in
+/// fractional shares (`environment.fractional_shares`); `shorts`: the model may sell short
+/// (`environment.short_selling.enabled`), which Alpaca takes in whole shares only.
+pub fn asset_refusal(asset: &Asset, fractional: bool, shorts: bool) -> Option<String> {
+    let s = &asset.symbol;
+    if asset.status != "active" || !asset.tradable {
+        return Some(format!("alpaca: {s} is not tradable ({}, tradable: {})", asset.status, asset.tradable));
+    }
+    if fractional && !asset.fractionable {
+        return Some(format!(
+            "alpaca: {s} is not fractionable and the model's orders are in fractional shares: trade with --set environment.fractional_shares=false"
+        ));
+    }
+    if shorts && fractional {
+        return Some(
+            "alpaca sells short in whole shares only and the model's short sales are fractional: trade with --set environment.fractional_shares=false".into(),
+        );
+    }
+    if shorts && !asset.shortable {
+        return Some(format!(
+            "alpaca: {s} cannot be sold short and the model sells short: trade with --set environment.short_selling.enabled=false"
+        ));
+    }
+    None
 }
 
 #[derive(Deserialize)]
