@@ -180,6 +180,18 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         return respond(request, 401, &json!({"code": 40110000, "message": "request is not authorized"}), None);
     }
     match (method.as_str(), path.as_str()) {
+        ("GET", "/v2/calendar") => {
+            // The NYSE's sessions, less those the exchange called off.
+            let day = |k: &str| chrono::NaiveDate::parse_from_str(&query(&url, k).unwrap(), "%Y-%m-%d").unwrap();
+            let off = state.lock().unwrap().called_off.clone();
+            let days: Vec<Value> = day("start")
+                .iter_days()
+                .take_while(|d| *d <= day("end"))
+                .filter(|d| ploutos::market::nyse::session(*d).is_some() && !off.contains(d))
+                .map(|d| json!({"date": d.format("%Y-%m-%d").to_string(), "open": "09:30", "close": "16:00"}))
+                .collect();
+            respond(request, 200, &Value::Array(days), None)
+        }
         ("GET", p) if p.starts_with("/v2/assets/") => {
             let symbol = p.trim_start_matches("/v2/assets/").to_string();
             let found = state.lock().unwrap().assets.iter().find(|a| a["symbol"] == symbol.as_str()).cloned();
@@ -1084,6 +1096,26 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
     assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
     assert!(!summary.sent.is_empty() && summary.sent.iter().all(|o| o.fill_time == jul3_open), "{summary:?}");
     assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+
+    // Started at 18:00 on Jul 2, after the hours the calendar gives that session: Alpaca's
+    // calendar says there was none, so the Jul 1 close's orders are for the Jul 3 open (by
+    // the built-in calendar alone, the loop would wait for a Jul 2 bar that never comes).
+    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.called_off.push(jul2);
+        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
+        st.now = Some(et("2024-07-02T18:00:00-04:00"));
+    }
+    std::fs::remove_file(&kill).unwrap();
+    let mut live = daily_market(&mut broker);
+    let start = live.n_bars() - 1;
+    let opts = TradeOptions { run: "mourning-evening".into(), ..opts };
+    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("evening.jsonl"));
+    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
+    assert!(!summary.sent.is_empty() && summary.sent.iter().all(|o| o.fill_time == jul3_open), "{summary:?}");
+    let calendar_calls = alpaca.state.lock().unwrap().log.iter().filter(|l| l.contains("/v2/calendar")).count();
+    assert_eq!(calendar_calls, 1, "asked once, kept");
 }
 
 /// A running daily loop whose buy of the Jul 1 close is still unfilled when the daily loss

@@ -15,7 +15,10 @@
 //! returned. Opening prices: the snapshots' daily bar, or the hour's first `1Min` bar.
 //!
 //! Rejections keep Alpaca's own words (`insufficient buying power`, `trade denied due to
-//! pattern day trading protection`, ...) in [`BrokerError::Rejected`].
+//! pattern day trading protection`, ...) in [`BrokerError::Rejected`]. Before a session, its
+//! tickers' descriptions ([`AlpacaBroker::asset`], [`asset_refusal`]) refuse a model whose
+//! orders Alpaca would reject at once; the sessions come from the built-in NYSE calendar,
+//! less those Alpaca's calendar lacks ([`AlpacaBroker::called_off`]).
 
 use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
@@ -138,6 +141,9 @@ pub struct AlpacaBroker {
     sleep: Box<dyn FnMut(Duration) + Send>,
     /// The session was seen open since the last close the pacing waited for.
     saw_open: bool,
+    /// Built-in sessions looked up in Alpaca's calendar: whether Alpaca has none that day
+    /// (called off after this build).
+    called_off: std::collections::BTreeMap<chrono::NaiveDate, bool>,
 }
 
 /// What one HTTP call gave.
@@ -163,7 +169,42 @@ impl AlpacaBroker {
             retry_after: std::cell::Cell::new(None),
             sleep: Box::new(std::thread::sleep),
             saw_open: false,
+            called_off: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether the exchange called off the session the built-in NYSE calendar has on `date`
+    /// ([`nyse::session`]), by Alpaca's calendar (`GET /v2/calendar`, asked for three
+    /// weeks at a time and kept); false on a day the built-in calendar has no session.
+    /// When Alpaca's calendar cannot be read (other than for a transient failure, which
+    /// is retried and then returned), the built-in one stands, with a warning.
+    ///
+    /// # Errors
+    /// A transient failure after its retries.
+    pub fn called_off(&mut self, date: chrono::NaiveDate) -> Result<bool, BrokerError> {
+        if nyse::session(date).is_none() {
+            return Ok(false);
+        }
+        if let Some(&off) = self.called_off.get(&date) {
+            return Ok(off);
+        }
+        let end = date + chrono::Days::new(20);
+        let url = self.trading(&format!("/calendar?start={date}&end={end}"));
+        let days: Vec<AlpacaCalendarDay> = match self.call("GET", &url)? {
+            Reply::Ok(v) => parse(v, "calendar")?,
+            Reply::NotFound | Reply::Refused(..) => {
+                tracing::warn!("alpaca's calendar cannot be read: the built-in NYSE calendar stands");
+                Vec::new()
+            }
+        };
+        let alpaca: std::collections::BTreeSet<&str> = days.iter().map(|d| d.date.as_str()).collect();
+        let read = !days.is_empty();
+        for d in date.iter_days().take_while(|d| *d <= end) {
+            if nyse::session(d).is_some() {
+                self.called_off.insert(d, read && !alpaca.contains(d.format("%Y-%m-%d").to_string().as_str()));
+            }
+        }
+        Ok(self.called_off.get(&date).copied().unwrap_or(false))
     }
 
     /// What Alpaca says of `symbol` (`GET /v2/assets/{symbol}`).
@@ -444,6 +485,13 @@ pub fn asset_refusal(asset: &Asset, fractional: bool, shorts: bool) -> Option<St
         ));
     }
     None
+}
+
+/// One day of `GET /v2/calendar` (its open and close are not read: the built-in calendar
+/// has the half days).
+#[derive(Deserialize)]
+struct AlpacaCalendarDay {
+    date: String,
 }
 
 #[derive(Deserialize)]
@@ -768,10 +816,10 @@ impl super::run::Paced for AlpacaBroker {
 
     /// By the NYSE calendar: daily, the next session's open; hourly, the next training hour
     /// of the session, or the next session's open after its last hour. Across sessions,
-    /// Alpaca's clock has the last word while that next session is still ahead: the
-    /// exchange can call a session off after this build's calendar was written (a day of
-    /// mourning), and the clock's next open then skips it, also for a run started during
-    /// that day's hours (by the calendar).
+    /// a session Alpaca's calendar lacks is skipped ([`AlpacaBroker::called_off`]: the
+    /// exchange can call one off after this build's calendar was written, a day of
+    /// mourning), and Alpaca's clock has the last word while that next session is still
+    /// ahead or in its hours (the clock's next open then skips it).
     fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, BrokerError> {
         let end = self
             .bar_end(bar_time)
@@ -779,7 +827,14 @@ impl super::run::Paced for AlpacaBroker {
         if let Some((start, _)) = nyse::hourly_bar(end).filter(|_| !self.daily()) {
             return Ok(start);
         }
-        let (calendar, calendar_close) = nyse::next_session(end);
+        let (mut calendar, mut calendar_close) = nyse::next_session(end);
+        while self.called_off(ny_date(calendar))? {
+            tracing::warn!(
+                "alpaca's calendar has no session on {}, the built-in NYSE calendar has: following Alpaca's",
+                ny_date(calendar)
+            );
+            (calendar, calendar_close) = nyse::next_session(calendar_close);
+        }
         let clock = self.clock()?;
         // Only later: a session the calendar lacks would have no bars the adapter keeps.
         // Before that session's close by the calendar, and closed by the clock: before its

@@ -45,4 +45,4 @@ pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
 pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, session_tag, trade};
 pub use safety::{Limits, Stop};
-pub use session::{PlannedOrder, Session, SessionError, first_decision_bar};
+pub use session::{PlannedOrder, Session, SessionError, first_decision_bar, first_decision_bar_skipping};

@@ -341,6 +341,17 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
 /// last bar of the latest session that closed has been served; `None` before (start again
 /// in a few minutes).
 pub fn first_decision_bar(interval: Interval, clock: &MarketClock, newest: i64) -> Option<i64> {
+    first_decision_bar_skipping(interval, clock, newest, |_| false)
+}
+
+/// [`first_decision_bar`], for a broker whose calendar lacks some of the built-in
+/// calendar's sessions (`called_off`: called off after this build): their bars never come.
+pub fn first_decision_bar_skipping(
+    interval: Interval,
+    clock: &MarketClock,
+    newest: i64,
+    called_off: impl Fn(chrono::NaiveDate) -> bool,
+) -> Option<i64> {
     if clock.is_open {
         return Some(match interval {
             Interval::Day => calendar::session_timestamps(&[calendar::ny_date(clock.now)], Interval::Day)[0],
@@ -350,7 +361,7 @@ pub fn first_decision_bar(interval: Interval, clock: &MarketClock, newest: i64) 
     // The latest session that closed at or before now (a few days back at most).
     let mut date = calendar::ny_date(clock.now);
     let close = loop {
-        if let Some((_, close)) = nyse::session(date).filter(|&(_, close)| close <= clock.now) {
+        if let Some((_, close)) = nyse::session(date).filter(|&(_, close)| close <= clock.now && !called_off(date)) {
             break close;
         }
         date = date.pred_opt()?;
@@ -427,5 +438,12 @@ mod tests {
         assert_eq!(hour("2024-07-03T13:30:00-04:00", last), Some(at(last)));
         assert_eq!(hour("2024-07-05T08:00:00-04:00", last), Some(at(last)));
         assert_eq!(hour("2024-07-03T13:01:00-04:00", "2024-07-03T11:30:00-04:00"), None);
+        // Jul 2 called off (the clock closed all day): the Jul 1 bar, once served.
+        let jul2 = chrono::NaiveDate::from_ymd_opt(2024, 7, 2).unwrap();
+        let mut off = clock("2024-07-02T18:00:00-04:00");
+        off.next_open = at("2024-07-03T09:30:00-04:00");
+        let skipping = |newest: &str| first_decision_bar_skipping(Interval::Day, &off, midnight(newest), |d| d == jul2);
+        assert_eq!(skipping("2024-07-01"), Some(midnight("2024-07-01")));
+        assert_eq!(first_decision_bar(Interval::Day, &off, midnight("2024-07-01")), None, "waits for Jul 2's");
     }
 }
