@@ -65,6 +65,10 @@ struct State {
     /// Assets Alpaca describes otherwise than as an active, tradable, fractionable,
     /// shortable, easy-to-borrow name (`/v2/assets/{symbol}`), by symbol.
     assets: Vec<Value>,
+    /// The last day `/v2/calendar` has (none: every day asked), and whether it answers at
+    /// all (else 404).
+    calendar_end: Option<chrono::NaiveDate>,
+    calendar_missing: bool,
 }
 
 impl State {
@@ -183,10 +187,17 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
         ("GET", "/v2/calendar") => {
             // The NYSE's sessions, less those the exchange called off.
             let day = |k: &str| chrono::NaiveDate::parse_from_str(&query(&url, k).unwrap(), "%Y-%m-%d").unwrap();
-            let off = state.lock().unwrap().called_off.clone();
+            let (off, until, missing) = {
+                let st = state.lock().unwrap();
+                (st.called_off.clone(), st.calendar_end, st.calendar_missing)
+            };
+            if missing {
+                return respond(request, 404, &json!({"message": "not found"}), None);
+            }
+            let end = until.map_or(day("end"), |u| u.min(day("end")));
             let days: Vec<Value> = day("start")
                 .iter_days()
-                .take_while(|d| *d <= day("end"))
+                .take_while(|d| *d <= end)
                 .filter(|d| ploutos::market::nyse::session(*d).is_some() && !off.contains(d))
                 .map(|d| json!({"date": d.format("%Y-%m-%d").to_string(), "open": "09:30", "close": "16:00"}))
                 .collect();
@@ -449,6 +460,32 @@ fn reads_the_account_positions_and_clock() {
     assert!(broker.account().unwrap().trading_blocked);
 }
 
+/// Alpaca's calendar says which of the built-in calendar's sessions were called off, as far
+/// as it goes; unreadable, the built-in calendar stands.
+#[test]
+fn alpacas_calendar_marks_only_the_days_it_covers() {
+    let date = |d: u32| chrono::NaiveDate::from_ymd_opt(2024, 7, d).unwrap();
+    let alpaca = MockAlpaca::start();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.called_off = vec![date(9)];
+        st.calendar_end = Some(date(10));
+    }
+    let mut broker = alpaca.broker(PATIENT);
+    let off: Vec<bool> = [8, 9, 10, 11, 12].into_iter().map(|d| broker.called_off(date(d)).unwrap()).collect();
+    assert_eq!(off, [false, true, false, false, false], "Jul 11 and 12 are past the calendar's end");
+    assert!(!broker.called_off(date(6)).unwrap(), "a Saturday is no built-in session");
+
+    let alpaca = MockAlpaca::start();
+    {
+        let mut st = alpaca.state.lock().unwrap();
+        st.called_off = vec![date(9)];
+        st.calendar_missing = true;
+    }
+    let mut broker = alpaca.broker(PATIENT);
+    assert!(!broker.called_off(date(9)).unwrap(), "unreadable: the built-in calendar stands");
+}
+
 /// Alpaca's description of a name, and what a model's env config cannot trade in it.
 #[test]
 fn assets_say_which_orders_alpaca_would_reject() {
@@ -477,6 +514,21 @@ fn assets_say_which_orders_alpaca_would_reject() {
     assert!(why(&berkshire, false, true).contains("BRK.A cannot be sold short"));
     let halted = ploutos::trade::alpaca::Asset { tradable: false, ..aapl.clone() };
     assert!(why(&halted, false, false).contains("AAPL is not tradable"));
+
+    // Which tickers a model may sell short: short selling on, not in `no_short`, and an
+    // action that opens a short.
+    use ploutos::config::EnvironmentConfig;
+    use ploutos::trade::alpaca::may_short;
+    let mut env = EnvironmentConfig::default();
+    assert!(!may_short(&env, "AAPL"), "long only by default");
+    env.short_selling.enabled = true;
+    env.short_selling.no_short = vec!["BRK.A".into()];
+    assert!(may_short(&env, "AAPL") && !may_short(&env, "BRK.A"));
+    env.target_positions.enabled = true;
+    env.target_positions.levels = vec![0.0, 0.5, 1.0];
+    assert!(!may_short(&env, "AAPL"), "no negative target");
+    env.target_positions.levels = vec![-0.5, 0.0, 1.0];
+    assert!(may_short(&env, "AAPL"));
 }
 
 #[test]
@@ -1079,14 +1131,16 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
     assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
 
     // A run started at 10:00 on Jul 2 itself, in the hours the calendar still gives that
-    // session: it decides the Jul 1 close at once, and its orders wait for the Jul 3 open
-    // too (by the calendar, they were for Jul 2's and late at Jul 3's).
+    // session, with Alpaca's calendar unreadable: it decides the Jul 1 close at once, and
+    // its orders wait for the Jul 3 open too, by the clock (by the built-in calendar, they
+    // were for Jul 2's and late at Jul 3's).
     let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
     {
         let mut st = alpaca.state.lock().unwrap();
         st.called_off.push(jul2);
         st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
         st.now = Some(et("2024-07-02T10:00:00-04:00"));
+        st.calendar_missing = true;
     }
     std::fs::remove_file(&kill).unwrap();
     let mut live = daily_market(&mut broker);
@@ -1467,4 +1521,8 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     let whole = [&other[..], &["--set=environment.fractional_shares=false"]].concat();
     let (code, out, err) = ploutos(&whole, &env);
     assert!(code == 0 && out.contains("stopped: kill switch"), "{err}");
+    // A session started before Alpaca changed its mind resumes, warned.
+    let (code, out, err) = ploutos(&trade, &env);
+    assert!(code == 0 && out.contains("stopped: kill switch"), "{err}");
+    assert!(err.contains("AAPL is not fractionable") && err.contains("the resumed session goes on"), "{err}");
 }

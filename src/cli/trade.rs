@@ -267,16 +267,21 @@ fn alpaca(
         return Err(BadArgument("alpaca: trading is blocked on this account".into()).into());
     }
     // Orders Alpaca would reject at the first bar (a fractional order of a name it does not
-    // split, a fractional or impossible short sale): refused now, with what to change.
+    // split, a fractional or impossible short sale): a new session is refused, with what to
+    // change; a resumed one (which may hold positions to manage) is warned, since Alpaca
+    // can change its mind about a name after the session started.
     let fractional = cfg.environment.fractional_shares;
-    let shorts = cfg.environment.short_selling.enabled;
     for ticker in &tickers {
         let asset = broker.asset(ticker).map_err(|e| match e {
             ploutos::trade::BrokerError::Transient(_) => anyhow::Error::from(e),
             e => BadArgument(e.to_string()).into(),
         })?;
+        let shorts = ploutos::trade::alpaca::may_short(&cfg.environment, ticker);
         if let Some(why) = ploutos::trade::alpaca::asset_refusal(&asset, fractional, shorts) {
-            return Err(BadArgument(why).into());
+            if resume.is_none() {
+                return Err(BadArgument(why).into());
+            }
+            tracing::warn!("{why}; the resumed session goes on, and such an order would be rejected");
         }
         if shorts && !asset.easy_to_borrow {
             tracing::warn!("alpaca: {ticker} is hard to borrow today: a short sale of it may be refused");

@@ -190,18 +190,33 @@ impl AlpacaBroker {
         }
         let end = date + chrono::Days::new(20);
         let url = self.trading(&format!("/calendar?start={date}&end={end}"));
-        let days: Vec<AlpacaCalendarDay> = match self.call("GET", &url)? {
-            Reply::Ok(v) => parse(v, "calendar")?,
-            Reply::NotFound | Reply::Refused(..) => {
-                tracing::warn!("alpaca's calendar cannot be read: the built-in NYSE calendar stands");
-                Vec::new()
+        let read = match self.call("GET", &url)? {
+            Reply::Ok(v) => parse::<Vec<AlpacaCalendarDay>>(v, "calendar").and_then(|days| {
+                days.iter()
+                    .map(|d| {
+                        chrono::NaiveDate::parse_from_str(&d.date, "%Y-%m-%d")
+                            .map_err(|e| BrokerError::Other(format!("alpaca: calendar date {:?}: {e}", d.date)))
+                    })
+                    .collect::<Result<std::collections::BTreeSet<_>, _>>()
+            }),
+            Reply::NotFound => Err(BrokerError::Other("HTTP 404".into())),
+            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
+        };
+        let sessions = match read {
+            Ok(sessions) if !sessions.is_empty() => sessions,
+            Ok(_) | Err(_) => {
+                let why = read.err().map_or_else(|| "no session in it".to_string(), |e| e.to_string());
+                tracing::warn!(
+                    "alpaca's calendar from {date} cannot be read ({why}): the built-in NYSE calendar stands"
+                );
+                std::collections::BTreeSet::new()
             }
         };
-        let alpaca: std::collections::BTreeSet<&str> = days.iter().map(|d| d.date.as_str()).collect();
-        let read = !days.is_empty();
+        // Up to the last day the answer covers (Alpaca's calendar ends some years ahead).
+        let last = sessions.last().copied().unwrap_or(date);
         for d in date.iter_days().take_while(|d| *d <= end) {
             if nyse::session(d).is_some() {
-                self.called_off.insert(d, read && !alpaca.contains(d.format("%Y-%m-%d").to_string().as_str()));
+                self.called_off.insert(d, d <= last && !sessions.is_empty() && !sessions.contains(&d));
             }
         }
         Ok(self.called_off.get(&date).copied().unwrap_or(false))
@@ -462,8 +477,8 @@ pub struct Asset {
 
 /// Why a model cannot trade `asset` at Alpaca as its env config says it trades, as one line
 /// naming the ticker and what to change; `None` when it can. `fractional`: the orders are in
-/// fractional shares (`environment.fractional_shares`); `shorts`: the model may sell short
-/// (`environment.short_selling.enabled`), which Alpaca takes in whole shares only.
+/// fractional shares (`environment.fractional_shares`); `shorts`: the model may sell this
+/// ticker short ([`may_short`]), which Alpaca takes in whole shares only.
 pub fn asset_refusal(asset: &Asset, fractional: bool, shorts: bool) -> Option<String> {
     let s = &asset.symbol;
     if asset.status != "active" || !asset.tradable {
@@ -481,7 +496,7 @@ pub fn asset_refusal(asset: &Asset, fractional: bool, shorts: bool) -> Option<St
     }
     if shorts && !asset.shortable {
         return Some(format!(
-            "alpaca: {s} cannot be sold short and the model sells short: trade with --set environment.short_selling.enabled=false"
+            "alpaca: {s} cannot be sold short and the model may sell it short: add it to environment.short_selling.no_short"
         ));
     }
     None
@@ -492,6 +507,17 @@ pub fn asset_refusal(asset: &Asset, fractional: bool, shorts: bool) -> Option<St
 #[derive(Deserialize)]
 struct AlpacaCalendarDay {
     date: String,
+}
+
+/// Whether a model with env config `env` may sell `ticker` short: short selling is on, the
+/// ticker is not in `short_selling.no_short`, and the actions can open a short (the seed's
+/// sell when flat, or a negative target level).
+pub fn may_short(env: &crate::config::EnvironmentConfig, ticker: &str) -> bool {
+    let short = &env.short_selling;
+    let levels = &env.target_positions;
+    short.enabled
+        && !short.no_short.iter().any(|t| t == ticker)
+        && (!levels.enabled || levels.levels.iter().any(|&l| l < 0.0))
 }
 
 #[derive(Deserialize)]
