@@ -1107,67 +1107,52 @@ fn a_session_called_off_after_the_calendar_was_written_is_skipped_as_alpacas_clo
 
     let dir = tempfile::tempdir().unwrap();
     let kill = dir.path().join("STOP");
-    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
     let jul2 = chrono::NaiveDate::from_ymd_opt(2024, 7, 2).unwrap();
-    {
-        let mut st = alpaca.state.lock().unwrap();
-        st.called_off.push(jul2);
-        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
-    }
-    let mut live = daily_market(&mut broker);
-    let opts = TradeOptions {
-        run: "mourning".into(),
-        limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
-        ..TradeOptions::default()
-    };
-    let start = live.n_bars() - 1;
-    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("journal.jsonl"));
-    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
-    // The Jul 1 decision's buy went out at the Jul 3 open and filled at that open.
     let jul3_open = et("2024-07-03T09:30:00-04:00");
-    assert!(!summary.sent.is_empty(), "{summary:?}");
-    assert!(summary.sent.iter().all(|o| o.fill_time == jul3_open), "{:?}", summary.sent);
+    // A daily run from the Jul 1 bar, started at `now` (the set-up's Jul 1 evening by
+    // default), Jul 2 called off, the kill switch at noon on Jul 3; every order must have
+    // gone out at the Jul 3 open and filled there.
+    let run = |name: &str, now: Option<&str>, calendar_missing: bool| {
+        let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
+        {
+            let mut st = alpaca.state.lock().unwrap();
+            st.called_off.push(jul2);
+            st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
+            if let Some(now) = now {
+                st.now = Some(et(now));
+            }
+            st.calendar_missing = calendar_missing;
+        }
+        let _ = std::fs::remove_file(&kill);
+        let mut live = daily_market(&mut broker);
+        let opts = TradeOptions {
+            run: name.into(),
+            limits: Limits { kill_switch: Some(kill.clone()), ..Limits::default() },
+            ..TradeOptions::default()
+        };
+        let start = live.n_bars() - 1;
+        let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join(format!("{name}.jsonl")));
+        assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
+        assert!(!summary.sent.is_empty(), "{summary:?}");
+        assert!(summary.sent.iter().all(|o| o.fill_time == jul3_open), "{:?}", summary.sent);
+        assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+        (alpaca, summary)
+    };
+
+    // The Jul 1 decision's buy went out at the Jul 3 open and filled at that open.
+    let (_, summary) = run("mourning", None, false);
     assert_eq!(summary.decisions, 1, "only the Jul 1 close before the switch");
-    assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
 
     // A run started at 10:00 on Jul 2 itself, in the hours the calendar still gives that
     // session, with Alpaca's calendar unreadable: it decides the Jul 1 close at once, and
     // its orders wait for the Jul 3 open too, by the clock (by the built-in calendar, they
     // were for Jul 2's and late at Jul 3's).
-    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
-    {
-        let mut st = alpaca.state.lock().unwrap();
-        st.called_off.push(jul2);
-        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
-        st.now = Some(et("2024-07-02T10:00:00-04:00"));
-        st.calendar_missing = true;
-    }
-    std::fs::remove_file(&kill).unwrap();
-    let mut live = daily_market(&mut broker);
-    let start = live.n_bars() - 1;
-    let opts = TradeOptions { run: "mourning-day".into(), ..opts };
-    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("day.jsonl"));
-    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
-    assert!(!summary.sent.is_empty() && summary.sent.iter().all(|o| o.fill_time == jul3_open), "{summary:?}");
-    assert!(alpaca.orders().iter().all(|o| o["status"] == "filled"));
+    run("mourning-day", Some("2024-07-02T10:00:00-04:00"), true);
 
     // Started at 18:00 on Jul 2, after the hours the calendar gives that session: Alpaca's
     // calendar says there was none, so the Jul 1 close's orders are for the Jul 3 open (by
     // the built-in calendar alone, the loop would wait for a Jul 2 bar that never comes).
-    let (alpaca, mut broker) = daily_setup(false, &kill, Arc::new(AtomicI64::new(et("2024-07-03T12:00:00-04:00"))));
-    {
-        let mut st = alpaca.state.lock().unwrap();
-        st.called_off.push(jul2);
-        st.daily.retain(|b| ploutos::market::calendar::ny_date(b.0) != jul2);
-        st.now = Some(et("2024-07-02T18:00:00-04:00"));
-    }
-    std::fs::remove_file(&kill).unwrap();
-    let mut live = daily_market(&mut broker);
-    let start = live.n_bars() - 1;
-    let opts = TradeOptions { run: "mourning-evening".into(), ..opts };
-    let summary = trade_alternate(&mut broker, &mut live, start, &opts, &dir.path().join("evening.jsonl"));
-    assert!(summary.stopped.as_deref().unwrap().contains("kill switch"), "{summary:?}");
-    assert!(!summary.sent.is_empty() && summary.sent.iter().all(|o| o.fill_time == jul3_open), "{summary:?}");
+    let (alpaca, _) = run("mourning-evening", Some("2024-07-02T18:00:00-04:00"), false);
     let calendar_calls = alpaca.state.lock().unwrap().log.iter().filter(|l| l.contains("/v2/calendar")).count();
     assert_eq!(calendar_calls, 1, "asked once, kept");
 }

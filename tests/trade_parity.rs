@@ -188,6 +188,48 @@ fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
     assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
 }
 
+/// The [`Broker`] reads (account, positions, bars, clock, opening prices) of a test broker
+/// wrapping a [`ReplayBroker`] as `inner`, passed through.
+macro_rules! replay_reads {
+    () => {
+        fn account(&mut self) -> Result<ploutos::trade::Account, ploutos::trade::BrokerError> {
+            self.inner.account()
+        }
+        fn positions(&mut self) -> Result<Vec<ploutos::trade::BrokerPosition>, ploutos::trade::BrokerError> {
+            self.inner.positions()
+        }
+        fn bars_since(
+            &mut self,
+            tickers: &[String],
+            since: i64,
+        ) -> Result<Vec<ploutos::trade::BrokerBar>, ploutos::trade::BrokerError> {
+            self.inner.bars_since(tickers, since)
+        }
+        fn clock(&mut self) -> Result<ploutos::trade::MarketClock, ploutos::trade::BrokerError> {
+            self.inner.clock()
+        }
+        fn opening_prices(
+            &mut self,
+            tickers: &[String],
+            bar_open: i64,
+        ) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
+            self.inner.opening_prices(tickers, bar_open)
+        }
+    };
+}
+
+/// The [`ploutos::trade::Paced`] calendar and short waits of such a wrapper, passed through.
+macro_rules! replay_pacing {
+    () => {
+        fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, ploutos::trade::BrokerError> {
+            self.inner.next_bar_open(bar_time)
+        }
+        fn wait_briefly(&mut self) -> Result<(), ploutos::trade::BrokerError> {
+            self.inner.wait_briefly()
+        }
+    };
+}
+
 /// A replay broker that pretends the feed ends after bar `last` (a crash of the trader),
 /// and can create a file when a bar opens and reject the orders of one bar.
 struct Limited<'a> {
@@ -202,12 +244,7 @@ struct Limited<'a> {
 }
 
 impl Broker for Limited<'_> {
-    fn account(&mut self) -> Result<ploutos::trade::Account, ploutos::trade::BrokerError> {
-        self.inner.account()
-    }
-    fn positions(&mut self) -> Result<Vec<ploutos::trade::BrokerPosition>, ploutos::trade::BrokerError> {
-        self.inner.positions()
-    }
+    replay_reads!();
     fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
         if self.reject {
             return Err(ploutos::trade::BrokerError::Rejected {
@@ -223,37 +260,15 @@ impl Broker for Limited<'_> {
     fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
         self.inner.order(id)
     }
-    fn bars_since(
-        &mut self,
-        tickers: &[String],
-        since: i64,
-    ) -> Result<Vec<ploutos::trade::BrokerBar>, ploutos::trade::BrokerError> {
-        self.inner.bars_since(tickers, since)
-    }
-    fn clock(&mut self) -> Result<ploutos::trade::MarketClock, ploutos::trade::BrokerError> {
-        self.inner.clock()
-    }
-    fn opening_prices(
-        &mut self,
-        tickers: &[String],
-        bar_open: i64,
-    ) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
-        self.inner.opening_prices(tickers, bar_open)
-    }
 }
 
 impl ploutos::trade::Paced for Limited<'_> {
-    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, ploutos::trade::BrokerError> {
-        self.inner.next_bar_open(bar_time)
-    }
+    replay_pacing!();
     fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         if let Some(path) = self.touch_at_open.take() {
             std::fs::write(path, "").unwrap();
         }
         self.inner.wait_for_open()
-    }
-    fn wait_briefly(&mut self) -> Result<(), ploutos::trade::BrokerError> {
-        self.inner.wait_briefly()
     }
     fn wait_for_close(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         // The crash: the orders of bar `last` are sent, the trader dies before its close.
@@ -633,12 +648,7 @@ impl Partial<'_> {
 }
 
 impl Broker for Partial<'_> {
-    fn account(&mut self) -> Result<ploutos::trade::Account, ploutos::trade::BrokerError> {
-        self.inner.account()
-    }
-    fn positions(&mut self) -> Result<Vec<ploutos::trade::BrokerPosition>, ploutos::trade::BrokerError> {
-        self.inner.positions()
-    }
+    replay_reads!();
     fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
         let Quantity::Shares(q) = order.quantity else { panic!("orders are sent in shares") };
         if self.target.is_none() && order.side == OrderSide::Buy && q >= 2.0 {
@@ -701,34 +711,12 @@ impl Broker for Partial<'_> {
             (_, state) => state,
         })
     }
-    fn bars_since(
-        &mut self,
-        tickers: &[String],
-        since: i64,
-    ) -> Result<Vec<ploutos::trade::BrokerBar>, ploutos::trade::BrokerError> {
-        self.inner.bars_since(tickers, since)
-    }
-    fn clock(&mut self) -> Result<ploutos::trade::MarketClock, ploutos::trade::BrokerError> {
-        self.inner.clock()
-    }
-    fn opening_prices(
-        &mut self,
-        tickers: &[String],
-        bar_open: i64,
-    ) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
-        self.inner.opening_prices(tickers, bar_open)
-    }
 }
 
 impl ploutos::trade::Paced for Partial<'_> {
-    fn next_bar_open(&mut self, bar_time: i64) -> Result<i64, ploutos::trade::BrokerError> {
-        self.inner.next_bar_open(bar_time)
-    }
+    replay_pacing!();
     fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         self.inner.wait_for_open()
-    }
-    fn wait_briefly(&mut self) -> Result<(), ploutos::trade::BrokerError> {
-        self.inner.wait_briefly()
     }
     fn wait_for_close(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
         if self.inner.now() >= self.last {

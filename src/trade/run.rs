@@ -239,10 +239,6 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
     summary: &mut TradeSummary,
 ) -> Result<(), TradeError> {
     let tickers = live.tickers().to_vec();
-    let journal_error = |journal: &Journal, source: std::io::Error| TradeError::Journal {
-        path: journal.path().display().to_string(),
-        source,
-    };
     // The newest bar decided by this loop, and whether a bar's orders left the account
     // behind the agent.
     let mut decided: Option<i64> = None;
@@ -486,8 +482,6 @@ fn send<B: Broker>(
     summary: &mut TradeSummary,
 ) -> Result<bool, TradeError> {
     let request = &order.request;
-    let journal_error =
-        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
     journal
         .write_synced(&Entry::Order { bar_time, request: request.clone() })
         .map_err(|e| journal_error(journal, e))?;
@@ -543,11 +537,14 @@ fn answered(
         entries.push(Entry::Error { time: bar_time, message: message.clone(), stopped: false });
     }
     for entry in &entries {
-        journal
-            .write(entry)
-            .map_err(|source| TradeError::Journal { path: journal.path().display().to_string(), source })?;
+        journal.write(entry).map_err(|source| journal_error(journal, source))?;
     }
     Ok(dead)
+}
+
+/// A journal that cannot be written, named.
+fn journal_error(journal: &Journal, source: std::io::Error) -> TradeError {
+    TradeError::Journal { path: journal.path().display().to_string(), source }
 }
 
 /// Counts one more try for a bar that is late (a feed that has not served it yet), waits a
@@ -599,8 +596,6 @@ fn settle<B: Paced>(
     ids: &[String],
     bar_time: i64,
 ) -> Result<Settled, TradeError> {
-    let journal_error =
-        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
     let (mut states, mut canceled) = (Vec::new(), Vec::new());
     for id in ids {
         let Some(state) = broker.order(id)? else { continue };
@@ -660,8 +655,6 @@ fn settle_fills<B: Paced, A: Agent + ?Sized>(
     if fills.is_empty() {
         return Ok((None, false));
     }
-    let journal_error =
-        |journal: &Journal, source| TradeError::Journal { path: journal.path().display().to_string(), source };
     let tickers = live.tickers();
     let decision = live.times()[live.n_bars() - 2];
     let ids: Vec<String> = fills.iter().map(|order| request(opts, decision, tickers, order).client_order_id).collect();

@@ -122,13 +122,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
     /// ([`super::broker_account`]). The first report of a bar stands; returns whether
     /// this one is the first.
     pub fn set_holdings(&mut self, bar_time: i64, held: &[Holding]) -> bool {
-        match self.holdings.entry(bar_time) {
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(held.into());
-                true
-            }
-            std::collections::btree_map::Entry::Occupied(_) => false,
-        }
+        insert_first(&mut self.holdings, bar_time, held.into())
     }
 
     /// The broker's account at the close of the bar that opened at `bar_time`: the replay
@@ -136,13 +130,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
     /// stands (a restart re-derives a decision from the account it was taken on); returns
     /// whether this one is the first.
     pub fn set_account(&mut self, bar_time: i64, account: AccountSnapshot) -> bool {
-        match self.accounts.entry(bar_time) {
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(account);
-                true
-            }
-            std::collections::btree_map::Entry::Occupied(_) => false,
-        }
+        insert_first(&mut self.accounts, bar_time, account)
     }
 
     /// The replay of bars `start..=newest + 1` of `live`'s market plus the next bar
@@ -371,6 +359,18 @@ pub fn first_decision_bar_skipping(
         Interval::Hour => nyse::hourly_bar(close - 1).map_or(close, |(start, _)| start),
     };
     (newest >= last_bar).then_some(newest)
+}
+
+/// Inserts `value` at `key` unless the key has one already (the first report of a bar
+/// stands); returns whether it did.
+fn insert_first<V>(map: &mut BTreeMap<i64, V>, key: i64, value: V) -> bool {
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(value);
+            true
+        }
+        std::collections::btree_map::Entry::Occupied(_) => false,
+    }
 }
 
 /// The signed shares of a fill.
