@@ -78,8 +78,7 @@ pub fn apply_corporate_actions(
             // A sized order waiting for this open was decided in the old shares: a broker
             // adjusts it by the ratio, as the position (whole shares toward zero).
             if let Some(sizes) = sizes.as_deref_mut().filter(|_| before_fills && ratio != 1.0) {
-                let q = sizes.0[k] * ratio;
-                sizes.0[k] = if config.fractional_shares { q } else { ((q * 1e9).round() / 1e9).trunc() };
+                sizes.0[k] = split_shares(sizes.0[k], ratio, config.fractional_shares);
             }
             let pos = &mut positions.0[k];
             if pos.shares == 0.0 {
@@ -87,9 +86,7 @@ pub fn apply_corporate_actions(
             }
             if ratio != 1.0 {
                 let shares = pos.shares * ratio;
-                // A ratio like 1/3 leaves 2.9999999 of 3: round first, then take the whole.
-                // Toward zero: a short keeps whole shares too, its fraction is bought back in cash.
-                let kept = if config.fractional_shares { shares } else { ((shares * 1e9).round() / 1e9).trunc() };
+                let kept = split_shares(pos.shares, ratio, config.fractional_shares);
                 let lieu = (shares - kept) * market.close_row(bar - 1)[k] / ratio;
                 portfolio.cash += lieu;
                 ledger.cash_in_lieu += lieu;
@@ -116,4 +113,13 @@ pub fn apply_corporate_actions(
             }
         }
     }
+}
+
+/// The shares a position of `shares` keeps through a split of `ratio`: all of them with
+/// fractional shares, else the whole ones (the fraction is paid in cash). A ratio like 1/3
+/// leaves 2.9999999 of 3: rounded first, then the whole taken toward zero (a short keeps whole
+/// shares too, its fraction is bought back in cash).
+pub fn split_shares(shares: f64, ratio: f64, fractional: bool) -> f64 {
+    let shares = shares * ratio;
+    if fractional { shares } else { ((shares * 1e9).round() / 1e9).trunc() }
 }

@@ -69,6 +69,10 @@ struct State {
     /// all (else 404).
     calendar_end: Option<chrono::NaiveDate>,
     calendar_missing: bool,
+    /// Splits `/v1/corporate-actions` lists (`forward_split` or `reverse_split` in `type`,
+    /// the rest as Alpaca writes them): forward splits on the first page, reverse splits on
+    /// a second one.
+    splits: Vec<Value>,
 }
 
 impl State {
@@ -202,6 +206,29 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                 .map(|d| json!({"date": d.format("%Y-%m-%d").to_string(), "open": "09:30", "close": "16:00"}))
                 .collect();
             respond(request, 200, &Value::Array(days), None)
+        }
+        ("GET", "/v1/corporate-actions") => {
+            // Those of the symbols asked for, with an ex-date in start..=end.
+            let day = |k: &str| query(&url, k).unwrap();
+            let symbols = day("symbols").replace("%2C", ",");
+            assert_eq!(day("types").replace("%2C", ","), "forward_split,reverse_split");
+            let second = query(&url, "page_token").is_some();
+            let kind = if second { "reverse_split" } else { "forward_split" };
+            let listed: Vec<Value> = state
+                .lock()
+                .unwrap()
+                .splits
+                .iter()
+                .filter(|s| s["type"] == kind && symbols.split(',').any(|t| s["symbol"] == t))
+                .filter(|s| (day("start").as_str()..=day("end").as_str()).contains(&s["ex_date"].as_str().unwrap()))
+                .cloned()
+                .collect();
+            let body = if second {
+                json!({"corporate_actions": {"reverse_splits": listed}, "next_page_token": null})
+            } else {
+                json!({"corporate_actions": {"forward_splits": listed}, "next_page_token": "page-2"})
+            };
+            respond(request, 200, &body, None)
         }
         ("GET", p) if p.starts_with("/v2/assets/") => {
             let symbol = p.trim_start_matches("/v2/assets/").to_string();
@@ -529,6 +556,37 @@ fn assets_say_which_orders_alpaca_would_reject() {
     assert!(!may_short(&env, "AAPL"), "no negative target");
     env.target_positions.levels = vec![-0.5, 0.0, 1.0];
     assert!(may_short(&env, "AAPL"));
+}
+
+/// Alpaca's corporate actions give the splits of the days asked for, forward and reverse,
+/// their rates as numbers or strings, over two pages; a split without rates is refused.
+#[test]
+fn splits_come_from_alpacas_corporate_actions() {
+    let date = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2024, m, d).unwrap();
+    let alpaca = MockAlpaca::start();
+    alpaca.state.lock().unwrap().splits = vec![
+        // NVDA's 10-for-1 (payable the Friday before, ex-date the Monday).
+        json!({"type": "forward_split", "id": "a1", "symbol": "NVDA", "cusip": "67066G104", "new_rate": 10,
+               "old_rate": 1, "process_date": "2024-06-10", "ex_date": "2024-06-10", "record_date": "2024-06-06",
+               "payable_date": "2024-06-07"}),
+        json!({"type": "forward_split", "id": "a2", "symbol": "AAPL", "cusip": "037833100", "new_rate": 4,
+               "old_rate": 1, "process_date": "2020-08-31", "ex_date": "2020-08-31"}),
+        json!({"type": "reverse_split", "id": "a3", "symbol": "XYZ", "old_cusip": "1", "new_cusip": "2",
+               "new_rate": "1", "old_rate": "20", "process_date": "2024-06-12", "ex_date": "2024-06-12"}),
+        json!({"type": "forward_split", "id": "a4", "symbol": "MSFT", "cusip": "3", "new_rate": 2,
+               "old_rate": 1, "process_date": "2024-06-11", "ex_date": "2024-06-11"}),
+    ];
+    let mut broker = alpaca.broker(PATIENT);
+    let tickers = ["NVDA".to_string(), "AAPL".to_string(), "XYZ".to_string()];
+    let splits = broker.splits(&tickers, date(6, 1), date(6, 30)).unwrap();
+    let got: Vec<(&str, chrono::NaiveDate, f64)> =
+        splits.iter().map(|s| (s.ticker.as_str(), s.ex_date, s.ratio)).collect();
+    assert_eq!(got, [("NVDA", date(6, 10), 10.0), ("XYZ", date(6, 12), 0.05)], "not AAPL's of 2020, not MSFT");
+    assert!(broker.splits(&tickers, date(6, 11), date(6, 11)).unwrap().is_empty());
+
+    alpaca.state.lock().unwrap().splits[0]["new_rate"] = json!(null);
+    let err = broker.splits(&tickers, date(6, 1), date(6, 30)).unwrap_err().to_string();
+    assert!(err.contains("split of NVDA") && err.contains("not positive numbers"), "{err}");
 }
 
 #[test]

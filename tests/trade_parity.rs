@@ -837,3 +837,173 @@ fn dead_state() -> ploutos::trade::OrderState {
         reason: None,
     }
 }
+
+/// A broker at which `ticker` splits `ratio`-for-1 at the open of bar `ex_bar`: it serves the
+/// prices that printed (from the ex-date on, the replay's ÷ `ratio`, volumes × `ratio`),
+/// holds and trades the new shares from then on (`ratio` × the replay's), and lists the split
+/// among its corporate actions. The replay broker inside trades the dataset's market, which
+/// is this one adjusted for the split, in the old shares.
+struct Splitting<'a> {
+    inner: &'a mut ReplayBroker,
+    ticker: String,
+    ex_bar: usize,
+    ex_time: i64,
+    ratio: f64,
+    /// The next bar has opened.
+    opened: bool,
+    /// Orders sent in the new shares.
+    after: std::collections::BTreeSet<String>,
+}
+
+impl Splitting<'_> {
+    fn split(&self) -> bool {
+        self.inner.now() >= self.ex_bar || (self.opened && self.inner.now() + 1 >= self.ex_bar)
+    }
+
+    fn in_new_shares(&self, mut state: ploutos::trade::OrderState) -> ploutos::trade::OrderState {
+        if self.after.contains(&state.client_order_id) {
+            state.filled_shares *= self.ratio;
+            state.fill_price = state.fill_price.map(|p| p / self.ratio);
+            let Quantity::Shares(q) = state.quantity else { panic!("orders are sent in shares") };
+            state.quantity = Quantity::Shares(q * self.ratio);
+        }
+        state
+    }
+}
+
+impl Broker for Splitting<'_> {
+    fn account(&mut self) -> Result<ploutos::trade::Account, ploutos::trade::BrokerError> {
+        self.inner.account()
+    }
+    fn positions(&mut self) -> Result<Vec<ploutos::trade::BrokerPosition>, ploutos::trade::BrokerError> {
+        let split = self.split();
+        let mut held = self.inner.positions()?;
+        for p in held.iter_mut().filter(|p| split && p.ticker == self.ticker) {
+            p.shares *= self.ratio;
+            p.avg_cost /= self.ratio;
+        }
+        Ok(held)
+    }
+    fn bars_since(
+        &mut self,
+        tickers: &[String],
+        since: i64,
+    ) -> Result<Vec<ploutos::trade::BrokerBar>, ploutos::trade::BrokerError> {
+        let mut bars = self.inner.bars_since(tickers, since)?;
+        for b in bars.iter_mut().filter(|b| b.ticker == self.ticker && b.time >= self.ex_time) {
+            let r = self.ratio;
+            (b.open, b.high, b.low, b.close, b.volume) = (b.open / r, b.high / r, b.low / r, b.close / r, b.volume * r);
+        }
+        Ok(bars)
+    }
+    fn clock(&mut self) -> Result<ploutos::trade::MarketClock, ploutos::trade::BrokerError> {
+        self.inner.clock()
+    }
+    fn opening_prices(
+        &mut self,
+        tickers: &[String],
+        bar_open: i64,
+    ) -> Result<Option<Vec<f64>>, ploutos::trade::BrokerError> {
+        let mut opens = self.inner.opening_prices(tickers, bar_open)?;
+        if let Some(opens) = opens.as_mut().filter(|_| bar_open >= self.ex_time) {
+            let k = tickers.iter().position(|t| *t == self.ticker).unwrap();
+            opens[k] /= self.ratio;
+        }
+        Ok(opens)
+    }
+    fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
+        if !(self.split() && order.ticker == self.ticker) {
+            return self.inner.submit(order);
+        }
+        let Quantity::Shares(q) = order.quantity else { panic!("orders are sent in shares") };
+        self.after.insert(order.client_order_id.clone());
+        let state = self.inner.submit(&OrderRequest { quantity: Quantity::Shares(q / self.ratio), ..order.clone() })?;
+        Ok(self.in_new_shares(state))
+    }
+    fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
+        self.inner.cancel(id)
+    }
+    fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
+        Ok(self.inner.order(id)?.map(|s| self.in_new_shares(s)))
+    }
+    fn splits(
+        &mut self,
+        tickers: &[String],
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<ploutos::trade::Split>, ploutos::trade::BrokerError> {
+        let ex_date = ploutos::market::calendar::ny_date(self.ex_time);
+        let listed = tickers.contains(&self.ticker) && (from..=to).contains(&ex_date);
+        Ok(listed
+            .then(|| ploutos::trade::Split { ticker: self.ticker.clone(), ex_date, ratio: self.ratio })
+            .into_iter()
+            .collect())
+    }
+}
+
+impl ploutos::trade::Paced for Splitting<'_> {
+    replay_pacing!();
+    fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
+        self.opened = self.inner.wait_for_open()?;
+        Ok(self.opened)
+    }
+    fn wait_for_close(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
+        self.opened = false;
+        self.inner.wait_for_close()
+    }
+}
+
+/// A split in the middle of a session, as a broker carries it out (new shares, prices that
+/// printed): the features see the prices adjusted for it, the env splits its position as the
+/// broker does, so the session goes on with the backtest's decisions over the adjusted
+/// market: the same orders, in the new shares from the ex-date on, and the same account.
+#[test]
+fn a_split_during_the_session_is_followed_in_the_new_shares() {
+    let (ds, cfg, range, backtest) = threshold_backtest();
+    let agent = Threshold { n_tickers: 3 };
+    let tickers = ds.panel.tickers().to_vec();
+    // The ex-date: a bar at whose open the agent holds a ticker it trades again later.
+    let (ticker, ex_bar) = backtest
+        .trades
+        .iter()
+        .filter(|t| t.side == Side::Buy)
+        .find_map(|buy| {
+            let k = buy.ticker;
+            let next = backtest.trades.iter().find(|t| t.ticker == k && t.bar > buy.bar)?;
+            let later = backtest.trades.iter().filter(|t| t.ticker == k && t.bar > next.bar).count();
+            (next.side == Side::Sell && next.bar > buy.bar + 1 && later >= 2).then_some((k, buy.bar as usize + 1))
+        })
+        .expect("a position held over a bar, and traded again");
+    let ratio = 4.0;
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut splitting = Splitting {
+        inner: &mut broker,
+        ticker: tickers[usize::from(ticker)].clone(),
+        ex_bar,
+        ex_time: ds.panel.timestamps()[ex_bar],
+        ratio,
+        opened: false,
+        after: Default::default(),
+    };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = &mut Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let summary = trade(&mut splitting, &mut live, &mut session, journal, &options("split")).expect("trade");
+
+    assert!(summary.stopped.is_none() && summary.withheld.is_empty());
+    let in_new_shares: Vec<_> = backtest
+        .trades
+        .iter()
+        .zip(as_orders(&backtest.trades, &tickers))
+        .map(|(t, (name, side, shares))| {
+            let split = t.ticker == ticker && t.bar as usize >= ex_bar;
+            (name, side, if split { shares * ratio } else { shares })
+        })
+        .collect();
+    assert_eq!(sent(&summary.sent), in_new_shares);
+    let after = summary.sent.iter().filter(|o| o.request.ticker == tickers[usize::from(ticker)]);
+    assert!(after.filter(|o| o.fill_time >= ds.panel.timestamps()[ex_bar]).count() >= 2, "traded after the split");
+    let equity = splitting.account().unwrap().equity;
+    let want = backtest.equity.last().unwrap().equity;
+    assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
+}

@@ -293,7 +293,8 @@ fn alpaca(
         None => clock.now - HISTORY_DAYS * 86_400,
     };
     let mut live = LiveMarket::new(tickers.clone(), interval, scaler);
-    live.extend(&broker.bars_since(&tickers, since)?)?;
+    let history = broker.bars_since(&tickers, since)?;
+    ploutos::trade::extend_live(&mut broker, &mut live, &history)?;
     if live.n_bars() < ploutos::features::MIN_BARS {
         return Err(BadArgument(format!(
             "alpaca has {} {} bars of {} since {}: the features need {}",

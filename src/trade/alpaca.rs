@@ -22,7 +22,7 @@
 
 use super::broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
-    OrderStatus, Quantity,
+    OrderStatus, Quantity, Split,
 };
 use crate::config::Interval;
 use crate::market::calendar::{ny_date, ny_datetime};
@@ -578,6 +578,30 @@ struct AlpacaBars {
     next_page_token: Option<String>,
 }
 
+/// `GET /v1/corporate-actions` (the splits only).
+#[derive(Deserialize)]
+struct AlpacaCorporateActions {
+    #[serde(default)]
+    corporate_actions: AlpacaSplits,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AlpacaSplits {
+    #[serde(default)]
+    forward_splits: Vec<AlpacaSplit>,
+    #[serde(default)]
+    reverse_splits: Vec<AlpacaSplit>,
+}
+
+#[derive(Deserialize)]
+struct AlpacaSplit {
+    symbol: String,
+    new_rate: Option<Value>,
+    old_rate: Option<Value>,
+    ex_date: String,
+}
+
 /// A number Alpaca may send as a string or as a number.
 fn value_num(v: &Option<Value>) -> Option<f64> {
     match v.as_ref()? {
@@ -789,6 +813,50 @@ impl Broker for AlpacaBroker {
             out.push(open);
         }
         Ok(Some(out))
+    }
+
+    /// From the market data API's corporate actions (`GET /v1/corporate-actions`, forward
+    /// and reverse splits, every page): the ratio is `new_rate / old_rate`, the day Alpaca's
+    /// `ex_date` (the session on which the shares re-base and the price adjusts; not
+    /// `payable_date`, which can come a day earlier).
+    fn splits(
+        &mut self,
+        tickers: &[String],
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Split>, BrokerError> {
+        let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/v1/corporate-actions?symbols={symbols}&types=forward_split,reverse_split&start={from}&end={to}&limit=1000",
+                self.config.data_url
+            );
+            if let Some(token) = &page {
+                url.push_str(&format!("&page_token={}", encode(token)));
+            }
+            let answer: AlpacaCorporateActions = parse(self.get(&url)?, "corporate actions")?;
+            let actions = answer.corporate_actions;
+            for s in actions.forward_splits.iter().chain(&actions.reverse_splits) {
+                let bad = |what: &str| {
+                    BrokerError::Other(format!("alpaca: split of {} on {:?}: {what}", s.symbol, s.ex_date))
+                };
+                let ex_date =
+                    chrono::NaiveDate::parse_from_str(&s.ex_date, "%Y-%m-%d").map_err(|e| bad(&e.to_string()))?;
+                let (new, old) = (value_num(&s.new_rate), value_num(&s.old_rate));
+                let ratio = match (new, old) {
+                    (Some(n), Some(o)) if n > 0.0 && o > 0.0 && (n / o).is_finite() => n / o,
+                    _ => return Err(bad("its new_rate and old_rate are not positive numbers")),
+                };
+                out.push(Split { ticker: s.symbol.clone(), ex_date, ratio });
+            }
+            match answer.next_page_token.filter(|t| !t.is_empty()) {
+                Some(token) => page = Some(token),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {

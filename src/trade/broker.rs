@@ -146,6 +146,16 @@ impl BrokerError {
     }
 }
 
+/// A stock split, as the broker's corporate actions list it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    pub ticker: String,
+    /// The session on which the share count re-bases and the price adjusts (New York).
+    pub ex_date: chrono::NaiveDate,
+    /// New shares per old share: 4 for a 4-for-1 split, 0.1 for a 1-for-10 reverse split.
+    pub ratio: f64,
+}
+
 /// A broker `ploutos trade` can trade with.
 ///
 /// Implementations must make [`Broker::submit`] idempotent on
@@ -174,4 +184,14 @@ pub trait Broker {
     /// [`BrokerError::Other`] when the bar now trading is a later one: the loop is late (a
     /// machine that slept), and prices of another bar would size orders meant for this one.
     fn opening_prices(&mut self, tickers: &[String], bar_open: i64) -> Result<Option<Vec<f64>>, BrokerError>;
+    /// The splits of `tickers` whose ex-date is in `from..=to`, in any order. A broker whose
+    /// bars are already adjusted for splits (the replay broker's) has none: the default.
+    fn splits(
+        &mut self,
+        _tickers: &[String],
+        _from: chrono::NaiveDate,
+        _to: chrono::NaiveDate,
+    ) -> Result<Vec<Split>, BrokerError> {
+        Ok(Vec::new())
+    }
 }

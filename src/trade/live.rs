@@ -5,10 +5,23 @@
 //! raw values and sums.
 //!
 //! What a live feed does not carry is not invented: no forward-filled bars (a ticker
-//! without a bar at a timestamp is a gap, an error), no corporate actions (the account of
-//! record is the broker's).
+//! without a bar at a timestamp is a gap, an error), no dividends (the account of record is
+//! the broker's: its cash has them).
+//!
+//! **Splits** ([`LiveMarket::add_splits`], from the broker's corporate actions) are read
+//! both ways a model needs them. The features see prices adjusted **forward** from the
+//! first bar received, as `data.adjust` adjusts a file (a bar from a split's ex-date on is
+//! multiplied by the split's ratio, its volume divided by it): no 75% fall on a 4-for-1
+//! split, and nothing that depends on a later event. The account sees the split as the
+//! broker applies it: the market's prices stay the ones that printed, and the ex-date bar
+//! carries the split for the corporate-actions plugin ([`crate::corporate_actions`]: shares
+//! × ratio, cost ÷ ratio, a fraction paid in cash), so that the env's positions are the
+//! broker's share counts. The trailing mean volume is kept in the shares of the bar it
+//! sizes: at a split the volumes of the window are multiplied by its ratio, and so is the
+//! decision bar's mean volume, which prices the impact of orders filling at the ex-date's
+//! open (in new shares).
 
-use super::broker::BrokerBar;
+use super::broker::{BrokerBar, Split};
 use crate::config::Interval;
 use crate::env::{MarketColumns, MarketData};
 use crate::features::{Bar, FeatureScaler, IncrementalFeatures, N_FEATURES, raw::Feature};
@@ -36,6 +49,10 @@ pub enum LiveError {
     /// Prices that are not positive finite numbers, or a negative volume.
     #[error("the bar of {ticker} at {time} is not valid OHLCV ({problem})")]
     Invalid { ticker: String, time: i64, problem: &'static str },
+    /// A split whose ex-date bars were read already without it, or whose ratio is not a
+    /// positive number.
+    #[error("a split of {ticker} on {ex_date} (ratio {ratio}) {problem}")]
+    Split { ticker: String, ex_date: chrono::NaiveDate, ratio: f64, problem: &'static str },
 }
 
 /// The bars received so far as market rows (see the module docs).
@@ -51,6 +68,15 @@ pub struct LiveMarket {
     /// Bar-major rows, as [`MarketData::new`] takes them.
     columns: MarketColumns,
     volume: Vec<f64>,
+    /// Each ticker's splits not applied yet, `(ex-date, ratio)` by date.
+    pending: Vec<Vec<(chrono::NaiveDate, f64)>>,
+    /// Each ticker's forward adjustment: the product of the ratios of its splits applied
+    /// (the features read the bars' prices × it and volumes ÷ it).
+    factor: Vec<f64>,
+    /// The splits applied, `(bar, ticker, ratio)`, oldest first.
+    applied: Vec<(usize, usize, f64)>,
+    /// The broker's splits are known through this date (New York).
+    splits_known_through: Option<chrono::NaiveDate>,
 }
 
 impl LiveMarket {
@@ -66,7 +92,92 @@ impl LiveMarket {
             times: Vec::new(),
             columns: MarketColumns::default(),
             volume: Vec::new(),
+            pending: vec![Vec::new(); d],
+            factor: vec![1.0; d],
+            applied: Vec::new(),
+            splits_known_through: None,
         }
+    }
+
+    /// Adds the splits of the model's tickers (others are skipped), applied from the first
+    /// bar at or after each one's ex-date (see the module docs). A split of a day at or
+    /// before the first bar received is before anything could be held, and is skipped; one
+    /// applied already (the same ticker, ex-date and ratio) too.
+    ///
+    /// # Errors
+    /// [`LiveError::Split`] for a ratio that is not a positive number, or a split of a day
+    /// whose bars were received without it (its prices would be out by its ratio); nothing
+    /// is added then.
+    pub fn add_splits(&mut self, splits: &[Split]) -> Result<(), LiveError> {
+        let first_day = self.times.first().map(|&t| calendar::ny_date(t));
+        let last_day = self.times.last().map(|&t| calendar::ny_date(t));
+        let mut fresh = Vec::new();
+        for split in splits {
+            let Some(k) = self.tickers.iter().position(|t| *t == split.ticker) else { continue };
+            let refused = |problem| LiveError::Split {
+                ticker: split.ticker.clone(),
+                ex_date: split.ex_date,
+                ratio: split.ratio,
+                problem,
+            };
+            if !(split.ratio.is_finite() && split.ratio > 0.0) {
+                return Err(refused("has no positive ratio"));
+            }
+            if first_day.is_some_and(|first| split.ex_date <= first)
+                || self.pending[k].contains(&(split.ex_date, split.ratio))
+                || fresh.contains(&(k, split.ex_date, split.ratio))
+            {
+                continue;
+            }
+            if last_day.is_some_and(|last| split.ex_date <= last) {
+                let applied_at = |&(bar, kk, r): &(usize, usize, f64)| {
+                    kk == k && r == split.ratio && self.first_bar_on_or_after(split.ex_date) == Some(bar)
+                };
+                if self.applied.iter().any(applied_at) {
+                    continue;
+                }
+                return Err(refused(
+                    "comes after its bars were read: the features and positions would be out by its ratio",
+                ));
+            }
+            fresh.push((k, split.ex_date, split.ratio));
+        }
+        for (k, ex_date, ratio) in fresh {
+            self.pending[k].push((ex_date, ratio));
+            self.pending[k].sort_by_key(|&(d, _)| d);
+        }
+        Ok(())
+    }
+
+    /// The first bar received on or after `date`.
+    fn first_bar_on_or_after(&self, date: chrono::NaiveDate) -> Option<usize> {
+        let i = self.times.partition_point(|&t| calendar::ny_date(t) < date);
+        (i < self.times.len()).then_some(i)
+    }
+
+    /// The date through which the broker's splits were asked for ([`LiveMarket::add_splits`]).
+    pub fn splits_known_through(&self) -> Option<chrono::NaiveDate> {
+        self.splits_known_through
+    }
+
+    /// Records that the broker's splits were asked for through `date`.
+    pub fn set_splits_known_through(&mut self, date: chrono::NaiveDate) {
+        self.splits_known_through = self.splits_known_through.max(Some(date));
+    }
+
+    /// Every split the account meets through the provisional bar that opens at `next_time`
+    /// (bar `n_bars()`, [`LiveMarket::market_with_next`]), as `(bar, ticker, ratio)`, oldest
+    /// first.
+    pub fn splits_through(&self, next_time: i64) -> Vec<(usize, usize, f64)> {
+        let mut all = self.applied.clone();
+        let day = calendar::ny_date(next_time);
+        for (k, pending) in self.pending.iter().enumerate() {
+            let ratio: f64 = pending.iter().filter(|&&(d, _)| d <= day).map(|&(_, r)| r).product();
+            if ratio != 1.0 && !self.times.is_empty() {
+                all.push((self.n_bars(), k, ratio));
+            }
+        }
+        all
     }
 
     /// The tickers, in the model's order.
@@ -148,10 +259,35 @@ impl LiveMarket {
             (Some(&prev), Some(&prev_day)) => prev_day + calendar::trading_days(&[prev, time], self.interval)[1],
             _ => 0,
         };
+        let (n, date) = (self.times.len(), calendar::ny_date(time));
         let c = &mut self.columns;
         c.day.push(day);
         for (k, b) in row.into_iter().flatten().enumerate() {
-            let bar = Bar { open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume, day };
+            // The splits whose ex-date this bar is the first at or after (none at the first
+            // bar: nothing was held before it).
+            let mut ratio = 1.0;
+            self.pending[k].retain(|&(ex_date, r)| {
+                if ex_date <= date && n > 0 {
+                    ratio *= r;
+                }
+                ex_date > date
+            });
+            if ratio != 1.0 {
+                self.factor[k] *= ratio;
+                self.applied.push((n, k, ratio));
+                // The window and the decision bar's mean volume in the new shares.
+                self.recent_volume[k].iter_mut().for_each(|v| *v *= ratio);
+                c.mean_volume[(n - 1) * d + k] *= ratio;
+            }
+            let f = self.factor[k];
+            let bar = Bar {
+                open: b.open * f,
+                high: b.high * f,
+                low: b.low * f,
+                close: b.close * f,
+                volume: b.volume / f,
+                day,
+            };
             self.features[k].push(bar).expect("Invariant: days never decrease");
             let (raw, observation) = self.features[k].last_rows(&self.scaler).expect("Invariant: a bar was pushed");
             let recent = &mut self.recent_volume[k];
@@ -161,7 +297,7 @@ impl LiveMarket {
             recent.push_back(b.volume);
             c.open.push(b.open);
             c.close.push(b.close);
-            c.atr_frac.push(raw[Feature::Atr14.index()] / b.close);
+            c.atr_frac.push(raw[Feature::Atr14.index()] / bar.close);
             c.ret_std.push(raw[Feature::RetStd20.index()]);
             // As the panel's trailing mean: the window's sum, oldest first, over its length.
             c.mean_volume.push(recent.iter().sum::<f64>() / recent.len() as f64);
@@ -198,9 +334,22 @@ impl LiveMarket {
         c.features.extend_from_within(last * d * N_FEATURES..n * d * N_FEATURES);
         let mut volume = self.volume.clone();
         volume.extend_from_within(last * d..n * d);
+        let splits = self.splits_through(next_time);
+        let mut actions = Vec::new();
+        if !splits.is_empty() {
+            actions = vec![(1.0, 0.0); (n + 1) * d];
+            for &(bar, k, ratio) in &splits {
+                actions[bar * d + k] = (ratio, 0.0);
+                if bar == n {
+                    // As `push` will when the bar arrives.
+                    c.mean_volume[last * d + k] *= ratio;
+                }
+            }
+        }
         MarketData::new(n + 1, d, N_FEATURES, c)
             .and_then(|m| m.with_volume(volume))
             .and_then(|m| m.with_tickers(&self.tickers))
+            .and_then(|m| if splits.is_empty() { Ok(m) } else { m.with_corporate_actions(actions) })
             .expect("Invariant: columns built to shape")
     }
 }

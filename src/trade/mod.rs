@@ -2,7 +2,8 @@
 //! a broker with the systems that trained and backtested it.
 //!
 //! * [`live`]: bars arriving one timestamp at a time become the market rows a backtest
-//!   builds from the whole file, with incremental features ([`crate::features::IncrementalFeatures`]).
+//!   builds from the whole file, with incremental features ([`crate::features::IncrementalFeatures`]);
+//!   the broker's splits adjust the features and split the env's positions as the broker's.
 //! * [`session`]: the decision at each close and the orders it means at the next open,
 //!   from a replay of the env over the session's bars (parity with `backtest` by
 //!   construction), on the broker's account ([`broker_account`]: its cash, previous-close
@@ -10,7 +11,7 @@
 //! * [`run`]: the loop: fetch, limits, decide, reconcile, send, journal; [`Paced`] brokers
 //!   say when a bar opens and closes.
 //! * [`broker`]: the [`Broker`] trait (account, positions, orders, bars, clock, opening
-//!   prices) and its types; [`replay::ReplayBroker`], the deterministic account of record
+//!   prices, splits) and its types; [`replay::ReplayBroker`], the deterministic account of record
 //!   for tests, which fills with the env's own fill and fee models; [`alpaca`], Alpaca's
 //!   REST API (feature `alpaca`, part of `cli`), paced by Alpaca's clock for daily bars and
 //!   for hourly ones aligned with the training data's (09:30, 10:30, …).
@@ -36,13 +37,13 @@ pub mod session;
 
 pub use broker::{
     Account, Broker, BrokerBar, BrokerError, BrokerPosition, MarketClock, OrderRequest, OrderSide, OrderState,
-    OrderStatus, Quantity,
+    OrderStatus, Quantity, Split,
 };
 pub use broker_account::{AccountSnapshot, BrokerAccountPlugin, CASH_TOLERANCE, Holding};
 pub use journal::{Entry, Journal, Replayed};
 pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
-pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, session_tag, trade};
+pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, extend_live, session_tag, trade};
 pub use safety::{Limits, Stop};
 pub use session::{PlannedOrder, Session, SessionError, first_decision_bar, first_decision_bar_skipping};

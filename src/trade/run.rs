@@ -4,8 +4,8 @@
 //!
 //! Order of one bar (see [`trade`]):
 //!
-//! 1. fetch the bars since the last one ([`super::live::LiveMarket`]; a gap stops the loop
-//!    before any decision on it). No new bar after a close (or, at a run's first bar, the
+//! 1. fetch the bars since the last one, and the broker's splits of their days first
+//!    ([`extend_live`]; a gap stops the loop before any decision on it). No new bar after a close (or, at a run's first bar, the
 //!    next bar ended already but is not served yet): ask again a few times
 //!    ([`Paced::wait_briefly`]), then stop; several new bars after a decision (the loop
 //!    missed closes): stop, since the orders of the missed bars were never sent;
@@ -23,7 +23,8 @@
 //!    not from the clock: a run resumed in the middle of that bar still fills in it; the
 //!    kill switch is checked again: a decision and its orders can be a night apart), read
 //!    its opening prices (asked again a few times while a ticker has not printed; an error
-//!    when a later bar trades already: the loop is late), compute the env's orders at them
+//!    when a later bar trades already: the loop is late), ask for the splits of its day
+//!    (the broker splits positions before the open), compute the env's orders at them
 //!    ([`super::session::Session::orders`]);
 //! 5. reconcile: the broker's positions in the model's tickers must be the session's
 //!    before these orders, plus what those of them the broker has already (sent before a
@@ -37,7 +38,7 @@
 //!    account no longer follows the agent;
 //! 7. the bar is done: the journal is synced.
 
-use super::broker::{Broker, BrokerError, OrderRequest, OrderSide, OrderState, OrderStatus, Quantity};
+use super::broker::{Broker, BrokerBar, BrokerError, OrderRequest, OrderSide, OrderState, OrderStatus, Quantity};
 use super::broker_account::AccountSnapshot;
 use super::journal::{Entry, Journal};
 use super::live::{LiveError, LiveMarket};
@@ -46,6 +47,7 @@ use super::replay::ReplayBroker;
 use super::safety::{Limits, Stop};
 use super::session::{PlannedOrder, Session, SessionError};
 use crate::backtest::Agent;
+use crate::market::calendar;
 
 /// A broker whose clock the loop can wait on.
 pub trait Paced: Broker {
@@ -249,7 +251,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
     loop {
         let since = live.times().last().map_or(i64::MIN, |t| t + 1);
         let bars = broker.bars_since(&tickers, since)?;
-        let added = live.extend(&bars)?;
+        let added = extend_live(broker, live, &bars)?;
         let n = live.n_bars();
         if n == 0 || n - 1 < session.start() {
             if !first_closed && let Some(first) = opts.first_bar_time {
@@ -357,6 +359,8 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             }
             broker.wait_briefly()?;
         };
+        let open_day = calendar::ny_date(next_open);
+        learn_splits(broker, live, open_day, open_day)?;
         let (orders, mut expected) = session.orders(live, next_open, &opens)?;
         // Orders of this bar the broker has already: sent before a restart in the middle of
         // the bar. What they filled is in the broker's positions; they are not sent again.
@@ -444,7 +448,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         // A heartbeat for whoever watches a session that runs for days.
         tracing::info!(
             "bar {} done: {} orders sent, {} withheld; equity {:.2} at its close",
-            crate::market::calendar::ny_datetime(bar_time).format("%Y-%m-%d %H:%M %Z"),
+            calendar::ny_datetime(bar_time).format("%Y-%m-%d %H:%M %Z"),
             summary.sent.len() - sent_before,
             summary.withheld.len() - withheld_before,
             account.equity
@@ -457,6 +461,38 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             return Ok(());
         }
     }
+}
+
+/// Appends `bars` to `live` ([`LiveMarket::extend`]) once the broker's splits of the days
+/// they cover are known ([`LiveMarket::add_splits`]); returns how many timestamps were
+/// appended.
+///
+/// # Errors
+/// The broker's, or [`TradeError::Live`] for bars (or splits) that cannot join.
+pub fn extend_live<B: Broker>(broker: &mut B, live: &mut LiveMarket, bars: &[BrokerBar]) -> Result<usize, TradeError> {
+    let last = live.times().last().copied();
+    let fresh = bars.iter().map(|b| b.time).filter(|&t| last.is_none_or(|l| t > l));
+    if let (Some(first), Some(newest)) = (fresh.clone().min(), fresh.max()) {
+        learn_splits(broker, live, calendar::ny_date(first), calendar::ny_date(newest))?;
+    }
+    Ok(live.extend(bars)?)
+}
+
+/// Asks the broker for the splits of `live`'s tickers with an ex-date through `through`
+/// that were not asked for yet (from `from` when none were), and adds them.
+fn learn_splits<B: Broker>(
+    broker: &mut B,
+    live: &mut LiveMarket,
+    from: chrono::NaiveDate,
+    through: chrono::NaiveDate,
+) -> Result<(), TradeError> {
+    let from = live.splits_known_through().and_then(|d| d.succ_opt()).unwrap_or(from);
+    if from <= through {
+        let splits = broker.splits(live.tickers(), from, through)?;
+        live.add_splits(&splits)?;
+        live.set_splits_known_through(through);
+    }
+    Ok(())
 }
 
 /// The broker order of a planned one; its id names the decision bar, so that a restart

@@ -32,6 +32,7 @@ use super::live::LiveMarket;
 use super::order_id::Leg;
 use crate::backtest::{Agent, ReplayResult, replay_config, replay_extended};
 use crate::config::{EnvironmentConfig, Interval};
+use crate::corporate_actions::split_shares;
 use crate::env::{Side, TradeRecord};
 use crate::market::{calendar, nyse};
 use crate::vec_env::EnvError;
@@ -254,7 +255,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
             return Err(SessionError::NotDecided);
         }
         let result = self.replay(live, next_time, Some(opens), self.recorded_actor(d))?;
-        Ok(self.fills_at(live, &result, newest + 1))
+        Ok(self.fills_at(live, next_time, &result, newest + 1))
     }
 
     /// The env's fills at the newest bar of `live` (the orders of the decision at the bar
@@ -276,7 +277,7 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
         }
         self.decide_through(live, next_time, newest - 1)?;
         let result = self.replay(live, next_time, None, self.recorded_actor(d))?;
-        Ok(self.fills_at(live, &result, newest))
+        Ok(self.fills_at(live, next_time, &result, newest))
     }
 
     /// An actor that replays the recorded actions, and holds at a bar not decided yet.
@@ -292,8 +293,15 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
 
     /// The fills of `result` at live bar `fill_bar` as orders, and every position before
     /// them: the broker's where the session has them at a close before ([`Session::set_holdings`]),
-    /// plus the env's fills since.
-    fn fills_at(&self, live: &LiveMarket, result: &ReplayResult, fill_bar: usize) -> (Vec<PlannedOrder>, Vec<f64>) {
+    /// plus the env's fills and the splits since (a split at `fill_bar` included: it comes
+    /// before the open's fills, as at the broker). `next_time` as for [`Session::decide`].
+    fn fills_at(
+        &self,
+        live: &LiveMarket,
+        next_time: i64,
+        result: &ReplayResult,
+        fill_bar: usize,
+    ) -> (Vec<PlannedOrder>, Vec<f64>) {
         let times = live.times();
         let upto = times.get(fill_bar).copied().unwrap_or(i64::MAX);
         let adopted = self.holdings.range(..upto).next_back().map(|(t, h)| (times.partition_point(|x| x < t), h));
@@ -302,9 +310,20 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
             Some((bar, h)) => (bar + 1, h.iter().map(|h| h.shares).collect()),
             None => (0, vec![0.0; live.tickers().len()]),
         };
+        // As the corporate-actions plugin splits the env's positions: at the split's bar,
+        // before its fills.
+        let fractional = self.cfg.fractional_shares;
+        let mut splits = live.splits_through(next_time).into_iter().filter(|&(bar, ..)| bar >= from).peekable();
+        let mut split_through = |held: &mut Vec<f64>, bar: usize| {
+            while let Some((_, k, ratio)) = splits.next_if(|&(b, ..)| b <= bar) {
+                held[k] = split_shares(held[k], ratio, fractional);
+            }
+        };
         for trade in result.trades.iter().filter(|t| (from..fill_bar).contains(&(t.bar as usize))) {
+            split_through(&mut held, trade.bar as usize);
             held[usize::from(trade.ticker)] += signed(trade);
         }
+        split_through(&mut held, fill_bar);
         let before = held.clone();
         let orders = result
             .trades
