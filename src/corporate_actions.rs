@@ -59,6 +59,7 @@ pub fn apply_corporate_actions(
 ) {
     // Under `close` fills the orders have filled already (this runs after them).
     let before_fills = params.fill_timing == FillTiming::NextOpen;
+    let fractional = config.fractional_shares || market.fractional_splits();
     // Most bars have no event: a pass over the clocks alone finds the envs that have one,
     // and only theirs are fetched whole.
     for (env, clock) in &clocks {
@@ -78,7 +79,7 @@ pub fn apply_corporate_actions(
             // A sized order waiting for this open was decided in the old shares: a broker
             // adjusts it by the ratio, as the position (whole shares toward zero).
             if let Some(sizes) = sizes.as_deref_mut().filter(|_| before_fills && ratio != 1.0) {
-                sizes.0[k] = split_shares(sizes.0[k], ratio, config.fractional_shares);
+                sizes.0[k] = split_shares(sizes.0[k], ratio, fractional);
             }
             let pos = &mut positions.0[k];
             if pos.shares == 0.0 {
@@ -86,7 +87,7 @@ pub fn apply_corporate_actions(
             }
             if ratio != 1.0 {
                 let shares = pos.shares * ratio;
-                let kept = split_shares(pos.shares, ratio, config.fractional_shares);
+                let kept = split_shares(pos.shares, ratio, fractional);
                 let lieu = (shares - kept) * market.close_row(bar - 1)[k] / ratio;
                 portfolio.cash += lieu;
                 ledger.cash_in_lieu += lieu;

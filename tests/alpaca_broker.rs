@@ -1271,7 +1271,7 @@ fn check_daily_loop(alpaca: &MockAlpaca, summary: &ploutos::trade::TradeSummary,
     assert!(summary.stopped.as_deref().unwrap().contains("kill switch"));
     let fills: Vec<String> = if dry_run {
         assert!(summary.sent.is_empty() && alpaca.posts() == 0, "a dry run sends nothing");
-        summary.withheld.iter().map(|(o, _)| o.client_order_id.clone()).collect()
+        summary.withheld.iter().map(|(o, ..)| o.client_order_id.clone()).collect()
     } else {
         // Every order reached Alpaca once, filled, and the positions followed the session
         // at every open (the loop reconciles them, or it would have stopped).

@@ -37,8 +37,15 @@ fn bad_data_and_arguments_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("X.csv");
     std::fs::write(&csv, "timestamp,open,high,low,close\n2021-01-04,1,1,1,1\n").expect("write");
-    assert_bad_input(&["features", "--input", csv.to_str().expect("utf8"), "--output", "/dev/null"], "volume");
+    let out = dir.path().join("out.csv");
+    assert_bad_input(
+        &["features", "--input", csv.to_str().expect("utf8"), "--output", out.to_str().unwrap()],
+        "volume",
+    );
     assert_bad_input(&["backtest", "--policy", "nonsense"], "nonsense");
+    // An output that cannot be written is refused before the work.
+    assert_bad_input(&["backtest", "--out", "/dev/null"], "--out /dev/null: /dev/null is not a folder");
+    assert_bad_input(&["backtest", "--out", "/dev/null/report"], "/dev/null is not a folder");
     assert_bad_input(&["backtest", "--data", dir.path().to_str().expect("utf8")], ".csv");
     let (code, _, _) = ploutos(&["no-such-command"]);
     assert_eq!(code, 2);
@@ -51,6 +58,26 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
     assert_bad_input(&["walk-forward", "--folds", "100", "--train-days", "504", "--test-days", "126"], "trading days");
     assert_bad_input(&["train", "--resume", "/nonexistent/run"], "--resume");
     assert_bad_input(&["bench", "--layout", "sideways"], "--layout");
+    // The folds would train into another run's folder, or over an earlier report.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("models/taken")).unwrap();
+    let named = ["walk-forward", "--set", "training.run_name=taken"];
+    assert_bad_input_in(dir.path(), &named, "models/taken exists (a run or a walk-forward named taken)");
+    std::fs::create_dir_all(dir.path().join("r")).unwrap();
+    std::fs::write(dir.path().join("r/report.json"), "{}").unwrap();
+    assert_bad_input_in(dir.path(), &["walk-forward", "--out", "r"], "r holds a report already: pass --force");
+    // A run that died before its first checkpoint: nothing to resume, so --resume is not
+    // what the refusal suggests.
+    std::fs::create_dir_all(dir.path().join("models/early")).unwrap();
+    std::fs::write(dir.path().join("models/early/feature_scaler.ron"), "()").unwrap();
+    let early = ["train", "--set", "training.run_name=early"];
+    assert_bad_input_in(dir.path(), &early, "which has no checkpoint to resume from: pass --force to replace it");
+    // --config is not read with --resume: refused rather than ignored.
+    assert_bad_input_in(
+        dir.path(),
+        &["train", "--resume", "models/early", "-c", "x.ron"],
+        "--config x.ron with --resume",
+    );
 }
 
 #[cfg(feature = "learner")]
@@ -206,6 +233,20 @@ fn a_run_never_overwrites_another_unless_forced() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// A network or a rollout over the machine's memory is refused in one line before the
+/// first allocation, and the run leaves nothing that would block its name.
+#[cfg(feature = "learner")]
+#[test]
+fn a_run_over_the_machines_memory_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = tiny_train("huge", 4096);
+    a.push("--set=training.net_arch=[65536,65536]".into());
+    assert_bad_input_in(dir.path(), &args(&a), "needs at least");
+    for root in ["models", "runs", "logs"] {
+        assert!(!dir.path().join(root).join("huge").exists(), "{root}/huge");
+    }
+}
+
 /// Ctrl-C twice, 50 ms apart, during training: the process ends at once with 130 (or 0
 /// when the first one's checkpoint was already saved), never with a crash or a libtorch
 /// trace, and every checkpoint folder it leaves is whole. Twenty times in a row.
@@ -348,22 +389,25 @@ fn features_infers_the_interval_from_the_timestamps() {
             "ploutos: hourly.csv: inferred --interval 1h (line 2 has a time of day, \"2021-01-04T09:30:00-05:00\"); pass --interval to choose",
         ),
     ] {
-        let (code, _, err) = ploutos_in(dir.path(), &["features", "--input", input, "--output", "out.csv"]);
+        let (code, _, err) = ploutos_in(dir.path(), &["features", "--input", input, "--output", "out.csv", "--force"]);
         assert_eq!(code, 0, "{input}: {err}");
         assert_eq!(err.lines().next(), Some(line), "{err}");
     }
-    let (code, _, err) =
-        ploutos_in(dir.path(), &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1d"]);
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1d", "--force"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("inferred"), "{err}");
     assert_bad_input_in(
         dir.path(),
-        &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1h"],
+        &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1h", "--force"],
         "daily.csv:2: column timestamp",
     );
 }
 
-/// `features --output` never replaces the `--input` bars, however the path is spelled.
+/// `features --output` never replaces the `--input` bars, however the path is spelled (not
+/// even with `--force`), nor another file unless `--force`.
 #[test]
 fn features_refuses_to_write_over_its_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -375,13 +419,23 @@ fn features_refuses_to_write_over_its_input() {
     for output in ["data/daily.csv", "./data/../data/daily.csv", "link.csv"] {
         assert_bad_input_in(
             dir.path(),
-            &["features", "--input", "data/daily.csv", "--output", output],
+            &["features", "--input", "data/daily.csv", "--output", output, "--force"],
             &format!(
                 "--output {output} is the --input file data/daily.csv: writing the features would replace its bars; choose another --output"
             ),
         );
     }
     assert_eq!(std::fs::read(&input).unwrap(), before, "the input is intact");
+    // Another ticker's bars: kept unless --force; a folder: named.
+    std::fs::write(dir.path().join("data/other.csv"), "kept").unwrap();
+    let args = ["features", "--input", "data/daily.csv", "--output", "data/other.csv"];
+    assert_bad_input_in(dir.path(), &args, "--output data/other.csv exists: pass --force to replace it");
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/other.csv")).unwrap(), "kept");
+    let (code, _, err) = ploutos_in(dir.path(), &[&args[..], &["--force"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(dir.path().join("data/other.csv")).unwrap().starts_with("timestamp,"));
+    let args = ["features", "--input", "data/daily.csv", "--output", "data"];
+    assert_bad_input_in(dir.path(), &args, "--output data is a folder");
 }
 
 /// `generate-data` never replaces CSV files already in its folder unless `--force`.
@@ -741,6 +795,7 @@ fn backtest_policy_replays_target_positions() {
                 "--set=environment.target_positions.levels=[-1.0,-0.5,0.0,0.5,1.0]",
                 "--out",
                 "out",
+                "--force",
             ],
         )
     };
@@ -800,6 +855,47 @@ fn trade_replay_sends_the_backtests_orders() {
     assert_eq!(rows("trades/tr/orders.csv", 4), backtest);
     assert!(std::fs::read_to_string(d.join("trades/tr/journal.jsonl")).unwrap().contains("\"kind\":\"bar_done\""));
 
+    // The report is not replaced without --force; two models named alike get two folders;
+    // the default folder is named after the runs and never reused.
+    assert_bad_input_in(d, &["backtest", "--model", model, "--out", "reports/tr"], "holds a report already");
+    let (code, _, err) = ploutos_in(d, &["backtest", "--model", model, "--out", "reports/tr", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::create_dir_all(d.join("other/tr")).unwrap();
+    copy_dir(&d.join(model), &d.join("other/tr/final"));
+    let (code, out, err) = ploutos_in(d, &["backtest", "--model", model, "--model", "other/tr/final", "--out", "two"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(d.join("two/tr_final/trades.csv").is_file() && d.join("two/other_tr_final/trades.csv").is_file(), "{out}");
+    let folders = |d: &std::path::Path| {
+        let (code, _, err) = ploutos_in(d, &["backtest", "--model", model]);
+        assert_eq!(code, 0, "{err}");
+        err.lines().find_map(|l| l.strip_prefix("ploutos: report in ")).unwrap().to_string()
+    };
+    // A model of another market (here its config says daily bars, the first one's hourly)
+    // is not replayed on the first one's.
+    copy_dir(&d.join(model), &d.join("daily/tr/final"));
+    let config = d.join("daily/tr/final/config.ron");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("interval: \"1h\""), "{text}");
+    std::fs::write(&config, text.replace("interval: \"1h\"", "interval: \"1d\"")).unwrap();
+    assert_bad_input_in(d, &["backtest", "--model", model, "--model", "daily/tr/final"], "was trained on 1d bars");
+    let (first, second) = (folders(d), folders(d));
+    assert!(first.starts_with("reports/tr_final-") && first != second, "{first} {second}");
+    // What the model observes and what its actions mean are its own.
+    assert_bad_input_in(
+        d,
+        &["backtest", "--model", model, "--set", "environment.observe_costs=true"],
+        "was trained with environment.observe_costs = false",
+    );
+    assert_bad_input_in(
+        d,
+        &["trade", "--model", model, "--run", "x", "--set", "environment.target_positions.enabled=true"],
+        "was trained with environment.target_positions.enabled = false (its actions mean hold, buy and sell)",
+    );
+    assert!(!d.join("trades/x").exists(), "refused before the journal");
+    let (code, _, err) =
+        ploutos_in(d, &["backtest", "--model", model, "--set", "environment.observation_layout=index", "--out", "i"]);
+    assert_eq!(code, 0, "the layout is the model's: {err}");
+
     assert_bad_input_in(d, &["trade", "--model", model, "--out", "trades/tr"], "journal.jsonl exists");
     assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "APCA_API_KEY_ID is not set");
@@ -807,7 +903,29 @@ fn trade_replay_sends_the_backtests_orders() {
     assert_bad_input_in(d, &["trade", "--model", model, "--paper", "--live"], "'--paper' cannot be used with '--live'");
     assert_bad_input_in(
         d,
+        &["trade", "--model", model, "--set", "environment.fill_timing=close"],
+        "environment.fill_timing=close fills at the decision bar's close",
+    );
+    // The run's name names its folder and its order ids: no path out of `trades/`.
+    assert_bad_input_in(d, &["trade", "--model", model, "--run", "../x", "--dry-run"], "--run \"../x\" must be");
+    assert!(!d.join("x").exists());
+    assert_bad_input_in(
+        d,
         &["trade", "--model", model, "--out", "trades/x", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],
         "the network trades 2 tickers",
     );
+}
+
+/// Copies a folder's files (one level of subfolders and more) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

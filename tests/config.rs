@@ -141,4 +141,19 @@ fn out_of_range_values_say_where_they_were_written() {
     std::fs::write(&path, "(training: (gamma: 0.9))").unwrap();
     let msg = Config::load(&path, &sets).unwrap_err().to_string();
     assert!(msg.starts_with("--set training.gamma=7: "), "{msg}");
+
+    // A NaN in the file is the file's error, whatever --set is given beside it.
+    std::fs::write(&path, "(\n  training: (\n    learning_rate: NaN,\n  ),\n)\n").unwrap();
+    for sets in [&[][..], &["training.seed=3".to_string()][..]] {
+        let msg = Config::load(&path, sets).unwrap_err().to_string();
+        assert!(msg.starts_with(&format!("{shown}:3:5: ")) && msg.contains("training.learning_rate"), "{msg}");
+    }
+    // A value of the wrong type names its own --set, not the others.
+    std::fs::write(&path, "()").unwrap();
+    let sets = ["training.seed=3", "training.n_envs=abc", "training.gamma=0.9"].map(String::from);
+    let msg = Config::load(&path, &sets).unwrap_err().to_string();
+    assert!(msg.starts_with("--set training.n_envs=abc: "), "{msg}");
+    // A section is not a value.
+    let msg = Config::load(&path, &["environment=[1,2]".to_string()]).unwrap_err().to_string();
+    assert!(msg.contains("`environment` is a section: set its keys"), "{msg}");
 }

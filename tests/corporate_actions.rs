@@ -124,6 +124,19 @@ fn fractional_shares_keep_the_fraction() {
     assert_eq!(env.totals().cash_in_lieu, 0.0);
 }
 
+/// A broker that pays fractional shares rather than cash in lieu (Alpaca, which `ploutos
+/// trade` follows): whole-share buys, yet the split keeps the fraction.
+#[test]
+fn fractional_splits_keep_the_fraction_of_whole_share_positions() {
+    let mut env = hand::replay(&env_config(), market().with_fractional_splits());
+    for action in [1, 0, 0, 0, 0] {
+        env.step(&[action]).expect("step");
+    }
+    let (_, pos, _) = env.env_state(0).expect("env");
+    near(pos[0].shares, 200.0 / 3.0);
+    assert_eq!(env.totals().cash_in_lieu, 0.0);
+}
+
 /// One ticker's daily file: `rows` are (open, high, low, close, volume, extra columns).
 fn write_file(dir: &Path, name: &str, header_extra: &str, rows: &[(f64, f64, f64, f64, f64, String)]) {
     let dates =

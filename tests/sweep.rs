@@ -90,7 +90,9 @@ fn local_sweep_stops_poor_trials_lists_failures_and_resumes_without_rerunning() 
     )
     .unwrap();
     let (code, out, err) = ploutos_in(d, &["sweep", "lr.ron", "--parallel", "2"]);
-    assert_eq!(code, 0, "{err}");
+    // The leaderboard is written; the exit status says that not every trial ran.
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("4 of 8 trial(s) failed"), "{err}");
     let sweep = d.join("sweeps/lr");
     let v = check_leaderboard(&sweep, 8);
     let trials = v["trials"].as_array().unwrap();
@@ -128,19 +130,30 @@ fn local_sweep_stops_poor_trials_lists_failures_and_resumes_without_rerunning() 
     let first = sweep.join("trials/p000-s42/result.json");
     let before = mtime(&first);
     let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("8 of 8 trials finished"), "{err}");
     assert_eq!(mtime(&first), before);
     // --retry-failed reruns the failed ones only.
     let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron", "--retry-failed"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("4 of 8 trials finished") && err.contains("[4/4]"), "{err}");
+    // One failed trial alone (a job array's task): its failure is the exit status.
+    let failed_id = failed[0]["id"].as_str().unwrap();
+    let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron", "--only", failed_id, "--retry-failed"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("trial {failed_id} failed")), "{err}");
     assert_eq!(mtime(&first), before);
     // Another spec over this sweep's folder is refused; --force starts over.
     std::fs::write(d.join("lr.ron"), spec("seeds: 1,")).unwrap();
     let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("holds a sweep of another spec"), "{err}");
+    // A name that is no folder name (the trials' run names start with it) is refused.
+    std::fs::write(d.join("evil.ron"), spec(r#"name: "../evil", seeds: 1,"#)).unwrap();
+    let (code, _, err) = ploutos_in(d, &["sweep", "evil.ron"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the spec's `name` \"../evil\" must be"), "{err}");
+    assert!(!d.join("evil").exists() && !d.join("sweeps").join("evil").exists());
 }
 
 #[test]

@@ -295,9 +295,12 @@ fn dry_run_sends_nothing_and_journals_every_order_as_withheld() {
     let opts = TradeOptions { dry_run: true, ..options("dry") };
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts).unwrap();
     assert!(summary.sent.is_empty());
-    let withheld: Vec<OrderRequest> = summary.withheld.iter().map(|(o, _)| o.clone()).collect();
+    let withheld: Vec<OrderRequest> = summary.withheld.iter().map(|(o, ..)| o.clone()).collect();
     assert_eq!(requests(&withheld), as_orders(&backtest.trades, ds.panel.tickers()));
-    assert!(summary.withheld.iter().all(|(_, why)| why == "dry run"));
+    assert!(summary.withheld.iter().all(|(_, why, _)| why == "dry run"));
+    // Each at the open it was for (orders.csv's time).
+    let opens: Vec<i64> = backtest.trades.iter().map(|t| ds.panel.timestamps()[t.bar as usize]).collect();
+    assert_eq!(summary.withheld.iter().map(|(.., time)| *time).collect::<Vec<_>>(), opens);
     assert!(broker.positions().unwrap().is_empty());
     assert!(Replayed::read(journal.path()).unwrap().sent_ids().is_empty());
 }
@@ -421,7 +424,7 @@ fn a_rejection_withholds_the_rest_of_the_bar_and_stops() {
     let stopped = summary.stopped.unwrap();
     assert!(stopped.contains("was rejected") && stopped.contains("stopped after this bar"), "{stopped}");
     assert!(!summary.withheld.is_empty(), "the bar's other orders are withheld");
-    assert!(summary.withheld.iter().all(|(_, why)| why.starts_with("not sent: order ")), "{:?}", summary.withheld);
+    assert!(summary.withheld.iter().all(|(_, why, _)| why.starts_with("not sent: order ")), "{:?}", summary.withheld);
     assert_eq!(summary.decisions, 1);
 }
 
@@ -616,7 +619,7 @@ fn a_restart_that_finds_an_order_canceled_stops_after_the_bar() {
     let again =
         trade(&mut broker, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &options("cancel")).unwrap();
     assert!(again.sent.iter().all(|o| o.request.client_order_id != canceled));
-    assert!(again.withheld.iter().any(|(o, why)| o.client_order_id == canceled && why.contains("Canceled")));
+    assert!(again.withheld.iter().any(|(o, why, _)| o.client_order_id == canceled && why.contains("Canceled")));
     let stopped = again.stopped.unwrap();
     assert!(stopped.contains("did not fill") && stopped.contains("stopped after this bar"), "{stopped}");
     assert_eq!(again.decisions, 1);
@@ -957,13 +960,15 @@ impl ploutos::trade::Paced for Splitting<'_> {
 /// printed): the features see the prices adjusted for it, the env splits its position as the
 /// broker does, so the session goes on with the backtest's decisions over the adjusted
 /// market: the same orders, in the new shares from the ex-date on, and the same account.
+/// Once with a position held over the ex-date and sold later, once with its sale at the
+/// ex-date's open (sized in the new shares, its impact on the volume in the new shares).
 #[test]
 fn a_split_during_the_session_is_followed_in_the_new_shares() {
     let (ds, cfg, range, backtest) = threshold_backtest();
     let agent = Threshold { n_tickers: 3 };
     let tickers = ds.panel.tickers().to_vec();
-    // The ex-date: a bar at whose open the agent holds a ticker it trades again later.
-    let (ticker, ex_bar) = backtest
+    // A buy, the sale of that position after the bar after it, and two more trades later.
+    let (buy, sell) = backtest
         .trades
         .iter()
         .filter(|t| t.side == Side::Buy)
@@ -971,39 +976,42 @@ fn a_split_during_the_session_is_followed_in_the_new_shares() {
             let k = buy.ticker;
             let next = backtest.trades.iter().find(|t| t.ticker == k && t.bar > buy.bar)?;
             let later = backtest.trades.iter().filter(|t| t.ticker == k && t.bar > next.bar).count();
-            (next.side == Side::Sell && next.bar > buy.bar + 1 && later >= 2).then_some((k, buy.bar as usize + 1))
+            (next.side == Side::Sell && next.bar > buy.bar + 1 && later >= 2).then_some((buy, next))
         })
-        .expect("a position held over a bar, and traded again");
-    let ratio = 4.0;
-    let mut broker = replay_broker(&ds, &cfg, range.start);
-    let mut splitting = Splitting {
-        inner: &mut broker,
-        ticker: tickers[usize::from(ticker)].clone(),
-        ex_bar,
-        ex_time: ds.panel.timestamps()[ex_bar],
-        ratio,
-        opened: false,
-        after: Default::default(),
-    };
-    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
-    let dir = tempfile::tempdir().unwrap();
-    let journal = &mut Journal::open(&dir.path().join("journal.jsonl")).unwrap();
-    let summary = trade(&mut splitting, &mut live, &mut session, journal, &options("split")).expect("trade");
+        .expect("a position held over a bar, sold, and traded again");
+    let ticker = buy.ticker;
+    for ex_bar in [buy.bar as usize + 1, sell.bar as usize] {
+        let ratio = 4.0;
+        let mut broker = replay_broker(&ds, &cfg, range.start);
+        let mut splitting = Splitting {
+            inner: &mut broker,
+            ticker: tickers[usize::from(ticker)].clone(),
+            ex_bar,
+            ex_time: ds.panel.timestamps()[ex_bar],
+            ratio,
+            opened: false,
+            after: Default::default(),
+        };
+        let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+        let dir = tempfile::tempdir().unwrap();
+        let journal = &mut Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+        let summary = trade(&mut splitting, &mut live, &mut session, journal, &options("split")).expect("trade");
 
-    assert!(summary.stopped.is_none() && summary.withheld.is_empty());
-    let in_new_shares: Vec<_> = backtest
-        .trades
-        .iter()
-        .zip(as_orders(&backtest.trades, &tickers))
-        .map(|(t, (name, side, shares))| {
-            let split = t.ticker == ticker && t.bar as usize >= ex_bar;
-            (name, side, if split { shares * ratio } else { shares })
-        })
-        .collect();
-    assert_eq!(sent(&summary.sent), in_new_shares);
-    let after = summary.sent.iter().filter(|o| o.request.ticker == tickers[usize::from(ticker)]);
-    assert!(after.filter(|o| o.fill_time >= ds.panel.timestamps()[ex_bar]).count() >= 2, "traded after the split");
-    let equity = splitting.account().unwrap().equity;
-    let want = backtest.equity.last().unwrap().equity;
-    assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
+        assert!(summary.stopped.is_none() && summary.withheld.is_empty());
+        let in_new_shares: Vec<_> = backtest
+            .trades
+            .iter()
+            .zip(as_orders(&backtest.trades, &tickers))
+            .map(|(t, (name, side, shares))| {
+                let split = t.ticker == ticker && t.bar as usize >= ex_bar;
+                (name, side, if split { shares * ratio } else { shares })
+            })
+            .collect();
+        assert_eq!(sent(&summary.sent), in_new_shares, "ex-date bar {ex_bar}");
+        let after = summary.sent.iter().filter(|o| o.request.ticker == tickers[usize::from(ticker)]);
+        assert!(after.filter(|o| o.fill_time >= ds.panel.timestamps()[ex_bar]).count() >= 3, "traded after the split");
+        let equity = splitting.account().unwrap().equity;
+        let want = backtest.equity.last().unwrap().equity;
+        assert!((equity - want).abs() <= 1e-8 * want, "{equity} vs {want}");
+    }
 }

@@ -148,11 +148,17 @@ impl ActionTable {
                 || h.eq_ignore_ascii_case("date")
                 || h.eq_ignore_ascii_case("datetime")
             {
+                if ts_col.is_some() {
+                    return Err(file_err(format!("two timestamp columns (the second is {h:?})")));
+                }
                 ts_col = Some(i);
             } else {
                 let k = panel.ticker_index(h).ok_or_else(|| {
                     file_err(format!("column {h:?} is not a ticker of the data ({})", panel.tickers().join(", ")))
                 })?;
+                if columns.iter().any(|&(_, seen)| seen == k) {
+                    return Err(file_err(format!("two columns for {h:?}: which one acts?")));
+                }
                 columns.push((i, k));
             }
         }
@@ -355,5 +361,9 @@ mod tests {
             format!("timestamp,AAA\n\n{},buy\n{},buy,sell\n", stamp(1), stamp(2)),
             "4: row has 3 fields, header has 2",
         );
+        // One column per ticker: a second would silently win.
+        std::fs::write(&path, format!("timestamp,AAA,BBB,AAA\n{},buy,hold,sell\n", stamp(1))).unwrap();
+        let err = ActionTable::load(&path, &panel, None).unwrap_err().to_string();
+        assert!(err.contains("two columns for \"AAA\""), "{err}");
     }
 }

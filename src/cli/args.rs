@@ -167,6 +167,10 @@ pub struct WalkForwardArgs {
     /// Output folder (default: `reports/<run>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the report in `--out` and the folds' models, logs and TensorBoard runs of an
+    /// earlier walk-forward of this run name instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options every subcommand shares.
@@ -240,9 +244,12 @@ pub struct BacktestArgs {
     /// Sample actions from the policy instead of taking the most likely one.
     #[arg(long)]
     pub stochastic: bool,
-    /// Output folder (default: `reports/<name>`).
+    /// Output folder (default: `reports/<name>-<time>`, never an existing one).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the report already in `--out` instead of refusing.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +315,9 @@ pub struct FeaturesArgs {
     /// all at midnight, are `1d`; any other time of day is `1h`].
     #[arg(long, value_name = "1d|1h")]
     pub interval: Option<String>,
+    /// Replace an `--output` file that exists instead of refusing (never the `--input`).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,9 +14,19 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     let mut cfg: Config = match a.model.first() {
         // A model is evaluated with the costs, rules and data it was trained with, unless
         // --set or --data say otherwise.
-        Some(dir) => model_config(dir, &a.common.overrides)?,
+        Some(dir) => {
+            refuse_config_with_model(&a.common)?;
+            model_config(dir, &a.common.overrides)?
+        }
         None => a.common.load()?,
     };
+    if let Some(out) = &a.out {
+        refuse_report_in(out, a.force)?;
+        super::check_writable(out, "--out")?;
+    }
+    for dir in a.model.iter().skip(1) {
+        same_market(&a.model[0], dir, &cfg)?;
+    }
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;
     let mut part = part;
     if let Some(dir) = &a.data {
@@ -33,9 +43,14 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
     let specs =
         if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
-    let mut results = Vec::new();
+    let mut results: Vec<ReplayResult> = Vec::new();
     for dir in &a.model {
-        results.push(replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?);
+        let mut result = replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?;
+        // Two models named alike (`a/best`, `b/x/a/best`) get a column and a folder each.
+        if results.iter().any(|r| r.name == result.name) {
+            result.name = dir.display().to_string();
+        }
+        results.push(result);
     }
     for spec in &specs {
         let t = &cfg.environment.target_positions;
@@ -50,7 +65,10 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         None => replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &Policy::BuyAndHold)
             .map_err(|e| BadArgument(format!("period: {e}")))?,
     };
-    let out_root = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(report_name(&specs)));
+    let out_root = match &a.out {
+        Some(out) => out.clone(),
+        None => unused(PathBuf::from("reports").join(report_name(&results))),
+    };
     finish(&out_root, &results, &benchmark, &dataset, range, cfg.data.interval)
 }
 
@@ -109,11 +127,37 @@ fn run_folder(model: &std::path::Path) -> PathBuf {
     model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf())
 }
 
+/// The config `--model`'s run was trained with, with `overrides` applied: the costs, rules
+/// and data it is evaluated with. Overrides may change those, not what the model observes
+/// or what its actions mean (refused, naming the key); the observation rows are built in
+/// the layout the model reads.
 #[cfg(feature = "learner")]
 pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
-    let cfg = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))?;
-    let cfg = cfg.with_overrides(overrides)?;
+    let trained = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    let mut cfg = trained.clone().with_overrides(overrides)?;
     cfg.validate()?;
+    let (was, now) = (&trained.environment, &cfg.environment);
+    let changed = if was.observe_costs != now.observe_costs {
+        Some(format!("environment.observe_costs = {} (what it observes)", was.observe_costs))
+    } else if was.target_positions.enabled != now.target_positions.enabled {
+        let meaning = if was.target_positions.enabled { "target positions" } else { "hold, buy and sell" };
+        Some(format!(
+            "environment.target_positions.enabled = {} (its actions mean {meaning})",
+            was.target_positions.enabled
+        ))
+    } else if was.n_actions() != now.n_actions() {
+        Some(format!("{} target levels (one per action)", was.n_actions()))
+    } else {
+        None
+    };
+    if let Some(changed) = changed {
+        return Err(BadArgument(format!(
+            "--model {} was trained with {changed}: a model acts only on the observations and actions it was trained with; drop that --set",
+            dir.display()
+        ))
+        .into());
+    }
+    cfg.environment.observation_layout = trained.environment.observation_layout;
     Ok(cfg)
 }
 
@@ -199,14 +243,81 @@ fn write_outputs(dir: &std::path::Path, r: &ReplayResult, ds: &Dataset) -> anyho
     Ok(())
 }
 
-fn report_name(specs: &[String]) -> String {
-    let joined = specs
+/// Refuses `--config` beside `--model`: the model's run config is the one read.
+pub(super) fn refuse_config_with_model(common: &super::args::CommonArgs) -> Result<(), BadArgument> {
+    match &common.config {
+        Some(file) => Err(BadArgument(format!(
+            "--config {} with --model: a model is replayed with the config it was trained with (saved with it); change keys with --set",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The default report folder's name: the runs' names (a policy file's stem) and the time.
+fn report_name(results: &[ReplayResult]) -> String {
+    let joined = results
         .iter()
-        .map(|s| sanitize(std::path::Path::new(s).file_stem().map_or(s.as_str(), |x| x.to_str().unwrap_or(s))))
+        .map(|r| {
+            let name = r.name.as_str();
+            let path = std::path::Path::new(name);
+            let stem =
+                if name.ends_with(".csv") { path.file_stem().and_then(|x| x.to_str()).unwrap_or(name) } else { name };
+            sanitize(stem)
+        })
         .collect::<Vec<_>>()
         .join("+");
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     format!("{joined}-{stamp}")
+}
+
+/// `path`, or the first of `path-2`, `path-3`, ... that does not exist: two backtests in the
+/// same second never share a default folder.
+fn unused(path: PathBuf) -> PathBuf {
+    let mut candidate = path.clone();
+    let mut i = 2;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{}-{i}", path.display()));
+        i += 1;
+    }
+    candidate
+}
+
+/// Refuses an output folder that holds a report already, unless `force`.
+pub(super) fn refuse_report_in(out: &std::path::Path, force: bool) -> Result<(), BadArgument> {
+    if out.join("report.json").exists() && !force {
+        return Err(BadArgument(format!(
+            "{} holds a report already: pass --force to replace it, or choose another --out",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a second `--model` trained on another market than the first's (another
+/// interval or other tickers): every model of a backtest replays the first one's.
+#[cfg(feature = "learner")]
+fn same_market(first: &std::path::Path, other: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
+    let theirs = ploutos::ppo::checkpoint::read_config(other).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    let (a, b) = (&cfg.data, &theirs.data);
+    if a.interval != b.interval || a.tickers != b.tickers {
+        return Err(BadArgument(format!(
+            "--model {} was trained on {} bars of {}, the first --model {} on {} bars of {}: backtest them apart",
+            other.display(),
+            b.interval.as_str(),
+            b.tickers.join(" "),
+            first.display(),
+            a.interval.as_str(),
+            a.tickers.join(" ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "learner"))]
+fn same_market(_: &std::path::Path, _: &std::path::Path, _: &Config) -> anyhow::Result<()> {
+    Ok(())
 }
 
 fn sanitize(s: &str) -> String {

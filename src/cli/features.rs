@@ -14,6 +14,21 @@ pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
     // Loaded for its validation only: a file's interval is read from the file itself.
     a.common.load()?;
     refuse_overwriting_input(&a.input, &a.output)?;
+    if let Some(parent) = a.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        super::check_writable(parent, "--output's folder")?;
+    }
+    if a.output.is_dir() {
+        return Err(
+            BadArgument(format!("--output {} is a folder: name the CSV file to write", a.output.display())).into()
+        );
+    }
+    if a.output.exists() && !a.force {
+        return Err(BadArgument(format!(
+            "--output {} exists: pass --force to replace it, or choose another file",
+            a.output.display()
+        ))
+        .into());
+    }
     let interval: Interval = match &a.interval {
         Some(s) => s.parse().map_err(|e: String| BadArgument(format!("--interval: {e}")))?,
         None => {

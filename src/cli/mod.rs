@@ -47,6 +47,30 @@ fn stop_on_ctrl_c(stopping: &'static str) -> std::sync::Arc<std::sync::atomic::A
 #[error("{0}")]
 pub struct BadArgument(pub String);
 
+/// Refuses an output folder (`flag`'s) that cannot be written, before any work is done for
+/// it: one that is a file, or under a folder that cannot be written (the nearest existing
+/// one is tried with a file of its own, removed at once; nothing is created).
+pub fn check_writable(dir: &Path, flag: &str) -> Result<(), BadArgument> {
+    let bad = |why: String| BadArgument(format!("{flag} {}: {why}", dir.display()));
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => {
+                existing = Path::new(".");
+                break;
+            }
+        }
+    }
+    if !existing.is_dir() {
+        return Err(bad(format!("{} is not a folder", existing.display())));
+    }
+    let probe = existing.join(format!(".ploutos-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| bad(format!("cannot write in {}: {e}", existing.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// True when the error was caused by the user's input and deserves exit code 2.
 pub fn is_user_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
@@ -68,7 +92,10 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
 /// A checkpoint the user pointed at that is missing, unreadable or does not fit.
 #[cfg(feature = "learner")]
 fn checkpoint_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    matches!(e.downcast_ref::<ploutos::ppo::PpoError>(), Some(ploutos::ppo::PpoError::Checkpoint { .. }))
+    matches!(
+        e.downcast_ref::<ploutos::ppo::PpoError>(),
+        Some(ploutos::ppo::PpoError::Checkpoint { .. } | ploutos::ppo::PpoError::TooBig(_))
+    )
 }
 
 #[cfg(not(feature = "learner"))]
@@ -93,7 +120,7 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<
 
 /// The built-in defaults with `--set` overrides applied, validated.
 pub fn builtin_config(overrides: &[String]) -> anyhow::Result<Config> {
-    let cfg = Config::default().with_overrides(overrides)?;
+    let cfg = Config::default().with_overrides(overrides).map_err(|e| e.located(None, overrides))?;
     cfg.validate().map_err(|e| e.located(None, overrides))?;
     Ok(cfg)
 }

@@ -45,6 +45,7 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
             BadArgument("--live and --paper choose Alpaca's account: they go with --broker alpaca".into()).into()
         );
     }
+    backtest::refuse_config_with_model(&a.common)?;
     let mut cfg = backtest::model_config(&a.model, &a.common.overrides)?;
     let scaler = backtest::load_scaler(&a.model)?;
     let device = ploutos::ppo::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
@@ -60,6 +61,14 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     }
     policy.use_materialized_rows().map_err(|e| BadArgument(format!("--model: {e}")))?;
     cfg.environment.observation_layout = ObservationLayout::Materialized;
+    if cfg.environment.fill_timing == ploutos::config::FillTiming::Close {
+        // The env would fill each decision at the close it was taken on, where no order can
+        // reach a broker any more.
+        return Err(BadArgument(
+            "environment.fill_timing=close fills at the decision bar's close, which no order sent after it can: trade with --set environment.fill_timing=next_open".into(),
+        )
+        .into());
+    }
     if cfg.environment.max_participation.is_some() {
         return Err(BadArgument(
             "environment.max_participation caps orders by the fill bar's volume, which is not known when the orders go out: trade with --set environment.max_participation=None".into(),
@@ -70,7 +79,12 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
         let root = ploutos::ppo::checkpoint::run_root(&a.model);
         root.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
     });
+    if !ploutos::config::is_run_name(&run) {
+        let from = if a.run.is_some() { "--run" } else { "the run's name (set one with --run)" };
+        return Err(BadArgument(format!("{from} {run:?} must be {}", ploutos::config::RUN_NAME_RULE)).into());
+    }
     let out = a.out.clone().unwrap_or_else(|| std::path::PathBuf::from("trades").join(&run));
+    super::check_writable(&out, "--out")?;
     let opts = ploutos::trade::TradeOptions { run, dry_run: a.dry_run, limits, ..Default::default() };
     if a.broker == "alpaca" {
         alpaca(&a, cfg, scaler, &policy, &out, opts)
@@ -249,8 +263,14 @@ fn alpaca(
         .unwrap_or_else(|_| "info".into())
         .add_directive("ureq=off".parse().expect("a valid directive"))
         .add_directive("ureq_proto=off".parse().expect("a valid directive"));
-    let _ =
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).try_init();
+    // Colors only on a terminal: a session's log is often a file that runs for days.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_env_filter(filter)
+        .try_init();
     let mut broker = AlpacaBroker::new(config);
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");
@@ -404,13 +424,13 @@ fn write_orders(
         .sent
         .iter()
         .map(|o| (Some(o.fill_time), &o.request, "sent"))
-        .chain(summary.withheld.iter().map(|(r, why)| (None, r, why.as_str())));
+        .chain(summary.withheld.iter().map(|(r, why, time)| (Some(*time), r, why.as_str())));
     ploutos::fsutil::write_atomic_with(path, |w| {
         writeln!(w, "time,ticker,side,shares,client_order_id,status")?;
         for (time, r, status) in listed {
             let (Quantity::Shares(shares) | Quantity::Notional(shares)) = r.quantity;
             let side = if r.side == OrderSide::Buy { "buy" } else { "sell" };
-            let time = time.map(|t| format_timestamp(t, interval)).unwrap_or_default();
+            let time = time.filter(|&t| t != i64::MAX).map(|t| format_timestamp(t, interval)).unwrap_or_default();
             writeln!(w, "{time},{},{side},{shares},{},{}", r.ticker, r.client_order_id, status.replace(',', ";"))?;
         }
         Ok(())

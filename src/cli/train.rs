@@ -220,6 +220,11 @@ mod with_learner {
             .into_iter()
             .find(|p| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()));
         match used {
+            // A run that stopped before its first checkpoint has nothing to resume from.
+            Some(p) if checkpoint::latest(&paths.models).is_err() => Err(BadArgument(format!(
+                "{} holds the outputs of run {run_name:?}, which has no checkpoint to resume from: pass --force to replace it, or choose another training.run_name",
+                p.display()
+            ))),
             Some(p) => Err(BadArgument(format!(
                 "{} already holds run {run_name:?}: continue it with --resume {}, choose another training.run_name, or pass --force to replace it",
                 p.display(),
@@ -259,6 +264,13 @@ mod with_learner {
         let cfg = match &a.resume {
             // A resumed run continues with the config it was started with; --set still applies.
             Some(dir) => {
+                if let Some(file) = &a.common.config {
+                    return Err(BadArgument(format!(
+                        "--config {} with --resume: a run resumes with the config it started with (saved with its checkpoints); change keys with --set",
+                        file.display()
+                    ))
+                    .into());
+                }
                 let ckpt = checkpoint::latest(dir).map_err(|e| BadArgument(format!("--resume: {e}")))?;
                 let saved = checkpoint::read_config(&ckpt).map_err(|e| BadArgument(format!("--resume: {e}")))?;
                 let cfg = saved.with_overrides(&a.common.overrides)?;
@@ -283,7 +295,10 @@ mod with_learner {
             return super::super::seeds::run(&cfg, &run_name, n, a.force, &stop);
         }
         let mut paths = match &a.out {
-            Some(dir) => RunPaths { models: dir.join("model"), runs: dir.join("runs"), logs: dir.join("logs") },
+            Some(dir) => {
+                crate::cli::check_writable(dir, "--out")?;
+                RunPaths { models: dir.join("model"), runs: dir.join("runs"), logs: dir.join("logs") }
+            }
             None => run_paths(&run_name),
         };
         if let Some(root) = resume_root {
@@ -361,7 +376,13 @@ mod with_learner {
         );
         let mut trainer = match resume {
             Some(dir) => Trainer::resume(dir, cfg, train_env, eval_env, paths.clone())?,
-            None => Trainer::new(cfg, train_env, eval_env, paths.clone())?,
+            None => Trainer::new(cfg, train_env, eval_env, paths.clone()).inspect_err(|_| {
+                // A new run's folders were empty or absent (`clear_or_refuse`): a run that
+                // cannot start leaves nothing that would block its name.
+                for dir in [&paths.models, &paths.runs, &paths.logs] {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            })?,
         };
         let bar = ProgressBar::new(cfg.training.total_timesteps);
         bar.set_style(

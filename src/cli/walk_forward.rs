@@ -32,6 +32,26 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     let name =
         cfg.training.run_name.clone().unwrap_or_else(|| chrono::Utc::now().format("wf-%Y%m%d-%H%M%S").to_string());
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&name));
+    super::backtest::refuse_report_in(&out, a.force)?;
+    super::check_writable(&out, "--out")?;
+    // The folds train under models/<name>/fold_N: never into another run's folder, nor over
+    // an earlier walk-forward's folds, unless --force (which clears those folds first).
+    let roots = ["models", "runs", "logs"].map(|root| PathBuf::from(root).join(&name));
+    if roots[0].exists() && !a.force {
+        return Err(BadArgument(format!(
+            "{} exists (a run or a walk-forward named {name}): set another training.run_name, or pass --force to replace its folds",
+            roots[0].display()
+        ))
+        .into());
+    }
+    for fold in 0..folds.len() {
+        for root in &roots {
+            let dir = root.join(format!("fold_{fold}"));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            }
+        }
+    }
     let bpy = cfg.data.interval.bars_per_year();
     let device = parse_device(&cfg.training.device)?;
     // The out-of-sample period: from the first fold's test window to the last one's.

@@ -14,7 +14,7 @@ pub use environment::{
     Account, BuySizing, EnvironmentConfig, FeeConfig, FillTiming, MAX_TARGET_LEVELS, ObservationLayout, PdtConfig,
     PdtEquity, RewardConfig, RewardMode, ShortSellingConfig, TafModel, TargetPositionsConfig,
 };
-pub use training::{Activation, BestMetric, LrSchedule, Precision, TrainingConfig};
+pub use training::{Activation, BestMetric, LrSchedule, Precision, RUN_NAME_RULE, TrainingConfig, is_run_name};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -91,8 +91,9 @@ impl Config {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: shown.clone(), source })?;
-        let cfg = Self::from_ron_str(&text, &shown)?.with_overrides(overrides)?;
-        cfg.validate().map_err(|e| e.located(Some((&shown, &text)), overrides))?;
+        let located = |e: ConfigError| e.located(Some((&shown, &text)), overrides);
+        let cfg = Self::from_ron_str(&text, &shown)?.with_overrides(overrides).map_err(located)?;
+        cfg.validate().map_err(located)?;
         Ok(cfg)
     }
 
@@ -131,6 +132,10 @@ impl Config {
                 walked.push_str(part);
                 slot = map.get_mut(part).expect("key checked above");
             }
+            if slot.is_object() {
+                let first = slot.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default();
+                return Err(err(format!("`{key}` is a section: set its keys, e.g. {key}.{first}=...")));
+            }
             // Values are JSON, or a bare string; RON's `None` and `Some(x)` are accepted too,
             // as written in config files.
             let raw = raw.trim();
@@ -142,7 +147,24 @@ impl Config {
         }
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Override { spec: overrides.join(" "), message: format!("`{key}`: {}", e.into_inner()) }
+            // The override that wrote that key (or a list or map around it); none: a value of
+            // the config itself that the round trip cannot carry (NaN), which its own check
+            // names.
+            let touches = |spec: &&String| {
+                spec.split_once('=').is_some_and(|(k, _)| {
+                    let k = k.trim();
+                    key == k || key.starts_with(&format!("{k}.")) || key.starts_with(&format!("{k}["))
+                })
+            };
+            match overrides.iter().rev().find(touches) {
+                Some(spec) => {
+                    ConfigError::Override { spec: spec.clone(), message: format!("`{key}`: {}", e.into_inner()) }
+                }
+                None => self.validate().err().unwrap_or_else(|| ConfigError::Override {
+                    spec: overrides.join(" "),
+                    message: format!("`{key}`: {}", e.into_inner()),
+                }),
+            }
         })
     }
 

@@ -180,23 +180,23 @@ impl Default for TrainingConfig {
     }
 }
 
+/// What a name that becomes a folder name (a run's, a sweep's, a trading session's) must be:
+/// never a path out of its folder, nor a hidden one ([`is_run_name`]).
+pub const RUN_NAME_RULE: &str = "non-empty ASCII letters, digits, '-', '_' or '.', not starting with '.'";
+
+/// Whether `name` follows [`RUN_NAME_RULE`].
+pub fn is_run_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.')
+}
+
 impl TrainingConfig {
     /// Checks every field against its documented range.
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(name) = &self.run_name {
-            let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !name.starts_with('.');
-            if !ok {
-                return Err(check::out(
-                    "training.run_name",
-                    format!("{name:?}"),
-                    "must be non-empty ASCII letters, digits, '-', '_' or '.', not starting with '.'".into(),
-                ));
-            }
+        if let Some(name) = self.run_name.as_ref().filter(|n| !is_run_name(n)) {
+            return Err(check::out("training.run_name", format!("{name:?}"), format!("must be {RUN_NAME_RULE}")));
         }
         if self.total_timesteps == 0 {
             return Err(check::out("training.total_timesteps", 0, "must be ≥ 1".into()));

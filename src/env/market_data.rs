@@ -39,6 +39,9 @@ pub struct MarketData {
     /// Bit k of bar t: ticker k has a split or a dividend at bar t. [n_bars], or empty like
     /// `corporate_actions`.
     pub(crate) corporate_action_bars: Arc<[u64]>,
+    /// Splits keep the fractions of shares they leave, whole-share trading or not (a broker
+    /// that pays fractional shares rather than cash in lieu, as Alpaca does).
+    pub(crate) fractional_splits: bool,
     /// The tickers' symbols in order, or empty when not given (the config's settings that
     /// name tickers, like `short_selling.no_short`, need them).
     pub(crate) tickers: Arc<[String]>,
@@ -116,6 +119,7 @@ impl MarketData {
             volume: Arc::from([]),
             corporate_actions: Arc::from([]),
             corporate_action_bars: Arc::from([]),
+            fractional_splits: false,
             tickers: Arc::from([]),
         })
     }
@@ -229,6 +233,18 @@ impl MarketData {
     /// Whether some bar has a split or a dividend for the account.
     pub fn has_corporate_actions(&self) -> bool {
         !self.corporate_actions.is_empty()
+    }
+
+    /// Splits keep the fractions of shares they leave, whatever `fractional_shares` says
+    /// (a broker that pays fractional shares rather than cash in lieu).
+    pub fn with_fractional_splits(mut self) -> Self {
+        self.fractional_splits = true;
+        self
+    }
+
+    /// Whether splits keep the fractions of shares they leave ([`MarketData::with_fractional_splits`]).
+    pub fn fractional_splits(&self) -> bool {
+        self.fractional_splits
     }
 
     /// Ticker `k`'s split ratio and dividend per share at `bar`; `(1, 0)` when none.

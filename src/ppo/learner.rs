@@ -123,6 +123,9 @@ impl Learner {
                 t.n_steps * n_envs
             )));
         }
+        if device == Device::Cpu {
+            refuse_too_big(&spec, t, n_envs)?;
+        }
         let mut model = ActorCritic::new(&spec, device, t.seed)?;
         let precision = device::resolve_precision(t.precision, device);
         model.set_precision(precision);
@@ -297,5 +300,59 @@ impl Learner {
         if let Some(p) = &mut self.profiler {
             p.start();
         }
+    }
+}
+
+/// A lower bound of the bytes a run holds at once on its device: the policy's and the
+/// value's weights with their gradients and Adam's two moments (f32), the rollout's
+/// network inputs and per-step scalars, and a minibatch's inputs and activations.
+pub(crate) fn memory_needed(spec: &ModelSpec, t: &TrainingConfig, n_envs: usize) -> u64 {
+    let mlp = |out: usize| {
+        let dims: Vec<u64> = std::iter::once(spec.input_dim)
+            .chain(spec.net_arch.iter().copied())
+            .chain([out])
+            .map(|d| d as u64)
+            .collect();
+        dims.windows(2).map(|w| w[0] * w[1] + w[1]).sum::<u64>()
+    };
+    let params = mlp(spec.n_tickers * spec.n_actions) + mlp(1);
+    let rows = (t.n_steps as u64) * (n_envs as u64);
+    let per_row = spec.input_dim as u64 + 8 + 2 * (spec.n_tickers * spec.n_actions) as u64;
+    let hidden: u64 = spec.net_arch.iter().map(|&h| h as u64).sum();
+    let minibatch = t.batch_size as u64 * (spec.input_dim as u64 + 4 * hidden);
+    4 * (4 * params + rows * per_row + minibatch)
+}
+
+/// Refuses a config whose [`memory_needed`] is over the machine's memory (`MemTotal`, or
+/// a cgroup's limit when lower): the allocation would fail or the kernel kill the run
+/// somewhere in its set-up, instead of one line saying which keys to change.
+fn refuse_too_big(spec: &ModelSpec, t: &TrainingConfig, n_envs: usize) -> Result<(), PpoError> {
+    let need = memory_needed(spec, t, n_envs);
+    let Some(have) = machine_memory() else { return Ok(()) };
+    if need <= have {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(PpoError::TooBig(format!(
+        "training.net_arch {:?} with {} envs × {} steps needs at least {:.1} GiB, this machine has {:.1} GiB: make training.net_arch, training.n_envs or training.n_steps smaller",
+        spec.net_arch,
+        n_envs,
+        t.n_steps,
+        gib(need),
+        gib(have)
+    )))
+}
+
+/// The machine's memory in bytes (`/proc/meminfo`'s `MemTotal`, or a lower cgroup v2
+/// limit); `None` where neither can be read.
+fn machine_memory() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|s| s.trim().parse::<u64>().ok());
+    match (total, limit) {
+        (Some(t), Some(l)) => Some(t.min(l)),
+        (t, l) => t.or(l),
     }
 }

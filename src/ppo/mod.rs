@@ -101,6 +101,10 @@ pub enum PpoError {
     /// The config, the envs or the device do not fit together.
     #[error("{0}")]
     Setup(String),
+    /// The config needs more memory than the machine has (a lower bound of the weights,
+    /// Adam, the rollout and a minibatch).
+    #[error("{0}")]
+    TooBig(String),
 }
 
 /// Where a run writes: `models/<run>` (checkpoints), `runs/<run>` (the metrics writers'),

@@ -382,7 +382,11 @@ impl AlpacaBroker {
         match self.call("GET", url)? {
             Reply::Ok(v) => Ok(v),
             Reply::NotFound => Err(BrokerError::Other(format!("{url}: not found"))),
-            Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
+            Reply::Refused(status, msg) => {
+                let path = url.split_once("//").map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
+                let path = path.split('?').next().unwrap_or(path);
+                Err(BrokerError::Other(format!("alpaca: GET {path}: HTTP {status}: {msg}")))
+            }
         }
     }
 
@@ -818,7 +822,8 @@ impl Broker for AlpacaBroker {
     /// From the market data API's corporate actions (`GET /v1/corporate-actions`, forward
     /// and reverse splits, every page): the ratio is `new_rate / old_rate`, the day Alpaca's
     /// `ex_date` (the session on which the shares re-base and the price adjusts; not
-    /// `payable_date`, which can come a day earlier).
+    /// `payable_date`, which can come a day earlier). Asked from a week before `from`, since
+    /// Alpaca's dates may select by processing date, then kept by `ex_date`.
     fn splits(
         &mut self,
         tickers: &[String],
@@ -826,11 +831,12 @@ impl Broker for AlpacaBroker {
         to: chrono::NaiveDate,
     ) -> Result<Vec<Split>, BrokerError> {
         let symbols = tickers.iter().map(|t| encode(t)).collect::<Vec<_>>().join(",");
+        let start = from - chrono::Days::new(7);
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         loop {
             let mut url = format!(
-                "{}/v1/corporate-actions?symbols={symbols}&types=forward_split,reverse_split&start={from}&end={to}&limit=1000",
+                "{}/v1/corporate-actions?symbols={symbols}&types=forward_split,reverse_split&start={start}&end={to}&limit=1000",
                 self.config.data_url
             );
             if let Some(token) = &page {
@@ -849,7 +855,9 @@ impl Broker for AlpacaBroker {
                     (Some(n), Some(o)) if n > 0.0 && o > 0.0 && (n / o).is_finite() => n / o,
                     _ => return Err(bad("its new_rate and old_rate are not positive numbers")),
                 };
-                out.push(Split { ticker: s.symbol.clone(), ex_date, ratio });
+                if (from..=to).contains(&ex_date) {
+                    out.push(Split { ticker: s.symbol.clone(), ex_date, ratio });
+                }
             }
             match answer.next_page_token.filter(|t| !t.is_empty()) {
                 Some(token) => page = Some(token),

@@ -117,7 +117,12 @@ impl Plugin for BrokerAccountPlugin {
             app.insert_resource(BrokerHoldings(self.holdings.clone())).insert_on_envs(PreFill::default()).add_systems(
                 EnvStep,
                 (
-                    keep_pre_fill.in_set(StepSystems::Execute).before(fill_orders),
+                    // After a split at the same open: the positions before the fills in
+                    // the new shares, as the broker's.
+                    keep_pre_fill
+                        .in_set(StepSystems::Execute)
+                        .after(crate::corporate_actions::apply_corporate_actions)
+                        .before(fill_orders),
                     broker_positions.in_set(StepSystems::Account).before(charge_borrow_fees).before(mark_to_market),
                 ),
             );

@@ -135,12 +135,14 @@ impl Replayed {
     /// The I/O error of reading, or a line other than the last that is not an entry
     /// (`path:line: message`): the journal was edited or belongs to something else.
     pub fn read(path: &Path) -> io::Result<Self> {
+        // The path in every error: the caller prints it as one line.
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(named(e)),
         };
-        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(named)?;
         let mut out = Self::default();
         for (i, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
@@ -264,5 +266,12 @@ mod tests {
         let err = Replayed::read(&path).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}:2: not a journal entry", path.display())), "{err}");
         assert!(Replayed::read(&dir.path().join("none.jsonl")).unwrap().entries.is_empty());
+        // Not a text file, a folder: named.
+        let binary = dir.path().join("binary.jsonl");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+        let err = Replayed::read(&binary).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: ", binary.display())), "{err}");
+        let err = Replayed::read(dir.path()).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: ", dir.path().display())), "{err}");
     }
 }

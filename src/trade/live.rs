@@ -15,8 +15,10 @@
 //! split, and nothing that depends on a later event. The account sees the split as the
 //! broker applies it: the market's prices stay the ones that printed, and the ex-date bar
 //! carries the split for the corporate-actions plugin ([`crate::corporate_actions`]: shares
-//! × ratio, cost ÷ ratio, a fraction paid in cash), so that the env's positions are the
-//! broker's share counts. The trailing mean volume is kept in the shares of the bar it
+//! × ratio, cost ÷ ratio), so that the env's positions are the broker's share counts. A
+//! fraction of a share a split leaves is kept, whole-share trading or not
+//! ([`MarketData::with_fractional_splits`]): Alpaca pays fractional shares, not cash in
+//! lieu, since August 2021. The trailing mean volume is kept in the shares of the bar it
 //! sizes: at a split the volumes of the window are multiplied by its ratio, and so is the
 //! decision bar's mean volume, which prices the impact of orders filling at the ex-date's
 //! open (in new shares).
@@ -351,5 +353,6 @@ impl LiveMarket {
             .and_then(|m| m.with_tickers(&self.tickers))
             .and_then(|m| if splits.is_empty() { Ok(m) } else { m.with_corporate_actions(actions) })
             .expect("Invariant: columns built to shape")
+            .with_fractional_splits()
     }
 }

@@ -169,8 +169,8 @@ pub struct TradeSummary {
     pub decisions: usize,
     /// Orders sent (or found sent before a restart), in order.
     pub sent: Vec<SentOrder>,
-    /// Orders not sent, with the reason.
-    pub withheld: Vec<(OrderRequest, String)>,
+    /// Orders not sent, with the reason and the open they were for (Unix seconds).
+    pub withheld: Vec<(OrderRequest, String, i64)>,
     /// Why the loop stopped before the broker's last bar, if it did.
     pub stopped: Option<String>,
 }
@@ -359,8 +359,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             }
             broker.wait_briefly()?;
         };
-        let open_day = calendar::ny_date(next_open);
-        learn_splits(broker, live, open_day, open_day)?;
+        learn_splits(broker, live, calendar::ny_date(next_open))?;
         let (orders, mut expected) = session.orders(live, next_open, &opens)?;
         // Orders of this bar the broker has already: sent before a restart in the middle of
         // the bar. What they filled is in the broker's positions; they are not sent again.
@@ -410,7 +409,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
                 match answered(journal, bar_time, state, &request)? {
                     None => summary.sent.push(SentOrder { fill_time: next_open, request }),
                     Some(message) => {
-                        summary.withheld.push((request, message));
+                        summary.withheld.push((request, message, next_open));
                         stop_after.get_or_insert(format!(
                             "order {id} did not fill at the broker; the account no longer follows the agent"
                         ));
@@ -433,7 +432,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             if let Some(reason) = withheld {
                 let entry = Entry::Withheld { bar_time, request: request.clone(), reason: reason.clone() };
                 journal.write(&entry).map_err(|e| journal_error(journal, e))?;
-                summary.withheld.push((request, reason));
+                summary.withheld.push((request, reason, next_open));
                 continue;
             }
             let id = request.client_order_id.clone();
@@ -464,7 +463,8 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
 }
 
 /// Appends `bars` to `live` ([`LiveMarket::extend`]) once the broker's splits of the days
-/// they cover are known ([`LiveMarket::add_splits`]); returns how many timestamps were
+/// they cover are known ([`LiveMarket::add_splits`]; asked again even where the open asked
+/// already, for a split the broker listed since); returns how many timestamps were
 /// appended.
 ///
 /// # Errors
@@ -473,24 +473,19 @@ pub fn extend_live<B: Broker>(broker: &mut B, live: &mut LiveMarket, bars: &[Bro
     let last = live.times().last().copied();
     let fresh = bars.iter().map(|b| b.time).filter(|&t| last.is_none_or(|l| t > l));
     if let (Some(first), Some(newest)) = (fresh.clone().min(), fresh.max()) {
-        learn_splits(broker, live, calendar::ny_date(first), calendar::ny_date(newest))?;
+        let (from, through) = (calendar::ny_date(first), calendar::ny_date(newest));
+        live.add_splits(&broker.splits(live.tickers(), from, through)?)?;
+        live.set_splits_known_through(through);
     }
     Ok(live.extend(bars)?)
 }
 
-/// Asks the broker for the splits of `live`'s tickers with an ex-date through `through`
-/// that were not asked for yet (from `from` when none were), and adds them.
-fn learn_splits<B: Broker>(
-    broker: &mut B,
-    live: &mut LiveMarket,
-    from: chrono::NaiveDate,
-    through: chrono::NaiveDate,
-) -> Result<(), TradeError> {
-    let from = live.splits_known_through().and_then(|d| d.succ_opt()).unwrap_or(from);
-    if from <= through {
-        let splits = broker.splits(live.tickers(), from, through)?;
-        live.add_splits(&splits)?;
-        live.set_splits_known_through(through);
+/// Asks the broker for the splits of `live`'s tickers on `day` unless they were asked for
+/// already, and adds them.
+fn learn_splits<B: Broker>(broker: &mut B, live: &mut LiveMarket, day: chrono::NaiveDate) -> Result<(), TradeError> {
+    if live.splits_known_through().is_none_or(|known| known < day) {
+        live.add_splits(&broker.splits(live.tickers(), day, day)?)?;
+        live.set_splits_known_through(day);
     }
     Ok(())
 }

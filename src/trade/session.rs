@@ -32,7 +32,6 @@ use super::live::LiveMarket;
 use super::order_id::Leg;
 use crate::backtest::{Agent, ReplayResult, replay_config, replay_extended};
 use crate::config::{EnvironmentConfig, Interval};
-use crate::corporate_actions::split_shares;
 use crate::env::{Side, TradeRecord};
 use crate::market::{calendar, nyse};
 use crate::vec_env::EnvError;
@@ -311,12 +310,11 @@ impl<'a, A: Agent + ?Sized> Session<'a, A> {
             None => (0, vec![0.0; live.tickers().len()]),
         };
         // As the corporate-actions plugin splits the env's positions: at the split's bar,
-        // before its fills.
-        let fractional = self.cfg.fractional_shares;
+        // before its fills, fractions kept (the live market's `with_fractional_splits`).
         let mut splits = live.splits_through(next_time).into_iter().filter(|&(bar, ..)| bar >= from).peekable();
         let mut split_through = |held: &mut Vec<f64>, bar: usize| {
             while let Some((_, k, ratio)) = splits.next_if(|&(b, ..)| b <= bar) {
-                held[k] = split_shares(held[k], ratio, fractional);
+                held[k] *= ratio;
             }
         };
         for trade in result.trades.iter().filter(|t| (from..fill_bar).contains(&(t.bar as usize))) {

@@ -134,6 +134,16 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         .name
         .clone()
         .unwrap_or_else(|| a.spec.file_stem().map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned()));
+    if !ploutos::config::is_run_name(&name) {
+        // The trials' run names start with it, and it names the sweep's folder.
+        let from = if spec.name.is_some() { "the spec's `name`" } else { "the spec file's name (set `name` in it)" };
+        return Err(BadArgument(format!(
+            "{}: {from} {name:?} must be {}",
+            a.spec.display(),
+            ploutos::config::RUN_NAME_RULE
+        ))
+        .into());
+    }
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("sweeps").join(&name));
     let trials = spec.trials(base.training.seed);
     if a.list {
@@ -349,9 +359,13 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    if only.is_some() {
+    if let Some(id) = only {
         if interrupted {
             anyhow::bail!("the trial was interrupted: run the same command again to run it again");
+        }
+        if let Some(TrialStatus::Failed { error }) = read_status(&dir.join("trials").join(id)) {
+            // A job array marks the task failed.
+            anyhow::bail!("trial {id} failed: {error} (--retry-failed runs it again)");
         }
         eprintln!(
             "ploutos: run `ploutos sweep` on this spec without --only, once every trial has run, for the leaderboard"
@@ -381,6 +395,14 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         anyhow::bail!(
             "the sweep was interrupted; {} trial(s) did not finish: run the same command again to resume",
             outcomes.iter().filter(|o| o.status.is_none()).count()
+        );
+    }
+    let failed = board.trials.iter().filter(|t| t.status == "failed").count();
+    if failed > 0 {
+        // The leaderboard stands for the others; the exit status says not every trial ran.
+        anyhow::bail!(
+            "{failed} of {} trial(s) failed (above): fix the cause, then --retry-failed runs them again",
+            outcomes.len()
         );
     }
     Ok(())
