@@ -79,7 +79,9 @@ pub fn apply_corporate_actions(
             // A sized order waiting for this open was decided in the old shares: a broker
             // adjusts it by the ratio, as the position (whole shares toward zero).
             if let Some(sizes) = sizes.as_deref_mut().filter(|_| before_fills && ratio != 1.0) {
-                sizes.0[k] = split_shares(sizes.0[k], ratio, fractional);
+                // An order is sized as the account trades (whole shares unless fractional),
+                // whatever a split leaves of a position.
+                sizes.0[k] = split_shares(sizes.0[k], ratio, config.fractional_shares);
             }
             let pos = &mut positions.0[k];
             if pos.shares == 0.0 {

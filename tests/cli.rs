@@ -47,6 +47,8 @@ fn bad_data_and_arguments_exit_2() {
     assert_bad_input(&["backtest", "--out", "/dev/null"], "--out /dev/null: /dev/null is not a folder");
     assert_bad_input(&["backtest", "--out", "/dev/null/report"], "/dev/null is not a folder");
     assert_bad_input(&["backtest", "--data", dir.path().to_str().expect("utf8")], ".csv");
+    assert_bad_input(&["backtest", "--data", "/nonexistent/data"], "/nonexistent/data: no such folder");
+    assert_bad_input(&["backtest", "--data", csv.to_str().unwrap()], "X.csv: not a folder");
     let (code, _, _) = ploutos(&["no-such-command"]);
     assert_eq!(code, 2);
 }
@@ -60,9 +62,13 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
     assert_bad_input(&["bench", "--layout", "sideways"], "--layout");
     // The folds would train into another run's folder, or over an earlier report.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("models/taken")).unwrap();
+    std::fs::create_dir_all(dir.path().join("models/taken/fold_0")).unwrap();
     let named = ["walk-forward", "--set", "training.run_name=taken"];
-    assert_bad_input_in(dir.path(), &named, "models/taken exists (a run or a walk-forward named taken)");
+    assert_bad_input_in(dir.path(), &named, "models/taken holds an earlier walk-forward named taken");
+    std::fs::create_dir_all(dir.path().join("models/taken/final")).unwrap();
+    let forced = ["walk-forward", "--set", "training.run_name=taken", "--force"];
+    assert_bad_input_in(dir.path(), &forced, "models/taken holds a training run named taken");
+    assert!(dir.path().join("models/taken/final").is_dir(), "--force never removes a training run");
     std::fs::create_dir_all(dir.path().join("r")).unwrap();
     std::fs::write(dir.path().join("r/report.json"), "{}").unwrap();
     assert_bad_input_in(dir.path(), &["walk-forward", "--out", "r"], "r holds a report already: pass --force");
@@ -240,7 +246,10 @@ fn a_run_never_overwrites_another_unless_forced() {
 fn a_run_over_the_machines_memory_is_refused_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = tiny_train("huge", 4096);
-    a.push("--set=training.net_arch=[65536,65536]".into());
+    // Far over any machine's memory (16 bytes × 2 × 7 × 65536² ≈ 7 TiB); the check is the
+    // CPU's (a GPU's memory is its own).
+    a.push("--set=training.net_arch=[65536,65536,65536,65536,65536,65536,65536,65536]".into());
+    a.push("--set=training.device=cpu".into());
     assert_bad_input_in(dir.path(), &args(&a), "needs at least");
     for root in ["models", "runs", "logs"] {
         assert!(!dir.path().join(root).join("huge").exists(), "{root}/huge");
@@ -348,6 +357,11 @@ fn checkpoints_backtest_resume_and_fail_clearly() {
     assert!(err.contains("model.safetensors") && err.contains("cannot be read"), "{err}");
     assert_eq!(err.matches("cannot be read").count(), 1, "one cause, once: {err}");
     assert!(!err.contains("Exception raised") && err.lines().count() <= 6, "{err}");
+    // A file the checkpoint lacks is named as missing.
+    std::fs::remove_file(&model).unwrap();
+    let (code, _, err) = ploutos_in(d, &["train", "--resume", "models/ck/final"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model.safetensors: is missing") && !err.contains("Os {"), "{err}");
     let (code, _, err) = ploutos_in(
         d,
         &["backtest", "--model", step, "--set=data.synthetic.years=3", "--set=data.tickers=[\"AAA\",\"BBB\",\"CCC\"]"],
@@ -403,6 +417,11 @@ fn features_infers_the_interval_from_the_timestamps() {
         dir.path(),
         &["features", "--input", "daily.csv", "--output", "out.csv", "--interval", "1h", "--force"],
         "daily.csv:2: column timestamp",
+    );
+    assert_bad_input_in(
+        dir.path(),
+        &["features", "--input", "hourly.csv", "--output", "out.csv", "--interval", "1d", "--force"],
+        "an intraday file read as daily bars?",
     );
 }
 
@@ -878,6 +897,12 @@ fn trade_replay_sends_the_backtests_orders() {
     assert!(text.contains("interval: \"1h\""), "{text}");
     std::fs::write(&config, text.replace("interval: \"1h\"", "interval: \"1d\"")).unwrap();
     assert_bad_input_in(d, &["backtest", "--model", model, "--model", "daily/tr/final"], "was trained on 1d bars");
+    // Both on other tickers by --set: the same market for both.
+    let (code, _, err) = ploutos_in(
+        d,
+        &["backtest", "--model", model, "--model", "other/tr/final", "--set", "data.tickers=[\"CCC\",\"DDD\"]"],
+    );
+    assert_eq!(code, 0, "{err}");
     let (first, second) = (folders(d), folders(d));
     assert!(first.starts_with("reports/tr_final-") && first != second, "{first} {second}");
     // What the model observes and what its actions mean are its own.

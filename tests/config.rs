@@ -153,7 +153,18 @@ fn out_of_range_values_say_where_they_were_written() {
     let sets = ["training.seed=3", "training.n_envs=abc", "training.gamma=0.9"].map(String::from);
     let msg = Config::load(&path, &sets).unwrap_err().to_string();
     assert!(msg.starts_with("--set training.n_envs=abc: "), "{msg}");
-    // A section is not a value.
+    // A section is not a value; a map (plugins' settings) takes an object.
     let msg = Config::load(&path, &["environment=[1,2]".to_string()]).unwrap_err().to_string();
     assert!(msg.contains("`environment` is a section: set its keys"), "{msg}");
+    let cfg = Config::load(&path, &["environment.plugins={\"x\":1}".to_string()]).unwrap();
+    assert_eq!(cfg.environment.plugins.len(), 1);
+    // A NaN of an `Option` key is the file's error too (not a silent None).
+    std::fs::write(&path, "(\n  environment: (\n    max_participation: Some(NaN),\n  ),\n)\n").unwrap();
+    for sets in [&[][..], &["training.seed=3".to_string()][..]] {
+        let msg = Config::load(&path, sets).unwrap_err().to_string();
+        assert!(msg.starts_with(&format!("{shown}:3:5: ")) && msg.contains("max_participation"), "{msg}");
+    }
+    // Unless a --set replaces it.
+    let cfg = Config::load(&path, &["environment.max_participation=None".to_string()]).unwrap();
+    assert_eq!(cfg.environment.max_participation, None);
 }

@@ -95,6 +95,8 @@ pub struct ActionTable {
     pub ignored: Option<IgnoredActions>,
     n_tickers: usize,
     actions: Vec<u8>,
+    /// The bars the file has a row for.
+    dated: Vec<bool>,
 }
 
 /// Action rows dated in the features' warm-up (the first [`MIN_BARS`] bars of the data),
@@ -223,12 +225,19 @@ impl ActionTable {
             }),
             _ => None,
         };
-        Ok(Self { name, ignored, n_tickers: d, actions })
+        Ok(Self { name, ignored, n_tickers: d, actions, dated: seen })
     }
 
     /// Actions at bar `t`.
     pub fn row(&self, t: usize) -> &[u8] {
         &self.actions[t * self.n_tickers..(t + 1) * self.n_tickers]
+    }
+
+    /// Rows after the features' warm-up dated outside `bars` (the period replayed, whose
+    /// last bar acts on nothing): no replay of that period acts on them.
+    pub fn rows_outside(&self, bars: std::ops::Range<usize>) -> usize {
+        let acted = bars.start..bars.end.saturating_sub(1);
+        self.dated.iter().enumerate().filter(|&(t, &d)| d && t >= MIN_BARS && !acted.contains(&t)).count()
     }
 }
 
@@ -309,6 +318,16 @@ mod tests {
         }
         std::fs::write(&path, text).unwrap();
         ActionTable::load(&path, panel, None).unwrap()
+    }
+
+    /// Rows a replay of a period does not act on: before it, at its last bar, after it.
+    #[test]
+    fn rows_outside_the_period_are_counted() {
+        let panel = daily_panel();
+        let table = load(&panel, &[MIN_BARS, MIN_BARS + 3, MIN_BARS + 5, MIN_BARS + 9]);
+        assert_eq!(table.rows_outside(MIN_BARS + 1..MIN_BARS + 6), 3);
+        assert_eq!(table.rows_outside(MIN_BARS..MIN_BARS + 10), 1, "the last bar acts on nothing");
+        assert_eq!(table.rows_outside(MIN_BARS..MIN_BARS + 11), 0);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         super::check_writable(out, "--out")?;
     }
     for dir in a.model.iter().skip(1) {
-        same_market(&a.model[0], dir, &cfg)?;
+        same_market(&a.model[0], dir)?;
     }
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;
     let mut part = part;
@@ -56,6 +56,17 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         let t = &cfg.environment.target_positions;
         let levels = t.enabled.then_some(t.levels.as_slice());
         let policy = Policy::parse(spec, &dataset.panel, cfg.training.seed, levels)?;
+        if let Policy::Actions(table) = &policy {
+            let outside = table.rows_outside(range.clone());
+            if outside > 0 {
+                let at = |t: usize| format_timestamp(dataset.panel.timestamps()[t], cfg.data.interval);
+                eprintln!(
+                    "ploutos: {spec}: {outside} action row(s) outside the period replayed ({} → {}, the last bar acting on nothing) are not acted on: see --split, --from, --to",
+                    at(range.start),
+                    at(range.end - 1)
+                );
+            }
+        }
         let result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
             .map_err(|e| BadArgument(format!("period: {e}")))?;
         results.push(result);
@@ -295,11 +306,15 @@ pub(super) fn refuse_report_in(out: &std::path::Path, force: bool) -> Result<(),
 }
 
 /// Refuses a second `--model` trained on another market than the first's (another
-/// interval or other tickers): every model of a backtest replays the first one's.
+/// interval or other tickers): every model of a backtest replays the first one's (with the
+/// `--set`s, which apply to all).
 #[cfg(feature = "learner")]
-fn same_market(first: &std::path::Path, other: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
-    let theirs = ploutos::ppo::checkpoint::read_config(other).map_err(|e| BadArgument(format!("--model: {e}")))?;
-    let (a, b) = (&cfg.data, &theirs.data);
+fn same_market(first: &std::path::Path, other: &std::path::Path) -> anyhow::Result<()> {
+    let read = |dir: &std::path::Path| {
+        ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))
+    };
+    let (ours, theirs) = (read(first)?, read(other)?);
+    let (a, b) = (&ours.data, &theirs.data);
     if a.interval != b.interval || a.tickers != b.tickers {
         return Err(BadArgument(format!(
             "--model {} was trained on {} bars of {}, the first --model {} on {} bars of {}: backtest them apart",
@@ -316,7 +331,7 @@ fn same_market(first: &std::path::Path, other: &std::path::Path, cfg: &Config) -
 }
 
 #[cfg(not(feature = "learner"))]
-fn same_market(_: &std::path::Path, _: &std::path::Path, _: &Config) -> anyhow::Result<()> {
+fn same_market(_: &std::path::Path, _: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 

@@ -23,7 +23,13 @@ pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Opt
             opts.action_masks = cfg.training.action_masking;
             Some(TradingEnv::new(&env_cfg, ds.market.clone(), opts).context("building the evaluation env")?)
         }
-        None => None,
+        None => {
+            eprintln!(
+                "ploutos: warning: the validation split holds {} bars, too few for an episode: no evaluation, so no best model (see data.split)",
+                ds.range(SplitPart::Validation).len()
+            );
+            None
+        }
     };
     Ok((train_env, eval_env))
 }

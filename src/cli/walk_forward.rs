@@ -37,19 +37,26 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     // The folds train under models/<name>/fold_N: never into another run's folder, nor over
     // an earlier walk-forward's folds, unless --force (which clears those folds first).
     let roots = ["models", "runs", "logs"].map(|root| PathBuf::from(root).join(&name));
-    if roots[0].exists() && !a.force {
+    let is_fold = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().starts_with("fold_");
+    let other = std::fs::read_dir(&roots[0]).map(|d| d.flatten().filter(|e| !is_fold(e)).count()).unwrap_or(0);
+    if other > 0 {
         return Err(BadArgument(format!(
-            "{} exists (a run or a walk-forward named {name}): set another training.run_name, or pass --force to replace its folds",
+            "{} holds a training run named {name}: set another training.run_name for the walk-forward",
             roots[0].display()
         ))
         .into());
     }
-    for fold in 0..folds.len() {
-        for root in &roots {
-            let dir = root.join(format!("fold_{fold}"));
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-            }
+    if roots[0].exists() && !a.force {
+        return Err(BadArgument(format!(
+            "{} holds an earlier walk-forward named {name}: set another training.run_name, or pass --force to replace its folds",
+            roots[0].display()
+        ))
+        .into());
+    }
+    // --force: every fold of the earlier walk-forward goes, however many it had.
+    for root in &roots {
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten().filter(|e| is_fold(e)) {
+            std::fs::remove_dir_all(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
         }
     }
     let bpy = cfg.data.interval.bars_per_year();

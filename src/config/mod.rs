@@ -107,6 +107,16 @@ impl Config {
         if overrides.is_empty() {
             return Ok(self);
         }
+        // A NaN or an infinity of the config itself, which the JSON round trip below would
+        // turn into null (an `Option` key: silently `None`): its own error, unless an
+        // override replaces that key.
+        if let Err(e @ ConfigError::OutOfRange { .. }) = self.validate() {
+            let ConfigError::OutOfRange { key, value, .. } = &e else { unreachable!() };
+            let replaced = overrides.iter().any(|spec| spec.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+            if (value.contains("NaN") || value.contains("inf")) && !replaced {
+                return Err(e);
+            }
+        }
         let mut tree = serde_json::to_value(&self)
             .map_err(|e| ConfigError::Override { spec: String::new(), message: e.to_string() })?;
         for spec in overrides {
@@ -132,10 +142,6 @@ impl Config {
                 walked.push_str(part);
                 slot = map.get_mut(part).expect("key checked above");
             }
-            if slot.is_object() {
-                let first = slot.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default();
-                return Err(err(format!("`{key}` is a section: set its keys, e.g. {key}.{first}=...")));
-            }
             // Values are JSON, or a bare string; RON's `None` and `Some(x)` are accepted too,
             // as written in config files.
             let raw = raw.trim();
@@ -143,7 +149,13 @@ impl Config {
                 "None" => "null",
                 _ => raw.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')).unwrap_or(raw),
             };
-            *slot = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+            let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
+            if slot.is_object() && !value.is_object() {
+                // A section (a map like `environment.plugins` takes a whole object).
+                let first = slot.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_else(|| "key".into());
+                return Err(err(format!("`{key}` is a section: set its keys, e.g. {key}.{first}=...")));
+            }
+            *slot = value;
         }
         serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();

@@ -19,6 +19,14 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// The data folder is missing, or is a file.
+    #[error("{}: {why} (data.csv_dir, or --data)", path.display())]
+    NoFolder {
+        /// Folder that was looked for.
+        path: PathBuf,
+        /// `no such folder`, `not a folder`.
+        why: &'static str,
+    },
     /// A configured ticker has no `<TICKER>.csv` file in the data folder.
     #[error("{}: missing data file for ticker {ticker} (expected one CSV per ticker in data.csv_dir)", path.display())]
     MissingFile {
@@ -134,7 +142,7 @@ pub enum DataError {
         previous: String,
     },
     /// A timestamp equal to the previous row's (for daily bars: the same date).
-    #[error("{}:{line}: duplicate timestamp {value} (same bar as line {previous_line})", path.display())]
+    #[error("{}:{line}: duplicate timestamp {value} (same bar as line {previous_line}){hint}", path.display())]
     Duplicate {
         /// File at fault.
         path: PathBuf,
@@ -144,6 +152,8 @@ pub enum DataError {
         value: String,
         /// Line of the first occurrence.
         previous_line: u64,
+        /// What two differently written timestamps of one bar suggest (empty otherwise).
+        hint: &'static str,
     },
     /// Fewer bars than the longest feature window needs.
     #[error("{}:{line}: only {bars} bars, need at least {min} (the longest feature window)", path.display())]

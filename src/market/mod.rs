@@ -91,6 +91,11 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
             for ticker in &cfg.tickers {
                 let path = dir.join(format!("{ticker}.csv"));
                 match std::fs::metadata(&path) {
+                    Err(_) if !dir.is_dir() => {
+                        // The folder itself, not one file: say so.
+                        let why = if dir.exists() { "not a folder" } else { "no such folder" };
+                        return Err(DataError::NoFolder { path: dir.to_path_buf(), why });
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Err(DataError::MissingFile { path, ticker: ticker.clone() });
                     }

@@ -86,11 +86,18 @@ pub(crate) fn check_order(path: &Path, rows: &[RawRow]) -> Result<(), DataError>
     for w in rows.windows(2) {
         let (prev, cur) = (&w[0], &w[1]);
         if cur.ts == prev.ts {
+            // Two times of one day read as one daily bar: an intraday file read as daily.
+            let hint = if cur.ts_text != prev.ts_text {
+                "; an intraday file read as daily bars? (data.interval, or features --interval)"
+            } else {
+                ""
+            };
             return Err(DataError::Duplicate {
                 path: path.into(),
                 line: cur.line,
                 value: cur.ts_text.clone(),
                 previous_line: prev.line,
+                hint,
             });
         }
         if cur.ts < prev.ts {

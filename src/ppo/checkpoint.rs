@@ -107,6 +107,10 @@ impl ModelSpec {
 /// safetensors file): the file, and the first line of libtorch's message (the rest is a
 /// C++ stack trace).
 pub fn unreadable(path: &Path, e: &tch::TchError) -> PpoError {
+    if !path.exists() {
+        // A file the checkpoint should have (copied without it, or deleted).
+        return PpoError::Checkpoint { path: path.to_path_buf(), message: "is missing".into() };
+    }
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     PpoError::Checkpoint {

@@ -303,9 +303,10 @@ impl Learner {
     }
 }
 
-/// A lower bound of the bytes a run holds at once on its device: the policy's and the
-/// value's weights with their gradients and Adam's two moments (f32), the rollout's
-/// network inputs and per-step scalars, and a minibatch's inputs and activations.
+/// An estimate of the bytes a run holds at once on its device: the policy's and the value's
+/// weights with their gradients and Adam's two moments, the rollout's network inputs and
+/// per-step scalars, and a minibatch's inputs and activations, all in f32 (bf16 rollout
+/// inputs take half).
 pub(crate) fn memory_needed(spec: &ModelSpec, t: &TrainingConfig, n_envs: usize) -> u64 {
     let mlp = |out: usize| {
         let dims: Vec<u64> = std::iter::once(spec.input_dim)

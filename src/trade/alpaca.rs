@@ -850,14 +850,15 @@ impl Broker for AlpacaBroker {
                 };
                 let ex_date =
                     chrono::NaiveDate::parse_from_str(&s.ex_date, "%Y-%m-%d").map_err(|e| bad(&e.to_string()))?;
+                if !(from..=to).contains(&ex_date) {
+                    continue;
+                }
                 let (new, old) = (value_num(&s.new_rate), value_num(&s.old_rate));
                 let ratio = match (new, old) {
                     (Some(n), Some(o)) if n > 0.0 && o > 0.0 && (n / o).is_finite() => n / o,
                     _ => return Err(bad("its new_rate and old_rate are not positive numbers")),
                 };
-                if (from..=to).contains(&ex_date) {
-                    out.push(Split { ticker: s.symbol.clone(), ex_date, ratio });
-                }
+                out.push(Split { ticker: s.symbol.clone(), ex_date, ratio });
             }
             match answer.next_page_token.filter(|t| !t.is_empty()) {
                 Some(token) => page = Some(token),

@@ -116,16 +116,17 @@ impl Plugin for BrokerAccountPlugin {
         if self.holdings.iter().any(Option::is_some) {
             app.insert_resource(BrokerHoldings(self.holdings.clone())).insert_on_envs(PreFill::default()).add_systems(
                 EnvStep,
-                (
-                    // After a split at the same open: the positions before the fills in
-                    // the new shares, as the broker's.
-                    keep_pre_fill
-                        .in_set(StepSystems::Execute)
-                        .after(crate::corporate_actions::apply_corporate_actions)
-                        .before(fill_orders),
-                    broker_positions.in_set(StepSystems::Account).before(charge_borrow_fees).before(mark_to_market),
-                ),
+                broker_positions.in_set(StepSystems::Account).before(charge_borrow_fees).before(mark_to_market),
             );
+            let keep = keep_pre_fill.in_set(StepSystems::Execute).before(fill_orders);
+            match app.world().resource::<crate::env::EnvParams>().fill_timing {
+                // After a split at the same open (which comes before the fills then): the
+                // positions before the fills in the new shares, as the broker's.
+                crate::config::FillTiming::NextOpen => {
+                    app.add_systems(EnvStep, keep.after(crate::corporate_actions::apply_corporate_actions))
+                }
+                crate::config::FillTiming::Close => app.add_systems(EnvStep, keep),
+            };
         }
     }
 }
