@@ -78,6 +78,9 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
     std::fs::write(dir.path().join("models/early/feature_scaler.ron"), "()").unwrap();
     let early = ["train", "--set", "training.run_name=early"];
     assert_bad_input_in(dir.path(), &early, "which has no checkpoint to resume from: pass --force to replace it");
+    // Seeds past the largest one would wrap to 0.
+    let wrap = ["train", "--seeds", "2", "--set", "training.seed=18446744073709551615"];
+    assert_bad_input_in(dir.path(), &wrap, "would wrap past the largest seed");
     // --config is not read with --resume: refused rather than ignored.
     assert_bad_input_in(
         dir.path(),

@@ -148,6 +148,10 @@ fn local_sweep_stops_poor_trials_lists_failures_and_resumes_without_rerunning() 
     let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("holds a sweep of another spec"), "{err}");
+    // --address is a Ray cluster's.
+    let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron", "--address", "127.0.0.1:6379"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--address is the Ray cluster's: it needs --backend ray"), "{err}");
     // A name that is no folder name (the trials' run names start with it) is refused.
     std::fs::write(d.join("evil.ron"), spec(r#"name: "../evil", seeds: 1,"#)).unwrap();
     let (code, _, err) = ploutos_in(d, &["sweep", "evil.ron"]);

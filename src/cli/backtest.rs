@@ -238,7 +238,7 @@ pub(super) fn period(
     }
     if range.len() < 2 {
         return Err(BadArgument(format!(
-            "the selected period holds {} bars; a backtest needs at least 2",
+            "the selected period holds {} bars; at least 2 are needed (see --split, --from, --to)",
             range.len()
         ))
         .into());

@@ -131,7 +131,14 @@ impl HeldOut {
 
 /// Trains seeds `training.seed .. + n` of `cfg` and reports them (see the module docs).
 pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
-    let seeds: Vec<u64> = (0..u64::from(n)).map(|i| cfg.training.seed.wrapping_add(i)).collect();
+    if cfg.training.seed.checked_add(u64::from(n).saturating_sub(1)).is_none() {
+        return Err(super::BadArgument(format!(
+            "--seeds {n} from training.seed {} would wrap past the largest seed: start from a smaller seed",
+            cfg.training.seed
+        ))
+        .into());
+    }
+    let seeds: Vec<u64> = (0..u64::from(n)).map(|i| cfg.training.seed + i).collect();
     let runs: Vec<(String, RunPaths)> = seeds
         .iter()
         .map(|s| {

@@ -290,6 +290,12 @@ impl SweepSpec {
         if self.seeds == 0 {
             return Err(bad("seeds must be at least 1".into()));
         }
+        if base.training.seed.checked_add(self.seeds as u64 - 1).is_none() {
+            return Err(bad(format!(
+                "seeds: {} from training.seed {} would wrap past the largest seed",
+                self.seeds, base.training.seed
+            )));
+        }
         for (key, values) in &self.grid {
             if values.is_empty() {
                 return Err(bad(format!("grid key `{key}` has no values (an empty range)")));

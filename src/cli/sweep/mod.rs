@@ -177,6 +177,9 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         (t, None) => (t, (cores / t).max(1)),
         (t, Some(p)) => (t, p),
     };
+    if a.backend != "ray" && a.address.is_some() {
+        return Err(BadArgument("--address is the Ray cluster's: it needs --backend ray".into()).into());
+    }
     let resumed = prepare_dir(&dir, &text, &base, a.force)?;
     let backend: Box<dyn Backend> = match a.backend.as_str() {
         "ray" => {
