@@ -66,7 +66,13 @@ mod property_tests {
             let bounds = EpisodeBounds { first: 25, last: 199, random_start: true };
             let opts = EnvOptions { n_envs: N_ENVS, threads: 0, min_shard_envs: 1, bounds, trade_log: true, auto_reset: true, action_masks: false };
             let mut env = TradingEnv::new(&cfg, market.clone(), opts).expect("env");
-            env.reset(seed);
+            let start = env.reset(seed).clone();
+            // A reset reports the starting account: nothing executed yet.
+            for i in 0..N_ENVS {
+                let (info, clock) = (start.infos[i], env.env_state(i).expect("env").2);
+                prop_assert_eq!((info.equity, info.cash), (cfg.initial_cash, cfg.initial_cash));
+                prop_assert_eq!((info.bar, info.episode_steps, info.executed), (clock.bar, 0, 0));
+            }
             let mut log: Vec<Vec<TradeRecord>> = vec![vec![]; N_ENVS];
             let mut steps = 0;
             for a in &actions {

@@ -33,7 +33,7 @@ def main():
     model = MaskablePPO("MlpPolicy", Sb3VecEnv(vec), n_steps=256, batch_size=1024, n_epochs=4,
                         learning_rate=1e-3, gamma=0.99, ent_coef=0.01, verbose=1, device="cpu")
     model.learn(a.timesteps)
-    refused = vec.step(model.predict(vec.reset()[0], action_masks=vec.action_masks().reshape(a.envs, -1),
+    refused = vec.step(model.predict(vec.reset()[0], action_masks=vec.action_masks().reshape(a.envs, -1).copy(),
                                      deterministic=True)[0])[4]["refused"]
     print(f"orders refused in one greedy step: {int(refused.sum())}")
 

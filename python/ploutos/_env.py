@@ -14,6 +14,12 @@ from ._ploutos import Core
 
 __all__ = ["PloutosVectorEnv", "PloutosEnv", "make_vec", "make", "overrides_to_specs"]
 
+# The ranges of the config keys these arguments stand for (`training.n_envs`,
+# `training.threads`) and of a seed.
+MAX_ENVS = 1 << 20
+MAX_THREADS = 1024
+MAX_SEED = 2**64 - 1
+
 # Keys of the per-env info arrays (one value per env), fields of the env's info records.
 RECORD_KEYS = (
     "equity", "cash", "step_return", "executed", "refused", "bar",
@@ -46,12 +52,34 @@ def overrides_to_specs(overrides: Mapping[str, Any] | Sequence[str] | None) -> l
     if isinstance(overrides, Mapping):
         specs = []
         for key, value in overrides.items():
-            text = value if isinstance(value, str) else json.dumps(value)
+            try:
+                text = value if isinstance(value, str) else json.dumps(value, default=_plain)
+            except TypeError as e:
+                raise ValueError(f"overrides: {key}: {e}") from None
             specs.append(f"{key}={text}")
         return specs
     if isinstance(overrides, str):
         return [overrides]
+    if not isinstance(overrides, (list, tuple)):
+        raise ValueError(f"overrides: expected a dict or a list of 'key=value' strings, got {type(overrides).__name__}")
     return [str(s) for s in overrides]
+
+
+def _plain(value):
+    """NumPy scalars and arrays (a sweep grid's values) as the JSON they stand for."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not a number, a string, a list or None")
+
+
+def _count(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _seed(value) -> int:
+    return _count("seed", value, 0, MAX_SEED)
 
 
 def _core(config, overrides, num_envs, split, seed, threads, auto_reset, market, bounds, plain=False,
@@ -59,34 +87,58 @@ def _core(config, overrides, num_envs, split, seed, threads, auto_reset, market,
     if market is not None and not isinstance(market, Mapping):
         raise ValueError("market: expected a dict of arrays (open, close, features, day, ...)")
     if market is not None:
-        market = {
-            k: np.ascontiguousarray(v, dtype=np.uint32 if k == "day" else np.float32 if k == "features" else np.float64)
-            for k, v in market.items()
-        }
+        day = np.asarray(market.get("day", []))
+        if day.size and (day.dtype.kind not in "iu" or day.min() < 0):
+            raise ValueError("market: day: expected non-negative integer trading-day indices")
+        try:
+            market = {
+                k: np.ascontiguousarray(v, dtype=np.uint32 if k == "day" else np.float32 if k == "features" else np.float64)
+                for k, v in market.items()
+            }
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"market: {e}") from None
+        if split != "train":
+            raise ValueError("split: with market, episodes start in bounds (the market has no splits)")
     if split not in ("train", "validation", "test", "all"):
         raise ValueError(f"unknown split {split!r}: expected train, validation, test or all")
-    if num_envs is not None and (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1):
-        raise ValueError(f"num_envs: expected a positive integer, got {num_envs!r}")
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    if bounds is not None:
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"bounds: expected (first, last) bars, got {bounds!r}")
+        bounds = tuple(_count("bounds", b, 0, 2**32 - 1) for b in bounds)
+    if num_envs is not None:
+        num_envs = _count("num_envs", num_envs, 1, MAX_ENVS)
+    if threads is not None:
+        threads = _count("threads", threads, 0, MAX_THREADS)
+    if seed is not None:
+        _seed(seed)
+    if action_masks is not None and not isinstance(action_masks, (bool, np.bool_)):
+        raise ValueError(f"action_masks: expected True, False or None, got {action_masks!r}")
     return Core(
         config=None if config is None else str(config),
         overrides=overrides_to_specs(overrides),
-        num_envs=None if num_envs is None else int(num_envs),
+        num_envs=num_envs,
         split=split,
         threads=threads,
         auto_reset=auto_reset,
         market=market,
         bounds=bounds,
         plain=plain,
-        action_masks=action_masks,
+        action_masks=None if action_masks is None else bool(action_masks),
     )
 
 
-def _actions(actions, shape, n_actions: int = 3) -> np.ndarray:
-    """Actions as a C-contiguous uint8 array of `shape`, checked to be below `n_actions` (the
-    native side also takes 255 with target positions: no order)."""
+def _actions(actions, shape, n_actions: int = 3, flat: bool = False) -> np.ndarray:
+    """Actions as a C-contiguous uint8 array of `shape` (or, with `flat`, one row of it
+    unbatched), integer codes checked to be below `n_actions` (the native side also takes
+    255 with target positions: no order). Any other shape is refused, not reshaped: a
+    transposed batch would give each env another env's actions."""
     a = np.asarray(actions)
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"actions: expected integer action codes, got {a.dtype} values")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            raise ValueError(f"actions: {a[bad].flat[0].item()!r} is not an integer action code")
     if a.dtype != np.uint8:
         if a.size and (a.min() < 0 or a.max() > 255):
             bad = a[(a < 0) | (a > 255)].flat[0]
@@ -95,10 +147,10 @@ def _actions(actions, shape, n_actions: int = 3) -> np.ndarray:
             raise ValueError(f"actions: code {bad} is not a target level's index (0 to {n_actions - 1})")
         a = a.astype(np.uint8)
     if a.shape != shape:
-        if a.size == int(np.prod(shape)):
+        if flat and a.shape == shape[1:]:
             a = a.reshape(shape)
         else:
-            raise ValueError(f"actions: expected shape {shape} (num_envs, n_tickers), got {a.shape}")
+            raise ValueError(f"actions: expected shape {shape if not flat else shape[1:]} (num_envs, n_tickers), got {a.shape}")
     return np.ascontiguousarray(a)
 
 
@@ -113,12 +165,14 @@ class _Seeds:
         self._has_reset = False
 
     def _reset_core(self, seed) -> None:
+        if getattr(self, "_closed", False):
+            raise RuntimeError("the env is closed")
         if seed is None:
             seed = self._first_seed if not self._has_reset else int(self._seeds.integers(2**63))
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
         else:
-            self._seeds = np.random.default_rng(int(seed))
+            # Checked before anything changes: a refused seed leaves the env as it was.
+            seed = _seed(seed)
+            self._seeds = np.random.default_rng(seed)
         self._has_reset = True
         self._core.reset(int(seed))
 
@@ -207,11 +261,15 @@ class PloutosVectorEnv(_Seeds, gym.vector.VectorEnv):
         """
         if isinstance(seed, (list, tuple, np.ndarray)):
             raise ValueError("seed: one integer for all envs (env i draws from stream (seed, i))")
+        if options and "reset_mask" in options:
+            raise ValueError("options: reset_mask is not supported: a reset restarts every env (finished ones restart by themselves)")
         self._reset_core(seed)
         self._done[:] = False
         return self._out(self._obs), self._info()
 
     def step(self, actions):
+        if self._closed:
+            raise RuntimeError("the env is closed")
         if not self._has_reset:
             raise RuntimeError("call reset before step")
         self._core.step(_actions(actions, self._action_shape, self.n_actions))
@@ -247,9 +305,12 @@ class PloutosEnv(_Seeds, gym.Env):
         self.n_actions = core.n_actions
         self.action_space = gym.spaces.MultiDiscrete([self.n_actions] * self.n_tickers)
         self.render_mode = None
-        v = _info_views(core)
-        self._v = v
+        v = self._v = _info_views(core)
         _Seeds.__init__(self, core.config_seed if seed is None else int(seed))
+        self._closed = False
+
+    def close(self):
+        self._closed = True
 
     def _info(self) -> dict:
         v = self._v
@@ -258,14 +319,18 @@ class PloutosEnv(_Seeds, gym.Env):
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            _seed(seed)  # the vector env's message, before Gymnasium's own seeding
         super().reset(seed=seed)
         self._reset_core(seed)
         return self._v["obs"][0].copy(), self._info()
 
     def step(self, action):
+        if self._closed:
+            raise RuntimeError("the env is closed")
         if not self._has_reset:
             raise RuntimeError("call reset before step")
-        self._core.step(_actions(action, (1, self.n_tickers), self.n_actions))
+        self._core.step(_actions(action, (1, self.n_tickers), self.n_actions, flat=True))
         v = self._v
         return (
             v["obs"][0].copy(),

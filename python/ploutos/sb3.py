@@ -58,15 +58,23 @@ class Sb3VecEnv(VecEnv):
         self.env.close()
 
     def get_attr(self, name, indices=None):
-        return [getattr(self.env, name, None)] * len(self._get_indices(indices))
+        # A missing attribute raises AttributeError, as DummyVecEnv's does.
+        return [getattr(self.env, name)] * len(self._get_indices(indices))
+
+    def _all(self, what: str, indices) -> None:
+        """The envs are one batched env: a method or an attribute is all of them at once."""
+        if indices is not None and sorted(set(self._get_indices(indices))) != list(range(self.num_envs)):
+            raise ValueError(f"{what}: ploutos' envs are one batched env, so it applies to all of them, not to indices {indices!r}")
 
     def set_attr(self, name, value, indices=None):
+        self._all(f"set_attr({name!r})", indices)
         setattr(self.env, name, value)
 
     def env_method(self, method_name, *args, indices=None, **kwargs):
         if method_name == "action_masks":
             masks = self.action_masks()
             return [masks[i] for i in self._get_indices(indices)]
+        self._all(f"env_method({method_name!r})", indices)
         result = getattr(self.env, method_name)(*args, **kwargs)
         return [result] * len(self._get_indices(indices))
 

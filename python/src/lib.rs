@@ -85,10 +85,20 @@ fn load_config(path: Option<&str>, overrides: &[String]) -> PyResult<Config> {
 /// `[n_bars, n_tickers, n_features]` (f32), `day` `[n_bars]` (u32, trading day of each bar)
 /// and optionally `atr_frac`, `ret_std` (default 0.0, 0.01) and `mean_volume` (1e6).
 fn market_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MarketData> {
+    const KEYS: [&str; 7] = ["open", "close", "features", "day", "atr_frac", "ret_std", "mean_volume"];
+    for key in d.keys() {
+        let key: String = key.extract().map_err(|_| bad_msg("market: keys must be strings"))?;
+        if !KEYS.contains(&key.as_str()) {
+            return Err(bad_msg(format!("market: unknown array {key:?} (known: {})", KEYS.join(", "))));
+        }
+    }
     let get = |key: &str| d.get_item(key);
     let need = |key: &str| get(key)?.ok_or_else(|| bad_msg(format!("market: missing array {key:?}")));
     let open: PyReadonlyArray2<f64> = need("open")?.extract().map_err(|e| bad_msg(format!("market: open: {e}")))?;
     let (n_bars, n_tickers) = (open.shape()[0], open.shape()[1]);
+    if n_tickers == 0 || n_bars < 2 {
+        return Err(bad_msg(format!("market: open has shape ({n_bars}, {n_tickers}): at least 2 bars of 1 ticker")));
+    }
     // A `[n_bars, n_tickers]` float64 column, or `default` everywhere when absent.
     let column = |key: &str, default: Option<f64>| -> PyResult<Vec<f64>> {
         let a = match (get(key)?, default) {
@@ -121,6 +131,28 @@ fn market_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MarketData> {
         day: day.as_array().iter().copied().collect(),
         features: features.as_array().iter().copied().collect(),
     };
+    // What the env would turn into NaN rewards or a market that goes back in time.
+    for (key, values) in [("open", &c.open), ("close", &c.close)] {
+        if let Some(i) = values.iter().position(|p| !(p.is_finite() && *p > 0.0)) {
+            let (t, k) = (i / n_tickers, i % n_tickers);
+            return Err(bad_msg(format!("market: {key}[{t}, {k}] = {} is not a positive price", values[i])));
+        }
+    }
+    for (key, values) in [("atr_frac", &c.atr_frac), ("ret_std", &c.ret_std), ("mean_volume", &c.mean_volume)] {
+        if let Some(i) = values.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            let (t, k) = (i / n_tickers, i % n_tickers);
+            return Err(bad_msg(format!("market: {key}[{t}, {k}] = {} is not a non-negative number", values[i])));
+        }
+    }
+    if let Some(i) = c.features.iter().position(|f| !f.is_finite()) {
+        return Err(bad_msg(format!("market: features has a non-finite value ({}) at flat index {i}", c.features[i])));
+    }
+    if day.len() != n_bars {
+        return Err(bad_msg(format!("market: day has {} values, open has {n_bars} bars", day.len())));
+    }
+    if let Some(t) = c.day.windows(2).position(|w| w[1] < w[0]) {
+        return Err(bad_msg(format!("market: day[{}] = {} is before day[{t}] = {}", t + 1, c.day[t + 1], c.day[t])));
+    }
     MarketData::new(n_bars, n_tickers, n_features, c).map_err(bad)
 }
 

@@ -87,3 +87,97 @@ def test_stepping_a_finished_single_env_raises():
     assert trunc
     with pytest.raises(ValueError, match="call reset"):
         env.step(env.action_space.sample())
+
+
+def tiny_market(n_bars=60, n_tickers=2):
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_tickers)), axis=0))
+    return {"open": close.copy(), "close": close, "features": np.zeros((n_bars, n_tickers, 3), np.float32),
+            "day": np.arange(n_bars, dtype=np.uint32)}
+
+
+@pytest.mark.parametrize("change,part", [
+    (lambda m: {**m, "open": m["open"][:, :0], "close": m["close"][:, :0], "features": m["features"][:, :0]},
+     "at least 2 bars of 1 ticker"),
+    (lambda m: {**m, "volume": m["close"]}, 'unknown array "volume"'),
+    (lambda m: {**m, "close": np.where(np.arange(60)[:, None] == 5, np.nan, m["close"])}, "close[5, 0] = NaN"),
+    (lambda m: {**m, "open": -m["open"]}, "is not a positive price"),
+    (lambda m: {**m, "features": np.full_like(m["features"], np.inf)}, "features has a non-finite value"),
+    (lambda m: {**m, "day": m["day"][::-1].copy()}, "is before day"),
+    (lambda m: {**m, "day": m["day"].astype(np.int64) - 1}, "day: expected non-negative integer"),
+])
+def test_a_bad_market_raises_one_line(change, part):
+    with pytest.raises(ValueError) as e:
+        ploutos.make_vec(ploutos.BUILTIN, num_envs=1, market=change(tiny_market()))
+    assert part in str(e.value) and "\n" not in str(e.value)
+
+
+def test_arguments_are_checked_before_anything_changes():
+    for kwargs, part in [({"num_envs": 10**7}, "num_envs"), ({"threads": 2000}, "threads"), ({"threads": -1}, "threads"),
+                         ({"seed": 2**64}, "seed"), ({"seed": True}, "seed"), ({"action_masks": "no"}, "action_masks"),
+                         ({"overrides": 5}, "overrides"), ({"market": tiny_market(), "split": "test"}, "split"),
+                         ({"market": tiny_market(), "bounds": (-1, 10)}, "bounds")]:
+        with pytest.raises(ValueError, match=part):
+            ploutos.make_vec(ploutos.BUILTIN, **{"num_envs": 1, **kwargs})
+    # NumPy values in overrides (a sweep grid's) are the numbers they hold.
+    env = ploutos.make_vec(DEFAULT, num_envs=np.int64(2), overrides={**SMALL, "environment.episode_length": np.int64(50)})
+    env.reset(seed=0)
+    # A refused seed leaves the env as it was; actions are integer codes of the exact shape.
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=2**64)
+    for bad, part in [(np.full((2, 10), 1.7), "1.7 is not an integer action code"),
+                      (np.full((2, 10), np.nan), "is not an integer action code"),
+                      (np.zeros((10, 2)), r"expected shape \(2, 10\)"), (np.zeros(20), r"expected shape \(2, 10\)"),
+                      ("hold", "expected integer action codes"), (None, "expected integer action codes")]:
+        with pytest.raises(ValueError, match=part):
+            env.step(bad)
+    env.step(np.ones((2, 10), np.int64))
+    env.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        env.step(np.zeros((2, 10), np.uint8))
+
+
+def test_reset_infos_hold_the_starting_account():
+    env = ploutos.make_vec(DEFAULT, num_envs=2, overrides={**SMALL, "environment.initial_cash": 12345})
+    _, infos = env.reset(seed=0)
+    assert list(infos["equity"]) == [12345, 12345] and list(infos["cash"]) == [12345, 12345]
+    assert (infos["bar"] > 0).all() and (infos["episode_steps"] == 0).all()
+    single = ploutos.make(DEFAULT, overrides={"environment.initial_cash": 12345})
+    assert single.reset(seed=0)[1]["equity"] == 12345
+
+
+def _make_in_child(queue):
+    env = ploutos.make(DEFAULT, overrides={"environment.episode_length": 5})
+    queue.put(env.reset(seed=1)[0].shape)
+
+
+def test_a_forked_child_builds_and_steps_its_own_env():
+    """After the parent built an env (and so computed features), a forked child builds one
+    too: Gymnasium's AsyncVectorEnv and SB3's SubprocVecEnv fork by default on Linux."""
+    import multiprocessing
+
+    ploutos.make(DEFAULT).reset(seed=0)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_make_in_child, args=(queue,))
+    child.start()
+    child.join(120)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung"
+    assert child.exitcode == 0
+    assert len(queue.get(timeout=5)) == 1
+
+
+def test_the_sb3_adapter_refuses_what_a_batched_env_cannot_do():
+    pytest.importorskip("stable_baselines3")
+    from ploutos.sb3 import Sb3VecEnv
+
+    vec = Sb3VecEnv(ploutos.make_vec(DEFAULT, num_envs=2, overrides=SMALL))
+    assert vec.get_attr("n_tickers") == [10, 10]
+    with pytest.raises(AttributeError):
+        vec.get_attr("no_such_attribute")
+    with pytest.raises(ValueError, match="one batched env"):
+        vec.env_method("reset", indices=[0])
+    vec.env_method("reset", indices=[0, 1])

@@ -83,6 +83,20 @@ pub fn start_episodes(
     });
 }
 
+/// Reports each env's starting account in its info row at [`crate::env::EnvReset`] (equity
+/// and cash after the episode-start hooks, the first decision bar; nothing executed yet),
+/// so that returns can be taken from a reset's infos. An env restarted inside a step keeps
+/// its finished episode's row (see [`end_episodes`]).
+///
+/// Reads [`Portfolio`], [`EpisodeClock`]; writes [`StepRows`] infos. Runs in
+/// [`crate::env::EnvReset`], after [`crate::env::ResetSystems::Hooks`].
+pub fn report_starts(mut rows: ResMut<StepRows>, envs: Query<(&EnvId, &Portfolio, &EpisodeClock)>) {
+    for (id, p, clock) in &envs {
+        rows.infos.row_mut(id.index())[0] =
+            EnvInfo { equity: p.equity, cash: p.cash, bar: clock.bar, ..EnvInfo::default() };
+    }
+}
+
 /// Back to targeting every env once the restarted envs have their first observation.
 /// Runs last in [`crate::env::StepSystems::Restart`].
 pub fn finish_restart(mut targets: ResMut<Targets>) {

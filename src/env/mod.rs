@@ -188,7 +188,7 @@ pub use actions::{
 };
 pub use buffers::{ActionBuffer, EnvInfo, EnvTotals, StepBuffers, StepRows};
 pub use components::*;
-pub use episodes::{begin_reset, end_episodes, env_rng, finish_restart, start_episode, start_episodes};
+pub use episodes::{begin_reset, end_episodes, env_rng, finish_restart, report_starts, start_episode, start_episodes};
 pub(crate) use extend::add_mask_readers;
 pub use extend::{ActionMasking, EnvAppExt, ObservationColumns, Targets};
 pub(crate) use market_data::prefetch_ahead;
@@ -387,7 +387,14 @@ impl Plugin for EnvPlugin {
                 finish_restart.after(ResetSystems::Observe).in_set(StepSystems::Restart),
             ),
         )
-        .add_systems(EnvReset, (begin_reset.before(ResetSystems::Start), start_episodes.in_set(ResetSystems::Start)));
+        .add_systems(
+            EnvReset,
+            (
+                begin_reset.before(ResetSystems::Start),
+                start_episodes.in_set(ResetSystems::Start),
+                report_starts.after(ResetSystems::Hooks),
+            ),
+        );
 
         // Target levels decode into sized orders, the seed's codes into sides.
         if cfg.target_positions.enabled {

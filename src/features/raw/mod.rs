@@ -23,7 +23,6 @@ mod volatility;
 mod volume;
 mod window;
 
-use rayon::prelude::*;
 use std::fmt;
 
 pub(crate) use carry::Carry;
@@ -415,13 +414,28 @@ pub(crate) fn compute_from(input: &RawInput, carry: &Carry) -> RawFeatures {
     out
 }
 
-/// Computes the raw features of many tickers, in parallel across tickers (rayon).
+/// Computes the raw features of many tickers, in parallel across tickers, on threads of
+/// its own (scoped, one per core at most): not rayon's global pool, whose threads a
+/// process forked after its first use does not have (the Python package under
+/// `multiprocessing`'s fork, Gymnasium's `AsyncVectorEnv`), so that a child's first
+/// dataset would wait for them forever.
 ///
 /// # Panics
 ///
 /// If any input is invalid (see [`compute_raw`]).
 pub fn compute_table(inputs: &[RawInput]) -> Vec<RawFeatures> {
-    inputs.par_iter().map(compute_raw).collect()
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len());
+    if threads <= 1 {
+        return inputs.iter().map(compute_raw).collect();
+    }
+    let chunk = inputs.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = inputs
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(compute_raw).collect::<Vec<_>>()))
+            .collect();
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
 }
 
 #[cfg(test)]
