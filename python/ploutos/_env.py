@@ -19,6 +19,8 @@ __all__ = ["PloutosVectorEnv", "PloutosEnv", "make_vec", "make", "overrides_to_s
 MAX_ENVS = 1 << 20
 MAX_THREADS = 1024
 MAX_SEED = 2**64 - 1
+# The arrays a `market=` dict may hold.
+MARKET_KEYS = ("open", "close", "features", "day", "atr_frac", "ret_std", "mean_volume")
 
 # Keys of the per-env info arrays (one value per env), fields of the env's info records.
 RECORD_KEYS = (
@@ -87,9 +89,12 @@ def _core(config, overrides, num_envs, split, seed, threads, auto_reset, market,
     if market is not None and not isinstance(market, Mapping):
         raise ValueError("market: expected a dict of arrays (open, close, features, day, ...)")
     if market is not None:
+        unknown = [k for k in market if k not in MARKET_KEYS]
+        if unknown:
+            raise ValueError(f"market: unknown array {unknown[0]!r} (known: {', '.join(MARKET_KEYS)})")
         day = np.asarray(market.get("day", []))
-        if day.size and (day.dtype.kind not in "iu" or day.min() < 0):
-            raise ValueError("market: day: expected non-negative integer trading-day indices")
+        if day.size and (day.dtype.kind not in "iu" or day.min() < 0 or day.max() > 2**32 - 1):
+            raise ValueError("market: day: expected integer trading-day indices in [0, 2^32)")
         try:
             market = {
                 k: np.ascontiguousarray(v, dtype=np.uint32 if k == "day" else np.float32 if k == "features" else np.float64)

@@ -138,10 +138,11 @@ fn market_from_dict(d: &Bound<'_, PyDict>) -> PyResult<MarketData> {
             return Err(bad_msg(format!("market: {key}[{t}, {k}] = {} is not a positive price", values[i])));
         }
     }
+    // (Non-finite cost inputs are a feature warm-up's: `MarketData::new` counts them as 0.)
     for (key, values) in [("atr_frac", &c.atr_frac), ("ret_std", &c.ret_std), ("mean_volume", &c.mean_volume)] {
-        if let Some(i) = values.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+        if let Some(i) = values.iter().position(|v| *v < 0.0) {
             let (t, k) = (i / n_tickers, i % n_tickers);
-            return Err(bad_msg(format!("market: {key}[{t}, {k}] = {} is not a non-negative number", values[i])));
+            return Err(bad_msg(format!("market: {key}[{t}, {k}] = {} is negative", values[i])));
         }
     }
     if let Some(i) = c.features.iter().position(|f| !f.is_finite()) {

@@ -99,17 +99,30 @@ def tiny_market(n_bars=60, n_tickers=2):
 @pytest.mark.parametrize("change,part", [
     (lambda m: {**m, "open": m["open"][:, :0], "close": m["close"][:, :0], "features": m["features"][:, :0]},
      "at least 2 bars of 1 ticker"),
-    (lambda m: {**m, "volume": m["close"]}, 'unknown array "volume"'),
+    (lambda m: {**m, "volume": m["close"]}, "unknown array 'volume'"),
+    (lambda m: {**m, "tickers": ["AAPL", "MSFT"]}, "unknown array 'tickers'"),
+    (lambda m: {**m, "ret_std": -np.ones((60, 2))}, "ret_std[0, 0] = -1 is negative"),
+    (lambda m: {**m, "day": m["day"].astype(np.int64) + 2**32}, "day: expected integer trading-day indices"),
     (lambda m: {**m, "close": np.where(np.arange(60)[:, None] == 5, np.nan, m["close"])}, "close[5, 0] = NaN"),
     (lambda m: {**m, "open": -m["open"]}, "is not a positive price"),
     (lambda m: {**m, "features": np.full_like(m["features"], np.inf)}, "features has a non-finite value"),
     (lambda m: {**m, "day": m["day"][::-1].copy()}, "is before day"),
-    (lambda m: {**m, "day": m["day"].astype(np.int64) - 1}, "day: expected non-negative integer"),
+    (lambda m: {**m, "day": m["day"].astype(np.int64) - 1}, "day: expected integer trading-day indices"),
 ])
 def test_a_bad_market_raises_one_line(change, part):
     with pytest.raises(ValueError) as e:
         ploutos.make_vec(ploutos.BUILTIN, num_envs=1, market=change(tiny_market()))
     assert part in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_cost_inputs_warm_up_may_be_nan():
+    """As `ploutos train`'s own markets: a non-finite slippage or impact input counts as 0."""
+    m = tiny_market()
+    m["ret_std"] = np.full((60, 2), 0.01)
+    m["ret_std"][:19] = np.nan
+    env = ploutos.make_vec(ploutos.BUILTIN, num_envs=1, market=m, bounds=(20, 59))
+    env.reset(seed=0)
+    assert np.isfinite(env.step(np.ones((1, 2), np.uint8))[1]).all()
 
 
 def test_arguments_are_checked_before_anything_changes():
@@ -122,9 +135,13 @@ def test_arguments_are_checked_before_anything_changes():
     # NumPy values in overrides (a sweep grid's) are the numbers they hold.
     env = ploutos.make_vec(DEFAULT, num_envs=np.int64(2), overrides={**SMALL, "environment.episode_length": np.int64(50)})
     env.reset(seed=0)
-    # A refused seed leaves the env as it was; actions are integer codes of the exact shape.
+    # A refused seed leaves the env as it was (its next seedless reset draws as a twin's);
+    # actions are integer codes of the exact shape.
+    twin = ploutos.make_vec(DEFAULT, num_envs=2, overrides={**SMALL, "environment.episode_length": 50})
+    twin.reset(seed=0)
     with pytest.raises(ValueError, match="seed"):
         env.reset(seed=2**64)
+    assert np.array_equal(env.reset()[0], twin.reset()[0])
     for bad, part in [(np.full((2, 10), 1.7), "1.7 is not an integer action code"),
                       (np.full((2, 10), np.nan), "is not an integer action code"),
                       (np.zeros((10, 2)), r"expected shape \(2, 10\)"), (np.zeros(20), r"expected shape \(2, 10\)"),
@@ -148,7 +165,9 @@ def test_reset_infos_hold_the_starting_account():
 
 def _make_in_child(queue):
     env = ploutos.make(DEFAULT, overrides={"environment.episode_length": 5})
-    queue.put(env.reset(seed=1)[0].shape)
+    obs = env.reset(seed=1)[0]
+    env.step(np.ones(10, np.int64))
+    queue.put(obs.shape)
 
 
 def test_a_forked_child_builds_and_steps_its_own_env():

@@ -89,7 +89,7 @@ pub fn start_episodes(
 /// its finished episode's row (see [`end_episodes`]).
 ///
 /// Reads [`Portfolio`], [`EpisodeClock`]; writes [`StepRows`] infos. Runs in
-/// [`crate::env::EnvReset`], after [`crate::env::ResetSystems::Hooks`].
+/// [`crate::env::EnvReset`], between [`crate::env::ResetSystems::Hooks`] and the observation.
 pub fn report_starts(mut rows: ResMut<StepRows>, envs: Query<(&EnvId, &Portfolio, &EpisodeClock)>) {
     for (id, p, clock) in &envs {
         rows.infos.row_mut(id.index())[0] =

@@ -392,7 +392,7 @@ impl Plugin for EnvPlugin {
             (
                 begin_reset.before(ResetSystems::Start),
                 start_episodes.in_set(ResetSystems::Start),
-                report_starts.after(ResetSystems::Hooks),
+                report_starts.after(ResetSystems::Hooks).before(ResetSystems::Observe),
             ),
         );
 

@@ -3,7 +3,7 @@
 //! Everything here is a pure function of the bars: no bevy, no tch, no I/O. Each group of
 //! indicators lives in its own module (trend, momentum, volatility, volume, levels,
 //! statistics, price action) and writes its columns into one column-major [`RawFeatures`]
-//! table; [`compute_table`] runs many tickers in parallel with rayon.
+//! table; [`compute_table`] runs many tickers in parallel, on scoped threads.
 //!
 //! Conventions (the contract is FEATURES.md; `ta` 0.11.0 is the reference):
 //!
@@ -424,7 +424,10 @@ pub(crate) fn compute_from(input: &RawInput, carry: &Carry) -> RawFeatures {
 ///
 /// If any input is invalid (see [`compute_raw`]).
 pub fn compute_table(inputs: &[RawInput]) -> Vec<RawFeatures> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len());
+    // One per core, or as many as `RAYON_NUM_THREADS` says (the cap users set for rayon).
+    let cap = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cap.unwrap_or(cores).min(inputs.len());
     if threads <= 1 {
         return inputs.iter().map(compute_raw).collect();
     }
