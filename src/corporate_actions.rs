@@ -77,11 +77,17 @@ pub fn apply_corporate_actions(
         for k in bits(events) {
             let (ratio, dividend) = market.corporate_action(bar, k);
             // A sized order waiting for this open was decided in the old shares: a broker
-            // adjusts it by the ratio, as the position (whole shares toward zero).
+            // adjusts it by the ratio, as the position (whole shares toward zero; execution
+            // contract answer 21). Where the broker keeps a split's fractions (live), it is
+            // what takes the split position to the split target instead (the target in whole
+            // shares unless fractional), so that an exit closes exactly what the split left.
             if let Some(sizes) = sizes.as_deref_mut().filter(|_| before_fills && ratio != 1.0) {
-                // An order is sized as the account trades (whole shares unless fractional),
-                // whatever a split leaves of a position.
-                sizes.0[k] = split_shares(sizes.0[k], ratio, config.fractional_shares);
+                let (held, fractional_account) = (positions.0[k].shares, config.fractional_shares);
+                sizes.0[k] = if market.fractional_splits() {
+                    split_shares(held + sizes.0[k], ratio, fractional_account) - split_shares(held, ratio, true)
+                } else {
+                    split_shares(sizes.0[k], ratio, fractional_account)
+                };
             }
             let pos = &mut positions.0[k];
             if pos.shares == 0.0 {

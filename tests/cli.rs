@@ -900,6 +900,17 @@ fn trade_replay_sends_the_backtests_orders() {
     assert!(text.contains("interval: \"1h\""), "{text}");
     std::fs::write(&config, text.replace("interval: \"1h\"", "interval: \"1d\"")).unwrap();
     assert_bad_input_in(d, &["backtest", "--model", model, "--model", "daily/tr/final"], "was trained on 1d bars");
+    // Nor one that observes otherwise (its observations would be built as the first one's).
+    copy_dir(&d.join(model), &d.join("costs/tr/final"));
+    let config = d.join("costs/tr/final/config.ron");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("observe_costs: false"), "{text}");
+    std::fs::write(&config, text.replace("observe_costs: false", "observe_costs: true")).unwrap();
+    assert_bad_input_in(
+        d,
+        &["backtest", "--model", model, "--model", "costs/tr/final"],
+        "differs from the first --model models/tr/final in environment.observe_costs",
+    );
     // Both on other tickers by --set: the same market for both.
     let (code, _, err) = ploutos_in(
         d,

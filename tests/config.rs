@@ -167,4 +167,16 @@ fn out_of_range_values_say_where_they_were_written() {
     // Unless a --set replaces it.
     let cfg = Config::load(&path, &["environment.max_participation=None".to_string()]).unwrap();
     assert_eq!(cfg.environment.max_participation, None);
+    // Behind another bad key that a --set fixes, still found.
+    std::fs::write(&path, "(\n  training: (\n    learning_rate: -1.0,\n    target_kl: Some(NaN),\n  ),\n)\n").unwrap();
+    let msg = Config::load(&path, &["training.learning_rate=0.001".to_string()]).unwrap_err().to_string();
+    assert!(msg.starts_with(&format!("{shown}:4:5: ")) && msg.contains("training.target_kl"), "{msg}");
+    // A ticker named like a number's text is no NaN: a cross-field error a --set fixes passes.
+    std::fs::write(&path, "(environment: (short_selling: (no_short: [\"info\"])))").unwrap();
+    let sets = ["data.tickers=[\"info\",\"BBB\"]".to_string()];
+    assert!(Config::load(&path, &sets).is_ok());
+    // A struct section does not take an object (its other keys would silently reset).
+    std::fs::write(&path, "()").unwrap();
+    let msg = Config::load(&path, &["environment={\"episode_length\":100}".to_string()]).unwrap_err().to_string();
+    assert!(msg.contains("`environment` is a section"), "{msg}");
 }

@@ -393,3 +393,21 @@ fn adjusting_forward_does_not_look_ahead() {
         assert_eq!(&a.market.feature_table()[..130 * row], &b.market.feature_table()[..130 * row]);
     }
 }
+
+/// Live (the broker keeps a split's fractions) with whole-share trading: an exit decided
+/// before a split that leaves a fraction closes exactly what the split left, not the whole
+/// shares of the old order × ratio (which would strand the fraction).
+#[test]
+fn an_exit_at_a_fractional_split_closes_the_fraction_too() {
+    let mut cfg = env_config();
+    cfg.target_positions.enabled = true;
+    cfg.target_positions.levels = vec![0.0, 1.0];
+    let mut env = hand::replay(&cfg, market().with_fractional_splits());
+    // Full at bar 0's close, then no orders (255), then flat at bar 4's close: it fills at
+    // bar 5's open, after its 1-for-3 split.
+    for action in [1, 255, 255, 255, 0] {
+        env.step(&[action]).expect("step");
+    }
+    let (_, pos, _) = env.env_state(0).expect("env");
+    assert_eq!(pos[0].shares, 0.0, "the fraction is closed with the rest");
+}

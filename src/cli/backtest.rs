@@ -327,6 +327,26 @@ fn same_market(first: &std::path::Path, other: &std::path::Path) -> anyhow::Resu
         ))
         .into());
     }
+    // What every model observes and what its actions mean come from the first one's config,
+    // and the features' standardization from its scaler.
+    let (x, y) = (&ours.environment, &theirs.environment);
+    let differs = if x.observe_costs != y.observe_costs {
+        Some("environment.observe_costs")
+    } else if x.target_positions.enabled != y.target_positions.enabled || x.n_actions() != y.n_actions() {
+        Some("environment.target_positions")
+    } else if load_scaler(first)? != load_scaler(other)? {
+        Some("its feature standardization (another training split)")
+    } else {
+        None
+    };
+    if let Some(what) = differs {
+        return Err(BadArgument(format!(
+            "--model {} differs from the first --model {} in {what}: backtest them apart",
+            other.display(),
+            first.display()
+        ))
+        .into());
+    }
     Ok(())
 }
 

@@ -70,8 +70,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     if baseline.is_none() && !a.json {
-        let looked = a.baseline.as_ref().map_or("shared/bench".into(), |p| p.display().to_string());
-        println!("(NumPy baseline not run: no numpy_env.py in {looked}, or no Python with numpy; see --baseline)");
+        let looked = a.baseline.as_ref().map_or("../shared/bench or shared/bench".into(), |p| p.display().to_string());
+        println!("(NumPy baseline not run: no numpy_env.py in {looked}; see --baseline)");
     }
     Ok(())
 }

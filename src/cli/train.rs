@@ -298,7 +298,7 @@ mod with_learner {
         // Everything that can be checked is checked before anything is written.
         ploutos::ppo::device::parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
         let rollout = cfg.training.n_envs as u64 * cfg.training.n_steps as u64;
-        if cfg.training.total_timesteps < rollout {
+        if cfg.training.total_timesteps < rollout && a.resume.is_none() {
             eprintln!(
                 "ploutos: warning: training.total_timesteps {} is less than one rollout (training.n_envs × training.n_steps = {rollout}): one rollout is trained",
                 cfg.training.total_timesteps

@@ -38,7 +38,10 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     // an earlier walk-forward's folds, unless --force (which clears those folds first).
     let roots = ["models", "runs", "logs"].map(|root| PathBuf::from(root).join(&name));
     let is_fold = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().starts_with("fold_");
-    let other = std::fs::read_dir(&roots[0]).map(|d| d.flatten().filter(|e| !is_fold(e)).count()).unwrap_or(0);
+    // (Hidden files, a desktop's `.DS_Store`, are no training run.)
+    let hidden = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().starts_with('.');
+    let other =
+        std::fs::read_dir(&roots[0]).map(|d| d.flatten().filter(|e| !is_fold(e) && !hidden(e)).count()).unwrap_or(0);
     if other > 0 {
         return Err(BadArgument(format!(
             "{} holds a training run named {name}: set another training.run_name for the walk-forward",

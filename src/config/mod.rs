@@ -109,13 +109,16 @@ impl Config {
         }
         // A NaN or an infinity of the config itself, which the JSON round trip below would
         // turn into null (an `Option` key: silently `None`): its own error, unless an
-        // override replaces that key.
-        if let Err(e @ ConfigError::OutOfRange { .. }) = self.validate() {
-            let ConfigError::OutOfRange { key, value, .. } = &e else { unreachable!() };
-            let replaced = overrides.iter().any(|spec| spec.split_once('=').is_some_and(|(k, _)| k.trim() == key));
-            if (value.contains("NaN") || value.contains("inf")) && !replaced {
-                return Err(e);
-            }
+        // override replaces that key (or a section around it).
+        if let Some((key, value)) = self.non_finite().into_iter().find(|(key, _)| {
+            !overrides.iter().any(|spec| {
+                spec.split_once('=').is_some_and(|(k, _)| {
+                    let k = k.trim();
+                    key == k || key.starts_with(&format!("{k}."))
+                })
+            })
+        }) {
+            return Err(check::out(&key, value, "must be a finite number".into()));
         }
         let mut tree = serde_json::to_value(&self)
             .map_err(|e| ConfigError::Override { spec: String::new(), message: e.to_string() })?;
@@ -150,8 +153,10 @@ impl Config {
                 _ => raw.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')).unwrap_or(raw),
             };
             let value = serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
-            if slot.is_object() && !value.is_object() {
-                // A section (a map like `environment.plugins` takes a whole object).
+            // A section takes its keys one by one (a whole object would reset the keys it
+            // leaves out to their defaults); only the plugins' settings, a map, take objects.
+            let map = key == "environment.plugins" || key.starts_with("environment.plugins.");
+            if slot.is_object() && !(map && value.is_object()) {
                 let first = slot.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_else(|| "key".into());
                 return Err(err(format!("`{key}` is a section: set its keys, e.g. {key}.{first}=...")));
             }
@@ -172,12 +177,48 @@ impl Config {
                 Some(spec) => {
                     ConfigError::Override { spec: spec.clone(), message: format!("`{key}`: {}", e.into_inner()) }
                 }
-                None => self.validate().err().unwrap_or_else(|| ConfigError::Override {
-                    spec: overrides.join(" "),
-                    message: format!("`{key}`: {}", e.into_inner()),
-                }),
+                None => {
+                    ConfigError::Override { spec: overrides.join(" "), message: format!("`{key}`: {}", e.into_inner()) }
+                }
             }
         })
+    }
+
+    /// Every number of the config that is NaN or infinite, as (dotted key, value), in key
+    /// order; plugin settings included.
+    fn non_finite(&self) -> Vec<(String, String)> {
+        fn walk(v: &ron::Value, path: &str, out: &mut Vec<(String, String)>) {
+            match v {
+                ron::Value::Number(n) => {
+                    let x = n.into_f64();
+                    if !x.is_finite() {
+                        out.push((path.to_string(), x.to_string()));
+                    }
+                }
+                ron::Value::Option(Some(inner)) => walk(inner, path, out),
+                ron::Value::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        walk(item, &format!("{path}[{i}]"), out);
+                    }
+                }
+                ron::Value::Map(map) => {
+                    for (k, item) in map.iter() {
+                        let name = match k {
+                            ron::Value::String(s) => s.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        walk(item, &if path.is_empty() { name } else { format!("{path}.{name}") }, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(value) = ron::to_string(self).and_then(|text| ron::from_str::<ron::Value>(&text).map_err(Into::into))
+        {
+            walk(&value, "", &mut out);
+        }
+        out
     }
 
     /// Checks every value against its documented range.

@@ -131,7 +131,7 @@ pub(crate) fn read_csv_file(path: &Path, interval: Interval) -> Result<(BarSerie
         rows.push(row);
         Ok(())
     })?;
-    validate::check_order(path, &rows)?;
+    validate::check_order(path, &rows, interval == Interval::Day)?;
     validate::check_len(path, &rows, last_line)?;
 
     let ticker = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -92,8 +92,12 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                 let path = dir.join(format!("{ticker}.csv"));
                 match std::fs::metadata(&path) {
                     Err(_) if !dir.is_dir() => {
-                        // The folder itself, not one file: say so.
-                        let why = if dir.exists() { "not a folder" } else { "no such folder" };
+                        // The folder itself, not one file: say so (an unreadable one: its error).
+                        let why = match std::fs::metadata(dir) {
+                            Ok(_) => "not a folder",
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such folder",
+                            Err(e) => return Err(DataError::io(dir.to_path_buf(), e)),
+                        };
                         return Err(DataError::NoFolder { path: dir.to_path_buf(), why });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

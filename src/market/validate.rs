@@ -82,12 +82,14 @@ pub(crate) fn check_row(path: &Path, row: &mut RawRow) -> Result<bool, DataError
 }
 
 /// Checks that timestamps strictly increase.
-pub(crate) fn check_order(path: &Path, rows: &[RawRow]) -> Result<(), DataError> {
+pub(crate) fn check_order(path: &Path, rows: &[RawRow], daily: bool) -> Result<(), DataError> {
     for w in rows.windows(2) {
         let (prev, cur) = (&w[0], &w[1]);
         if cur.ts == prev.ts {
-            // Two times of one day read as one daily bar: an intraday file read as daily.
-            let hint = if cur.ts_text != prev.ts_text {
+            // A time of day other than midnight on a daily bar: two bars of one date read
+            // as one, an intraday file read as daily.
+            let intraday = |t: &str| t.get(11..16).is_some_and(|hm| hm.contains(':') && hm != "00:00");
+            let hint = if daily && (intraday(&cur.ts_text) || intraday(&prev.ts_text)) {
                 "; an intraday file read as daily bars? (data.interval, or features --interval)"
             } else {
                 ""
