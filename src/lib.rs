@@ -6,12 +6,12 @@
 //!
 //! 1. [`config`] (imports nothing from the crate), [`market`] data and the 55
 //!    [`features`];
-//! 2. [`env`], the core: components, the step schedule and its phases, market arrays,
+//! 2. [`mod@env`], the core: components, the step schedule and its phases, market arrays,
 //!    buffers, episodes and the extension points ([`env::EnvAppExt`]);
 //! 3. one plugin per concern, each depending on the core only: [`observation`],
 //!    [`rules`], [`execution`], [`reward`];
 //! 4. [`vec_env`]: the plugin group [`PloutosPlugins`] and the batched [`TradingEnv`];
-//! 5. the learner (`ppo`), [`backtest`]s, [`bench`], [`sweep`]s, [`trade`] and the
+//! 5. the learner (`ppo`), [`backtest`]s, [`mod@bench`], [`sweep`]s, [`trade`] and the
 //!    `ploutos` binary on top.
 //!
 //! A plugin author imports [`prelude`] and nothing else. The simulation side builds and

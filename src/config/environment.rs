@@ -205,9 +205,13 @@ impl Default for TargetPositionsConfig {
 
 /// Reward mode and the weight of each of the seed's terms.
 ///
-/// Seed mode: `r = return_weight·ΔE/E − [DD > drawdown_threshold]·drawdown_weight·DD
-/// + [S < 0]·sharpe_weight·S − [n > overtrade_threshold]·overtrade_weight·n
-/// + [ΔE/E > bonus_threshold]·bonus`, all × `reward_scaling`.
+/// Seed mode, all × `reward_scaling`:
+///
+/// ```text
+/// r = return_weight·ΔE/E − [DD > drawdown_threshold]·drawdown_weight·DD
+///   + [S < 0]·sharpe_weight·S − [n > overtrade_threshold]·overtrade_weight·n
+///   + [ΔE/E > bonus_threshold]·bonus
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewardConfig {

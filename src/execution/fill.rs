@@ -2,8 +2,8 @@
 //! (1 ± (half-spread + slippage + impact)).
 //!
 //! - half-spread = `spread_bps` / 2 / 1e4;
-//! - slippage = `slippage_atr_mult` × atr_14[t] / close[t], read at the decision bar t;
-//! - impact = `impact_coef` × ret_std_20[t] × sqrt(shares / mean volume of bars t−19..=t),
+//! - slippage = `slippage_atr_mult` × `atr_14[t] / close[t]`, read at the decision bar t;
+//! - impact = `impact_coef` × `ret_std_20[t]` × sqrt(shares / mean volume of bars t−19..=t),
 //!   the square-root law.
 //!
 //! A buy is sized by dollars: its notional N is fixed first. Its impact is computed from

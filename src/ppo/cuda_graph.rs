@@ -74,7 +74,7 @@ pub struct CudaGraph {
 }
 
 impl CudaGraph {
-    /// Runs `pass` [`WARM_UP_PASSES`] times, then captures one more run of it, all on a
+    /// Runs `pass` `WARM_UP_PASSES` times, then captures one more run of it, all on a
     /// side stream of CUDA device `device`; returns the graph and what the captured run
     /// returned (tensors that every replay overwrites).
     ///

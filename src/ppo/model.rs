@@ -412,8 +412,8 @@ pub fn masks_tensor(masks: &[bool], spec: &ModelSpec, device: Device) -> Result<
 }
 
 /// Samples one action per ticker from `logits` (`[n × n_tickers × n_actions]`, host) by
-/// inverse CDF with `uniforms` (`[n × n_tickers]` in [0, 1)): action k when cdf[k−1] ≤ u <
-/// cdf[k]. Writes the actions and, per row, the summed log-probability of its actions.
+/// inverse CDF with `uniforms` (`[n × n_tickers]` in [0, 1)): action k when
+/// `cdf[k−1] ≤ u < cdf[k]`. Writes the actions and, per row, the summed log-probability of its actions.
 ///
 /// On the host: these are a few hundred numbers per step, fewer than the tensor operations
 /// it would take on the device would cost to dispatch.
