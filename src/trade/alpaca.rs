@@ -305,9 +305,7 @@ impl AlpacaBroker {
 
     /// One call, no retry: `Err` only for a transient failure or an unreadable answer.
     fn call_once(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, BrokerError> {
-        let path = url.split_once("//").map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
-        let path = path.split('?').next().unwrap_or(path);
-        let what = format!("{method} {path}");
+        let what = format!("{method} {}", path_of(url));
         let headers = |r: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
             r.header("APCA-API-KEY-ID", &self.config.key_id).header("APCA-API-SECRET-KEY", &self.config.secret_key)
         };
@@ -383,9 +381,7 @@ impl AlpacaBroker {
             Reply::Ok(v) => Ok(v),
             Reply::NotFound => Err(BrokerError::Other(format!("{url}: not found"))),
             Reply::Refused(status, msg) => {
-                let path = url.split_once("//").map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
-                let path = path.split('?').next().unwrap_or(path);
-                Err(BrokerError::Other(format!("alpaca: GET {path}: HTTP {status}: {msg}")))
+                Err(BrokerError::Other(format!("alpaca: GET {}: HTTP {status}: {msg}", path_of(url))))
             }
         }
     }
@@ -403,6 +399,13 @@ impl AlpacaBroker {
             Reply::Refused(status, msg) => Err(BrokerError::Other(format!("HTTP {status}: {msg}"))),
         }
     }
+}
+
+/// The path of `url`, without its host and query (what messages name: never the keys,
+/// which travel in headers, nor a query's symbols).
+fn path_of(url: &str) -> &str {
+    let path = url.split_once("//").map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
+    path.split('?').next().unwrap_or(path)
 }
 
 /// The host of a URL, lower case, without scheme, credentials, port or path: what says
