@@ -9,12 +9,12 @@
 pub use bevy_app::{self, App, Plugin, PluginGroup};
 pub use bevy_ecs::{self, prelude::*};
 
-pub use crate::config::{Config, EnvironmentConfig, FillTiming, ObservationLayout, PdtConfig};
+pub use crate::config::{Config, EnvironmentConfig, FeeConfig, FillTiming, ObservationLayout, PdtConfig};
 pub use crate::env::{
-    ActionMask, EnvAppExt, EnvId, EnvParams, EnvReset, EnvStep, EpisodeBounds, EpisodeClock, Ledger, MarketColumns,
-    MarketData, ObservationColumns, Orders, PdtState, Portfolio, Position, Positions, Refusal, RefusalCounts,
-    RefusalReasons, ResetSystems, Side, StepBuffers, StepOutcome, StepRows, StepSystems, Targets, TradeRecord, bits,
-    mark_to_market,
+    ActionMask, EnvAppExt, EnvId, EnvParams, EnvReset, EnvRng, EnvStep, EpisodeBounds, EpisodeClock, Ledger,
+    MarketColumns, MarketData, ObservationColumns, Orders, PdtState, Portfolio, Position, Positions, Refusal,
+    RefusalCounts, RefusalReasons, ResetSystems, Side, StepBuffers, StepOutcome, StepRows, StepSystems, Targets,
+    TradeRecord, bits, mark_to_market,
 };
 pub use crate::execution::{CostModel, FeeModel, Fees, FillInput, FillModel, FillQuote, Fills, UsEquityFees};
 pub use crate::rules::BuiltInRules;

@@ -78,6 +78,14 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
     std::fs::write(dir.path().join("models/early/feature_scaler.ron"), "()").unwrap();
     let early = ["train", "--set", "training.run_name=early"];
     assert_bad_input_in(dir.path(), &early, "which has no checkpoint to resume from: pass --force to replace it");
+    // One whose checkpoint cannot be read is said so, not taken for one without any.
+    std::fs::create_dir_all(dir.path().join("models/early/final")).unwrap();
+    std::fs::write(dir.path().join("models/early/final/state.ron"), "(timesteps: ").unwrap();
+    assert_bad_input_in(
+        dir.path(),
+        &early,
+        "whose checkpoint cannot be read (checkpoint models/early/final/state.ron: ",
+    );
     // Seeds past the largest one would wrap to 0.
     let wrap = ["train", "--seeds", "2", "--set", "training.seed=18446744073709551615"];
     assert_bad_input_in(dir.path(), &wrap, "would wrap past the largest seed");
@@ -531,7 +539,7 @@ fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
     assert_bad_input_in(
         dir.path(),
         &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        "data: the tickers share no dates: AAA 2020-01-02 to 2020-12-18, BBB 2022-01-03 to 2022-12-20",
+        "data: the tickers share no dates: AAA 2020-01-02 to 2020-12-30, BBB 2022-01-03 to 2023-01-03",
     );
 }
 
@@ -669,6 +677,95 @@ fn backtest_policy_replays_the_participation_cap() {
     assert!(unfilled.iter().any(|&u| u > 0.0), "a $2M buy in a 0.1% cap is partial");
     let full = run(&[], "full");
     assert!(full.lines().skip(1).all(|l| l.ends_with(",0,")), "no cap: every fill is full, none forced");
+}
+
+/// A report locates each run's deepest drawdown (checked here against its own `equity.csv`),
+/// writes the benchmark's rows beside the runs', shows buy-and-hold once, and defines its
+/// metrics on the page.
+#[test]
+fn backtest_reports_locate_the_drawdown_and_write_the_benchmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |policies: &[&str], out: &str| {
+        let mut a =
+            vec!["backtest", "--split", "all", "--set=data.tickers=[\"AAA\",\"BBB\"]", "--set=data.interval=1d"];
+        for p in policies {
+            a.extend(["--policy", p]);
+        }
+        a.extend(["--out", out]);
+        let (code, table, err) = ploutos_in(dir.path(), &a);
+        assert_eq!(code, 0, "{err}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(out).join("report.json")).unwrap()).unwrap();
+        (table, report)
+    };
+    let (table, report) = run(&["random"], "one");
+    for (metrics, folder) in
+        [(&report["runs"][0]["metrics"], "one"), (&report["benchmark"]["metrics"], "one/buy-and-hold")]
+    {
+        let csv = std::fs::read_to_string(dir.path().join(folder).join("equity.csv")).unwrap();
+        let rows: Vec<(String, f64)> = csv
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                (cells[0].to_string(), cells[2].parse().unwrap())
+            })
+            .collect();
+        let at = |key: &str| rows.iter().position(|(t, _)| Some(t.as_str()) == metrics[key].as_str());
+        let (peak, trough) = (at("max_drawdown_peak").unwrap(), at("max_drawdown_trough").unwrap());
+        let running_peak = rows[..=trough].iter().map(|r| r.1).fold(f64::MIN, f64::max);
+        assert_eq!(rows[peak].1, running_peak, "{folder}: the peak is the running peak before the trough");
+        let deepest = rows
+            .iter()
+            .scan(f64::MIN, |p, r| {
+                *p = p.max(r.1);
+                Some(1.0 - r.1 / *p)
+            })
+            .fold(0.0, f64::max);
+        assert!((1.0 - rows[trough].1 / rows[peak].1 - deepest).abs() < 1e-12, "{folder}: the deepest fall");
+        assert!((deepest - metrics["max_drawdown"].as_f64().unwrap()).abs() < 1e-12);
+        let recovered = rows[trough..].iter().position(|r| r.1 >= rows[peak].1).map(|i| rows[trough + i].0.clone());
+        assert_eq!(metrics["max_drawdown_recovery"].as_str().map(String::from), recovered, "{folder}");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("one/buy-and-hold/trades.csv")).unwrap().contains(",buy,"));
+    let header = table.lines().find(|l| l.starts_with("| metric")).unwrap();
+    assert!(table.contains("| max drawdown to (trough)") && table.contains("| longest drawdown (bars)"), "{table}");
+    // Asked for by name, buy-and-hold is the benchmark: one column, its rows at its own folder.
+    assert_eq!(header.matches("buy-and-hold").count(), 1, "{header}");
+    let (table, _) = run(&["random", "buy-and-hold"], "two");
+    let header = table.lines().find(|l| l.starts_with("| metric")).unwrap();
+    assert_eq!(header.matches("buy-and-hold").count(), 1, "{header}");
+    assert!(dir.path().join("two/buy-and-hold/equity.csv").is_file());
+    let page = std::fs::read_to_string(dir.path().join("two/report.html")).unwrap();
+    assert!(page.contains("<summary>Definitions</summary>") && page.contains("P = 252 bars a year"), "definitions");
+    // Dates are read before the data; the data folder is no place for a report.
+    assert_bad_input_in(
+        dir.path(),
+        &["backtest", "--from", "2033-01-01", "--to", "2032-01-01"],
+        "--from 2033-01-01 is after --to 2032-01-01",
+    );
+    assert_bad_input_in(
+        dir.path(),
+        &["backtest", "--from", "2033-13-01", "--data", "/nonexistent"],
+        "--from \"2033-13-01\": expected YYYY-MM-DD",
+    );
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &[
+            "generate-data",
+            "--out",
+            "data",
+            "--set=data.tickers=[\"AAA\"]",
+            "--set=data.interval=1d",
+            "--set=data.synthetic.years=1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_bad_input_in(
+        dir.path(),
+        &["backtest", "--data", "data", "--set=data.tickers=[\"AAA\"]", "--set=data.interval=1d", "--out", "data"],
+        "--out data is the data folder",
+    );
 }
 
 #[test]
@@ -909,7 +1006,7 @@ fn trade_replay_sends_the_backtests_orders() {
     assert_bad_input_in(
         d,
         &["backtest", "--model", model, "--model", "costs/tr/final"],
-        "differs from the first --model models/tr/final in environment.observe_costs",
+        "costs/tr/final was trained with environment.observe_costs = true (what it observes), unlike the first --model models/tr/final",
     );
     // Both on other tickers by --set: the same market for both.
     let (code, _, err) = ploutos_in(
@@ -931,6 +1028,34 @@ fn trade_replay_sends_the_backtests_orders() {
         "was trained with environment.target_positions.enabled = false (its actions mean hold, buy and sell)",
     );
     assert!(!d.join("trades/x").exists(), "refused before the journal");
+    // A run folder, a model given twice, another bar length, a bad --set: each named.
+    assert_bad_input_in(
+        d,
+        &["backtest", "--model", "models/tr"],
+        "--model models/tr is a run folder: pass one of its models, e.g. models/tr/",
+    );
+    assert_bad_input_in(
+        d,
+        &["backtest", "--model", model, "--model", "./models/tr/final"],
+        "--model ./models/tr/final is given twice",
+    );
+    assert_bad_input_in(d, &["backtest", "--model", model, "--set", "data.interval=1d"], "was trained on 1h bars");
+    let (code, _, err) = ploutos_in(d, &["backtest", "--model", model, "--set", "training.gamma=2"]);
+    assert!(code == 2 && err.contains("ploutos: error: --set training.gamma=2: "), "{err}");
+    // Nor what each target level is, the number of levels kept.
+    let levels = |l: &str| format!("environment.target_positions.levels={l}");
+    copy_dir(&d.join(model), &d.join("levels/tr/final"));
+    let config = d.join("levels/tr/final/config.ron");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mut trained = ploutos::config::Config::from_ron_str(&text, "config.ron").unwrap();
+    assert_eq!(trained.environment.target_positions.levels, [0.0, 0.5, 1.0]);
+    trained.environment.target_positions.enabled = true;
+    std::fs::write(&config, trained.to_ron()).unwrap();
+    assert_bad_input_in(
+        d,
+        &["backtest", "--model", "levels/tr/final", "--set", &levels("[0.0,0.25,0.5]")],
+        "environment.target_positions.levels = [0.0, 0.5, 1.0] (the target of each action)",
+    );
     let (code, _, err) =
         ploutos_in(d, &["backtest", "--model", model, "--set", "environment.observation_layout=index", "--out", "i"]);
     assert_eq!(code, 0, "the layout is the model's: {err}");

@@ -167,6 +167,11 @@ fn out_of_range_values_say_where_they_were_written() {
     // Unless a --set replaces it.
     let cfg = Config::load(&path, &["environment.max_participation=None".to_string()]).unwrap();
     assert_eq!(cfg.environment.max_participation, None);
+    // Also inside a list the --set replaces as a whole.
+    let levels = "(\n  environment: (\n    target_positions: (levels: [0.0, NaN]),\n  ),\n)\n";
+    std::fs::write(&path, levels).unwrap();
+    let cfg = Config::load(&path, &["environment.target_positions.levels=[0.0,1.0]".to_string()]).unwrap();
+    assert_eq!(cfg.environment.target_positions.levels, [0.0, 1.0]);
     // Behind another bad key that a --set fixes, still found.
     std::fs::write(&path, "(\n  training: (\n    learning_rate: -1.0,\n    target_kl: Some(NaN),\n  ),\n)\n").unwrap();
     let msg = Config::load(&path, &["training.learning_rate=0.001".to_string()]).unwrap_err().to_string();

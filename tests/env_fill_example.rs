@@ -153,3 +153,52 @@ fn fractional_buy_spends_its_notional() {
     near(t.slippage, q * 0.08);
     near(t.impact, q * 0.04);
 }
+
+/// A fill model of its own that buys round lots of 10 shares at the reference price, no
+/// costs: with fractional shares on, the buy pays for the shares it got, not its budget.
+struct RoundLots;
+
+impl ploutos::execution::FillModel for RoundLots {
+    fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
+        true
+    }
+    fn buy(
+        &self,
+        _: &ploutos::execution::CostModel,
+        input: &ploutos::execution::FillInput,
+        notional: f64,
+        _: bool,
+    ) -> (f64, ploutos::execution::FillQuote) {
+        let quote =
+            ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 };
+        ((notional / input.reference / 10.0).floor() * 10.0, quote)
+    }
+    fn sell(
+        &self,
+        _: &ploutos::execution::CostModel,
+        input: &ploutos::execution::FillInput,
+        _: f64,
+    ) -> ploutos::execution::FillQuote {
+        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
+    }
+}
+
+#[test]
+fn a_custom_fill_model_is_charged_for_the_shares_it_fills() {
+    let mut cfg = config(TafModel::PerShare, true);
+    cfg.fees.sec_fee_rate = 0.0;
+    cfg.fees.taf_rate = 0.0;
+    let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
+    let mut env = TradingEnv::with_plugins(&cfg, market(), EnvOptions::replay(bounds), |app| {
+        app.insert_resource(ploutos::execution::Fills::custom(RoundLots));
+    })
+    .expect("env");
+    env.reset(0);
+    env.step(&[1]).expect("step");
+    // 40.1% of $10,000 at the open of 40: 100.25 shares, 100 in round lots, $4,000.
+    let trades = env.take_trades(0);
+    assert_eq!((trades.len(), trades[0].shares, trades[0].fill_price), (1, 100.0, 40.0));
+    let (portfolio, positions, _) = env.env_state(0).expect("env 0");
+    assert!((portfolio.cash - 6_000.0).abs() < 1e-9, "cash {}", portfolio.cash);
+    assert!((positions[0].avg_cost - 40.0).abs() < 1e-12, "average cost {}", positions[0].avg_cost);
+}

@@ -123,9 +123,9 @@ mod cooldowns {
     use super::cooldown::{Cooldown, cooldown_env, falling_and_rising};
     use ploutos::prelude::*;
 
-    fn masked(env: &mut TradingEnv) -> u32 {
-        let code = env.refusal_names().iter().position(|n| n == "masked").unwrap();
-        env.totals().refused.0[code]
+    fn masked(env: &mut TradingEnv) -> u64 {
+        assert_eq!(env.refused("no such reason"), None);
+        env.refused("masked").unwrap()
     }
 
     /// Buy both, hold, sell both (ticker 0 at a loss, fill bar 3): no buy of ticker 0 may
@@ -162,8 +162,9 @@ mod cooldowns {
         }
         assert!(!env.buffers().action_masks[1]);
         assert!(env.reset(0).action_masks.iter().all(|&m| m));
-        let state = env.worlds_mut().find_map(|w| w.query::<&Cooldown>().iter(w).next().cloned()).unwrap();
+        let state = env.env_component::<Cooldown>(0).unwrap();
         assert_eq!(state.until, vec![0, 0]);
+        assert!(env.env_component::<Cooldown>(1).is_none(), "one env");
     }
 }
 

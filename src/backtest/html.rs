@@ -30,7 +30,38 @@ ul.checks li { margin: 0.25em 0; }
 figure { margin: 1em 0 2em 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
+details { margin-top: 1em; }
+summary { cursor: pointer; color: #444; }
+td.def { text-align: left; }
 ";
+
+/// What each row of the comparison table means (the formulas of
+/// [`crate::backtest::metrics`]), shown under the table so that a reader of the page alone
+/// can check it.
+const DEFINITIONS: [(&str, &str); 13] = [
+    ("total return", "E_last / E_0 − 1"),
+    ("annualized return (CAGR)", "(E_last / E_0)^(P / n) − 1"),
+    ("annualized volatility", "std(r, ddof 1) · √P"),
+    ("Sharpe", "mean(r) / std(r, ddof 1) · √P, risk-free rate 0; 0 when undefined (returns that never vary)"),
+    ("Sortino", "mean(r) · P / (√mean(min(r, 0)²) · √P), target return 0"),
+    ("Calmar", "CAGR / max drawdown"),
+    (
+        "max drawdown",
+        "the deepest fall below a previous peak, 1 − E_t / max(E_0..E_t); from its peak to its lowest bar, recovered at the first bar back at the peak",
+    ),
+    (
+        "longest drawdown (bars)",
+        "the longest run of bars below a previous peak (to recovery or the end), whichever drawdown it is",
+    ),
+    (
+        "win rate, profit factor, avg trade duration",
+        "over closed trades: from the fill that opens a position to the one that closes it (add-ons join it); P&L net of all costs; profit factor = Σ wins / |Σ losses|",
+    ),
+    ("trades (fills)", "every fill, opening, adding, reducing or closing"),
+    ("turnover (× mean equity)", "Σ traded notional over the whole period / mean equity (not per year)"),
+    ("exposure", "mean over bars of gross position value (longs and shorts) / equity"),
+    ("paid ($)", "fees, half spreads, slippage and market impact, summed over fills"),
+];
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -107,12 +138,22 @@ pub fn render_html(report: &Report, svgs: &[(String, String)]) -> String {
     }
     h.push_str("</table>\n");
 
-    for m in report.runs.iter().map(|e| &e.metrics).chain([&report.benchmark.metrics]) {
+    for m in report.shown_runs().map(|e| &e.metrics).chain([&report.benchmark.metrics]) {
         if !m.refused.is_empty() {
             let reasons: Vec<String> = m.refused.iter().map(|(r, n)| format!("{} {n}", escape(r))).collect();
             let _ = writeln!(h, "<p>Orders refused, {}: {}</p>", escape(&m.name), reasons.join(", "));
         }
     }
+
+    let _ = writeln!(
+        h,
+        "<details open>\n<summary>Definitions</summary>\n<p>r = E_t / E_(t−1) − 1, the returns of the equity E marked at each bar's close; n = number of returns; P = {} bars a year.</p>\n<table>",
+        report.bars_per_year
+    );
+    for (metric, definition) in DEFINITIONS {
+        let _ = writeln!(h, "<tr><td>{}</td><td class=\"def\">{}</td></tr>", escape(metric), escape(definition));
+    }
+    h.push_str("</table>\n</details>\n");
 
     h.push_str("<h2>Seed checklist</h2>\n");
     for e in &report.runs {

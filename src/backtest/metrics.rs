@@ -11,7 +11,8 @@
 //! | `sharpe` | `mean(r) / std(r, ddof = 1) · √P` (risk-free rate 0; 0 when undefined, see [`sharpe`]) |
 //! | `sortino` | `mean(r) · P / (√mean(min(r, 0)²) · √P)` |
 //! | `max_drawdown` | `max_i (1 − E_i / max_{j≤i} E_j)` (a positive fraction) |
-//! | `max_drawdown_bars` | longest run of bars below a previous peak (to recovery or the end) |
+//! | `max_drawdown_peak`, `_trough`, `_recovery` | times of the deepest drawdown's peak, of its lowest bar and of the first bar back at the peak (`null`: not by the end) |
+//! | `max_drawdown_bars` | longest run of bars below a previous peak (to recovery or the end), whichever drawdown it is |
 //! | `calmar` | `cagr / max_drawdown` |
 //! | `win_rate` | closed trades with positive P&L / closed trades |
 //! | `profit_factor` | Σ P&L of winners / |Σ P&L of losers| |
@@ -72,6 +73,57 @@ pub struct Metrics {
     pub forced_orders: u64,
     /// Refused orders per reason name.
     pub refused: Vec<(String, u32)>,
+    /// When the deepest drawdown began (its peak's bar), bottomed, and recovered (the first
+    /// bar back at the peak, `None` when not by the end), as bar times; all `None` without
+    /// a drawdown, or until [`Metrics::with_times`] names the bars.
+    #[serde(default)]
+    pub max_drawdown_peak: Option<String>,
+    #[serde(default)]
+    pub max_drawdown_trough: Option<String>,
+    #[serde(default)]
+    pub max_drawdown_recovery: Option<String>,
+}
+
+/// Where the deepest drawdown of an equity curve lies, as indices into the curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawdownSpan {
+    /// The last row at the running peak before the trough.
+    pub peak: usize,
+    /// The lowest row relative to that peak.
+    pub trough: usize,
+    /// The first row after the trough back at the peak, if any.
+    pub recovery: Option<usize>,
+}
+
+/// The deepest drawdown's span (the first one when two are as deep); `None` when the curve
+/// never falls below a previous peak.
+pub fn max_drawdown_span(equity: &[f64]) -> Option<DrawdownSpan> {
+    let (mut peak, mut peak_at, mut deepest) = (f64::MIN, 0usize, None::<(f64, usize, usize)>);
+    for (i, &e) in equity.iter().enumerate() {
+        if e >= peak {
+            (peak, peak_at) = (e, i);
+        } else if deepest.is_none_or(|(dd, ..)| 1.0 - e / peak > dd) {
+            deepest = Some((1.0 - e / peak, peak_at, i));
+        }
+    }
+    let (_, peak, trough) = deepest?;
+    let recovery = (trough + 1..equity.len()).find(|&i| equity[i] >= equity[peak]);
+    Some(DrawdownSpan { peak, trough, recovery })
+}
+
+impl Metrics {
+    /// Names the deepest drawdown's bars with `time_of` (of a bar index of the market, as
+    /// [`super::EquityRow::bar`]), for the replay these metrics were computed from.
+    pub fn with_times(mut self, result: &ReplayResult, time_of: impl Fn(usize) -> String) -> Self {
+        let equity: Vec<f64> = result.equity.iter().map(|r| r.equity).collect();
+        if let Some(span) = max_drawdown_span(&equity) {
+            let at = |i: usize| time_of(result.equity[i].bar);
+            self.max_drawdown_peak = Some(at(span.peak));
+            self.max_drawdown_trough = Some(at(span.trough));
+            self.max_drawdown_recovery = span.recovery.map(at);
+        }
+        self
+    }
 }
 
 /// Statistics of a return series (the pieces shared by every metric).
@@ -270,6 +322,9 @@ pub fn compute(result: &ReplayResult, bars_per_year: f64) -> Metrics {
             .map(|(i, name)| (name.clone(), result.totals.refused.0[i]))
             .filter(|(_, n)| *n > 0)
             .collect(),
+        max_drawdown_peak: None,
+        max_drawdown_trough: None,
+        max_drawdown_recovery: None,
     }
 }
 
@@ -324,6 +379,22 @@ mod tests {
         let r = [0.01, 0.02, 0.0, 0.015];
         assert!((sharpe(&r, 252.0) - sharpe(&r, 1.0) * 252f64.sqrt()).abs() < 1e-12);
         assert!(sharpe(&r, 252.0) > 0.0);
+    }
+
+    #[test]
+    fn the_deepest_drawdown_is_located() {
+        // A 10% dip recovered, then a 20% one from a higher peak, not recovered; the longest
+        // stretch under water is the first (4 bars), not the deepest.
+        let equity = [100.0, 90.0, 95.0, 99.0, 99.0, 100.0, 110.0, 88.0, 100.0];
+        let span = max_drawdown_span(&equity).unwrap();
+        assert_eq!(span, DrawdownSpan { peak: 6, trough: 7, recovery: None });
+        let (dd, longest) = drawdown(&equity);
+        assert!((dd - 0.2).abs() < 1e-12 && longest == 4, "{dd} {longest}");
+        let recovered = [100.0, 80.0, 90.0, 100.0, 95.0];
+        assert_eq!(max_drawdown_span(&recovered), Some(DrawdownSpan { peak: 0, trough: 1, recovery: Some(3) }));
+        // As deep twice: the first; never below a peak: none.
+        assert_eq!(max_drawdown_span(&[100.0, 90.0, 100.0, 90.0]).map(|s| s.trough), Some(1));
+        assert_eq!(max_drawdown_span(&[100.0, 100.0, 101.0]), None);
     }
 
     #[test]

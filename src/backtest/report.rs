@@ -49,9 +49,15 @@ impl Report {
         write_atomic(path, json.as_bytes())
     }
 
+    /// The runs shown beside the benchmark: all but one that is the benchmark itself
+    /// (`--policy buy-and-hold`), which would repeat its column.
+    pub fn shown_runs(&self) -> impl Iterator<Item = &Entry> {
+        self.runs.iter().filter(|e| e.metrics.name != self.benchmark.metrics.name)
+    }
+
     /// The comparison table, one column per run and buy-and-hold last.
     pub fn table(&self) -> String {
-        let cols: Vec<&Metrics> = self.runs.iter().map(|e| &e.metrics).chain([&self.benchmark.metrics]).collect();
+        let cols: Vec<&Metrics> = self.shown_runs().map(|e| &e.metrics).chain([&self.benchmark.metrics]).collect();
         let pct = |v: f64| if v.is_finite() { format!("{:.2}%", 100.0 * v) } else { "-".into() };
         let num = |v: f64| if v.is_finite() { format!("{v:.2}") } else { "-".into() };
         let money = |v: f64| format!("{v:.2}");
@@ -63,7 +69,17 @@ impl Report {
             ("Sortino", Box::new(move |m| num(m.sortino))),
             ("Calmar", Box::new(move |m| num(m.calmar))),
             ("max drawdown", Box::new(move |m| pct(m.max_drawdown))),
-            ("max drawdown duration (bars)", Box::new(|m| m.max_drawdown_bars.to_string())),
+            ("max drawdown from (peak)", Box::new(|m| m.max_drawdown_peak.clone().unwrap_or_else(|| "-".into()))),
+            ("max drawdown to (trough)", Box::new(|m| m.max_drawdown_trough.clone().unwrap_or_else(|| "-".into()))),
+            (
+                "max drawdown recovered",
+                Box::new(|m| match (&m.max_drawdown_trough, &m.max_drawdown_recovery) {
+                    (_, Some(at)) => at.clone(),
+                    (Some(_), None) => "not by the end".into(),
+                    (None, None) => "-".into(),
+                }),
+            ),
+            ("longest drawdown (bars)", Box::new(|m| m.max_drawdown_bars.to_string())),
             ("win rate", Box::new(move |m| pct(m.win_rate))),
             ("profit factor", Box::new(move |m| num(m.profit_factor))),
             ("avg trade duration (bars)", Box::new(move |m| num(m.avg_trade_bars))),
@@ -81,7 +97,7 @@ impl Report {
             ("orders refused", Box::new(|m| m.refused.iter().map(|(_, n)| n).sum::<u32>().to_string())),
         ];
         let mut header = vec!["metric".to_string()];
-        header.extend(self.runs.iter().map(|e| e.metrics.name.clone()));
+        header.extend(self.shown_runs().map(|e| e.metrics.name.clone()));
         header.push("buy-and-hold".into());
         let mut lines = vec![header];
         for (label, f) in &rows {

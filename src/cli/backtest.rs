@@ -3,6 +3,7 @@
 use super::BadArgument;
 use super::args::BacktestArgs;
 use anyhow::Context;
+use chrono::NaiveDate;
 use ploutos::backtest::report::{Entry, Report};
 use ploutos::backtest::{Policy, ReplayResult, html, metrics, output, plots, replay_policy};
 use ploutos::config::{Config, DataSource};
@@ -11,6 +12,7 @@ use ploutos::market::calendar::format_timestamp;
 use std::path::PathBuf;
 
 pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
+    let dates = dates(a.from.as_deref(), a.to.as_deref())?;
     let mut cfg: Config = match a.model.first() {
         // A model is evaluated with the costs, rules and data it was trained with, unless
         // --set or --data say otherwise.
@@ -24,9 +26,7 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         refuse_report_in(out, a.force)?;
         super::check_writable(out, "--out")?;
     }
-    for dir in a.model.iter().skip(1) {
-        same_market(&a.model[0], dir)?;
-    }
+    same_market(&a.model)?;
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;
     let mut part = part;
     if let Some(dir) = &a.data {
@@ -35,12 +35,15 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         // A replay of a CSV folder covers the whole files (after the feature warm-up).
         part = SplitPart::All;
     }
+    if let Some(out) = &a.out {
+        refuse_data_folder(out, &cfg)?;
+    }
     let scaler = match a.model.first() {
         Some(dir) => Some(load_scaler(dir)?),
         None => None,
     };
     let dataset = super::train::load_dataset(&cfg, scaler)?;
-    let range = period(&dataset, part, a.from.as_deref(), a.to.as_deref())?;
+    let range = period(&dataset, part, dates)?;
     let specs =
         if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
     let mut results: Vec<ReplayResult> = Vec::new();
@@ -71,7 +74,7 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
             .map_err(|e| BadArgument(format!("period: {e}")))?;
         results.push(result);
     }
-    let benchmark = match results.iter().find(|r| r.name == "buy-and-hold") {
+    let benchmark = match results.iter().find(|r| r.name == BENCHMARK) {
         Some(r) => r.clone(),
         None => replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &Policy::BuyAndHold)
             .map_err(|e| BadArgument(format!("period: {e}")))?,
@@ -83,7 +86,11 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     finish(&out_root, &results, &benchmark, &dataset, range, cfg.data.interval)
 }
 
-/// Writes every run's CSVs, the report and the plots, and prints the comparison table.
+/// The benchmark's name: its column, and its folder beside the runs'.
+const BENCHMARK: &str = "buy-and-hold";
+
+/// Writes every run's CSVs (and the benchmark's, in `buy-and-hold/` unless it is a run),
+/// the report and the plots, and prints the comparison table.
 pub fn finish(
     out_root: &std::path::Path,
     results: &[ReplayResult],
@@ -93,9 +100,15 @@ pub fn finish(
     interval: ploutos::config::Interval,
 ) -> anyhow::Result<()> {
     let bpy = interval.bars_per_year();
+    let time_of = |bar: usize| format_timestamp(dataset.panel.timestamps()[bar], interval);
+    let dated = |r: &ReplayResult| Entry::new(metrics::compute(r, bpy).with_times(r, time_of));
     for r in results {
         let dir = if results.len() == 1 { out_root.to_path_buf() } else { out_root.join(sanitize(&r.name)) };
         write_outputs(&dir, r, dataset)?;
+    }
+    // The benchmark's own rows, so that its column can be checked like the others'.
+    if !results.iter().any(|r| r.name == BENCHMARK) {
+        write_outputs(&out_root.join(BENCHMARK), benchmark, dataset)?;
     }
     let report = Report {
         from: format_timestamp(dataset.panel.timestamps()[range.start], interval),
@@ -104,8 +117,8 @@ pub fn finish(
         bars_per_year: bpy,
         tickers: dataset.panel.tickers().to_vec(),
         corporate_actions: dataset.report.corporate_actions(),
-        benchmark: Entry::new(metrics::compute(benchmark, bpy)),
-        runs: results.iter().map(|r| Entry::new(metrics::compute(r, bpy))).collect(),
+        benchmark: dated(benchmark),
+        runs: results.iter().map(dated).collect(),
     };
     report.write_json(&out_root.join("report.json")).with_context(|| format!("writing {}", out_root.display()))?;
     let plots = plots::write_plots(out_root, results, benchmark, &dataset.panel)
@@ -144,23 +157,29 @@ fn run_folder(model: &std::path::Path) -> PathBuf {
 /// the layout the model reads.
 #[cfg(feature = "learner")]
 pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
-    let trained = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))?;
+    let trained = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| {
+        // A run folder rather than one of its models.
+        let inside = ["best", "final"].into_iter().find(|m| dir.join(m).join("config.ron").is_file());
+        match inside {
+            Some(m) if !dir.join("config.ron").exists() => BadArgument(format!(
+                "--model {} is a run folder: pass one of its models, e.g. {}",
+                dir.display(),
+                dir.join(m).display()
+            )),
+            _ => BadArgument(format!("--model: {e}")),
+        }
+    })?;
     let mut cfg = trained.clone().with_overrides(overrides)?;
-    cfg.validate()?;
-    let (was, now) = (&trained.environment, &cfg.environment);
-    let changed = if was.observe_costs != now.observe_costs {
-        Some(format!("environment.observe_costs = {} (what it observes)", was.observe_costs))
-    } else if was.target_positions.enabled != now.target_positions.enabled {
-        let meaning = if was.target_positions.enabled { "target positions" } else { "hold, buy and sell" };
-        Some(format!(
-            "environment.target_positions.enabled = {} (its actions mean {meaning})",
-            was.target_positions.enabled
+    cfg.validate().map_err(|e| e.located(None, overrides))?;
+    if cfg.data.interval != trained.data.interval {
+        return Err(BadArgument(format!(
+            "--model {} was trained on {} bars (its features are standardized on them): drop --set data.interval",
+            dir.display(),
+            trained.data.interval.as_str()
         ))
-    } else if was.n_actions() != now.n_actions() {
-        Some(format!("{} target levels (one per action)", was.n_actions()))
-    } else {
-        None
-    };
+        .into());
+    }
+    let changed = trained.environment.model_contract_difference(&cfg.environment);
     if let Some(changed) = changed {
         return Err(BadArgument(format!(
             "--model {} was trained with {changed}: a model acts only on the observations and actions it was trained with; drop that --set",
@@ -212,38 +231,67 @@ fn replay_model(
     Err(BadArgument("--model needs the `learner` feature (default build)".into()).into())
 }
 
-/// Bars of `part`, narrowed by `--from`/`--to` dates (inclusive).
+/// `--from` and `--to` as dates, checked before any data is read.
+pub(super) fn dates(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<NaiveDate>, Option<NaiveDate>), BadArgument> {
+    let date = |s: &str, flag: &str| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| BadArgument(format!("{flag} {s:?}: expected YYYY-MM-DD")))
+    };
+    let from = from.map(|s| date(s, "--from")).transpose()?;
+    let to = to.map(|s| date(s, "--to")).transpose()?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(BadArgument(format!("--from {f} is after --to {t}")));
+    }
+    Ok((from, to))
+}
+
+/// The bars of `part` from `from` to `to` (inclusive dates), at least 2.
 pub(super) fn period(
     ds: &Dataset,
     part: SplitPart,
-    from: Option<&str>,
-    to: Option<&str>,
+    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
 ) -> anyhow::Result<std::ops::Range<usize>> {
-    let mut range = ds.range(part);
-    let date = |s: &str, flag: &str| {
-        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| BadArgument(format!("{flag} {s:?}: expected YYYY-MM-DD")))
-    };
-    if let Some(f) = from {
-        let d = date(f, "--from")?;
+    let whole = ds.range(part);
+    let mut range = whole.clone();
+    if let Some(d) = from {
         while range.start < range.end && ds.panel.date(range.start) < d {
             range.start += 1;
         }
     }
-    if let Some(t) = to {
-        let d = date(t, "--to")?;
+    if let Some(d) = to {
         while range.end > range.start && ds.panel.date(range.end - 1) > d {
             range.end -= 1;
         }
     }
     if range.len() < 2 {
+        let span = if whole.is_empty() {
+            String::new()
+        } else {
+            format!(", which runs {} to {}", ds.panel.date(whole.start), ds.panel.date(whole.end - 1))
+        };
         return Err(BadArgument(format!(
-            "the selected period holds {} bars; at least 2 are needed (see --split, --from, --to)",
-            range.len()
+            "the selected period holds {} bars; at least 2 are needed (see --split, the {} split{span}, and --from, --to)",
+            range.len(),
+            part.name()
         ))
         .into());
     }
     Ok(range)
+}
+
+/// Refuses an `--out` that is the data folder: the report's CSVs would sit among the
+/// market's files (and `equity.csv` could be read as a ticker's).
+fn refuse_data_folder(out: &std::path::Path, cfg: &Config) -> Result<(), BadArgument> {
+    let same = cfg.data.source == DataSource::Csv
+        && std::fs::canonicalize(out).is_ok_and(|o| std::fs::canonicalize(&cfg.data.csv_dir).is_ok_and(|d| o == d));
+    if same {
+        return Err(BadArgument(format!("--out {} is the data folder: choose another", out.display())));
+    }
+    Ok(())
 }
 
 fn write_outputs(dir: &std::path::Path, r: &ReplayResult, ds: &Dataset) -> anyhow::Result<()> {
@@ -305,53 +353,58 @@ pub(super) fn refuse_report_in(out: &std::path::Path, force: bool) -> Result<(),
     Ok(())
 }
 
-/// Refuses a second `--model` trained on another market than the first's (another
-/// interval or other tickers): every model of a backtest replays the first one's (with the
+/// Refuses a second or later `--model` trained on another market than the first's (another
+/// interval or other tickers), or that observes, acts or standardizes its features otherwise:
+/// every model of a backtest replays the first one's market and observation rows (with the
 /// `--set`s, which apply to all).
 #[cfg(feature = "learner")]
-fn same_market(first: &std::path::Path, other: &std::path::Path) -> anyhow::Result<()> {
+fn same_market(models: &[PathBuf]) -> anyhow::Result<()> {
     let read = |dir: &std::path::Path| {
         ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))
     };
-    let (ours, theirs) = (read(first)?, read(other)?);
-    let (a, b) = (&ours.data, &theirs.data);
-    if a.interval != b.interval || a.tickers != b.tickers {
-        return Err(BadArgument(format!(
-            "--model {} was trained on {} bars of {}, the first --model {} on {} bars of {}: backtest them apart",
-            other.display(),
-            b.interval.as_str(),
-            b.tickers.join(" "),
-            first.display(),
-            a.interval.as_str(),
-            a.tickers.join(" ")
-        ))
-        .into());
+    let Some((first, others)) = models.split_first() else { return Ok(()) };
+    let key = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    if let Some(twice) = others.iter().enumerate().find(|(i, p)| models[..=*i].iter().any(|q| key(q) == key(p))) {
+        return Err(BadArgument(format!("--model {} is given twice", twice.1.display())).into());
     }
-    // What every model observes and what its actions mean come from the first one's config,
-    // and the features' standardization from its scaler.
-    let (x, y) = (&ours.environment, &theirs.environment);
-    let differs = if x.observe_costs != y.observe_costs {
-        Some("environment.observe_costs")
-    } else if x.target_positions.enabled != y.target_positions.enabled || x.n_actions() != y.n_actions() {
-        Some("environment.target_positions")
-    } else if load_scaler(first)? != load_scaler(other)? {
-        Some("its feature standardization (another training split)")
-    } else {
-        None
-    };
-    if let Some(what) = differs {
-        return Err(BadArgument(format!(
-            "--model {} differs from the first --model {} in {what}: backtest them apart",
-            other.display(),
-            first.display()
-        ))
-        .into());
+    let ours = read(first)?;
+    let our_scaler = if others.is_empty() { None } else { Some(load_scaler(first)?) };
+    for other in others {
+        let theirs = read(other)?;
+        let (a, b) = (&ours.data, &theirs.data);
+        if a.interval != b.interval || a.tickers != b.tickers {
+            return Err(BadArgument(format!(
+                "--model {} was trained on {} bars of {}, the first --model {} on {} bars of {}: backtest them apart",
+                other.display(),
+                b.interval.as_str(),
+                b.tickers.join(" "),
+                first.display(),
+                a.interval.as_str(),
+                a.tickers.join(" ")
+            ))
+            .into());
+        }
+        let differs = match theirs.environment.model_contract_difference(&ours.environment) {
+            Some(key) => Some(format!("was trained with {key}")),
+            None if our_scaler.as_ref() != Some(&load_scaler(other)?) => {
+                Some("standardizes its features otherwise (another training split)".into())
+            }
+            None => None,
+        };
+        if let Some(what) = differs {
+            return Err(BadArgument(format!(
+                "--model {} {what}, unlike the first --model {}: backtest them apart",
+                other.display(),
+                first.display()
+            ))
+            .into());
+        }
     }
     Ok(())
 }
 
 #[cfg(not(feature = "learner"))]
-fn same_market(_: &std::path::Path, _: &std::path::Path) -> anyhow::Result<()> {
+fn same_market(_: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 

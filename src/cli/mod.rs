@@ -94,7 +94,11 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
 fn checkpoint_error(e: &(dyn std::error::Error + 'static)) -> bool {
     matches!(
         e.downcast_ref::<ploutos::ppo::PpoError>(),
-        Some(ploutos::ppo::PpoError::Checkpoint { .. } | ploutos::ppo::PpoError::TooBig(_))
+        Some(
+            ploutos::ppo::PpoError::Checkpoint { .. }
+                | ploutos::ppo::PpoError::NoCheckpoint { .. }
+                | ploutos::ppo::PpoError::TooBig(_)
+        )
     )
 }
 

@@ -133,7 +133,7 @@ fn replay(
         )
         .into());
     }
-    let range = backtest::period(&ds, part, a.from.as_deref(), a.to.as_deref())?;
+    let range = backtest::period(&ds, part, backtest::dates(a.from.as_deref(), a.to.as_deref())?)?;
     if range.len() < 2 {
         return Err(BadArgument(format!("the period holds {} bars: a session needs at least 2", range.len())).into());
     }

@@ -76,7 +76,7 @@ mod with_learner {
     use crate::cli::BadArgument;
     use indicatif::{ProgressBar, ProgressStyle};
     use ploutos::metrics::{LEARNER_TAGS, RunLogger};
-    use ploutos::ppo::{EvalStats, IterationStats, RunPaths, TrainHooks, Trainer, checkpoint};
+    use ploutos::ppo::{EvalStats, IterationStats, PpoError, RunPaths, TrainHooks, Trainer, checkpoint};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,18 +225,22 @@ mod with_learner {
         let used = [&paths.models, &paths.runs, &paths.logs]
             .into_iter()
             .find(|p| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()));
-        match used {
+        let Some(p) = used else { return Ok(()) };
+        match checkpoint::latest(&paths.models) {
             // A run that stopped before its first checkpoint has nothing to resume from.
-            Some(p) if checkpoint::latest(&paths.models).is_err() => Err(BadArgument(format!(
+            Err(PpoError::NoCheckpoint { .. }) => Err(BadArgument(format!(
                 "{} holds the outputs of run {run_name:?}, which has no checkpoint to resume from: pass --force to replace it, or choose another training.run_name",
                 p.display()
             ))),
-            Some(p) => Err(BadArgument(format!(
+            Err(e) => Err(BadArgument(format!(
+                "{} holds run {run_name:?}, whose checkpoint cannot be read ({e}): pass --force to replace it, or choose another training.run_name",
+                p.display()
+            ))),
+            Ok(_) => Err(BadArgument(format!(
                 "{} already holds run {run_name:?}: continue it with --resume {}, choose another training.run_name, or pass --force to replace it",
                 p.display(),
                 paths.models.display()
             ))),
-            None => Ok(()),
         }
     }
 

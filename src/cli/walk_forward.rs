@@ -12,7 +12,7 @@ use super::args::WalkForwardArgs;
 use anyhow::Context;
 use ploutos::backtest::report::{Entry, Report};
 use ploutos::backtest::walk_forward::{chain, out_of_sample_metrics};
-use ploutos::backtest::{Fold, Policy, WalkForward, metrics, replay_agent, replay_policy};
+use ploutos::backtest::{Fold, Policy, ReplayResult, WalkForward, metrics, replay_agent, replay_policy};
 use ploutos::dataset::Dataset;
 use ploutos::market::calendar::format_timestamp;
 use ploutos::market::{Split, load_panel};
@@ -101,10 +101,12 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         benches.push(bench);
     }
     // Per-fold table and the concatenated out-of-sample curve.
-    let mut entries: Vec<Entry> = runs.iter().map(|r| Entry::new(metrics::compute(r, bpy))).collect();
+    let time_of = |bar: usize| format_timestamp(panel.timestamps()[bar], cfg.data.interval);
+    let dated = |r: &ReplayResult, m: metrics::Metrics| Entry::new(m.with_times(r, time_of));
+    let mut entries: Vec<Entry> = runs.iter().map(|r| dated(r, metrics::compute(r, bpy))).collect();
     let oos = chain("walk-forward (out of sample)", runs.iter());
     let oos_bench = chain("buy-and-hold", benches.iter());
-    entries.push(Entry::new(out_of_sample_metrics(&oos, &runs, panel.n_tickers(), bpy)));
+    entries.push(dated(&oos, out_of_sample_metrics(&oos, &runs, panel.n_tickers(), bpy)));
     let report = Report {
         from: format_timestamp(panel.timestamps()[first], cfg.data.interval),
         to: format_timestamp(panel.timestamps()[last], cfg.data.interval),
@@ -112,7 +114,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         bars_per_year: bpy,
         tickers: panel.tickers().to_vec(),
         corporate_actions: report.corporate_actions(),
-        benchmark: Entry::new(metrics::compute(&oos_bench, bpy)),
+        benchmark: dated(&oos_bench, metrics::compute(&oos_bench, bpy)),
         runs: entries,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

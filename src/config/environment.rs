@@ -377,6 +377,24 @@ impl EnvironmentConfig {
         if self.target_positions.enabled { self.target_positions.levels.len() } else { 3 }
     }
 
+    /// The first key, with this config's value, in which `other` observes or acts otherwise:
+    /// what a trained model depends on (the cost columns it observes, what its action codes
+    /// mean), `None` when both agree. The costs, rules and data may differ: a model can be
+    /// evaluated under other ones.
+    pub fn model_contract_difference(&self, other: &Self) -> Option<String> {
+        let (t, u) = (&self.target_positions, &other.target_positions);
+        if self.observe_costs != other.observe_costs {
+            Some(format!("environment.observe_costs = {} (what it observes)", self.observe_costs))
+        } else if t.enabled != u.enabled {
+            let meaning = if t.enabled { "target positions" } else { "hold, buy and sell" };
+            Some(format!("environment.target_positions.enabled = {} (its actions mean {meaning})", t.enabled))
+        } else if t.enabled && t.levels != u.levels {
+            Some(format!("environment.target_positions.levels = {:?} (the target of each action)", t.levels))
+        } else {
+            None
+        }
+    }
+
     /// Checks every field against its documented range.
     ///
     /// # Errors

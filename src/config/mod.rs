@@ -110,14 +110,9 @@ impl Config {
         // A NaN or an infinity of the config itself, which the JSON round trip below would
         // turn into null (an `Option` key: silently `None`): its own error, unless an
         // override replaces that key (or a section around it).
-        if let Some((key, value)) = self.non_finite().into_iter().find(|(key, _)| {
-            !overrides.iter().any(|spec| {
-                spec.split_once('=').is_some_and(|(k, _)| {
-                    let k = k.trim();
-                    key == k || key.starts_with(&format!("{k}."))
-                })
-            })
-        }) {
+        if let Some((key, value)) =
+            self.non_finite().into_iter().find(|(key, _)| !overrides.iter().any(|spec| sets(spec, key)))
+        {
             return Err(check::out(&key, value, "must be a finite number".into()));
         }
         let mut tree = serde_json::to_value(&self)
@@ -167,13 +162,7 @@ impl Config {
             // The override that wrote that key (or a list or map around it); none: a value of
             // the config itself that the round trip cannot carry (NaN), which its own check
             // names.
-            let touches = |spec: &&String| {
-                spec.split_once('=').is_some_and(|(k, _)| {
-                    let k = k.trim();
-                    key == k || key.starts_with(&format!("{k}.")) || key.starts_with(&format!("{k}["))
-                })
-            };
-            match overrides.iter().rev().find(touches) {
+            match overrides.iter().rev().find(|spec| sets(spec, &key)) {
                 Some(spec) => {
                     ConfigError::Override { spec: spec.clone(), message: format!("`{key}`: {}", e.into_inner()) }
                 }
@@ -262,7 +251,7 @@ impl ConfigError {
     /// line and column in `file` (name, text) when the file names it.
     pub fn located(self, file: Option<(&str, &str)>, overrides: &[String]) -> Self {
         let ConfigError::OutOfRange { key, value, allowed, origin } = self else { return self };
-        let set = overrides.iter().rev().find(|spec| spec.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+        let set = overrides.iter().rev().find(|spec| sets(spec, &key));
         let origin = match (set, file) {
             (Some(spec), _) => format!("--set {spec}: "),
             (None, Some((path, text))) => match locate_key(text, &key) {
@@ -273,6 +262,16 @@ impl ConfigError {
         };
         ConfigError::OutOfRange { key, value, allowed, origin }
     }
+}
+
+/// Whether the override `spec` (`section.key=value`) writes the dotted `key`: that key, or a
+/// section, list or map around it (`environment.plugins.x` sets `environment.plugins.x.y`,
+/// `training.net_arch` sets `training.net_arch[0]`).
+fn sets(spec: &str, key: &str) -> bool {
+    spec.split_once('=').is_some_and(|(k, _)| {
+        let k = k.trim();
+        key.strip_prefix(k).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
 }
 
 /// Line and column (1-based) of the last segment of dotted `key` in a RON text: each

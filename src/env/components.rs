@@ -174,9 +174,11 @@ impl RefusalCounts {
 /// unpredictable, and a rule only visits the bits that are set.
 #[derive(Component, Debug, Clone, Default)]
 pub struct Orders {
-    /// Live buy orders.
+    /// Live buy orders. After [`crate::env::StepSystems::Execute`], the buys that filled
+    /// (in part too): every refusal, by a rule or by execution, clears its bit, so a system
+    /// in `StepSystems::Account` before [`crate::env::mark_to_market`] sees what was traded.
     pub buy: u64,
-    /// Live sell orders.
+    /// Live sell orders; after execution, the sells that filled (see `buy`).
     pub sell: u64,
     /// Refusals of this step, by reason.
     pub refused: RefusalCounts,

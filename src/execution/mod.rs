@@ -727,7 +727,13 @@ impl Fill<'_, '_> {
         };
         let (mut shares, mut quote, mut spent) = exact.unwrap_or_else(|| {
             let (shares, quote) = fills.buy(self.cost, &input, notional, config.fractional_shares);
-            (shares, quote, if config.fractional_shares { notional } else { shares * quote.buy_price() })
+            // The shares at their price. A fractional buy of the whole budget (the built-in
+            // model's: `notional / price` shares) is charged the budget itself, so that
+            // rounding never leaves cash a hair below zero; a model that buys other shares
+            // (round lots, more than the budget) pays for what it bought.
+            let cost = shares * quote.buy_price();
+            let whole_budget = config.fractional_shares && (cost - notional).abs() <= 1e-9 * notional;
+            (shares, quote, if whole_budget { notional } else { cost })
         });
         let mut unfilled = 0.0;
         if let Some(cap) = cap.filter(|&c| shares > c) {

@@ -117,6 +117,11 @@ pub fn session(date: NaiveDate) -> Option<(i64, i64)> {
     }
 }
 
+/// The first `n` dates on or after `start` on which the exchange opens (half days included).
+pub fn sessions_from(start: NaiveDate, n: usize) -> Vec<NaiveDate> {
+    start.iter_days().filter(|&d| day(d).is_open()).take(n).collect()
+}
+
 /// Whether the regular session is open at `ts` (Unix seconds): from its open, inclusive,
 /// to its close, exclusive.
 pub fn is_open_at(ts: i64) -> bool {

@@ -22,9 +22,11 @@
 //! - **Valid OHLC**: `high`/`low` extend beyond open/close by half-normal amounts, prices
 //!   stay positive (log-returns), volumes are whole shares ≥ 0.
 //!
-//! Calendar: `round(years × 252)` weekdays from `data.synthetic.start` (weekends skipped, no
-//! holidays), 7 hourly bars a day at 09:30..15:30 New York time with the EST/EDT offset of
-//! the date, or one daily bar at midnight New York.
+//! Calendar: `round(years × 252)` NYSE sessions from `data.synthetic.start` (weekends,
+//! holidays and special closures skipped, [`super::nyse`]), so that a year of bars is a
+//! calendar year, as the metrics' 252 trading days a year assume; 7 hourly bars a day at
+//! 09:30..15:30 New York time with the EST/EDT offset of the date (half days too: the
+//! synthetic market trades them whole), or one daily bar at midnight New York.
 //!
 //! Determinism: everything derives from `data.synthetic.seed` through `ChaCha8Rng` streams —
 //! stream 0 for the market path, stream `k + 1` for ticker `k` — and nothing runs in
@@ -246,7 +248,7 @@ pub fn synthetic_panel(cfg: &DataConfig) -> Panel {
     let bpd = interval.bars_per_day();
     let seed = cfg.synthetic.seed;
     let n_days = ((cfg.synthetic.years * 252.0).round() as usize).max(1);
-    let dates = calendar::weekdays_from(cfg.synthetic.start, n_days);
+    let dates = super::nyse::sessions_from(cfg.synthetic.start, n_days);
     let n_days = dates.len();
     let timestamps = calendar::session_timestamps(&dates, interval);
     let n = timestamps.len();

@@ -238,7 +238,8 @@ pub fn read_config(dir: &Path) -> Result<crate::config::Config, PpoError> {
 /// model to keep, not a place to continue from).
 ///
 /// # Errors
-/// [`PpoError::Checkpoint`] when there is none.
+/// [`PpoError::NoCheckpoint`] when there is none, [`PpoError::Checkpoint`] when one of them
+/// cannot be read.
 pub fn latest(dir: &Path) -> Result<PathBuf, PpoError> {
     if dir.join(STATE_FILE).is_file() {
         return Ok(dir.to_path_buf());
@@ -263,10 +264,7 @@ pub fn latest(dir: &Path) -> Result<PathBuf, PpoError> {
             best = Some((ts, c));
         }
     }
-    best.map(|(_, p)| p).ok_or_else(|| PpoError::Checkpoint {
-        path: dir.to_path_buf(),
-        message: "no checkpoint found (expected state.ron here, in checkpoints/step_*/ or in final/)".into(),
-    })
+    best.map(|(_, p)| p).ok_or_else(|| PpoError::NoCheckpoint { path: dir.to_path_buf() })
 }
 
 /// Removes all but the newest `keep` scheduled checkpoints (`checkpoints/step_<N>/`, by

@@ -98,6 +98,10 @@ pub enum PpoError {
     /// A checkpoint is missing, incomplete or does not match the env.
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    /// A run folder holds no checkpoint at all (one that is there but unreadable is
+    /// [`PpoError::Checkpoint`]).
+    #[error("checkpoint {path}: no checkpoint found (expected state.ron here, in checkpoints/step_*/ or in final/)")]
+    NoCheckpoint { path: PathBuf },
     /// The config, the envs or the device do not fit together.
     #[error("{0}")]
     Setup(String),

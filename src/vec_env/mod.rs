@@ -408,6 +408,21 @@ impl TradingEnv {
             .map(|(_, p, pos, c)| (p.clone(), pos.0.to_vec(), *c))
     }
 
+    /// A copy of env `index`'s component `C`: a plugin's per-env state
+    /// ([`crate::env::EnvAppExt::add_env_state`]) or any core component; `None` when the env
+    /// or the component is not there.
+    pub fn env_component<C: Component + Clone>(&mut self, index: usize) -> Option<C> {
+        let world = self.world_of(index)?;
+        world.query::<(&EnvId, &C)>().iter(world).find(|(id, _)| id.index() == index).map(|(_, c)| c.clone())
+    }
+
+    /// Lifetime count of orders refused for the reason `name` (built in, or registered by a
+    /// plugin), over all envs; `None` for a name no one registered.
+    pub fn refused(&mut self, name: &str) -> Option<u64> {
+        let code = self.refusal_names.iter().position(|n| n == name)?;
+        Some(u64::from(self.totals().refused.0[code]))
+    }
+
     /// Takes the trade log of env `index` (empty without `trade_log`).
     pub fn take_trades(&mut self, index: usize) -> Vec<TradeRecord> {
         let Some(world) = self.world_of(index) else { return Vec::new() };
