@@ -736,6 +736,11 @@ fn backtest_reports_locate_the_drawdown_and_write_the_benchmark() {
     let header = table.lines().find(|l| l.starts_with("| metric")).unwrap();
     assert_eq!(header.matches("buy-and-hold").count(), 1, "{header}");
     assert!(dir.path().join("two/buy-and-hold/equity.csv").is_file());
+    assert_bad_input_in(
+        dir.path(),
+        &["backtest", "--policy", "flat", "--policy", "flat"],
+        "--policy flat is given twice",
+    );
     let page = std::fs::read_to_string(dir.path().join("two/report.html")).unwrap();
     assert!(page.contains("<summary>Definitions</summary>") && page.contains("P = 252 bars a year"), "definitions");
     // Dates are read before the data; the data folder is no place for a report.
@@ -1028,6 +1033,13 @@ fn trade_replay_sends_the_backtests_orders() {
         "was trained with environment.target_positions.enabled = false (its actions mean hold, buy and sell)",
     );
     assert!(!d.join("trades/x").exists(), "refused before the journal");
+    // A model in a folder named like the benchmark keeps its own column.
+    copy_dir(&d.join(model), &d.join("buy-and-hold"));
+    let (code, table, err) = ploutos_in(d, &["backtest", "--model", "buy-and-hold", "--out", "named"]);
+    assert_eq!(code, 0, "{err}");
+    let header = table.lines().find(|l| l.starts_with("| metric")).unwrap();
+    let cells: Vec<&str> = header.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells, ["metric", "model buy-and-hold", "buy-and-hold"], "{header}");
     // A run folder, a model given twice, another bar length, a bad --set: each named.
     assert_bad_input_in(
         d,

@@ -202,3 +202,45 @@ fn a_custom_fill_model_is_charged_for_the_shares_it_fills() {
     assert!((portfolio.cash - 6_000.0).abs() < 1e-9, "cash {}", portfolio.cash);
     assert!((positions[0].avg_cost - 40.0).abs() < 1e-12, "average cost {}", positions[0].avg_cost);
 }
+
+/// A fill model that prices nothing (NaN): the buy is refused as `no_liquidity`, the cash
+/// stays whole.
+struct NoPrice;
+
+impl ploutos::execution::FillModel for NoPrice {
+    fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
+        true
+    }
+    fn buy(
+        &self,
+        _: &ploutos::execution::CostModel,
+        _: &ploutos::execution::FillInput,
+        _: f64,
+        _: bool,
+    ) -> (f64, ploutos::execution::FillQuote) {
+        (10.0, ploutos::execution::FillQuote { reference: f64::NAN, half_spread: 0.0, slippage: 0.0, impact: 0.0 })
+    }
+    fn sell(
+        &self,
+        _: &ploutos::execution::CostModel,
+        input: &ploutos::execution::FillInput,
+        _: f64,
+    ) -> ploutos::execution::FillQuote {
+        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
+    }
+}
+
+#[test]
+fn a_fill_model_that_prices_nothing_fills_nothing() {
+    let cfg = config(TafModel::PerShare, true);
+    let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
+    let mut env = TradingEnv::with_plugins(&cfg, market(), EnvOptions::replay(bounds), |app| {
+        app.insert_resource(ploutos::execution::Fills::custom(NoPrice));
+    })
+    .expect("env");
+    env.reset(0);
+    env.step(&[1]).expect("step");
+    assert!(env.take_trades(0).is_empty());
+    assert_eq!(env.env_state(0).expect("env 0").0.cash, 10_000.0);
+    assert_eq!(env.refused("no_liquidity"), Some(1));
+}

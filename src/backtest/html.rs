@@ -38,7 +38,7 @@ td.def { text-align: left; }
 /// What each row of the comparison table means (the formulas of
 /// [`crate::backtest::metrics`]), shown under the table so that a reader of the page alone
 /// can check it.
-const DEFINITIONS: [(&str, &str); 13] = [
+const DEFINITIONS: [(&str, &str); 18] = [
     ("total return", "E_last / E_0 − 1"),
     ("annualized return (CAGR)", "(E_last / E_0)^(P / n) − 1"),
     ("annualized volatility", "std(r, ddof 1) · √P"),
@@ -58,9 +58,20 @@ const DEFINITIONS: [(&str, &str); 13] = [
         "over closed trades: from the fill that opens a position to the one that closes it (add-ons join it); P&L net of all costs; profit factor = Σ wins / |Σ losses|",
     ),
     ("trades (fills)", "every fill, opening, adding, reducing or closing"),
+    ("closed trades", "round trips closed by the end (a position still open is none)"),
     ("turnover (× mean equity)", "Σ traded notional over the whole period / mean equity (not per year)"),
     ("exposure", "mean over bars of gross position value (longs and shorts) / equity"),
-    ("paid ($)", "fees, half spreads, slippage and market impact, summed over fills"),
+    (
+        "fees, spread, slippage, impact paid ($)",
+        "broker and regulatory fees, half spreads, slippage and market impact, summed over fills",
+    ),
+    (
+        "dividends received ($)",
+        "cash dividends credited on the ex-date to the shares held (data.adjust: splits or none)",
+    ),
+    ("borrow fees paid ($)", "short positions' borrow rate / 252 per trading day held, charged at each close"),
+    ("forced orders (margin calls)", "buy-ins the broker placed itself when a short breached maintenance margin"),
+    ("orders refused", "orders a rule or execution refused, by reason below the table"),
 ];
 
 /// Escapes text for HTML element content and attribute values.
@@ -166,7 +177,7 @@ pub fn render_html(report: &Report, svgs: &[(String, String)]) -> String {
         );
         for c in &e.checklist {
             let (class, word) = if c.met { ("met", "met") } else { ("not-met", "not met") };
-            let value = if c.value.is_finite() { format!("{:.4}", c.value) } else { "n/a".into() };
+            let value = c.shown();
             let _ =
                 writeln!(h, "<li><span class=\"{class}\">{word}</span>{} (value {value})</li>", escape(&c.criterion));
         }

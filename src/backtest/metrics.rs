@@ -100,6 +100,9 @@ pub struct DrawdownSpan {
 pub fn max_drawdown_span(equity: &[f64]) -> Option<DrawdownSpan> {
     let (mut peak, mut peak_at, mut deepest) = (f64::MIN, 0usize, None::<(f64, usize, usize)>);
     for (i, &e) in equity.iter().enumerate() {
+        if !e.is_finite() {
+            continue;
+        }
         if e >= peak {
             (peak, peak_at) = (e, i);
         } else if deepest.is_none_or(|(dd, ..)| 1.0 - e / peak > dd) {
@@ -334,23 +337,39 @@ pub struct Check {
     pub criterion: String,
     pub value: f64,
     pub met: bool,
+    /// Whether `value` is a fraction that reads as a percentage (drawdown, win rate, return).
+    #[serde(default)]
+    pub percent: bool,
+}
+
+impl Check {
+    /// The value as the table shows it: a percentage with two decimals, or a number with
+    /// two; `n/a` when undefined.
+    pub fn shown(&self) -> String {
+        match (self.value.is_finite(), self.percent) {
+            (false, _) => "n/a".into(),
+            (true, true) => format!("{:.2}%", 100.0 * self.value),
+            (true, false) => format!("{:.2}", self.value),
+        }
+    }
 }
 
 /// The seed's expected results: Sharpe > 1.5, max drawdown < 20%, win rate 55–65%,
 /// average trade duration 5–10 bars, annualized return 30–50%. Every line is reported,
 /// met or not.
 pub fn seed_checklist(m: &Metrics) -> Vec<Check> {
-    let c = |criterion: &str, value: f64, met: bool| Check {
+    let c = |criterion: &str, value: f64, met: bool, percent: bool| Check {
         criterion: criterion.into(),
         value,
         met: met && value.is_finite(),
+        percent,
     };
     vec![
-        c("Sharpe ratio > 1.5", m.sharpe, m.sharpe > 1.5),
-        c("max drawdown < 20%", m.max_drawdown, m.max_drawdown < 0.20),
-        c("win rate 55–65%", m.win_rate, (0.55..=0.65).contains(&m.win_rate)),
-        c("average trade duration 5–10 bars", m.avg_trade_bars, (5.0..=10.0).contains(&m.avg_trade_bars)),
-        c("annualized return 30–50%", m.cagr, (0.30..=0.50).contains(&m.cagr)),
+        c("Sharpe ratio > 1.5", m.sharpe, m.sharpe > 1.5, false),
+        c("max drawdown < 20%", m.max_drawdown, m.max_drawdown < 0.20, true),
+        c("win rate 55–65%", m.win_rate, (0.55..=0.65).contains(&m.win_rate), true),
+        c("average trade duration 5–10 bars", m.avg_trade_bars, (5.0..=10.0).contains(&m.avg_trade_bars), false),
+        c("annualized return 30–50%", m.cagr, (0.30..=0.50).contains(&m.cagr), true),
     ]
 }
 

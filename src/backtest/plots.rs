@@ -371,9 +371,12 @@ fn drawdown<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> Draw
     let (plot, keys) = split(root);
     let mut chart =
         time_chart(d, &plot, "Drawdown from the running peak", lo..0.5, "drawdown (%)", &|y| format!("{y:.0}%"))?;
-    // Buy-and-hold first, so the runs draw over it.
-    for (_, points, color) in curves.iter().rev() {
+    // Only the first run is shaded: fills of several curves over one another blend into
+    // colours no legend key has. Buy-and-hold's line first, so the runs draw over it.
+    if let Some((_, points, color)) = curves.first() {
         chart.draw_series(AreaSeries::new(points.clone(), 0.0, color.mix(0.18)))?;
+    }
+    for (_, points, color) in curves.iter().rev() {
         line(d, &mut chart, points, color.stroke_width(2))?;
     }
     let keys_list: Vec<Key> =

@@ -127,7 +127,7 @@ impl Report {
         for e in &self.runs {
             out.push_str(&format!("\nSeed checklist, {}:\n", e.metrics.name));
             for c in &e.checklist {
-                let v = if c.value.is_finite() { format!("{:.4}", c.value) } else { "n/a".into() };
+                let v = c.shown();
                 out.push_str(&format!("  [{}] {} (value {v})\n", if c.met { "met" } else { "NOT met" }, c.criterion));
             }
         }

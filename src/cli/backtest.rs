@@ -46,15 +46,22 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     let range = period(&dataset, part, dates)?;
     let specs =
         if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
+    if let Some(twice) = specs.iter().enumerate().find(|(i, s)| specs[..*i].contains(s)) {
+        return Err(BadArgument(format!("--policy {} is given twice", twice.1)).into());
+    }
     let mut results: Vec<ReplayResult> = Vec::new();
     for dir in &a.model {
         let mut result = replay_model(dir, &cfg, &dataset, range.clone(), a.stochastic)?;
-        // Two models named alike (`a/best`, `b/x/a/best`) get a column and a folder each.
-        if results.iter().any(|r| r.name == result.name) {
+        // Two models named alike (`a/best`, `b/x/a/best`) get a column and a folder each;
+        // the benchmark's name is the benchmark's.
+        if result.name == BENCHMARK {
+            result.name = format!("model {}", dir.display());
+        } else if results.iter().any(|r| r.name == result.name) {
             result.name = dir.display().to_string();
         }
         results.push(result);
     }
+    let mut benchmark = None;
     for spec in &specs {
         let t = &cfg.environment.target_positions;
         let levels = t.enabled.then_some(t.levels.as_slice());
@@ -70,12 +77,18 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        let result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
+        let mut result = replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &policy)
             .map_err(|e| BadArgument(format!("period: {e}")))?;
+        if matches!(policy, Policy::BuyAndHold) {
+            benchmark = Some(result.clone());
+        } else if result.name == BENCHMARK {
+            // An actions file named like the benchmark.
+            result.name = format!("policy {spec}");
+        }
         results.push(result);
     }
-    let benchmark = match results.iter().find(|r| r.name == BENCHMARK) {
-        Some(r) => r.clone(),
+    let benchmark = match benchmark {
+        Some(r) => r,
         None => replay_policy(&cfg.environment, dataset.market.clone(), range.clone(), &Policy::BuyAndHold)
             .map_err(|e| BadArgument(format!("period: {e}")))?,
     };
@@ -151,14 +164,11 @@ fn run_folder(model: &std::path::Path) -> PathBuf {
     model.parent().map_or(model.to_path_buf(), |p| p.to_path_buf())
 }
 
-/// The config `--model`'s run was trained with, with `overrides` applied: the costs, rules
-/// and data it is evaluated with. Overrides may change those, not what the model observes
-/// or what its actions mean (refused, naming the key); the observation rows are built in
-/// the layout the model reads.
+/// The config a `--model` was trained with (saved beside it); a run folder given for one
+/// of its models is named as such.
 #[cfg(feature = "learner")]
-pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
-    let trained = ploutos::ppo::checkpoint::read_config(dir).map_err(|e| {
-        // A run folder rather than one of its models.
+fn read_model_config(dir: &std::path::Path) -> Result<Config, BadArgument> {
+    ploutos::ppo::checkpoint::read_config(dir).map_err(|e| {
         let inside = ["best", "final"].into_iter().find(|m| dir.join(m).join("config.ron").is_file());
         match inside {
             Some(m) if !dir.join("config.ron").exists() => BadArgument(format!(
@@ -168,7 +178,16 @@ pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyho
             )),
             _ => BadArgument(format!("--model: {e}")),
         }
-    })?;
+    })
+}
+
+/// The config `--model`'s run was trained with, with `overrides` applied: the costs, rules
+/// and data it is evaluated with. Overrides may change those, not what the model observes
+/// or what its actions mean (refused, naming the key); the observation rows are built in
+/// the layout the model reads.
+#[cfg(feature = "learner")]
+pub(super) fn model_config(dir: &std::path::Path, overrides: &[String]) -> anyhow::Result<Config> {
+    let trained = read_model_config(dir)?;
     let mut cfg = trained.clone().with_overrides(overrides)?;
     cfg.validate().map_err(|e| e.located(None, overrides))?;
     if cfg.data.interval != trained.data.interval {
@@ -271,12 +290,15 @@ pub(super) fn period(
         let span = if whole.is_empty() {
             String::new()
         } else {
-            format!(", which runs {} to {}", ds.panel.date(whole.start), ds.panel.date(whole.end - 1))
+            format!(" runs {} to {}", ds.panel.date(whole.start), ds.panel.date(whole.end - 1))
+        };
+        let part = match part {
+            SplitPart::All => "the data".to_string(),
+            other => format!("the {} split (--split)", other.name()),
         };
         return Err(BadArgument(format!(
-            "the selected period holds {} bars; at least 2 are needed (see --split, the {} split{span}, and --from, --to)",
-            range.len(),
-            part.name()
+            "the selected period holds {} bars; at least 2 are needed ({part}{span}; see --from, --to)",
+            range.len()
         ))
         .into());
     }
@@ -285,7 +307,7 @@ pub(super) fn period(
 
 /// Refuses an `--out` that is the data folder: the report's CSVs would sit among the
 /// market's files (and `equity.csv` could be read as a ticker's).
-fn refuse_data_folder(out: &std::path::Path, cfg: &Config) -> Result<(), BadArgument> {
+pub(super) fn refuse_data_folder(out: &std::path::Path, cfg: &Config) -> Result<(), BadArgument> {
     let same = cfg.data.source == DataSource::Csv
         && std::fs::canonicalize(out).is_ok_and(|o| std::fs::canonicalize(&cfg.data.csv_dir).is_ok_and(|d| o == d));
     if same {
@@ -359,9 +381,7 @@ pub(super) fn refuse_report_in(out: &std::path::Path, force: bool) -> Result<(),
 /// `--set`s, which apply to all).
 #[cfg(feature = "learner")]
 fn same_market(models: &[PathBuf]) -> anyhow::Result<()> {
-    let read = |dir: &std::path::Path| {
-        ploutos::ppo::checkpoint::read_config(dir).map_err(|e| BadArgument(format!("--model: {e}")))
-    };
+    let read = read_model_config;
     let Some((first, others)) = models.split_first() else { return Ok(()) };
     let key = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
     if let Some(twice) = others.iter().enumerate().find(|(i, p)| models[..=*i].iter().any(|q| key(q) == key(p))) {

@@ -110,6 +110,7 @@ fn replay(
     use ploutos::market::calendar::format_timestamp;
     use ploutos::trade::{Entry, Journal, LiveMarket, ReplayBroker, Session, trade};
 
+    let dates = backtest::dates(a.from.as_deref(), a.to.as_deref())?;
     let model_tickers = cfg.data.tickers.clone();
     let mut part: SplitPart = a.split.parse().map_err(BadArgument)?;
     if let Some(dir) = &a.data {
@@ -133,7 +134,7 @@ fn replay(
         )
         .into());
     }
-    let range = backtest::period(&ds, part, backtest::dates(a.from.as_deref(), a.to.as_deref())?)?;
+    let range = backtest::period(&ds, part, dates)?;
     if range.len() < 2 {
         return Err(BadArgument(format!("the period holds {} bars: a session needs at least 2", range.len())).into());
     }

@@ -33,6 +33,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         cfg.training.run_name.clone().unwrap_or_else(|| chrono::Utc::now().format("wf-%Y%m%d-%H%M%S").to_string());
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&name));
     super::backtest::refuse_report_in(&out, a.force)?;
+    super::backtest::refuse_data_folder(&out, &cfg)?;
     super::check_writable(&out, "--out")?;
     // The folds train under models/<name>/fold_N: never into another run's folder, nor over
     // an earlier walk-forward's folds, unless --force (which clears those folds first).

@@ -174,11 +174,14 @@ impl RefusalCounts {
 /// unpredictable, and a rule only visits the bits that are set.
 #[derive(Component, Debug, Clone, Default)]
 pub struct Orders {
-    /// Live buy orders. After [`crate::env::StepSystems::Execute`], the buys that filled
-    /// (in part too): every refusal, by a rule or by execution, clears its bit, so a system
-    /// in `StepSystems::Account` before [`crate::env::mark_to_market`] sees what was traded.
+    /// Live buy orders. After [`crate::env::StepSystems::Execute`], a bit still set is a
+    /// buy that filled (in part too), as seen by a system in `StepSystems::Account` before
+    /// [`crate::env::mark_to_market`]: every refusal, by a rule or by execution, clears its
+    /// bit. Not the exact list of fills: an order that crosses zero (a cover, then a long)
+    /// whose second part is refused is cleared although its first part filled, and the
+    /// broker's own orders (margin calls) never had a bit; the trade log is exact.
     pub buy: u64,
-    /// Live sell orders; after execution, the sells that filled (see `buy`).
+    /// Live sell orders; after execution, as `buy`.
     pub sell: u64,
     /// Refusals of this step, by reason.
     pub refused: RefusalCounts,

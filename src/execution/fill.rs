@@ -81,7 +81,8 @@ pub trait FillModel: Send + Sync + 'static {
     /// `no_liquidity`).
     fn can_fill(&self, cost: &CostModel, input: &FillInput) -> bool;
     /// Share count and quote of a buy of `notional` dollars (whole shares unless
-    /// `fractional`); the buy spends `shares × quote.buy_price()`.
+    /// `fractional`); the buy spends `shares × quote.buy_price()` (a non-finite count or
+    /// price is refused as `no_liquidity`).
     fn buy(&self, cost: &CostModel, input: &FillInput, notional: f64, fractional: bool) -> (f64, FillQuote);
     /// Quote of a sell of `shares`.
     fn sell(&self, cost: &CostModel, input: &FillInput, shares: f64) -> FillQuote;

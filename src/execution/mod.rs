@@ -747,6 +747,11 @@ impl Fill<'_, '_> {
             (shares, quote) = (q.min(cap), requote);
             spent = shares * quote.buy_price();
         }
+        if !(shares.is_finite() && spent.is_finite()) {
+            // A fill model of one's own that prices nothing: no fill, rather than NaN cash.
+            orders.refuse(1 << k, Refusal::NO_LIQUIDITY);
+            return;
+        }
         if shares <= 0.0 {
             orders.refuse(1 << k, Refusal::TOO_SMALL);
             return;
