@@ -33,9 +33,9 @@ pub enum Plot {
     Equity,
     /// Drawdown from the running peak, filled, for each run and buy-and-hold.
     Drawdown,
-    /// Position weight per ticker of the first run, stacked.
+    /// Position weight per ticker of one run, stacked (one plot per run).
     Weights,
-    /// Monthly returns of the first run, year × month, with values in the cells.
+    /// Monthly returns of one run, year × month, with values in the cells (one per run).
     MonthlyReturns,
 }
 
@@ -46,12 +46,17 @@ impl Plot {
     fn size(self, d: &Data) -> (u32, u32) {
         match self {
             Plot::MonthlyReturns => {
-                let mut years: Vec<i32> = monthly_returns(d.first(), d.panel).iter().map(|m| m.year).collect();
+                let mut years: Vec<i32> = monthly_returns(d.single(), d.panel).iter().map(|m| m.year).collect();
                 years.dedup();
                 (SIZE.0, (years.len().max(1) as u32 * 90 + 110).clamp(240, 1400))
             }
             _ => SIZE,
         }
+    }
+
+    /// Whether the plot shows one run (drawn once per run) rather than all of them.
+    fn per_run(self) -> bool {
+        matches!(self, Plot::Weights | Plot::MonthlyReturns)
     }
 
     /// File stem (`equity.png`, `equity.svg`, …).
@@ -72,12 +77,19 @@ struct Data<'a> {
     panel: &'a Panel,
     /// Drawing a bitmap: thick lines go segment by segment (see [`line`]).
     bitmap: bool,
+    /// The run a single-run plot shows (an index into `results`).
+    run: usize,
 }
 
 impl Data<'_> {
-    /// The run the single-run plots show: the first, or buy-and-hold when there is none.
+    /// The first run (whose bars every run shares), or buy-and-hold when there is none.
     fn first(&self) -> &ReplayResult {
         self.results.first().unwrap_or(self.benchmark)
+    }
+
+    /// The run a single-run plot shows: run `run`, or buy-and-hold when there is none.
+    fn single(&self) -> &ReplayResult {
+        self.results.get(self.run).unwrap_or(self.benchmark)
     }
 
     /// Curves of the multi-run plots: every run, then buy-and-hold unless a run is it.
@@ -141,10 +153,11 @@ pub(crate) fn register() -> bool {
     *DONE.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok())
 }
 
-/// Writes the four plots (`equity`, `drawdown`, `weights`, `monthly_returns`), each as
+/// Writes the plots (`equity`, `drawdown`, then `weights` and `monthly_returns` of every
+/// run: the first run's under those names, the others' as `weights_<run>`, …), each as
 /// `.png` and `.svg`, into `dir`, and returns their paths (PNG then SVG, plot by plot).
 ///
-/// `results` are the runs (the single-run plots show the first), `benchmark` equal-weight
+/// `results` are the runs, `benchmark` equal-weight
 /// buy-and-hold over the same bars, `panel` the bars' timeline and tickers.
 ///
 /// # Errors
@@ -160,38 +173,55 @@ pub fn write_plots(
         return Err(io::Error::other("the bundled font assets/fonts/DejaVuSans.ttf does not parse"));
     }
     std::fs::create_dir_all(dir)?;
-    let mut data = Data { results, benchmark, panel, bitmap: true };
+    let mut data = Data { results, benchmark, panel, bitmap: true, run: 0 };
     let mut paths = Vec::new();
     for plot in Plot::ALL {
-        let png = dir.join(format!("{}.png", plot.stem()));
-        // The temporary name keeps `.png`: the encoder picks the format from it.
-        let tmp = dir.join(format!(".{}.tmp-{}.png", plot.stem(), std::process::id()));
-        data.bitmap = true;
-        let drawn = (|| {
-            let root = BitMapBackend::new(&tmp, plot.size(&data)).into_drawing_area();
-            draw(plot, &data, &root).map_err(|e| io::Error::other(format!("{} plot: {e}", plot.stem())))?;
-            root.present().map_err(|e| io::Error::other(format!("{} plot: {e}", plot.stem())))?;
-            drop(root);
-            std::fs::rename(&tmp, &png)
-        })();
-        if drawn.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        // The first run's plots keep the plain names; the others' carry the run's name.
+        let others = if plot.per_run() { results.get(1..).unwrap_or_default() } else { &[] };
+        let stems = std::iter::once(plot.stem().to_string())
+            .chain(others.iter().map(|r| format!("{}_{}", plot.stem(), file_safe(&r.name))));
+        for (run, stem) in stems.enumerate() {
+            data.run = run;
+            paths.extend(write_plot(dir, plot, &stem, &mut data)?);
         }
-        drawn?;
-        paths.push(png);
-
-        data.bitmap = false;
-        let svg_path = dir.join(format!("{}.svg", plot.stem()));
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, plot.size(&data)).into_drawing_area();
-            draw(plot, &data, &root).map_err(|e| io::Error::other(format!("{} plot: {e}", plot.stem())))?;
-            root.present().map_err(|e| io::Error::other(format!("{} plot: {e}", plot.stem())))?;
-        }
-        write_atomic(&svg_path, svg.as_bytes())?;
-        paths.push(svg_path);
     }
     Ok(paths)
+}
+
+/// `name` with every character but ASCII letters, digits, `-`, `_` and `.` replaced by `_`.
+pub fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+/// Writes one plot as `<stem>.png` and `<stem>.svg` and returns both paths.
+fn write_plot(dir: &Path, plot: Plot, stem: &str, data: &mut Data) -> io::Result<[PathBuf; 2]> {
+    let png = dir.join(format!("{stem}.png"));
+    // The temporary name keeps `.png`: the encoder picks the format from it.
+    let tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
+    data.bitmap = true;
+    let failed = |e: &dyn std::fmt::Display| io::Error::other(format!("{stem} plot: {e}"));
+    let drawn = (|| {
+        let root = BitMapBackend::new(&tmp, plot.size(data)).into_drawing_area();
+        draw(plot, data, &root).map_err(|e| failed(&e))?;
+        root.present().map_err(|e| failed(&e))?;
+        drop(root);
+        std::fs::rename(&tmp, &png)
+    })();
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn?;
+
+    data.bitmap = false;
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, plot.size(data)).into_drawing_area();
+        draw(plot, data, &root).map_err(|e| failed(&e))?;
+        root.present().map_err(|e| failed(&e))?;
+    }
+    write_atomic(&svg_path, svg.as_bytes())?;
+    Ok([png, svg_path])
 }
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
@@ -394,7 +424,7 @@ pub fn weight_rows(result: &ReplayResult) -> Vec<Vec<f64>> {
 }
 
 fn weights<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-    let run = d.first();
+    let run = d.single();
     let w = weight_rows(run);
     let n_tickers = w.first().map_or(0, Vec::len);
     // Mean weights over buckets of consecutive rows (about one per pixel column), then
@@ -488,7 +518,7 @@ fn heat(r: f64, scale: f64) -> RGBColor {
 
 fn monthly<DB: DrawingBackend>(d: &Data, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
     const NAMES: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let run = d.first();
+    let run = d.single();
     let months = monthly_returns(run, d.panel);
     let mut years: Vec<i32> = months.iter().map(|m| m.year).collect();
     years.dedup();
@@ -622,6 +652,22 @@ mod tests {
             }
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 8, "no temporary file is left");
+    }
+
+    #[test]
+    fn every_run_gets_its_weights_and_monthly_returns() {
+        let (panel, result) = fixture();
+        let other = ReplayResult { name: "b/final model".into(), ..result.clone() };
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_plots(dir.path(), &[result.clone(), other], &result, &panel).unwrap();
+        let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let stems = ["equity", "drawdown", "weights", "weights_b_final_model", "monthly_returns"];
+        for stem in stems.into_iter().chain(["monthly_returns_b_final_model"]) {
+            assert!(names.contains(&format!("{stem}.svg")) && names.contains(&format!("{stem}.png")), "{names:?}");
+        }
+        assert_eq!(names.len(), 12);
+        let svg = std::fs::read_to_string(dir.path().join("weights_b_final_model.svg")).unwrap();
+        assert!(svg.contains("b/final model"), "the run's own weights");
     }
 
     #[test]

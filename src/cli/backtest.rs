@@ -116,7 +116,7 @@ pub fn finish(
     let time_of = |bar: usize| format_timestamp(dataset.panel.timestamps()[bar], interval);
     let dated = |r: &ReplayResult| Entry::new(metrics::compute(r, bpy).with_times(r, time_of));
     for r in results {
-        let dir = if results.len() == 1 { out_root.to_path_buf() } else { out_root.join(sanitize(&r.name)) };
+        let dir = if results.len() == 1 { out_root.to_path_buf() } else { out_root.join(plots::file_safe(&r.name)) };
         write_outputs(&dir, r, dataset)?;
     }
     // The benchmark's own rows, so that its column can be checked like the others'.
@@ -344,7 +344,7 @@ fn report_name(results: &[ReplayResult]) -> String {
             let path = std::path::Path::new(name);
             let stem =
                 if name.ends_with(".csv") { path.file_stem().and_then(|x| x.to_str()).unwrap_or(name) } else { name };
-            sanitize(stem)
+            plots::file_safe(stem)
         })
         .collect::<Vec<_>>()
         .join("+");
@@ -426,8 +426,4 @@ fn same_market(models: &[PathBuf]) -> anyhow::Result<()> {
 #[cfg(not(feature = "learner"))]
 fn same_market(_: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
