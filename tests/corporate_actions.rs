@@ -51,6 +51,32 @@ fn env(cfg: &EnvironmentConfig) -> TradingEnv {
     hand::replay(cfg, market())
 }
 
+/// Paper trading: a sale at the split's open that the broker fills in part. The session
+/// puts the broker's shares (100 of the 200 new ones) in place of the env's; the rest of the
+/// position keeps its history (bought at bar 1, a quarter of the cost), which it can only
+/// if the positions before the fills are taken after the split, in the new shares.
+#[test]
+fn a_sale_filled_in_part_at_the_splits_open_keeps_the_positions_history() {
+    use ploutos::trade::{BrokerAccountPlugin, Holding};
+    let mut holdings = vec![None; 7];
+    holdings[3] = Some(std::sync::Arc::from([Holding { shares: 100.0, avg_cost: 25.0 }]));
+    let plugin = || BrokerAccountPlugin { by_bar: vec![None; 7].into(), holdings: holdings.clone().into() };
+    let cfg = env_config();
+    let bounds = ploutos::env::EpisodeBounds { first: 0, last: 6, random_start: false };
+    let mut env = TradingEnv::with_plugins(&cfg, market(), ploutos::EnvOptions::replay(bounds), |app| {
+        app.add_plugins(plugin());
+    })
+    .expect("env");
+    env.reset(0);
+    for action in [1, 0, 2] {
+        env.step(&[action]).expect("step");
+    }
+    let (_, pos, _) = env.env_state(0).expect("env");
+    assert_eq!(pos[0].shares, 100.0, "the broker's shares");
+    near(pos[0].avg_cost, 25.0);
+    assert_eq!((pos[0].opened_bar, pos[0].last_buy_bar), (1, 1), "the buy's holding clock");
+}
+
 #[test]
 fn splits_and_a_dividend_on_the_account_by_hand() {
     let mut env = env(&env_config());
