@@ -208,7 +208,8 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
             respond(request, 200, &Value::Array(days), None)
         }
         ("GET", "/v1/corporate-actions") => {
-            // Those of the symbols asked for, with an ex-date in start..=end.
+            // Those of the symbols asked for, processed in start..=end (Alpaca's `start` and
+            // `end` are process dates, which may come before the ex-date).
             let day = |k: &str| query(&url, k).unwrap();
             let symbols = day("symbols").replace("%2C", ",");
             assert_eq!(day("types").replace("%2C", ","), "forward_split,reverse_split");
@@ -220,7 +221,9 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>) {
                 .splits
                 .iter()
                 .filter(|s| s["type"] == kind && symbols.split(',').any(|t| s["symbol"] == t))
-                .filter(|s| (day("start").as_str()..=day("end").as_str()).contains(&s["ex_date"].as_str().unwrap()))
+                .filter(|s| {
+                    (day("start").as_str()..=day("end").as_str()).contains(&s["process_date"].as_str().unwrap())
+                })
                 .cloned()
                 .collect();
             let body = if second {
@@ -583,6 +586,10 @@ fn splits_come_from_alpacas_corporate_actions() {
         splits.iter().map(|s| (s.ticker.as_str(), s.ex_date, s.ratio)).collect();
     assert_eq!(got, [("NVDA", date(6, 10), 10.0), ("XYZ", date(6, 12), 0.05)], "not AAPL's of 2020, not MSFT");
     assert!(broker.splits(&tickers, date(6, 11), date(6, 11)).unwrap().is_empty());
+    // Processed before its ex-date (by up to a week): still found when its day is asked.
+    alpaca.state.lock().unwrap().splits[0]["process_date"] = json!("2024-06-05");
+    let on_the_day = broker.splits(&tickers, date(6, 10), date(6, 10)).unwrap();
+    assert_eq!(on_the_day.iter().map(|s| (s.ticker.as_str(), s.ex_date)).collect::<Vec<_>>(), [("NVDA", date(6, 10))]);
 
     alpaca.state.lock().unwrap().splits[0]["new_rate"] = json!(null);
     let err = broker.splits(&tickers, date(6, 1), date(6, 30)).unwrap_err().to_string();
