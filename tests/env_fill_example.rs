@@ -244,3 +244,54 @@ fn a_fill_model_that_prices_nothing_fills_nothing() {
     assert_eq!(env.env_state(0).expect("env 0").0.cash, 10_000.0);
     assert_eq!(env.refused("no_liquidity"), Some(1));
 }
+
+/// Fills at the reference price, no costs, whole shares unless fractional.
+struct NoCost;
+
+impl ploutos::execution::FillModel for NoCost {
+    fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
+        true
+    }
+    fn buy(
+        &self,
+        cost: &ploutos::execution::CostModel,
+        input: &ploutos::execution::FillInput,
+        notional: f64,
+        fractional: bool,
+    ) -> (f64, ploutos::execution::FillQuote) {
+        let shares = notional / input.reference;
+        (if fractional { shares } else { shares.floor() }, self.sell(cost, input, shares))
+    }
+    fn sell(
+        &self,
+        _: &ploutos::execution::CostModel,
+        input: &ploutos::execution::FillInput,
+        _: f64,
+    ) -> ploutos::execution::FillQuote {
+        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
+    }
+}
+
+/// Action masks ask a fill model of one's own whether a whole-share buy gets a share: a
+/// budget of $40.21 at a close of $40.20 buys one share at no cost (the built-in model's
+/// half-spread of 5 bps makes it $40.22, too dear, and masks the buy).
+#[test]
+fn action_masks_ask_a_custom_fill_model_for_whole_shares() {
+    let mut cfg = config(TafModel::PerShare, false);
+    cfg.initial_cash = 100.0;
+    cfg.buy_pct = 0.4021;
+    cfg.min_order_notional = 0.0;
+    let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
+    let opts = EnvOptions { action_masks: true, ..EnvOptions::replay(bounds) };
+    let buy_allowed = |custom: bool| {
+        let mut env = TradingEnv::with_plugins(&cfg, market(), opts.clone(), |app| {
+            if custom {
+                app.insert_resource(ploutos::execution::Fills::custom(NoCost));
+            }
+        })
+        .expect("env");
+        env.reset(0).action_masks[1]
+    };
+    assert!(!buy_allowed(false), "the built-in model's half-spread leaves no whole share");
+    assert!(buy_allowed(true), "a share at the close, no cost");
+}

@@ -149,6 +149,18 @@ impl Fills {
     pub fn custom(model: impl FillModel) -> Self {
         Self::Custom(Arc::new(model))
     }
+
+    /// Whether a buy of `notional` dollars in whole shares gets none, as the action masks
+    /// judge it at the decision bar: the built-in model pays at least the half-spread above
+    /// the reference, so less than that buys nothing (slippage and impact are left to the
+    /// fill, as the execution contract's masks are written); a custom model is asked.
+    pub fn no_whole_share(&self, cost: &CostModel, input: &FillInput, notional: f64) -> bool {
+        match self {
+            Self::SpreadSlippageImpact(_) => notional < input.reference * (1.0 + cost.half_spread),
+            // A NaN count buys nothing either.
+            Self::Custom(m) => m.buy(cost, input, notional, false).0.partial_cmp(&1.0).is_none_or(|o| o.is_lt()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Fills {

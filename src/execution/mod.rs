@@ -236,7 +236,7 @@ pub fn mask_unfillable_orders(
         for (k, (pos, &price)) in positions.0.iter().zip(closes).enumerate() {
             let input = FillInput::at(&market, t, k, price);
             let (room, notional) = config.lone_buy(portfolio, pos.shares, price);
-            let whole = !config.fractional_shares && notional < price * (1.0 + cost.half_spread);
+            let whole = !config.fractional_shares && fills.no_whole_share(cost, &input, notional);
             let refused = portfolio.cash <= 0.0 || room <= 0.0 || notional < config.min_order_notional || whole;
             no_buy |= u64::from(refused) << k;
             no_fill |= u64::from(!fills.can_fill(cost, &input)) << k;
@@ -253,13 +253,14 @@ pub fn mask_unfillable_orders(
         let free = portfolio.cash - (1.0 + margin.initial) * shorts;
         let (mut no_long, mut no_short) = (0u64, 0u64);
         for (k, (pos, &price)) in positions.0.iter().zip(closes).enumerate() {
+            let input = FillInput::at(&market, t, k, price);
             let room = config.max_position_pct * portfolio.equity - pos.shares.abs() * price;
             let notional = (config.lone_buy_share() * free).min(room);
             let refused = free <= 0.0 || room <= 0.0 || notional < config.min_order_notional;
             // Whole shares: a buy pays at least the half-spread above the price, a short
             // sale sells N / reference shares.
             let whole = !config.fractional_shares;
-            no_long |= u64::from(refused || whole && notional < price * (1.0 + cost.half_spread)) << k;
+            no_long |= u64::from(refused || whole && fills.no_whole_share(cost, &input, notional)) << k;
             no_short |= u64::from(refused || whole && notional < price) << k;
         }
         mask.forbid_buy(((no_buy | no_long) & !short) | no_fill);
