@@ -86,6 +86,23 @@ fn bad_walk_forward_and_resume_arguments_exit_2() {
         &early,
         "whose checkpoint cannot be read (checkpoint models/early/final/state.ron: ",
     );
+    // best/ is a model to keep, not a place to continue from.
+    std::fs::create_dir_all(dir.path().join("models/done/best")).unwrap();
+    std::fs::write(dir.path().join("models/done/best/state.ron"), "()").unwrap();
+    assert_bad_input_in(
+        dir.path(),
+        &["train", "--resume", "models/done/best"],
+        "best/ is a model to keep, not a place to continue from; resume the run with --resume models/done",
+    );
+    // An output folder that cannot be written: refused before a log is written.
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::write(blocked.path().join("models"), "a file").unwrap();
+    assert_bad_input_in(
+        blocked.path(),
+        &["train", "--set", "training.run_name=x"],
+        "output folder models/x: models is not a folder",
+    );
+    assert!(!blocked.path().join("logs").exists(), "nothing written");
     // Seeds past the largest one would wrap to 0.
     let wrap = ["train", "--seeds", "2", "--set", "training.seed=18446744073709551615"];
     assert_bad_input_in(dir.path(), &wrap, "would wrap past the largest seed");

@@ -1,6 +1,8 @@
 """Loads the event file written by `examples/write_tensorboard.rs` with TensorBoard's own
 reader (EventAccumulator, which also checks every TFRecord CRC) and asserts its tags, steps
-and values. Usage: read_tensorboard.py DIR. Exits 1 with one line per mismatch."""
+and values; with RESUMED, that a resumed run's restart mark drops the crashed run's points
+past its checkpoint. Usage: read_tensorboard.py DIR [RESUMED]. Exits 1 with one line per
+mismatch."""
 
 import glob
 import math
@@ -18,7 +20,7 @@ EXPECTED = {
 }
 
 
-def main(directory):
+def main(directory, resumed=None):
     passed, failures = 0, []
 
     def check(ok, what):
@@ -51,6 +53,13 @@ def main(directory):
         for e in acc.Scalars(tag):
             check(now - 3600 < e.wall_time <= now + 60, f"{tag}@{e.step}: wall_time {e.wall_time} not recent")
 
+    if resumed is not None:
+        acc = EventAccumulator(resumed)
+        acc.Reload()
+        got = [(e.step, e.value) for e in acc.Scalars("train/loss")]
+        want = [(100, 1.0), (200, 2.0), (300, 30.0), (400, 40.0)]
+        check(got == want, f"resumed train/loss: got {got}, want {want} (the crashed run's 300 dropped)")
+
     for f in failures:
         print(f"tensorboard check FAILED: {f}", file=sys.stderr)
     print(f"tensorboard check: {passed} passed, {len(failures)} failed")
@@ -58,7 +67,7 @@ def main(directory):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: read_tensorboard.py DIR", file=sys.stderr)
+    if len(sys.argv) not in (2, 3):
+        print("usage: read_tensorboard.py DIR [RESUMED]", file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:]))

@@ -17,6 +17,6 @@ fi
 
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-cargo run --quiet --no-default-features --example write_tensorboard -- "$dir/run" >/dev/null
+cargo run --quiet --no-default-features --example write_tensorboard -- "$dir/run" "$dir/resumed" >/dev/null
 # TensorBoard warns on stderr that TensorFlow is absent; it reads event files without it.
-TF_CPP_MIN_LOG_LEVEL=3 "$PY" scripts/checks/read_tensorboard.py "$dir/run"
+TF_CPP_MIN_LOG_LEVEL=3 "$PY" scripts/checks/read_tensorboard.py "$dir/run" "$dir/resumed"

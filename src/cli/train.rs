@@ -282,6 +282,17 @@ mod with_learner {
                     .into());
                 }
                 let ckpt = checkpoint::latest(dir).map_err(|e| BadArgument(format!("--resume: {e}")))?;
+                // `best/` is a model to keep: continuing from it would write the run's later
+                // checkpoints and `final/` over again from an earlier step.
+                if ckpt.file_name().is_some_and(|n| n == "best") && ckpt.join(checkpoint::STATE_FILE).is_file() {
+                    let root = checkpoint::run_root(&ckpt);
+                    return Err(BadArgument(format!(
+                        "--resume {}: best/ is a model to keep, not a place to continue from; resume the run with --resume {}",
+                        dir.display(),
+                        root.display()
+                    ))
+                    .into());
+                }
                 let saved = checkpoint::read_config(&ckpt).map_err(|e| BadArgument(format!("--resume: {e}")))?;
                 let cfg = saved.with_overrides(&a.common.overrides)?;
                 cfg.validate()?;
@@ -308,7 +319,12 @@ mod with_learner {
                 cfg.training.total_timesteps
             );
         }
+        // Every folder a run writes, before the data is read or a log is written.
+        let writable = |p: &RunPaths| -> Result<(), BadArgument> {
+            [&p.models, &p.runs, &p.logs].into_iter().try_for_each(|d| crate::cli::check_writable(d, "output folder"))
+        };
         if let Some(n) = a.seeds {
+            writable(&run_paths(&run_name))?;
             return super::super::seeds::run(&cfg, &run_name, n, a.force, &stop);
         }
         let mut paths = match &a.out {
@@ -321,6 +337,7 @@ mod with_learner {
         if let Some(root) = resume_root {
             paths.models = root;
         }
+        writable(&paths)?;
         if a.resume.is_none() {
             clear_or_refuse(&paths, &run_name, a.force)?;
         }
@@ -408,8 +425,11 @@ mod with_learner {
                 .progress_chars("=> "),
         );
         bar.set_position(trainer.timesteps());
-        let logger = RunLogger::create(&paths.runs, &LEARNER_TAGS)
-            .with_context(|| format!("creating {}", paths.runs.display()))?;
+        let logger = match resume {
+            Some(_) => RunLogger::resume(&paths.runs, &LEARNER_TAGS, trainer.timesteps()),
+            None => RunLogger::create(&paths.runs, &LEARNER_TAGS),
+        }
+        .with_context(|| format!("creating {}", paths.runs.display()))?;
         let mut hooks = Hooks { bar, logger, stop: stop.clone(), last_reward: None, last_line: None };
         let summary = trainer.train(&mut hooks)?;
         hooks.bar.finish();

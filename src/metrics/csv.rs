@@ -86,6 +86,33 @@ impl MetricsCsv {
         Ok(Self { out, columns: header.split_off(1), path, row })
     }
 
+    /// Removes the rows past `step` from `dir/metrics.csv` (atomically; nothing when the file
+    /// does not exist): a run resumed from the checkpoint at `step` logs them again, and a
+    /// crash after that checkpoint had logged some.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error reading or writing the file; a row whose step does not parse is kept.
+    pub fn truncate_after(dir: &Path, step: u64) -> io::Result<()> {
+        let path = dir.join(Self::FILE_NAME);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let past = |line: &str| line.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > step);
+        let mut lines = text.lines();
+        let mut kept: String = lines.next().map(|h| format!("{h}\n")).unwrap_or_default();
+        for line in lines.filter(|l| !l.is_empty() && !past(l)) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        if kept == text {
+            return Ok(());
+        }
+        crate::fsutil::write_atomic(&path, kept.as_bytes())
+    }
+
     /// The column names after `step`, in header order.
     pub fn columns(&self) -> &[String] {
         &self.columns
@@ -120,6 +147,25 @@ mod tests {
 
     fn read(path: &Path) -> String {
         fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn a_resume_drops_the_rows_past_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = MetricsCsv::create(dir.path(), &["a"]).unwrap();
+        for step in [100, 200, 300] {
+            csv.append(step, &[("a", step as f64)]).unwrap();
+        }
+        drop(csv);
+        MetricsCsv::truncate_after(dir.path(), 200).unwrap();
+        let mut csv = MetricsCsv::create(dir.path(), &["a"]).unwrap();
+        csv.append(300, &[("a", 3.5)]).unwrap();
+        assert_eq!(read(csv.path()), "step,a\n100,100\n200,200\n300,3.5\n");
+        // Nothing to drop, or no file yet: untouched.
+        MetricsCsv::truncate_after(dir.path(), 1_000).unwrap();
+        assert_eq!(read(csv.path()), "step,a\n100,100\n200,200\n300,3.5\n");
+        MetricsCsv::truncate_after(&dir.path().join("none"), 0).unwrap();
+        assert!(!dir.path().join("none").exists());
     }
 
     #[test]

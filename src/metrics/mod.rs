@@ -79,6 +79,21 @@ impl RunLogger {
         Ok(Self { tb, csv, dir: dir.to_path_buf() })
     }
 
+    /// Reopens the writers of a run resumed from its checkpoint at `step`: the rows of
+    /// `metrics.csv` past `step` are removed (a crash after the checkpoint had logged them,
+    /// the resumed run logs them again), and the new event file starts with a restart mark
+    /// at `step + 1` so that TensorBoard drops the earlier files' points from there on.
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`RunLogger::create`], or of rewriting `metrics.csv`.
+    pub fn resume(dir: &Path, columns: &[&str], step: u64) -> io::Result<Self> {
+        MetricsCsv::truncate_after(dir, step)?;
+        let mut logger = Self::create(dir, columns)?;
+        logger.tb.restart_at(step + 1)?;
+        Ok(logger)
+    }
+
     /// The run directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -11,10 +11,16 @@
 //! data is one `tensorflow.Event` protobuf:
 //!
 //! ```text
-//! Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+//! Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+//!           SessionLog session_log = 7; }
 //! Summary { repeated Value value = 1; }
 //! Value   { string tag = 1; float simple_value = 2; }
+//! SessionLog { SessionStatus status = 1; }   // START = 1
 //! ```
+//!
+//! A resumed run opens its file with a `SessionLog` START at the first step it logs
+//! ([`TensorBoardWriter::restart_at`]): TensorBoard then drops the points a crashed run
+//! logged after its checkpoint (`purge_orphaned_data`), so each curve has one point a step.
 //!
 //! The first record carries only `wall_time` and `file_version = "brain.Event:2"`; every
 //! later one carries `wall_time`, `step` and a `summary`. Fields follow proto3 encoding: a
@@ -104,6 +110,16 @@ pub fn encode_file_version_event(wall_time: f64) -> Vec<u8> {
     out
 }
 
+/// Encodes a `SessionLog` START event at `step`: TensorBoard's mark of a restart, from which
+/// on it forgets the points of earlier files at this step or later.
+pub fn encode_session_start_event(wall_time: f64, step: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    put_event_header(&mut out, wall_time, step);
+    // SessionLog { status: START (1) }.
+    put_len_delimited(&mut out, 7, &[0x08, 0x01]);
+    out
+}
+
 /// Encodes one event holding a `Summary` with one `simple_value` per `(tag, value)`.
 ///
 /// Values are stored as `f32`, as TensorBoard's `simple_value` is a `float`.
@@ -183,6 +199,17 @@ impl TensorBoardWriter {
         writer.write_event(&encode_file_version_event(wall_time))?;
         writer.flush()?;
         Ok(writer)
+    }
+
+    /// Marks a restart whose first logged step is `step` (a run resumed from a checkpoint
+    /// taken before it): TensorBoard drops the points of earlier files at `step` or later.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error from the write or the flush.
+    pub fn restart_at(&mut self, step: u64) -> io::Result<()> {
+        self.write_event(&encode_session_start_event(wall_time_now(), step))?;
+        self.flush()
     }
 
     /// The event file this writer appends to.
@@ -305,6 +332,16 @@ mod tests {
         expected.extend_from_slice(&[0x0a, 10]); // Summary.value, 10 bytes
         expected.extend_from_slice(&value);
         assert_eq!(encode_scalar_event(1.5, 300, &[("a/b", 0.25)]), expected);
+    }
+
+    #[test]
+    fn session_start_event_matches_hand_encoding() {
+        let got = encode_session_start_event(0.5, 300);
+        let mut want = vec![0x09];
+        want.extend_from_slice(&0.5f64.to_le_bytes());
+        // step 300 = varint 0xac 0x02; field 7 (key 0x3a), length 2, status START.
+        want.extend_from_slice(&[0x10, 0xac, 0x02, 0x3a, 0x02, 0x08, 0x01]);
+        assert_eq!(got, want);
     }
 
     #[test]
