@@ -995,6 +995,14 @@ fn trade_replay_sends_the_backtests_orders() {
     assert!(!backtest.is_empty(), "the model trades in its test period");
     assert_eq!(rows("trades/tr/orders.csv", 4), backtest);
     assert!(std::fs::read_to_string(d.join("trades/tr/journal.jsonl")).unwrap().contains("\"kind\":\"bar_done\""));
+    // A period that ends before the data does (the validation split, which the test split
+    // follows) ends the trade there too.
+    let (code, _, err) =
+        ploutos_in(d, &["backtest", "--model", model, "--split", "validation", "--out", "reports/val"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ploutos_in(d, &["trade", "--model", model, "--split", "validation", "--out", "trades/val"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows("trades/val/orders.csv", 4), rows("reports/val/trades.csv", 4), "{out}");
 
     // The report is not replaced without --force; two models named alike get two folders;
     // the default folder is named after the runs and never reused.

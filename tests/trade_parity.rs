@@ -144,6 +144,31 @@ fn trade_over_the_replay_broker_sends_the_backtests_orders() {
     assert!(replayed.unanswered_ids().is_empty());
 }
 
+/// Parity over a long session (all three years, hundreds of buys): the replay broker prices
+/// a buy of the shares the env's budget bought at the env's own quote, so the cash it reports
+/// never drifts from the env's by the half cent that would make the session take it (and
+/// size later buys from it), and every order is the backtest's to the last bit.
+#[test]
+fn parity_holds_over_a_long_session() {
+    let (ds, cfg) = (dataset(), env_config());
+    let range = ds.range(SplitPart::All);
+    let agent = Threshold { n_tickers: 3 };
+    let backtest = replay_agent(&cfg, ds.market.clone(), range.clone(), &agent, "bt".into(), true).unwrap();
+    let buys = backtest.trades.iter().filter(|t| t.side == Side::Buy).count();
+    assert!(buys >= 150, "{buys} buys");
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(&dir.path().join("long.jsonl")).unwrap();
+    let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &options("long")).unwrap();
+    assert!(summary.stopped.is_none(), "{:?}", summary.stopped);
+    assert_eq!(sent(&summary.sent), as_orders(&backtest.trades, ds.panel.tickers()));
+    let cash: Vec<f64> = Replayed::read(journal.path()).unwrap().accounts().map(|(_, a, _)| a.cash).collect();
+    let env_cash: Vec<f64> = backtest.equity.iter().map(|r| r.cash).collect();
+    let drift = cash.iter().zip(&env_cash).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(drift < 1e-6, "the broker's cash drifted {drift} from the env's");
+}
+
 #[test]
 fn a_restart_in_the_middle_re_derives_the_decisions_and_sends_nothing_twice() {
     let (ds, cfg, range, backtest) = threshold_backtest();

@@ -148,6 +148,7 @@ fn replay(
     }
     let panel = &ds.panel;
     let mut broker = ReplayBroker::new(&cfg.environment, ds.market.clone(), panel.timestamps().to_vec(), range.start)
+        .map(|b| b.ending_at(range.end))
         .and_then(|b| b.with_high_low(panel))
         .context("replay broker")?;
     let mut live = LiveMarket::new(panel.tickers().to_vec(), cfg.data.interval, scaler);
@@ -170,11 +171,14 @@ fn replay(
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
     let interval = panel.interval();
     write_orders(&out.join("orders.csv"), &summary, interval)?;
+    // The last bar decided on: the period's last, or where a limit stopped the session.
+    let last = (range.start + summary.decisions.saturating_sub(1)).min(range.end - 1);
     println!(
-        "ploutos: traded {} bars from {} to {}: {} orders sent, {} withheld{}",
+        "ploutos: traded {} bar{} from {} to {}: {} orders sent, {} withheld{}",
         summary.decisions,
+        if summary.decisions == 1 { "" } else { "s" },
         format_timestamp(panel.timestamps()[range.start], interval),
-        format_timestamp(panel.timestamps()[range.end - 1], interval),
+        format_timestamp(panel.timestamps()[last], interval),
         summary.sent.len(),
         summary.withheld.len(),
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()

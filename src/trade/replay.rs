@@ -27,7 +27,8 @@ use super::broker::{
 use crate::config::EnvironmentConfig;
 use crate::env::MarketData;
 use crate::execution::{
-    CostModel, FeeModel, Fees, FillInput, FillModel, Fills, SpreadSlippageImpact, UsEquityFees, long_sale_fees,
+    CostModel, FeeModel, Fees, FillInput, FillModel, FillQuote, Fills, SpreadSlippageImpact, UsEquityFees,
+    long_sale_fees,
 };
 use crate::market::Panel;
 use crate::short_selling::borrow_fee;
@@ -53,6 +54,8 @@ pub struct ReplayBroker {
     /// Each bar's open time, Unix seconds.
     times: Vec<i64>,
     now: usize,
+    /// Bars from this one on are not served: the end of the period replayed.
+    end: usize,
     cash: f64,
     held: Vec<Held>,
     orders: BTreeMap<String, OrderState>,
@@ -101,6 +104,7 @@ impl ReplayBroker {
             market,
             high_low: None,
             opened: false,
+            end: times.len(),
             times,
             now: start,
             cash: cfg.initial_cash,
@@ -117,6 +121,13 @@ impl ReplayBroker {
             borrow_rate: if cfg.short_selling.enabled { cfg.short_selling.borrow_rate } else { 0.0 },
             pdt_window: cfg.pdt.window_days,
         })
+    }
+
+    /// Ends the replay before bar `end` (the end of the period asked for, exclusive): the
+    /// last bar served is `end − 1`, as the market's last bar would be.
+    pub fn ending_at(mut self, end: usize) -> Self {
+        self.end = end.clamp(self.now + 1, self.times.len());
+        self
     }
 
     /// The bars' highs and lows from `panel` (the one the market was built from), so that
@@ -161,7 +172,7 @@ impl ReplayBroker {
     /// ([`Broker::opening_prices`]); orders sent now fill at that open when
     /// [`ReplayBroker::advance`] completes the bar. Returns false at the last bar.
     pub fn open_next(&mut self) -> bool {
-        self.opened = self.now + 1 < self.market.n_bars();
+        self.opened = self.now + 1 < self.end;
         self.opened
     }
 
@@ -178,7 +189,7 @@ impl ReplayBroker {
     /// close. Returns false (and does nothing) at the last bar.
     pub fn advance(&mut self) -> bool {
         let (t, next) = (self.now, self.now + 1);
-        if next >= self.market.n_bars() {
+        if next >= self.end {
             return false;
         }
         self.opened = false;
@@ -209,6 +220,25 @@ impl ReplayBroker {
     /// reads the broker's ([`super::broker_account`]).
     pub fn transfer(&mut self, amount: f64) {
         self.cash += amount;
+    }
+
+    /// The budget a buy of `shares` comes from, and its quote: the notional `N` whose
+    /// [`FillModel::buy`] buys `shares` (`N = shares × price(N)`, the price's impact being
+    /// that of `N` before impact). The impact moves the price by basis points, so the fixed
+    /// point is reached to the last bits in a few rounds.
+    fn budget_for(&self, input: &FillInput, shares: f64) -> (f64, FillQuote) {
+        let mut notional = shares * input.reference;
+        let mut quote = self.fills.buy(&self.cost, input, notional, true).1;
+        for _ in 0..32 {
+            let next = shares * quote.buy_price();
+            let converged = (next - notional).abs() <= f64::EPSILON * next.abs();
+            notional = next;
+            quote = self.fills.buy(&self.cost, input, notional, true).1;
+            if converged {
+                break;
+            }
+        }
+        (notional, quote)
     }
 
     /// Fills one order decided at bar `t` at bar `next`'s open.
@@ -246,10 +276,18 @@ impl ReplayBroker {
                 }
                 (-shares, price, fees - notional)
             }
-            (OrderSide::Buy, Quantity::Shares(shares)) => {
+            (OrderSide::Buy, Quantity::Shares(shares)) if h.shares < 0.0 => {
+                // A cover, quoted by its shares as the env quotes one.
                 let quote = self.fills.cover(&self.cost, &input, shares);
                 let (price, spent) = (quote.buy_price(), shares * quote.buy_price());
                 (shares, price, spent + self.fees.buy_fees(shares, spent))
+            }
+            (OrderSide::Buy, Quantity::Shares(shares)) => {
+                // The env quotes a buy by its budget and sends the shares it bought: the
+                // budget that buys them, at the env's quote, prices them the same.
+                let (notional, quote) = self.budget_for(&input, shares);
+                let spent = if self.fractional { notional } else { shares * quote.buy_price() };
+                (shares, quote.buy_price(), spent + self.fees.buy_fees(shares, spent))
             }
             (OrderSide::Buy, Quantity::Notional(notional)) => {
                 // As execution sizes a buy of this notional.
@@ -418,7 +456,7 @@ impl Broker for ReplayBroker {
     fn clock(&mut self) -> Result<MarketClock, BrokerError> {
         use crate::market::nyse;
         let (_, session_close) = nyse::next_session(self.times[self.now]);
-        let next = self.times.get(self.now + 1).copied();
+        let next = self.times[..self.end].get(self.now + 1).copied();
         let now = next.filter(|&n| n < session_close).unwrap_or(session_close);
         Ok(MarketClock {
             now,
