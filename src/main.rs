@@ -2,7 +2,8 @@
 //! the config, then calls into the library.
 //!
 //! Exit codes: 0 success, 1 internal failure, 2 bad input (config, data, arguments), with a
-//! one-line message and no backtrace.
+//! one-line message and no backtrace; `trade` stopped before its period's end: 3 (a safety
+//! limit), 130 (Ctrl-C).
 
 mod cli;
 
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(stop) = err.downcast_ref::<cli::Stopped>() {
+                eprintln!("ploutos: stopped: {}", stop.message);
+                return ExitCode::from(if stop.interrupted { 130 } else { 3 });
+            }
             let code = if cli::is_user_error(&err) { 2 } else { 1 };
             eprintln!("ploutos: error: {}", one_line(&err));
             ExitCode::from(code)

@@ -1536,7 +1536,7 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     let trade = ["trade", "--model", "models/ap/final", "--broker", "alpaca", "--run", "cli", "--kill-switch", "STOP"];
     for attempt in ["start", "resume"] {
         let (code, out, err) = ploutos(&trade, &env);
-        assert_eq!(code, 0, "{attempt}: {err}");
+        assert_eq!(code, 3, "{attempt}: a stop exits 3: {err}");
         assert!(out.contains("first decision at the close of 2024-07-01"), "{attempt}: {out}");
         assert!(out.contains("0 decisions, 0 orders sent") && out.contains("stopped: kill switch"), "{out}");
     }
@@ -1570,9 +1570,9 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     assert!(!d.join("trades/whole/journal.jsonl").exists(), "nothing journaled");
     let whole = [&other[..], &["--set=environment.fractional_shares=false"]].concat();
     let (code, out, err) = ploutos(&whole, &env);
-    assert!(code == 0 && out.contains("stopped: kill switch"), "{err}");
+    assert!(code == 3 && out.contains("stopped: kill switch"), "{err}");
     // A session started before Alpaca changed its mind resumes, warned.
     let (code, out, err) = ploutos(&trade, &env);
-    assert!(code == 0 && out.contains("stopped: kill switch"), "{err}");
+    assert!(code == 3 && out.contains("stopped: kill switch"), "{err}");
     assert!(err.contains("AAPL is not fractionable") && err.contains("the resumed session goes on"), "{err}");
 }

@@ -1099,6 +1099,15 @@ fn trade_replay_sends_the_backtests_orders() {
 
     assert_bad_input_in(d, &["trade", "--model", model, "--out", "trades/tr"], "journal.jsonl exists");
     assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "2"], "--max-daily-loss 2");
+    assert_bad_input_in(d, &["trade", "--model", model, "--max-daily-loss", "-0.1"], "--max-daily-loss -0.1: expected");
+    // A session a limit stops exits 3 (not 0: a scheduler tells it from a finished period),
+    // its journal and orders.csv written.
+    std::fs::write(d.join("STOP"), "").unwrap();
+    let (code, _, err) = ploutos_in(d, &["trade", "--model", model, "--run", "k", "--kill-switch", "STOP"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.trim_end().ends_with("ploutos: stopped: kill switch STOP exists: stopping"), "{err}");
+    assert!(d.join("trades/k/orders.csv").is_file() && d.join("trades/k/journal.jsonl").is_file());
+    assert_bad_input_in(d, &["trade", "--model", model, "--run", "k"], "is not resumed (an Alpaca session is)");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca"], "APCA_API_KEY_ID is not set");
     assert_bad_input_in(d, &["trade", "--model", model, "--broker", "alpaca", "--paper"], "APCA_API_KEY_ID is not set");
     assert_bad_input_in(d, &["trade", "--model", model, "--paper", "--live"], "'--paper' cannot be used with '--live'");

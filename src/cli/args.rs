@@ -291,10 +291,10 @@ pub struct TradeArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Withhold any order worth more than this many dollars, and stop after its bar.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub max_order_notional: Option<f64>,
     /// Flatten and stop when equity falls this fraction under the previous close (0.05 = 5%).
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub max_daily_loss: Option<f64>,
     /// Stop before sending anything more as soon as this file exists.
     #[arg(long, value_name = "FILE")]

@@ -42,6 +42,16 @@ fn stop_on_ctrl_c(stopping: &'static str) -> std::sync::Arc<std::sync::atomic::A
     stop
 }
 
+/// A session that stopped before the end of its period (`ploutos trade`): exit 130 when
+/// interrupted (Ctrl-C), 3 otherwise (a safety limit, a rejection, an order that did not
+/// fill).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Stopped {
+    pub message: String,
+    pub interrupted: bool,
+}
+
 /// A bad command-line argument (as opposed to a bad config or data file).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -8,7 +8,7 @@ use super::BadArgument;
 use super::args::TradeArgs;
 use ploutos::trade::Limits;
 
-/// The safety limits of the command line, checked.
+/// The safety limits of the command line, checked (the interrupt is added by `run`).
 fn limits(a: &TradeArgs) -> Result<Limits, BadArgument> {
     if let Some(x) = a.max_order_notional.filter(|x| !(x.is_finite() && *x > 0.0)) {
         return Err(BadArgument(format!("--max-order-notional {x}: expected a positive number of dollars")));
@@ -20,7 +20,24 @@ fn limits(a: &TradeArgs) -> Result<Limits, BadArgument> {
         max_order_notional: a.max_order_notional,
         max_daily_loss: a.max_daily_loss,
         kill_switch: a.kill_switch.clone(),
+        interrupt: None,
     })
+}
+
+/// How a session that stopped before its end ends the command: exit 130 after Ctrl-C, 3
+/// after a safety limit, a rejection or an order that did not fill, so that a scheduler
+/// tells a stop from a finished period (the journal and `orders.csv` are complete either
+/// way).
+#[cfg(feature = "learner")]
+fn stopped(summary: &ploutos::trade::TradeSummary) -> anyhow::Result<()> {
+    match summary.stopped.as_deref() {
+        None => Ok(()),
+        Some(why) => Err(super::Stopped {
+            message: why.to_string(),
+            interrupted: why == ploutos::trade::Stop::Interrupted.to_string(),
+        }
+        .into()),
+    }
 }
 
 #[cfg(not(feature = "learner"))]
@@ -39,7 +56,11 @@ pub fn run(a: TradeArgs) -> anyhow::Result<()> {
     use super::backtest;
     use ploutos::config::ObservationLayout;
 
-    let limits = limits(&a)?;
+    let mut limits = limits(&a)?;
+    // Ctrl-C stops the session before its next order or bar, with its journal and
+    // `orders.csv` complete; a second one quits at once.
+    let interrupt = super::stop_on_ctrl_c("stopping before the next order or bar");
+    limits.interrupt = Some(ploutos::trade::Interrupt(interrupt));
     if a.broker == "replay" && (a.live || a.paper) {
         return Err(
             BadArgument("--live and --paper choose Alpaca's account: they go with --broker alpaca".into()).into()
@@ -141,7 +162,7 @@ fn replay(
     let journal_path = out.join("journal.jsonl");
     if journal_path.exists() {
         return Err(BadArgument(format!(
-            "{} exists: a replay starts a new account; pick another --run or --out, or remove it",
+            "{} exists: a replay starts a new account and is not resumed (an Alpaca session is); pick another --run or --out, or remove it",
             journal_path.display()
         ))
         .into());
@@ -184,7 +205,7 @@ fn replay(
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
     println!("ploutos: journal {}, orders {}", journal_path.display(), out.join("orders.csv").display());
-    Ok(())
+    stopped(&summary)
 }
 
 /// Where a journal's session resumes (its start entry's).
@@ -200,7 +221,8 @@ struct Resume {
 
 /// The session `replayed` (read from `path`) holds, to resume: `None` for a journal without
 /// one (a new session starts). A session of another run, endpoint or kind (dry or not) is
-/// refused: its orders are not this one's.
+/// refused: its orders are not this one's; so is one another model decided (the same model
+/// by another path is the same).
 #[cfg(feature = "learner")]
 fn resume_point(
     replayed: &ploutos::trade::Replayed,
@@ -208,9 +230,23 @@ fn resume_point(
     this_run: &str,
     endpoint: &str,
     this_dry_run: bool,
+    this_model: &std::path::Path,
 ) -> Result<Option<Resume>, BadArgument> {
     use ploutos::trade::Entry;
+    let same_model = |model: &str| {
+        let key = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        key(std::path::Path::new(model)) == key(this_model)
+    };
     match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
+        Some(Entry::Start { run, broker, dry_run, model, .. })
+            if run == this_run && broker == endpoint && *dry_run == this_dry_run && !same_model(model) =>
+        {
+            Err(BadArgument(format!(
+                "{} holds the session of run {run} traded with --model {model}: this one is --model {}; pick another --run or --out",
+                path.display(),
+                this_model.display()
+            )))
+        }
         Some(Entry::Start { run, broker, dry_run, first_bar_time, initial_cash, history_since, session, .. })
             if run == this_run && broker == endpoint && *dry_run == this_dry_run =>
         {
@@ -281,7 +317,7 @@ fn alpaca(
     let journal_path = out.join("journal.jsonl");
     let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
     let endpoint = if a.live { "alpaca-live" } else { "alpaca-paper" };
-    let resume = resume_point(&replayed, &journal_path, &opts.run, endpoint, a.dry_run)?;
+    let resume = resume_point(&replayed, &journal_path, &opts.run, endpoint, a.dry_run, &a.model)?;
     if let Some(r) = &resume {
         // The session's orders keep the ids they were sent with.
         opts.session.clone_from(&r.session);
@@ -410,7 +446,7 @@ fn alpaca(
         summary.withheld.len(),
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
-    Ok(())
+    stopped(&summary)
 }
 
 /// `orders.csv`: every order sent, then every order withheld (with why), atomically.
@@ -449,7 +485,7 @@ mod tests {
     use ploutos::trade::{Entry, Journal, Replayed};
 
     /// A resume takes its journal's session, the tag of its order ids included (a journal
-    /// from before tags: none); another run, endpoint or kind is refused.
+    /// from before tags: none); another run, endpoint, kind or model is refused.
     #[test]
     fn a_resume_takes_the_journals_session_and_its_tag() {
         let dir = tempfile::tempdir().unwrap();
@@ -469,20 +505,27 @@ mod tests {
             Journal::open(&path).unwrap().write_synced(&start).unwrap();
             (Replayed::read(&path).unwrap(), path)
         };
+        let m = std::path::Path::new("m");
         let empty = dir.path().join("none.jsonl");
-        assert_eq!(resume_point(&Replayed::read(&empty).unwrap(), &empty, "r", "alpaca-paper", false).unwrap(), None);
+        assert_eq!(
+            resume_point(&Replayed::read(&empty).unwrap(), &empty, "r", "alpaca-paper", false, m).unwrap(),
+            None
+        );
         let (tagged, path) = read("tagged.jsonl", Some("k3x9a2"));
         let want =
             Resume { first_bar_time: 100, initial_cash: 5.0, history_since: Some(7), session: Some("k3x9a2".into()) };
-        assert_eq!(resume_point(&tagged, &path, "r", "alpaca-paper", false).unwrap(), Some(want));
+        assert_eq!(resume_point(&tagged, &path, "r", "alpaca-paper", false, m).unwrap(), Some(want));
         let (old, path) = read("old.jsonl", None);
         assert!(!std::fs::read_to_string(&path).unwrap().contains("session"));
-        assert_eq!(resume_point(&old, &path, "r", "alpaca-paper", false).unwrap().unwrap().session, None);
+        assert_eq!(resume_point(&old, &path, "r", "alpaca-paper", false, m).unwrap().unwrap().session, None);
         for (run, endpoint, dry_run) in
             [("s", "alpaca-paper", false), ("r", "alpaca-live", false), ("r", "alpaca-paper", true)]
         {
-            let err = resume_point(&tagged, &path, run, endpoint, dry_run).unwrap_err().to_string();
+            let err = resume_point(&tagged, &path, run, endpoint, dry_run, m).unwrap_err().to_string();
             assert!(err.contains("holds the session of run r on alpaca-paper"), "{err}");
         }
+        let other = std::path::Path::new("other");
+        let err = resume_point(&tagged, &path, "r", "alpaca-paper", false, other).unwrap_err().to_string();
+        assert!(err.contains("traded with --model m: this one is --model other"), "{err}");
     }
 }

@@ -45,5 +45,5 @@ pub use live::{LiveError, LiveMarket};
 pub use order_id::{Leg, MAX_ID_LEN, client_order_id};
 pub use replay::ReplayBroker;
 pub use run::{Paced, SentOrder, TradeError, TradeOptions, TradeSummary, extend_live, session_tag, trade};
-pub use safety::{Limits, Stop};
+pub use safety::{Interrupt, Limits, Stop};
 pub use session::{PlannedOrder, Session, SessionError, first_decision_bar, first_decision_bar_skipping};

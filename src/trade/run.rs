@@ -651,7 +651,9 @@ fn settle<B: Paced>(
         broker.wait_briefly()?;
     }
     let open: Vec<String> = states.iter().filter(|s| !s.status.is_final()).map(|s| s.client_order_id.clone()).collect();
-    for state in states.iter().filter(|s| canceled.contains(&s.client_order_id)) {
+    // Every order's state once settled (its fill: shares and price; a cancelled one's last
+    // state), so that the journal alone tells what each order did.
+    for state in &states {
         journal.write(&Entry::Answer { state: state.clone() }).map_err(|e| journal_error(journal, e))?;
     }
     for id in &open {
@@ -735,9 +737,6 @@ fn settle_fills<B: Paced, A: Agent + ?Sized>(
             state.client_order_id, state.filled_shares, state.status
         );
         tracing::warn!("{message}");
-        if !settled.canceled.contains(&state.client_order_id) {
-            journal.write(&Entry::Answer { state: state.clone() }).map_err(|e| journal_error(journal, e))?;
-        }
         journal
             .write(&Entry::Error { time: bar_time, message, stopped: false })
             .map_err(|e| journal_error(journal, e))?;

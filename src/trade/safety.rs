@@ -1,8 +1,21 @@
 //! The limits `ploutos trade` checks before every order and at every bar, whatever the
 //! agent decided: a maximum order notional, a maximum daily loss (then flatten and stop),
-//! and a kill-switch file (stop before sending anything more).
+//! and a kill-switch file or an interrupt (Ctrl-C) (stop before sending anything more).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A flag another thread raises to stop the session (the command line's Ctrl-C handler):
+/// checked where the kill switch is. Two interrupts are equal when they are the same flag.
+#[derive(Debug, Clone)]
+pub struct Interrupt(pub Arc<AtomicBool>);
+
+impl PartialEq for Interrupt {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
 
 /// The configured limits; `None` is off.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -13,6 +26,8 @@ pub struct Limits {
     pub max_daily_loss: Option<f64>,
     /// Stop when this file exists.
     pub kill_switch: Option<PathBuf>,
+    /// Stop when this flag is raised.
+    pub interrupt: Option<Interrupt>,
 }
 
 /// Why an order is withheld or the session stops.
@@ -24,6 +39,8 @@ pub enum Stop {
     DailyLoss { loss: f64, max: f64 },
     /// The kill-switch file exists: stop, send nothing more.
     KillSwitch(PathBuf),
+    /// Interrupted (Ctrl-C): stop, send nothing more.
+    Interrupted,
 }
 
 impl std::fmt::Display for Stop {
@@ -39,6 +56,7 @@ impl std::fmt::Display for Stop {
                 100.0 * max
             ),
             Self::KillSwitch(path) => write!(f, "kill switch {} exists: stopping", path.display()),
+            Self::Interrupted => f.write_str("interrupted (Ctrl-C): stopping"),
         }
     }
 }
@@ -57,12 +75,15 @@ impl Limits {
         }
     }
 
-    /// Whether the kill-switch file exists: checked again right before orders go out, since
-    /// a bar's decision and its orders can be a night apart.
+    /// Whether the session was interrupted or the kill-switch file exists: checked again
+    /// right before orders go out, since a bar's decision and its orders can be a night apart.
     ///
     /// # Errors
-    /// [`Stop::KillSwitch`].
+    /// [`Stop::Interrupted`], [`Stop::KillSwitch`].
     pub fn check_kill_switch(&self) -> Result<(), Stop> {
+        if self.interrupt.as_ref().is_some_and(|i| i.0.load(Ordering::SeqCst)) {
+            return Err(Stop::Interrupted);
+        }
         match self.kill_switch.as_deref().filter(|p| Path::exists(p)) {
             Some(path) => Err(Stop::KillSwitch(path.to_path_buf())),
             None => Ok(()),
@@ -92,8 +113,13 @@ mod tests {
     fn limits_withhold_large_orders_and_stop_on_loss_or_kill_switch() {
         let dir = tempfile::tempdir().unwrap();
         let kill = dir.path().join("STOP");
-        let limits =
-            Limits { max_order_notional: Some(5_000.0), max_daily_loss: Some(0.05), kill_switch: Some(kill.clone()) };
+        let flag = Interrupt(Arc::new(AtomicBool::new(false)));
+        let limits = Limits {
+            max_order_notional: Some(5_000.0),
+            max_daily_loss: Some(0.05),
+            kill_switch: Some(kill.clone()),
+            interrupt: Some(flag.clone()),
+        };
         assert!(limits.check_order(4_900.0).is_ok());
         assert!(limits.check_order(-4_900.0).is_ok());
         let err = limits.check_order(5_100.0).unwrap_err();
@@ -102,6 +128,8 @@ mod tests {
         assert!(matches!(limits.check_bar(10_000.0, 9_500.0), Err(Stop::DailyLoss { .. })));
         std::fs::write(&kill, "").unwrap();
         assert_eq!(limits.check_bar(10_000.0, 10_100.0), Err(Stop::KillSwitch(kill)));
+        flag.0.store(true, Ordering::SeqCst);
+        assert_eq!(limits.check_kill_switch(), Err(Stop::Interrupted));
         assert!(Limits::default().check_order(1e12).is_ok());
         assert!(Limits::default().check_bar(1.0, 0.0).is_ok());
     }
