@@ -174,9 +174,12 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
         .unwrap();
     let trials = d.join("sweeps/cut/trials");
     let first = trials.join("p000-s42/status.json");
-    let second = trials.join("p000-s43/config.ron");
+    // The second trial has logged an iteration: interrupted, it saves its model and writes
+    // the result of its cut-short run.
+    let second = trials.join("p000-s43/runs/metrics.csv");
+    let logged = |p: &Path| std::fs::read_to_string(p).is_ok_and(|t| t.lines().count() >= 2);
     let t0 = Instant::now();
-    while !(first.is_file() && second.is_file()) {
+    while !(first.is_file() && logged(&second)) {
         assert!(t0.elapsed() < Duration::from_secs(300), "the first trial never finished");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -187,6 +190,11 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("interrupted") && err.contains("run the same command again"), "{err}");
     assert!(!trials.join("p000-s43/status.json").exists(), "an interrupted trial is not finished");
+    assert!(trials.join("p000-s43/result.json").is_file(), "its cut-short run's result");
+    // Its cut-short run is not ranked: the board holds the finished trial's result only.
+    let board = json(&d.join("sweeps/cut/leaderboard.json"));
+    assert_eq!(board["rows"][0]["done"], 1, "{board}");
+    assert_eq!(board["rows"][0]["metric_median"], board["trials"][0]["metric"], "{board}");
     let before = mtime(&trials.join("p000-s42/result.json"));
     let (code, _, err) = ploutos_in(d, &["sweep", "s.ron", "--parallel", "1"]);
     assert_eq!(code, 0, "{err}");
@@ -195,6 +203,61 @@ fn an_interrupted_sweep_resumes_without_rerunning_finished_trials() {
     let v = check_leaderboard(&d.join("sweeps/cut"), 3);
     assert!(v["trials"].as_array().unwrap().iter().all(|t| t["status"] == "done"), "{v}");
     assert_eq!(v["rows"][0]["done"], 3);
+}
+
+/// The processes whose parent is `pid`, with their state letter (`/proc/<pid>/stat`).
+fn children_of(pid: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // `pid (comm) state ppid ...`: the command may hold spaces, the fields after it not.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push((child, fields[0].chars().next().unwrap_or('?')));
+        }
+    }
+    out
+}
+
+/// A sweep killed outright (SIGKILL: no chance to stop its trials) takes its running trial
+/// with it, so that running the sweep again does not remove a folder a trial still writes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_sweep_takes_its_trials_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = spec(r#"name: "killed", seeds: 1,"#).replace("total_timesteps=8192", "total_timesteps=100000000");
+    std::fs::write(d.join("s.ron"), long).unwrap();
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_ploutos"))
+        .args(["sweep", "s.ron", "--parallel", "1"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let trial = loop {
+        if let Some(&(pid, _)) = children_of(sweep.id()).first() {
+            break pid;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "the trial never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    sweep.kill().unwrap();
+    sweep.wait().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').map(|i| !s[i + 2..].starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let t0 = Instant::now();
+    while alive(trial) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "trial {trial} outlived its sweep");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -62,7 +62,7 @@ impl Backend for LocalBackend {
         let file = |name: &str| {
             std::fs::File::create(l.dir.join(name)).with_context(|| format!("creating {}", l.dir.join(name).display()))
         };
-        let child = Command::new(exe)
+        let child = super::die_with_sweep(&mut Command::new(exe))
             .arg("train")
             .arg("--config")
             .arg(l.dir.join("config.ron"))

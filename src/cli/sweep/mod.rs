@@ -27,6 +27,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Makes the child `cmd` starts die with the sweep (Linux: `PR_SET_PDEATHSIG`, SIGKILL), so
+/// that a sweep killed outright (SIGKILL, an OOM kill) leaves no trial training on: its
+/// next run would remove the trial's folder under it. A sweep that ends normally has
+/// stopped its trials itself.
+fn die_with_sweep(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let sweep = std::process::id();
+        // SAFETY: runs in the forked child before exec, calling only the async-signal-safe
+        // `prctl` and `getppid`, and allocating nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The sweep died before the signal was set: no trial of its own.
+                if u32::try_from(libc::getppid()).ok() != Some(sweep) {
+                    return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
 /// A trial ready to run: its id, its folder here, and its config as a RON document.
 pub struct Launch {
     pub id: String,
@@ -379,12 +406,11 @@ fn sweep(plan: &Plan, resumed: bool, mut backend: Box<dyn Backend>, stop: &Arc<A
         .iter()
         .map(|t| {
             let tdir = trial_dir(t);
-            TrialOutcome {
-                trial: t.clone(),
-                status: read_status(&tdir),
-                result: read_result(&tdir),
-                curve: read_trial_curve(&tdir, column),
-            }
+            let status = read_status(&tdir);
+            // An unfinished trial (interrupted with the sweep) may have left a result.json
+            // of its cut-short run: it is not ranked until the trial runs again.
+            let result = status.as_ref().and_then(|_| read_result(&tdir));
+            TrialOutcome { trial: t.clone(), status, result, curve: read_trial_curve(&tdir, column) }
         })
         .collect();
     let board = Leaderboard::build(name, spec, &spec.points(), &outcomes);

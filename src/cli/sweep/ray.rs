@@ -63,7 +63,7 @@ impl RayBackend {
         ploutos::fsutil::write_atomic(&script, DRIVER.as_bytes())?;
         let log = dir.join("ray-driver.log");
         let err = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(python)
+        let mut child = super::die_with_sweep(&mut Command::new(python))
             .arg("-u")
             .arg(&script)
             .arg("--address")
