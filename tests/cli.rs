@@ -619,6 +619,39 @@ fn make_train_finds_the_binary_wherever_cargo_builds() {
     assert!(train.contains("cargo run --release") && !train.contains("target/"), "{train}");
 }
 
+/// A run resumed from an earlier checkpoint logs the steps after it once: `metrics.csv`
+/// drops the rows the first run had logged past it (a crash after a checkpoint leaves the
+/// same), so its steps are the uninterrupted run's; each evaluation row has its drawdown.
+#[cfg(feature = "learner")]
+#[test]
+fn a_resumed_run_logs_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = ploutos_in(d, &args(&tiny_train("rs", 4096)));
+    assert_eq!(code, 0, "{err}");
+    let rows = || -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(d.join("runs/rs/metrics.csv")).unwrap();
+        text.lines().map(|l| l.split(',').map(String::from).collect()).collect()
+    };
+    let first = rows();
+    let column = |name: &str| first[0].iter().position(|c| c == name).unwrap();
+    let (sharpe, drawdown) = (column("eval/sharpe"), column("eval/max_drawdown"));
+    let evals: Vec<&Vec<String>> = first[1..].iter().filter(|r| !r[sharpe].is_empty()).collect();
+    assert!(!evals.is_empty(), "evaluations ran");
+    for r in &evals {
+        let dd: f64 = r[drawdown].parse().unwrap_or_else(|_| panic!("eval row without its drawdown: {r:?}"));
+        assert!((0.0..1.0).contains(&dd), "{dd}");
+    }
+    assert!(d.join("models/rs/checkpoints/step_2048/state.ron").is_file());
+    let (code, _, err) = ploutos_in(d, &["train", "--resume", "models/rs/checkpoints/step_2048"]);
+    assert_eq!(code, 0, "{err}");
+    let again = rows();
+    let steps = |rows: &[Vec<String>]| rows[1..].iter().map(|r| r[0].parse::<u64>().unwrap()).collect::<Vec<_>>();
+    // An iteration's row, then at an evaluation step its evaluation's row at the same step.
+    assert!(steps(&again).windows(2).all(|w| w[0] <= w[1]), "{:?}", steps(&again));
+    assert_eq!(steps(&again), steps(&first));
+}
+
 /// `train --seeds N`: N runs side by side, each replayed on the held-out splits beside the
 /// two baselines; the summary says how many beat buy-and-hold.
 #[cfg(feature = "learner")]
@@ -647,10 +680,23 @@ fn train_seeds_summarizes_every_seed_beside_the_baselines() {
     let csv = std::fs::read_to_string(d.join("models/sw/seeds.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(out.contains("test (2 seeds): sharpe"), "{out}");
-    // Run again: every seed's folder is refused before anything trains.
-    let (code, _, err) = ploutos_in(d, &args(&a));
+    // Run again, with a third seed: the finished seeds are evaluated again, not trained
+    // (their models untouched), the new one trains; the summary covers the three.
+    let model = d.join("models/sw/seed_42/final/model.safetensors");
+    let before = std::fs::metadata(&model).and_then(|m| m.modified()).unwrap();
+    let three: Vec<String> = a.iter().map(|s| if s == "2" { "3".to_string() } else { s.clone() }).collect();
+    let (code, _, err) = ploutos_in(d, &args(&three));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("seed 42 finished in an earlier run") && err.contains("seed 43 finished"), "{err}");
+    assert_eq!(std::fs::metadata(&model).and_then(|m| m.modified()).unwrap(), before, "seed 42 not trained again");
+    assert!(d.join("models/sw/seed_44/final/model.safetensors").is_file(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("models/sw/seeds.json")).unwrap()).unwrap();
+    assert_eq!(v["summary"][0]["seeds"], 3, "{v}");
+    // Another config over the same folders is refused before anything trains.
+    let other = [&args(&a)[..], &["--set", "training.learning_rate=0.0001"]].concat();
+    let (code, _, err) = ploutos_in(d, &other);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("models/sw/seed_42 already holds run"), "{err}");
+    assert!(err.contains("models/sw/seed_42 holds run \"sw/seed_42\" of another config"), "{err}");
     // Bad counts and a resume exit 2, with one error line naming --seeds.
     for bad in [&["--seeds", "0"][..], &["--seeds", "2", "--resume", "models/sw/seed_42"][..]] {
         let mut b = tiny_train("sw2", 1024);

@@ -7,9 +7,13 @@
 //! the median and range over seeds of the model's Sharpe ratio, total return, maximum
 //! drawdown and turnover (notional traded per year / mean equity), how many seeds beat
 //! buy-and-hold's Sharpe ratio, and the random policy's median over the same seeds.
+//!
+//! The same command run again continues: a seed that finished (its run folder holds a
+//! checkpoint at `total_timesteps` of the same config) is evaluated again, not trained; one
+//! that was stopped resumes from its latest checkpoint; `--force` starts every seed over.
 
 use super::BadArgument;
-use super::train::{init_log, load_dataset, prepare_runs, run_paths, train_one};
+use super::train::{init_log, load_dataset, prepare_runs, refuse_overwrite, run_paths, train_one};
 use anyhow::Context;
 use ploutos::backtest::{Policy as BuiltIn, metrics, replay_agent, replay_policy};
 use ploutos::bench::median;
@@ -20,6 +24,45 @@ use ploutos::sweep::SplitOutcome;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How a seed's run begins.
+#[derive(Debug, Clone)]
+enum Start {
+    /// Nothing there yet (or `--force`): trained from scratch.
+    Fresh,
+    /// Stopped at this checkpoint: resumed from it.
+    Resume(std::path::PathBuf),
+    /// Finished: evaluated from its checkpoint.
+    Done(TrainSummary),
+}
+
+/// Where seed run `name` stands in `paths`, for `cfg` (its seed's config): a checkpoint of
+/// the same config resumes (or, at `total_timesteps`, is done); anything else there is
+/// refused as a new run's outputs are ([`refuse_overwrite`]: `--force` replaces them).
+fn start_of(name: &str, paths: &RunPaths, cfg: &Config) -> Result<Start, BadArgument> {
+    let Ok(ckpt) = checkpoint::latest(&paths.models) else {
+        refuse_overwrite(paths, name)?;
+        return Ok(Start::Fresh);
+    };
+    let same = checkpoint::read_config(&ckpt).is_ok_and(|saved| saved.to_ron() == cfg.to_ron());
+    let state = checkpoint::read_state(&ckpt).ok().filter(|_| same).ok_or_else(|| {
+        BadArgument(format!(
+            "{} holds run {name:?} of another config: pass --force to replace it, or choose another training.run_name",
+            paths.models.display()
+        ))
+    })?;
+    if state.timesteps < cfg.training.total_timesteps {
+        return Ok(Start::Resume(ckpt));
+    }
+    Ok(Start::Done(TrainSummary {
+        timesteps: state.timesteps,
+        iterations: state.iteration,
+        seconds: 0.0,
+        interrupted: false,
+        last_checkpoint: ckpt,
+        best_metric: state.best_metric,
+    }))
+}
 
 /// Median and range over seeds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -147,25 +190,45 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             (name, paths)
         })
         .collect();
-    prepare_runs(&runs, force)?;
+    let configs: Vec<Config> = seeds
+        .iter()
+        .map(|&seed| {
+            let mut c = cfg.clone();
+            c.training.seed = seed;
+            c.training.run_name = Some(format!("{run_name}.seed_{seed}"));
+            c
+        })
+        .collect();
+    let starts = if force {
+        prepare_runs(&runs, true)?;
+        vec![Start::Fresh; runs.len()]
+    } else {
+        runs.iter().zip(&configs).map(|((name, paths), c)| start_of(name, paths, c)).collect::<Result<_, _>>()?
+    };
     let root = run_paths(run_name);
     init_log(&root.logs)?;
     let ds = load_dataset(cfg, None)?;
     let held_out = HeldOut::new(cfg, &ds)?;
     let mut results = Vec::new();
-    for (&seed, (name, paths)) in seeds.iter().zip(&runs) {
+    for (((&seed, (name, paths)), c), start) in seeds.iter().zip(&runs).zip(&configs).zip(starts) {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let mut c = cfg.clone();
-        c.training.seed = seed;
-        c.training.run_name = Some(format!("{run_name}.seed_{seed}"));
-        let summary = train_one(&c, &ds, paths, name, None, stop)?;
+        let summary = match start {
+            Start::Done(summary) => {
+                eprintln!("ploutos: seed {seed} finished in an earlier run: evaluated again, not trained");
+                summary
+            }
+            Start::Resume(ckpt) => train_one(c, &ds, paths, name, Some(&ckpt), stop)?,
+            Start::Fresh => train_one(c, &ds, paths, name, None, stop)?,
+        };
         if summary.interrupted {
-            eprintln!("ploutos: seed {seed} was stopped; the summary covers the seeds that finished");
+            eprintln!(
+                "ploutos: seed {seed} was stopped; the summary covers the seeds that finished (the same command continues)"
+            );
             break;
         }
-        results.extend(held_out.evaluate(&c, &ds, paths, &summary, name)?);
+        results.extend(held_out.evaluate(c, &ds, paths, &summary, name)?);
     }
     if results.is_empty() {
         eprintln!("ploutos: no seed finished; nothing to summarize");

@@ -68,7 +68,7 @@ pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(feature = "learner")]
 pub use with_learner::{bench, run};
 #[cfg(feature = "learner")]
-pub(crate) use with_learner::{init_log, prepare_runs, run_paths, train_one};
+pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, train_one};
 
 #[cfg(feature = "learner")]
 mod with_learner {
@@ -170,6 +170,7 @@ mod with_learner {
                 ("eval/mean_reward", e.mean_reward),
                 ("eval/sharpe", e.sharpe),
                 ("eval/total_return", e.total_return),
+                ("eval/max_drawdown", e.max_drawdown),
                 ("eval/buy_and_hold_sharpe", e.buy_and_hold_sharpe),
                 ("eval/buy_and_hold_return", e.buy_and_hold_return),
                 ("eval/random_sharpe", e.random_sharpe),
@@ -221,7 +222,7 @@ mod with_learner {
     }
 
     /// Refuses to start a new run over the outputs of an earlier run of the same name.
-    fn refuse_overwrite(paths: &RunPaths, run_name: &str) -> Result<(), BadArgument> {
+    pub(crate) fn refuse_overwrite(paths: &RunPaths, run_name: &str) -> Result<(), BadArgument> {
         let used = [&paths.models, &paths.runs, &paths.logs]
             .into_iter()
             .find(|p| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some()));

@@ -8,7 +8,7 @@
 use super::PpoError;
 use super::learner::{Learner, observe};
 use super::model::{InputBuilder, actions_to_host, masks_tensor};
-use crate::backtest::metrics::sharpe;
+use crate::backtest::metrics::{drawdown, sharpe};
 use crate::env::StepBuffers;
 use crate::vec_env::TradingEnv;
 use rand::{Rng, SeedableRng};
@@ -32,7 +32,7 @@ impl Learner {
         input: &InputBuilder,
         seed: u64,
         bars_per_year: f64,
-    ) -> Result<(usize, f64, f64, f64), PpoError> {
+    ) -> Result<Scores, PpoError> {
         let n = env.n_envs();
         let mut step_returns: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (mut ep_reward, mut ep_return) = (vec![0.0; n], vec![0.0; n]);
@@ -60,9 +60,35 @@ impl Learner {
             ep_return[i] = info.episode_return;
         })?;
         let sharpe = step_returns.iter().map(|r| sharpe(r, bars_per_year)).sum::<f64>() / n as f64;
+        // Each episode's deepest fall from its running peak, its equity rebuilt from its
+        // step returns.
+        let max_drawdown = step_returns
+            .iter()
+            .map(|r| {
+                let equity: Vec<f64> = std::iter::once(1.0)
+                    .chain(r.iter().scan(1.0, |e, x| {
+                        *e *= 1.0 + x;
+                        Some(*e)
+                    }))
+                    .collect();
+                drawdown(&equity).0
+            })
+            .sum::<f64>()
+            / n as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        Ok((n, mean(&ep_reward), mean(&ep_return), sharpe))
+        Ok(Scores { episodes: n, mean_reward: mean(&ep_reward), total_return: mean(&ep_return), sharpe, max_drawdown })
     }
+}
+
+/// What [`Learner::evaluate`] scores, each a mean over the episodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Scores {
+    pub(super) episodes: usize,
+    pub(super) mean_reward: f64,
+    pub(super) total_return: f64,
+    pub(super) sharpe: f64,
+    /// Mean of the episodes' maximum drawdowns (a positive fraction).
+    pub(super) max_drawdown: f64,
 }
 
 /// What the two baselines make over the evaluation's episodes: equal-weight buy-and-hold and

@@ -182,6 +182,8 @@ pub struct EvalStats {
     pub total_return: f64,
     /// Mean over episodes of the annualized Sharpe ratio of the step returns.
     pub sharpe: f64,
+    /// Mean over episodes of the maximum drawdown (a positive fraction).
+    pub max_drawdown: f64,
     /// The value of `training.best_metric`.
     pub metric: f64,
     /// This evaluation is the best so far and was saved to `best/`.

@@ -285,7 +285,8 @@ impl Trainer {
             Some(b) => b,
             None => *self.baselines.insert(baselines(env, seed, bars_per_year)?),
         };
-        let (episodes, mean_reward, total_return, sharpe) = self.learner.evaluate(env, input, seed, bars_per_year)?;
+        let scores = self.learner.evaluate(env, input, seed, bars_per_year)?;
+        let (mean_reward, total_return, sharpe) = (scores.mean_reward, scores.total_return, scores.sharpe);
         let metric = match self.cfg.training.best_metric {
             BestMetric::Sharpe => sharpe,
             BestMetric::TotalReturn => total_return,
@@ -298,10 +299,11 @@ impl Trainer {
         }
         hooks.on_eval(&EvalStats {
             timesteps: self.timesteps,
-            episodes,
+            episodes: scores.episodes,
             mean_reward,
             total_return,
             sharpe,
+            max_drawdown: scores.max_drawdown,
             metric,
             is_best,
             buy_and_hold_return: base.buy_and_hold_return,
