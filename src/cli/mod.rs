@@ -118,7 +118,7 @@ fn checkpoint_error(_: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Where `--config` points when it is not given.
-const DEFAULT_CONFIG: &str = "config/default.ron";
+pub(crate) const DEFAULT_CONFIG: &str = "config/default.ron";
 
 /// Loads `--config` (else `config/default.ron` when present, else the built-in defaults)
 /// and applies `--set` overrides.

@@ -299,7 +299,15 @@ mod with_learner {
                 cfg.validate()?;
                 cfg
             }
-            None => a.common.load()?,
+            None => {
+                if a.common.config.is_none() && !Path::new(crate::cli::DEFAULT_CONFIG).exists() {
+                    eprintln!(
+                        "ploutos: no --config and no {} in this folder: training the built-in defaults (see README, Configuration)",
+                        crate::cli::DEFAULT_CONFIG
+                    );
+                }
+                a.common.load()?
+            }
         };
         // Resuming from any checkpoint folder (`final/`, `checkpoints/step_N/`) continues the
         // run in its run folder, never in a folder nested inside the checkpoint.

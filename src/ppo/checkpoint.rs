@@ -119,6 +119,24 @@ pub fn unreadable(path: &Path, e: &tch::TchError) -> PpoError {
     }
 }
 
+/// The error for a checkpoint file that cannot be written: the operating system's error
+/// with the file's path (a full disk reads "No space left on device"), which libtorch and
+/// safetensors report only in their debug form (`IoError(Os { code: 28, .. })`).
+pub fn unwritable(path: &Path, e: &tch::TchError) -> PpoError {
+    let text = e.to_string();
+    let code = text.split("code: ").nth(1).and_then(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<i32>().ok()
+    });
+    match code {
+        Some(code) => PpoError::File { path: path.to_path_buf(), source: std::io::Error::from_raw_os_error(code) },
+        None => PpoError::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!("cannot be written: {}", text.lines().next().unwrap_or("").trim()),
+        },
+    }
+}
+
 /// The run folder (`models/<run>`) a model or checkpoint folder belongs to:
 /// `models/<run>/final`, `models/<run>/best` and `models/<run>/checkpoints/step_N` all
 /// give `models/<run>`; a folder that is not itself a checkpoint is taken as the run folder.
@@ -188,6 +206,17 @@ pub fn write_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), PpoError>
     std::fs::rename(&tmp, dir).map_err(file_err(dir))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(file_err(&old))?;
+    }
+    // What a process killed in the middle of an earlier write left (`best.old-<pid>`,
+    // `step_N.tmp-<pid>`): `dir` now holds a complete checkpoint, so they go.
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        let (stale_old, stale_tmp) = (format!("{name}.old-"), format!("{name}.tmp-"));
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&stale_old) || file.starts_with(&stale_tmp) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
     Ok(())
 }
@@ -296,6 +325,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_disk_is_named_plainly() {
+        // As the safetensors error prints it.
+        let e = tch::TchError::Torch(
+            "safetensors error m/model.safetensors: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })".into(),
+        );
+        let msg = unwritable(Path::new("m/model.safetensors"), &e).to_string();
+        assert_eq!(msg, "m/model.safetensors: No space left on device (os error 28)");
+        let other = unwritable(Path::new("x"), &tch::TchError::Torch("bad\nstack".into())).to_string();
+        assert_eq!(other, "checkpoint x: cannot be written: Internal torch error: bad");
+    }
+
+    #[test]
     fn prune_keeps_the_newest_scheduled_checkpoints_only() {
         let root = tempfile::tempdir().unwrap();
         for n in [100u64, 2000, 300, 40] {
@@ -348,5 +389,14 @@ mod tests {
         assert!(dir.join("b").exists());
         let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        // What a process killed mid-write left goes with the next write; another folder's stays.
+        for stale in ["final.old-4242", "final.tmp-4243", "best.old-4242"] {
+            std::fs::create_dir(root.path().join(stale)).unwrap();
+        }
+        write_atomic(&dir, |d| Ok(std::fs::write(d.join("c"), "3")?)).unwrap();
+        let mut names: Vec<_> =
+            std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["best.old-4242", "final"]);
     }
 }

@@ -185,8 +185,13 @@ impl Learner {
 
     /// Writes model, optimizer and normalizer files into `dir`.
     pub(super) fn save_tensors(&self, dir: &Path) -> Result<(), PpoError> {
-        self.model.vs.save(dir.join(checkpoint::MODEL_FILE))?;
-        Tensor::write_safetensors(&self.adam.named_tensors()?, dir.join(checkpoint::OPTIMIZER_FILE))?;
+        let at = |file: &str| {
+            let path = dir.join(file);
+            move |e: tch::TchError| checkpoint::unwritable(&path, &e)
+        };
+        self.model.vs.save(dir.join(checkpoint::MODEL_FILE)).map_err(at(checkpoint::MODEL_FILE))?;
+        Tensor::write_safetensors(&self.adam.named_tensors()?, dir.join(checkpoint::OPTIMIZER_FILE))
+            .map_err(at(checkpoint::OPTIMIZER_FILE))?;
         let mut norm = match &self.obs_norm {
             Some(o) => o.named_tensors("obs")?,
             None => Vec::new(),
@@ -200,7 +205,8 @@ impl Learner {
             // safetensors needs at least one tensor; an empty normalizer says "none".
             norm.push(("none".to_string(), Tensor::f_from_slice(&[0u8])?));
         }
-        Tensor::write_safetensors(&norm, dir.join(checkpoint::NORMALIZER_FILE))?;
+        Tensor::write_safetensors(&norm, dir.join(checkpoint::NORMALIZER_FILE))
+            .map_err(at(checkpoint::NORMALIZER_FILE))?;
         Ok(())
     }
 
