@@ -815,6 +815,35 @@ fn the_pacing_follows_alpacas_clock_over_a_holiday() {
     assert!((close + 120..close + 180).contains(&closed), "{closed}");
 }
 
+/// An interrupt (Ctrl-C) raised during the night's wait for the open ends it within a
+/// second of the market's clock, not at the open: the loop then stops at its next check.
+#[test]
+fn an_interrupt_cuts_the_wait_for_the_open_short() {
+    use ploutos::trade::{Interrupt, Paced};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let alpaca = MockAlpaca::start();
+    let et = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    let evening = et("2024-07-03T20:00:00-04:00");
+    alpaca.state.lock().unwrap().now = Some(evening);
+    let cfg = AlpacaConfig::new(&alpaca.url, &alpaca.url, KEY, SECRET, Interval::Day);
+    let (state, flag) = (Arc::clone(&alpaca.state), Arc::new(AtomicBool::new(false)));
+    let raised = Arc::clone(&flag);
+    let mut broker = AlpacaBroker::new(cfg)
+        .with_sleep(move |d| {
+            let mut s = state.lock().unwrap();
+            s.now = s.now.map(|t| t + d.as_secs() as i64);
+            // Ctrl-C ten minutes into the night.
+            if s.now.is_some_and(|t| t >= evening + 600) {
+                raised.store(true, Ordering::SeqCst);
+            }
+        })
+        .with_interrupt(Interrupt(flag));
+    assert!(!broker.wait_for_open().unwrap(), "the wait ends without an open");
+    let now = alpaca.state.lock().unwrap().now.unwrap();
+    assert!((evening + 600..evening + 602).contains(&now), "stopped waiting at {now}");
+    assert!(!broker.wait_for_close().unwrap());
+}
+
 /// The whole loop on Alpaca's daily bars, dry run: the history is fetched, each session's
 /// close brings one decision (none on the July 4 holiday), orders are sized at each open
 /// from the snapshots and journaled as withheld, and the kill switch stops it.

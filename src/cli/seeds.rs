@@ -40,9 +40,15 @@ enum Start {
 /// the same config resumes (or, at `total_timesteps`, is done); anything else there is
 /// refused as a new run's outputs are ([`refuse_overwrite`]: `--force` replaces them).
 fn start_of(name: &str, paths: &RunPaths, cfg: &Config) -> Result<Start, BadArgument> {
-    let Ok(ckpt) = checkpoint::latest(&paths.models) else {
-        refuse_overwrite(paths, name)?;
-        return Ok(Start::Fresh);
+    let ckpt = match checkpoint::latest(&paths.models) {
+        Ok(ckpt) => ckpt,
+        Err(ploutos::ppo::PpoError::NoCheckpoint { .. }) => {
+            refuse_overwrite(paths, name)?;
+            return Ok(Start::Fresh);
+        }
+        Err(e) => {
+            return Err(BadArgument(format!("{e}: pass --force to start seed run {name:?} over")));
+        }
     };
     let same = checkpoint::read_config(&ckpt).is_ok_and(|saved| saved.to_ron() == cfg.to_ron());
     let state = checkpoint::read_state(&ckpt).ok().filter(|_| same).ok_or_else(|| {
@@ -223,9 +229,13 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             Start::Fresh => train_one(c, &ds, paths, name, None, stop)?,
         };
         if summary.interrupted {
-            eprintln!(
-                "ploutos: seed {seed} was stopped; the summary covers the seeds that finished (the same command continues)"
-            );
+            // Without a run name of its own the run is named after its start time: the same
+            // command would start another.
+            let again = match cfg.training.run_name {
+                Some(_) => "the same command continues".to_string(),
+                None => format!("the same command with --set training.run_name={run_name} continues"),
+            };
+            eprintln!("ploutos: seed {seed} was stopped; the summary covers the seeds that finished ({again})");
             break;
         }
         results.extend(held_out.evaluate(c, &ds, paths, &summary, name)?);

@@ -24,17 +24,19 @@ fn limits(a: &TradeArgs) -> Result<Limits, BadArgument> {
     })
 }
 
-/// How a session that stopped before its end ends the command: exit 130 after Ctrl-C, 3
-/// after a safety limit, a rejection or an order that did not fill, so that a scheduler
-/// tells a stop from a finished period (the journal and `orders.csv` are complete either
-/// way).
+/// How a session that stopped before its end ends the command: exit 130 after Ctrl-C
+/// (`opts`' interrupt raised: also when it cut a wait for the market short, which ends the
+/// loop without a stop of its own), 3 after a safety limit, a rejection or an order that
+/// did not fill, so that a scheduler tells a stop from a finished period (the journal and
+/// `orders.csv` are complete either way).
 #[cfg(feature = "learner")]
-fn stopped(summary: &ploutos::trade::TradeSummary) -> anyhow::Result<()> {
-    match summary.stopped.as_deref() {
-        None => Ok(()),
-        Some(why) => Err(super::Stopped {
-            message: why.to_string(),
-            interrupted: why == ploutos::trade::Stop::Interrupted.to_string(),
+fn stopped(summary: &ploutos::trade::TradeSummary, opts: &ploutos::trade::TradeOptions) -> anyhow::Result<()> {
+    let interrupted = opts.limits.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst));
+    match (summary.stopped.as_deref(), interrupted) {
+        (None, false) => Ok(()),
+        (why, _) => Err(super::Stopped {
+            message: why.map_or_else(|| ploutos::trade::Stop::Interrupted.to_string(), str::to_string),
+            interrupted,
         }
         .into()),
     }
@@ -205,7 +207,7 @@ fn replay(
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
     println!("ploutos: journal {}, orders {}", journal_path.display(), out.join("orders.csv").display());
-    stopped(&summary)
+    stopped(&summary, &opts)
 }
 
 /// Where a journal's session resumes (its start entry's).
@@ -313,6 +315,9 @@ fn alpaca(
         .with_env_filter(filter)
         .try_init();
     let mut broker = AlpacaBroker::new(config);
+    if let Some(interrupt) = &opts.limits.interrupt {
+        broker = broker.with_interrupt(interrupt.clone());
+    }
     let tickers = cfg.data.tickers.clone();
     let journal_path = out.join("journal.jsonl");
     let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
@@ -446,7 +451,7 @@ fn alpaca(
         summary.withheld.len(),
         summary.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
     );
-    stopped(&summary)
+    stopped(&summary, &opts)
 }
 
 /// `orders.csv`: every order sent, then every order withheld (with why), atomically.

@@ -153,7 +153,8 @@ impl Fills {
     /// Whether a buy of `notional` dollars in whole shares gets none, as the action masks
     /// judge it at the decision bar: the built-in model pays at least the half-spread above
     /// the reference, so less than that buys nothing (slippage and impact are left to the
-    /// fill, as the execution contract's masks are written); a custom model is asked.
+    /// fill, as the execution contract's masks are written); a custom model is asked, its
+    /// whole quote counted (so a model wrapping the built-in one masks a little more).
     pub fn no_whole_share(&self, cost: &CostModel, input: &FillInput, notional: f64) -> bool {
         match self {
             Self::SpreadSlippageImpact(_) => notional < input.reference * (1.0 + cost.half_spread),

@@ -101,7 +101,9 @@ impl MetricsCsv {
             Err(e) => return Err(e),
         };
         let past = |line: &str| line.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > step);
-        let mut lines = text.lines();
+        // A last line cut short by the crash (no newline) could read as an earlier step.
+        let whole = if text.ends_with('\n') { text.as_str() } else { text.rfind('\n').map_or("", |i| &text[..=i]) };
+        let mut lines = whole.lines();
         let mut kept: String = lines.next().map(|h| format!("{h}\n")).unwrap_or_default();
         for line in lines.filter(|l| !l.is_empty() && !past(l)) {
             kept.push_str(line);
@@ -165,6 +167,11 @@ mod tests {
         MetricsCsv::truncate_after(dir.path(), 1_000).unwrap();
         assert_eq!(read(csv.path()), "step,a\n100,100\n200,200\n300,3.5\n");
         MetricsCsv::truncate_after(&dir.path().join("none"), 0).unwrap();
+        // A row cut short by a crash ("400,..." cut to "40") goes too.
+        let path = dir.path().join(MetricsCsv::FILE_NAME);
+        fs::write(&path, "step,a\n100,100\n200,200\n40").unwrap();
+        MetricsCsv::truncate_after(dir.path(), 200).unwrap();
+        assert_eq!(read(&path), "step,a\n100,100\n200,200\n");
         assert!(!dir.path().join("none").exists());
     }
 

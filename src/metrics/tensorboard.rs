@@ -19,8 +19,10 @@
 //! ```
 //!
 //! A resumed run opens its file with a `SessionLog` START at the first step it logs
-//! ([`TensorBoardWriter::restart_at`]): TensorBoard then drops the points a crashed run
-//! logged after its checkpoint (`purge_orphaned_data`), so each curve has one point a step.
+//! ([`TensorBoardWriter::restart_at`]): TensorBoard's Python reader (`EventAccumulator`,
+//! `tensorboard --load_fast=false`) then drops the points a crashed run logged after its
+//! checkpoint (`purge_orphaned_data`), so each curve has one point a step; the default fast
+//! loader ignores the mark and replaces a tag's point only where a step repeats.
 //!
 //! The first record carries only `wall_time` and `file_version = "brain.Event:2"`; every
 //! later one carries `wall_time`, `step` and a `summary`. Fields follow proto3 encoding: a

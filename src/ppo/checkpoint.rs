@@ -124,7 +124,7 @@ pub fn unreadable(path: &Path, e: &tch::TchError) -> PpoError {
 /// safetensors report only in their debug form (`IoError(Os { code: 28, .. })`).
 pub fn unwritable(path: &Path, e: &tch::TchError) -> PpoError {
     let text = e.to_string();
-    let code = text.split("code: ").nth(1).and_then(|rest| {
+    let code = text.split("Os { code: ").nth(1).and_then(|rest| {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse::<i32>().ok()
     });

@@ -144,6 +144,8 @@ pub struct AlpacaBroker {
     /// Built-in sessions looked up in Alpaca's calendar: whether Alpaca has none that day
     /// (called off after this build).
     called_off: std::collections::BTreeMap<chrono::NaiveDate, bool>,
+    /// Raised to stop the session ([`AlpacaBroker::with_interrupt`]).
+    interrupt: Option<super::Interrupt>,
 }
 
 /// What one HTTP call gave.
@@ -170,7 +172,20 @@ impl AlpacaBroker {
             sleep: Box::new(std::thread::sleep),
             saw_open: false,
             called_off: std::collections::BTreeMap::new(),
+            interrupt: None,
         }
+    }
+
+    /// Cuts the pacing's waits short when `interrupt` is raised (Ctrl-C): a wait for the
+    /// next open or close (hours, overnight) then ends at once, and the loop stops at its
+    /// next check rather than at the next bar.
+    pub fn with_interrupt(mut self, interrupt: super::Interrupt) -> Self {
+        self.interrupt = Some(interrupt);
+        self
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Whether the exchange called off the session the built-in NYSE calendar has on `date`
@@ -244,8 +259,19 @@ impl AlpacaBroker {
 
     /// Sleeps `seconds`, at least one and at most an hour at a time (the clock is asked
     /// again after each sleep, so a long wait follows the market's clock, not ours).
+    /// With an interrupt, the sleep goes a second at a time and ends once it is raised.
     fn pause(&mut self, seconds: i64) {
-        (self.sleep)(Duration::from_secs(seconds.clamp(1, 3_600) as u64));
+        let seconds = seconds.clamp(1, 3_600) as u64;
+        if self.interrupt.is_none() {
+            (self.sleep)(Duration::from_secs(seconds));
+            return;
+        }
+        for _ in 0..seconds {
+            if self.interrupted() {
+                return;
+            }
+            (self.sleep)(Duration::from_secs(1));
+        }
     }
 
     fn daily(&self) -> bool {
@@ -958,6 +984,9 @@ impl super::run::Paced for AlpacaBroker {
 
     fn wait_for_open(&mut self) -> Result<bool, BrokerError> {
         loop {
+            if self.interrupted() {
+                return Ok(false);
+            }
             let c = self.clock()?;
             if c.is_open {
                 self.saw_open = true;
@@ -970,6 +999,9 @@ impl super::run::Paced for AlpacaBroker {
     fn wait_for_close(&mut self) -> Result<bool, BrokerError> {
         let settle = self.config.settle.as_secs() as i64;
         loop {
+            if self.interrupted() {
+                return Ok(false);
+            }
             let c = self.clock()?;
             if !self.daily() {
                 match nyse::hourly_bar(c.now).filter(|_| c.is_open) {

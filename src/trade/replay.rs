@@ -284,7 +284,9 @@ impl ReplayBroker {
             }
             (OrderSide::Buy, Quantity::Shares(shares)) => {
                 // The env quotes a buy by its budget and sends the shares it bought: the
-                // budget that buys them, at the env's quote, prices them the same.
+                // budget that buys them, at the env's quote, prices them the same (to the
+                // last bits with fractional shares; with whole shares the env's budget was
+                // up to a share more, its impact a hair larger: cents over a long session).
                 let (notional, quote) = self.budget_for(&input, shares);
                 let spent = if self.fractional { notional } else { shares * quote.buy_price() };
                 (shares, quote.buy_price(), spent + self.fees.buy_fees(shares, spent))

@@ -30,7 +30,8 @@ use std::time::Duration;
 /// Makes the child `cmd` starts die with the sweep (Linux: `PR_SET_PDEATHSIG`, SIGKILL), so
 /// that a sweep killed outright (SIGKILL, an OOM kill) leaves no trial training on: its
 /// next run would remove the trial's folder under it. A sweep that ends normally has
-/// stopped its trials itself.
+/// stopped its trials itself. (On Ray, the driver dies with the sweep, Ray ends the dead
+/// driver's workers, and each trial dies with its worker: `ray_driver.py`.)
 fn die_with_sweep(cmd: &mut std::process::Command) -> &mut std::process::Command {
     #[cfg(target_os = "linux")]
     {

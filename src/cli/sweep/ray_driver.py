@@ -36,6 +36,19 @@ OUT = sys.stdout
 OUT_LOCK = threading.Lock()
 
 
+def die_with_parent():
+    """Run in a trial's process before it starts (Linux): it is killed when the Ray worker
+    that started it ends, as Ray ends a dead driver's workers, so a sweep killed outright
+    leaves no trial training on the nodes."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
+
+
 def emit(obj):
     with OUT_LOCK:
         OUT.write(json.dumps(obj) + "\n")
@@ -103,6 +116,7 @@ def main():
                 proc = subprocess.Popen(
                     [binary, "train", "--config", cfg, "--out", work, "--force"],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                    preexec_fn=die_with_parent,
                     # The sweep's working folder when the node has it: relative data paths of
                     # the config then resolve as they do for a local sweep.
                     cwd=cwd if os.path.isdir(cwd) else None,
