@@ -804,6 +804,13 @@ fn backtest_reports_locate_the_drawdown_and_write_the_benchmark() {
         &["backtest", "--policy", "flat", "--policy", "flat"],
         "--policy flat is given twice",
     );
+    // Dates outside the split are clipped to it, said on stderr.
+    let (code, _, err) = ploutos_in(
+        dir.path(),
+        &["backtest", "--policy", "flat", "--from", "2001-01-01", "--set=data.interval=1d", "--out", "clip"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--from 2001-01-01 is before the test split (--split), which starts"), "{err}");
     let page = std::fs::read_to_string(dir.path().join("two/report.html")).unwrap();
     assert!(page.contains("<summary>Definitions</summary>") && page.contains("P = 252 bars a year"), "definitions");
     // Dates are read before the data; the data folder is no place for a report.

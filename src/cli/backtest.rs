@@ -276,6 +276,20 @@ pub(super) fn period(
 ) -> anyhow::Result<std::ops::Range<usize>> {
     let whole = ds.range(part);
     let mut range = whole.clone();
+    let name = match part {
+        SplitPart::All => "the data".to_string(),
+        other => format!("the {} split (--split)", other.name()),
+    };
+    // A date outside the part is clipped to it, said once.
+    if !whole.is_empty() {
+        let (first, last) = (ds.panel.date(whole.start), ds.panel.date(whole.end - 1));
+        if let Some(d) = from.filter(|&d| d < first) {
+            eprintln!("ploutos: --from {d} is before {name}, which starts {first}: from there");
+        }
+        if let Some(d) = to.filter(|&d| d > last) {
+            eprintln!("ploutos: --to {d} is after {name}, which ends {last}: to there");
+        }
+    }
     if let Some(d) = from {
         while range.start < range.end && ds.panel.date(range.start) < d {
             range.start += 1;
@@ -292,12 +306,8 @@ pub(super) fn period(
         } else {
             format!(" runs {} to {}", ds.panel.date(whole.start), ds.panel.date(whole.end - 1))
         };
-        let part = match part {
-            SplitPart::All => "the data".to_string(),
-            other => format!("the {} split (--split)", other.name()),
-        };
         return Err(BadArgument(format!(
-            "the selected period holds {} bars; at least 2 are needed ({part}{span}; see --from, --to)",
+            "the selected period holds {} bars; at least 2 are needed ({name}{span}; see --from, --to)",
             range.len()
         ))
         .into());
