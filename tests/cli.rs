@@ -619,6 +619,43 @@ fn make_train_finds_the_binary_wherever_cargo_builds() {
     assert!(train.contains("cargo run --release") && !train.contains("target/"), "{train}");
 }
 
+/// `walk-forward`: each fold trains on its window and is tested on the next one; the
+/// report names the folds' windows, the chained out-of-sample curve is the folds' own
+/// (the last bar of a fold's window starts the next one flat), and a fold's model carries
+/// its own feature standardization, so that it backtests on its own.
+#[cfg(feature = "learner")]
+#[test]
+fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut a: Vec<String> = tiny_train("wf", 1024).into_iter().skip(1).collect();
+    a.retain(|s| !s.contains("run_name"));
+    let mut wf = vec!["walk-forward".to_string(), "--set=training.run_name=wf".into(), "--set=data.interval=1d".into()];
+    wf.extend(a);
+    wf.extend(["--folds", "2", "--train-days", "252", "--test-days", "60"].map(String::from));
+    let (code, _, err) = ploutos_in(d, &args(&wf));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("reports/wf/report.json")).unwrap()).unwrap();
+    let folds = report["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2, "{report}");
+    // Each fold trains right before its test window; the second's test follows the first's.
+    for f in folds {
+        assert!(f["train_to"].as_str().unwrap() < f["test_from"].as_str().unwrap(), "{f}");
+    }
+    assert!(folds[0]["test_to"].as_str().unwrap() < folds[1]["test_from"].as_str().unwrap());
+    let runs = report["runs"].as_array().unwrap();
+    let fold_return = |i: usize| runs[i]["metrics"]["total_return"].as_f64().unwrap();
+    let chained = runs[2]["metrics"]["total_return"].as_f64().unwrap();
+    assert!(((1.0 + fold_return(0)) * (1.0 + fold_return(1)) - 1.0 - chained).abs() < 1e-9, "{report}");
+    for fold in ["fold_0", "fold_1"] {
+        assert!(d.join("models/wf").join(fold).join("final/feature_scaler.ron").is_file(), "{fold}");
+    }
+    let (code, _, err) =
+        ploutos_in(d, &["backtest", "--model", "models/wf/fold_0/final", "--split", "all", "--out", "f0"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// A run resumed from an earlier checkpoint logs the steps after it once: `metrics.csv`
 /// drops the rows the first run had logged past it (a crash after a checkpoint leaves the
 /// same), so its steps are the uninterrupted run's; each evaluation row has its drawdown.

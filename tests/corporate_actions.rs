@@ -302,6 +302,39 @@ fn dividends_are_read_from_adj_close_without_a_dividends_column() {
     assert!(report.corporate_actions().contains("read from Adj Close"), "{}", report.corporate_actions());
 }
 
+/// A raw file whose Adj Close is adjusted for a 2:1 split no column records: a 50% step
+/// of Adj Close / Close is no dividend the account would be paid; refused, naming the bar.
+#[test]
+fn a_split_only_adj_close_records_is_refused_not_paid_as_a_dividend() {
+    let close: Vec<f64> = (0..N).map(|i| if i >= X { 25.0 } else { 50.0 }).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let adj = |i: usize| format!(",{}", if i < X { close[i] / 2.0 } else { close[i] });
+    write_file(dir.path(), "SPL", ",Adj Close", &bars(&close, |_| 1_000.0, adj));
+    for adjust in [Adjust::None, Adjust::Splits] {
+        let err = load_panel(&data_config(dir.path(), "SPL", adjust)).unwrap_err().to_string();
+        assert!(err.contains(&format!("SPL.csv:{}", X + 2)) && err.contains("a split Adj Close adjusts for?"), "{err}");
+    }
+}
+
+/// A 2:1 gap no column records is said (not refused: a real crash can gap too); recorded,
+/// under every mode, it is not.
+#[test]
+fn an_unrecorded_split_is_said() {
+    let close: Vec<f64> = (0..N).map(|i| if i >= X { 25.0 } else { 50.0 }).collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "GAP", "", &bars(&close, |_| 1_000.0, |_| String::new()));
+    let (_, report) = load_panel(&data_config(dir.path(), "GAP", Adjust::SplitsAndDividends)).unwrap();
+    assert_eq!(report.suspect_gaps.len(), 1, "{:?}", report.suspect_gaps);
+    assert!(report.suspect_gaps[0].starts_with("GAP ") && report.suspect_gaps[0].ends_with("×0.50"));
+    assert!(report.to_string().contains("warning: 1 open 40% or more from the previous close with no split recorded"));
+    let split = |i: usize| format!(",{}", if i == X { 2.0 } else { 0.0 });
+    write_file(dir.path(), "REC", ",Stock Splits", &bars(&close, |_| 1_000.0, split));
+    for adjust in [Adjust::SplitsAndDividends, Adjust::Splits, Adjust::None] {
+        let (_, report) = load_panel(&data_config(dir.path(), "REC", adjust)).unwrap();
+        assert!(report.suspect_gaps.is_empty(), "{adjust:?}: {:?}", report.suspect_gaps);
+    }
+}
+
 #[test]
 fn the_default_reads_a_file_without_events_bit_for_bit() {
     // yfinance_1d_SPY.csv has an Adj Close at a constant ratio to Close: no event.

@@ -232,6 +232,7 @@ mod tests {
             corporate_actions: String::new(),
             benchmark: Entry::new(m("buy-and-hold", 0.5)),
             runs: vec![Entry::new(m("a&b", 2.0))],
+            folds: Vec::new(),
         }
     }
 

@@ -30,6 +30,19 @@ pub struct Report {
     /// Equal-weight buy-and-hold over the same bars.
     pub benchmark: Entry,
     pub runs: Vec<Entry>,
+    /// A walk-forward's folds: each one's training and test windows (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folds: Vec<FoldWindow>,
+}
+
+/// One walk-forward fold's windows, as the bars' times (first and last bar of each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldWindow {
+    pub name: String,
+    pub train_from: String,
+    pub train_to: String,
+    pub test_from: String,
+    pub test_to: String,
 }
 
 impl Entry {

@@ -156,18 +156,18 @@ pub struct WalkForwardArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Number of folds (test windows).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
     pub folds: usize,
     /// Trading days in each training window.
-    #[arg(long, default_value_t = 504)]
+    #[arg(long, default_value_t = 504, allow_negative_numbers = true)]
     pub train_days: usize,
     /// Trading days in each test window (also the step between folds).
-    #[arg(long, default_value_t = 126)]
+    #[arg(long, default_value_t = 126, allow_negative_numbers = true)]
     pub test_days: usize,
     /// Output folder (default: `reports/<run>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Replace the report in `--out` and the folds' models, logs and TensorBoard runs of an
+    /// Replace the report in `--out` and the folds' models (`models/<run>/fold_N`) of an
     /// earlier walk-forward of this run name instead of refusing.
     #[arg(long)]
     pub force: bool,
@@ -343,7 +343,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "LAYOUT")]
     pub layout: Option<String>,
     /// Seconds measured per configuration (with --realism-cost: per env and repeat).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub seconds: f64,
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
@@ -367,16 +367,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub train: bool,
     /// Hidden layers for --train, e.g. `64,64`.
-    #[arg(long, value_name = "W,W,...")]
+    #[arg(long, value_name = "W,W,...", requires = "train")]
     pub net: Option<String>,
     /// Steps per env per rollout for --train.
-    #[arg(long)]
+    #[arg(long, requires = "train")]
     pub n_steps: Option<usize>,
     /// Minibatch size for --train.
-    #[arg(long)]
+    #[arg(long, requires = "train")]
     pub batch: Option<usize>,
     /// Epochs per update for --train.
-    #[arg(long)]
+    #[arg(long, requires = "train")]
     pub epochs: Option<usize>,
     /// Busy processes (one busy loop each) running beside the measurement, to see how
     /// throughput holds up on a shared machine (e.g. one per core).

@@ -132,6 +132,7 @@ pub fn finish(
         corporate_actions: dataset.report.corporate_actions(),
         benchmark: dated(benchmark),
         runs: results.iter().map(dated).collect(),
+        folds: Vec::new(),
     };
     report.write_json(&out_root.join("report.json")).with_context(|| format!("writing {}", out_root.display()))?;
     let plots = plots::write_plots(out_root, results, benchmark, &dataset.panel)

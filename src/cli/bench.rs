@@ -20,6 +20,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         None => super::builtin_config(&a.common.overrides)?,
     };
     check_args(&a, &cfg)?;
+    if let Some(dir) = a.baseline.as_deref().filter(|d| !d.join("numpy_env.py").exists()) {
+        return Err(BadArgument(format!("--baseline {}: no numpy_env.py there", dir.display())).into());
+    }
     if a.train {
         return super::train::bench(&cfg, &a);
     }
@@ -36,6 +39,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         return realism_cost(&cfg, &a, &layouts);
     }
     let baseline = baseline_dir(a.baseline.as_deref());
+    if baseline.is_some() && python_with("numpy").is_none() && !a.json {
+        println!(
+            "(NumPy baseline not run: no Python with numpy: $VIRTUAL_ENV/bin/python, .venv/bin/python in this folder, or python3)"
+        );
+    }
     let bandwidth = Bandwidth {
         fill: measure_write_bandwidth(cfg.training.threads),
         copy: measure_copy_bandwidth(cfg.training.threads),
@@ -264,9 +272,11 @@ fn baseline_dir(arg: Option<&Path>) -> Option<PathBuf> {
     candidates.into_iter().find(|d| d.join("numpy_env.py").exists())
 }
 
-/// A Python that has `module`: the project's `.venv`, else `python3`.
+/// A Python that has `module`: the active virtual environment's, the project's `.venv`
+/// (in the working folder), else `python3`.
 pub fn python_with(module: &str) -> Option<String> {
-    [".venv/bin/python", "python3"].into_iter().map(String::from).find(|py| {
+    let active = std::env::var("VIRTUAL_ENV").ok().map(|v| format!("{v}/bin/python"));
+    active.into_iter().chain([".venv/bin/python", "python3"].map(String::from)).find(|py| {
         Command::new(py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
     })
 }

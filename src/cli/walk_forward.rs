@@ -10,7 +10,7 @@
 use super::BadArgument;
 use super::args::WalkForwardArgs;
 use anyhow::Context;
-use ploutos::backtest::report::{Entry, Report};
+use ploutos::backtest::report::{Entry, FoldWindow, Report};
 use ploutos::backtest::walk_forward::{chain, out_of_sample_metrics};
 use ploutos::backtest::{Fold, Policy, ReplayResult, WalkForward, metrics, replay_agent, replay_policy};
 use ploutos::dataset::Dataset;
@@ -68,7 +68,8 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     // The out-of-sample period: from the first fold's test window to the last one's.
     let first = folds.first().map_or(0, |f| f.test.start);
     let last = folds.last().map_or(0, |f| f.test.end - 1);
-    let (mut runs, mut benches) = (Vec::new(), Vec::new());
+    let (mut runs, mut benches, mut windows) = (Vec::new(), Vec::new(), Vec::new());
+    let at = |bar: usize| format_timestamp(panel.timestamps()[bar], cfg.data.interval);
     for (fold, Fold { train, test }) in folds.into_iter().enumerate() {
         let split = Split { train: train.clone(), validation: test.start..test.start, test: test.clone() };
         let ds = Dataset::build(panel.clone(), report.clone(), split, None);
@@ -92,6 +93,14 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
             runs: PathBuf::from("runs").join(&name).join(&fold_name),
             logs: PathBuf::from("logs").join(&name).join(&fold_name),
         };
+        // The fold's own standardization (fitted on its training window), beside its model
+        // and copied into its checkpoints, so that `backtest --model .../fold_N/final` reads
+        // the features as the fold's agent did.
+        std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
+        let scaler = paths.models.join(ploutos::ppo::checkpoint::SCALER_FILE);
+        let text = ron::ser::to_string_pretty(&ds.scaler, Default::default()).context("serializing the scaler")?;
+        ploutos::fsutil::write_atomic(&scaler, text.as_bytes())
+            .with_context(|| format!("writing {}", scaler.display()))?;
         let summary = Trainer::new(&cfg, env, None, paths)?.train(&mut NoHooks)?;
         eprintln!("ploutos: {fold_name}: trained {} timesteps in {:.0} s", summary.timesteps, summary.seconds);
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;
@@ -100,6 +109,13 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         let bench = replay_policy(&cfg.environment, ds.market.clone(), test.clone(), &Policy::BuyAndHold)?;
         runs.push(result);
         benches.push(bench);
+        windows.push(FoldWindow {
+            name: fold_name,
+            train_from: at(train.start),
+            train_to: at(train.end - 1),
+            test_from: at(test.start),
+            test_to: at(test.end - 1),
+        });
     }
     // Per-fold table and the concatenated out-of-sample curve.
     let time_of = |bar: usize| format_timestamp(panel.timestamps()[bar], cfg.data.interval);
@@ -117,6 +133,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         corporate_actions: report.corporate_actions(),
         benchmark: dated(&oos_bench, metrics::compute(&oos_bench, bpy)),
         runs: entries,
+        folds: windows,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     report.write_json(&out.join("report.json")).context("writing report.json")?;

@@ -38,6 +38,13 @@ use std::path::Path;
 /// round adjusted closes to a few digits, which makes the ratio wander by about 1e-6.
 pub const MIN_DIVIDEND_STEP: f64 = 5e-4;
 
+/// Largest dividend read from a step of `Adj Close / Close`, as a share of the previous
+/// close: a larger step is far more often a split the file's `Adj Close` adjusts for but no
+/// column records (many vendors adjust it for splits too) than a special dividend, and
+/// reading it as cash would pay the account that share of its position. Refused, naming
+/// the bar; a `Stock Splits` (or `Dividends`) column says which it is.
+pub const MAX_ADJ_CLOSE_DIVIDEND: f64 = 0.25;
+
 /// A split and/or a dividend the env applies to the account on an ex-date bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CorporateAction {
@@ -137,6 +144,16 @@ pub(crate) fn apply(
             let step =
                 (adj[i] / series.close[i]) / (adj[i - 1] / series.close[i - 1]) / if shown[i] { ratio[i] } else { 1.0 };
             if step.is_finite() && step > 1.0 + MIN_DIVIDEND_STEP {
+                if 1.0 - 1.0 / step > MAX_ADJ_CLOSE_DIVIDEND {
+                    return Err(DataError::CorporateAction {
+                        path: path.into(),
+                        line: raw.lines[i],
+                        message: format!(
+                            "Adj Close / Close steps by ×{step:.4}, a dividend of {:.0}% of the price: a split Adj Close adjusts for? Add a Stock Splits column (or a Dividends column) to say what it is",
+                            100.0 * (1.0 - 1.0 / step)
+                        ),
+                    });
+                }
                 dividend[i] = prev_close(i) * (1.0 - 1.0 / step);
             }
         }

@@ -79,6 +79,7 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                     })
                     .collect(),
                 adjust: cfg.adjust,
+                suspect_gaps: Vec::new(),
             };
             (panel, report)
         }
@@ -127,6 +128,7 @@ pub fn load_panel(cfg: &DataConfig) -> Result<(Panel, PanelReport), DataError> {
                 t.bars_clamped = c;
                 t.actions = n;
             }
+            report.note_suspect_gaps(&panel);
             (panel, report)
         }
     };

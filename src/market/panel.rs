@@ -99,9 +99,34 @@ pub struct PanelReport {
     pub tickers: Vec<TickerReport>,
     /// What was done with splits and dividends (`data.adjust`).
     pub adjust: crate::config::Adjust,
+    /// Opens that moved by [`SUSPECT_GAP`] or more from the previous close with no split
+    /// recorded there, as `TICKER date ×ratio`: most often a split the file does not record
+    /// (an agent would read a crash, a replay would mark one). Said, not refused.
+    pub suspect_gaps: Vec<String>,
 }
 
+/// An open at this fraction of the previous close or below (or its inverse or above) with
+/// no split recorded is reported ([`PanelReport::suspect_gaps`]): a 2:1 split is ×0.5, and
+/// whole-market crashes open far closer (−23% over the 1987 crash's day).
+pub const SUSPECT_GAP: f64 = 0.6;
+
 impl PanelReport {
+    /// Notes the opens of `panel` that moved by [`SUSPECT_GAP`] or more from the previous
+    /// close on a bar without a recorded split ([`PanelReport::suspect_gaps`]).
+    pub fn note_suspect_gaps(&mut self, panel: &Panel) {
+        for k in 0..panel.n_tickers() {
+            let (open, close) = (panel.open(k), panel.close(k));
+            let splits = panel.corporate_actions(k).map(|(ratio, _)| ratio);
+            for t in 1..panel.n_bars() {
+                let r = open[t] / close[t - 1];
+                let split = splits.is_some_and(|s| s[t] != 1.0);
+                if r.is_finite() && (r <= SUSPECT_GAP || r >= 1.0 / SUSPECT_GAP) && !split {
+                    self.suspect_gaps.push(format!("{} {} ×{r:.2}", panel.tickers()[k], panel.date(t)));
+                }
+            }
+        }
+    }
+
     /// Bars dropped plus bars filled, over all tickers.
     pub fn affected_bars(&self) -> usize {
         self.tickers.iter().map(|t| t.bars_dropped + t.bars_filled).sum()
@@ -138,13 +163,17 @@ impl fmt::Display for PanelReport {
         let clamped: usize = self.tickers.iter().map(|t| t.bars_clamped).sum();
         write!(
             f,
-            "{} tickers × {} {} bars ({} trading days) from {}; missing bars ({:?}): {} timestamps dropped, {} bars dropped, {} bars filled; {} high/low clamped",
+            "{} tickers × {} {} bars ({} trading days) from {}; missing bars ({}): {} timestamps dropped, {} bars dropped, {} bars filled; {} high/low clamped",
             self.tickers.len(),
             self.bars,
             self.interval.as_str(),
             self.days,
             self.source,
-            self.policy,
+            // As the config spells it (`data.missing_bars`).
+            match self.policy {
+                crate::config::MissingBarPolicy::Drop => "drop",
+                crate::config::MissingBarPolicy::ForwardFill => "forward_fill",
+            },
             self.dropped_timestamps,
             dropped,
             filled,
@@ -152,6 +181,17 @@ impl fmt::Display for PanelReport {
         )?;
         if self.tickers.iter().any(|t| t.actions.splits + t.actions.dividends > 0) {
             write!(f, "; {}", self.corporate_actions())?;
+        }
+        if let Some(first) = self.suspect_gaps.first() {
+            let more = self.suspect_gaps.len() - 1;
+            write!(
+                f,
+                "; warning: {} open{} {:.0}% or more from the previous close with no split recorded ({first}{}): a split the file does not record? (a Stock Splits column records it)",
+                self.suspect_gaps.len(),
+                if more == 0 { "" } else { "s" },
+                100.0 * (1.0 - SUSPECT_GAP),
+                if more == 0 { String::new() } else { format!(" and {more} more") }
+            )?;
         }
         Ok(())
     }
@@ -343,6 +383,7 @@ impl Panel {
             dropped_timestamps: union.len() - panel.n_bars(),
             tickers: reports,
             adjust: crate::config::Adjust::SplitsAndDividends,
+            suspect_gaps: Vec::new(),
         };
         (panel, report)
     }
