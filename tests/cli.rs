@@ -43,6 +43,7 @@ fn bad_data_and_arguments_exit_2() {
         "volume",
     );
     assert_bad_input(&["backtest", "--policy", "nonsense"], "nonsense");
+    assert_bad_input(&["generate-data", "--out", csv.to_str().unwrap()], "X.csv is not a folder");
     // An output that cannot be written is refused before the work.
     assert_bad_input(&["backtest", "--out", "/dev/null"], "--out /dev/null: /dev/null is not a folder");
     assert_bad_input(&["backtest", "--out", "/dev/null/report"], "/dev/null is not a folder");

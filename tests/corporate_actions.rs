@@ -303,7 +303,8 @@ fn dividends_are_read_from_adj_close_without_a_dividends_column() {
 }
 
 /// A raw file whose Adj Close is adjusted for a 2:1 split no column records: a 50% step
-/// of Adj Close / Close is no dividend the account would be paid; refused, naming the bar.
+/// of Adj Close / Close is no dividend the account would be paid; refused, naming the bar,
+/// where it would be paid. Under the default it only adjusts prices: the 2:1 gap goes.
 #[test]
 fn a_split_only_adj_close_records_is_refused_not_paid_as_a_dividend() {
     let close: Vec<f64> = (0..N).map(|i| if i >= X { 25.0 } else { 50.0 }).collect();
@@ -314,6 +315,9 @@ fn a_split_only_adj_close_records_is_refused_not_paid_as_a_dividend() {
         let err = load_panel(&data_config(dir.path(), "SPL", adjust)).unwrap_err().to_string();
         assert!(err.contains(&format!("SPL.csv:{}", X + 2)) && err.contains("a split Adj Close adjusts for?"), "{err}");
     }
+    let (p, _) = load_panel(&data_config(dir.path(), "SPL", Adjust::SplitsAndDividends)).unwrap();
+    let (before, after) = (p.close(0)[X - 1], p.open(0)[X]);
+    assert!((after / before - 1.0).abs() < 1e-9, "continuous: {before} then {after}");
 }
 
 /// A 2:1 gap no column records is said (not refused: a real crash can gap too); recorded,
@@ -326,7 +330,11 @@ fn an_unrecorded_split_is_said() {
     let (_, report) = load_panel(&data_config(dir.path(), "GAP", Adjust::SplitsAndDividends)).unwrap();
     assert_eq!(report.suspect_gaps.len(), 1, "{:?}", report.suspect_gaps);
     assert!(report.suspect_gaps[0].starts_with("GAP ") && report.suspect_gaps[0].ends_with("×0.50"));
-    assert!(report.to_string().contains("warning: 1 open 40% or more from the previous close with no split recorded"));
+    let line = report.to_string();
+    assert!(
+        line.contains("warning: 1 open at ×0.6 or less, or ×1.67 or more, of the previous close with no split"),
+        "{line}"
+    );
     let split = |i: usize| format!(",{}", if i == X { 2.0 } else { 0.0 });
     write_file(dir.path(), "REC", ",Stock Splits", &bars(&close, |_| 1_000.0, split));
     for adjust in [Adjust::SplitsAndDividends, Adjust::Splits, Adjust::None] {

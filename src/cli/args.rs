@@ -167,8 +167,9 @@ pub struct WalkForwardArgs {
     /// Output folder (default: `reports/<run>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Replace the report in `--out` and the folds' models (`models/<run>/fold_N`) of an
-    /// earlier walk-forward of this run name instead of refusing.
+    /// Replace the report in `--out` and the folds' folders (`fold_N` under
+    /// `models/<run>`, `runs/<run>`, `logs/<run>`) of an earlier walk-forward of this run
+    /// name instead of refusing.
     #[arg(long)]
     pub force: bool,
 }

@@ -20,8 +20,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         None => super::builtin_config(&a.common.overrides)?,
     };
     check_args(&a, &cfg)?;
-    if let Some(dir) = a.baseline.as_deref().filter(|d| !d.join("numpy_env.py").exists()) {
-        return Err(BadArgument(format!("--baseline {}: no numpy_env.py there", dir.display())).into());
+    // A folder without the baselines' scripts runs none (said in the output); one that is
+    // not there is a typo.
+    if let Some(dir) = a.baseline.as_deref().filter(|d| !d.is_dir()) {
+        return Err(BadArgument(format!("--baseline {}: no such folder", dir.display())).into());
     }
     if a.train {
         return super::train::bench(&cfg, &a);

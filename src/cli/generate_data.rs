@@ -10,9 +10,6 @@ use ploutos::market::{synthetic_panel, write_csv_dir};
 pub fn run(a: GenerateDataArgs) -> anyhow::Result<()> {
     let cfg = a.common.load()?;
     super::check_writable(&a.out, "--out")?;
-    if a.out.exists() && !a.out.is_dir() {
-        return Err(BadArgument(format!("--out {}: not a folder", a.out.display())).into());
-    }
     let panel = synthetic_panel(&cfg.data);
     if !a.force {
         let existing: Vec<String> = panel

@@ -47,7 +47,7 @@ fn start_of(name: &str, paths: &RunPaths, cfg: &Config) -> Result<Start, BadArgu
             return Ok(Start::Fresh);
         }
         Err(e) => {
-            return Err(BadArgument(format!("{e}: pass --force to start seed run {name:?} over")));
+            return Err(BadArgument(format!("{e} (seed run {name:?}): pass --force to start every seed over")));
         }
     };
     let same = checkpoint::read_config(&ckpt).is_ok_and(|saved| saved.to_ron() == cfg.to_ron());

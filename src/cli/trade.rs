@@ -31,7 +31,11 @@ fn limits(a: &TradeArgs) -> Result<Limits, BadArgument> {
 /// `orders.csv` are complete either way).
 #[cfg(feature = "learner")]
 fn stopped(summary: &ploutos::trade::TradeSummary, opts: &ploutos::trade::TradeOptions) -> anyhow::Result<()> {
-    let interrupted = opts.limits.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst));
+    // A limit that stopped the session first says what it was, whatever came after.
+    let interrupted = match summary.stopped.as_deref() {
+        Some(why) => why == ploutos::trade::Stop::Interrupted.to_string(),
+        None => opts.limits.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst)),
+    };
     match (summary.stopped.as_deref(), interrupted) {
         (None, false) => Ok(()),
         (why, _) => Err(super::Stopped {

@@ -68,7 +68,7 @@ pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(feature = "learner")]
 pub use with_learner::{bench, run};
 #[cfg(feature = "learner")]
-pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, train_one};
+pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, save_scaler, train_one};
 
 #[cfg(feature = "learner")]
 mod with_learner {
@@ -380,6 +380,15 @@ mod with_learner {
         Ok(())
     }
 
+    /// Saves the feature standardization a run trains with into its models folder, which
+    /// every checkpoint then copies, so that a model reads the features as it was trained.
+    pub(crate) fn save_scaler(models: &Path, scaler: &ploutos::features::FeatureScaler) -> anyhow::Result<()> {
+        std::fs::create_dir_all(models).with_context(|| format!("creating {}", models.display()))?;
+        let path = models.join(checkpoint::SCALER_FILE);
+        let text = ron::ser::to_string_pretty(scaler, Default::default()).context("serializing the feature scaler")?;
+        ploutos::fsutil::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Clears (`force`) or checks the outputs of every run of a sweep before any starts.
     pub(crate) fn prepare_runs(runs: &[(String, RunPaths)], force: bool) -> anyhow::Result<()> {
         for (name, paths) in runs {
@@ -401,14 +410,7 @@ mod with_learner {
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
         let (train_env, eval_env) = build_envs(cfg, ds)?;
-        std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
-        ploutos::fsutil::write_atomic(
-            &paths.models.join("feature_scaler.ron"),
-            ron::ser::to_string_pretty(&ds.scaler, Default::default())
-                .context("serializing the feature scaler")?
-                .as_bytes(),
-        )
-        .context("saving the feature scaler")?;
+        save_scaler(&paths.models, &ds.scaler)?;
         eprintln!(
             "ploutos: run {run_name}: {} envs × {} tickers, observation {} floats, {} timesteps, device {}",
             train_env.n_envs(),

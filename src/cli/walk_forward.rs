@@ -96,11 +96,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         // The fold's own standardization (fitted on its training window), beside its model
         // and copied into its checkpoints, so that `backtest --model .../fold_N/final` reads
         // the features as the fold's agent did.
-        std::fs::create_dir_all(&paths.models).with_context(|| format!("creating {}", paths.models.display()))?;
-        let scaler = paths.models.join(ploutos::ppo::checkpoint::SCALER_FILE);
-        let text = ron::ser::to_string_pretty(&ds.scaler, Default::default()).context("serializing the scaler")?;
-        ploutos::fsutil::write_atomic(&scaler, text.as_bytes())
-            .with_context(|| format!("writing {}", scaler.display()))?;
+        super::train::save_scaler(&paths.models, &ds.scaler)?;
         let summary = Trainer::new(&cfg, env, None, paths)?.train(&mut NoHooks)?;
         eprintln!("ploutos: {fold_name}: trained {} timesteps in {:.0} s", summary.timesteps, summary.seconds);
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;

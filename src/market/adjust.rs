@@ -38,11 +38,13 @@ use std::path::Path;
 /// round adjusted closes to a few digits, which makes the ratio wander by about 1e-6.
 pub const MIN_DIVIDEND_STEP: f64 = 5e-4;
 
-/// Largest dividend read from a step of `Adj Close / Close`, as a share of the previous
-/// close: a larger step is far more often a split the file's `Adj Close` adjusts for but no
-/// column records (many vendors adjust it for splits too) than a special dividend, and
-/// reading it as cash would pay the account that share of its position. Refused, naming
-/// the bar; a `Stock Splits` (or `Dividends`) column says which it is.
+/// Largest dividend read from a step of `Adj Close / Close` and paid to the account
+/// (`data.adjust: splits` or `none`), as a share of the previous close: a larger step is far
+/// more often a split the file's `Adj Close` adjusts for but no column records (many vendors
+/// adjust it for splits too) than a special dividend, and reading it as cash would pay the
+/// account that share of its position. Refused, naming the bar; a `Stock Splits` (or
+/// `Dividends`) column says which it is. Under the default `splits_and_dividends` the step
+/// only adjusts prices, which is right for a split as for a dividend, so it stands.
 pub const MAX_ADJ_CLOSE_DIVIDEND: f64 = 0.25;
 
 /// A split and/or a dividend the env applies to the account on an ex-date bar.
@@ -144,7 +146,7 @@ pub(crate) fn apply(
             let step =
                 (adj[i] / series.close[i]) / (adj[i - 1] / series.close[i - 1]) / if shown[i] { ratio[i] } else { 1.0 };
             if step.is_finite() && step > 1.0 + MIN_DIVIDEND_STEP {
-                if 1.0 - 1.0 / step > MAX_ADJ_CLOSE_DIVIDEND {
+                if 1.0 - 1.0 / step > MAX_ADJ_CLOSE_DIVIDEND && mode != Adjust::SplitsAndDividends {
                     return Err(DataError::CorporateAction {
                         path: path.into(),
                         line: raw.lines[i],

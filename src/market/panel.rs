@@ -186,10 +186,10 @@ impl fmt::Display for PanelReport {
             let more = self.suspect_gaps.len() - 1;
             write!(
                 f,
-                "; warning: {} open{} {:.0}% or more from the previous close with no split recorded ({first}{}): a split the file does not record? (a Stock Splits column records it)",
+                "; warning: {} open{} at ×{SUSPECT_GAP} or less, or ×{:.2} or more, of the previous close with no split recorded ({first}{}): a split the file does not record? (a Stock Splits column records it)",
                 self.suspect_gaps.len(),
                 if more == 0 { "" } else { "s" },
-                100.0 * (1.0 - SUSPECT_GAP),
+                1.0 / SUSPECT_GAP,
                 if more == 0 { String::new() } else { format!(" and {more} more") }
             )?;
         }

@@ -259,7 +259,9 @@ impl AlpacaBroker {
 
     /// Sleeps `seconds`, at least one and at most an hour at a time (the clock is asked
     /// again after each sleep, so a long wait follows the market's clock, not ours).
-    /// With an interrupt, the sleep goes a second at a time and ends once it is raised.
+    /// With an interrupt, the sleep goes a second at a time and ends once it is raised (the
+    /// waits for the open and the close; [`super::Paced::wait_briefly`]'s ten seconds are
+    /// slept whole, so that a retry loop never spins).
     fn pause(&mut self, seconds: i64) {
         let seconds = seconds.clamp(1, 3_600) as u64;
         if self.interrupt.is_none() {
@@ -1008,7 +1010,7 @@ impl super::run::Paced for AlpacaBroker {
                     Some((_, end)) => {
                         self.pause(end - c.now);
                         self.pause(settle);
-                        return Ok(true);
+                        return Ok(!self.interrupted());
                     }
                     None => self.pause(c.next_open - c.now),
                 }
@@ -1018,7 +1020,7 @@ impl super::run::Paced for AlpacaBroker {
             } else if self.saw_open {
                 self.saw_open = false;
                 self.pause(settle);
-                return Ok(true);
+                return Ok(!self.interrupted());
             } else {
                 // Closed, and not open since the last close: the bar is the next session's.
                 self.pause(c.next_open - c.now);
@@ -1028,7 +1030,7 @@ impl super::run::Paced for AlpacaBroker {
 
     /// Ten seconds: a bar or an opening print that is late is usually there by then.
     fn wait_briefly(&mut self) -> Result<(), BrokerError> {
-        self.pause(10);
+        (self.sleep)(Duration::from_secs(10));
         Ok(())
     }
 }

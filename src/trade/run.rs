@@ -262,6 +262,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             } else if broker.wait_for_close()? {
                 first_closed = true;
             } else {
+                stop_if_interrupted(opts, journal, live.times().last().copied().unwrap_or_default(), summary)?;
                 return Ok(());
             }
             continue;
@@ -336,9 +337,12 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         decided = Some(bar_time);
         summary.decisions += 1;
         if !broker.wait_for_open()? {
-            journal
-                .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
-                .map_err(|e| journal_error(journal, e))?;
+            // Cut short by an interrupt: stopped before this bar's orders, not done.
+            if !stop_if_interrupted(opts, journal, bar_time, summary)? {
+                journal
+                    .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
+                    .map_err(|e| journal_error(journal, e))?;
+            }
             return Ok(());
         }
         if let Err(stop) = opts.limits.check_kill_switch() {
@@ -457,9 +461,26 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             return Ok(());
         }
         if !broker.wait_for_close()? {
+            stop_if_interrupted(opts, journal, bar_time, summary)?;
             return Ok(());
         }
     }
+}
+
+/// After a wait that ended without its bar: when an interrupt (or the kill switch) cut it
+/// short, journals the stop and records it; returns whether it did.
+fn stop_if_interrupted(
+    opts: &TradeOptions,
+    journal: &mut Journal,
+    time: i64,
+    summary: &mut TradeSummary,
+) -> Result<bool, TradeError> {
+    let Err(stop) = opts.limits.check_kill_switch() else { return Ok(false) };
+    journal
+        .write_synced(&Entry::Error { time, message: stop.to_string(), stopped: true })
+        .map_err(|e| journal_error(journal, e))?;
+    summary.stopped = Some(stop.to_string());
+    Ok(true)
 }
 
 /// Appends `bars` to `live` ([`LiveMarket::extend`]) once the broker's splits of the days

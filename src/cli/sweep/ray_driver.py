@@ -37,16 +37,27 @@ OUT_LOCK = threading.Lock()
 
 
 def die_with_parent():
-    """Run in a trial's process before it starts (Linux): it is killed when the Ray worker
-    that started it ends, as Ray ends a dead driver's workers, so a sweep killed outright
-    leaves no trial training on the nodes."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    """A `preexec_fn` for a trial's process (Linux; None elsewhere): it is killed when the
+    Ray worker that started it ends, as Ray ends a dead driver's workers, so a sweep killed
+    outright leaves no trial training on the nodes. `prctl` is looked up here, in the
+    worker; the child (forked from a threaded process) only calls it, and exits at once if
+    the worker died before the signal was set."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-        except (OSError, AttributeError):
-            pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child():
+        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return in_child
 
 
 def emit(obj):
@@ -116,7 +127,7 @@ def main():
                 proc = subprocess.Popen(
                     [binary, "train", "--config", cfg, "--out", work, "--force"],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    preexec_fn=die_with_parent,
+                    preexec_fn=die_with_parent(),
                     # The sweep's working folder when the node has it: relative data paths of
                     # the config then resolve as they do for a local sweep.
                     cwd=cwd if os.path.isdir(cwd) else None,
