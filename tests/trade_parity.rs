@@ -656,6 +656,69 @@ fn a_restart_that_finds_an_order_canceled_stops_after_the_bar() {
     assert_eq!(again.decisions, 1);
 }
 
+/// A replay broker whose wait for the open of the bar after `at` is cut short by an
+/// interrupt (Ctrl-C during the night, as the Alpaca broker's waits are): it raises the
+/// flag and answers that the wait ended without the open.
+struct Interrupting<'a> {
+    inner: &'a mut ReplayBroker,
+    at: usize,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Broker for Interrupting<'_> {
+    replay_reads!();
+    fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
+        self.inner.submit(order)
+    }
+    fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
+        self.inner.cancel(id)
+    }
+    fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
+        self.inner.order(id)
+    }
+}
+
+impl ploutos::trade::Paced for Interrupting<'_> {
+    replay_pacing!();
+    fn wait_for_open(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
+        if self.inner.now() >= self.at {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Ok(false);
+        }
+        self.inner.wait_for_open()
+    }
+    fn wait_for_close(&mut self) -> Result<bool, ploutos::trade::BrokerError> {
+        self.inner.wait_for_close()
+    }
+}
+
+/// An interrupt that cuts the wait for an open short stops the session there: the stop is
+/// journaled, the bar decided at that close is not journaled as done (its orders never left),
+/// and the orders sent are the backtest's before it.
+#[test]
+fn an_interrupted_wait_for_the_open_stops_before_the_bars_orders() {
+    let (ds, cfg, range, backtest) = threshold_backtest();
+    let agent = Threshold { n_tickers: 3 };
+    let at = range.start + 20;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut broker = replay_broker(&ds, &cfg, range.start);
+    let mut interrupting = Interrupting { inner: &mut broker, at, flag: flag.clone() };
+    let (mut live, mut session) = (live_market(&ds), Session::new(&cfg, &agent, range.start));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.jsonl");
+    let limits = Limits { interrupt: Some(ploutos::trade::Interrupt(flag)), ..Limits::default() };
+    let opts = TradeOptions { limits, ..options("int") };
+    let summary = trade(&mut interrupting, &mut live, &mut session, &mut Journal::open(&path).unwrap(), &opts).unwrap();
+    assert_eq!(summary.stopped.as_deref(), Some("interrupted (Ctrl-C): stopping"));
+    let bar_time = ds.panel.timestamps()[at];
+    let replayed = Replayed::read(&path).unwrap();
+    let last = replayed.entries.last().unwrap();
+    assert!(matches!(last, ploutos::trade::Entry::Error { time, stopped: true, .. } if *time == bar_time), "{last:?}");
+    assert_eq!(replayed.last_bar_done(), Some(ds.panel.timestamps()[at - 1]), "the interrupted bar is not done");
+    let before: Vec<_> = backtest.trades.iter().filter(|t| (t.bar as usize) <= at).cloned().collect();
+    assert_eq!(sent(&summary.sent), as_orders(&before, ds.panel.tickers()));
+}
+
 /// A replay broker that fills the session's first buy of two shares or more in part (half
 /// its shares, rounded down) and leaves the rest working until it is cancelled, as a book
 /// too thin for a market order does, or (`dead`) expires it unfilled; and optionally buys
