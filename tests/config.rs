@@ -106,6 +106,16 @@ fn cross_field_checks() {
         .validate()
         .unwrap_err();
     assert!(err.to_string().contains("validation_fraction"), "{err}");
+    // Tickers are unique whatever their case (one file on macOS and Windows).
+    for tickers in [r#"["AAA","aaa"]"#, r#"["AAA","BBB","AAA"]"#] {
+        let err = Config::default()
+            .with_overrides(&[format!("data.tickers={tickers}")])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data.tickers") && err.contains("unique, whatever their case"), "{err}");
+    }
 }
 
 #[test]

@@ -224,10 +224,14 @@ impl DataConfig {
                 ));
             }
         }
-        let mut sorted = self.tickers.clone();
+        // Unique up to case: `aaa.csv` and `AAA.csv` are one file on the file systems of
+        // macOS and Windows (and one symbol at every broker).
+        let mut sorted: Vec<(String, &String)> = self.tickers.iter().map(|t| (t.to_ascii_uppercase(), t)).collect();
         sorted.sort();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(check::out("data.tickers", format!("{:?}", w[0]), "tickers must be unique".into()));
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            let what =
+                if w[0].1 == w[1].1 { format!("{:?}", w[0].1) } else { format!("{:?} and {:?}", w[0].1, w[1].1) };
+            return Err(check::out("data.tickers", what, "tickers must be unique, whatever their case".into()));
         }
         let s = &self.split;
         check::above("data.split.train_fraction", s.train_fraction, 0.0, 1.0)?;
