@@ -486,6 +486,19 @@ fn features_refuses_to_write_over_its_input() {
     assert_bad_input_in(dir.path(), &args, "--output data is a folder");
 }
 
+/// Writes one year of synthetic daily bars of `tickers` (a RON list) into `dir/data`, with
+/// `extra` arguments.
+fn daily_data(dir: &std::path::Path, tickers: &str, extra: &[&str]) {
+    let tickers = format!("--set=data.tickers={tickers}");
+    let args = [
+        &["generate-data", "--out", "data", &tickers, "--set=data.interval=1d", "--set=data.synthetic.years=1"],
+        extra,
+    ]
+    .concat();
+    let (code, _, err) = ploutos_in(dir, &args);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// `generate-data` never replaces CSV files already in its folder unless `--force`.
 #[test]
 fn generate_data_refuses_to_replace_existing_files_unless_forced() {
@@ -518,23 +531,8 @@ fn generate_data_refuses_to_replace_existing_files_unless_forced() {
 #[test]
 fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
     let dir = tempfile::tempdir().unwrap();
-    let generate = |out: &str, start: &str, tickers: &str| {
-        let (code, _, err) = ploutos_in(
-            dir.path(),
-            &[
-                "generate-data",
-                "--out",
-                out,
-                &format!("--set=data.tickers={tickers}"),
-                "--set=data.interval=1d",
-                "--set=data.synthetic.years=1",
-                &format!("--set=data.synthetic.start={start}"),
-            ],
-        );
-        assert_eq!(code, 0, "{err}");
-    };
-    generate("data", "2020-01-02", "[\"AAA\"]");
-    generate("data", "2022-01-03", "[\"BBB\"]");
+    daily_data(dir.path(), "[\"AAA\"]", &["--set=data.synthetic.start=2020-01-02"]);
+    daily_data(dir.path(), "[\"BBB\"]", &["--set=data.synthetic.start=2022-01-03"]);
     std::fs::create_dir(dir.path().join("data/CCC.csv")).unwrap();
     let backtest = |tickers: &str| {
         [
@@ -565,18 +563,7 @@ fn data_folders_name_a_folder_ticker_and_tickers_without_shared_dates() {
 #[test]
 fn backtest_policy_says_how_many_actions_fall_in_the_warm_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = ploutos_in(
-        dir.path(),
-        &[
-            "generate-data",
-            "--out",
-            "data",
-            "--set=data.tickers=[\"AAA\"]",
-            "--set=data.interval=1d",
-            "--set=data.synthetic.years=1",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    daily_data(dir.path(), "[\"AAA\"]", &[]);
     let bars = std::fs::read_to_string(dir.path().join("data/AAA.csv")).unwrap();
     let dates: Vec<&str> = bars.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     let warm_up = ploutos::features::MIN_BARS;
@@ -862,18 +849,7 @@ fn backtest_reports_locate_the_drawdown_and_write_the_benchmark() {
         &["backtest", "--from", "2033-13-01", "--data", "/nonexistent"],
         "--from \"2033-13-01\": expected YYYY-MM-DD",
     );
-    let (code, _, err) = ploutos_in(
-        dir.path(),
-        &[
-            "generate-data",
-            "--out",
-            "data",
-            "--set=data.tickers=[\"AAA\"]",
-            "--set=data.interval=1d",
-            "--set=data.synthetic.years=1",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    daily_data(dir.path(), "[\"AAA\"]", &[]);
     assert_bad_input_in(
         dir.path(),
         &["backtest", "--data", "data", "--set=data.tickers=[\"AAA\"]", "--set=data.interval=1d", "--out", "data"],

@@ -154,11 +154,19 @@ fn fractional_buy_spends_its_notional() {
     near(t.impact, q * 0.04);
 }
 
-/// A fill model of its own that buys round lots of 10 shares at the reference price, no
-/// costs: with fractional shares on, the buy pays for the shares it got, not its budget.
-struct RoundLots;
+/// A fill model of the tests' own, without costs: `buy(notional, reference, fractional)`
+/// gives the shares a buy gets and the price it pays; sells go at the reference price.
+#[derive(Clone, Copy)]
+struct NoCost {
+    buy: fn(f64, f64, bool) -> (f64, f64),
+}
 
-impl ploutos::execution::FillModel for RoundLots {
+/// A quote at `price` with no spread, slippage or impact.
+fn at(price: f64) -> ploutos::execution::FillQuote {
+    ploutos::execution::FillQuote { reference: price, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
+}
+
+impl ploutos::execution::FillModel for NoCost {
     fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
         true
     }
@@ -167,11 +175,10 @@ impl ploutos::execution::FillModel for RoundLots {
         _: &ploutos::execution::CostModel,
         input: &ploutos::execution::FillInput,
         notional: f64,
-        _: bool,
+        fractional: bool,
     ) -> (f64, ploutos::execution::FillQuote) {
-        let quote =
-            ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 };
-        ((notional / input.reference / 10.0).floor() * 10.0, quote)
+        let (shares, price) = (self.buy)(notional, input.reference, fractional);
+        (shares, at(price))
     }
     fn sell(
         &self,
@@ -179,21 +186,45 @@ impl ploutos::execution::FillModel for RoundLots {
         input: &ploutos::execution::FillInput,
         _: f64,
     ) -> ploutos::execution::FillQuote {
-        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
+        at(input.reference)
     }
 }
 
+/// Round lots of 10 shares at the reference price.
+const ROUND_LOTS: NoCost =
+    NoCost { buy: |notional, reference, _| ((notional / reference / 10.0).floor() * 10.0, reference) };
+/// Ten shares at no price at all (NaN).
+const NO_PRICE: NoCost = NoCost { buy: |_, _, _| (10.0, f64::NAN) };
+/// Whole shares unless fractional, at the reference price.
+const AT_REFERENCE: NoCost = NoCost {
+    buy: |notional, reference, fractional| {
+        let shares = notional / reference;
+        (if fractional { shares } else { shares.floor() }, reference)
+    },
+};
+
+/// An env over the hand-set market with `model` for its fills (the built-in one: `None`),
+/// reset.
+fn env_with_fills(cfg: &EnvironmentConfig, opts: EnvOptions, model: Option<NoCost>) -> TradingEnv {
+    let mut env = TradingEnv::with_plugins(cfg, market(), opts, |app| {
+        if let Some(model) = model {
+            app.insert_resource(ploutos::execution::Fills::custom(model));
+        }
+    })
+    .expect("env");
+    env.reset(0);
+    env
+}
+
+/// With fractional shares on, a buy of round lots pays for the shares it got, not its
+/// budget.
 #[test]
 fn a_custom_fill_model_is_charged_for_the_shares_it_fills() {
     let mut cfg = config(TafModel::PerShare, true);
     cfg.fees.sec_fee_rate = 0.0;
     cfg.fees.taf_rate = 0.0;
     let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
-    let mut env = TradingEnv::with_plugins(&cfg, market(), EnvOptions::replay(bounds), |app| {
-        app.insert_resource(ploutos::execution::Fills::custom(RoundLots));
-    })
-    .expect("env");
-    env.reset(0);
+    let mut env = env_with_fills(&cfg, EnvOptions::replay(bounds), Some(ROUND_LOTS));
     env.step(&[1]).expect("step");
     // 40.1% of $10,000 at the open of 40: 100.25 shares, 100 in round lots, $4,000.
     let trades = env.take_trades(0);
@@ -205,71 +236,15 @@ fn a_custom_fill_model_is_charged_for_the_shares_it_fills() {
 
 /// A fill model that prices nothing (NaN): the buy is refused as `no_liquidity`, the cash
 /// stays whole.
-struct NoPrice;
-
-impl ploutos::execution::FillModel for NoPrice {
-    fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
-        true
-    }
-    fn buy(
-        &self,
-        _: &ploutos::execution::CostModel,
-        _: &ploutos::execution::FillInput,
-        _: f64,
-        _: bool,
-    ) -> (f64, ploutos::execution::FillQuote) {
-        (10.0, ploutos::execution::FillQuote { reference: f64::NAN, half_spread: 0.0, slippage: 0.0, impact: 0.0 })
-    }
-    fn sell(
-        &self,
-        _: &ploutos::execution::CostModel,
-        input: &ploutos::execution::FillInput,
-        _: f64,
-    ) -> ploutos::execution::FillQuote {
-        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
-    }
-}
-
 #[test]
 fn a_fill_model_that_prices_nothing_fills_nothing() {
     let cfg = config(TafModel::PerShare, true);
     let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
-    let mut env = TradingEnv::with_plugins(&cfg, market(), EnvOptions::replay(bounds), |app| {
-        app.insert_resource(ploutos::execution::Fills::custom(NoPrice));
-    })
-    .expect("env");
-    env.reset(0);
+    let mut env = env_with_fills(&cfg, EnvOptions::replay(bounds), Some(NO_PRICE));
     env.step(&[1]).expect("step");
     assert!(env.take_trades(0).is_empty());
     assert_eq!(env.env_state(0).expect("env 0").0.cash, 10_000.0);
     assert_eq!(env.refused("no_liquidity"), Some(1));
-}
-
-/// Fills at the reference price, no costs, whole shares unless fractional.
-struct NoCost;
-
-impl ploutos::execution::FillModel for NoCost {
-    fn can_fill(&self, _: &ploutos::execution::CostModel, _: &ploutos::execution::FillInput) -> bool {
-        true
-    }
-    fn buy(
-        &self,
-        cost: &ploutos::execution::CostModel,
-        input: &ploutos::execution::FillInput,
-        notional: f64,
-        fractional: bool,
-    ) -> (f64, ploutos::execution::FillQuote) {
-        let shares = notional / input.reference;
-        (if fractional { shares } else { shares.floor() }, self.sell(cost, input, shares))
-    }
-    fn sell(
-        &self,
-        _: &ploutos::execution::CostModel,
-        input: &ploutos::execution::FillInput,
-        _: f64,
-    ) -> ploutos::execution::FillQuote {
-        ploutos::execution::FillQuote { reference: input.reference, half_spread: 0.0, slippage: 0.0, impact: 0.0 }
-    }
 }
 
 /// Action masks ask a fill model of one's own whether a whole-share buy gets a share: a
@@ -283,15 +258,7 @@ fn action_masks_ask_a_custom_fill_model_for_whole_shares() {
     cfg.min_order_notional = 0.0;
     let bounds = EpisodeBounds { first: 0, last: 4, random_start: false };
     let opts = EnvOptions { action_masks: true, ..EnvOptions::replay(bounds) };
-    let buy_allowed = |custom: bool| {
-        let mut env = TradingEnv::with_plugins(&cfg, market(), opts.clone(), |app| {
-            if custom {
-                app.insert_resource(ploutos::execution::Fills::custom(NoCost));
-            }
-        })
-        .expect("env");
-        env.reset(0).action_masks[1]
-    };
-    assert!(!buy_allowed(false), "the built-in model's half-spread leaves no whole share");
-    assert!(buy_allowed(true), "a share at the close, no cost");
+    let buy_allowed = |model: Option<NoCost>| env_with_fills(&cfg, opts.clone(), model).buffers().action_masks[1];
+    assert!(!buy_allowed(None), "the built-in model's half-spread leaves no whole share");
+    assert!(buy_allowed(Some(AT_REFERENCE)), "a share at the close, no cost");
 }

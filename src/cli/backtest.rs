@@ -392,16 +392,15 @@ pub(super) fn refuse_report_in(out: &std::path::Path, force: bool) -> Result<(),
 /// `--set`s, which apply to all).
 #[cfg(feature = "learner")]
 fn same_market(models: &[PathBuf]) -> anyhow::Result<()> {
-    let read = read_model_config;
     let Some((first, others)) = models.split_first() else { return Ok(()) };
-    let key = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-    if let Some(twice) = others.iter().enumerate().find(|(i, p)| models[..=*i].iter().any(|q| key(q) == key(p))) {
-        return Err(BadArgument(format!("--model {} is given twice", twice.1.display())).into());
+    let twice = others.iter().enumerate().find(|(i, p)| models[..=*i].iter().any(|q| super::same_path(q, p)));
+    if let Some((_, model)) = twice {
+        return Err(BadArgument(format!("--model {} is given twice", model.display())).into());
     }
-    let ours = read(first)?;
+    let ours = read_model_config(first)?;
     let our_scaler = if others.is_empty() { None } else { Some(load_scaler(first)?) };
     for other in others {
-        let theirs = read(other)?;
+        let theirs = read_model_config(other)?;
         let (a, b) = (&ours.data, &theirs.data);
         if a.interval != b.interval || a.tickers != b.tickers {
             return Err(BadArgument(format!(

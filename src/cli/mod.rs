@@ -57,6 +57,15 @@ pub struct Stopped {
 #[error("{0}")]
 pub struct BadArgument(pub String);
 
+/// Whether `a` and `b` name the same file or folder however spelled (`./m`, a symlink):
+/// their canonical paths when both exist, else the paths as given.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// Refuses an output folder (`flag`'s) that cannot be written, before any work is done for
 /// it: one that is a file, or under a folder that cannot be written (the nearest existing
 /// one is tried with a file of its own, removed at once; nothing is created).

@@ -34,7 +34,7 @@ fn stopped(summary: &ploutos::trade::TradeSummary, opts: &ploutos::trade::TradeO
     // A limit that stopped the session first says what it was, whatever came after.
     let interrupted = match summary.stopped.as_deref() {
         Some(why) => why == ploutos::trade::Stop::Interrupted.to_string(),
-        None => opts.limits.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst)),
+        None => opts.limits.interrupt.as_ref().is_some_and(ploutos::trade::Interrupt::raised),
     };
     match (summary.stopped.as_deref(), interrupted) {
         (None, false) => Ok(()),
@@ -239,10 +239,7 @@ fn resume_point(
     this_model: &std::path::Path,
 ) -> Result<Option<Resume>, BadArgument> {
     use ploutos::trade::Entry;
-    let same_model = |model: &str| {
-        let key = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        key(std::path::Path::new(model)) == key(this_model)
-    };
+    let same_model = |model: &str| super::same_path(std::path::Path::new(model), this_model);
     match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
         Some(Entry::Start { run, broker, dry_run, model, .. })
             if run == this_run && broker == endpoint && *dry_run == this_dry_run && !same_model(model) =>

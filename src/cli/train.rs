@@ -285,7 +285,7 @@ mod with_learner {
                 let ckpt = checkpoint::latest(dir).map_err(|e| BadArgument(format!("--resume: {e}")))?;
                 // `best/` is a model to keep: continuing from it would write the run's later
                 // checkpoints and `final/` over again from an earlier step.
-                if ckpt.file_name().is_some_and(|n| n == "best") && ckpt.join(checkpoint::STATE_FILE).is_file() {
+                if ckpt.file_name().is_some_and(|n| n == "best") {
                     let root = checkpoint::run_root(&ckpt);
                     return Err(BadArgument(format!(
                         "--resume {}: best/ is a model to keep, not a place to continue from; resume the run with --resume {}",

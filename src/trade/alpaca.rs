@@ -185,7 +185,7 @@ impl AlpacaBroker {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupt.as_ref().is_some_and(|i| i.0.load(std::sync::atomic::Ordering::SeqCst))
+        self.interrupt.as_ref().is_some_and(super::Interrupt::raised)
     }
 
     /// Whether the exchange called off the session the built-in NYSE calendar has on `date`

@@ -262,7 +262,7 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             } else if broker.wait_for_close()? {
                 first_closed = true;
             } else {
-                stop_if_interrupted(opts, journal, live.times().last().copied().unwrap_or_default(), summary)?;
+                stop_if_asked(opts, journal, live.times().last().copied().unwrap_or_default(), summary)?;
                 return Ok(());
             }
             continue;
@@ -338,18 +338,14 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
         summary.decisions += 1;
         if !broker.wait_for_open()? {
             // Cut short by an interrupt: stopped before this bar's orders, not done.
-            if !stop_if_interrupted(opts, journal, bar_time, summary)? {
+            if !stop_if_asked(opts, journal, bar_time, summary)? {
                 journal
                     .write_synced(&Entry::BarDone { bar_time, equity: account.equity })
                     .map_err(|e| journal_error(journal, e))?;
             }
             return Ok(());
         }
-        if let Err(stop) = opts.limits.check_kill_switch() {
-            journal
-                .write_synced(&Entry::Error { time: bar_time, message: stop.to_string(), stopped: true })
-                .map_err(|e| journal_error(journal, e))?;
-            summary.stopped = Some(stop.to_string());
+        if stop_if_asked(opts, journal, bar_time, summary)? {
             return Ok(());
         }
         let mut tries = 0;
@@ -461,15 +457,16 @@ fn run_loop<B: Paced, A: Agent + ?Sized>(
             return Ok(());
         }
         if !broker.wait_for_close()? {
-            stop_if_interrupted(opts, journal, bar_time, summary)?;
+            stop_if_asked(opts, journal, bar_time, summary)?;
             return Ok(());
         }
     }
 }
 
-/// After a wait that ended without its bar: when an interrupt (or the kill switch) cut it
-/// short, journals the stop and records it; returns whether it did.
-fn stop_if_interrupted(
+/// When the interrupt (Ctrl-C) or the kill switch asks to stop (checked after a wait, and
+/// right before a bar's orders go out), journals the stop and records it; returns whether
+/// it did.
+fn stop_if_asked(
     opts: &TradeOptions,
     journal: &mut Journal,
     time: i64,

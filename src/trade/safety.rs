@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Debug, Clone)]
 pub struct Interrupt(pub Arc<AtomicBool>);
 
+impl Interrupt {
+    /// Whether the flag is raised.
+    pub fn raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 impl PartialEq for Interrupt {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
@@ -81,7 +88,7 @@ impl Limits {
     /// # Errors
     /// [`Stop::Interrupted`], [`Stop::KillSwitch`].
     pub fn check_kill_switch(&self) -> Result<(), Stop> {
-        if self.interrupt.as_ref().is_some_and(|i| i.0.load(Ordering::SeqCst)) {
+        if self.interrupt.as_ref().is_some_and(Interrupt::raised) {
             return Err(Stop::Interrupted);
         }
         match self.kill_switch.as_deref().filter(|p| Path::exists(p)) {
