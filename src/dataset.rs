@@ -90,8 +90,12 @@ impl Dataset {
         let raw = compute_table(&inputs);
         let scale_free: Vec<_> =
             raw.iter().enumerate().map(|(k, r)| scale_free(r, panel.close(k), panel.volume(k))).collect();
-        let scaler =
-            scaler.unwrap_or_else(|| FeatureScaler::fit_many(scale_free.iter().map(|f| (f, split.train.clone()))));
+        let scaler = scaler.unwrap_or_else(|| {
+            let fitted = FeatureScaler::fit_many(scale_free.iter().map(|f| (f, split.train.clone())));
+            let ts = panel.timestamps();
+            let train = split.train.start..split.train.end.min(ts.len());
+            FeatureScaler { fitted_on: (!train.is_empty()).then(|| (ts[train.start], ts[train.end - 1])), ..fitted }
+        });
         let obs: Vec<_> = scale_free.iter().map(|f| scaler.transform(f)).collect();
         let n_features = crate::features::N_FEATURES;
         let mean_volume = panel.mean_volume_20(); // [n_tickers, n_bars]

@@ -922,7 +922,7 @@ fn daily_setup(dry_run: bool, kill: &std::path::Path, stop_at: Arc<AtomicI64>) -
 fn daily_market(broker: &mut AlpacaBroker) -> ploutos::trade::LiveMarket {
     use ploutos::features::FeatureScaler;
     let tickers = vec!["AAPL".to_string()];
-    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
+    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0, fitted_on: None };
     let mut live = ploutos::trade::LiveMarket::new(tickers.clone(), Interval::Day, scaler);
     live.extend(&broker.bars_since(&tickers, et("2023-06-01T00:00:00-04:00")).unwrap()).unwrap();
     live
@@ -1428,7 +1428,7 @@ fn an_hourly_paper_loop_trades_the_session_hours_on_alpacas_clock() {
     });
 
     let tickers = vec!["AAPL".to_string()];
-    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0 };
+    let scaler = FeatureScaler { mean: vec![0.0; 55], std: vec![1.0; 55], clip: 5.0, fitted_on: None };
     let mut live = LiveMarket::new(tickers.clone(), Interval::Hour, scaler.clone());
     let history = broker.bars_since(&tickers, et("2024-05-01T00:00:00-04:00")).unwrap();
     live.extend(&history).unwrap();

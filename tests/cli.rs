@@ -366,6 +366,28 @@ fn checkpoints_backtest_resume_and_fail_clearly() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("in-sample"), "the test split is out of sample: {err}");
+    // The whole data, or the same market written out and read back as CSV files, reaches
+    // into the bars the model was trained on: said, with how many.
+    let (code, _, err) = ploutos_in(
+        d,
+        &["generate-data", "--out", "data", "--set=data.synthetic.years=3", "--set=data.tickers=[\"AAA\",\"BBB\"]"],
+    );
+    assert_eq!(code, 0, "{err}");
+    for how in [["--split", "all"], ["--data", "data"]] {
+        let mut backtest = vec!["backtest", "--model", step, "--set=data.synthetic.years=3"];
+        backtest.extend(["--set=data.tickers=[\"AAA\",\"BBB\"]", how[0], how[1], "--out"]);
+        backtest.push(if how[0] == "--data" { "reports/csv" } else { "reports/all" });
+        let (code, _, err) = ploutos_in(d, &backtest);
+        assert_eq!(code, 0, "{err}");
+        let said = err.lines().find(|l| l.contains("in-sample")).unwrap_or_else(|| panic!("{how:?}: {err}"));
+        assert!(said.contains("fall within the model's training bars"), "{said}");
+        // About 70% of the bars after the warm-up are the default split's training bars.
+        let (seen, of) = said.split_once(" of the ").unwrap();
+        let seen: f64 = seen.rsplit(' ').next().unwrap().parse().unwrap();
+        let of: f64 = of.split(' ').next().unwrap().parse().unwrap();
+        assert!(seen / of > 0.5 && seen < of, "{said}");
+    }
 
     // Resume from final/: the continued run writes into models/ck, not models/ck/final/.
     let more = ["train", "--resume", "models/ck/final", "--set=training.total_timesteps=6144"];
@@ -642,6 +664,13 @@ fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
     let (code, _, err) =
         ploutos_in(d, &["backtest", "--model", "models/wf/fold_0/final", "--split", "all", "--out", "f0"]);
     assert_eq!(code, 0, "{err}");
+    // A fold's scaler records the fold's own training window.
+    let window = format!(
+        "training bars ({} → {})",
+        folds[0]["train_from"].as_str().unwrap(),
+        folds[0]["train_to"].as_str().unwrap()
+    );
+    assert!(err.contains(&window) && err.contains("in-sample"), "{window}: {err}");
 }
 
 /// A run resumed from an earlier checkpoint logs the steps after it once: `metrics.csv`
@@ -1070,6 +1099,12 @@ fn trade_replay_sends_the_backtests_orders() {
     let (code, out, err) = ploutos_in(d, &["trade", "--model", model, "--split", "validation", "--out", "trades/val"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(rows("trades/val/orders.csv", 4), rows("reports/val/trades.csv", 4), "{out}");
+    assert!(!err.contains("in-sample"), "{err}");
+    // A session over bars the model was trained on (the data's first weeks) says so.
+    let early = ["--split", "all", "--to", "2015-02-27", "--out", "trades/early"];
+    let (code, _, err) = ploutos_in(d, &[&["trade", "--model", model][..], &early].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("fall within the model's training bars"), "{err}");
 
     // The report is not replaced without --force; two models named alike get two folders;
     // the default folder is named after the runs and never reused.

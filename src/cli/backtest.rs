@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use ploutos::backtest::report::{Entry, Report};
 use ploutos::backtest::{Policy, ReplayResult, html, metrics, output, plots, replay_policy};
-use ploutos::config::{Config, DataSource};
+use ploutos::config::{Config, DataSource, Interval};
 use ploutos::dataset::{Dataset, SplitPart};
 use ploutos::market::calendar::format_timestamp;
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     };
     let dataset = super::train::load_dataset(&cfg, scaler)?;
     let range = period(&dataset, part, dates)?;
+    if !a.model.is_empty() && part != SplitPart::Train {
+        warn_in_sample(&dataset, range.clone(), cfg.data.interval);
+    }
     let specs =
         if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
     if let Some(twice) = specs.iter().enumerate().find(|(i, s)| specs[..*i].contains(s)) {
@@ -97,6 +100,26 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         None => unused(PathBuf::from("reports").join(report_name(&results))),
     };
     finish(&out_root, &results, &benchmark, &dataset, range, cfg.data.interval)
+}
+
+/// Says when the bars replayed include some the model was trained on (its scaler records
+/// them): on other data given with `--data`, or a period that reaches into the training
+/// split, the figures would be in-sample (a backtest's, or a replayed trading session's).
+pub(super) fn warn_in_sample(ds: &Dataset, range: std::ops::Range<usize>, interval: Interval) {
+    let Some((first, last)) = ds.scaler.fitted_on else { return };
+    let ts = &ds.panel.timestamps()[range.clone()];
+    let seen = ts.iter().filter(|&&t| (first..=last).contains(&t)).count();
+    if seen > 0 {
+        let at = |t: i64| format_timestamp(t, interval);
+        eprintln!(
+            "ploutos: {seen} of the {} bars replayed ({} → {}) fall within the model's training bars ({} → {}): in-sample figures, not a test",
+            ts.len(),
+            at(ts[0]),
+            at(ts[ts.len() - 1]),
+            at(first),
+            at(last)
+        );
+    }
 }
 
 /// The benchmark's name: its column, and its folder beside the runs'.
@@ -416,10 +439,11 @@ fn same_market(models: &[PathBuf]) -> anyhow::Result<()> {
         }
         let differs = match theirs.environment.model_contract_difference(&ours.environment) {
             Some(key) => Some(format!("was trained with {key}")),
-            None if our_scaler.as_ref() != Some(&load_scaler(other)?) => {
-                Some("standardizes its features otherwise (another training split)".into())
+            None => {
+                let scaler = load_scaler(other)?;
+                (!our_scaler.as_ref().is_some_and(|s| s.standardizes_like(&scaler)))
+                    .then(|| "standardizes its features otherwise (another training split)".into())
             }
-            None => None,
         };
         if let Some(what) = differs {
             return Err(BadArgument(format!(

@@ -100,6 +100,12 @@ pub struct FeatureScaler {
     pub std: Vec<f64>,
     /// Standardized values are clipped to `[-clip, clip]` (default 5).
     pub clip: f64,
+    /// Timestamps of the first and last training bars the statistics were fitted on
+    /// (inclusive): what lets a backtest of the model on other data say that it replays
+    /// bars the model was trained on. `None` for a scaler fitted on rows alone, or saved
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_on: Option<(i64, i64)>,
 }
 
 impl FeatureScaler {
@@ -141,7 +147,13 @@ impl FeatureScaler {
                 std[i] = var.sqrt();
             }
         }
-        Self { mean, std, clip: Self::DEFAULT_CLIP }
+        Self { mean, std, clip: Self::DEFAULT_CLIP, fitted_on: None }
+    }
+
+    /// Whether `other` standardizes every feature as this one does (whatever bars each
+    /// records having been fitted on).
+    pub fn standardizes_like(&self, other: &Self) -> bool {
+        self.mean == other.mean && self.std == other.std && self.clip == other.clip
     }
 
     /// Standardizes, clips and fills: the observation features of every bar.
