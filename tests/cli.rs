@@ -660,6 +660,16 @@ fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
     assert!(((1.0 + fold_return(0)) * (1.0 + fold_return(1)) - 1.0 - chained).abs() < 1e-9, "{report}");
     for fold in ["fold_0", "fold_1"] {
         assert!(d.join("models/wf").join(fold).join("final/feature_scaler.ron").is_file(), "{fold}");
+        // Each fold logs as a training run: its TensorBoard events, and its own train.log.
+        let events = std::fs::read_dir(d.join("runs/wf").join(fold)).unwrap().flatten();
+        assert!(
+            events.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents")),
+            "{fold}"
+        );
+        let log = std::fs::read_to_string(d.join("logs/wf").join(fold).join("train.log")).unwrap();
+        assert!(log.contains(&format!("run=wf/{fold}")), "{fold}: {log}");
+        let other = if fold == "fold_0" { "fold_1" } else { "fold_0" };
+        assert!(!log.contains(&format!("run=wf/{other}")), "{fold}: {log}");
     }
     let (code, _, err) =
         ploutos_in(d, &["backtest", "--model", "models/wf/fold_0/final", "--split", "all", "--out", "f0"]);
@@ -671,6 +681,43 @@ fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
         folds[0]["train_to"].as_str().unwrap()
     );
     assert!(err.contains(&window) && err.contains("in-sample"), "{window}: {err}");
+}
+
+/// Ctrl-C during a fold stops the walk-forward after that iteration, with exit 130, the
+/// fold's checkpoint saved and no report (which would cover only the folds done).
+#[cfg(feature = "learner")]
+#[test]
+fn ctrl_c_stops_a_walk_forward_without_a_report() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut a: Vec<String> = tiny_train("wf", 50_000_000).into_iter().skip(1).collect();
+    a.retain(|s| !s.contains("run_name"));
+    let mut wf = vec!["walk-forward".to_string(), "--set=training.run_name=wf".into(), "--set=data.interval=1d".into()];
+    wf.extend(a);
+    wf.extend(["--folds", "2", "--train-days", "252", "--test-days", "60"].map(String::from));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ploutos"))
+        .args(args(&wf))
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ploutos: run wf/fold_0") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on the child's pid, which this test owns and has not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("the walk-forward stopped in fold_0 (Ctrl-C): no report"), "{seen}");
+    assert!(!seen.contains("fold_1") && !d.join("reports/wf").exists(), "{seen}");
+    assert!(std::fs::read_dir(d.join("models/wf/fold_0/checkpoints")).unwrap().next().is_some(), "{seen}");
 }
 
 /// A run resumed from an earlier checkpoint logs the steps after it once: `metrics.csv`
@@ -720,6 +767,12 @@ fn train_seeds_summarizes_every_seed_beside_the_baselines() {
     assert_eq!(code, 0, "{err}");
     for s in ["seed_42", "seed_43"] {
         assert!(d.join("models/sw").join(s).join("final/model.safetensors").is_file(), "{s}: {err}");
+        // Each seed's log lines in its own train.log.
+        let log = std::fs::read_to_string(d.join("logs/sw").join(s).join("train.log")).unwrap();
+        assert!(
+            log.contains(&format!("run=sw/{s}")) && log.lines().all(|l| !l.contains("run=sw/seed_") || l.contains(s)),
+            "{s}: {log}"
+        );
     }
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("models/sw/seeds.json")).unwrap()).unwrap();
     let summary = v["summary"].as_array().unwrap();

@@ -68,7 +68,7 @@ pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(feature = "learner")]
 pub use with_learner::{bench, run};
 #[cfg(feature = "learner")]
-pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, save_scaler, train_one};
+pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, train_envs, train_one};
 
 #[cfg(feature = "learner")]
 mod with_learner {
@@ -206,6 +206,31 @@ mod with_learner {
         }
     }
 
+    /// The `train.log` that log lines go to now: the process has one subscriber (set at the
+    /// first [`init_log`]), and each run of a process that trains several (seeds,
+    /// walk-forward folds) points it at its own file.
+    static LOG_FILE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+    /// The subscriber's writer: the current [`LOG_FILE`] (lines are dropped when none is).
+    struct CurrentLog;
+
+    impl std::io::Write for CurrentLog {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match LOG_FILE.lock().ok().as_mut().and_then(|f| f.as_mut()) {
+                Some(file) => file.write(buf),
+                None => Ok(buf.len()),
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            match LOG_FILE.lock().ok().as_mut().and_then(|f| f.as_mut()) {
+                Some(file) => file.flush(),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Sends the log lines that follow to `dir/train.log` (appended to).
     pub(crate) fn init_log(dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = std::fs::OpenOptions::new()
@@ -213,8 +238,11 @@ mod with_learner {
             .append(true)
             .open(dir.join("train.log"))
             .with_context(|| format!("opening {}", dir.join("train.log").display()))?;
+        if let Ok(mut current) = LOG_FILE.lock() {
+            *current = Some(file);
+        }
         let _ = tracing_subscriber::fmt()
-            .with_writer(std::sync::Mutex::new(file))
+            .with_writer(|| CurrentLog)
             .with_ansi(false)
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
             .try_init();
@@ -407,10 +435,24 @@ mod with_learner {
         resume: Option<&Path>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<ploutos::ppo::TrainSummary> {
+        let (train_env, eval_env) = build_envs(cfg, ds)?;
+        train_envs(cfg, (train_env, eval_env), &ds.scaler, paths, run_name, resume, stop)
+    }
+
+    /// [`train_one`] on envs built by the caller (a walk-forward fold's, which has no
+    /// validation bars): the run's progress bar, TensorBoard logs, `train.log` and scaler.
+    pub(crate) fn train_envs(
+        cfg: &Config,
+        (train_env, eval_env): (TradingEnv, Option<TradingEnv>),
+        scaler: &ploutos::features::FeatureScaler,
+        paths: &RunPaths,
+        run_name: &str,
+        resume: Option<&Path>,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<ploutos::ppo::TrainSummary> {
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
-        let (train_env, eval_env) = build_envs(cfg, ds)?;
-        save_scaler(&paths.models, &ds.scaler)?;
+        save_scaler(&paths.models, scaler)?;
         eprintln!(
             "ploutos: run {run_name}: {} envs × {} tickers, observation {} floats, {} timesteps, device {}",
             train_env.n_envs(),

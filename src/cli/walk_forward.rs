@@ -16,7 +16,7 @@ use ploutos::backtest::{Fold, Policy, ReplayResult, WalkForward, metrics, replay
 use ploutos::dataset::Dataset;
 use ploutos::market::calendar::format_timestamp;
 use ploutos::market::{Split, load_panel};
-use ploutos::ppo::{NoHooks, Policy as Agent, RunPaths, Trainer, parse_device};
+use ploutos::ppo::{Policy as Agent, RunPaths, parse_device};
 use ploutos::{EnvOptions, TradingEnv};
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +63,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
             std::fs::remove_dir_all(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
         }
     }
+    let stop = super::stop_on_ctrl_c("stopping after this iteration: the walk-forward ends without a report");
     let bpy = cfg.data.interval.bars_per_year();
     let device = parse_device(&cfg.training.device)?;
     // The out-of-sample period: from the first fold's test window to the last one's.
@@ -93,12 +94,21 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
             runs: PathBuf::from("runs").join(&name).join(&fold_name),
             logs: PathBuf::from("logs").join(&name).join(&fold_name),
         };
-        // The fold's own standardization (fitted on its training window), beside its model
-        // and copied into its checkpoints, so that `backtest --model .../fold_N/final` reads
-        // the features as the fold's agent did.
-        super::train::save_scaler(&paths.models, &ds.scaler)?;
-        let summary = Trainer::new(&cfg, env, None, paths)?.train(&mut NoHooks)?;
-        eprintln!("ploutos: {fold_name}: trained {} timesteps in {:.0} s", summary.timesteps, summary.seconds);
+        // The fold's own standardization (fitted on its training window) goes beside its
+        // model and into its checkpoints, so that `backtest --model .../fold_N/final` reads
+        // the features as the fold's agent did; the fold logs as a training run does.
+        let run_name = format!("{name}/{fold_name}");
+        let summary = super::train::train_envs(&cfg, (env, None), &ds.scaler, &paths, &run_name, None, &stop)?;
+        if summary.interrupted {
+            return Err(super::Stopped {
+                message: format!(
+                    "the walk-forward stopped in {fold_name} (Ctrl-C): no report; its folds so far are in {} (run it again with --force to start over)",
+                    roots[0].display()
+                ),
+                interrupted: true,
+            }
+            .into());
+        }
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;
         agent.set_market(&ds.market)?;
         let result = replay_agent(&cfg.environment, ds.market.clone(), test.clone(), &agent, fold_name.clone(), true)?;
