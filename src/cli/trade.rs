@@ -196,6 +196,7 @@ fn replay(
         initial_cash: cfg.environment.initial_cash,
         history_since: None,
         session: None,
+        model_digest: None,
     };
     journal.write_synced(&start).with_context(|| format!("cannot write {}", journal_path.display()))?;
     let summary = trade(&mut broker, &mut live, &mut session, &mut journal, &opts)?;
@@ -228,10 +229,29 @@ struct Resume {
     session: Option<String>,
 }
 
+/// SHA-256 (hex) of the files a model decides with: its weights and, where it has one, its
+/// observation normalization.
+#[cfg(feature = "learner")]
+fn model_digest(model: &std::path::Path) -> anyhow::Result<String> {
+    use ploutos::ppo::checkpoint::{MODEL_FILE, NORMALIZER_FILE};
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for name in [MODEL_FILE, NORMALIZER_FILE] {
+        let file = model.join(name);
+        match std::fs::read(&file) {
+            Ok(bytes) => hash.update(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == NORMALIZER_FILE => {}
+            Err(e) => return Err(BadArgument(format!("--model: {}: {e}", file.display())).into()),
+        }
+    }
+    Ok(format!("{:x}", hash.finalize()))
+}
+
 /// The session `replayed` (read from `path`) holds, to resume: `None` for a journal without
 /// one (a new session starts). A session of another run, endpoint or kind (dry or not) is
-/// refused: its orders are not this one's; so is one another model decided (the same model
-/// by another path is the same).
+/// refused: its orders are not this one's; so is one another model decided: other weights
+/// (`this_model`'s path and [`model_digest`]), wherever they are (a model moved keeps
+/// its session; a journal from before digests compares paths).
 #[cfg(feature = "learner")]
 fn resume_point(
     replayed: &ploutos::trade::Replayed,
@@ -239,16 +259,27 @@ fn resume_point(
     this_run: &str,
     endpoint: &str,
     this_dry_run: bool,
-    this_model: &std::path::Path,
+    (this_model, this_digest): (&std::path::Path, &str),
 ) -> Result<Option<Resume>, BadArgument> {
     use ploutos::trade::Entry;
-    let same_model = |model: &str| super::same_path(std::path::Path::new(model), this_model);
+    let same_model = |model: &str, digest: &Option<String>| match digest {
+        Some(d) => d == this_digest,
+        None => super::same_path(std::path::Path::new(model), this_model),
+    };
     match replayed.entries.iter().find(|e| matches!(e, Entry::Start { .. })) {
-        Some(Entry::Start { run, broker, dry_run, model, .. })
-            if run == this_run && broker == endpoint && *dry_run == this_dry_run && !same_model(model) =>
+        Some(Entry::Start { run, broker, dry_run, model, model_digest, .. })
+            if run == this_run
+                && broker == endpoint
+                && *dry_run == this_dry_run
+                && !same_model(model, model_digest) =>
         {
+            let changed = if model_digest.is_some() && super::same_path(std::path::Path::new(model), this_model) {
+                " (its weights have changed since: a best/ that training rewrote?)"
+            } else {
+                ""
+            };
             Err(BadArgument(format!(
-                "{} holds the session of run {run} traded with --model {model}: this one is --model {}; pick another --run or --out",
+                "{} holds the session of run {run} traded with --model {model}: this one is --model {}{changed}; pick another --run or --out",
                 path.display(),
                 this_model.display()
             )))
@@ -326,7 +357,8 @@ fn alpaca(
     let journal_path = out.join("journal.jsonl");
     let replayed = Replayed::read(&journal_path).map_err(|e| BadArgument(e.to_string()))?;
     let endpoint = if a.live { "alpaca-live" } else { "alpaca-paper" };
-    let resume = resume_point(&replayed, &journal_path, &opts.run, endpoint, a.dry_run, &a.model)?;
+    let digest = model_digest(&a.model)?;
+    let resume = resume_point(&replayed, &journal_path, &opts.run, endpoint, a.dry_run, (&a.model, &digest))?;
     if let Some(r) = &resume {
         // The session's orders keep the ids they were sent with.
         opts.session.clone_from(&r.session);
@@ -436,6 +468,7 @@ fn alpaca(
             initial_cash,
             history_since: Some(since),
             session: opts.session.clone(),
+            model_digest: Some(digest.clone()),
         };
         journal.write_synced(&entry).with_context(|| format!("cannot write {}", journal_path.display()))?;
     }
@@ -510,11 +543,12 @@ mod tests {
                 initial_cash: 5.0,
                 history_since: Some(7),
                 session: session.map(Into::into),
+                model_digest: session.map(|_| "d1".into()),
             };
             Journal::open(&path).unwrap().write_synced(&start).unwrap();
             (Replayed::read(&path).unwrap(), path)
         };
-        let m = std::path::Path::new("m");
+        let m = (std::path::Path::new("m"), "d1");
         let empty = dir.path().join("none.jsonl");
         assert_eq!(
             resume_point(&Replayed::read(&empty).unwrap(), &empty, "r", "alpaca-paper", false, m).unwrap(),
@@ -533,8 +567,20 @@ mod tests {
             let err = resume_point(&tagged, &path, run, endpoint, dry_run, m).unwrap_err().to_string();
             assert!(err.contains("holds the session of run r on alpaca-paper"), "{err}");
         }
-        let other = std::path::Path::new("other");
+        // A journal with the model's digest compares weights: the same ones moved resume,
+        // other ones under the same path (a best/ rewritten since) are refused; one from
+        // before digests compares paths.
+        let moved = (std::path::Path::new("other"), "d1");
+        assert!(resume_point(&tagged, &path, "r", "alpaca-paper", false, moved).unwrap().is_some());
+        let rewritten = (std::path::Path::new("m"), "d2");
+        let err = resume_point(&tagged, &path, "r", "alpaca-paper", false, rewritten).unwrap_err().to_string();
+        assert!(err.contains("traded with --model m: this one is --model m (its weights have changed since"), "{err}");
+        let other = (std::path::Path::new("other"), "d2");
         let err = resume_point(&tagged, &path, "r", "alpaca-paper", false, other).unwrap_err().to_string();
-        assert!(err.contains("traded with --model m: this one is --model other"), "{err}");
+        assert!(err.contains("traded with --model m: this one is --model other;"), "{err}");
+        let (old, path) = read("old2.jsonl", None);
+        let err = resume_point(&old, &path, "r", "alpaca-paper", false, moved).unwrap_err().to_string();
+        assert!(err.contains("traded with --model m: this one is --model other;"), "{err}");
+        assert!(resume_point(&old, &path, "r", "alpaca-paper", false, rewritten).unwrap().is_some());
     }
 }

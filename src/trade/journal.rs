@@ -33,6 +33,11 @@ pub enum Entry {
         /// absent in journals from before tags and for the replay broker.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<String>,
+        /// SHA-256 (hex) of the files the model decides with (`ploutos trade`'s
+        /// `model_digest`): a resume with other weights under the same path (a `best/` that
+        /// training rewrote since) is refused. Absent in journals from before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_digest: Option<String>,
     },
     /// The broker's account at a bar close, which the decision at that close reads (not in a
     /// dry run, which decides on the simulated account); a restart decides again from it.
