@@ -8,10 +8,12 @@
 set -euo pipefail
 a=$1 b=$2 runs=${3:-5} envs=${4:-4096} secs=${5:-3}
 out=$(mktemp)
+# An empty folder as the baseline: the NumPy baseline is not run (only Ploutos' rate is read).
+none=$(mktemp -d)
 for layout in index materialized; do
   for i in $(seq "$runs"); do
     for bin in "$a" "$b"; do
-      rate=$("$bin" bench --envs "$envs" --layout "$layout" --seconds "$secs" --json --baseline /nonexistent \
+      rate=$("$bin" bench --envs "$envs" --layout "$layout" --seconds "$secs" --json --baseline "$none" \
         | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["env_steps_per_sec"])')
       echo "$layout $i $bin $rate" >> "$out"
     done

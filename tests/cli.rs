@@ -264,6 +264,17 @@ fn a_run_never_overwrites_another_unless_forced() {
     assert_eq!(std::fs::read(&model).unwrap(), before, "the first run's model is intact");
     let mut forced = a.clone();
     forced.push("--force".into());
+    // --force with data that cannot be trained on, or a network over the machine's memory,
+    // fails before it replaces anything: the first run stays whole.
+    let huge = "--set=training.net_arch=[65536,65536,65536,65536,65536,65536,65536,65536]";
+    for bad in [&["--set=data.split.train_end=1990-01-01"][..], &[huge, "--set=training.device=cpu"]] {
+        let (code, _, err) = ploutos_in(dir.path(), &[&args(&forced)[..], bad].concat());
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert_eq!(std::fs::read(&model).unwrap(), before, "{bad:?}: the first run's model is intact");
+        for root in ["runs", "logs"] {
+            assert!(std::fs::read_dir(dir.path().join(root).join("same")).unwrap().next().is_some(), "{bad:?}: {root}");
+        }
+    }
     let (code, _, err) = ploutos_in(dir.path(), &args(&forced));
     assert_eq!(code, 0, "{err}");
 }
@@ -681,6 +692,14 @@ fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
         folds[0]["train_to"].as_str().unwrap()
     );
     assert!(err.contains(&window) && err.contains("in-sample"), "{window}: {err}");
+    // --force with a network over the machine's memory fails before it clears any fold.
+    let huge = "--set=training.net_arch=[65536,65536,65536,65536,65536,65536,65536,65536]";
+    let forced = [&args(&wf)[..], &["--force", huge, "--set=training.device=cpu"]].concat();
+    let (code, _, err) = ploutos_in(d, &forced);
+    assert_eq!(code, 2, "{err}");
+    for fold in ["fold_0", "fold_1"] {
+        assert!(d.join("models/wf").join(fold).join("final/model.safetensors").is_file(), "{fold}: {err}");
+    }
 }
 
 /// Ctrl-C during a fold stops the walk-forward after that iteration, with exit 130, the

@@ -143,6 +143,14 @@ fn local_sweep_stops_poor_trials_lists_failures_and_resumes_without_rerunning() 
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("trial {failed_id} failed")), "{err}");
     assert_eq!(mtime(&first), before);
+    // --force replaces the sweep only with one whose every trial can start: a device that
+    // is not there, or data without a training split, leave it as it was.
+    for bad in [r#"grid: {"training.device": ["cuda:7"]},"#, r#"grid: {"data.split.train_end": ["1990-01-01"]},"#] {
+        std::fs::write(d.join("bad.ron"), spec(&format!("name: \"lr\", {bad}"))).unwrap();
+        let (code, _, err) = ploutos_in(d, &["sweep", "bad.ron", "--force"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert_eq!(mtime(&first), before, "{bad}: {err}");
+    }
     // Another spec over this sweep's folder is refused; --force starts over.
     std::fs::write(d.join("lr.ron"), spec("seeds: 1,")).unwrap();
     let (code, _, err) = ploutos_in(d, &["sweep", "lr.ron"]);

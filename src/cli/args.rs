@@ -233,8 +233,9 @@ pub struct BacktestArgs {
     /// the whole files.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Which split to run on when no --data is given: train, validation, test or all.
-    #[arg(long, default_value = "test")]
+    /// Which split to run on when no --data is given: train, validation, test or all
+    /// (with --data, whose files are replayed whole, --from and --to choose the period).
+    #[arg(long, default_value = "test", conflicts_with = "data")]
     pub split: String,
     /// First date (inclusive), YYYY-MM-DD.
     #[arg(long, value_name = "DATE")]
@@ -273,8 +274,9 @@ pub struct TradeArgs {
     /// Folder of `<TICKER>.csv` files to replay instead of the model's data source.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Which split to replay when no --data is given: train, validation, test or all.
-    #[arg(long, default_value = "test")]
+    /// Which split to replay when no --data is given: train, validation, test or all
+    /// (with --data, whose files are replayed whole, --from and --to choose the period).
+    #[arg(long, default_value = "test", conflicts_with = "data")]
     pub split: String,
     /// First date (inclusive) of the replayed period, YYYY-MM-DD.
     #[arg(long, value_name = "DATE")]

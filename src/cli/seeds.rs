@@ -13,7 +13,7 @@
 //! that was stopped resumes from its latest checkpoint; `--force` starts every seed over.
 
 use super::BadArgument;
-use super::train::{init_log, load_dataset, prepare_runs, refuse_overwrite, run_paths, train_one};
+use super::train::{Begin, clear_or_refuse, init_log, load_dataset, refuse_overwrite, run_paths, train_one};
 use anyhow::Context;
 use ploutos::backtest::{Policy as BuiltIn, metrics, replay_agent, replay_policy};
 use ploutos::bench::median;
@@ -205,8 +205,9 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             c
         })
         .collect();
+    // --force clears each seed's earlier outputs when that seed's run is set up (see
+    // `Begin::Fresh`), so that bad data or a run too big for the machine loses nothing.
     let starts = if force {
-        prepare_runs(&runs, true)?;
         vec![Start::Fresh; runs.len()]
     } else {
         runs.iter().zip(&configs).map(|((name, paths), c)| start_of(name, paths, c)).collect::<Result<_, _>>()?
@@ -225,8 +226,12 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
                 eprintln!("ploutos: seed {seed} finished in an earlier run: evaluated again, not trained");
                 summary
             }
-            Start::Resume(ckpt) => train_one(c, &ds, paths, name, Some(&ckpt), stop)?,
-            Start::Fresh => train_one(c, &ds, paths, name, None, stop)?,
+            Start::Resume(ckpt) => train_one(c, &ds, paths, name, Begin::Resume(&ckpt), stop)?,
+            Start::Fresh => {
+                let replace = || clear_or_refuse(paths, name, true);
+                let begin = Begin::Fresh { replace: force.then_some(&replace as &dyn Fn() -> anyhow::Result<()>) };
+                train_one(c, &ds, paths, name, begin, stop)?
+            }
         };
         if summary.interrupted {
             // Without a run name of its own the run is named after its start time: the same
@@ -290,7 +295,7 @@ fn print_table(summaries: &[SplitSummary]) {
     let pct = |x: f64| format!("{:+.1}%", 100.0 * x);
     for s in summaries {
         println!(
-            "{} ({} seeds): sharpe {:.2} [{:.2}, {:.2}], return {} [{}, {}], max drawdown {}, turnover {:.1}x/year; beats buy-and-hold's sharpe in {}/{} | buy-and-hold sharpe {:.2}, return {} | random sharpe {:.2}, return {}",
+            "{} ({} seeds): sharpe {:.2} [{:.2}, {:.2}], return {} [{}, {}], max drawdown {} [{}, {}], turnover {:.1}x/year [{:.1}, {:.1}]; beats buy-and-hold's sharpe in {}/{} | buy-and-hold sharpe {:.2}, return {} | random sharpe {:.2}, return {}",
             s.split,
             s.seeds,
             s.sharpe.median,
@@ -300,7 +305,11 @@ fn print_table(summaries: &[SplitSummary]) {
             pct(s.total_return.min),
             pct(s.total_return.max),
             pct(s.max_drawdown.median),
+            pct(s.max_drawdown.min),
+            pct(s.max_drawdown.max),
             s.turnover_per_year.median,
+            s.turnover_per_year.min,
+            s.turnover_per_year.max,
             s.beat_buy_and_hold,
             s.seeds,
             s.buy_and_hold_sharpe,

@@ -66,9 +66,9 @@ pub fn bench(_cfg: &Config, _a: &BenchArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "learner")]
-pub use with_learner::{bench, run};
+pub(crate) use with_learner::{Begin, clear_or_refuse, init_log, refuse_overwrite, run_paths, train_envs, train_one};
 #[cfg(feature = "learner")]
-pub(crate) use with_learner::{init_log, prepare_runs, refuse_overwrite, run_paths, train_envs, train_one};
+pub use with_learner::{bench, run};
 
 #[cfg(feature = "learner")]
 mod with_learner {
@@ -274,7 +274,7 @@ mod with_learner {
     }
 
     /// Removes the outputs of an earlier run (`--force`) or refuses to start over them.
-    fn clear_or_refuse(paths: &RunPaths, run_name: &str, force: bool) -> anyhow::Result<()> {
+    pub(crate) fn clear_or_refuse(paths: &RunPaths, run_name: &str, force: bool) -> anyhow::Result<()> {
         if force {
             for dir in [&paths.models, &paths.runs, &paths.logs] {
                 if dir.exists() {
@@ -375,11 +375,27 @@ mod with_learner {
             paths.models = root;
         }
         writable(&paths)?;
-        if a.resume.is_none() {
-            clear_or_refuse(&paths, &run_name, a.force)?;
+        if a.resume.is_none() && !a.force {
+            refuse_overwrite(&paths, &run_name)?;
         }
         let ds = load_dataset(&cfg, None)?;
-        let summary = train_one(&cfg, &ds, &paths, &run_name, a.resume.as_deref(), &stop)?;
+        // --force clears the earlier run only once this one is set up (data read, envs
+        // and network built): bad data or a run too big for the machine loses nothing.
+        let replace = || {
+            clear_or_refuse(&paths, &run_name, true)?;
+            // `--out DIR`: the earlier run's result goes with its model.
+            match a.out.as_ref().map(|dir| dir.join("result.json")).filter(|f| f.exists()) {
+                Some(result) => {
+                    std::fs::remove_file(&result).with_context(|| format!("--force: removing {}", result.display()))
+                }
+                None => Ok(()),
+            }
+        };
+        let begin = match &a.resume {
+            Some(dir) => Begin::Resume(dir),
+            None => Begin::Fresh { replace: a.force.then_some(&replace as &dyn Fn() -> anyhow::Result<()>) },
+        };
+        let summary = train_one(&cfg, &ds, &paths, &run_name, begin, &stop)?;
         if let Some(dir) = &a.out {
             write_result(&cfg, &ds, &paths, &summary, &run_name, dir)?;
         }
@@ -417,14 +433,6 @@ mod with_learner {
         ploutos::fsutil::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Clears (`force`) or checks the outputs of every run of a sweep before any starts.
-    pub(crate) fn prepare_runs(runs: &[(String, RunPaths)], force: bool) -> anyhow::Result<()> {
-        for (name, paths) in runs {
-            clear_or_refuse(paths, name, force)?;
-        }
-        Ok(())
-    }
-
     /// Trains one run on `ds` into `paths` (from scratch, or resumed from `resume`), with
     /// its progress bar, TensorBoard logs and log file.
     pub(crate) fn train_one(
@@ -432,11 +440,21 @@ mod with_learner {
         ds: &Dataset,
         paths: &RunPaths,
         run_name: &str,
-        resume: Option<&Path>,
+        begin: Begin<'_>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<ploutos::ppo::TrainSummary> {
         let (train_env, eval_env) = build_envs(cfg, ds)?;
-        train_envs(cfg, (train_env, eval_env), &ds.scaler, paths, run_name, resume, stop)
+        train_envs(cfg, (train_env, eval_env), &ds.scaler, paths, run_name, begin, stop)
+    }
+
+    /// How a run starts.
+    #[derive(Clone, Copy)]
+    pub(crate) enum Begin<'a> {
+        /// A new run; `replace` (`--force`) clears the outputs of an earlier run of the
+        /// name once this one is set up, and not before.
+        Fresh { replace: Option<&'a dyn Fn() -> anyhow::Result<()>> },
+        /// From the latest checkpoint under this folder.
+        Resume(&'a Path),
     }
 
     /// [`train_one`] on envs built by the caller (a walk-forward fold's, which has no
@@ -447,30 +465,30 @@ mod with_learner {
         scaler: &ploutos::features::FeatureScaler,
         paths: &RunPaths,
         run_name: &str,
-        resume: Option<&Path>,
+        begin: Begin<'_>,
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<ploutos::ppo::TrainSummary> {
+        let (n_envs, n_tickers, obs_dim) = (train_env.n_envs(), train_env.n_tickers(), train_env.obs_dim());
+        // The trainer is set up before anything is written or cleared: a run that cannot
+        // start (no such device, a network too big for the machine) leaves an earlier run
+        // it was to replace as it was.
+        let mut trainer = match begin {
+            Begin::Resume(dir) => Trainer::resume(dir, cfg, train_env, eval_env, paths.clone())?,
+            Begin::Fresh { replace } => {
+                let trainer = Trainer::new(cfg, train_env, eval_env, paths.clone())?;
+                if let Some(clear) = replace {
+                    clear()?;
+                }
+                trainer
+            }
+        };
         init_log(&paths.logs)?;
         tracing::info!(run = %run_name, config = %cfg.to_ron(), "starting");
         save_scaler(&paths.models, scaler)?;
         eprintln!(
-            "ploutos: run {run_name}: {} envs × {} tickers, observation {} floats, {} timesteps, device {}",
-            train_env.n_envs(),
-            train_env.n_tickers(),
-            train_env.obs_dim(),
-            cfg.training.total_timesteps,
-            cfg.training.device
+            "ploutos: run {run_name}: {n_envs} envs × {n_tickers} tickers, observation {obs_dim} floats, {} timesteps, device {}",
+            cfg.training.total_timesteps, cfg.training.device
         );
-        let mut trainer = match resume {
-            Some(dir) => Trainer::resume(dir, cfg, train_env, eval_env, paths.clone())?,
-            None => Trainer::new(cfg, train_env, eval_env, paths.clone()).inspect_err(|_| {
-                // A new run's folders were empty or absent (`clear_or_refuse`): a run that
-                // cannot start leaves nothing that would block its name.
-                for dir in [&paths.models, &paths.runs, &paths.logs] {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            })?,
-        };
         let bar = ProgressBar::new(cfg.training.total_timesteps);
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} | {msg}")
@@ -478,9 +496,9 @@ mod with_learner {
                 .progress_chars("=> "),
         );
         bar.set_position(trainer.timesteps());
-        let logger = match resume {
-            Some(_) => RunLogger::resume(&paths.runs, &LEARNER_TAGS, trainer.timesteps()),
-            None => RunLogger::create(&paths.runs, &LEARNER_TAGS),
+        let logger = match begin {
+            Begin::Resume(_) => RunLogger::resume(&paths.runs, &LEARNER_TAGS, trainer.timesteps()),
+            Begin::Fresh { .. } => RunLogger::create(&paths.runs, &LEARNER_TAGS),
         }
         .with_context(|| format!("creating {}", paths.runs.display()))?;
         let mut hooks = Hooks { bar, logger, stop: stop.clone(), last_reward: None, last_line: None };

@@ -57,15 +57,21 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    // --force: every fold of the earlier walk-forward goes, however many it had.
-    for root in &roots {
-        for entry in std::fs::read_dir(root).into_iter().flatten().flatten().filter(|e| is_fold(e)) {
-            std::fs::remove_dir_all(entry.path()).with_context(|| format!("removing {}", entry.path().display()))?;
+    // --force: every fold of the earlier walk-forward goes, however many it had, once the
+    // first fold's run is set up (a device that is not there, a network too big for the
+    // machine: nothing lost).
+    let clear_folds = || -> anyhow::Result<()> {
+        for root in &roots {
+            for entry in std::fs::read_dir(root).into_iter().flatten().flatten().filter(|e| is_fold(e)) {
+                std::fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("--force: removing {}", entry.path().display()))?;
+            }
         }
-    }
+        Ok(())
+    };
+    let device = parse_device(&cfg.training.device).map_err(|e| BadArgument(e.to_string()))?;
     let stop = super::stop_on_ctrl_c("stopping after this iteration: the walk-forward ends without a report");
     let bpy = cfg.data.interval.bars_per_year();
-    let device = parse_device(&cfg.training.device)?;
     // The out-of-sample period: from the first fold's test window to the last one's.
     let first = folds.first().map_or(0, |f| f.test.start);
     let last = folds.last().map_or(0, |f| f.test.end - 1);
@@ -98,7 +104,9 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         // model and into its checkpoints, so that `backtest --model .../fold_N/final` reads
         // the features as the fold's agent did; the fold logs as a training run does.
         let run_name = format!("{name}/{fold_name}");
-        let summary = super::train::train_envs(&cfg, (env, None), &ds.scaler, &paths, &run_name, None, &stop)?;
+        let replace = (fold == 0).then_some(&clear_folds as &dyn Fn() -> anyhow::Result<()>);
+        let begin = super::train::Begin::Fresh { replace };
+        let summary = super::train::train_envs(&cfg, (env, None), &ds.scaler, &paths, &run_name, begin, &stop)?;
         if summary.interrupted {
             return Err(super::Stopped {
                 message: format!(

@@ -18,6 +18,9 @@ use std::path::PathBuf;
 /// Most trials one spec may expand to: a typo in a grid should not start a million runs.
 pub const MAX_TRIALS: usize = 10_000;
 
+/// The key each trial's seed is written to, last.
+const SEED_KEY: &str = "training.seed";
+
 /// A bad spec: the message names the file and the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -82,6 +85,10 @@ impl Distribution {
         match *self {
             Distribution::Uniform(lo, hi) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
                 bad(&format!("Uniform({lo}, {hi}) is an empty range (needs lo < hi)"))
+            }
+            // Drawing scales by hi − lo, which must be a number too.
+            Distribution::Uniform(lo, hi) if !(hi - lo).is_finite() => {
+                bad(&format!("Uniform({lo}, {hi}) is wider than the largest float (hi − lo overflows)"))
             }
             Distribution::LogUniform(lo, hi) if !(lo > 0.0 && hi.is_finite() && lo < hi) => {
                 bad(&format!("LogUniform({lo}, {hi}) needs 0 < lo < hi"))
@@ -266,7 +273,7 @@ impl SweepSpec {
                     let mut overrides = self.set.clone();
                     overrides.extend(fold.iter().cloned());
                     overrides.extend(p.overrides.iter().cloned());
-                    overrides.push(format!("training.seed={seed}"));
+                    overrides.push(format!("{SEED_KEY}={seed}"));
                     let id = if self.folds.is_empty() {
                         format!("p{:03}-s{seed}", p.index)
                     } else {
@@ -334,6 +341,33 @@ impl SweepSpec {
                 return Err(bad(format!("fold {i} has no overrides (each fold is a list of `key=value`)")));
             }
         }
+        // Each trial's seed is the base config's `training.seed` + its seed index, applied
+        // last: a seed varied or set elsewhere in the spec would be overridden, silently.
+        let sets_seed = |o: &String| o.split_once('=').is_some_and(|(k, _)| k.trim() == SEED_KEY);
+        let seed_in = if self.grid.contains_key(SEED_KEY) {
+            Some("grid")
+        } else if self.random.as_ref().is_some_and(|r| r.keys.contains_key(SEED_KEY)) {
+            Some("random.keys")
+        } else if self.set.iter().any(sets_seed) {
+            Some("set")
+        } else if self.folds.iter().flatten().any(sets_seed) {
+            Some("folds")
+        } else {
+            None
+        };
+        if let Some(place) = seed_in {
+            return Err(bad(format!(
+                "{SEED_KEY} in `{place}`: each trial's seed is the base config's {SEED_KEY} + 0 … seeds − 1; set `seeds: N` (and {SEED_KEY} in the base config)"
+            )));
+        }
+        // The count, from the sizes alone: expanding a spec of billions of trials to count
+        // them would exhaust the memory first.
+        let grid = self.grid.values().fold(1usize, |n, v| n.saturating_mul(v.len()));
+        let draws = self.random.as_ref().map_or(1, |r| r.trials);
+        let n = grid.saturating_mul(draws).saturating_mul(self.seeds).saturating_mul(self.folds.len().max(1));
+        if n > MAX_TRIALS {
+            return Err(bad(format!("the spec expands to {n} trials; at most {MAX_TRIALS}")));
+        }
         // Each key once, with its first value (and every fold), so a bad key is named
         // before thousands of trials are expanded; then the count; then every trial.
         let mut probes: Vec<Vec<String>> = vec![self.set.clone()];
@@ -345,10 +379,6 @@ impl SweepSpec {
         probes.extend(self.folds.iter().cloned());
         for overrides in &probes {
             trial_config(base, overrides).map_err(|e| bad(e.to_string()))?;
-        }
-        let n = self.points().len().saturating_mul(self.seeds).saturating_mul(self.folds.len().max(1));
-        if n > MAX_TRIALS {
-            return Err(bad(format!("the spec expands to {n} trials; at most {MAX_TRIALS}")));
         }
         for t in self.trials(base.training.seed) {
             trial_config(base, &t.overrides).map_err(|e| bad(format!("trial {}: {e}", t.id)))?;
@@ -438,6 +468,26 @@ mod tests {
         assert!(err(r#"(grid: {"training.gamma": [1.5]})"#).contains("training.gamma"));
         assert!(err("(seeds: 0)").contains("seeds"));
         assert!(err("(asha: Some((grace_timesteps: 0)))").contains("grace_timesteps"));
+        // A range whose width overflows (drawing would fail), not only bounds that do.
+        let wide = err(r#"(random: Some((trials: 2, keys: {"environment.reward.bonus": Uniform(-1e308, 1e308)})))"#);
+        assert!(wide.contains("hi − lo overflows"), "{wide}");
+        // A seed anywhere but `seeds` would be overridden by each trial's own.
+        for (text, place) in [
+            (r#"(grid: {"training.seed": [1, 2]})"#, "grid"),
+            (r#"(random: Some((trials: 2, keys: {"training.seed": IntUniform(1, 9)})))"#, "random.keys"),
+            (r#"(set: ["training.seed=5"])"#, "set"),
+            (r#"(folds: [[" training.seed = 5"]])"#, "folds"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(&format!("training.seed in `{place}`")) && e.contains("seeds: N"), "{e}");
+        }
+        // Billions of trials are counted, not expanded (which would exhaust the memory).
+        let keys = ["gamma", "gae_lambda", "ent_coef", "vf_coef", "clip_range", "max_grad_norm", "learning_rate"];
+        let values = (1..=10).map(|i| format!("0.0{i}")).collect::<Vec<_>>().join(", ");
+        let grid = keys.map(|k| format!(r#""training.{k}": [{values}]"#)).join(", ");
+        assert!(err(&format!("(grid: {{{grid}}})")).contains("expands to 10000000 trials"));
+        let budget = err(r#"(random: Some((trials: 100000000, keys: {"training.gamma": Uniform(0.9, 0.99)})))"#);
+        assert!(budget.contains("expands to 100000000 trials"), "{budget}");
         let e = SweepSpec::from_ron_str("(gird: {})", "s.ron").unwrap_err().to_string();
         assert!(e.starts_with("s.ron:1:") && e.contains("gird"), "{e}");
         for e in [err(r#"(grid: {"training.learnin_rate": [1e-4]})"#), e] {

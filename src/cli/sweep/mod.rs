@@ -123,6 +123,27 @@ fn last_line(path: &Path) -> Option<String> {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(String::from)
 }
 
+/// What every trial would refuse as it starts, checked once before `--force` clears an
+/// earlier sweep: its device, and its data (each distinct `data` section read once, and
+/// split).
+fn preflight(base: &Config, trials: &[ploutos::sweep::Trial]) -> anyhow::Result<()> {
+    let (mut devices, mut data) = (Vec::new(), Vec::new());
+    for t in trials {
+        let cfg = ploutos::sweep::trial_config(base, &t.overrides)?;
+        if !devices.contains(&cfg.training.device) {
+            ploutos::ppo::parse_device(&cfg.training.device)
+                .map_err(|e| BadArgument(format!("trial {}: {e}", t.id)))?;
+            devices.push(cfg.training.device.clone());
+        }
+        if !data.contains(&cfg.data) {
+            let (panel, _) = ploutos::market::load_panel(&cfg.data).with_context(|| format!("trial {}", t.id))?;
+            ploutos::market::Split::new(&panel, &cfg.data.split).with_context(|| format!("trial {}", t.id))?;
+            data.push(cfg.data);
+        }
+    }
+    Ok(())
+}
+
 /// Prepares the output folder: a new one, the same sweep resumed, or (`--force`) a fresh
 /// start; refuses a different spec over an earlier sweep's outputs.
 fn prepare_dir(dir: &Path, spec_text: &str, base: &Config, force: bool) -> anyhow::Result<bool> {
@@ -207,6 +228,13 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     };
     if a.backend != "ray" && a.address.is_some() {
         return Err(BadArgument("--address is the Ray cluster's: it needs --backend ray".into()).into());
+    }
+    super::check_writable(&dir, "--out")?;
+    if a.force && dir.exists() && a.backend != "ray" {
+        // An earlier sweep is replaced only by one whose every trial can start (without
+        // --force, a trial that cannot is listed as failed beside the others). A Ray
+        // cluster's machines have their own devices and data.
+        preflight(&base, &trials)?;
     }
     let resumed = prepare_dir(&dir, &text, &base, a.force)?;
     let backend: Box<dyn Backend> = match a.backend.as_str() {
