@@ -47,6 +47,13 @@ fn bad_data_and_arguments_exit_2() {
     // An output that cannot be written is refused before the work.
     assert_bad_input(&["backtest", "--out", "/dev/null"], "--out /dev/null: /dev/null is not a folder");
     assert_bad_input(&["backtest", "--out", "/dev/null/report"], "/dev/null is not a folder");
+    // The default reports folder too (here a file named `reports`).
+    std::fs::write(dir.path().join("reports"), "").unwrap();
+    assert_bad_input_in(
+        dir.path(),
+        &["backtest", "--policy", "flat"],
+        "the reports folder (or --out) reports: reports is not a folder",
+    );
     assert_bad_input(&["backtest", "--data", dir.path().to_str().expect("utf8")], ".csv");
     assert_bad_input(&["backtest", "--data", "/nonexistent/data"], "/nonexistent/data: no such folder");
     assert_bad_input(&["backtest", "--data", csv.to_str().unwrap()], "X.csv: not a folder");

@@ -71,6 +71,15 @@ fn out_of_range_override_names_key_and_range() {
     assert!(matches!(err, ConfigError::OutOfRange { .. }));
     let msg = err.to_string();
     assert!(msg.contains("training.gamma") && msg.contains("[0, 1]"), "{msg}");
+    // A synthetic market's start outside the calendar's range (a negative year was a panic
+    // in the Easter computation; one near chrono's last date a market cut short).
+    for start in ["-0100-01-01", "+262140-01-01", "1899-12-31"] {
+        let err = Config::default()
+            .with_overrides(&[format!("data.synthetic.start={start}")])
+            .and_then(|c| c.validate().map(|_| c))
+            .unwrap_err();
+        assert!(err.to_string().contains("data.synthetic.start") && err.to_string().contains("1900-01-01"), "{err}");
+    }
 }
 
 #[test]

@@ -82,6 +82,28 @@ fn missing_column() {
     assert_message(&err, 1, "missing column \"timestamp");
 }
 
+/// A field in two columns is refused, naming both, rather than read from the first.
+#[test]
+fn a_field_in_two_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = hourly_rows(150).iter().map(|r| format!("{r},1.0")).collect();
+    for (header, both) in [
+        ("timestamp,open,high,low,close,volume,close", "\"close\" (close and close)"),
+        ("timestamp,open,high,low,close,volume,V", "\"volume\" (volume and V)"),
+        ("timestamp,open,high,low,close,volume,adj close", ""),
+    ] {
+        let path = write(dir.path(), "BAD.csv", header, &rows);
+        match load_csv_file(&path, Interval::Hour) {
+            Err(err) if !both.is_empty() => assert_message(&err, 1, &format!("two columns for {both}")),
+            Ok(_) if both.is_empty() => {}
+            other => panic!("{header}: {other:?}"),
+        }
+    }
+    let rows: Vec<String> = hourly_rows(150).iter().map(|r| format!("{r},{},{}", 1.0, 1.0)).collect();
+    let path = write(dir.path(), "BAD.csv", "timestamp,open,high,low,close,volume,Adj Close,adj_close", &rows);
+    assert_message(&load_csv_file(&path, Interval::Hour).unwrap_err(), 1, "two columns for \"adj close\"");
+}
+
 #[test]
 fn unparsable_number() {
     let (r, _d) = load_with(5, "2021-03-08T12:30:00-05:00,abc,101,99,100,5");

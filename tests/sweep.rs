@@ -287,6 +287,12 @@ fn bad_specs_exit_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{body}: {err}");
         assert!(err.contains("bad.ron") && err.contains(needle), "{body}: {err}");
     }
+    // An --out that is a file is refused before any trial runs.
+    std::fs::write(d.join("ok.ron"), spec("seeds: 1,")).unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    let (code, _, err) = ploutos_in(d, &["sweep", "ok.ron", "--out", "file"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out file: file is not a folder"), "{err}");
     let (code, _, err) = ploutos_in(d, &["sweep", "missing.ron"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("missing.ron"), "{err}");

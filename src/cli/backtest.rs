@@ -22,9 +22,13 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
         }
         None => a.common.load()?,
     };
-    if let Some(out) = &a.out {
-        refuse_report_in(out, a.force)?;
-        super::check_writable(out, "--out")?;
+    match &a.out {
+        Some(out) => {
+            refuse_report_in(out, a.force)?;
+            super::check_writable(out, "--out")?;
+        }
+        // The default folder, `reports/<names>-<time>/`, before the replays run.
+        None => super::check_writable(std::path::Path::new("reports"), "the reports folder (or --out)")?,
     }
     same_market(&a.model)?;
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;

@@ -252,6 +252,15 @@ impl DataConfig {
                 format!("must be on or after data.split.train_end = {a}"),
             ));
         }
+        // The built-in NYSE calendar's range (and the market's `years` after it).
+        let (earliest, latest) = (NaiveDate::from_ymd_opt(1900, 1, 1), NaiveDate::from_ymd_opt(2200, 12, 31));
+        if !(earliest..=latest).contains(&Some(self.synthetic.start)) {
+            return Err(check::out(
+                "data.synthetic.start",
+                self.synthetic.start,
+                "must be a date from 1900-01-01 to 2200-12-31".into(),
+            ));
+        }
         check::above("data.synthetic.years", self.synthetic.years, 0.0, 100.0)?;
         check::within("data.synthetic.trend", self.synthetic.trend, 0.0, 10.0)?;
         check::within("data.synthetic.trend_days", self.synthetic.trend_days, 1.0, 10_000.0)?;

@@ -320,6 +320,21 @@ fn read_records(
         })?;
     }
     let actions = ACTION_FIELDS.map(find);
+    // A field in two columns (`close` twice, `volume` and `v`) is refused, not read from
+    // whichever comes first.
+    let fields = FIELDS.iter().map(|(name, aliases)| (*name, *aliases));
+    for (name, aliases) in fields.chain(ACTION_FIELDS.iter().map(|a| (a[0], *a))) {
+        let mut at = names.iter().enumerate().filter(|(_, n)| aliases.contains(&n.as_str())).map(|(i, _)| i);
+        if let (Some(a), Some(b)) = (at.next(), at.next()) {
+            return Err(DataError::DuplicateColumn {
+                path: path.into(),
+                line: header_line,
+                column: name.into(),
+                first: header.get(a).unwrap_or("").into(),
+                second: header.get(b).unwrap_or("").into(),
+            });
+        }
+    }
     let layout = Layout { header, time_col, cols, actions };
 
     let mut last_line = header_line;

@@ -63,6 +63,19 @@ pub enum DataError {
         /// The header as found, comma-separated.
         found: String,
     },
+    /// The header names one field in two columns: which one holds it is a guess.
+    #[error("{}:{line}: two columns for {column:?} ({first} and {second}): keep one", path.display())]
+    DuplicateColumn {
+        /// File at fault.
+        path: PathBuf,
+        /// Line of the header.
+        line: u64,
+        /// The field.
+        column: String,
+        /// The two headers, as written.
+        first: String,
+        second: String,
+    },
     /// A number or a time does not parse.
     #[error("{}:{line}: column {column}: cannot parse {value:?} as {expected}", path.display())]
     Parse {
