@@ -57,6 +57,13 @@ fn bad_data_and_arguments_exit_2() {
     assert_bad_input(&["backtest", "--data", dir.path().to_str().expect("utf8")], ".csv");
     assert_bad_input(&["backtest", "--data", "/nonexistent/data"], "/nonexistent/data: no such folder");
     assert_bad_input(&["backtest", "--data", csv.to_str().unwrap()], "X.csv: not a folder");
+    // A plugin's settings in the config: no plugin of this binary reads them, said.
+    let plugins = r#"--set=environment.plugins={"foo":{"x":1}}"#;
+    let generate =
+        ["generate-data", "--out", "gen", "--set=data.synthetic.years=1", "--set=data.tickers=[\"AAA\"]", plugins];
+    let (code, _, err) = ploutos_in(dir.path(), &generate);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: environment.plugins foo: no plugin of the ploutos binary reads them"), "{err}");
     let (code, _, _) = ploutos(&["no-such-command"]);
     assert_eq!(code, 2);
 }
@@ -284,6 +291,16 @@ fn a_run_never_overwrites_another_unless_forced() {
     }
     let (code, _, err) = ploutos_in(dir.path(), &args(&forced));
     assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("episode_length"), "{err}");
+    // Episodes as long as a split: said for each split, not silently cut.
+    let mut long = tiny_train("long", 512);
+    long.push("--set=environment.episode_length=100000000".into());
+    let (code, _, err) = ploutos_in(dir.path(), &args(&long));
+    assert_eq!(code, 0, "{err}");
+    for split in ["training", "validation"] {
+        let said = format!("environment.episode_length 100000000 is not shorter than the {split} split");
+        assert!(err.contains(&said), "{said}: {err}");
+    }
 }
 
 /// A network or a rollout over the machine's memory is refused in one line before the

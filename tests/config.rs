@@ -60,6 +60,12 @@ fn unknown_key_is_rejected_with_its_path_and_line() {
     let msg = err.to_string();
     assert!(msg.starts_with("x.ron:2:"), "{msg}");
     assert!(msg.contains("gama") && msg.contains("training.gama"), "{msg}");
+    // An optional key written bare says how to write it.
+    let err = Config::from_ron_str("(\n  training: (run_name: \"a\"),\n)", "x.ron").unwrap_err().to_string();
+    assert!(
+        err.starts_with("x.ron:2:") && err.contains("training.run_name") && err.contains("Some(value) or None"),
+        "{err}"
+    );
 }
 
 #[test]

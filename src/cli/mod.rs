@@ -138,6 +138,16 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> anyhow::Result<
         None if default.exists() => Config::load(default, overrides)?,
         None => builtin_config(overrides)?,
     };
+    // A plugin's settings are read by the plugin, which a program of the user's own adds to
+    // the env; this binary has none, so a key there (a misspelt name, or a config written
+    // for that program) would be ignored without a word.
+    if !cfg.environment.plugins.is_empty() {
+        let names: Vec<&str> = cfg.environment.plugins.keys().map(String::as_str).collect();
+        eprintln!(
+            "ploutos: warning: environment.plugins {}: no plugin of the ploutos binary reads them (plugins are Rust code added to a program of your own: README, Writing a plugin)",
+            names.join(", ")
+        );
+    }
     Ok(cfg)
 }
 

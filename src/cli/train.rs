@@ -12,6 +12,17 @@ use ploutos::{EnvOptions, TradingEnv};
 /// at bars of the validation split drawn from a fixed seed (the same at every evaluation)
 /// and run `episode_length` bars or to the split's end, without bankruptcy.
 pub fn build_envs(cfg: &Config, ds: &Dataset) -> anyhow::Result<(TradingEnv, Option<TradingEnv>)> {
+    // Episodes longer than a split are cut at its end and all start at its first bar.
+    let length = cfg.environment.episode_length;
+    for part in [SplitPart::Train, SplitPart::Validation] {
+        let bars = ds.range(part).len();
+        if bars >= 2 && length + 1 >= bars {
+            eprintln!(
+                "ploutos: warning: environment.episode_length {length} is not shorter than the {} split ({bars} bars): its episodes all start at its first bar and end at its last",
+                part.name()
+            );
+        }
+    }
     let opts = ds.env_options(&cfg.training, SplitPart::Train, cfg.training.n_envs)?;
     let train_env = TradingEnv::new(&cfg.environment, ds.market.clone(), opts).context("building the training envs")?;
     let eval_env = match Dataset::bounds(ds.range(SplitPart::Validation), true) {

@@ -74,11 +74,16 @@ impl Config {
                 .and_then(|mut de| serde_path_to_error::deserialize::<_, Config>(&mut de).err())
                 .map(|e| e.path().to_string())
                 .filter(|k| !k.is_empty() && k != ".");
+            // What the usual slip is, where ron's words do not say it.
+            let hint = match spanned.code {
+                ron::Error::ExpectedOption => "; an optional key is written Some(value) or None",
+                _ => "",
+            };
             ConfigError::Parse {
                 path: path.to_string(),
                 message: match key {
-                    Some(key) => format!("{spanned} (at `{key}`)"),
-                    None => spanned.to_string(),
+                    Some(key) => format!("{spanned} (at `{key}`){hint}"),
+                    None => format!("{spanned}{hint}"),
                 },
             }
         })
