@@ -52,11 +52,15 @@ fn bad_data_and_arguments_exit_2() {
     assert_bad_input_in(
         dir.path(),
         &["backtest", "--policy", "flat"],
-        "the reports folder (or --out) reports: reports is not a folder",
+        "report folder (--out chooses another) reports: reports is not a folder",
     );
     assert_bad_input(&["backtest", "--data", dir.path().to_str().expect("utf8")], ".csv");
     assert_bad_input(&["backtest", "--data", "/nonexistent/data"], "/nonexistent/data: no such folder");
     assert_bad_input(&["backtest", "--data", csv.to_str().unwrap()], "X.csv: not a folder");
+    // --split chooses among the config's data: with --data, whose files are replayed whole,
+    // it is refused, not ignored.
+    assert_bad_input(&["backtest", "--data", "d", "--split", "validation"], "cannot be used with");
+    assert_bad_input(&["trade", "--model", "m", "--data", "d", "--split", "validation"], "cannot be used with");
     // A plugin's settings in the config: no plugin of this binary reads them, said.
     let plugins = r#"--set=environment.plugins={"foo":{"x":1}}"#;
     let generate =
@@ -428,6 +432,9 @@ fn checkpoints_backtest_resume_and_fail_clearly() {
     let more = ["train", "--resume", "models/ck/final", "--set=training.total_timesteps=6144"];
     let (code, _, err) = ploutos_in(d, &more);
     assert_eq!(code, 0, "{err}");
+    // The resume's own set-up lines reach the run's log.
+    let log = std::fs::read_to_string(d.join("logs/ck/train.log")).unwrap();
+    assert!(log.contains("resumed: weights, Adam moments"), "{log}");
     assert!(!d.join("models/ck/final/final").exists() && !d.join("models/ck/final/checkpoints").exists());
     assert!(d.join("models/ck/checkpoints/step_6144").is_dir(), "{err}");
 
@@ -847,6 +854,12 @@ fn train_seeds_summarizes_every_seed_beside_the_baselines() {
     let (code, _, err) = ploutos_in(d, &other);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("models/sw/seed_42 holds run \"sw/seed_42\" of another config"), "{err}");
+    // --force with data that cannot be trained on fails before it clears any seed.
+    let forced = [&args(&three)[..], &["--force", "--set=data.split.train_end=1990-01-01"]].concat();
+    let (code, _, err) = ploutos_in(d, &forced);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(std::fs::metadata(&model).and_then(|m| m.modified()).unwrap(), before, "{err}");
+    assert!(d.join("models/sw/seed_44/final/model.safetensors").is_file(), "{err}");
     // Bad counts and a resume exit 2, with one error line naming --seeds.
     for bad in [&["--seeds", "0"][..], &["--seeds", "2", "--resume", "models/sw/seed_42"][..]] {
         let mut b = tiny_train("sw2", 1024);

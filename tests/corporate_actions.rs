@@ -320,6 +320,21 @@ fn a_split_only_adj_close_records_is_refused_not_paid_as_a_dividend() {
     assert!((after / before - 1.0).abs() < 1e-9, "continuous: {before} then {after}");
 }
 
+/// A raw file whose Adj Close is adjusted for a 1:2 reverse split no column records: Adj
+/// Close / Close halves, which no dividend does; refused under every mode (it was ignored,
+/// the prices keeping the unrecorded doubling).
+#[test]
+fn a_falling_adj_close_ratio_is_refused() {
+    let close: Vec<f64> = (0..N).map(|i| if i >= X { 100.0 } else { 50.0 }).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let adj = |i: usize| format!(",{}", if i < X { close[i] * 2.0 } else { close[i] });
+    write_file(dir.path(), "REV", ",Adj Close", &bars(&close, |_| 1_000.0, adj));
+    for adjust in [Adjust::None, Adjust::Splits, Adjust::SplitsAndDividends] {
+        let err = load_panel(&data_config(dir.path(), "REV", adjust)).unwrap_err().to_string();
+        assert!(err.contains(&format!("REV.csv:{}", X + 2)) && err.contains("falls by ×0.5000"), "{adjust:?}: {err}");
+    }
+}
+
 /// A 2:1 gap no column records is said (not refused: a real crash can gap too); recorded,
 /// under every mode, it is not.
 #[test]

@@ -28,7 +28,7 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
             super::check_writable(out, "--out")?;
         }
         // The default folder, `reports/<names>-<time>/`, before the replays run.
-        None => super::check_writable(std::path::Path::new("reports"), "the reports folder (or --out)")?,
+        None => super::check_writable(std::path::Path::new("reports"), "report folder (--out chooses another)")?,
     }
     same_market(&a.model)?;
     let part: SplitPart = a.split.parse().map_err(BadArgument)?;

@@ -205,7 +205,7 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             c
         })
         .collect();
-    // --force clears each seed's earlier outputs when that seed's run is set up (see
+    // --force clears the seeds' earlier outputs when the first seed's run is set up (see
     // `Begin::Fresh`), so that bad data or a run too big for the machine loses nothing.
     let starts = if force {
         vec![Start::Fresh; runs.len()]
@@ -228,8 +228,11 @@ pub fn run(cfg: &Config, run_name: &str, n: u32, force: bool, stop: &Arc<AtomicB
             }
             Start::Resume(ckpt) => train_one(c, &ds, paths, name, Begin::Resume(&ckpt), stop)?,
             Start::Fresh => {
-                let replace = || clear_or_refuse(paths, name, true);
-                let begin = Begin::Fresh { replace: force.then_some(&replace as &dyn Fn() -> anyhow::Result<()>) };
+                // Every seed's earlier outputs go with the first seed's set-up, so that a
+                // --force run stopped after it continues without --force.
+                let replace = || runs.iter().try_for_each(|(name, paths)| clear_or_refuse(paths, name, true));
+                let first = force && seed == seeds[0];
+                let begin = Begin::Fresh { replace: first.then_some(&replace as &dyn Fn() -> anyhow::Result<()>) };
                 train_one(c, &ds, paths, name, begin, stop)?
             }
         };

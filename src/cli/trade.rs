@@ -528,6 +528,26 @@ mod tests {
 
     /// A resume takes its journal's session, the tag of its order ids included (a journal
     /// from before tags: none); another run, endpoint, kind or model is refused.
+    /// The digest covers the weights and the normalization, each byte of them; a model
+    /// without a normalization file has one, a model without weights is refused.
+    #[test]
+    fn the_model_digest_follows_the_weights() {
+        use ploutos::ppo::checkpoint::{MODEL_FILE, NORMALIZER_FILE};
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        assert!(model_digest(m).unwrap_err().to_string().contains(MODEL_FILE));
+        std::fs::write(m.join(MODEL_FILE), b"weights").unwrap();
+        let bare = model_digest(m).unwrap();
+        assert_eq!(bare.len(), 64);
+        std::fs::write(m.join(NORMALIZER_FILE), b"stats").unwrap();
+        let normalized = model_digest(m).unwrap();
+        assert_ne!(normalized, bare);
+        std::fs::write(m.join(MODEL_FILE), b"weightz").unwrap();
+        assert_ne!(model_digest(m).unwrap(), normalized);
+        std::fs::write(m.join(MODEL_FILE), b"weights").unwrap();
+        assert_eq!(model_digest(m).unwrap(), normalized, "the same bytes, the same digest");
+    }
+
     #[test]
     fn a_resume_takes_the_journals_session_and_its_tag() {
         let dir = tempfile::tempdir().unwrap();

@@ -217,46 +217,78 @@ mod with_learner {
         }
     }
 
-    /// The `train.log` that log lines go to now: the process has one subscriber (set at the
-    /// first [`init_log`]), and each run of a process that trains several (seeds,
-    /// walk-forward folds) points it at its own file.
-    static LOG_FILE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+    /// Where log lines go now: the process has one subscriber (set at the first
+    /// [`hold_log`] or [`init_log`]), and each run of a process that trains several (seeds,
+    /// walk-forward folds) points it at its own `train.log`; a run being set up, which may
+    /// write nothing yet, holds its lines in memory until its file is named.
+    enum LogSink {
+        Held(Vec<u8>),
+        File(std::fs::File),
+    }
 
-    /// The subscriber's writer: the current [`LOG_FILE`] (lines are dropped when none is).
-    struct CurrentLog;
+    static LOG: std::sync::Mutex<LogSink> = std::sync::Mutex::new(LogSink::Held(Vec::new()));
 
-    impl std::io::Write for CurrentLog {
+    /// The sink, locked (a panic elsewhere while it was held leaves it usable).
+    fn log_sink() -> std::sync::MutexGuard<'static, LogSink> {
+        LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The subscriber's writer for one event: the sink, locked for the whole event, so
+    /// that lines of several threads do not interleave.
+    struct LogWriter(std::sync::MutexGuard<'static, LogSink>);
+
+    impl std::io::Write for LogWriter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            match LOG_FILE.lock().ok().as_mut().and_then(|f| f.as_mut()) {
-                Some(file) => file.write(buf),
-                None => Ok(buf.len()),
+            match &mut *self.0 {
+                LogSink::Held(lines) => {
+                    lines.extend_from_slice(buf);
+                    Ok(buf.len())
+                }
+                LogSink::File(file) => file.write(buf),
             }
         }
 
         fn flush(&mut self) -> std::io::Result<()> {
-            match LOG_FILE.lock().ok().as_mut().and_then(|f| f.as_mut()) {
-                Some(file) => file.flush(),
-                None => Ok(()),
+            match &mut *self.0 {
+                LogSink::Held(_) => Ok(()),
+                LogSink::File(file) => file.flush(),
             }
         }
     }
 
-    /// Sends the log lines that follow to `dir/train.log` (appended to).
-    pub(crate) fn init_log(dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("train.log"))
-            .with_context(|| format!("opening {}", dir.join("train.log").display()))?;
-        if let Ok(mut current) = LOG_FILE.lock() {
-            *current = Some(file);
-        }
+    fn install_subscriber() {
         let _ = tracing_subscriber::fmt()
-            .with_writer(|| CurrentLog)
+            .with_writer(|| LogWriter(log_sink()))
             .with_ansi(false)
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
             .try_init();
+    }
+
+    /// Holds the log lines that follow until [`init_log`] names their file: a run's
+    /// set-up (which logs a resume, a checkpoint's missing statistics) comes before it may
+    /// write anything.
+    pub(crate) fn hold_log() {
+        *log_sink() = LogSink::Held(Vec::new());
+        install_subscriber();
+    }
+
+    /// Sends the log lines that follow, and those held, to `dir/train.log` (appended to).
+    pub(crate) fn init_log(dir: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("train.log");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut sink = log_sink();
+        if let LogSink::Held(lines) = &*sink {
+            file.write_all(lines).with_context(|| format!("writing {}", path.display()))?;
+        }
+        *sink = LogSink::File(file);
+        drop(sink);
+        install_subscriber();
         Ok(())
     }
 
@@ -483,11 +515,20 @@ mod with_learner {
         // The trainer is set up before anything is written or cleared: a run that cannot
         // start (no such device, a network too big for the machine) leaves an earlier run
         // it was to replace as it was.
+        hold_log();
         let mut trainer = match begin {
             Begin::Resume(dir) => Trainer::resume(dir, cfg, train_env, eval_env, paths.clone())?,
             Begin::Fresh { replace } => {
                 let trainer = Trainer::new(cfg, train_env, eval_env, paths.clone())?;
                 if let Some(clear) = replace {
+                    // Ctrl-C during the set-up: the earlier run stays.
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(crate::cli::Stopped {
+                            message: format!("stopped before run {run_name} started: the earlier run is kept"),
+                            interrupted: true,
+                        }
+                        .into());
+                    }
                     clear()?;
                 }
                 trainer

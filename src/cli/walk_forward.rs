@@ -61,6 +61,11 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     // first fold's run is set up (a device that is not there, a network too big for the
     // machine: nothing lost).
     let clear_folds = || -> anyhow::Result<()> {
+        // The earlier report goes with its folds (a walk-forward stopped after this one
+        // writes none).
+        for file in ["report.json", "equity.csv"].map(|f| out.join(f)).into_iter().filter(|f| f.exists()) {
+            std::fs::remove_file(&file).with_context(|| format!("--force: removing {}", file.display()))?;
+        }
         for root in &roots {
             for entry in std::fs::read_dir(root).into_iter().flatten().flatten().filter(|e| is_fold(e)) {
                 std::fs::remove_dir_all(entry.path())
@@ -78,6 +83,17 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     let (mut runs, mut benches, mut windows) = (Vec::new(), Vec::new(), Vec::new());
     let at = |bar: usize| format_timestamp(panel.timestamps()[bar], cfg.data.interval);
     for (fold, Fold { train, test }) in folds.into_iter().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            // Ctrl-C during the previous fold's test replay.
+            return Err(super::Stopped {
+                message: format!(
+                    "the walk-forward stopped before fold_{fold} (Ctrl-C): no report; its folds so far are in {}",
+                    roots[0].display()
+                ),
+                interrupted: true,
+            }
+            .into());
+        }
         let split = Split { train: train.clone(), validation: test.start..test.start, test: test.clone() };
         let ds = Dataset::build(panel.clone(), report.clone(), split, None);
         let fold_name = format!("fold_{fold}");

@@ -157,6 +157,17 @@ pub(crate) fn apply(
                     });
                 }
                 dividend[i] = prev_close(i) * (1.0 - 1.0 / step);
+            } else if step.is_finite() && step < 1.0 - MAX_ADJ_CLOSE_DIVIDEND {
+                // Back-adjustment only ever lowers earlier bars' ratio: a fall this large is
+                // an adjustment the file does not record (a reverse split) or an error,
+                // whatever the mode (smaller falls are the rounding of the adjusted close).
+                return Err(DataError::CorporateAction {
+                    path: path.into(),
+                    line: raw.lines[i],
+                    message: format!(
+                        "Adj Close / Close falls by ×{step:.4}, which no dividend does: a reverse split Adj Close adjusts for? Add a Stock Splits column to say what it is, or drop Adj Close"
+                    ),
+                });
             }
         }
     }

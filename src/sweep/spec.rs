@@ -109,6 +109,33 @@ impl Distribution {
     }
 }
 
+/// A map of config keys, each once: a key written twice would keep its last values only,
+/// and the sweep run fewer points than the spec shows.
+fn unique_keys<'de, D, V>(de: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of config keys")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("key `{key}` is given twice")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    de.deserialize_map(Unique(std::marker::PhantomData))
+}
+
 /// Random search: `trials` points, each key drawn from its distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +146,7 @@ pub struct RandomSearch {
     #[serde(default)]
     pub seed: u64,
     /// Key → distribution.
+    #[serde(deserialize_with = "unique_keys")]
     pub keys: BTreeMap<String, Distribution>,
 }
 
@@ -156,7 +184,7 @@ pub struct SweepSpec {
     #[serde(default)]
     pub set: Vec<String>,
     /// Key → values; every combination is a point.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub grid: BTreeMap<String, Vec<Value>>,
     /// Random search, crossed with the grid.
     #[serde(default)]
@@ -344,9 +372,10 @@ impl SweepSpec {
         // Each trial's seed is the base config's `training.seed` + its seed index, applied
         // last: a seed varied or set elsewhere in the spec would be overridden, silently.
         let sets_seed = |o: &String| o.split_once('=').is_some_and(|(k, _)| k.trim() == SEED_KEY);
-        let seed_in = if self.grid.contains_key(SEED_KEY) {
+        let is_seed = |k: &String| k.trim() == SEED_KEY;
+        let seed_in = if self.grid.keys().any(is_seed) {
             Some("grid")
-        } else if self.random.as_ref().is_some_and(|r| r.keys.contains_key(SEED_KEY)) {
+        } else if self.random.as_ref().is_some_and(|r| r.keys.keys().any(is_seed)) {
             Some("random.keys")
         } else if self.set.iter().any(sets_seed) {
             Some("set")
@@ -473,7 +502,7 @@ mod tests {
         assert!(wide.contains("hi − lo overflows"), "{wide}");
         // A seed anywhere but `seeds` would be overridden by each trial's own.
         for (text, place) in [
-            (r#"(grid: {"training.seed": [1, 2]})"#, "grid"),
+            (r#"(grid: {" training.seed": [1, 2]})"#, "grid"),
             (r#"(random: Some((trials: 2, keys: {"training.seed": IntUniform(1, 9)})))"#, "random.keys"),
             (r#"(set: ["training.seed=5"])"#, "set"),
             (r#"(folds: [[" training.seed = 5"]])"#, "folds"),
@@ -488,6 +517,13 @@ mod tests {
         assert!(err(&format!("(grid: {{{grid}}})")).contains("expands to 10000000 trials"));
         let budget = err(r#"(random: Some((trials: 100000000, keys: {"training.gamma": Uniform(0.9, 0.99)})))"#);
         assert!(budget.contains("expands to 100000000 trials"), "{budget}");
+        // A key given twice (the first one's values would be dropped without a word).
+        let twice = r#"(grid: {"training.gamma": [0.9], "training.gamma": [0.8]})"#;
+        let e = SweepSpec::from_ron_str(twice, "s.ron").unwrap_err().to_string();
+        assert!(e.starts_with("s.ron:1:") && e.contains("key `training.gamma` is given twice"), "{e}");
+        let twice = r#"(random: Some((trials: 2, keys: {"training.gamma": Uniform(0.9, 0.99), "training.gamma": Uniform(0.8, 0.9)})))"#;
+        let e = SweepSpec::from_ron_str(twice, "s.ron").unwrap_err().to_string();
+        assert!(e.contains("key `training.gamma` is given twice"), "{e}");
         let e = SweepSpec::from_ron_str("(gird: {})", "s.ron").unwrap_err().to_string();
         assert!(e.starts_with("s.ron:1:") && e.contains("gird"), "{e}");
         for e in [err(r#"(grid: {"training.learnin_rate": [1e-4]})"#), e] {

@@ -229,7 +229,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     if a.backend != "ray" && a.address.is_some() {
         return Err(BadArgument("--address is the Ray cluster's: it needs --backend ray".into()).into());
     }
-    super::check_writable(&dir, "--out")?;
+    super::check_writable(&dir, if a.out.is_some() { "--out" } else { "sweep folder (--out chooses another)" })?;
     if a.force && dir.exists() && a.backend != "ray" {
         // An earlier sweep is replaced only by one whose every trial can start (without
         // --force, a trial that cannot is listed as failed beside the others). A Ray
