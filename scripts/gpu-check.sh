@@ -22,6 +22,9 @@ B=${PLOUTOS_BIN:-./target/gpu/ploutos}
 BASE=${PLOUTOS_BASELINE_BIN:-}
 O=${OUT:-/tmp/gpu-check}
 mkdir -p "$O"
+# An empty folder as --baseline: no Python baseline runs beside the GPU benches.
+NOBASE="$O/no-baseline"
+mkdir -p "$NOBASE"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv,noheader
 SEED="--net 1024,512,256 --envs 16 --n-steps 4096 --batch 8192 --epochs 20"
 WIDE="--net 1024,512,256 --envs 1024 --n-steps 256 --batch 8192 --epochs 20"
@@ -38,7 +41,7 @@ tests() { # label pattern command...
 bench() { # label binary precision shape [extra]
     local label=$1 bin=$2 p=$3 shape=$4; shift 4
     timeout 150 $bin bench --train $shape --repeat 3 --set training.device=cuda --set training.precision=$p \
-        --baseline /nonexistent "$@" > "$O/bench-$label.txt" 2>&1
+        --baseline "$NOBASE" "$@" > "$O/bench-$label.txt" 2>&1
     echo "== $label: $(grep -m1 'ploutos PPO' "$O/bench-$label.txt" || tail -1 "$O/bench-$label.txt")"
     grep -A20 '^profile' "$O/bench-$label.txt"
 }
