@@ -1576,7 +1576,21 @@ fn the_trade_command_starts_and_resumes_a_session_on_alpaca() {
     assert!(starts[0].contains("\"session\":\""), "a new session journals its tag: {}", starts[0]);
     let stops = journal.lines().filter(|l| l.contains("\"kind\":\"error\"") && l.contains("kill switch"));
     assert_eq!(stops.count(), 2, "the journal records both stops: {journal}");
+    assert!(starts[0].contains("\"model_digest\":\""), "the start records the model's digest: {}", starts[0]);
     let calls = alpaca.state.lock().unwrap().log.len();
+
+    // Other weights under the model's path (a best/ that training rewrote since): the
+    // resume is refused before any call, and journals nothing.
+    let other_seed = [&train[..], &["--set=training.run_name=ap2", "--set=training.seed=7"]].concat();
+    let (code, _, err) = ploutos(&other_seed, &[]);
+    assert_eq!(code, 0, "{err}");
+    let weights = d.join("models/ap/final/model.safetensors");
+    let ours = std::fs::read(&weights).unwrap();
+    std::fs::copy(d.join("models/ap2/final/model.safetensors"), &weights).unwrap();
+    let (code, _, err) = ploutos(&trade, &env);
+    assert!(code == 2 && err.contains("(its weights have changed since"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("trades/cli/journal.jsonl")).unwrap(), journal);
+    std::fs::write(&weights, ours).unwrap();
 
     // Refused before any call to the mock.
     let live_url = [("APCA_API_BASE_URL", "https://api.alpaca.markets"), env[0], env[1]];
