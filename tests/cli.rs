@@ -247,6 +247,18 @@ fn tiny_train(run: &str, timesteps: u64) -> Vec<String> {
     .to_vec()
 }
 
+/// `walk-forward` named `wf` on daily bars: two folds of a year's training and 60 days'
+/// test, each fold training as [`tiny_train`] with `timesteps`.
+#[cfg(feature = "learner")]
+fn tiny_walk_forward(timesteps: u64) -> Vec<String> {
+    let mut a: Vec<String> = tiny_train("wf", timesteps).into_iter().skip(1).collect();
+    a.retain(|s| !s.contains("run_name"));
+    let mut wf = vec!["walk-forward".to_string(), "--set=training.run_name=wf".into(), "--set=data.interval=1d".into()];
+    wf.extend(a);
+    wf.extend(["--folds", "2", "--train-days", "252", "--test-days", "60"].map(String::from));
+    wf
+}
+
 #[cfg(feature = "learner")]
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
@@ -680,11 +692,7 @@ fn make_train_finds_the_binary_wherever_cargo_builds() {
 fn walk_forward_folds_are_recorded_and_backtest_on_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut a: Vec<String> = tiny_train("wf", 1024).into_iter().skip(1).collect();
-    a.retain(|s| !s.contains("run_name"));
-    let mut wf = vec!["walk-forward".to_string(), "--set=training.run_name=wf".into(), "--set=data.interval=1d".into()];
-    wf.extend(a);
-    wf.extend(["--folds", "2", "--train-days", "252", "--test-days", "60"].map(String::from));
+    let wf = tiny_walk_forward(1024);
     let (code, _, err) = ploutos_in(d, &args(&wf));
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value =
@@ -741,11 +749,7 @@ fn ctrl_c_stops_a_walk_forward_without_a_report() {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut a: Vec<String> = tiny_train("wf", 50_000_000).into_iter().skip(1).collect();
-    a.retain(|s| !s.contains("run_name"));
-    let mut wf = vec!["walk-forward".to_string(), "--set=training.run_name=wf".into(), "--set=data.interval=1d".into()];
-    wf.extend(a);
-    wf.extend(["--folds", "2", "--train-days", "252", "--test-days", "60"].map(String::from));
+    let wf = tiny_walk_forward(50_000_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ploutos"))
         .args(args(&wf))
         .current_dir(d)

@@ -249,6 +249,18 @@ macro_rules! replay_reads {
     };
 }
 
+/// The [`Broker`] cancels and order lookups of such a wrapper, passed through.
+macro_rules! replay_orders {
+    () => {
+        fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
+            self.inner.cancel(id)
+        }
+        fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
+            self.inner.order(id)
+        }
+    };
+}
+
 /// The [`ploutos::trade::Paced`] calendar and short waits of such a wrapper, passed through.
 macro_rules! replay_pacing {
     () => {
@@ -285,12 +297,7 @@ impl Broker for Limited<'_> {
         }
         self.inner.submit(order)
     }
-    fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
-        self.inner.cancel(id)
-    }
-    fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
-        self.inner.order(id)
-    }
+    replay_orders!();
 }
 
 impl ploutos::trade::Paced for Limited<'_> {
@@ -670,12 +677,7 @@ impl Broker for Interrupting<'_> {
     fn submit(&mut self, order: &OrderRequest) -> Result<ploutos::trade::OrderState, ploutos::trade::BrokerError> {
         self.inner.submit(order)
     }
-    fn cancel(&mut self, id: &str) -> Result<(), ploutos::trade::BrokerError> {
-        self.inner.cancel(id)
-    }
-    fn order(&mut self, id: &str) -> Result<Option<ploutos::trade::OrderState>, ploutos::trade::BrokerError> {
-        self.inner.order(id)
-    }
+    replay_orders!();
 }
 
 impl ploutos::trade::Paced for Interrupting<'_> {

@@ -48,8 +48,8 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
     };
     let dataset = super::train::load_dataset(&cfg, scaler)?;
     let range = period(&dataset, part, dates)?;
-    if !a.model.is_empty() && part != SplitPart::Train {
-        warn_in_sample(&dataset, range.clone(), cfg.data.interval);
+    if !a.model.is_empty() {
+        warn_in_sample(&dataset, part, range.clone(), cfg.data.interval);
     }
     let specs =
         if a.policy.is_empty() && a.model.is_empty() { vec!["buy-and-hold".to_string()] } else { a.policy.clone() };
@@ -109,8 +109,9 @@ pub fn run(a: BacktestArgs) -> anyhow::Result<()> {
 /// Says when the bars replayed include some the model was trained on (its scaler records
 /// them): on other data given with `--data`, or a period that reaches into the training
 /// split, the figures would be in-sample (a backtest's, or a replayed trading session's).
-pub(super) fn warn_in_sample(ds: &Dataset, range: std::ops::Range<usize>, interval: Interval) {
-    let Some((first, last)) = ds.scaler.fitted_on else { return };
+/// The training split itself (`part`), asked for as such, is not warned about.
+pub(super) fn warn_in_sample(ds: &Dataset, part: SplitPart, range: std::ops::Range<usize>, interval: Interval) {
+    let Some((first, last)) = ds.scaler.fitted_on.filter(|_| part != SplitPart::Train) else { return };
     let ts = &ds.panel.timestamps()[range.clone()];
     let seen = ts.iter().filter(|&&t| (first..=last).contains(&t)).count();
     if seen > 0 {

@@ -162,9 +162,7 @@ fn replay(
         .into());
     }
     let range = backtest::period(&ds, part, dates)?;
-    if part != SplitPart::Train {
-        backtest::warn_in_sample(&ds, range.clone(), cfg.data.interval);
-    }
+    backtest::warn_in_sample(&ds, part, range.clone(), cfg.data.interval);
     if range.len() < 2 {
         return Err(BadArgument(format!("the period holds {} bars: a session needs at least 2", range.len())).into());
     }

@@ -10,14 +10,14 @@
 use super::BadArgument;
 use super::args::WalkForwardArgs;
 use anyhow::Context;
+use ploutos::TradingEnv;
 use ploutos::backtest::report::{Entry, FoldWindow, Report};
 use ploutos::backtest::walk_forward::{chain, out_of_sample_metrics};
 use ploutos::backtest::{Fold, Policy, ReplayResult, WalkForward, metrics, replay_agent, replay_policy};
-use ploutos::dataset::Dataset;
+use ploutos::dataset::{Dataset, SplitPart};
 use ploutos::market::calendar::format_timestamp;
 use ploutos::market::{Split, load_panel};
 use ploutos::ppo::{Policy as Agent, RunPaths, parse_device};
-use ploutos::{EnvOptions, TradingEnv};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -82,17 +82,18 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
     let last = folds.last().map_or(0, |f| f.test.end - 1);
     let (mut runs, mut benches, mut windows) = (Vec::new(), Vec::new(), Vec::new());
     let at = |bar: usize| format_timestamp(panel.timestamps()[bar], cfg.data.interval);
+    // A Ctrl-C: no report, which would cover only the folds done.
+    let stopped = |when: String| super::Stopped {
+        message: format!(
+            "the walk-forward stopped {when} (Ctrl-C): no report; its folds so far are in {} (run it again with --force to start over)",
+            roots[0].display()
+        ),
+        interrupted: true,
+    };
     for (fold, Fold { train, test }) in folds.into_iter().enumerate() {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            // Ctrl-C during the previous fold's test replay.
-            return Err(super::Stopped {
-                message: format!(
-                    "the walk-forward stopped before fold_{fold} (Ctrl-C): no report; its folds so far are in {}",
-                    roots[0].display()
-                ),
-                interrupted: true,
-            }
-            .into());
+            // During the previous fold's test replay.
+            return Err(stopped(format!("before fold_{fold}")).into());
         }
         let split = Split { train: train.clone(), validation: test.start..test.start, test: test.clone() };
         let ds = Dataset::build(panel.clone(), report.clone(), split, None);
@@ -106,10 +107,8 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
             panel.date(test.end - 1),
             test.len()
         );
-        let bounds = Dataset::bounds(train.clone(), true).context("training window")?;
-        let mut opts = EnvOptions::training(cfg.training.n_envs, bounds);
-        opts.threads = cfg.training.threads;
-        opts.action_masks = cfg.training.action_masking;
+        // The fold's split trains on its window, as `train` trains on its training split.
+        let opts = ds.env_options(&cfg.training, SplitPart::Train, cfg.training.n_envs)?;
         let env = TradingEnv::new(&cfg.environment, ds.market.clone(), opts)?;
         let paths = RunPaths {
             models: PathBuf::from("models").join(&name).join(&fold_name),
@@ -124,14 +123,7 @@ pub fn run(a: WalkForwardArgs) -> anyhow::Result<()> {
         let begin = super::train::Begin::Fresh { replace };
         let summary = super::train::train_envs(&cfg, (env, None), &ds.scaler, &paths, &run_name, begin, &stop)?;
         if summary.interrupted {
-            return Err(super::Stopped {
-                message: format!(
-                    "the walk-forward stopped in {fold_name} (Ctrl-C): no report; its folds so far are in {} (run it again with --force to start over)",
-                    roots[0].display()
-                ),
-                interrupted: true,
-            }
-            .into());
+            return Err(stopped(format!("in {fold_name}")).into());
         }
         let mut agent = Agent::load(&summary.last_checkpoint, device)?;
         agent.set_market(&ds.market)?;
